@@ -1,0 +1,221 @@
+"""``zones-blanches`` command line: read arguments, call the library, print the result.
+
+Every subcommand is a thin wrapper. Errors raised on purpose (:class:`CoverageError`) are
+printed as plain lines and the command exits non-zero with no traceback; ``--debug`` shows
+the traceback of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from coverage import __project__, __version__
+from coverage.errors import CoverageError, InputError
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+EXIT_ENVIRONMENT = 3
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger(__name__)
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        msg = f"thresholds must be minutes separated by commas (e.g. 20,30,45), got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not values or any(v <= 0 for v in values):
+        msg = f"thresholds must be positive minutes, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return tuple(sorted(set(values)))
+
+
+def _csv_list(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--communes", type=Path, help="communes file (default: the embedded demo)")
+    p.add_argument("--densite", type=Path,
+                   help="INSEE density grid to join to the communes (CSV/XLSX)")
+    p.add_argument("--services", type=Path, help="services file (CSV, XLSX, GeoJSON, …)")
+    p.add_argument("--waiting", type=Path, help="waiting-list / activity-returns file")
+    p.add_argument("--roads", type=Path, help="road network (.osm, .osm.gz/.bz2, .osm.pbf, "
+                   ".graphml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``zones-blanches``."""
+    parser = argparse.ArgumentParser(
+        prog="zones-blanches",
+        description="White zones of family mediation services and espaces de rencontre.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="validate input files (default: the embedded demo)")
+    _add_input_args(p)
+    p.set_defaults(handler=_cmd_validate)
+
+    p = sub.add_parser("run", help="compute access times, white zones and coverage tables")
+    _add_input_args(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--dept", nargs="+", metavar="CODE", help="département codes to run")
+    g.add_argument("--all", action="store_true", help="every département of the communes file")
+    p.add_argument("--types", type=_csv_list, help="service types, comma-separated")
+    p.add_argument("--thresholds", type=_thresholds, help="minutes, e.g. 20,30,45")
+    p.add_argument("--engine", choices=("road", "proxy"),
+                   help="road (needs --roads) or proxy; default: road when roads are given")
+    p.add_argument("--out", type=Path, help="output folder (default: ./sorties/<data set>)")
+    p.add_argument("--data-dir", type=Path,
+                   help="folder filled by 'fetch' + 'prepare' (used with --dept)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run the partitions on an existing Dask distributed cluster")
+    p.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
+    p.add_argument("--no-cache", action="store_true", help="recompute every partition")
+    p.add_argument("--no-isochrones", action="store_true", help="skip the isochrone bands")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("export", help="export a département's tables and maps from a run")
+    p.add_argument("--dept", required=True, metavar="CODE")
+    p.add_argument("--run", type=Path, help="run output folder (default: the demo run)")
+    p.add_argument("--formats", type=_csv_list, default=("csv", "xlsx", "gpkg", "png"),
+                   help="csv,csv_fr,xlsx,gpkg,parquet,png")
+    p.add_argument("--out", type=Path, help="export folder (default: <run>/exports/<dept>)")
+    p.add_argument("--internal", action="store_true",
+                   help="do not mask small counts (statistical secrecy applies by default)")
+    p.set_defaults(handler=_cmd_export)
+
+    p = sub.add_parser("app", help="start the Streamlit app on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--run", type=Path, help="run output folder to open")
+    p.set_defaults(handler=_cmd_app)
+
+    p = sub.add_parser("fetch", help="download official open data for a département")
+    p.add_argument("--dept", nargs="+", required=True, metavar="CODE")
+    p.add_argument("--year", type=int)
+    p.add_argument("--data-dir", type=Path, default=Path("donnees"))
+    p.add_argument("--mirror", metavar="BASE_URL",
+                   help="internal mirror that keeps the official paths")
+    p.add_argument("--no-osm", action="store_true", help="skip the OSM road extract")
+    p.set_defaults(handler=_cmd_fetch)
+
+    p = sub.add_parser("prepare", help="convert fetched official files to the input contracts")
+    p.add_argument("--dept", nargs="+", required=True, metavar="CODE")
+    p.add_argument("--data-dir", type=Path, default=Path("donnees"))
+    p.set_defaults(handler=_cmd_prepare)
+
+    p = sub.add_parser("demo", help="regenerate the fictional demo territory (deterministic)")
+    p.add_argument("--out", type=Path, help="folder (default: the embedded data/demo)")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from coverage.io.inputs import validate_inputs
+
+    report = validate_inputs(
+        communes=args.communes, densite=args.densite, services=args.services,
+        waiting=args.waiting, roads=args.roads,
+    )
+    print(report.text())
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from coverage.batch import run_from_cli
+
+    return run_from_cli(args)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from coverage.export import export_from_cli
+
+    return export_from_cli(args)
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    from coverage.app.launch import launch_app
+
+    return launch_app(port=args.port, run_dir=args.run)
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from coverage.io.fetch import fetch_from_cli
+
+    return fetch_from_cli(args)
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from coverage.io.prepare import prepare_from_cli
+
+    return prepare_from_cli(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from coverage.demo import write_demo
+
+    paths = write_demo(args.out, seed=args.seed)
+    print("Fictional demo territory (not a real place) written:")
+    for p in paths:
+        print(f"  {p}")
+    return EXIT_OK
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``zones-blanches``; returns the exit code."""
+    import coverage
+
+    if getattr(coverage, "__project__", None) != __project__:  # pragma: no cover
+        from zones_blanches_entry import check_coverage_is_ours
+
+        sys.stderr.write(check_coverage_is_ours() or "")
+        return EXIT_ENVIRONMENT
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return EXIT_ERROR
+    _configure_logging(args.verbose)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except InputError as exc:
+        sys.stderr.write(f"zones-blanches {args.command}: invalid input\n")
+        for line in str(exc).splitlines():
+            sys.stderr.write(f"  {line}\n")
+        return EXIT_ERROR
+    except CoverageError as exc:
+        sys.stderr.write(f"zones-blanches {args.command}: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("zones-blanches: interrupted; finished outputs are kept, "
+                         "nothing half-written\n")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(
+            f"zones-blanches {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+            "  (rerun with --debug for the traceback, and please report it)\n"
+        )
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

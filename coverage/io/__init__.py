@@ -1,0 +1,1 @@
+"""Readers and writers: communes, services, waiting lists, roads, official downloads."""

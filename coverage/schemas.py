@@ -1,0 +1,260 @@
+"""Column contracts of inputs and outputs, and their Frictionless Table Schema export.
+
+Inputs are validated against these contracts by :mod:`coverage.io`; every output table is
+written with a Table Schema JSON beside it (:func:`table_schema`). Output column names are a
+public, versioned contract: change them only with a new ``OUTPUT_CONTRACT_VERSION``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+OUTPUT_CONTRACT_VERSION = "1.0"
+
+FieldType = Literal["string", "integer", "number", "boolean", "date", "year", "geometry"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a contract.
+
+    Parameters
+    ----------
+    name
+        Column name.
+    type
+        Table Schema type.
+    required
+        Whether the column must be present (inputs) / non-empty.
+    unit
+        Unit of the values ("min", "km", "habitants", …), or "" when none.
+    title
+        Short French title.
+    description
+        French description, shown in the Table Schema and the README.
+    """
+
+    name: str
+    type: FieldType
+    required: bool = True
+    unit: str = ""
+    title: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A table contract: its name, its fields and its primary key."""
+
+    name: str
+    title: str
+    fields: tuple[Field, ...]
+    primary_key: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names in order."""
+        return [f.name for f in self.fields]
+
+    @property
+    def required(self) -> list[str]:
+        """Names of the required columns."""
+        return [f.name for f in self.fields if f.required]
+
+    def field(self, name: str) -> Field:
+        """The field called ``name``."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+def _f(name: str, type_: FieldType, title: str, description: str = "", *,
+       unit: str = "", required: bool = True) -> Field:
+    return Field(name, type_, required, unit, title, description)
+
+
+# --- Shared fields -----------------------------------------------------------------------
+CODE_INSEE = _f("code_insee", "string", "Code commune INSEE",
+                "Code officiel géographique de la commune (COG en vigueur), 5 caractères, "
+                "2A/2B pour la Corse.")
+NOM = _f("nom", "string", "Nom")
+CODE_DEP = _f("code_dep", "string", "Code département")
+POPULATION = _f("population", "integer", "Population", "Population municipale légale.",
+                unit="habitants")
+DENSITE = _f("densite", "integer", "Niveau de densité",
+             "Grille communale de densité INSEE : 1 dense … 4 très peu dense "
+             "(ou 1 … 7 en grille à 7 niveaux).")
+RURAL = _f("rural", "boolean", "Commune rurale",
+           "Rurale au sens INSEE 2020 (densité 3 ou 4 de la grille à 4 niveaux).")
+TYPE_SERVICE = _f("type_service", "string", "Type de service",
+                  "mediation_familiale, espace_rencontre, ou aucun_service (vue combinée).")
+SEUIL = _f("seuil_minutes", "number", "Seuil", "Seuil de temps d'accès.", unit="min")
+MOTEUR = _f("moteur", "string", "Moteur de calcul",
+            "road : graphe routier OpenStreetMap ; proxy : distance à vol d'oiseau × "
+            "facteur de détour ÷ vitesse par classe de densité.")
+
+# --- Inputs ------------------------------------------------------------------------------
+COMMUNES = Contract(
+    "communes", "Communes",
+    (
+        CODE_INSEE, NOM, CODE_DEP, POPULATION, DENSITE, RURAL,
+        _f("geometry", "geometry", "Contour", "Polygone de la commune."),
+        _f("lon", "number", "Longitude", "Point représentatif (ex. chef-lieu), EPSG:4326.",
+           unit="degrés", required=False),
+        _f("lat", "number", "Latitude", "Point représentatif (ex. chef-lieu), EPSG:4326.",
+           unit="degrés", required=False),
+    ),
+    ("code_insee",),
+)
+
+SERVICES = Contract(
+    "services", "Services",
+    (
+        _f("service_id", "string", "Identifiant du service", "Unique dans le fichier."),
+        TYPE_SERVICE,
+        _f("nom", "string", "Nom du service"),
+        _f("organisme", "string", "Organisme gestionnaire"),
+        _f("adresse", "string", "Adresse", required=False),
+        CODE_INSEE,
+        _f("lon", "number", "Longitude", "EPSG:4326.", unit="degrés", required=False),
+        _f("lat", "number", "Latitude", "EPSG:4326.", unit="degrés", required=False),
+        _f("capacite", "number", "Capacité", "ETP (médiation) ou places (espace de rencontre).",
+           required=False),
+        _f("source", "string", "Source", "Origine de l'information (URL, liste CAF…)."),
+        _f("date_source", "string", "Date de la source"),
+    ),
+    ("service_id",),
+)
+
+WAITING = Contract(
+    "listes_attente", "Listes d'attente",
+    (
+        CODE_DEP, TYPE_SERVICE,
+        _f("annee", "year", "Année"),
+        _f("familles_en_attente", "integer", "Familles en attente",
+           "Familles en liste d'attente au 31 décembre.", unit="familles"),
+        _f("delai_moyen_jours", "number", "Délai moyen", "Délai moyen d'attente.",
+           unit="jours"),
+        _f("service_id", "string", "Identifiant du service", required=False),
+    ),
+)
+
+ROAD_FORMATS: tuple[str, ...] = (".osm", ".osm.gz", ".osm.bz2", ".osm.pbf", ".graphml")
+
+# --- Outputs -----------------------------------------------------------------------------
+ACCES_COMMUNES = Contract(
+    "acces_communes", "Temps d'accès au service le plus proche, par commune et type",
+    (
+        CODE_INSEE, NOM, CODE_DEP, POPULATION, DENSITE, RURAL, TYPE_SERVICE,
+        _f("minutes", "number", "Temps d'accès",
+           "Temps en voiture jusqu'au service le plus proche ; vide si inaccessible.",
+           unit="min", required=False),
+        _f("service_id", "string", "Service le plus proche", required=False),
+        _f("distance_km", "number", "Distance routière",
+           "Distance du trajet le plus rapide (route) ou distance estimée (proxy).",
+           unit="km", required=False),
+        MOTEUR,
+    ),
+    ("code_insee", "type_service"),
+)
+
+ZONES_BLANCHES = Contract(
+    "zones_blanches", "Communes en zone blanche",
+    (CODE_INSEE, NOM, CODE_DEP, POPULATION, TYPE_SERVICE, SEUIL),
+    ("code_insee", "type_service", "seuil_minutes"),
+)
+
+
+def _coverage_fields(key: Sequence[Field]) -> tuple[Field, ...]:
+    return (
+        *key, TYPE_SERVICE, SEUIL,
+        POPULATION,
+        _f("population_couverte", "integer", "Population couverte",
+           "Population des communes à moins du seuil.", unit="habitants"),
+        _f("taux_couverture", "number", "Taux de couverture",
+           "population_couverte / population.", unit="ratio 0-1", required=False),
+        _f("communes_zone_blanche", "integer", "Communes en zone blanche", unit="communes"),
+        _f("population_zone_blanche", "integer", "Population en zone blanche",
+           unit="habitants"),
+        _f("minutes_mediane", "number", "Temps médian",
+           "Médiane des temps d'accès des communes, pondérée par la population.",
+           unit="min", required=False),
+        _f("minutes_p90", "number", "Temps 90e centile",
+           "90e centile des temps d'accès, pondéré par la population.", unit="min",
+           required=False),
+        _f("population_rurale", "integer", "Population rurale", unit="habitants"),
+        _f("population_rurale_zone_blanche", "integer", "Population rurale en zone blanche",
+           unit="habitants"),
+    )
+
+
+COUVERTURE_DEPARTEMENTS = Contract(
+    "couverture_departements", "Couverture par département",
+    _coverage_fields([CODE_DEP]), ("code_dep", "type_service", "seuil_minutes"),
+)
+COUVERTURE_REGIONS = Contract(
+    "couverture_regions", "Couverture par région",
+    _coverage_fields([_f("code_reg", "string", "Code région")]),
+    ("code_reg", "type_service", "seuil_minutes"),
+)
+COUVERTURE_EPCI = Contract(
+    "couverture_epci", "Couverture par EPCI",
+    _coverage_fields([_f("code_epci", "string", "SIREN de l'EPCI"),
+                      _f("nom_epci", "string", "Nom de l'EPCI", required=False)]),
+    ("code_epci", "type_service", "seuil_minutes"),
+)
+COUVERTURE_COURS_APPEL = Contract(
+    "couverture_cours_appel", "Couverture par ressort de cour d'appel",
+    _coverage_fields([_f("cour_appel", "string", "Cour d'appel")]),
+    ("cour_appel", "type_service", "seuil_minutes"),
+)
+COUVERTURE_DENSITE = Contract(
+    "couverture_densite", "Couverture par niveau de densité",
+    _coverage_fields([DENSITE]), ("densite", "type_service", "seuil_minutes"),
+)
+
+OUTPUT_CONTRACTS: dict[str, Contract] = {
+    c.name: c
+    for c in (
+        ACCES_COMMUNES, ZONES_BLANCHES, COUVERTURE_DEPARTEMENTS, COUVERTURE_REGIONS,
+        COUVERTURE_EPCI, COUVERTURE_COURS_APPEL, COUVERTURE_DENSITE,
+    )
+}
+
+
+def register_output_contract(contract: Contract) -> None:
+    """Add an output contract (used by later stages such as waiting lists)."""
+    OUTPUT_CONTRACTS[contract.name] = contract
+
+
+def table_schema(contract: Contract) -> dict[str, Any]:
+    """Frictionless Table Schema (as a JSON-ready dict) of an output contract.
+
+    Units are given in each field's ``unit`` property and in its description.
+    """
+    fields: list[dict[str, Any]] = []
+    for f in contract.fields:
+        d: dict[str, Any] = {"name": f.name, "type": f.type, "title": f.title}
+        desc = f.description
+        if f.unit:
+            d["unit"] = f.unit
+            desc = f"{desc} Unité : {f.unit}.".strip()
+        if desc:
+            d["description"] = desc
+        if f.required:
+            d["constraints"] = {"required": True}
+        fields.append(d)
+    schema: dict[str, Any] = {
+        "$schema": "https://specs.frictionlessdata.io/schemas/table-schema.json",
+        "name": contract.name,
+        "title": contract.title,
+        "version": OUTPUT_CONTRACT_VERSION,
+        "fields": fields,
+        "missingValues": [""],
+    }
+    if contract.primary_key:
+        schema["primaryKey"] = list(contract.primary_key)
+    return schema

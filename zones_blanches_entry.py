@@ -1,0 +1,50 @@
+"""Console entry point of ``zones-blanches``.
+
+It lives outside the ``coverage`` package on purpose: coverage.py (the test-coverage tool)
+installs a package with the same import name. If that one shadows ours, importing
+``coverage.cli`` would fail with a traceback; this module checks first and explains the fix.
+"""
+
+from __future__ import annotations
+
+import sys
+
+PROJECT = "zones-blanches"
+
+COLLISION_MESSAGE = (
+    "zones-blanches: the Python package imported as 'coverage' is not this project "
+    "({found}).\n"
+    "  coverage.py (the test-coverage tool, also imported as 'coverage') is installed in this "
+    "environment and shadows zones-blanches.\n"
+    "  Fix: run zones-blanches in its own virtual environment, or remove the other one:\n"
+    "      python -m pip uninstall coverage pytest-cov\n"
+    "      python -m pip install -e .   # from the zones-blanches checkout\n"
+)
+
+
+def check_coverage_is_ours() -> str | None:
+    """Return an error message when ``import coverage`` is not this project, else ``None``."""
+    try:
+        import coverage
+    except ImportError as exc:  # pragma: no cover - only in a broken install
+        return COLLISION_MESSAGE.format(found=f"import failed: {exc}")
+    if getattr(coverage, "__project__", None) != PROJECT:
+        where = getattr(coverage, "__file__", "?")
+        version = getattr(coverage, "__version__", "?")
+        return COLLISION_MESSAGE.format(found=f"found version {version} at {where}")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check the import name, then run the CLI."""
+    problem = check_coverage_is_ours()
+    if problem is not None:
+        sys.stderr.write(problem)
+        return 3
+    from coverage.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
