@@ -95,6 +95,10 @@ class CRSError(CoverageError, ValueError):
     """A coordinate reference system is missing or two CRSs do not match."""
 
 
+class MissingCRSError(InputError, CRSError):
+    """A geographic input file declares no CRS, or its coordinates contradict the one implied."""
+
+
 class NetworkError(CoverageError):
     """A road network could not be built or used."""
 
