@@ -215,12 +215,19 @@ COUVERTURE_DENSITE = Contract(
     "couverture_densite", "Couverture par niveau de densité",
     _coverage_fields([DENSITE]), ("densite", "type_service", "seuil_minutes"),
 )
+COUVERTURE_FRANCE = Contract(
+    "couverture_france", "Couverture, total de l'ensemble des communes du calcul",
+    _coverage_fields([_f("territoire", "string", "Territoire",
+                         "FR : total des communes réelles du calcul (la France entière pour "
+                         "un calcul national) ; FICTIF : territoire de démonstration fictif.")]),
+    ("territoire", "type_service", "seuil_minutes"),
+)
 
 OUTPUT_CONTRACTS: dict[str, Contract] = {
     c.name: c
     for c in (
         ACCES_COMMUNES, ZONES_BLANCHES, COUVERTURE_DEPARTEMENTS, COUVERTURE_REGIONS,
-        COUVERTURE_EPCI, COUVERTURE_COURS_APPEL, COUVERTURE_DENSITE,
+        COUVERTURE_EPCI, COUVERTURE_COURS_APPEL, COUVERTURE_DENSITE, COUVERTURE_FRANCE,
     )
 }
 
