@@ -1,0 +1,490 @@
+"""Loader of waiting lists and annual activity returns (espaces de rencontre, médiation).
+
+An activity return gives, per service or per département and per year, the families on the
+waiting list at 31 December, the mean waiting time and activity counts. Files come from
+spreadsheets with many spellings of the same heading; :func:`load_waiting` maps them to the
+contract columns (:data:`coverage.schemas.WAITING` plus the activity extras of
+:data:`WAITING_RETURNS`), validates every cell and returns one row per input row.
+
+Column labels
+-------------
+A heading is first *normalised* (:func:`normalise_label`):
+
+1. accents removed, lower case;
+2. apostrophes (``'`` and ``’``), underscores, hyphens, dots, slashes, parentheses, colons,
+   ``°`` and ``%`` become spaces;
+3. a date suffix at 31 December (``31/12``, ``31 décembre``, optionally followed by a year)
+   and unit words (``jours``, ``j``, ``en jours``) are dropped;
+4. filler words are dropped: nombre, nb, nbre, n, de, des, du, d, la, le, les, l, en, au,
+   aux, a, sur, par, total.
+
+The normalised heading is then looked up in :data:`COLUMN_ALIASES` (whose aliases are
+normalised the same way). Examples: « Nb familles en liste d'attente au 31/12 » →
+``familles liste attente`` → ``familles_en_attente``; « Délai moyen (jours) » →
+``delai moyen`` → ``delai_moyen_jours``; « Département » → ``departement`` → ``code_dep``.
+Headings that match nothing are ignored with a warning; two headings mapping to the same
+column are an error.
+
+Cell values
+-----------
+- ``code_dep``: ``1``/``01``/``1.0`` → ``01``; ``2a`` → ``2A``; ``971``; a trailing name is
+  allowed (``15 - Cantal`` → ``15``). It must be a current département of the national
+  commune table, or a département of the ``communes`` given. Fictional codes (prefix ``Z``,
+  the demo territory) are accepted without ``communes`` only when loading the demo.
+- ``type_service``: ``espace_rencontre`` for any label containing « rencontre » or equal to
+  « ER »; ``mediation_familiale`` for any label containing « médiation » or equal to « MF »;
+  other types of ``settings.service_types`` by their exact name.
+- ``annee``: an integer year in [:data:`MIN_YEAR`, current year].
+- counts (families, measures, interviews, mediations): whole numbers ≥ 0; spaces as thousands
+  separators are allowed; an empty cell means *not reported* (missing, never 0).
+- ``delai_moyen_jours``: a number of days ≥ 0, ``.`` or ``,`` as decimal mark; empty = not
+  reported.
+- One row per (code_dep, type_service, annee[, service]): duplicates are errors, and so is a
+  département row mixed with per-service rows for the same département, type and year (the
+  counts would be added twice).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage.errors import (
+    DuplicateIdError,
+    InputError,
+    MissingColumnError,
+    Problem,
+)
+from coverage.io.tables import Loaded, empty_remapped, read_table
+from coverage.schemas import WAITING, Contract, Field
+from coverage.settings import Settings, is_fictional_code
+
+log = logging.getLogger(__name__)
+
+#: Earliest year accepted in a return (the national ER survey of reference is 2018).
+MIN_YEAR = 2000
+
+#: Count columns of activity returns besides ``familles_en_attente`` (all optional).
+ER_EXTRAS: tuple[str, ...] = ("familles_accueillies", "mesures_judiciaires",
+                              "demandes_spontanees")
+MF_EXTRAS: tuple[str, ...] = ("entretiens_information", "mediations_engagees",
+                              "mediations_terminees")
+EXTRA_COUNTS: tuple[str, ...] = ER_EXTRAS + MF_EXTRAS
+COUNT_COLUMNS: tuple[str, ...] = ("familles_en_attente", *EXTRA_COUNTS)
+
+_EXTRA_FIELDS: tuple[Field, ...] = (
+    Field("nom_service", "string", False, "", "Nom du service",
+          "Nom du service (retours par service)."),
+    Field("familles_accueillies", "integer", False, "familles", "Familles accueillies",
+          "Familles reçues / accueillies dans l'année (espaces de rencontre)."),
+    Field("mesures_judiciaires", "integer", False, "mesures", "Mesures judiciaires",
+          "Mesures ordonnées par le juge (espaces de rencontre)."),
+    Field("demandes_spontanees", "integer", False, "demandes", "Demandes spontanées",
+          "Accès sur demande des familles, hors décision de justice (espaces de rencontre)."),
+    Field("entretiens_information", "integer", False, "entretiens",
+          "Entretiens d'information", "Entretiens d'information préalable (médiation)."),
+    Field("mediations_engagees", "integer", False, "médiations", "Médiations engagées",
+          "Médiations familiales engagées dans l'année."),
+    Field("mediations_terminees", "integer", False, "médiations", "Médiations terminées",
+          "Médiations familiales terminées dans l'année."),
+    Field("fictif", "boolean", False, "", "Fictif",
+          "Vrai pour le territoire de démonstration FICTIF."),
+)
+
+#: The waiting-list contract plus the activity-return extras: the columns of
+#: ``load_waiting(...).data``.
+WAITING_RETURNS = Contract("retours_activite", "Listes d'attente et retours d'activité",
+                           WAITING.fields + _EXTRA_FIELDS)
+
+#: Contract column → accepted headings (matched after :func:`normalise_label`).
+COLUMN_ALIASES: Mapping[str, tuple[str, ...]] = {
+    "code_dep": ("code_dep", "Département", "Code département", "Code_departement", "dep",
+                 "dept", "code dept", "N° département", "Numéro de département"),
+    "type_service": ("type_service", "Type de service", "Type", "Service type",
+                     "Type de structure", "Nature du service", "Activité"),
+    "annee": ("annee", "Année", "Exercice", "Année d'activité", "Année de référence",
+              "year"),
+    "service_id": ("service_id", "Identifiant du service", "Id service", "Identifiant",
+                   "Code service", "id"),
+    "nom_service": ("nom_service", "Nom du service", "Service", "Structure",
+                    "Nom de la structure", "Nom"),
+    "familles_en_attente": (
+        "familles_en_attente", "Familles en attente", "Nb familles en attente",
+        "Nb familles en liste d'attente au 31/12", "Nombre de familles en liste d'attente",
+        "Familles sur liste d'attente", "Familles en liste d'attente au 31 décembre",
+        "Liste d'attente", "Liste d'attente au 31/12", "Familles liste attente",
+        "Situations en attente",
+    ),
+    "delai_moyen_jours": (
+        "delai_moyen_jours", "Délai moyen (jours)", "Délai moyen", "Délai moyen d'attente",
+        "Délai moyen d'attente (jours)", "Délai d'attente moyen", "Délai d'attente",
+        "Délai d'attente (jours)", "Délai moyen d'attente en jours", "Attente moyenne (jours)",
+    ),
+    "familles_accueillies": ("familles_accueillies", "Familles accueillies",
+                             "Familles reçues", "Nb familles reçues",
+                             "Familles reçues / accueillies", "Familles prises en charge"),
+    "mesures_judiciaires": ("mesures_judiciaires", "Mesures ordonnées par le juge",
+                            "Mesures judiciaires", "Mesures ordonnées",
+                            "Décisions judiciaires", "Orientations JAF",
+                            "Ordonnances du juge"),
+    "demandes_spontanees": ("demandes_spontanees", "Demandes spontanées",
+                            "Démarches spontanées", "Accès spontané",
+                            "Demandes volontaires"),
+    "entretiens_information": ("entretiens_information", "Entretiens d'information",
+                               "Entretiens d'information préalable",
+                               "Entretiens préalables", "Entretiens d'info"),
+    "mediations_engagees": ("mediations_engagees", "Médiations engagées",
+                            "Médiations ouvertes", "Médiations commencées",
+                            "Mesures de médiation engagées"),
+    "mediations_terminees": ("mediations_terminees", "Médiations terminées",
+                             "Médiations achevées", "Médiations clôturées"),
+}
+
+_STOPWORDS = frozenset({"nombre", "nb", "nbre", "n", "de", "des", "du", "d", "la", "le", "les",
+                        "l", "en", "au", "aux", "a", "sur", "par", "total"})
+_PUNCT = re.compile(r"[’'`´_\-./()\[\]:;,°%\\]+")
+_DATE_31_12 = re.compile(r"\b31 (12|decembre)( \d{2,4})?\b")
+_UNIT = re.compile(r"\b(en jours|jours|jour|j)\b")
+
+
+def normalise_label(label: object) -> str:
+    """Normalised form of a column heading, used to match it to a contract column.
+
+    Parameters
+    ----------
+    label
+        A heading as read from the file.
+
+    Returns
+    -------
+    str
+        Lower case, without accents, punctuation, 31-December suffix, unit words and filler
+        words (see the module docstring). E.g. « Nb familles en liste d'attente au 31/12 » →
+        ``"familles liste attente"``.
+    """
+    s = unicodedata.normalize("NFKD", str(label))
+    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
+    s = _PUNCT.sub(" ", s)
+    s = re.sub(r"\s+", " ", s).strip()
+    s = _DATE_31_12.sub(" ", s)
+    s = _UNIT.sub(" ", s)
+    return " ".join(t for t in s.split() if t not in _STOPWORDS)
+
+
+def _alias_index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for column, aliases in COLUMN_ALIASES.items():
+        for alias in aliases:
+            key = normalise_label(alias)
+            if index.setdefault(key, column) != column:  # pragma: no cover - table bug
+                msg = f"alias {alias!r} maps to both {index[key]} and {column}"
+                raise AssertionError(msg)
+    return index
+
+
+_ALIAS_INDEX = _alias_index()
+
+
+def match_column(label: object) -> str | None:
+    """Contract column of a heading, or None when it matches no alias."""
+    return _ALIAS_INDEX.get(normalise_label(label))
+
+
+def normalise_type_service(value: object, service_types: tuple[str, ...]) -> str | None:
+    """Contract ``type_service`` of a cell (« Espace de rencontre », « MF »…), else None."""
+    s = normalise_label(value)
+    if not s:
+        return None
+    raw = str(value).strip()
+    if raw in service_types:
+        return raw
+    if s == "er" or "rencontre" in s:
+        return "espace_rencontre" if "espace_rencontre" in service_types else None
+    if s == "mf" or "mediation" in s:
+        return "mediation_familiale" if "mediation_familiale" in service_types else None
+    for t in service_types:
+        if s == normalise_label(t):
+            return t
+    return None
+
+
+_DEP_RE = re.compile(r"^(\d{1,3}|2[AB]|Z[A-Z0-9]+)(?:\.0+)?(?:(?:\s*[-–—:]\s*|\s+)\D.*)?$")
+
+
+def normalise_dep(value: object) -> str | None:
+    """Département code of a cell: ``1``/``1.0`` → ``01``, ``2a`` → ``2A``, ``15 - Cantal`` →
+    ``15``; None when the cell does not look like a code."""
+    s = str(value).strip()
+    m = _DEP_RE.match(s.upper()) if s else None
+    if m is None:
+        return None
+    code = m.group(1)
+    if code.isdigit():
+        code = code.zfill(2) if len(code) <= 2 else code
+    return code
+
+
+def _parse_number(value: object) -> float | None:
+    """A float from a cell (``1 234``, ``12,5``, ``12.0``); None when empty; NaN when bad."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        return float("nan")
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    s = str(value).strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    if s == "" or s.lower() in {"nan", "na", "n/a", "nr", "nd", "-"}:
+        return None
+    s = s.replace(",", ".")
+    try:
+        out = float(s)
+    except ValueError:
+        return float("nan")
+    return out if np.isfinite(out) else float("nan")
+
+
+def _text(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def _valid_departements(communes: pd.DataFrame | None) -> set[str]:
+    from coverage.io.national import national_communes
+
+    codes = set(national_communes()["code_dep"].dropna().astype(str))
+    if communes is not None and "code_dep" in communes.columns:
+        codes |= set(communes["code_dep"].dropna().astype(str))
+    return codes
+
+
+def load_waiting(
+    path: str | Path | None = None,
+    *,
+    communes: pd.DataFrame | gpd.GeoDataFrame | None = None,
+    settings: Settings = Settings(),
+) -> Loaded:
+    """Read and validate a waiting-list / activity-return file (CSV or XLSX).
+
+    Parameters
+    ----------
+    path
+        CSV (``,`` or ``;``, UTF-8 ± BOM, Latin-1/CP1252) or XLSX file. None → the
+        fictional demo's waiting lists (``coverage.demo.demo_paths().waiting``).
+    communes
+        Communes of the run (``code_dep`` column): their départements are accepted besides
+        the current national ones (this is how the fictional ``Z…`` codes are accepted).
+    settings
+        ``service_types`` (accepted types) and ``max_input_bytes``.
+
+    Returns
+    -------
+    Loaded
+        ``data``: one row per input row with the columns of :data:`WAITING_RETURNS`
+        (``code_dep``, ``type_service``, ``annee`` (int), ``familles_en_attente``
+        (Int64, families), ``delai_moyen_jours`` (float, days, NaN = not reported),
+        ``service_id`` (str or None), ``nom_service``, the extra counts (Int64) and
+        ``fictif`` (bool)). ``warnings``: ignored headings, absent measure columns.
+
+    Raises
+    ------
+    InputError
+        With one :class:`~coverage.errors.Problem` per bad cell (file, 1-based data row,
+        column as written in the file, what was expected). Subclasses: EmptyInputError,
+        MissingColumnError, DuplicateIdError.
+    """
+    demo = path is None
+    if path is None:
+        from coverage.demo import demo_paths
+
+        path = demo_paths().waiting
+    path = Path(path)
+    name = str(path)
+    raw = read_table(path, max_bytes=settings.max_input_bytes)
+    warnings: list[str] = []
+    if isinstance(raw, gpd.GeoDataFrame):
+        raw = pd.DataFrame(raw.drop(columns=raw.geometry.name))
+
+    # --- headings ---------------------------------------------------------------------
+    mapping: dict[str, str] = {}  # file heading -> contract column
+    seen: dict[str, str] = {}
+    problems: list[Problem] = []
+    ignored: list[str] = []
+    for col in raw.columns:
+        target = match_column(col)
+        if target is None:
+            if str(col).strip() and not str(col).startswith("Unnamed"):
+                ignored.append(str(col))
+            continue
+        if target in seen:
+            problems.append(Problem(name, None, str(col),
+                                    f"one column for {target} (already given by "
+                                    f"{seen[target]!r})"))
+            continue
+        seen[target] = str(col)
+        mapping[str(col)] = target
+    if ignored:
+        warnings.append(f"{name}: columns ignored (no matching contract column, see "
+                        f"docs/listes_attente.md): {', '.join(ignored)}")
+    for req in ("code_dep", "type_service", "annee"):
+        if req not in seen:
+            problems.append(Problem(name, None, req,
+                                    f"a column {req} (e.g. one of "
+                                    f"{', '.join(COLUMN_ALIASES[req][:3])})"))
+    if "familles_en_attente" not in seen and "delai_moyen_jours" not in seen:
+        problems.append(Problem(name, None, "familles_en_attente",
+                                "a column familles_en_attente or delai_moyen_jours"))
+    if problems:
+        raise MissingColumnError(problems)
+    for col in ("familles_en_attente", "delai_moyen_jours"):
+        if col not in seen:
+            warnings.append(f"{name}: no column {col}; values are missing (not reported)")
+
+    # --- cells ------------------------------------------------------------------------
+    valid_deps = _valid_departements(communes)
+    this_year = _dt.date.today().year
+    n = len(raw)
+    out: dict[str, list[Any]] = {c: [None] * n for c in WAITING_RETURNS.columns}
+    records = raw.rename(columns=mapping)
+    keep = [c for c in records.columns if c in seen]
+    values = records[keep].to_dict(orient="list")
+
+    def cell(col: str, i: int) -> object:
+        return values[col][i] if col in values else None
+
+    for i in range(n):
+        row = i + 1
+        # code_dep
+        txt = _text(cell("code_dep", i))
+        dep = normalise_dep(txt)
+        if dep is None:
+            problems.append(Problem(name, row, seen["code_dep"],
+                                    "a département code (01…95, 2A, 2B, 971…976)",
+                                    txt))
+        elif dep not in valid_deps and not (demo and communes is None
+                                            and is_fictional_code(dep)):
+            problems.append(Problem(name, row, seen["code_dep"],
+                                    "a current département code (COG) or one of the "
+                                    "communes file", txt))
+        out["code_dep"][i] = dep
+        # type_service
+        txt = _text(cell("type_service", i))
+        typ = normalise_type_service(txt, settings.service_types)
+        if typ is None:
+            problems.append(Problem(name, row, seen["type_service"],
+                                    "a service type (" + ", ".join(settings.service_types)
+                                    + ", or « Espace de rencontre », « Médiation "
+                                    "familiale », « ER », « MF »)", txt))
+        out["type_service"][i] = typ
+        # annee
+        v = _parse_number(cell("annee", i))
+        if v is None or np.isnan(v) or v != int(v):
+            problems.append(Problem(name, row, seen["annee"], "a year (e.g. 2023)",
+                                    _text(cell("annee", i))))
+        elif not MIN_YEAR <= v <= this_year:
+            problems.append(Problem(name, row, seen["annee"],
+                                    f"a year between {MIN_YEAR} and {this_year}",
+                                    _text(cell("annee", i))))
+        else:
+            out["annee"][i] = int(v)
+        # counts
+        for col in COUNT_COLUMNS:
+            if col not in seen:
+                continue
+            v = _parse_number(cell(col, i))
+            if v is None:
+                continue
+            if np.isnan(v) or v != int(v):
+                problems.append(Problem(name, row, seen[col], "a whole number ≥ 0 or an "
+                                        "empty cell", _text(cell(col, i))))
+            elif v < 0:
+                problems.append(Problem(name, row, seen[col], "a count ≥ 0",
+                                        _text(cell(col, i))))
+            else:
+                out[col][i] = int(v)
+        # delay
+        if "delai_moyen_jours" in seen:
+            v = _parse_number(cell("delai_moyen_jours", i))
+            if v is not None:
+                if np.isnan(v):
+                    problems.append(Problem(name, row, seen["delai_moyen_jours"],
+                                            "a number of days or an empty cell",
+                                            _text(cell("delai_moyen_jours", i))))
+                elif v < 0:
+                    problems.append(Problem(name, row, seen["delai_moyen_jours"],
+                                            "a number of days ≥ 0",
+                                            _text(cell("delai_moyen_jours", i))))
+                else:
+                    out["delai_moyen_jours"][i] = v
+        for col in ("service_id", "nom_service"):
+            if col in seen:
+                out[col][i] = _text(cell(col, i)) or None
+    data = pd.DataFrame(out)
+    if data["service_id"].isna().all() and data["nom_service"].notna().any():
+        data["service_id"] = data["nom_service"]
+        warnings.append(f"{name}: no service identifier column; services are identified "
+                        "by their name")
+    duplicates: list[Problem] = []
+    _check_duplicates(data, name, seen, duplicates)
+    if problems:
+        all_problems = sorted(problems + duplicates, key=lambda p: p.row or 0)
+        raise InputError(all_problems)
+    if duplicates:
+        raise DuplicateIdError(duplicates)
+
+    data["code_dep"] = data["code_dep"].astype("str")
+    data["type_service"] = data["type_service"].astype("str")
+    data["annee"] = data["annee"].astype("int64")
+    for col in COUNT_COLUMNS:
+        data[col] = pd.array(data[col].tolist(), dtype="Int64")
+    data["delai_moyen_jours"] = pd.to_numeric(data["delai_moyen_jours"]).astype("float64")
+    data["fictif"] = data["code_dep"].map(is_fictional_code).astype(bool)
+    data = data[WAITING_RETURNS.columns]
+    log.info("%s: %d waiting-list rows, %d départements, years %s–%s", name, len(data),
+             data["code_dep"].nunique(), data["annee"].min(), data["annee"].max())
+    return Loaded(data=data, warnings=warnings, remapped=empty_remapped(), path=name)
+
+
+def _check_duplicates(data: pd.DataFrame, name: str, seen: Mapping[str, str],
+                      problems: list[Problem]) -> None:
+    column = seen.get("service_id", seen.get("nom_service", seen["code_dep"]))
+    first: dict[tuple[Any, ...], int] = {}
+    dep_rows: dict[tuple[Any, ...], int] = {}
+    service_rows: dict[tuple[Any, ...], int] = {}
+    mixed: set[tuple[Any, ...]] = set()
+    for i, (dep, typ, year, sid) in enumerate(
+        zip(data["code_dep"], data["type_service"], data["annee"], data["service_id"],
+            strict=True)
+    ):
+        key = (dep, typ, year)
+        if dep is None or typ is None or year is None or pd.isna(year):
+            continue
+        year = int(year)
+        key = (dep, typ, year)
+        full = (*key, sid)
+        sid = None if pd.isna(sid) else sid
+        what = f"{dep}, {typ}, {year}" + ("" if sid is None else f", service {sid}")
+        if full in first:
+            problems.append(Problem(
+                name, i + 1, column,
+                f"one row per département, type and year{'' if sid is None else ' and service'}"
+                f" (same as row {first[full]}: {what})"))
+            continue
+        first[full] = i + 1
+        (dep_rows if sid is None else service_rows).setdefault(key, i + 1)
+        if key in dep_rows and key in service_rows and key not in mixed:
+            mixed.add(key)
+            other = service_rows[key] if sid is None else dep_rows[key]
+            problems.append(Problem(
+                name, i + 1, column,
+                f"either per-service rows or one département row for {dep}, {typ}, {year} "
+                f"(row {other} is the other kind: counts would be added twice)"))
