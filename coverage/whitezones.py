@@ -1,0 +1,344 @@
+"""White zones and coverage tables, from the nearest-service minutes of each commune.
+
+Definitions (the output contract documents them too):
+
+- A commune is **covered** for a service type and a threshold ``t`` (minutes) when its
+  nearest service of that type is reachable within ``t`` (``minutes <= t``). It is in a
+  **white zone** otherwise: ``minutes > t`` *or* unreachable (``minutes`` NaN, including a
+  type with no service at all).
+- The **combined view** ``aucun_service`` takes, per commune, the smallest minutes over the
+  service types: a commune is white for ``aucun_service`` when *no* type is within ``t``.
+- **Population-weighted percentiles** (``minutes_mediane``, ``minutes_p90``): communes are
+  sorted by minutes, unreachable ones counted as ``+inf``; the q-percentile is the minutes of
+  the first commune at which the cumulative population reaches ``q`` × the group's
+  population (lower weighted quantile, no interpolation). It is ``inf`` when more than
+  ``1 - q`` of the population has no reachable service, and NaN only when the group has no
+  population.
+- Levels: ``departements`` (``code_dep``), ``regions`` (``code_reg``), ``epci``
+  (``code_epci``, ``nom_epci``; communes outside any EPCI get INSEE's ``ZZZZZZZZZ``),
+  ``cours_appel`` (``cour_appel``, see :mod:`coverage.courts`), ``densite`` and ``france``
+  (one total row per type × threshold, ``territoire`` = ``FR``, or ``FICTIF`` for the
+  fictional demo territory; the total covers the communes of the run only).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from coverage.courts import courts_for
+from coverage.errors import CoverageError
+from coverage.schemas import (
+    ACCES_COMMUNES,
+    COUVERTURE_COURS_APPEL,
+    COUVERTURE_DENSITE,
+    COUVERTURE_DEPARTEMENTS,
+    COUVERTURE_EPCI,
+    COUVERTURE_FRANCE,
+    COUVERTURE_REGIONS,
+    ZONES_BLANCHES,
+    Contract,
+)
+from coverage.settings import NO_SERVICE, SERVICE_TYPES, is_fictional_code
+
+log = logging.getLogger(__name__)
+
+#: INSEE's code for communes outside any EPCI à fiscalité propre (a few islands).
+NO_EPCI_CODE = "ZZZZZZZZZ"
+NO_EPCI_NAME = "Sans EPCI à fiscalité propre"
+UNKNOWN = "inconnu"
+#: Territory label of the national total row.
+FRANCE_CODE = "FR"
+FICTIONAL_TERRITORY = "FICTIF"
+
+#: Coverage levels → (output contract, key columns).
+LEVELS: dict[str, tuple[Contract, tuple[str, ...]]] = {
+    "departements": (COUVERTURE_DEPARTEMENTS, ("code_dep",)),
+    "regions": (COUVERTURE_REGIONS, ("code_reg",)),
+    "epci": (COUVERTURE_EPCI, ("code_epci", "nom_epci")),
+    "cours_appel": (COUVERTURE_COURS_APPEL, ("cour_appel",)),
+    "densite": (COUVERTURE_DENSITE, ("densite",)),
+    "france": (COUVERTURE_FRANCE, ("territoire",)),
+}
+
+_COMMUNE_COLS = ["code_insee", "nom", "code_dep", "population", "densite", "rural"]
+_NEAREST_COLS = ["code_insee", "type_service", "minutes", "service_id", "distance_km", "moteur"]
+
+
+def _type_order(types: Sequence[str]) -> list[str]:
+    known = [t for t in SERVICE_TYPES if t in types]
+    others = sorted(t for t in types if t not in SERVICE_TYPES and t != NO_SERVICE)
+    tail = [NO_SERVICE] if NO_SERVICE in types else []
+    return known + others + tail
+
+
+def access_table(
+    communes: pd.DataFrame, nearest: pd.DataFrame, *,
+    service_types: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The ``acces_communes`` table: nearest service of each type for every commune.
+
+    Parameters
+    ----------
+    communes
+        Communes (contract of :func:`coverage.io.communes.load_communes`): at least
+        ``code_insee, nom, code_dep, population, densite, rural``. Geometry is ignored.
+    nearest
+        Output of an engine's ``nearest()``: ``code_insee, type_service, minutes`` (NaN
+        unreachable), ``service_id``, ``distance_km``, ``moteur``.
+    service_types
+        Types that must appear for every commune; a commune × type missing from
+        ``nearest`` (e.g. a type with no service at all) gets NaN minutes. Default: the
+        types present in ``nearest``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Exactly the ``acces_communes`` contract columns, one row per commune × type, sorted
+        by ``code_insee`` then type (settings order).
+
+    Raises
+    ------
+    CoverageError
+        A column is missing, or ``nearest`` names a commune absent from ``communes``.
+    """
+    miss = [c for c in _COMMUNE_COLS if c not in communes.columns]
+    miss += [c for c in _NEAREST_COLS if c not in nearest.columns]
+    if miss:
+        msg = f"access_table: missing column(s) {miss} in the communes or nearest frames"
+        raise CoverageError(msg)
+    com = pd.DataFrame(communes[_COMMUNE_COLS]).copy()
+    com["code_insee"] = com["code_insee"].astype(str)
+    near = pd.DataFrame(nearest[_NEAREST_COLS]).copy()
+    near["code_insee"] = near["code_insee"].astype(str)
+    unknown = set(near["code_insee"]) - set(com["code_insee"])
+    if unknown:
+        msg = (f"access_table: {len(unknown)} commune(s) of the travel times are not in the "
+               f"communes table, e.g. {sorted(unknown)[:3]}")
+        raise CoverageError(msg)
+    types = _type_order(list(service_types) if service_types is not None
+                        else list(pd.unique(near["type_service"])))
+    moteurs = pd.unique(near["moteur"].dropna())
+    grid = com.merge(pd.DataFrame({"type_service": types}), how="cross")
+    out = grid.merge(near, on=["code_insee", "type_service"], how="left", validate="1:1")
+    if out["moteur"].isna().any():
+        if len(moteurs) != 1:
+            msg = "access_table: cannot tell the engine of communes without travel times"
+            raise CoverageError(msg)
+        out["moteur"] = out["moteur"].fillna(moteurs[0])
+    out["minutes"] = pd.to_numeric(out["minutes"]).astype("float64")
+    out["distance_km"] = pd.to_numeric(out["distance_km"]).astype("float64")
+    out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
+    out = out.sort_values(["code_insee", "_t"], kind="mergesort").drop(columns="_t")
+    return out[ACCES_COMMUNES.columns].reset_index(drop=True)
+
+
+def combined_access(access: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the combined view ``aucun_service``: smallest minutes over the types.
+
+    Parameters
+    ----------
+    access
+        ``acces_communes`` table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same columns as ``access``, one row per commune, ``type_service = aucun_service``,
+        ``minutes`` the minimum over the types (NaN when no type is reachable), and the
+        ``service_id`` / ``distance_km`` of that nearest service.
+    """
+    base = access[access["type_service"] != NO_SERVICE]
+    key = base["minutes"].fillna(np.inf)
+    order = base.assign(_k=key).sort_values(["code_insee", "_k"], kind="mergesort")
+    best = order.drop_duplicates("code_insee", keep="first").drop(columns="_k").copy()
+    best["type_service"] = NO_SERVICE
+    unreachable = best["minutes"].isna()
+    best.loc[unreachable, ["service_id"]] = np.nan
+    best.loc[unreachable, ["distance_km"]] = np.nan
+    return best.reset_index(drop=True)
+
+
+def _with_combined(access: pd.DataFrame) -> pd.DataFrame:
+    if (access["type_service"] == NO_SERVICE).any():
+        return access
+    return pd.concat([access, combined_access(access)], ignore_index=True)
+
+
+def white_zones(access: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFrame:
+    """The ``zones_blanches`` table: white communes per type and threshold, plus combined.
+
+    Parameters
+    ----------
+    access
+        ``acces_communes`` table (:func:`access_table`).
+    thresholds
+        Thresholds, minutes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``zones_blanches`` contract columns; one row per commune × type × threshold where
+        the commune's minutes are above the threshold or NaN (unreachable); type
+        ``aucun_service`` for communes with no type within the threshold. Sorted by type,
+        threshold, ``code_insee``.
+    """
+    full = _with_combined(access)
+    types = _type_order(list(pd.unique(full["type_service"])))
+    parts = []
+    minutes = full["minutes"].to_numpy(dtype=float)
+    for t in sorted(float(x) for x in thresholds):
+        white = ~(minutes <= t)  # NaN compares False → white
+        part = full.loc[white, ["code_insee", "nom", "code_dep", "population", "type_service"]]
+        parts.append(part.assign(seuil_minutes=t))
+    cols = ZONES_BLANCHES.columns
+    if not parts:
+        return pd.DataFrame({c: [] for c in cols})
+    out = pd.concat(parts, ignore_index=True)
+    out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
+    out = out.sort_values(["_t", "seuil_minutes", "code_insee"], kind="mergesort")
+    return out[cols].reset_index(drop=True)
+
+
+def _level_keys(frame: pd.DataFrame, communes: pd.DataFrame | None, level: str) -> pd.DataFrame:
+    """Add the key columns of ``level`` to ``frame`` (rows of acces_communes)."""
+    frame = frame.copy()
+    if level == "departements" or level == "densite":
+        return frame
+    if level == "france":
+        fict = frame["code_dep"].astype(str).map(is_fictional_code)
+        frame["territoire"] = np.where(fict, FICTIONAL_TERRITORY, FRANCE_CODE)
+        return frame
+    if level == "cours_appel":
+        frame["cour_appel"] = courts_for(frame["code_dep"].astype(str))
+        return frame
+    cols = ["code_reg"] if level == "regions" else ["code_epci", "nom_epci"]
+    if communes is None:
+        msg = f"coverage_table: level {level!r} needs the communes table ({cols})"
+        raise CoverageError(msg)
+    com = pd.DataFrame(communes).drop(columns="geometry", errors="ignore")
+    com = com.reindex(columns=["code_insee", *cols]).copy()
+    com["code_insee"] = com["code_insee"].astype(str)
+    frame = frame.merge(com.drop_duplicates("code_insee"), on="code_insee", how="left")
+    if level == "regions":
+        frame["code_reg"] = frame["code_reg"].astype(object).where(frame["code_reg"].notna(),
+                                                                    UNKNOWN)
+    else:
+        no_epci = frame["code_epci"].isna() | (frame["code_epci"].astype(str).str.strip() == "")
+        frame.loc[no_epci, "code_epci"] = NO_EPCI_CODE
+        frame.loc[no_epci & frame["nom_epci"].isna(), "nom_epci"] = NO_EPCI_NAME
+    return frame
+
+
+def _weighted_percentiles(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Population-weighted lower quantiles (median, p90) of minutes per group."""
+    g = frame[[*keys, "population", "minutes"]].copy()
+    g["_m"] = g["minutes"].fillna(np.inf)
+    g["_w"] = g["population"].astype("int64")
+    g = g.sort_values([*keys, "_m"], kind="mergesort")
+    grouped = g.groupby(keys, sort=False, dropna=False)
+    g["_cum"] = grouped["_w"].cumsum()
+    g["_tot"] = grouped["_w"].transform("sum")
+    result = grouped["_w"].sum().rename("_tot").reset_index()
+    for name, num, den in (("minutes_mediane", 1, 2), ("minutes_p90", 9, 10)):
+        reached = g[(g["_cum"] * den >= g["_tot"] * num) & (g["_tot"] > 0)]
+        first = reached.groupby(keys, sort=False, dropna=False).head(1)[[*keys, "_m"]]
+        result = result.merge(first.rename(columns={"_m": name}), on=keys, how="left")
+    return result.drop(columns="_tot")
+
+
+def coverage_table(
+    access: pd.DataFrame, communes: pd.DataFrame | None, thresholds: Sequence[float],
+    level: str,
+) -> pd.DataFrame:
+    """Coverage aggregate at one level, per service type (plus combined) and threshold.
+
+    Parameters
+    ----------
+    access
+        ``acces_communes`` table (:func:`access_table`).
+    communes
+        Communes with ``code_insee`` and the level's keys not in ``access``: ``code_reg``
+        (regions), ``code_epci`` and ``nom_epci`` (epci). May be None for the other levels.
+    thresholds
+        Thresholds, minutes.
+    level
+        ``departements``, ``regions``, ``epci``, ``cours_appel``, ``densite`` or
+        ``france``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The level's contract columns (``couverture_<level>``): ``population`` (inhabitants),
+        ``population_couverte`` (minutes <= threshold), ``taux_couverture`` (ratio 0-1, NaN
+        when no population), ``communes_zone_blanche``, ``population_zone_blanche``,
+        ``minutes_mediane`` / ``minutes_p90`` (population-weighted, minutes, ``inf`` when
+        unreachable, NaN when no population), ``population_rurale`` and
+        ``population_rurale_zone_blanche``. Sorted by key, type, threshold.
+
+    Raises
+    ------
+    CoverageError
+        Unknown level, or a needed column is missing.
+    """
+    if level not in LEVELS:
+        msg = f"unknown coverage level {level!r}; expected one of {sorted(LEVELS)}"
+        raise CoverageError(msg)
+    contract, key_cols = LEVELS[level]
+    keys = list(key_cols)
+    full = _level_keys(_with_combined(access), communes, level)
+    full["population"] = full["population"].astype("int64")
+    full["rural"] = full["rural"].astype(bool)
+    types = _type_order(list(pd.unique(full["type_service"])))
+    gkeys = [*keys, "type_service"]
+    minutes = full["minutes"].to_numpy(dtype=float)
+    pop = full["population"].to_numpy(dtype="int64")
+    rural = full["rural"].to_numpy(dtype=bool)
+    pct = _weighted_percentiles(full, gkeys)
+    parts = []
+    for t in sorted(float(x) for x in thresholds):
+        white = ~(minutes <= t)
+        f = full[gkeys].copy()
+        f["population"] = pop
+        f["population_couverte"] = np.where(white, 0, pop)
+        f["communes_zone_blanche"] = white.astype("int64")
+        f["population_zone_blanche"] = np.where(white, pop, 0)
+        f["population_rurale"] = np.where(rural, pop, 0)
+        f["population_rurale_zone_blanche"] = np.where(rural & white, pop, 0)
+        agg = f.groupby(gkeys, sort=False, dropna=False).sum().reset_index()
+        agg["seuil_minutes"] = t
+        parts.append(agg)
+    if not parts:
+        return pd.DataFrame({c: [] for c in contract.columns})
+    out = pd.concat(parts, ignore_index=True).merge(pct, on=gkeys, how="left")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = out["population_couverte"] / out["population"].where(out["population"] > 0)
+    out["taux_couverture"] = rate.astype("float64")
+    out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
+    out = out.sort_values([*keys, "_t", "seuil_minutes"], kind="mergesort")
+    return out[contract.columns].reset_index(drop=True)
+
+
+def coverage_tables(
+    access: pd.DataFrame, communes: pd.DataFrame | None, thresholds: Sequence[float],
+    *, levels: Sequence[str] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Every coverage table, keyed by contract name (``couverture_departements`` …).
+
+    Levels ``regions`` and ``epci`` are skipped (with a log line) when ``communes`` lacks
+    their key columns entirely.
+    """
+    out: dict[str, pd.DataFrame] = {}
+    for level in levels or list(LEVELS):
+        contract, keys = LEVELS[level]
+        if level in ("regions", "epci") and (
+            communes is None or keys[0] not in communes.columns
+        ):
+            log.warning("coverage by %s skipped: the communes table has no %s column",
+                        level, keys[0])
+            continue
+        out[contract.name] = coverage_table(access, communes, thresholds, level)
+    return out
