@@ -1,16 +1,88 @@
 """Road network: OSM file → car graph → :class:`RoadNetwork` (CSR matrix of minutes).
 
-TO BE COMPLETED by the engine work (issue 3): OSM/GraphML readers, speeds, one-ways,
-ferries, components, cache. The data class below is the contract the other stages use.
+The build keeps **every OSM node** of the kept ways as a graph node (no topological
+simplification), so each arc is a straight segment between two consecutive nodes of a way:
+the isochrones buffer reached arcs and need their true geometry.
+
+Steps (each counted in :class:`NetworkReport` ``details``):
+
+1. read the ways of the car network (``highway`` classes of ``settings.default_speeds_kmh``;
+   ``service`` only with ``settings.include_service_roads``; ``route=ferry`` ways with
+   ``settings.ferries``), dropping ``access=private|no`` (unless a motor-vehicle tag
+   re-allows cars) and ``motor_vehicle``/``motorcar`` ``=no|private``;
+2. drop ways that reference nodes missing from the extract (cut at its edge) and count them;
+3. speed of each way: its parsed ``maxspeed`` (:func:`parse_maxspeed`), else the French
+   default of its class; ferries are timed by their ``duration`` tag
+   (:func:`parse_duration_min`), spread over their segments in proportion to length;
+4. directions: ``oneway=yes|true|1`` forward, ``oneway=-1|reverse`` backward,
+   ``junction=roundabout|circular`` and ``highway=motorway`` imply one-way, everything else
+   (including ``oneway=reversible|alternating``, open in each direction at some time) both;
+5. keep the largest strongly connected component (report what was dropped);
+6. CSR matrix of minutes keeping the **minimum** over parallel arcs, and a matrix of metres
+   aligned with the kept arc.
+
+Lengths are great-circle lengths (metres, mean Earth radius 6,371,009 m, as osmnx) of the
+straight segments. Builds are cached on disk as ``.npz`` arrays (never pickled), keyed by
+the file's SHA-256 and the parameters.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from coverage.errors import InputError, NetworkError, Problem, UnsupportedFormatError
+from coverage.io.atomic import atomic_path
+from coverage.settings import (
+    CRS_DROM,
+    CRS_METRO,
+    FR_IMPLICIT_MAXSPEED_KMH,
+    METRO_BBOX,
+    Settings,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Mean Earth radius, metres (the value osmnx uses for great-circle lengths).
+EARTH_RADIUS_M = 6_371_009.0
+#: km/h per mile per hour.
+KMH_PER_MPH = 1.609344
+#: Speed of a ferry whose ``duration`` tag is absent or unreadable, km/h (a slow car ferry;
+#: such ferries are counted in the report as ``ferry_ways_without_duration``).
+FERRY_DEFAULT_SPEED_KMH = 15.0
+#: Version of the build: part of the cache key, bump it when the build changes.
+BUILD_VERSION = 1
+#: Environment variable that overrides the default cache folder.
+CACHE_ENV = "ZB_CACHE_DIR"
+
+_OSM_SUFFIXES = (".osm", ".osm.gz", ".osm.bz2", ".osm.pbf", ".pbf", ".o5m", ".xml")
+_ONEWAY_FORWARD = frozenset({"yes", "true", "1"})
+_ONEWAY_BACKWARD = frozenset({"-1", "reverse"})
+_ROUNDABOUT = frozenset({"roundabout", "circular"})
+_DENIED = frozenset({"private", "no"})
+_ALLOWED = frozenset({"yes", "designated", "permissive", "destination", "customers",
+                      "delivery", "agricultural;forestry"})
+#: Approximate boxes (lon_min, lat_min, lon_max, lat_max) of the DROM, to pick their CRS.
+_DROM_BBOX: Mapping[str, tuple[float, float, float, float]] = {
+    "971": (-61.9, 15.8, -60.9, 16.6),
+    "972": (-61.3, 14.3, -60.7, 14.95),
+    "973": (-54.7, 2.0, -51.5, 6.0),
+    "974": (55.1, -21.5, 56.0, -20.8),
+    "976": (44.9, -13.1, 45.4, -12.5),
+}
 
 
 @dataclass(frozen=True)
@@ -59,3 +131,613 @@ class RoadNetwork:
     def n_nodes(self) -> int:
         """Number of nodes."""
         return int(self.node_ids.shape[0])
+
+    @property
+    def n_arcs(self) -> int:
+        """Number of arcs (after the minimum over parallel arcs)."""
+        return int(self.minutes.nnz)
+
+    def arcs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Tail and head node indices of every arc, in CSR order (int64 arrays)."""
+        indptr = self.minutes.indptr
+        tails = np.repeat(np.arange(self.n_nodes, dtype=np.int64), np.diff(indptr))
+        return tails, self.minutes.indices.astype(np.int64)
+
+
+# --- Tag parsing -------------------------------------------------------------------------
+
+_NUMBER_UNIT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*(mph|km/h|kmh|kph)?\s*$", re.IGNORECASE)
+
+
+def _parse_one_maxspeed(value: str) -> float | None:
+    value = value.strip()
+    if not value:
+        return None
+    low = value.lower()
+    if low == "none":  # no limit (never signed in France): fall back to the class default
+        return None
+    if low == "walk":
+        return FR_IMPLICIT_MAXSPEED_KMH["FR:walk"]
+    if ":" in value:
+        if value in FR_IMPLICIT_MAXSPEED_KMH:
+            return FR_IMPLICIT_MAXSPEED_KMH[value]
+        # other countries' implicit values (border strips): read with the French values
+        suffix = value.split(":", 1)[1]
+        return FR_IMPLICIT_MAXSPEED_KMH.get(f"FR:{suffix}")
+    match = _NUMBER_UNIT.match(value)
+    if match is None:
+        return None
+    speed = float(match.group(1).replace(",", "."))
+    if match.group(2) and match.group(2).lower() == "mph":
+        speed *= KMH_PER_MPH
+    return speed if speed > 0 else None
+
+
+def parse_maxspeed(value: str | None) -> float | None:
+    """Parse an OSM ``maxspeed`` tag into km/h.
+
+    Parameters
+    ----------
+    value
+        The tag's value, e.g. ``"50"``, ``"30 mph"``, ``"FR:rural"``, ``"50;70"``.
+
+    Returns
+    -------
+    float or None
+        Speed in km/h; ``None`` when absent or unusable (``"none"``, ``"signals"``,
+        ``"variable"``, garbage), in which case the road class default applies.
+
+    Notes
+    -----
+    Implicit values (``FR:urban`` 50, ``FR:rural`` 80, ``FR:motorway`` 130, ``FR:zone30``
+    30, …) come from :data:`coverage.settings.FR_IMPLICIT_MAXSPEED_KMH`; other countries'
+    implicit codes are read with the French value of the same suffix. ``walk`` is the
+    ``FR:walk`` value. Lists such as ``"50;70"`` (several limits on one way, by lane or by
+    time) give their **minimum**, the conservative choice for access times.
+    """
+    if value is None:
+        return None
+    parts = [p for p in re.split(r"[;|]", value) if p.strip()]
+    speeds = [s for s in (_parse_one_maxspeed(p) for p in parts) if s is not None]
+    return min(speeds) if speeds else None
+
+
+_ISO_DURATION = re.compile(r"^P(?:T)?(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?"
+                           r"(?:(\d+(?:\.\d+)?)S)?$", re.IGNORECASE)
+
+
+def parse_duration_min(value: str | None) -> float | None:
+    """Parse an OSM ``duration`` tag (ferries) into minutes.
+
+    Parameters
+    ----------
+    value
+        ``"HH:MM"``, ``"HH:MM:SS"``, ``"MM"`` (minutes) or ISO 8601 (``"PT1H30M"``).
+
+    Returns
+    -------
+    float or None
+        Minutes, or ``None`` when absent or unreadable.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        if ":" in value:
+            parts = [float(p) for p in value.split(":")]
+            if len(parts) == 2:
+                return parts[0] * 60.0 + parts[1]
+            if len(parts) == 3:
+                return parts[0] * 60.0 + parts[1] + parts[2] / 60.0
+            return None
+        return float(value.replace(",", "."))
+    except ValueError:
+        pass
+    match = _ISO_DURATION.match(value)
+    if match is None or not any(match.groups()):
+        return None
+    h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    return h * 60.0 + m + s / 60.0
+
+
+def _oneway(tags: Mapping[str, str], highway: str | None) -> int:
+    """+1 forward only, -1 backward only, 0 both directions."""
+    value = tags.get("oneway")
+    if value is not None:
+        value = value.strip().lower()
+        if value in _ONEWAY_FORWARD:
+            return 1
+        if value in _ONEWAY_BACKWARD:
+            return -1
+        if value in {"no", "false", "0", "reversible", "alternating"}:
+            return 0
+    if tags.get("junction") in _ROUNDABOUT or highway == "motorway":
+        return 1
+    return 0
+
+
+def _car_allowed(tags: Mapping[str, str]) -> bool:
+    for key in ("motorcar", "motor_vehicle"):
+        value = tags.get(key)
+        if value in _DENIED:
+            return False
+        if value in _ALLOWED:
+            return True
+    return tags.get("access") not in _DENIED
+
+
+def _kept_classes(settings: Settings) -> frozenset[str]:
+    classes = set(settings.default_speeds_kmh)
+    if not settings.include_service_roads:
+        classes.discard("service")
+    return frozenset(classes)
+
+
+# --- Geometry helpers --------------------------------------------------------------------
+
+def haversine_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray,
+                lat2: np.ndarray) -> np.ndarray:
+    """Great-circle distance in metres between EPSG:4326 points (degrees)."""
+    phi1, phi2 = np.radians(lat1), np.radians(lat2)
+    dphi = phi2 - phi1
+    dlmb = np.radians(lon2 - lon1)
+    a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def metric_crs_for_lonlat(lon: float, lat: float) -> str:
+    """Metric CRS for a place: Lambert-93 in metropolitan France (bbox, border strips and
+    Andorra included), the DROM's CRS in a DROM, else the local UTM zone (WGS 84).
+
+    Parameters
+    ----------
+    lon, lat
+        EPSG:4326 degrees (e.g. the centre of a network's nodes).
+    """
+    lo0, la0, lo1, la1 = METRO_BBOX
+    if lo0 <= lon <= lo1 and la0 <= lat <= la1:
+        return CRS_METRO
+    for dep, (a, b, c, d) in _DROM_BBOX.items():
+        if a <= lon <= c and b <= lat <= d:
+            return CRS_DROM[dep]
+    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+def _project(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = tr.transform(lon, lat)
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+# --- Readers -----------------------------------------------------------------------------
+
+@dataclass
+class _RawGraph:
+    """Arcs before components and the minimum over parallel arcs."""
+
+    node_ids: np.ndarray  # int64, OSM ids
+    lon: np.ndarray
+    lat: np.ndarray
+    tail: np.ndarray  # int64 indices into node_ids
+    head: np.ndarray
+    minutes: np.ndarray
+    metres: np.ndarray
+    details: dict[str, Any]
+
+
+def _read_osm(path: Path, settings: Settings) -> _RawGraph:
+    import osmium
+
+    classes = _kept_classes(settings)
+    speeds = settings.default_speeds_kmh
+    counts = {"ways_read": 0, "ways_kept": 0, "ways_missing_nodes": 0,
+              "missing_node_refs": 0, "ways_denied_access": 0, "ways_too_short": 0,
+              "ferry_ways": 0, "ferry_ways_without_duration": 0,
+              "maxspeed_used": 0, "maxspeed_unparsed": 0}
+    unparsed: dict[str, int] = {}
+    seg_u: list[np.ndarray] = []
+    seg_lon: list[np.ndarray] = []
+    seg_lat: list[np.ndarray] = []
+    way_speed: list[float] = []  # km/h, or -duration (minutes) for timed ferries
+    way_dir: list[int] = []
+    way_nseg: list[int] = []
+
+    processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+    processor = processor.with_locations()
+    for obj in processor:
+        if not isinstance(obj, osmium.osm.Way):
+            continue
+        tags = obj.tags
+        highway = tags.get("highway")
+        is_ferry = tags.get("route") == "ferry"
+        if is_ferry:
+            if not settings.ferries:
+                continue
+        elif highway not in classes or tags.get("area") == "yes":
+            continue
+        counts["ways_read"] += 1
+        tag_map = {k: str(tags.get(k)) for k in ("access", "motorcar", "motor_vehicle", "oneway",
+                                            "junction") if k in tags}
+        if not _car_allowed(tag_map):
+            counts["ways_denied_access"] += 1
+            continue
+        refs = []
+        lons = []
+        lats = []
+        missing = 0
+        for nref in obj.nodes:
+            loc = nref.location
+            if not loc.valid():
+                missing += 1
+                continue
+            refs.append(nref.ref)
+            lons.append(loc.lon)
+            lats.append(loc.lat)
+        if missing:
+            counts["ways_missing_nodes"] += 1
+            counts["missing_node_refs"] += missing
+            continue
+        if len(refs) < 2:
+            counts["ways_too_short"] += 1
+            continue
+        if is_ferry:
+            duration = parse_duration_min(tags.get("duration"))
+            counts["ferry_ways"] += 1
+            if duration is None:
+                counts["ferry_ways_without_duration"] += 1
+                speed = FERRY_DEFAULT_SPEED_KMH
+            else:
+                speed = -max(duration, 0.0)
+            direction = _oneway(tag_map, None)
+        else:
+            maxspeed_tag = tags.get("maxspeed")
+            parsed = parse_maxspeed(maxspeed_tag)
+            if parsed is not None:
+                counts["maxspeed_used"] += 1
+                speed = parsed
+            else:
+                if maxspeed_tag is not None:
+                    counts["maxspeed_unparsed"] += 1
+                    unparsed[maxspeed_tag] = unparsed.get(maxspeed_tag, 0) + 1
+                speed = float(speeds[str(highway)])
+            direction = _oneway(tag_map, str(highway))
+        arr = np.asarray(refs, dtype=np.int64)
+        seg_u.append(arr)
+        seg_lon.append(np.asarray(lons, dtype=np.float64))
+        seg_lat.append(np.asarray(lats, dtype=np.float64))
+        way_speed.append(speed)
+        way_dir.append(direction)
+        way_nseg.append(len(refs) - 1)
+        counts["ways_kept"] += 1
+    details: dict[str, Any] = dict(counts)
+    details["maxspeed_unparsed_values"] = dict(sorted(unparsed.items())[:50])
+    if not seg_u:
+        msg = f"{path}: no drivable way found (car network filter, settings {settings.ferries=})"
+        raise NetworkError(msg)
+    return _segments_to_raw(seg_u, seg_lon, seg_lat, np.asarray(way_speed),
+                            np.asarray(way_dir, dtype=np.int8),
+                            np.asarray(way_nseg, dtype=np.int64), details)
+
+
+def _segments_to_raw(refs: list[np.ndarray], lons: list[np.ndarray], lats: list[np.ndarray],
+                     way_speed: np.ndarray, way_dir: np.ndarray, way_nseg: np.ndarray,
+                     details: dict[str, Any]) -> _RawGraph:
+    all_refs = np.concatenate(refs)
+    all_lon = np.concatenate(lons)
+    all_lat = np.concatenate(lats)
+    node_ids, first, inverse = np.unique(all_refs, return_index=True, return_inverse=True)
+    lon = all_lon[first]
+    lat = all_lat[first]
+    # consecutive pairs within each way
+    lengths = np.array([r.shape[0] for r in refs], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    is_last = np.zeros(all_refs.shape[0], dtype=bool)
+    is_last[starts + lengths - 1] = True
+    a_pos = np.flatnonzero(~is_last)
+    u = inverse[a_pos].astype(np.int64)
+    v = inverse[a_pos + 1].astype(np.int64)
+    metres = haversine_m(all_lon[a_pos], all_lat[a_pos], all_lon[a_pos + 1],
+                         all_lat[a_pos + 1])
+    way_of_seg = np.repeat(np.arange(way_nseg.shape[0]), way_nseg)
+    speed = way_speed[way_of_seg]
+    minutes = np.empty_like(metres)
+    timed = speed > 0
+    minutes[timed] = metres[timed] / 1000.0 / speed[timed] * 60.0
+    if (~timed).any():  # ferries with a duration: spread it in proportion to length
+        way_len = np.bincount(way_of_seg, weights=metres, minlength=way_nseg.shape[0])
+        w = way_of_seg[~timed]
+        share = np.divide(metres[~timed], way_len[w], out=np.full(w.shape[0], 0.0),
+                          where=way_len[w] > 0)
+        share[way_len[w] <= 0] = 1.0 / way_nseg[w[way_len[w] <= 0]]
+        minutes[~timed] = -speed[~timed] * share
+    direction = way_dir[way_of_seg]
+    loops = u == v
+    details["self_loops_dropped"] = int(loops.sum())
+    fwd = (direction >= 0) & ~loops
+    bwd = (direction <= 0) & ~loops
+    tail = np.concatenate([u[fwd], v[bwd]])
+    head = np.concatenate([v[fwd], u[bwd]])
+    return _RawGraph(node_ids=node_ids, lon=lon, lat=lat, tail=tail, head=head,
+                     minutes=np.concatenate([minutes[fwd], minutes[bwd]]),
+                     metres=np.concatenate([metres[fwd], metres[bwd]]), details=details)
+
+
+def _read_graphml(path: Path, settings: Settings) -> _RawGraph:
+    import osmnx as ox
+
+    graph = ox.load_graphml(path)
+    nodes = list(graph.nodes)
+    try:
+        node_ids = np.asarray(nodes, dtype=np.int64)
+    except (TypeError, ValueError):
+        node_ids = np.arange(len(nodes), dtype=np.int64)
+    index = {n: i for i, n in enumerate(nodes)}
+    lon = np.array([float(graph.nodes[n]["x"]) for n in nodes])
+    lat = np.array([float(graph.nodes[n]["y"]) for n in nodes])
+    tail, head, minutes, metres = [], [], [], []
+    counts = {"edges_read": 0, "edges_denied_access": 0, "edges_other_class": 0,
+              "maxspeed_used": 0}
+    classes = _kept_classes(settings)
+    for u, v, data in graph.edges(data=True):
+        counts["edges_read"] += 1
+        highway = data.get("highway")
+        if isinstance(highway, list):
+            highway = highway[0]
+        is_ferry = data.get("route") == "ferry"
+        if is_ferry and not settings.ferries:
+            continue
+        if not is_ferry and highway is not None and highway not in classes:
+            counts["edges_other_class"] += 1
+            continue
+        if not _car_allowed({k: str(data[k]) for k in ("access", "motorcar", "motor_vehicle")
+                             if isinstance(data.get(k), str)}):
+            counts["edges_denied_access"] += 1
+            continue
+        length = float(data.get("length", 0.0) or 0.0)
+        if length <= 0:
+            length = float(haversine_m(lon[index[u]], lat[index[u]], lon[index[v]],
+                                       lat[index[v]]))
+        if data.get("travel_time") is not None:
+            mins = float(data["travel_time"]) / 60.0
+        else:
+            maxspeed = data.get("maxspeed")
+            if isinstance(maxspeed, list):
+                maxspeed = ";".join(str(m) for m in maxspeed)
+            speed = parse_maxspeed(str(maxspeed)) if maxspeed is not None else None
+            if speed is not None:
+                counts["maxspeed_used"] += 1
+            else:
+                speed = float(data.get("speed_kph") or settings.default_speeds_kmh.get(
+                    str(highway), settings.default_speeds_kmh["road"]))
+            mins = length / 1000.0 / speed * 60.0
+        if u == v:
+            continue
+        tail.append(index[u])
+        head.append(index[v])
+        minutes.append(mins)
+        metres.append(length)
+    return _RawGraph(node_ids=node_ids, lon=lon, lat=lat,
+                     tail=np.asarray(tail, dtype=np.int64), head=np.asarray(head, np.int64),
+                     minutes=np.asarray(minutes, dtype=np.float64),
+                     metres=np.asarray(metres, dtype=np.float64), details=dict(counts))
+
+
+# --- CSR and components ------------------------------------------------------------------
+
+def csr_min(tail: np.ndarray, head: np.ndarray, weight: np.ndarray, n: int,
+            *aligned: np.ndarray) -> tuple[sp.csr_array, list[sp.csr_array], int]:
+    """CSR matrix keeping the **minimum** weight over parallel arcs.
+
+    Parameters
+    ----------
+    tail, head
+        Node indices of each arc (0 … n-1).
+    weight
+        Arc weight (e.g. minutes).
+    n
+        Number of nodes.
+    *aligned
+        Other arc attributes (e.g. metres), returned as CSR matrices holding the value of the
+        kept (minimum-weight) arc.
+
+    Returns
+    -------
+    tuple
+        ``(weights CSR, [aligned CSRs], number of parallel arcs dropped)``. Zero weights are
+        kept as explicit entries (scipy.sparse.csgraph treats them as arcs).
+    """
+    tail = np.asarray(tail, dtype=np.int64)
+    head = np.asarray(head, dtype=np.int64)
+    weight = np.asarray(weight, dtype=np.float64)
+    order = np.lexsort((weight, head, tail))
+    t, h = tail[order], head[order]
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = (t[1:] != t[:-1]) | (h[1:] != h[:-1])
+    keep = order[first]
+    t, h = tail[keep], head[keep]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(t, minlength=n), out=indptr[1:])
+    idx_dtype = np.int32 if max(n, keep.shape[0]) < 2**31 - 1 else np.int64
+    indices = h.astype(idx_dtype)
+    indptr_c = indptr.astype(idx_dtype)
+
+    def build(values: np.ndarray) -> sp.csr_array:
+        m = sp.csr_array((np.asarray(values, dtype=np.float64)[keep], indices.copy(),
+                          indptr_c.copy()), shape=(n, n))
+        m.has_sorted_indices = True
+        return m
+
+    return build(weight), [build(a) for a in aligned], int(order.shape[0] - keep.shape[0])
+
+
+def _largest_scc(raw: _RawGraph) -> tuple[np.ndarray, dict[str, Any]]:
+    n = raw.node_ids.shape[0]
+    graph = sp.csr_array((np.ones(raw.tail.shape[0]), (raw.tail, raw.head)), shape=(n, n))
+    n_comp, labels = connected_components(graph, directed=True, connection="strong")
+    sizes = np.bincount(labels, minlength=n_comp)
+    big = int(np.argmax(sizes))
+    keep = labels == big
+    arcs_kept = keep[raw.tail] & keep[raw.head]
+    info = {"nodes_before_scc": int(n), "arcs_before_scc": int(raw.tail.shape[0]),
+            "strong_components": int(n_comp),
+            "nodes_dropped_scc": int(n - keep.sum()),
+            "arcs_dropped_scc": int((~arcs_kept).sum()),
+            "second_component_nodes": int(np.sort(sizes)[-2]) if n_comp > 1 else 0}
+    return keep, info
+
+
+def _finish(raw: _RawGraph, source: str, crs: str | None) -> RoadNetwork:
+    keep, info = _largest_scc(raw)
+    new_index = np.full(raw.node_ids.shape[0], -1, dtype=np.int64)
+    new_index[keep] = np.arange(int(keep.sum()))
+    arcs = keep[raw.tail] & keep[raw.head]
+    n = int(keep.sum())
+    minutes, (metres,), merged = csr_min(new_index[raw.tail[arcs]], new_index[raw.head[arcs]],
+                                         raw.minutes[arcs], n, raw.metres[arcs])
+    lon, lat = raw.lon[keep], raw.lat[keep]
+    if crs is None:
+        crs = metric_crs_for_lonlat(float(np.median(lon)), float(np.median(lat)))
+    x, y = _project(lon, lat, crs)
+    details = dict(raw.details)
+    details.update(info)
+    details["parallel_arcs_merged"] = merged
+    details["crs"] = crs
+    report = NetworkReport(source=source, nodes=n, arcs=int(minutes.nnz), details=details)
+    logger.info("road network %s: %d nodes, %d arcs (dropped %d nodes outside the largest "
+                "strongly connected component, %d ways with missing nodes)", source, n,
+                minutes.nnz, info["nodes_dropped_scc"], details.get("ways_missing_nodes", 0))
+    return RoadNetwork(node_ids=raw.node_ids[keep], x=x, y=y, lon=lon, lat=lat, crs=crs,
+                       minutes=minutes, metres=metres, report=report)
+
+
+# --- Cache -------------------------------------------------------------------------------
+
+def default_cache_dir() -> Path:
+    """Cache folder: ``$ZB_CACHE_DIR`` or ``~/.cache/zones-blanches``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "zones-blanches"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cache_key(file_hash: str, settings: Settings, crs: str | None) -> str:
+    params = {"version": BUILD_VERSION, "file": file_hash, "crs": crs,
+              "include_service_roads": settings.include_service_roads,
+              "ferries": settings.ferries,
+              "default_speeds_kmh": dict(sorted(settings.default_speeds_kmh.items())),
+              "implicit": dict(sorted(FR_IMPLICIT_MAXSPEED_KMH.items())),
+              "ferry_default_kmh": FERRY_DEFAULT_SPEED_KMH}
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _save(network: RoadNetwork, target: Path) -> None:
+    report = {"source": network.report.source, "nodes": network.report.nodes,
+              "arcs": network.report.arcs, "details": network.report.details}
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, node_ids=network.node_ids, x=network.x, y=network.y,
+                 lon=network.lon, lat=network.lat,
+                 indptr=network.minutes.indptr, indices=network.minutes.indices,
+                 minutes=network.minutes.data, metres=network.metres.data,
+                 crs=np.array(network.crs), report=np.array(json.dumps(report)))
+
+
+def _load(target: Path) -> RoadNetwork:
+    with np.load(target, allow_pickle=False) as z:
+        n = int(z["node_ids"].shape[0])
+        indptr, indices = z["indptr"], z["indices"]
+        minutes = sp.csr_array((z["minutes"], indices, indptr), shape=(n, n))
+        metres = sp.csr_array((z["metres"], indices.copy(), indptr.copy()), shape=(n, n))
+        rep = json.loads(str(z["report"]))
+        details = dict(rep["details"])
+        details["cache"] = "hit"
+        return RoadNetwork(node_ids=z["node_ids"], x=z["x"], y=z["y"], lon=z["lon"],
+                           lat=z["lat"], crs=str(z["crs"]), minutes=minutes, metres=metres,
+                           report=NetworkReport(source=rep["source"], nodes=rep["nodes"],
+                                                arcs=rep["arcs"], details=details))
+
+
+# --- Public entry point ------------------------------------------------------------------
+
+def load_network(path: str | Path, *, settings: Settings = Settings(), crs: str | None = None,
+                 cache_dir: str | Path | None = None, use_cache: bool = True) -> RoadNetwork:
+    """Build (or read from the cache) the car road network of an OSM or GraphML file.
+
+    Parameters
+    ----------
+    path
+        ``.osm.pbf``, ``.osm``, ``.osm.gz``, ``.osm.bz2`` (read with pyosmium) or
+        ``.graphml`` (an osmnx graph, read with ``osmnx.load_graphml``; its edges are taken
+        as they are, with their ``length`` and ``travel_time`` when present).
+    settings
+        Road classes, default speeds by class, ferries switch, service roads.
+    crs
+        Metric CRS of the node coordinates; ``None`` picks it from the data's location
+        (:func:`metric_crs_for_lonlat`: Lambert-93 in metropolitan France and its border
+        strips, the DROM's CRS in a DROM, else local UTM).
+    cache_dir
+        Cache folder (default :func:`default_cache_dir`). The key is the file's SHA-256
+        plus the parameters above and the build version.
+    use_cache
+        Read and write the cache.
+
+    Returns
+    -------
+    RoadNetwork
+        Largest strongly connected component of the car network; ``report.details`` counts
+        what was read, kept and dropped.
+
+    Raises
+    ------
+    InputError
+        The file does not exist or has an unsupported extension.
+    NetworkError
+        The file holds no drivable way.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(Problem(str(path), None, None, "an existing road network file"))
+    name = path.name.lower()
+    is_graphml = name.endswith(".graphml")
+    if not is_graphml and not name.endswith(_OSM_SUFFIXES):
+        raise UnsupportedFormatError(Problem(
+            str(path), None, None,
+            "an OSM file (.osm, .osm.gz, .osm.bz2, .osm.pbf) or an osmnx .graphml",
+            path.suffix))
+    target: Path | None = None
+    file_hash = ""
+    if use_cache:
+        file_hash = file_sha256(path)
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        target = folder / "networks" / f"{_cache_key(file_hash, settings, crs)}.npz"
+        if target.is_file():
+            try:
+                network = _load(target)
+            except (OSError, ValueError, KeyError) as exc:
+                logger.warning("ignoring unreadable network cache %s: %s", target, exc)
+            else:
+                logger.info("road network read from the cache %s", target)
+                return network
+    start = time.perf_counter()
+    raw = _read_graphml(path, settings) if is_graphml else _read_osm(path, settings)
+    network = _finish(raw, str(path), crs)
+    network.report.details["build_seconds"] = round(time.perf_counter() - start, 3)
+    network.report.details["file_sha256"] = file_hash or None
+    network.report.details["cache"] = "miss" if use_cache else "off"
+    if target is not None:
+        try:
+            _save(network, target)
+        except OSError as exc:
+            logger.warning("could not write the network cache %s: %s", target, exc)
+    return network

@@ -1,15 +1,56 @@
 """Travel times: snap places to the network, nearest service per type, bounded matrix.
 
-TO BE COMPLETED by the engine work (issue 3). :class:`Engine` is the one interface that the
-batch, the isochrones, the exports and the app use, whichever engine ran.
+:class:`Engine` is the one interface that the batch, the isochrones, the exports and the app
+use, whichever engine ran. :class:`RoadEngine` routes on a :class:`~coverage.network.RoadNetwork`
+with ``scipy.sparse.csgraph.dijkstra``; :class:`coverage.proxy.ProxyEngine` is the labelled
+straight-line proxy; :func:`make_engine` picks one.
+
+Method of :class:`RoadEngine` (all times in minutes, distances in metres inside, km out):
+
+* **Snapping**: each commune's representative point and each service go to the nearest
+  graph node (KD-tree on the nodes' coordinates in the network's metric CRS). The
+  straight connector leg is timed at ``settings.access_speed_kmh``. A place farther than
+  ``settings.snap_max_m`` from every node is flagged ``acces_hors_reseau`` and gets NaN
+  minutes: it is never silently snapped across a valley. Such services are not used.
+* **Direction**: times are those of the family's trip, commune → service, so the routing
+  runs on the reversed graph from the services (this matters on one-way streets).
+* **Nearest service per type**: one multi-source Dijkstra per type, exact with the services'
+  connector legs: each service is a virtual node with one arc (its connector minutes) to
+  its snapped node, and ``dijkstra(indices=virtual nodes, min_only=True)`` gives, for every
+  node, the minutes to the nearest service and (``sources``) which service it is. Commune
+  minutes = node minutes + the commune's connector leg. The road distance (km) is summed
+  along the shortest-path tree (vectorised pointer jumping) and includes both connector
+  legs.
+* **Bounded matrix**: one Dijkstra per service node with ``limit`` = cut-off, in chunks of
+  sources, kept as float32, returned as a long table of pairs within the cut-off.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any, Protocol
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
+
+from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
+from coverage.network import RoadNetwork, load_network
+from coverage.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the table returned by ``nearest``.
+NEAREST_COLUMNS = ("code_insee", "type_service", "minutes", "service_id", "distance_km",
+                   "moteur", "acces_hors_reseau")
+#: Columns of the table returned by ``matrix``.
+MATRIX_COLUMNS = ("service_id", "code_insee", "minutes")
+#: Memory budget of one chunk of the bounded per-source Dijkstra (float64 rows), bytes.
+CHUNK_BYTES = 256 * 2**20
 
 
 class Engine(Protocol):
@@ -54,3 +95,457 @@ class Engine(Protocol):
             ``cutoff_min`` minutes.
         """
         ...
+
+
+def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
+    """Raise :class:`MissingColumnError` naming every absent column of ``frame``."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MissingColumnError([Problem(name, None, c, f"a column '{c}'") for c in missing])
+
+
+def _lonlat(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(dtype=np.float64)
+    lat = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~(np.isfinite(lon) & np.isfinite(lat))
+    if bad.any():
+        rows = np.flatnonzero(bad)[:20]
+        raise InputError([Problem(name, int(r) + 1, "lon/lat", "numeric WGS 84 coordinates",
+                                  f"{frame['lon'].iloc[r]!r}, {frame['lat'].iloc[r]!r}")
+                          for r in rows])
+    return lon, lat
+
+
+def empty_nearest() -> pd.DataFrame:
+    """An empty ``nearest`` table with the contract's columns and dtypes."""
+    return pd.DataFrame({"code_insee": pd.Series([], dtype=object),
+                         "type_service": pd.Series([], dtype=object),
+                         "minutes": pd.Series([], dtype=np.float64),
+                         "service_id": pd.Series([], dtype=object),
+                         "distance_km": pd.Series([], dtype=np.float64),
+                         "moteur": pd.Series([], dtype=object),
+                         "acces_hors_reseau": pd.Series([], dtype=bool)})
+
+
+class Snap:
+    """Places snapped to a network's nodes.
+
+    Attributes
+    ----------
+    node
+        Index of the nearest node (int64).
+    distance_m
+        Straight-line distance to it, metres, in the network's metric CRS.
+    minutes
+        Connector-leg minutes at the access speed.
+    off_network
+        True where ``distance_m`` exceeds the snap limit (minutes are then NaN).
+    """
+
+    def __init__(self, node: np.ndarray, distance_m: np.ndarray, minutes: np.ndarray,
+                 off_network: np.ndarray) -> None:
+        self.node = node
+        self.distance_m = distance_m
+        self.minutes = minutes
+        self.off_network = off_network
+
+
+class RoadEngine:
+    """Travel times by road on an OSM car graph (``moteur = "road"``).
+
+    Parameters
+    ----------
+    network
+        The road network (see :func:`coverage.network.load_network`).
+    settings
+        ``snap_max_m`` (metres) and ``access_speed_kmh`` (km/h) are used here.
+    """
+
+    name = "road"
+
+    def __init__(self, network: RoadNetwork, settings: Settings = Settings()) -> None:
+        self.network = network
+        self.settings = settings
+        self._tree = cKDTree(np.column_stack([network.x, network.y]))
+        self._reverse: tuple[sp.csr_array, sp.csr_array] | None = None
+        self._keys: np.ndarray | None = None
+
+    # -- graph views ---------------------------------------------------------------------
+    def _graph(self) -> tuple[sp.csr_array, sp.csr_array]:
+        """Reversed graph (minutes, metres): routing from services gives node → service."""
+        if self._reverse is None:
+            from coverage.network import csr_min
+
+            tails, heads = self.network.arcs()
+            minutes, (metres,), _ = csr_min(heads, tails, self.network.minutes.data,
+                                            self.network.n_nodes, self.network.metres.data)
+            self._reverse = (minutes, metres)
+        return self._reverse
+
+    def _arc_keys(self) -> np.ndarray:
+        """Sorted int64 keys ``tail * n + head`` of the reversed graph's arcs (CSR order)."""
+        if self._keys is None:
+            graph, _ = self._graph()
+            n = self.network.n_nodes
+            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(graph.indptr))
+            self._keys = rows * n + graph.indices.astype(np.int64)
+        return self._keys
+
+    # -- snapping ------------------------------------------------------------------------
+    def snap(self, lon: np.ndarray, lat: np.ndarray) -> Snap:
+        """Snap EPSG:4326 points to the nearest node.
+
+        Parameters
+        ----------
+        lon, lat
+            Degrees, EPSG:4326.
+
+        Returns
+        -------
+        Snap
+            Node index, distance (metres, network CRS), connector minutes (NaN off the
+            network) and the off-network flag (distance > ``settings.snap_max_m``).
+        """
+        from pyproj import Transformer
+
+        lon = np.asarray(lon, dtype=np.float64)
+        lat = np.asarray(lat, dtype=np.float64)
+        if lon.shape[0] == 0:
+            empty = np.zeros(0)
+            return Snap(np.zeros(0, dtype=np.int64), empty, empty, np.zeros(0, dtype=bool))
+        tr = Transformer.from_crs("EPSG:4326", self.network.crs, always_xy=True)
+        x, y = tr.transform(lon, lat)
+        dist, node = self._tree.query(np.column_stack([x, y]))
+        dist = np.asarray(dist, dtype=np.float64)
+        off = ~np.isfinite(dist) | (dist > self.settings.snap_max_m)
+        minutes = dist / 1000.0 / self.settings.access_speed_kmh * 60.0
+        minutes[off] = np.nan
+        return Snap(np.asarray(node, dtype=np.int64), dist, minutes, off)
+
+    # -- multi-source pass ---------------------------------------------------------------
+    def _multi_source(self, snap: Snap, *, with_tree: bool,
+                      direction: str = "to_service"
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Minutes to the nearest snapped place for every node, which place, road metres.
+
+        Returns ``(minutes per node (inf unreachable), index of the place (−1), metres
+        along the path including the place's connector (or None))``.
+        """
+        graph, metres_graph = self._graph() if direction == "to_service" else (
+            self.network.minutes, self.network.metres)
+        n = self.network.n_nodes
+        ok = np.flatnonzero(~snap.off_network)
+        k = ok.shape[0]
+        if k == 0:
+            return (np.full(n, np.inf), np.full(n, -1, dtype=np.int64),
+                    np.full(n, np.nan) if with_tree else None)
+        nnz = int(graph.indptr[-1])
+        aug = sp.csr_array(
+            (np.concatenate([graph.data, snap.minutes[ok]]),
+             np.concatenate([graph.indices.astype(np.int64), snap.node[ok]]),
+             np.concatenate([graph.indptr.astype(np.int64), nnz + np.arange(1, k + 1)])),
+            shape=(n + k, n + k))
+        sources = n + np.arange(k)
+        if not with_tree:
+            dist, _, src = dijkstra(aug, directed=True, indices=sources, min_only=True,
+                                    return_predecessors=True)
+            which = np.where(src[:n] >= 0, src[:n] - n, -1)
+            return dist[:n], np.where(which >= 0, ok[np.maximum(which, 0)], -1), None
+        dist, pred, src = dijkstra(aug, directed=True, indices=sources, min_only=True,
+                                   return_predecessors=True)
+        which = np.where(src[:n] >= 0, src[:n] - n, -1)
+        place = np.where(which >= 0, ok[np.maximum(which, 0)], -1)
+        metres = self._tree_metres(pred[:n], place, snap, metres_graph,
+                                   use_keys=direction == "to_service")
+        return dist[:n], place, metres
+
+    def _tree_metres(self, pred: np.ndarray, place: np.ndarray, snap: Snap,
+                     metres_graph: sp.csr_array, *, use_keys: bool) -> np.ndarray:
+        """Metres from each node to its root along the predecessor tree (pointer jumping)."""
+        n = pred.shape[0]
+        idx = np.arange(n, dtype=np.int64)
+        pred = pred.astype(np.int64)
+        inner = (pred >= 0) & (pred < n)
+        acc = np.zeros(n, dtype=np.float64)
+        # first arc: pred -> v in the routed graph
+        if inner.any():
+            if use_keys:
+                keys = self._arc_keys()
+            else:
+                rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(metres_graph.indptr))
+                keys = rows * n + metres_graph.indices.astype(np.int64)
+            q = pred[inner] * n + idx[inner]
+            pos = np.searchsorted(keys, q)
+            acc[inner] = metres_graph.data[pos]
+        root = pred >= n  # child of a virtual source: its connector leg
+        acc[root] = snap.distance_m[place[root]]
+        unreached = ~(inner | root)
+        acc[unreached & (place < 0)] = np.nan
+        # pointer jumping: acc[v] = metres from v up to jump[v] (jump[v]'s own excluded);
+        # a node is done when acc[v] is its full length to the root (it points to itself)
+        jump = np.where(inner, pred, idx)
+        done = jump == idx
+        while not done.all():
+            todo = np.flatnonzero(~done)
+            up = jump[todo]
+            acc[todo] += acc[up]
+            up_done = done[up]
+            jump[todo] = np.where(up_done, todo, jump[up])
+            done[todo[up_done]] = True
+        return acc
+
+    def node_minutes(self, services: pd.DataFrame, *, direction: str = "to_service"
+                     ) -> np.ndarray:
+        """Minutes between every node and the nearest of ``services`` (connector included).
+
+        Parameters
+        ----------
+        services
+            Rows with ``lon``, ``lat`` (EPSG:4326). Services beyond ``settings.snap_max_m``
+            from the network are not used.
+        direction
+            ``"to_service"`` (default: the family's trip node → service, the same
+            direction as :meth:`nearest`) or ``"from_service"`` (service → node).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, one value per node (minutes), NaN when unreachable.
+        """
+        require_columns(services, ("lon", "lat"), "services")
+        lon, lat = _lonlat(services, "services")
+        minutes, _, _ = self._multi_source(self.snap(lon, lat), with_tree=False,
+                                           direction=_check_direction(direction))
+        minutes = minutes.copy()
+        minutes[~np.isfinite(minutes)] = np.nan
+        return minutes
+
+    def node_minutes_per_source(self, services: pd.DataFrame, cutoff_min: float, *,
+                                direction: str = "to_service"
+                                ) -> tuple[np.ndarray, np.ndarray]:
+        """Minutes between every node and each service, within a cut-off.
+
+        Parameters
+        ----------
+        services
+            Rows with ``service_id``, ``lon``, ``lat``.
+        cutoff_min
+            Cut-off, minutes (connector leg included); larger values are NaN.
+        direction
+            As in :meth:`node_minutes`.
+
+        Returns
+        -------
+        tuple
+            ``(service_ids (object array, in the order of the rows), minutes (float32
+            array n_services × n_nodes, NaN beyond the cut-off, unreachable or for a service
+            off the network))``. Memory is ``4 × n_services × n_nodes`` bytes: call it per
+            partition.
+        """
+        require_columns(services, ("service_id", "lon", "lat"), "services")
+        lon, lat = _lonlat(services, "services")
+        snap = self.snap(lon, lat)
+        ids = services["service_id"].astype(str).to_numpy(dtype=object)
+        out = np.full((len(ids), self.network.n_nodes), np.nan, dtype=np.float32)
+        for rows, block in self._bounded_blocks(snap, cutoff_min, _check_direction(direction)):
+            out[rows] = block
+        return ids, out
+
+    def _bounded_blocks(self, snap: Snap, cutoff_min: float, direction: str,
+                        columns: np.ndarray | None = None):  # type: ignore[no-untyped-def]
+        """Yield ``(service rows, float32 minutes block)`` of bounded per-source runs.
+
+        Minutes include the service's connector leg; values beyond ``cutoff_min`` or
+        unreachable are NaN. ``columns`` restricts the block to those nodes.
+        """
+        graph = self._graph()[0] if direction == "to_service" else self.network.minutes
+        n = self.network.n_nodes
+        ok = np.flatnonzero(~snap.off_network & (snap.minutes <= cutoff_min))
+        if ok.shape[0] == 0:
+            return
+        nodes, inverse = np.unique(snap.node[ok], return_inverse=True)
+        min_conn = np.full(nodes.shape[0], np.inf)
+        np.minimum.at(min_conn, inverse, snap.minutes[ok])
+        per_chunk = max(1, int(CHUNK_BYTES // (8 * n)))
+        order = np.argsort(min_conn, kind="stable")
+        for start in range(0, nodes.shape[0], per_chunk):
+            chunk = order[start:start + per_chunk]
+            limit = float(cutoff_min - min_conn[chunk].min())
+            dist = dijkstra(graph, directed=True, indices=nodes[chunk], limit=limit)
+            if columns is not None:
+                dist = dist[:, columns]
+            pos_in_chunk = {int(c): i for i, c in enumerate(chunk)}
+            members = [j for j in range(ok.shape[0]) if int(inverse[j]) in pos_in_chunk]
+            for j in members:
+                row = dist[pos_in_chunk[int(inverse[j])]] + snap.minutes[ok[j]]
+                row = row.astype(np.float32)
+                row[~(row <= np.float32(cutoff_min))] = np.nan
+                yield np.array([ok[j]]), row[None, :]
+
+    # -- Engine API ----------------------------------------------------------------------
+    def parameters(self) -> dict[str, Any]:
+        """JSON-ready parameters: network source and counts, CRS, snapping, speeds."""
+        rep = self.network.report
+        return {
+            "moteur": self.name,
+            "methode": "Dijkstra (scipy.sparse.csgraph) on the OSM car graph, commune → "
+                       "service, connector legs at the access speed",
+            "reseau": rep.source,
+            "reseau_sha256": rep.details.get("file_sha256"),
+            "noeuds": rep.nodes,
+            "arcs": rep.arcs,
+            "crs_metrique": self.network.crs,
+            "snap_max_m": self.settings.snap_max_m,
+            "access_speed_kmh": self.settings.access_speed_kmh,
+            "include_service_roads": self.settings.include_service_roads,
+            "ferries": self.settings.ferries,
+            "default_speeds_kmh": dict(self.settings.default_speeds_kmh),
+            "default_speeds_source": "coverage.settings.DEFAULT_SPEEDS_KMH (Code de la "
+                                     "route R413-2 limits, reduced for minor classes)",
+        }
+
+    def nearest(self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
+                service_types: tuple[str, ...]) -> pd.DataFrame:
+        """Nearest service of each type for every commune, by road.
+
+        Parameters
+        ----------
+        communes
+            ``code_insee``, ``lon``, ``lat`` (EPSG:4326 representative point).
+        services
+            ``service_id``, ``type_service``, ``lon``, ``lat``.
+        service_types
+            Types to compute (one multi-source Dijkstra each).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per commune × type (see :class:`Engine`); ``distance_km`` is the road
+            length of the fastest path plus both straight connector legs, km.
+        """
+        require_columns(communes, ("code_insee", "lon", "lat"), "communes")
+        require_columns(services, ("service_id", "type_service", "lon", "lat"), "services")
+        c_lon, c_lat = _lonlat(communes, "communes")
+        c_snap = self.snap(c_lon, c_lat)
+        codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
+        frames = []
+        for stype in service_types:
+            sel = services[services["type_service"].astype(str) == stype]
+            s_lon, s_lat = _lonlat(sel, "services")
+            s_snap = self.snap(s_lon, s_lat)
+            if s_snap.off_network.any():
+                logger.warning("%d service(s) of type %s are more than %.0f m from the road "
+                               "network and are not used", int(s_snap.off_network.sum()),
+                               stype, self.settings.snap_max_m)
+            node_min, place, metres = self._multi_source(s_snap, with_tree=True)
+            assert metres is not None
+            node_min = node_min.copy()
+            node_min[~np.isfinite(node_min)] = np.nan
+            minutes = node_min[c_snap.node] + c_snap.minutes
+            which = place[c_snap.node]
+            reach = np.isfinite(minutes) & (which >= 0)
+            ids = sel["service_id"].astype(str).to_numpy(dtype=object)
+            service_id = np.full(codes.shape[0], None, dtype=object)
+            service_id[reach] = ids[which[reach]]
+            dist_km = (metres[c_snap.node] + c_snap.distance_m) / 1000.0
+            dist_km[~reach] = np.nan
+            minutes[~reach] = np.nan
+            frames.append(pd.DataFrame({
+                "code_insee": codes, "type_service": stype, "minutes": minutes,
+                "service_id": service_id, "distance_km": dist_km, "moteur": self.name,
+                "acces_hors_reseau": c_snap.off_network.copy()}))
+        if not frames:
+            return empty_nearest()
+        out = pd.concat(frames, ignore_index=True)
+        out["type_service"] = out["type_service"].astype(object)
+        out["moteur"] = out["moteur"].astype(object)
+        return out
+
+    def matrix(self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
+               cutoff_min: float) -> pd.DataFrame:
+        """Service × commune road minutes within ``cutoff_min``, as a long table.
+
+        One bounded Dijkstra (``limit``) per service node, in chunks of sources so that a
+        chunk holds at most ``CHUNK_BYTES`` of float64 rows; results are float32.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``service_id``, ``code_insee``, ``minutes`` (float32, commune → service, both
+            connector legs included), pairs within ``cutoff_min`` only.
+        """
+        require_columns(communes, ("code_insee", "lon", "lat"), "communes")
+        require_columns(services, ("service_id", "lon", "lat"), "services")
+        c_lon, c_lat = _lonlat(communes, "communes")
+        s_lon, s_lat = _lonlat(services, "services")
+        c_snap = self.snap(c_lon, c_lat)
+        s_snap = self.snap(s_lon, s_lat)
+        codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
+        ids = services["service_id"].astype(str).to_numpy(dtype=object)
+        c_ok = np.flatnonzero(~c_snap.off_network)
+        c_conn = c_snap.minutes[c_ok].astype(np.float32)
+        parts_s, parts_c, parts_m = [], [], []
+        for rows, block in self._bounded_blocks(s_snap, cutoff_min, "to_service",
+                                                columns=c_snap.node[c_ok]):
+            total = block + c_conn[None, :]
+            r, c = np.nonzero(total <= np.float32(cutoff_min))
+            parts_s.append(ids[rows[r]])
+            parts_c.append(codes[c_ok[c]])
+            parts_m.append(total[r, c])
+        if not parts_s:
+            return pd.DataFrame({"service_id": pd.Series([], dtype=object),
+                                 "code_insee": pd.Series([], dtype=object),
+                                 "minutes": pd.Series([], dtype=np.float32)})
+        return pd.DataFrame({"service_id": np.concatenate(parts_s),
+                             "code_insee": np.concatenate(parts_c),
+                             "minutes": np.concatenate(parts_m).astype(np.float32)})
+
+
+def _check_direction(direction: str) -> str:
+    if direction not in ("to_service", "from_service"):
+        msg = f"direction must be 'to_service' or 'from_service', not {direction!r}"
+        raise ValueError(msg)
+    return direction
+
+
+def make_engine(engine: str | None, roads: Path | str | None, settings: Settings = Settings(),
+                crs: str | None = None, *, cache_dir: Path | str | None = None) -> Engine:
+    """Build the travel-time engine of a run.
+
+    Parameters
+    ----------
+    engine
+        ``"road"``, ``"proxy"`` or ``None`` (road when ``roads`` is given, else proxy).
+    roads
+        OSM / GraphML road file (needed by the road engine).
+    settings
+        Run settings.
+    crs
+        Metric CRS of the road network (``None``: chosen from the data's location).
+    cache_dir
+        Network cache folder (default ``$ZB_CACHE_DIR`` or ``~/.cache/zones-blanches``).
+
+    Returns
+    -------
+    Engine
+        A :class:`RoadEngine` or a :class:`coverage.proxy.ProxyEngine`.
+
+    Raises
+    ------
+    CoverageError
+        Unknown engine name, or the road engine without a road file.
+    """
+    if engine is None:
+        engine = "road" if roads is not None else "proxy"
+    if engine == "proxy":
+        from coverage.proxy import ProxyEngine
+
+        return ProxyEngine(settings)
+    if engine == "road":
+        if roads is None:
+            msg = "the road engine needs a road network file (OSM .pbf/.osm/.osm.gz or .graphml)"
+            raise CoverageError(msg)
+        network = load_network(roads, settings=settings, crs=crs, cache_dir=cache_dir)
+        return RoadEngine(network, settings)
+    msg = f"unknown engine {engine!r}: expected 'road' or 'proxy'"
+    raise CoverageError(msg)
