@@ -1,0 +1,1114 @@
+"""Exports of one département from a run, for the staff who write its family-services scheme.
+
+:func:`export_departement` reads a finished run (:class:`coverage.results.RunOutputs`), keeps
+what concerns one département and writes it in stable, documented formats:
+
+``csv``
+    ``tables/<contrat>.csv`` (UTF-8 without BOM, ``,`` separator, ``.`` decimal, empty cell
+    = missing) with its Frictionless Table Schema ``tables/<contrat>.schema.json`` beside it
+    (column types, units, French titles).
+``csv_fr``
+    ``csv_fr/<contrat>.csv``: the same tables for French Excel: ``;`` separator, decimal
+    comma, UTF-8 with BOM.
+``xlsx``
+    ``<dept>_zones_blanches.xlsx``: one sheet per level (Département, Communes, Zones
+    blanches, EPCI, Densité, and Listes d'attente when the run has waiting lists), a title
+    row with units and a row with the column codes, frozen panes, widths and number formats,
+    and a « Sources et méthode » sheet (sources and licences, engine and its parameters,
+    thresholds, dates, the FICTIONAL label of the demo, the secrecy rule).
+``gpkg``
+    ``<dept>_zones_blanches.gpkg``: layer ``communes`` (polygons, EPSG:4326) with the
+    minutes to the nearest service of each type (``minutes_<type>``), the nearest service
+    (``service_<type>``) and one boolean white-zone flag per type × threshold
+    (``zb_<type>_<seuil>``, e.g. ``zb_aucun_service_30``), and layer ``services`` (points).
+``parquet``
+    ``tables/<contrat>.parquet`` and GeoParquet ``<dept>_communes.parquet`` /
+    ``<dept>_services.parquet`` (the same two layers as the GeoPackage).
+``png``
+    ``<dept>_carte_<type>_<seuil>min.png``: a static map for a report (white zones, classes
+    of minutes, services, legend, scale bar, north arrow, source line, engine named).
+
+Tables exported (``tables/`` and ``csv_fr/``): ``couverture_departements`` (the
+département's rows), ``acces_communes`` and ``zones_blanches`` (its communes),
+``couverture_epci`` (the EPCIs with at least one commune in the département, each described
+over all its communes of the run), ``couverture_densite`` (recomputed over the
+département's communes only, with :func:`coverage.whitezones.coverage_table`) and
+``listes_attente_departements`` when the run holds waiting lists.
+
+Statistical secrecy
+-------------------
+Waiting-list figures concern few families in a département. In a **public** export (the
+default) every cell of a waiting-list count strictly below ``settings.secrecy_threshold``
+(default 5 families), zero included, is masked, together with the cells derived from that
+count in the same row (its rate per inhabitants, its change on the previous year, the mean
+waiting time of those families). The marker is:
+
+* CSV, French CSV and XLSX: the text ``< 5`` (``< {threshold}``) in the cell; the Table
+  Schema lists it in ``missingValues`` so that the CSV stays valid;
+* Parquet: a null value, and a boolean column ``<colonne>_masque`` set to true on the
+  masked rows.
+
+Coverage tables (populations of communes, counts of communes) are published figures and are
+never masked. ``public=False`` (CLI ``--internal``) writes every value unmasked; such files
+are for internal use only. No secondary suppression is done: when a total of the masked
+cells is published elsewhere, a masked cell may be recovered by subtraction.
+
+Every export is first written to a temporary folder beside ``out_dir``; the files are moved
+into place only when all of them are written, so a failure leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage.errors import CoverageError, OutputError
+from coverage.io.atomic import atomic_path, write_text_atomic
+from coverage.schemas import (
+    OUTPUT_CONTRACT_VERSION,
+    OUTPUT_CONTRACTS,
+    Contract,
+    Field,
+    table_schema,
+)
+from coverage.settings import (
+    CRS_INPUT_OUTPUT,
+    NO_SERVICE,
+    SERVICE_TYPES,
+    Settings,
+    metric_crs_for,
+)
+
+if TYPE_CHECKING:
+    from coverage.results import RunOutputs
+
+log = logging.getLogger(__name__)
+
+#: Every format :func:`export_departement` writes.
+EXPORT_FORMATS: tuple[str, ...] = ("csv", "csv_fr", "xlsx", "gpkg", "parquet", "png")
+#: Name of the waiting-list output table (written by the waiting-list stage when present).
+WAITING_TABLE = "listes_attente_departements"
+#: Label shown on every export of the fictional demo territory.
+FICTIONAL_TITLE = "TERRITOIRE FICTIF (démonstration)"
+#: Default folder of the demo run.
+DEFAULT_RUN_DIR = Path("sorties") / "demo"
+
+#: Sheets of the XLSX, in order: (table, sheet name).
+SHEETS: tuple[tuple[str, str], ...] = (
+    ("couverture_departements", "Département"),
+    ("acces_communes", "Communes"),
+    ("zones_blanches", "Zones blanches"),
+    ("couverture_epci", "EPCI"),
+    ("couverture_densite", "Densité"),
+    (WAITING_TABLE, "Listes d'attente"),
+)
+METHOD_SHEET = "Sources et méthode"
+
+#: French labels of the service types (maps, method sheet).
+TYPE_LABELS: Mapping[str, str] = {
+    "mediation_familiale": "médiation familiale",
+    "espace_rencontre": "espace de rencontre",
+    NO_SERVICE: "aucun des deux services (vue combinée)",
+}
+
+ENGINE_LABELS: Mapping[str, str] = {
+    "road": "road : temps de trajet sur le graphe routier OpenStreetMap",
+    "proxy": "proxy : distance à vol d'oiseau × facteur de détour ÷ vitesse par classe "
+             "de densité (estimation, pas un itinéraire)",
+}
+
+#: Waiting-list count columns subject to secrecy, and the columns derived from each.
+#: Other integer columns whose unit is a number of families are treated as counts too.
+SECRET_COUNTS: Mapping[str, tuple[str, ...]] = {
+    "familles_en_attente": ("delai_moyen_jours",),
+    "familles_recues": (),
+    "mesures_judiciaires": (),
+    "demandes_spontanees": (),
+    "entretiens_information": (),
+    "mediations": (),
+}
+_COUNT_UNITS = ("familles", "mesures", "entretiens", "médiations", "mediations")
+
+
+# --- Statistical secrecy -----------------------------------------------------------------
+def secrecy_marker(threshold: int) -> str:
+    """Text that replaces a masked cell in CSV and XLSX exports (``"< 5"`` by default)."""
+    return f"< {threshold}"
+
+
+def mask_small_counts(
+    df: pd.DataFrame,
+    columns: Sequence[str],
+    threshold: int,
+    marker: str | None,
+    *,
+    derived: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Mask the cells of small counts (statistical secrecy).
+
+    Parameters
+    ----------
+    df
+        Table to mask (not modified).
+    columns
+        Count columns to check (families, measures…). Absent columns are ignored.
+    threshold
+        Counts strictly below it (zero included) are masked; missing values stay missing.
+    marker
+        Text put in the masked cells (CSV/XLSX, e.g. ``"< 5"``); the column becomes text.
+        ``None``: the cells become null and a boolean column ``<colonne>_masque`` is added
+        after each checked column (Parquet).
+    derived
+        For a count column, the columns of the same row computed from it (rate, change,
+        mean delay): they are masked on the same rows. Absent columns are ignored.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the masked cells replaced.
+    """
+    out = df.copy()
+    derived = derived or {}
+    to_mask: dict[str, pd.Series] = {}
+    for col in columns:
+        if col not in out.columns:
+            continue
+        values = pd.to_numeric(out[col], errors="coerce")
+        small = (values < threshold).fillna(False).astype(bool)
+        to_mask[col] = to_mask.get(col, pd.Series(False, index=out.index)) | small
+        for dep in derived.get(col, ()):
+            if dep in out.columns:
+                to_mask[dep] = to_mask.get(dep, pd.Series(False, index=out.index)) | small
+    for col, rows in to_mask.items():
+        if marker is None:
+            s = out[col]
+            if pd.api.types.is_integer_dtype(s.dtype):
+                s = s.astype("Int64")
+            elif pd.api.types.is_bool_dtype(s.dtype):
+                s = s.astype("boolean")
+            out[col] = s.mask(rows.to_numpy())
+            flag = f"{col}_masque"
+            pos = out.columns.get_loc(col)
+            assert isinstance(pos, int)
+            if flag in out.columns:
+                out[flag] = out[flag].astype(bool) | rows
+            else:
+                out.insert(pos + 1, flag, rows.to_numpy())
+        else:
+            s = out[col].astype(object)
+            s = s.where(out[col].notna(), None)
+            s[rows.to_numpy()] = marker
+            out[col] = s
+    return out
+
+
+def secret_columns(
+    df: pd.DataFrame, contract: Contract | None = None
+) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """Count columns of a waiting-list table and the columns derived from each.
+
+    A count column is one of :data:`SECRET_COUNTS`, or an integer field of the contract
+    whose unit is a number of families, measures or interviews. Its derived columns are
+    those listed in :data:`SECRET_COUNTS` and every column whose name starts with
+    ``<count>_`` (``familles_en_attente_pour_100000``, ``familles_en_attente_evolution``…).
+    """
+    counts = [c for c in SECRET_COUNTS if c in df.columns]
+    if contract is not None:
+        for f in contract.fields:
+            if (f.type == "integer" and f.name in df.columns and f.name not in counts
+                    and any(u in f.unit.lower() for u in _COUNT_UNITS)):
+                counts.append(f.name)
+    derived: dict[str, tuple[str, ...]] = {}
+    for c in counts:
+        deps = [d for d in SECRET_COUNTS.get(c, ()) if d in df.columns]
+        deps += [d for d in df.columns
+                 if d.startswith(f"{c}_") and d not in deps and not d.endswith("_masque")]
+        derived[c] = tuple(deps)
+    return counts, derived
+
+
+# --- Département tables ------------------------------------------------------------------
+def available_departements(run: RunOutputs) -> list[str]:
+    """Département codes present in a run (its communes), sorted."""
+    codes: set[str] = set()
+    if "code_dep" in run.communes.columns:
+        codes.update(run.communes["code_dep"].dropna().astype(str))
+    acces = run.tables.get("acces_communes")
+    if acces is not None and "code_dep" in acces.columns:
+        codes.update(acces["code_dep"].dropna().astype(str))
+    return sorted(codes)
+
+
+def check_departement(run: RunOutputs, dept: str) -> str:
+    """Return ``dept`` as a str when the run has it, else raise :class:`CoverageError`.
+
+    The message lists the départements available in the run.
+    """
+    dept = str(dept).strip()
+    available = available_departements(run)
+    if dept not in available:
+        where = getattr(run, "run_dir", "the run")
+        msg = (f"département {dept!r} is not in the run {where}; départements available: "
+               f"{', '.join(available) if available else '(none)'}")
+        raise CoverageError(msg)
+    return dept
+
+
+def run_thresholds(run: RunOutputs, settings: Settings = Settings()) -> list[float]:
+    """Thresholds of a run, minutes: the manifest's, else the coverage table's, else settings."""
+    thresholds = [float(t) for t in run.manifest.get("thresholds_min", [])]
+    if not thresholds:
+        cov = run.tables.get("couverture_departements")
+        if cov is not None and len(cov):
+            thresholds = [float(t) for t in cov["seuil_minutes"].dropna().unique()]
+    if not thresholds:
+        thresholds = [float(t) for t in settings.thresholds_min]
+    return sorted(set(thresholds))
+
+
+def run_types(run: RunOutputs, settings: Settings = Settings()) -> list[str]:
+    """Service types of a run (without the combined view), in the settings' order."""
+    acces = run.tables.get("acces_communes")
+    found = set() if acces is None else set(acces["type_service"].dropna().astype(str))
+    found.discard(NO_SERVICE)
+    order = list(settings.service_types) + [t for t in SERVICE_TYPES
+                                            if t not in settings.service_types]
+    return [t for t in order if t in found] + sorted(found - set(order))
+
+
+def departement_tables(
+    run: RunOutputs, dept: str, *, settings: Settings = Settings()
+) -> dict[str, pd.DataFrame]:
+    """Tables of one département, by contract name, unmasked.
+
+    Parameters
+    ----------
+    run
+        A finished run.
+    dept
+        Département code; must be in the run.
+    settings
+        Used for the thresholds and types when the run does not record them.
+
+    Returns
+    -------
+    dict
+        ``couverture_departements``, ``acces_communes``, ``zones_blanches``,
+        ``couverture_epci`` (EPCIs touching the département, whole-EPCI figures),
+        ``couverture_densite`` (recomputed over the département's communes) and, when
+        the run has it, ``listes_attente_departements``.
+    """
+    from coverage.whitezones import coverage_table
+
+    dept = check_departement(run, dept)
+    out: dict[str, pd.DataFrame] = {}
+    for name in ("couverture_departements", "acces_communes", "zones_blanches"):
+        table = run.tables.get(name)
+        if table is None:
+            msg = f"the run has no table {name!r}: rerun `zones-blanches run`"
+            raise CoverageError(msg)
+        out[name] = table[table["code_dep"].astype(str) == dept].reset_index(drop=True)
+
+    communes = run.communes[run.communes["code_dep"].astype(str) == dept]
+    acces = out["acces_communes"]
+    thresholds = run_thresholds(run, settings)
+    epci = run.tables.get("couverture_epci")
+    if "code_epci" in communes.columns:
+        codes = set(communes["code_epci"].dropna().astype(str))
+        if epci is not None:
+            out["couverture_epci"] = epci[epci["code_epci"].astype(str).isin(codes)] \
+                .reset_index(drop=True)
+        else:
+            out["couverture_epci"] = coverage_table(acces, communes, thresholds, "epci")
+    out["couverture_densite"] = coverage_table(acces, communes, thresholds, "densite")
+    waiting = run.tables.get(WAITING_TABLE)
+    if waiting is not None and "code_dep" in waiting.columns:
+        out[WAITING_TABLE] = waiting[waiting["code_dep"].astype(str) == dept] \
+            .reset_index(drop=True)
+    return out
+
+
+def _contract_for(name: str, df: pd.DataFrame) -> Contract:
+    """The output contract of a table, or one inferred from its dtypes when not registered."""
+    contract = OUTPUT_CONTRACTS.get(name)
+    if contract is not None:
+        return contract
+    fields: list[Field] = []
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s.dtype):
+            t = "boolean"
+        elif pd.api.types.is_integer_dtype(s.dtype):
+            t = "integer"
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            t = "number"
+        else:
+            t = "string"
+        fields.append(Field(str(col), t, False, "", str(col)))  # type: ignore[arg-type]
+    return Contract(name, name.replace("_", " ").capitalize(), tuple(fields))
+
+
+def _conform(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    from coverage.io.writers import conform_to_contract
+
+    return conform_to_contract(df, contract)
+
+
+# --- Commune and service layers ----------------------------------------------------------
+def seuil_label(minutes: float) -> str:
+    """Threshold as it appears in column and file names: ``30`` → ``"30"``, 22.5 → ``"22_5"``."""
+    if float(minutes).is_integer():
+        return str(int(minutes))
+    return f"{minutes:g}".replace(".", "_")
+
+
+def flag_column(type_service: str, minutes: float) -> str:
+    """Name of the white-zone flag column: ``zb_<type>_<seuil>``."""
+    return f"zb_{type_service}_{seuil_label(minutes)}"
+
+
+def commune_layer(
+    run: RunOutputs, dept: str, tables: Mapping[str, pd.DataFrame], *,
+    settings: Settings = Settings(),
+) -> gpd.GeoDataFrame:
+    """Communes of a département with minutes per type and white-zone flags, EPSG:4326.
+
+    Columns: ``code_insee, nom, code_dep, population, densite, rural`` (+ ``code_epci,
+    nom_epci`` when known), ``minutes_<type>`` (minutes, NaN unreachable),
+    ``service_<type>`` (nearest service id), ``moteur``, one boolean ``zb_<type>_<seuil>``
+    per type (combined view ``aucun_service`` included) × threshold, taken from the run's
+    ``zones_blanches`` table, ``fictif``, ``geometry``.
+    """
+    communes = run.communes[run.communes["code_dep"].astype(str) == dept]
+    keep = [c for c in ("code_insee", "nom", "code_dep", "population", "densite", "rural",
+                        "code_epci", "nom_epci") if c in communes.columns]
+    layer = communes[[*keep, "geometry"]].copy()
+    layer["code_insee"] = layer["code_insee"].astype(str)
+    acces = tables["acces_communes"]
+    types = run_types(run, settings)
+    for t in types:
+        sub = acces[acces["type_service"] == t].set_index(acces["code_insee"].astype(str))
+        layer[f"minutes_{t}"] = layer["code_insee"].map(sub["minutes"]).astype(float)
+        layer[f"service_{t}"] = layer["code_insee"].map(sub["service_id"])
+    moteurs = acces.groupby(acces["code_insee"].astype(str))["moteur"].first()
+    layer["moteur"] = layer["code_insee"].map(moteurs).fillna(run.engine)
+    zb = tables["zones_blanches"]
+    for t in [*types, NO_SERVICE]:
+        for s in run_thresholds(run, settings):
+            sel = zb[(zb["type_service"] == t) & np.isclose(zb["seuil_minutes"], s)]
+            layer[flag_column(t, s)] = layer["code_insee"].isin(set(sel["code_insee"]
+                                                                    .astype(str)))
+    layer["fictif"] = bool(run.fictif)
+    gdf = gpd.GeoDataFrame(layer, geometry="geometry", crs=run.communes.crs)
+    if gdf.crs is None:
+        gdf = gdf.set_crs(CRS_INPUT_OUTPUT)
+    return gdf.to_crs(CRS_INPUT_OUTPUT).reset_index(drop=True)
+
+
+def service_layer(
+    run: RunOutputs, dept: str, tables: Mapping[str, pd.DataFrame]
+) -> gpd.GeoDataFrame:
+    """Services in the département plus, outside it, those nearest to one of its communes.
+
+    A boolean column ``dans_departement`` tells them apart (families may use a service of
+    the next département). EPSG:4326.
+    """
+    services = run.services
+    used = set(tables["acces_communes"]["service_id"].dropna().astype(str))
+    ids = services["service_id"].astype(str)
+    in_dept = (services["code_dep"].astype(str) == dept) if "code_dep" in services.columns \
+        else pd.Series(False, index=services.index)
+    sel = services[in_dept | ids.isin(used)].copy()
+    sel["dans_departement"] = in_dept[sel.index].to_numpy(dtype=bool)
+    gdf = gpd.GeoDataFrame(sel, geometry="geometry", crs=services.crs)
+    if gdf.crs is None:
+        gdf = gdf.set_crs(CRS_INPUT_OUTPUT)
+    return gdf.to_crs(CRS_INPUT_OUTPUT).reset_index(drop=True)
+
+
+# --- Sources -----------------------------------------------------------------------------
+def _strings(obj: Any) -> Iterable[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            yield from _strings(v)
+
+
+def sources(run: RunOutputs) -> list[tuple[str, str]]:
+    """Data sources of a run with their licence, as (source, licence) pairs.
+
+    Worked out from the run's inputs (manifest), its engine and the services' ``source``
+    column.
+    """
+    if run.fictif:
+        label = run.manifest.get("fictional_label") or FICTIONAL_TITLE
+        out = [(f"Territoire, réseau routier, services et listes d'attente fictifs générés par "
+                f"zones-blanches (coverage.demo) : {label}", "aucune donnée réelle")]
+        return out
+    text = " ".join(_strings(run.manifest.get("inputs", {}))).lower()
+    out = []
+    if any(k in text for k in ("admin", "ign", "cog2018", "communes_cog")):
+        out.append(("IGN – Admin Express (contours des communes)", "Licence Ouverte"))
+    if any(k in text for k in ("etalab", "contours")):
+        out.append(("Etalab – contours administratifs", "Licence Ouverte"))
+    out.append(("Etalab – découpage administratif (COG, EPCI, populations)",
+                "Licence Ouverte (données), MIT (code)"))
+    out.append(("INSEE – grille communale de densité, populations légales", "Licence Ouverte"))
+    if run.engine == "road":
+        out.append(("© les contributeurs d'OpenStreetMap (réseau routier)", "ODbL"))
+    if "source" in run.services.columns:
+        srcs = sorted(set(run.services["source"].dropna().astype(str)))
+        if srcs:
+            shown = ", ".join(srcs[:3]) + (f" (+{len(srcs) - 3})" if len(srcs) > 3 else "")
+            out.append((f"Services : {shown}", "selon la source"))
+    return out
+
+
+def source_line(run: RunOutputs) -> str:
+    """One-line attribution for maps: « Source : … », with the engine named."""
+    if run.fictif:
+        src = "territoire fictif généré par zones-blanches (aucune donnée réelle)"
+    else:
+        names = []
+        for name, _lic in sources(run):
+            short = name.split(" (")[0].replace("© les contributeurs d'OpenStreetMap",
+                                                 "OSM contributors (ODbL)")
+            names.append(short)
+        src = " / ".join(names)
+    engine = run.engine or "?"
+    return f"Source : {src}. Temps d'accès : moteur {engine}."
+
+
+# --- CSV ---------------------------------------------------------------------------------
+def _masked_schema(contract: Contract, masked: Sequence[str], marker: str,
+                   threshold: int) -> dict[str, Any]:
+    schema = table_schema(contract)
+    if masked:
+        schema["missingValues"] = ["", marker]
+        for f in schema["fields"]:
+            if f["name"] in masked:
+                f["description"] = (
+                    f"{f.get('description', '')} Secret statistique : valeur masquée "
+                    f"« {marker} » quand le nombre de familles est inférieur à {threshold} "
+                    "(dans le Parquet : valeur nulle et colonne "
+                    f"{f['name']}_masque = vrai)."
+                ).strip()
+    return schema
+
+
+def _write_csv(df: pd.DataFrame, path: Path, *, french: bool) -> Path:
+    with atomic_path(path) as tmp:
+        if french:
+            df.to_csv(tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig",
+                      lineterminator="\r\n")
+        else:
+            df.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+    return path
+
+
+# --- XLSX --------------------------------------------------------------------------------
+_HEADER_FILL = "1F4E79"
+_CODE_FILL = "DDEBF7"
+
+
+def _number_format(field: Field | None) -> str | None:
+    if field is None:
+        return None
+    unit = field.unit.lower()
+    if field.type == "integer":
+        return "#,##0"
+    if field.type == "number":
+        if unit.startswith("ratio"):
+            return "0.0%"
+        if unit == "jours":
+            return "0"
+        return "0.0"
+    return None
+
+
+def _cell(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _write_sheet(ws: Any, df: pd.DataFrame, contract: Contract, *,
+                 freeze_cols: int = 0) -> None:
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    bold = Font(bold=True, color="FFFFFF")
+    fill = PatternFill("solid", fgColor=_HEADER_FILL)
+    code_font = Font(italic=True, color="404040", size=9)
+    code_fill = PatternFill("solid", fgColor=_CODE_FILL)
+    fields = {f.name: f for f in contract.fields}
+    columns = list(df.columns)
+    for j, col in enumerate(columns, start=1):
+        f = fields.get(col)
+        title = (f.title or col) if f else col
+        if f and f.unit:
+            title = f"{title} ({f.unit})"
+        c = ws.cell(row=1, column=j, value=title)
+        c.font, c.fill = bold, fill
+        c.alignment = Alignment(wrap_text=True, vertical="center")
+        c2 = ws.cell(row=2, column=j, value=col)
+        c2.font, c2.fill = code_font, code_fill
+    for i, row in enumerate(df.itertuples(index=False, name=None), start=3):
+        for j, value in enumerate(row, start=1):
+            ws.cell(row=i, column=j, value=_cell(value))
+    for j, col in enumerate(columns, start=1):
+        letter = get_column_letter(j)
+        fmt = _number_format(fields.get(col))
+        if fmt:
+            for (cell,) in ws.iter_rows(min_row=3, max_row=len(df) + 2, min_col=j,
+                                        max_col=j):
+                if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
+                    cell.number_format = fmt
+        sample = [str(v) for v in df[col].head(200) if v is not None]
+        longest = max([len(str(ws.cell(row=2, column=j).value)),
+                       min(len(str(ws.cell(row=1, column=j).value)), 28),
+                       *(len(v) for v in sample)])
+        ws.column_dimensions[letter].width = max(8, min(50, longest + 2))
+    ws.row_dimensions[1].height = 32
+    ws.freeze_panes = ws.cell(row=3, column=freeze_cols + 1).coordinate
+    if len(df):
+        ws.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{len(df) + 2}"
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(obj, Mapping):
+        rows: list[tuple[str, str]] = []
+        for k, v in obj.items():
+            rows += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return rows
+    if isinstance(obj, list | tuple) and any(isinstance(v, Mapping) for v in obj):
+        rows = []
+        for i, v in enumerate(obj):
+            rows += _flatten(v, f"{prefix}[{i}]")
+        return rows
+    text = json.dumps(obj, ensure_ascii=False) if not isinstance(obj, str) else obj
+    return [(prefix, text[:500])]
+
+
+def method_rows(run: RunOutputs, dept: str, *, public: bool,
+                settings: Settings = Settings()) -> list[tuple[str, str]]:
+    """Rows (rubrique, valeur) of the « Sources et méthode » sheet."""
+    thresholds = run_thresholds(run, settings)
+    engine = run.engine or "?"
+    threshold = settings.secrecy_threshold
+    rows: list[tuple[str, str]] = [
+        ("Titre", f"Zones blanches des services de médiation familiale et des espaces de "
+                  f"rencontre — département {dept}"),
+    ]
+    if run.fictif:
+        label = run.manifest.get("fictional_label") or ""
+        rows.append(("TERRITOIRE FICTIF", f"{FICTIONAL_TITLE} : ce territoire, ses communes, "
+                     f"ses routes et ses services n'existent pas. {label}".strip()))
+    rows += [
+        ("Date de l'export", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("Date du calcul", str(run.manifest.get("created")
+                               or run.manifest.get("finished")
+                               or run.manifest.get("started") or "inconnue")),
+        ("Moteur de temps d'accès", ENGINE_LABELS.get(engine, engine)),
+    ]
+    params = run.manifest.get("engine", {})
+    if isinstance(params, Mapping):
+        for k, v in _flatten({k: v for k, v in params.items() if k != "name"}):
+            rows.append((f"Paramètre du moteur : {k}", v))
+    rows += [
+        ("Seuils (minutes)", ", ".join(seuil_label(t) for t in thresholds)),
+        ("Types de service", ", ".join(f"{t} ({TYPE_LABELS.get(t, t)})"
+                                       for t in run_types(run, settings))),
+        ("Zone blanche", "Commune dont le service le plus proche du type est au-delà du seuil "
+                         "ou inaccessible (temps vide). Vue combinée « aucun_service » : "
+                         "aucun des types de service à moins du seuil."),
+        ("Temps d'accès", "Minutes en voiture depuis le point représentatif de la commune "
+                          "jusqu'au service le plus proche, y compris hors du département."),
+        ("Feuille Département", "Couverture du département par type et seuil "
+                                "(population couverte, taux, zones blanches, médiane et 90e "
+                                "centile des minutes pondérés par la population)."),
+        ("Feuille Communes", "Temps d'accès par commune et type de service."),
+        ("Feuille Zones blanches", "Une ligne par commune en zone blanche × type × seuil."),
+        ("Feuille EPCI", "EPCI ayant au moins une commune dans le département ; chiffres sur "
+                         "l'ensemble des communes de l'EPCI présentes dans le calcul."),
+        ("Feuille Densité", "Couverture par niveau de la grille communale de densité INSEE, "
+                            "recalculée sur les seules communes du département."),
+    ]
+    if public:
+        rows.append(("Secret statistique",
+                     f"Export public : les effectifs de familles des listes d'attente "
+                     f"inférieurs à {threshold} (zéro compris) et les valeurs qui en dérivent "
+                     f"(délai moyen, taux, évolution) sont remplacés par « "
+                     f"{secrecy_marker(threshold)} » (CSV, XLSX) ou par une valeur nulle avec "
+                     f"une colonne <colonne>_masque (Parquet). Les populations et nombres de "
+                     f"communes, publics, ne sont pas masqués."))
+    else:
+        rows.append(("Secret statistique",
+                     "EXPORT INTERNE : aucune valeur masquée ; ne pas diffuser (effectifs "
+                     f"inférieurs à {threshold} familles visibles)."))
+    for name, licence in sources(run):
+        rows.append(("Source", f"{name} — licence : {licence}"))
+    rows.append(("Contrat de sortie", f"version {OUTPUT_CONTRACT_VERSION} (schémas Table "
+                                      "Schema JSON à côté des CSV)"))
+    for k, v in _flatten({k: v for k, v in run.manifest.items()
+                          if k not in ("engine", "tables")}):
+        rows.append((f"Manifeste : {k}", v))
+    return rows
+
+
+def write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame],
+               contracts: Mapping[str, Contract], method: Sequence[tuple[str, str]]) -> Path:
+    """Write the XLSX workbook: one sheet per table of :data:`SHEETS` present, then the
+    « Sources et méthode » sheet.
+
+    Parameters
+    ----------
+    path
+        Target ``.xlsx``.
+    tables
+        Tables by contract name, already masked when the export is public.
+    contracts
+        Their contracts (titles and units of the headers, number formats).
+    method
+        Rows of the method sheet (:func:`method_rows`).
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    wb = Workbook()
+    default = wb.active
+    if default is not None:
+        wb.remove(default)
+    for name, sheet in SHEETS:
+        if name not in tables:
+            continue
+        ws = wb.create_sheet(sheet)
+        freeze = 2 if name in ("acces_communes", "zones_blanches") else 0
+        _write_sheet(ws, tables[name], contracts[name], freeze_cols=freeze)
+    ws = wb.create_sheet(METHOD_SHEET)
+    head = Font(bold=True, color="FFFFFF")
+    fill = PatternFill("solid", fgColor=_HEADER_FILL)
+    for j, text in enumerate(("Rubrique", "Valeur"), start=1):
+        c = ws.cell(row=1, column=j, value=text)
+        c.font, c.fill = head, fill
+    for i, (k, v) in enumerate(method, start=2):
+        ws.cell(row=i, column=1, value=k).font = Font(bold=True)
+        ws.cell(row=i, column=2, value=v).alignment = Alignment(wrap_text=True,
+                                                                 vertical="top")
+        if k == "TERRITOIRE FICTIF":
+            ws.cell(row=i, column=1).font = Font(bold=True, color="C00000")
+            ws.cell(row=i, column=2).font = Font(bold=True, color="C00000")
+    ws.column_dimensions["A"].width = 42
+    ws.column_dimensions["B"].width = 110
+    ws.freeze_panes = "A2"
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
+    return path
+
+
+# --- PNG map -----------------------------------------------------------------------------
+def _nice_length_m(span_m: float) -> float:
+    target = span_m / 5
+    if target <= 0 or not math.isfinite(target):
+        return 1000.0
+    exp = 10 ** math.floor(math.log10(target))
+    for m in (5, 2, 1):
+        if m * exp <= target:
+            return float(m * exp)
+    return float(exp)
+
+
+def render_png_map(
+    communes: gpd.GeoDataFrame,
+    services: gpd.GeoDataFrame,
+    path: Path,
+    *,
+    dept: str,
+    thresholds: Sequence[float],
+    seuil: float,
+    type_service: str = NO_SERVICE,
+    engine: str,
+    fictif: bool,
+    source: str,
+    dpi: int = 150,
+) -> Path:
+    """Draw a static map of a département's white zones and services to a PNG.
+
+    Communes are coloured by class of minutes to the nearest service of ``type_service``
+    (for the combined view ``aucun_service``: to the nearest service of any type), white
+    zones at ``seuil`` are hatched in red, services are markers by type. The map is drawn
+    in the département's metric CRS (:func:`coverage.settings.metric_crs_for`) with a
+    scale bar in km, a north arrow, a title (« TERRITOIRE FICTIF (démonstration) » for the
+    demo) and a source line naming the engine.
+
+    Parameters
+    ----------
+    communes
+        :func:`commune_layer` output (``minutes_<type>`` and ``zb_<type>_<seuil>`` columns).
+    services
+        :func:`service_layer` output.
+    path
+        Target ``.png``.
+    dept
+        Département code (title, metric CRS).
+    thresholds
+        Thresholds of the run, minutes (classes of the legend).
+    seuil
+        Threshold of the white zones drawn, minutes.
+    type_service
+        A service type or ``aucun_service``.
+    engine
+        ``road`` or ``proxy``, named under the map.
+    fictif
+        Whether the territory is the fictional demo.
+    source
+        Source line (:func:`source_line`).
+    dpi
+        Resolution, dots per inch.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+
+    flag = flag_column(type_service, seuil)
+    if flag not in communes.columns:
+        msg = (f"no white-zone flag {flag} in the communes layer: the run has no type "
+               f"{type_service!r} or no threshold {seuil_label(seuil)} min")
+        raise CoverageError(msg)
+    crs = metric_crs_for(dept)
+    com = communes.to_crs(crs)
+    if type_service == NO_SERVICE:
+        cols = [c for c in com.columns if c.startswith("minutes_")]
+        minutes = com[cols].min(axis=1, skipna=True) if cols else pd.Series(np.nan,
+                                                                              index=com.index)
+    else:
+        minutes = com[f"minutes_{type_service}"]
+    bounds = sorted(float(t) for t in thresholds)
+    labels = [f"≤ {seuil_label(bounds[0])} min"]
+    labels += [f"{seuil_label(a)}–{seuil_label(b)} min" for a, b in itertools.pairwise(bounds)]
+    labels.append(f"> {seuil_label(bounds[-1])} min")
+    cmap = plt.get_cmap("YlGnBu_r", len(labels) + 1)
+    colours = [cmap(i) for i in range(len(labels))]
+    cls = np.searchsorted(np.asarray(bounds), minutes.to_numpy(dtype=float), side="left")
+    facecolor = [colours[min(int(c), len(colours) - 1)] for c in cls]
+    unreachable = minutes.isna().to_numpy()
+    grey = (0.55, 0.55, 0.55, 1.0)
+    facecolor = [grey if u else fc for fc, u in zip(facecolor, unreachable, strict=True)]
+
+    fig, ax = plt.subplots(figsize=(8.27, 9.0), dpi=dpi)
+    com.plot(ax=ax, color=facecolor, edgecolor="white", linewidth=0.3)
+    white = com[com[flag].astype(bool).to_numpy()]
+    if len(white):
+        white.plot(ax=ax, facecolor="none", edgecolor="#C00000", linewidth=0.8, hatch="////")
+    com.dissolve().boundary.plot(ax=ax, color="black", linewidth=1.0)
+
+    markers = {"mediation_familiale": ("o", "#E66101"), "espace_rencontre": ("s", "#5E3C99")}
+    handles: list[Any] = [Patch(facecolor=c, edgecolor="white", label=lab)
+                          for c, lab in zip(colours, labels, strict=True)]
+    if unreachable.any():
+        handles.append(Patch(facecolor=grey, label="inaccessible"))
+    handles.append(Patch(facecolor="none", edgecolor="#C00000", hatch="////",
+                         label=f"zone blanche (> {seuil_label(seuil)} min ou inaccessible)"))
+    if len(services):
+        svc = services.to_crs(crs)
+        types = list(dict.fromkeys(svc["type_service"].astype(str)))
+        fallback = iter(["^", "D", "v", "P"])
+        for t in types:
+            m, c = markers.get(t, (next(fallback, "x"), "black"))
+            sel = svc[svc["type_service"].astype(str) == t]
+            ax.scatter(sel.geometry.x, sel.geometry.y, marker=m, s=46, c=c,
+                       edgecolors="white", linewidths=0.8, zorder=5)
+            handles.append(Line2D([], [], marker=m, linestyle="", color=c,
+                                  markeredgecolor="white", markersize=8,
+                                  label=f"service : {TYPE_LABELS.get(t, t)}"))
+    xmin, ymin, xmax, ymax = com.total_bounds
+    pad = 0.04 * max(xmax - xmin, ymax - ymin)
+    ax.set_xlim(xmin - pad, xmax + pad)
+    ax.set_ylim(ymin - pad, ymax + pad)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+
+    # scale bar (metres of the metric CRS) and north arrow
+    length = _nice_length_m(xmax - xmin)
+    x0, y0 = xmin, ymin - pad * 0.6
+    h = pad * 0.18
+    ax.add_patch(Rectangle((x0, y0), length / 2, h, facecolor="black", edgecolor="black"))
+    ax.add_patch(Rectangle((x0 + length / 2, y0), length / 2, h, facecolor="white",
+                           edgecolor="black"))
+    ax.text(x0 + length / 2, y0 + h * 1.8, f"{length / 1000:g} km", ha="center",
+            va="bottom", fontsize=8)
+    ax.annotate("N", xy=(0.96, 0.97), xytext=(0.96, 0.89), xycoords="axes fraction",
+                ha="center", va="center", fontsize=11, fontweight="bold",
+                arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.5})
+
+    what = TYPE_LABELS.get(type_service, type_service)
+    title = (f"Zones blanches à {seuil_label(seuil)} min — {what}\n"
+             f"Département {dept} · temps d'accès moteur {engine}")
+    if fictif:
+        title = f"{FICTIONAL_TITLE}\n{title}"
+    ax.set_title(title, fontsize=11, color="#C00000" if fictif else "black")
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+              frameon=False, title=f"Minutes jusqu'au service\n({what})", title_fontsize=8)
+    fig.text(0.01, 0.01, f"{source} Projection {crs}.", fontsize=6.5, ha="left",
+             va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
+
+# --- The export --------------------------------------------------------------------------
+def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+    """Normalise export formats (``"csv,xlsx"`` or a list; ``all`` = every format).
+
+    Raises
+    ------
+    CoverageError
+        An unknown format; the message lists the known ones.
+    """
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    out: list[str] = []
+    for item in items:
+        f = str(item).strip().lower().replace("-", "_")
+        if not f:
+            continue
+        if f == "all":
+            out.extend(EXPORT_FORMATS)
+            continue
+        if f not in EXPORT_FORMATS:
+            msg = (f"unknown export format {item!r}; expected a comma-separated list of "
+                   f"{', '.join(EXPORT_FORMATS)} (or all)")
+            raise CoverageError(msg)
+        out.append(f)
+    if not out:
+        msg = f"no export format given; expected some of {', '.join(EXPORT_FORMATS)}"
+        raise CoverageError(msg)
+    return tuple(dict.fromkeys(out))
+
+
+def _table_contract(name: str, df: pd.DataFrame, dept: str) -> Contract:
+    contract = _contract_for(name, df)
+    if name == "couverture_densite":
+        contract = dataclasses.replace(
+            contract, title=f"{contract.title} — communes du département {dept}")
+    elif name == "couverture_epci":
+        contract = dataclasses.replace(
+            contract, title=f"{contract.title} — EPCI ayant une commune dans le "
+                            f"département {dept}")
+    return contract
+
+
+def export_departement(
+    run: RunOutputs,
+    dept: str,
+    *,
+    formats: Iterable[str] = EXPORT_FORMATS,
+    out_dir: Path,
+    public: bool = True,
+    settings: Settings = Settings(),
+    map_type: str = NO_SERVICE,
+    map_threshold: float | None = None,
+) -> list[Path]:
+    """Export one département of a run (tables, workbook, layers, map).
+
+    Parameters
+    ----------
+    run
+        A finished run (:meth:`coverage.results.RunOutputs.load`).
+    dept
+        Département code, e.g. ``"15"`` or ``"ZA"`` (fictional demo).
+    formats
+        Some of :data:`EXPORT_FORMATS`: ``csv``, ``csv_fr``, ``xlsx``, ``gpkg``,
+        ``parquet``, ``png`` (see the module docstring for the files of each).
+    out_dir
+        Export folder (created). Files already there with other names are left alone.
+    public
+        Mask small waiting-list counts (statistical secrecy, see the module docstring).
+        ``False`` for an internal export.
+    settings
+        ``secrecy_threshold`` (families) and fallbacks for thresholds and types.
+    map_type
+        Service type of the PNG map, default the combined view ``aucun_service``.
+    map_threshold
+        Threshold of the PNG map, minutes; default 30 when the run has it, else the
+        middle threshold.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, in ``out_dir``.
+
+    Raises
+    ------
+    CoverageError
+        Unknown département (the message lists those of the run) or format, or a map
+        type/threshold the run does not have. Nothing is written then.
+    """
+    fmts = parse_formats(formats)
+    dept = check_departement(run, dept)
+    thresholds = run_thresholds(run, settings)
+    if map_threshold is None:
+        map_threshold = 30.0 if any(np.isclose(thresholds, 30.0)) \
+            else thresholds[len(thresholds) // 2]
+    if "png" in fmts and (not any(np.isclose(thresholds, map_threshold))
+                          or map_type not in [*run_types(run, settings), NO_SERVICE]):
+        msg = (f"no map for type {map_type!r} at {seuil_label(map_threshold)} min: the run "
+               f"has types {', '.join([*run_types(run, settings), NO_SERVICE])} and "
+               f"thresholds {', '.join(seuil_label(t) for t in thresholds)}")
+        raise CoverageError(msg)
+
+    tables = departement_tables(run, dept, settings=settings)
+    contracts = {name: _table_contract(name, df, dept) for name, df in tables.items()}
+    typed = {name: _conform(df, contracts[name]) for name, df in tables.items()}
+    threshold = settings.secrecy_threshold
+    marker = secrecy_marker(threshold)
+    secret: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]] = {}
+    if public and WAITING_TABLE in typed:
+        secret[WAITING_TABLE] = secret_columns(typed[WAITING_TABLE],
+                                               contracts[WAITING_TABLE])
+
+    def text_masked(name: str) -> pd.DataFrame:
+        if name not in secret:
+            return typed[name]
+        counts, derived = secret[name]
+        return mask_small_counts(typed[name], counts, threshold, marker, derived=derived)
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".export-{dept}-", dir=out_dir.parent))
+    written: list[Path] = []  # relative to staging
+    try:
+        if "csv" in fmts:
+            for name in typed:
+                rel = Path("tables") / f"{name}.csv"
+                _write_csv(text_masked(name), staging / rel, french=False)
+                counts, derived = secret.get(name, ([], {}))
+                masked_cols = [*counts, *(d for ds in derived.values() for d in ds)]
+                schema = _masked_schema(contracts[name], masked_cols, marker, threshold)
+                srel = Path("tables") / f"{name}.schema.json"
+                write_text_atomic(staging / srel,
+                                  json.dumps(schema, ensure_ascii=False, indent=2) + "\n")
+                written += [rel, srel]
+        if "csv_fr" in fmts:
+            for name in typed:
+                rel = Path("csv_fr") / f"{name}.csv"
+                _write_csv(text_masked(name), staging / rel, french=True)
+                written.append(rel)
+        if "parquet" in fmts:
+            for name, df in typed.items():
+                rel = Path("tables") / f"{name}.parquet"
+                if name in secret:
+                    counts, derived = secret[name]
+                    df = mask_small_counts(df, counts, threshold, None, derived=derived)
+                with atomic_path(staging / rel) as tmp:
+                    df.to_parquet(tmp, index=False)
+                written.append(rel)
+        if "xlsx" in fmts:
+            rel = Path(f"{dept}_zones_blanches.xlsx")
+            write_xlsx(staging / rel, {n: text_masked(n) for n in typed}, contracts,
+                       method_rows(run, dept, public=public, settings=settings))
+            written.append(rel)
+        if {"gpkg", "parquet", "png"} & set(fmts):
+            communes = commune_layer(run, dept, tables, settings=settings)
+            services = service_layer(run, dept, tables)
+            if "gpkg" in fmts:
+                rel = Path(f"{dept}_zones_blanches.gpkg")
+                with atomic_path(staging / rel) as tmp:
+                    communes.to_file(tmp, layer="communes", driver="GPKG")
+                    services.to_file(tmp, layer="services", driver="GPKG", mode="a")
+                written.append(rel)
+            if "parquet" in fmts:
+                from coverage.io.writers import write_geoparquet
+
+                for rel, layer in ((Path(f"{dept}_communes.parquet"), communes),
+                                   (Path(f"{dept}_services.parquet"), services)):
+                    write_geoparquet(layer, staging / rel)
+                    written.append(rel)
+            if "png" in fmts:
+                rel = Path(f"{dept}_carte_{map_type}_{seuil_label(map_threshold)}min.png")
+                render_png_map(communes, services, staging / rel, dept=dept,
+                               thresholds=thresholds, seuil=map_threshold,
+                               type_service=map_type, engine=run.engine,
+                               fictif=run.fictif, source=source_line(run))
+                written.append(rel)
+        final: list[Path] = []
+        for rel in written:
+            target = out_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, target)
+            final.append(target)
+    except OSError as exc:
+        msg = f"cannot write the export of département {dept} to {out_dir}: {exc}"
+        raise OutputError(msg) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("exported département %s: %d files in %s", dept, len(final), out_dir)
+    return final
+
+
+def export_from_cli(args: argparse.Namespace) -> int:
+    """``zones-blanches export``: export a département of a run; prints the files written.
+
+    Parameters
+    ----------
+    args
+        ``dept``, ``run`` (default ``sorties/demo``), ``formats``, ``out`` (default
+        ``<run>/exports/<dept>``), ``internal``.
+
+    Returns
+    -------
+    int
+        0 on success (errors are raised as :class:`CoverageError` for the CLI to print).
+    """
+    from coverage.results import MANIFEST, RunOutputs
+
+    run_dir = Path(args.run) if getattr(args, "run", None) else DEFAULT_RUN_DIR
+    formats = parse_formats(getattr(args, "formats", None) or EXPORT_FORMATS)
+    if not (run_dir / MANIFEST).exists():
+        msg = (f"no finished run in {run_dir} (no {MANIFEST}): run `zones-blanches run` "
+               f"first{'' if getattr(args, 'run', None) else ' (it writes sorties/demo)'}")
+        raise CoverageError(msg)
+    run = RunOutputs.load(run_dir)
+    dept = check_departement(run, args.dept)
+    out = Path(args.out) if getattr(args, "out", None) else run_dir / "exports" / dept
+    internal = bool(getattr(args, "internal", False))
+    files = export_departement(run, dept, formats=formats, out_dir=out, public=not internal)
+    if run.fictif:
+        print(f"{FICTIONAL_TITLE}: the demo territory is not a real place.")
+    kind = "INTERNAL export (no statistical secrecy: do not publish)" if internal \
+        else "public export (small waiting-list counts masked)"
+    print(f"Département {dept}, {kind}, engine {run.engine}: {len(files)} files in {out}")
+    for f in files:
+        print(f"  {f}")
+    return 0
