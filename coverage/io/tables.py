@@ -500,3 +500,27 @@ def to_number(s: pd.Series) -> pd.Series:
 def is_blank(s: pd.Series) -> pd.Series:
     """True where a cell is missing or only blanks."""
     return s.isna() | (s.astype("str").str.strip() == "")
+
+
+_TRUE = frozenset({"true", "vrai", "oui", "yes", "y", "o", "1", "1.0", "t"})
+_FALSE = frozenset({"false", "faux", "non", "no", "n", "0", "0.0", "f"})
+
+
+def to_bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse booleans (True/False, vrai/faux, oui/non, 1/0).
+
+    Returns
+    -------
+    (Series, Series)
+        Nullable booleans (NA where missing or unreadable) and the mask of unreadable,
+        non-missing cells.
+    """
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("boolean"), pd.Series(False, index=s.index)
+    text = s.astype("str").str.strip().str.lower()
+    text = text.where(s.notna(), "")
+    out = pd.Series(pd.NA, index=s.index, dtype="boolean")
+    out[text.isin(_TRUE)] = True
+    out[text.isin(_FALSE)] = False
+    bad = out.isna() & (text != "")
+    return out, bad

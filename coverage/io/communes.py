@@ -1,0 +1,463 @@
+"""Load and validate a communes file (contract :data:`coverage.schemas.COMMUNES`).
+
+Accepted formats: GeoJSON, GeoPackage (layer ``communes`` when present), GeoParquet; the
+communes need polygons. Documented column aliases (case- and accent-insensitive) are in
+:data:`COMMUNE_ALIASES`. The INSEE density grid can come from the file itself (``densite``
+/ ``dens4`` …) or from a separate CSV/XLSX joined by commune code (``densite=``).
+
+Density levels
+    4-level grid (1 dense, 2 intermédiaire, 3 peu dense, 4 très peu dense): ``rural`` when
+    absent is levels 3–4 (INSEE's 2020 definition of rural communes).
+    7-level grid (1 grands centres urbains, 2 centres urbains intermédiaires, 3 ceintures
+    urbaines, 4 petites villes, 5 bourgs ruraux, 6 rural à habitat dispersé, 7 rural à
+    habitat très dispersé): ``densite`` keeps the 7-level value, ``rural`` when absent is
+    levels 5–7 (INSEE's rural communes of the 7-level grid), and ``densite4`` gives the
+    4-level equivalent (1→1, 2–3→2, 4–5→3, 6–7→4) used by the proxy engine's speeds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from coverage.cog import dep_of_code, harmonise_codes, normalise_codes, normalise_dep_codes
+from coverage.errors import (
+    DuplicateIdError,
+    InputError,
+    MissingColumnError,
+    Problem,
+)
+from coverage.io.national import national_communes
+from coverage.io.tables import (
+    Loaded,
+    ProblemList,
+    duplicate_rows,
+    gpkg_layers,
+    is_blank,
+    read_table,
+    rename_aliases,
+    require_columns,
+    to_bool,
+    to_number,
+)
+from coverage.settings import CRS_INPUT_OUTPUT, Settings, is_fictional_code, metric_crs_for
+
+log = logging.getLogger(__name__)
+
+#: Contract column → accepted aliases (compared case- and accent-insensitively).
+COMMUNE_ALIASES: Mapping[str, Sequence[str]] = {
+    "code_insee": ("INSEE_COM", "code", "codgeo", "code_commune", "com", "insee",
+                   "code_com", "depcom"),
+    "nom": ("NOM", "nom_com", "nom_commune", "libgeo", "libelle", "name"),
+    "code_dep": ("INSEE_DEP", "dep", "departement", "code_departement", "code_dept"),
+    "nom_dep": ("nom_departement", "libelle_dep"),
+    "code_reg": ("INSEE_REG", "reg", "region", "code_region"),
+    "nom_reg": ("nom_region", "libelle_reg"),
+    "population": ("POPULATION", "pop", "pmun", "population_municipale", "ptot"),
+    "densite": ("dens4", "dens7", "dens", "densite4", "densite7", "grille_densite",
+                "typo_degre_densite", "degre_densite"),
+    "rural": ("rural_insee2020", "rural_insee", "est_rural", "commune_rurale"),
+    "lon": ("longitude", "x_chef_lieu", "lon_chef_lieu"),
+    "lat": ("latitude", "y_chef_lieu", "lat_chef_lieu"),
+    "code_epci": ("epci", "siren_epci", "code_siren_epci"),
+    "nom_epci": ("libepci", "libelle_epci"),
+    "fictif": ("fictional", "fictive"),
+}
+
+#: Density-grid file column → aliases (``densite=`` argument).
+DENSITY_ALIASES: Mapping[str, Sequence[str]] = {
+    "code_insee": COMMUNE_ALIASES["code_insee"],
+    "densite": COMMUNE_ALIASES["densite"],
+    "rural": COMMUNE_ALIASES["rural"],
+}
+
+#: Output columns of :func:`load_communes`, in order.
+COMMUNE_COLUMNS = ["code_insee", "nom", "code_dep", "nom_dep", "code_reg", "nom_reg",
+                   "population", "densite", "densite4", "rural", "lon", "lat", "code_epci",
+                   "nom_epci", "fictif", "geometry"]
+
+#: 7-level density grid → 4-level grid.
+DENS7_TO_DENS4: Mapping[int, int] = {1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 4}
+#: Smallest level counted as rural: 4-level grid → 3, 7-level grid → 5.
+RURAL_FROM_LEVEL: Mapping[int, int] = {4: 3, 7: 5}
+
+
+def load_communes(path: str | Path | None = None, *, densite: str | Path | None = None,
+                  settings: Settings = Settings(),
+                  layer: str | None = None) -> Loaded:
+    """Read, validate and complete a communes file.
+
+    Parameters
+    ----------
+    path
+        GeoJSON, GeoPackage or (Geo)Parquet of commune polygons (any declared CRS). None →
+        the fictional demo territory (``coverage.demo.demo_paths().communes``).
+    densite
+        Optional INSEE density grid (CSV/XLSX/Parquet with a commune code and ``dens4``,
+        ``dens`` or a 7-level column, optionally ``rural_insee2020``), joined by code; it
+        replaces a density column of the communes file.
+    settings
+        ``max_input_bytes`` is used.
+    layer
+        GeoPackage layer (default: ``communes`` when present, else the first layer).
+
+    Returns
+    -------
+    Loaded
+        ``data``: GeoDataFrame in EPSG:4326 with :data:`COMMUNE_COLUMNS`: codes as str,
+        ``population`` int64 (inhabitants), ``densite`` int (grid level as given),
+        ``densite4`` int (4-level equivalent), ``rural`` bool, ``lon``/``lat`` (degrees,
+        the given representative point or one computed inside the polygon in the
+        département's metric CRS), ``fictif`` bool, polygonal ``geometry``. ``warnings``
+        lists repairs, remapped codes and completed columns; ``remapped`` the mapped codes.
+
+    Raises
+    ------
+    InputError
+        One problem per bad row/column (file, row, column, what was expected), e.g.
+        :class:`~coverage.errors.MissingColumnError`,
+        :class:`~coverage.errors.UnknownCodeError`,
+        :class:`~coverage.errors.DuplicateIdError`,
+        :class:`~coverage.errors.MissingCRSError`.
+    """
+    if path is None:
+        from coverage.demo import demo_paths
+
+        path = demo_paths().communes
+    p = Path(path)
+    file = str(p)
+    if layer is None and p.suffix.lower() == ".gpkg" and p.is_file():
+        layers = gpkg_layers(p)
+        layer = "communes" if "communes" in layers else None
+    raw = read_table(p, max_bytes=settings.max_input_bytes, layer=layer)
+    if not isinstance(raw, gpd.GeoDataFrame):
+        raise MissingColumnError(Problem(
+            file, None, "geometry",
+            "commune polygons (a GeoJSON, GeoPackage or GeoParquet file with a CRS)",
+            "a table without geometry"))
+    gdf = raw.reset_index(drop=True)
+    gdf, notes = rename_aliases(gdf, COMMUNE_ALIASES, file=file)
+    warnings = [f"{file}: {n}" for n in notes if "'densite'" in n or "'rural'" in n]
+    require_columns(gdf, ["code_insee"], file=file)
+
+    codes0 = normalise_codes(gdf["code_insee"])
+    fictional = bool(codes0.notna().all()) and bool(
+        codes0.map(is_fictional_code, na_action="ignore").all())
+    harm = harmonise_codes(gdf["code_insee"], file=file, fictional=fictional)
+    warnings += harm.warnings
+    gdf["code_insee"] = harm.codes
+    duplicate_rows(codes0, file=file, column="code_insee")
+
+    national = None if fictional else national_communes().set_index("code_insee")
+    fill_from_national = ["nom", "population"]
+    required = ["nom", "population"] if fictional else []
+    require_columns(gdf, required, file=file)
+    problems = ProblemList(file)
+
+    if national is not None:
+        for col in fill_from_national:
+            if col not in gdf.columns:
+                gdf[col] = gdf["code_insee"].map(national[col])
+                warnings.append(f"{file}: column '{col}' absent, taken from the COG 2026 "
+                                "table (Etalab – découpage administratif)")
+
+    # --- text columns ----------------------------------------------------------------
+    problems.add_rows(is_blank(gdf["nom"]), "nom", "a commune name", gdf["nom"])
+    gdf["nom"] = gdf["nom"].astype("str").str.strip()
+    derived_dep = dep_of_code(gdf["code_insee"])
+    if national is not None:
+        derived_dep = gdf["code_insee"].map(national["code_dep"])
+    if "code_dep" in gdf.columns:
+        given = normalise_dep_codes(gdf["code_dep"])
+        remapped_rows = np.zeros(len(gdf), dtype=bool)
+        remapped_rows[harm.remapped["row"].to_numpy() - 1] = True
+        wrong = given.notna() & (given != derived_dep) & ~remapped_rows
+        found = [f"{g} (code_insee {c} is in {d})" for g, c, d in
+                 zip(given, gdf["code_insee"], derived_dep, strict=True)]
+        problems.add_rows(wrong, "code_dep", "the département of the commune's code",
+                          found)
+        gdf["code_dep"] = given.where(given.notna() & ~remapped_rows, derived_dep)
+    else:
+        gdf["code_dep"] = derived_dep
+
+    for col in ("nom_dep", "code_reg", "nom_reg", "code_epci", "nom_epci"):
+        if col in gdf.columns:
+            gdf[col] = gdf[col].astype("str").str.strip().where(~is_blank(gdf[col]))
+            if col == "code_reg":
+                gdf[col] = normalise_dep_codes(gdf[col])
+        elif national is not None:
+            gdf[col] = gdf["code_insee"].map(national[col])
+        else:
+            gdf[col] = pd.Series(pd.NA, index=gdf.index, dtype="str")
+
+    # --- population ------------------------------------------------------------------
+    if "population" not in gdf.columns:
+        raise MissingColumnError(Problem(file, None, "population",
+                                         "a column 'population' (inhabitants)"))
+    pop = to_number(gdf["population"])
+    bad_pop = pop.isna() | (pop < 0) | (np.floor(pop) != pop)
+    problems.add_rows(bad_pop, "population", "a whole number of inhabitants ≥ 0",
+                      gdf["population"])
+    gdf["population"] = pop.fillna(0).astype("int64")
+
+    # --- geometry ------------------------------------------------------------------------
+    geom_warn = _check_geometry(gdf, file, problems)
+    warnings += geom_warn
+
+    # --- density and rural -------------------------------------------------------------
+    if densite is not None:
+        dens_col, rural_col, dens_warn, dens_remapped = _density_from_grid(
+            Path(densite), gdf["code_insee"], settings, problems)
+        warnings += dens_warn
+        if "densite" in gdf.columns:
+            warnings.append(f"{file}: column 'densite' replaced by the grid {densite}")
+        if rural_col is not None:
+            gdf["rural"] = rural_col
+        del dens_remapped
+        missing = dens_col.isna() & gdf["code_insee"].notna()
+        if missing.any():
+            dens_col, note = _density_from_neighbours(gdf, dens_col, Path(densite))
+            warnings.append(f"{file}: {note}")
+            problems.add_rows(dens_col.isna() & gdf["code_insee"].notna(), "densite",
+                              f"a density level for this commune in {densite} (absent, and "
+                              "no neighbouring commune has one)", gdf["code_insee"])
+        gdf["densite"] = dens_col
+    if "densite" not in gdf.columns:
+        raise MissingColumnError(Problem(
+            file, None, "densite",
+            "a column 'densite' (INSEE density grid level, alias dens4) or a density grid "
+            "given with --densite / densite="))
+    levels, dens = _parse_density(gdf["densite"], gdf.columns, file, problems)
+    gdf["densite"] = dens
+    gdf["densite4"] = dens if levels == 4 else dens.map(DENS7_TO_DENS4).astype("int64")
+    if "rural" in gdf.columns:
+        rural, bad = to_bool(gdf["rural"])
+        problems.add_rows(bad, "rural", "a boolean (True/False, oui/non, 1/0)", gdf["rural"])
+        missing = rural.isna() & ~bad
+        rural = rural.fillna(pd.Series(dens >= RURAL_FROM_LEVEL[levels], index=gdf.index))
+        if missing.any():
+            warnings.append(f"{file}: {int(missing.sum())} empty 'rural' cells derived from "
+                            f"the density level (rural = level ≥ {RURAL_FROM_LEVEL[levels]})")
+        gdf["rural"] = rural.astype(bool)
+    else:
+        gdf["rural"] = (dens >= RURAL_FROM_LEVEL[levels]).astype(bool)
+        warnings.append(f"{file}: column 'rural' derived from the {levels}-level density "
+                        f"grid (rural = level {RURAL_FROM_LEVEL[levels]} or more)")
+
+    # --- fictif --------------------------------------------------------------------------
+    if "fictif" in gdf.columns:
+        fict, bad = to_bool(gdf["fictif"])
+        problems.add_rows(bad, "fictif", "a boolean", gdf["fictif"])
+        contradicts = fict.fillna(fictional) != fictional
+        problems.add_rows(contradicts, "fictif",
+                          "True exactly for the fictional demo's Z… codes", gdf["fictif"])
+    gdf["fictif"] = fictional
+
+    # --- representative point ------------------------------------------------------------
+    lonlat_warn = _representative_points(gdf, file, problems)
+    warnings += lonlat_warn
+
+    problems.raise_if_any()
+
+    gdf = _merge_remapped_duplicates(gdf, harm.remapped, file, warnings)
+    out = gpd.GeoDataFrame(gdf[COMMUNE_COLUMNS], geometry="geometry", crs=CRS_INPUT_OUTPUT)
+    for col in ("code_insee", "nom", "code_dep", "nom_dep", "code_reg", "nom_reg",
+                "code_epci", "nom_epci"):
+        out[col] = out[col].astype("str")
+    out = out.reset_index(drop=True)
+    log.info("%s: %d communes loaded%s", file, len(out), " (FICTIONAL)" if fictional else "")
+    return Loaded(out, warnings, harm.remapped, file)
+
+
+def _parse_density(s: pd.Series, columns: pd.Index, file: str,
+                   problems: ProblemList) -> tuple[int, pd.Series]:
+    num = to_number(s)
+    hint7 = bool(num.max(skipna=True) > 4) if num.notna().any() else False
+    levels = 7 if hint7 else 4
+    bad = num.isna() | (np.floor(num) != num) | (num < 1) | (num > levels)
+    problems.add_rows(bad, "densite",
+                      f"an INSEE density level, a whole number 1–{levels}", s)
+    return levels, num.where(~bad, 1).fillna(1).astype("int64")
+
+
+def _density_from_grid(path: Path, codes: pd.Series, settings: Settings,
+                       problems: ProblemList) -> tuple[pd.Series, pd.Series | None, list[str],
+                                                       pd.DataFrame]:
+    """Density level (and rural flag) of each commune code from an INSEE grid file."""
+    file = str(path)
+    grid = read_table(path, max_bytes=settings.max_input_bytes).reset_index(drop=True)
+    grid, _ = rename_aliases(grid, DENSITY_ALIASES, file=file)
+    require_columns(grid, ["code_insee", "densite"], file=file, hint={
+        "densite": "a density column (dens4, dens, densite or a 7-level dens7)"})
+    warnings: list[str] = []
+    harm = harmonise_codes(grid["code_insee"], file=file,
+                           fictional=bool(codes.map(is_fictional_code).all()))
+    warnings += harm.warnings
+    grid["code_insee"] = harm.codes
+    grid_problems = ProblemList(file)
+    _, dens = _parse_density(grid["densite"], grid.columns, file, grid_problems)
+    grid_problems.raise_if_any()
+    grid["densite"] = dens
+    cols = ["densite"]
+    if "rural" in grid.columns:
+        rural, bad = to_bool(grid["rural"])
+        grid_problems.add_rows(bad, "rural", "a boolean", grid["rural"])
+        grid_problems.raise_if_any()
+        grid["rural"] = rural
+        cols.append("rural")
+    if grid["code_insee"].duplicated().any():
+        n = int(grid["code_insee"].duplicated().sum())
+        warnings.append(f"{file}: {n} rows share a current code after mapping old codes; "
+                        "the densest level is kept")
+        grid = grid.sort_values("densite")
+    table = grid.drop_duplicates("code_insee").set_index("code_insee")
+    dens_col = codes.map(table["densite"])
+    rural_col = codes.map(table["rural"]).astype("boolean") if "rural" in cols else None
+    return dens_col, rural_col, warnings, harm.remapped
+
+
+def _density_from_neighbours(gdf: gpd.GeoDataFrame, dens: pd.Series,
+                             grid: Path) -> tuple[pd.Series, str]:
+    """Fill density levels missing from the grid with the most common level of neighbours.
+
+    A commune absent from the grid (e.g. created after the grid's vintage) takes the level
+    most frequent among the communes whose polygons touch it (ties: the less dense level).
+    Communes with no neighbour keep NA (the caller reports them).
+    """
+    dens = dens.copy()
+    missing = np.flatnonzero(dens.isna().to_numpy())
+    geoms = gdf.geometry.to_numpy()
+    ok = ~(shapely.is_missing(geoms[missing]) | shapely.is_empty(geoms[missing]))
+    q = missing[ok]
+    src, nbr = gdf.sindex.query(geoms[q], predicate="intersects")
+    pairs = pd.DataFrame({"row": q[src], "level": dens.to_numpy()[nbr]}).dropna()
+    filled: list[str] = []
+    if len(pairs):
+        counts = pairs.groupby(["row", "level"]).size().reset_index(name="n")
+        best = (counts.sort_values(["row", "n", "level"], ascending=[True, False, False])
+                .drop_duplicates("row"))
+        dens.iloc[best["row"].to_numpy()] = best["level"].to_numpy()
+        filled = [f"row {r + 1} ({gdf['code_insee'].iat[r]}) → {int(lv)}"
+                  for r, lv in zip(best["row"], best["level"], strict=True)][:30]
+    note = (f"{missing.size} commune(s) absent from the density grid {grid}; level taken "
+            "from the most common level of the neighbouring communes: " + ", ".join(filled))
+    return dens, note
+
+
+_POLYGONAL = ("Polygon", "MultiPolygon")
+
+
+def _check_geometry(gdf: gpd.GeoDataFrame, file: str, problems: ProblemList) -> list[str]:
+    warnings: list[str] = []
+    geoms = gdf.geometry.to_numpy()
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    problems.add_rows(missing, "geometry", "a commune polygon", ["empty"] * len(gdf))
+    valid = shapely.is_valid(geoms) | missing
+    if not valid.all():
+        bad = np.flatnonzero(~valid)
+        reasons = shapely.is_valid_reason(geoms[bad])
+        repaired = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
+        geoms = geoms.copy()
+        geoms[bad] = repaired
+        rows = ", ".join(f"{r + 1} ({gdf['code_insee'].iat[r]}: {why})"
+                         for r, why in list(zip(bad, reasons, strict=True))[:30])
+        more = f", … and {bad.size - 30} more" if bad.size > 30 else ""
+        warnings.append(f"{file}: {bad.size} invalid geometr{'y' if bad.size == 1 else 'ies'} "
+                        f"repaired (shapely make_valid), rows {rows}{more}")
+        gdf["geometry"] = geoms
+    types = shapely.get_type_id(geoms)
+    polygonal = np.isin(types, (3, 6)) | missing  # Polygon, MultiPolygon
+    if not polygonal.all():
+        names = gpd.GeoSeries(geoms).geom_type.to_numpy()
+        problems.add_rows(~polygonal, "geometry", "a Polygon or MultiPolygon", names)
+    return warnings
+
+
+def _representative_points(gdf: gpd.GeoDataFrame, file: str,
+                           problems: ProblemList) -> list[str]:
+    """Fill ``lon``/``lat``: given values, else a point inside the polygon (metric CRS)."""
+    warnings: list[str] = []
+    n = len(gdf)
+    lon = pd.Series(np.nan, index=gdf.index)
+    lat = pd.Series(np.nan, index=gdf.index)
+    if "lon" in gdf.columns or "lat" in gdf.columns:
+        for col, lo, hi in (("lon", -180, 180), ("lat", -90, 90)):
+            if col not in gdf.columns:
+                raise MissingColumnError(Problem(
+                    file, None, col, "both 'lon' and 'lat' (EPSG:4326 degrees) or neither"))
+            v = to_number(gdf[col])
+            bad = (v.isna() & ~is_blank(gdf[col])) | (v < lo) | (v > hi)
+            problems.add_rows(bad, col, f"degrees between {lo} and {hi} (EPSG:4326)",
+                              gdf[col])
+            if col == "lon":
+                lon = v.where(~bad)
+            else:
+                lat = v.where(~bad)
+    todo = (lon.isna() | lat.isna()).to_numpy()
+    geoms = gdf.geometry
+    usable = todo & ~(geoms.isna() | geoms.is_empty).to_numpy()
+    if usable.any():
+        crs_of = gdf["code_dep"].astype("str").map(metric_crs_for).to_numpy()
+        for crs in np.unique(crs_of[usable]):
+            sel = usable & (crs_of == crs)
+            part = gpd.GeoSeries(geoms[sel].to_numpy(), crs=CRS_INPUT_OUTPUT).to_crs(crs)
+            pts = part.representative_point().to_crs(CRS_INPUT_OUTPUT)
+            lon[sel] = pts.x.to_numpy()
+            lat[sel] = pts.y.to_numpy()
+        if todo.sum() < n:
+            warnings.append(f"{file}: {int(todo.sum())} communes without lon/lat placed at a "
+                            "point inside their polygon")
+    gdf["lon"] = lon.astype("float64")
+    gdf["lat"] = lat.astype("float64")
+    return warnings
+
+
+def _merge_remapped_duplicates(gdf: gpd.GeoDataFrame, remapped: pd.DataFrame, file: str,
+                               warnings: list[str]) -> gpd.GeoDataFrame:
+    """Dissolve communes of an older vintage that the passage table merged into one.
+
+    Distinct old codes that map to the same current code (merged communes) become one
+    commune: polygons united, populations summed, the most populous part giving the other
+    attributes and the density level (a warning says so). Any other repeated code is a
+    :class:`~coverage.errors.DuplicateIdError`.
+    """
+    dup = gdf["code_insee"].duplicated(keep=False)
+    if not dup.any():
+        return gdf
+    remapped_rows = set((remapped["row"] - 1).tolist())
+    groups = gdf[dup].groupby("code_insee").groups
+    plain = [code for code, idx in groups.items()
+             if not any(gdf.index.get_loc(i) in remapped_rows for i in idx)]
+    if plain:
+        raise DuplicateIdError([
+            Problem(file, int(gdf.index.get_loc(i)) + 1, "code_insee", "a unique value", code)
+            for code in plain for i in groups[code]])
+    order = gdf.sort_values("population", ascending=False, kind="stable")
+    merged = order.groupby("code_insee", sort=False).agg(
+        {c: "first" for c in COMMUNE_COLUMNS if c not in ("code_insee", "geometry",
+                                                         "population")}
+        | {"population": "sum"})
+    geom = gpd.GeoSeries(order.geometry.to_numpy(), index=order["code_insee"].to_numpy(),
+                         crs=CRS_INPUT_OUTPUT)
+    unions = geom[geom.index.duplicated(keep=False)].groupby(level=0).agg(
+        lambda s: shapely.union_all(s.to_numpy()))
+    merged["geometry"] = geom[~geom.index.duplicated()].reindex(merged.index)
+    merged.loc[unions.index, "geometry"] = unions.to_numpy()
+    merged = merged.reset_index()
+    warnings.append(f"{file}: {len(unions)} current commune(s) formed from several communes "
+                    "of the file (older COG vintage) were dissolved: "
+                    + ", ".join(map(str, unions.index[:30]))
+                    + "; population summed, density level and representative point taken "
+                    "from the most populous part")
+    try:
+        return gpd.GeoDataFrame(merged.sort_values("code_insee"), geometry="geometry",
+                                crs=CRS_INPUT_OUTPUT)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
+        raise InputError(Problem(file, None, "geometry", "polygons that can be dissolved",
+                                 str(exc))) from None
