@@ -1,0 +1,323 @@
+"""Load and validate a services file (contract :data:`coverage.schemas.SERVICES`).
+
+Formats: CSV, XLSX, GeoJSON, GeoPackage, (Geo)Parquet. Column aliases are listed in
+:data:`SERVICE_ALIASES` (they cover the shared partial list of public sites, which has
+``source_url`` and no ``service_id`` nor ``nom``). A service without coordinates is placed
+at its commune's representative point (``precision="commune"``); coordinates given are
+checked against metropolitan France and the communes data set's territory
+(``precision="adresse"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage.cog import harmonise_codes, normalise_codes
+from coverage.errors import OutOfTerritoryError, UnknownCodeError
+from coverage.io.national import national_communes
+from coverage.io.tables import (
+    Loaded,
+    ProblemList,
+    duplicate_rows,
+    gpkg_layers,
+    is_blank,
+    read_table,
+    rename_aliases,
+    require_columns,
+    to_number,
+)
+from coverage.settings import CRS_INPUT_OUTPUT, METRO_BBOX, Settings, is_fictional_code
+
+log = logging.getLogger(__name__)
+
+#: Contract column → accepted aliases (compared case- and accent-insensitively).
+SERVICE_ALIASES: Mapping[str, Sequence[str]] = {
+    "service_id": ("id", "identifiant", "id_service", "code_service"),
+    "type_service": ("type", "type_de_service", "categorie"),
+    "nom": ("nom_service", "name", "libelle", "denomination"),
+    "organisme": ("gestionnaire", "association", "structure", "operateur"),
+    "adresse": ("address", "adresse_postale", "voie"),
+    "code_insee": ("code_commune", "insee", "INSEE_COM", "codgeo", "depcom", "code_com"),
+    "lon": ("longitude", "x", "lng"),
+    "lat": ("latitude", "y"),
+    "capacite": ("etp", "places", "capacity"),
+    "source": ("source_url", "url", "lien", "origine"),
+    "date_source": ("date", "date_maj", "date_de_la_source"),
+    "precision": ("precision_localisation", "geocodage"),
+}
+
+#: Output columns of :func:`load_services`, in order.
+SERVICE_COLUMNS = ["service_id", "type_service", "nom", "organisme", "adresse", "code_insee",
+                   "code_dep", "lon", "lat", "capacite", "source", "date_source", "precision",
+                   "geometry"]
+
+#: Margin around the communes data set's département boxes for service coordinates, degrees.
+TERRITORY_MARGIN_DEG = 0.2
+
+#: Rough lon/lat boxes of the five DROM (degrees, EPSG:4326), used as the territory when
+#: the services are checked against the national table (no commune polygons given).
+DROM_BBOXES: Mapping[str, tuple[float, float, float, float]] = {
+    "971": (-61.9, 15.8, -60.9, 16.6),
+    "972": (-61.3, 14.3, -60.7, 14.95),
+    "973": (-54.7, 2.0, -51.5, 5.9),
+    "974": (55.1, -21.5, 55.9, -20.8),
+    "976": (44.9, -13.1, 45.4, -12.5),
+}
+
+_STOPWORDS = frozenset({"de", "d", "du", "des", "la", "le", "les", "l", "service", "services",
+                        "et"})
+
+
+def type_key(text: str) -> str:
+    """Comparison key of a service type: no case, accents, articles, plural ``s``."""
+    norm = unicodedata.normalize("NFKD", str(text))
+    norm = "".join(ch for ch in norm if not unicodedata.combining(ch)).lower()
+    words = [w for w in re.split(r"[^a-z0-9]+", norm) if w and w not in _STOPWORDS]
+    return "_".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
+
+
+def normalise_service_types(values: pd.Series, service_types: Sequence[str]) -> pd.Series:
+    """Map type labels ("Médiation familiale", "espace de rencontre"…) to settings' types.
+
+    Unknown labels become NA (the caller reports them).
+    """
+    keys = {type_key(t): t for t in service_types}
+    uniq = pd.Series(values.dropna().unique())
+    mapping = {v: keys.get(type_key(v)) for v in uniq}
+    return values.map(mapping).astype("str")
+
+
+def load_services(path: str | Path | None = None, *,
+                  communes: Loaded | gpd.GeoDataFrame | None = None,
+                  settings: Settings = Settings(),
+                  layer: str | None = None) -> Loaded:
+    """Read and validate a services file.
+
+    Parameters
+    ----------
+    path
+        CSV, XLSX, GeoJSON, GeoPackage or (Geo)Parquet. None → the fictional demo's
+        services (``coverage.demo.demo_paths().services``).
+    communes
+        The communes data set (:func:`coverage.io.communes.load_communes`): service codes
+        must be communes of it, services without coordinates are placed at its
+        representative points, and coordinates are checked against its territory. None →
+        the national COG 2026 table (codes only: services without coordinates then keep
+        NaN coordinates and a warning; territory = metropolitan France and the DROM).
+    settings
+        ``service_types`` and ``max_input_bytes`` are used.
+    layer
+        GeoPackage layer (default: ``services`` when present, else the first layer).
+
+    Returns
+    -------
+    Loaded
+        ``data``: GeoDataFrame of points in EPSG:4326 with :data:`SERVICE_COLUMNS`
+        (``capacite`` float, ETP or places; ``precision`` "adresse" or "commune").
+
+    Raises
+    ------
+    InputError
+        One problem per bad row/column: missing columns, unknown types, unknown codes or
+        communes absent from the data set (:class:`~coverage.errors.UnknownCodeError`),
+        duplicate ids (:class:`~coverage.errors.DuplicateIdError`), coordinates out of the
+        territory (:class:`~coverage.errors.OutOfTerritoryError`)…
+    """
+    if path is None:
+        from coverage.demo import demo_paths
+
+        path = demo_paths().services
+    p = Path(path)
+    file = str(p)
+    if layer is None and p.suffix.lower() == ".gpkg" and p.is_file():
+        layers = gpkg_layers(p)
+        layer = "services" if "services" in layers else None
+    raw = read_table(p, max_bytes=settings.max_input_bytes, layer=layer)
+    df = raw.reset_index(drop=True)
+    df, _notes = rename_aliases(df, SERVICE_ALIASES, file=file)
+    warnings: list[str] = []
+
+    com = communes.data if isinstance(communes, Loaded) else communes
+    fictional = bool(com["fictif"].all()) if com is not None and "fictif" in com.columns \
+        else False
+    if com is not None and "fictif" not in com.columns:
+        fictional = bool(com["code_insee"].map(is_fictional_code).all())
+
+    require_columns(df, ["type_service", "organisme", "code_insee", "source", "date_source"],
+                    file=file, hint={"source": "a column 'source' (alias source_url)"})
+    problems = ProblemList(file)
+
+    # --- codes -------------------------------------------------------------------------
+    codes0 = normalise_codes(df["code_insee"])
+    if not fictional and codes0.notna().any() and bool(
+            codes0.dropna().map(is_fictional_code).all()) and com is None:
+        fictional = True  # fictional services validated alone
+    harm = harmonise_codes(df["code_insee"], file=file, fictional=fictional)
+    warnings += harm.warnings
+    df["code_insee"] = harm.codes
+    if com is not None:
+        known = pd.Index(com["code_insee"])
+        absent = ~df["code_insee"].isin(known)
+        where = f"a commune of the communes data set ({len(known)} communes)"
+        problems.add_rows(absent, "code_insee", where, df["code_insee"], kind=UnknownCodeError)
+        ref = com.set_index("code_insee")
+    else:
+        ref = national_communes().set_index("code_insee")
+
+    # --- service id ----------------------------------------------------------------------
+    if "service_id" not in df.columns:
+        df["service_id"] = _generated_ids(df)
+        warnings.append(f"{file}: no 'service_id' column; stable ids generated from type, "
+                        "commune code, organisme, name and address (S + 10 hex digits)")
+    else:
+        blank = is_blank(df["service_id"])
+        problems.add_rows(blank, "service_id", "a service identifier", df["service_id"])
+        df["service_id"] = df["service_id"].astype("str").str.strip()
+        duplicate_rows(df["service_id"].where(~blank), file=file, column="service_id")
+
+    # --- text columns --------------------------------------------------------------------
+    types = normalise_service_types(df["type_service"], settings.service_types)
+    problems.add_rows(types.isna(), "type_service",
+                      "one of " + ", ".join(settings.service_types), df["type_service"])
+    df["type_service"] = types
+    for col in ("organisme", "source", "date_source"):
+        problems.add_rows(is_blank(df[col]), col, f"a non-empty '{col}'", df[col])
+    if "nom" not in df.columns:
+        df["nom"] = df["organisme"]
+        warnings.append(f"{file}: no 'nom' column; the service name is its 'organisme'")
+    else:
+        blank = is_blank(df["nom"])
+        if blank.any():
+            warnings.append(f"{file}: {int(blank.sum())} empty 'nom' cells filled with the "
+                            "'organisme'")
+        df["nom"] = df["nom"].where(~blank, df["organisme"])
+    if "adresse" not in df.columns:
+        df["adresse"] = pd.Series(pd.NA, index=df.index, dtype="str")
+
+    # --- capacity ------------------------------------------------------------------------
+    if "capacite" in df.columns:
+        cap = to_number(df["capacite"])
+        bad = (cap.isna() & ~is_blank(df["capacite"])) | (cap < 0)
+        problems.add_rows(bad, "capacite", "a number ≥ 0 (ETP or places), or empty",
+                          df["capacite"])
+        df["capacite"] = cap.where(~bad)
+    else:
+        df["capacite"] = np.nan
+
+    # --- coordinates ---------------------------------------------------------------------
+    lon, lat = _given_coordinates(df, raw, file, problems)
+    has_xy = lon.notna() & lat.notna()
+    _check_territory(lon, lat, has_xy, com, file, problems)
+    problems.raise_if_any()
+
+    precision = pd.Series("adresse", index=df.index, dtype="str")
+    if "precision" in df.columns:  # keep a stated precision of given coordinates
+        stated = df["precision"].astype("str").str.strip().str.lower()
+        precision = precision.where(~stated.isin(["commune", "adresse"]), stated)
+    precision = precision.where(has_xy, "commune")
+    if (~has_xy).any():
+        if "lon" in ref.columns and "lat" in ref.columns:
+            lon = lon.where(has_xy, df["code_insee"].map(ref["lon"]))
+            lat = lat.where(has_xy, df["code_insee"].map(ref["lat"]))
+            warnings.append(f"{file}: {int((~has_xy).sum())} service(s) without coordinates "
+                            "placed at their commune's representative point "
+                            "(precision=commune)")
+        else:
+            warnings.append(f"{file}: {int((~has_xy).sum())} service(s) without coordinates "
+                            "and no commune polygons given: left without position")
+    df["lon"] = lon.astype("float64")
+    df["lat"] = lat.astype("float64")
+    df["precision"] = precision
+    df["code_dep"] = df["code_insee"].map(ref["code_dep"]).astype("str")
+    for col in ("nom", "organisme", "adresse", "source", "date_source", "service_id"):
+        df[col] = df[col].astype("str").str.strip()
+    geometry = gpd.points_from_xy(df["lon"], df["lat"], crs=CRS_INPUT_OUTPUT)
+    out = gpd.GeoDataFrame(df[SERVICE_COLUMNS[:-1]], geometry=geometry, crs=CRS_INPUT_OUTPUT)
+    log.info("%s: %d services loaded", file, len(out))
+    return Loaded(out, warnings, harm.remapped, file)
+
+
+def _generated_ids(df: pd.DataFrame) -> pd.Series:
+    """Stable ids: ``S`` + 10 hex digits of a hash of the row's identity, ``-2``… on ties."""
+    parts = [df[c].astype("str").fillna("") if c in df.columns else pd.Series("", df.index)
+             for c in ("type_service", "code_insee", "organisme", "nom", "adresse")]
+    keys = parts[0]
+    for part in parts[1:]:
+        keys = keys + "|" + part
+    ids = keys.map(lambda k: "S" + hashlib.sha1(k.encode("utf-8")).hexdigest()[:10])
+    rank = ids.groupby(ids).cumcount()
+    return ids.where(rank == 0, ids + "-" + (rank + 1).astype("str"))
+
+
+def _given_coordinates(df: pd.DataFrame, raw: pd.DataFrame, file: str,
+                       problems: ProblemList) -> tuple[pd.Series, pd.Series]:
+    lon = pd.Series(np.nan, index=df.index)
+    lat = pd.Series(np.nan, index=df.index)
+    if isinstance(raw, gpd.GeoDataFrame):
+        geoms = raw.geometry.reset_index(drop=True)
+        present = ~(geoms.isna() | geoms.is_empty)
+        not_point = present & (geoms.geom_type != "Point")
+        problems.add_rows(not_point, "geometry", "a Point", geoms.geom_type)
+        pts = present & ~not_point
+        lon[pts] = geoms[pts].x
+        lat[pts] = geoms[pts].y
+    for col, lo, hi in (("lon", -180.0, 180.0), ("lat", -90.0, 90.0)):
+        if col not in df.columns:
+            continue
+        v = to_number(df[col])
+        bad = (v.isna() & ~is_blank(df[col])) | (v < lo) | (v > hi)
+        problems.add_rows(bad, col, f"degrees between {lo:g} and {hi:g} (EPSG:4326), or empty",
+                          df[col])
+        target = lon if col == "lon" else lat
+        target[:] = target.where(target.notna(), v.where(~bad))
+    one_only = lon.notna() ^ lat.notna()
+    problems.add_rows(one_only, "lon" if "lon" in df.columns else "lat",
+                      "both lon and lat, or neither", df.get("lon"))
+    return lon.where(~one_only), lat.where(~one_only)
+
+
+def _check_territory(lon: pd.Series, lat: pd.Series, has_xy: pd.Series,
+                     com: gpd.GeoDataFrame | None, file: str, problems: ProblemList) -> None:
+    """Coordinates must fall in metropolitan France or in the communes data set's territory."""
+    if not has_xy.any():
+        return
+    x = lon.to_numpy()
+    y = lat.to_numpy()
+    boxes = [METRO_BBOX]
+    if isinstance(com, gpd.GeoDataFrame) and len(com):
+        b = com.geometry.bounds
+        dep_boxes = b.groupby(com["code_dep"].to_numpy()).agg(
+            {"minx": "min", "miny": "min", "maxx": "max", "maxy": "max"})
+        m = TERRITORY_MARGIN_DEG
+        boxes += [(r.minx - m, r.miny - m, r.maxx + m, r.maxy + m)
+                  for r in dep_boxes.itertuples()]
+        where = "metropolitan France or the communes data set's territory"
+    else:
+        boxes += list(DROM_BBOXES.values())
+        where = "metropolitan France or an overseas département"
+    arr = np.array(boxes)
+
+    def inside(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        hit = ((px[:, None] >= arr[:, 0]) & (py[:, None] >= arr[:, 1])
+               & (px[:, None] <= arr[:, 2]) & (py[:, None] <= arr[:, 3]))
+        return np.asarray(hit.any(axis=1), dtype=bool)
+
+    ok = inside(np.nan_to_num(x), np.nan_to_num(y))
+    out = has_xy.to_numpy() & ~ok
+    if not out.any():
+        return
+    swapped = inside(np.nan_to_num(y), np.nan_to_num(x))
+    found = [f"lon {a:.5f}, lat {b:.5f}" + (" (lon and lat swapped?)" if s else "")
+             for a, b, s in zip(x, y, swapped, strict=True)]
+    problems.add_rows(out, "lon", f"coordinates (EPSG:4326) in {where}", found,
+                      kind=OutOfTerritoryError)
+
