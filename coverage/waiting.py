@@ -18,7 +18,7 @@ Definitions (see also ``docs/listes_attente.md``)
 - **Families per 100,000 inhabitants** = families waiting / population × 100,000, with the
   population of the département from the communes of the run (or the national table).
 - **Change against the previous year**: against year − 1 of the same département and type
-  only (a gap of a year gives NaN). ``variation_familles_pct`` is NaN when the previous
+  only (a gap of a year gives NaN). ``familles_en_attente_variation_pct`` is NaN when the previous
   value is 0 or missing.
 - **Share of services with a waiting list** = services with ≥ 1 family waiting / services
   that reported their waiting list; only with per-service rows. For espaces de rencontre it
@@ -27,8 +27,9 @@ Definitions (see also ``docs/listes_attente.md``)
   against the share of the population living in a white zone (``population_zone_blanche /
   population`` of ``couverture_departements``); each département is placed in a quadrant
   relative to the medians of the départements shown.
-- **Statistical secrecy**: :func:`mask_public` empties counts from 1 to
-  ``settings.secrecy_threshold − 1`` and every figure derived from them.
+- **Statistical secrecy**: :func:`mask_public` empties counts below
+  ``settings.secrecy_threshold`` (zero included, the exports' rule) and every figure
+  derived from them.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ REFERENCE_ER_PART_AVEC_LISTE_2018 = 0.59
 REFERENCE_ER_FAMILLES_ATTENTE_2018 = 475
 REFERENCE_SOURCE_URL = "https://espace-rencontrelecreuset.fr/assemblee-generale-24-09-2020/"
 
-#: Inhabitants per rate unit of ``familles_pour_100k``.
+#: Inhabitants per rate unit of ``familles_en_attente_pour_100k``.
 RATE_BASE = 100_000
 
 _KEY = ["code_dep", "type_service", "annee"]
@@ -100,27 +101,31 @@ LISTES_ATTENTE_DEPARTEMENTS = Contract(
            "Familles en liste d'attente au 31 décembre (somme des services).",
            unit="familles"),
         POPULATION,
-        _f("familles_pour_100k", "number", "Familles en attente pour 100 000 habitants",
+        _f("familles_en_attente_pour_100k", "number", "Familles en attente pour 100 000 habitants",
            "familles_en_attente / population × 100 000.",
            unit="familles pour 100 000 habitants"),
         _f("delai_moyen_jours", "number", "Délai moyen d'attente",
            "Moyenne des délais des services pondérée par leurs familles en attente "
            "(moyenne simple si aucune famille n'attend).", unit="jours"),
-        _f("variation_familles", "integer", "Variation des familles en attente",
-           "Différence avec l'année précédente (vide sans année précédente).",
+        _f("familles_en_attente_variation", "number", "Variation des familles en attente",
+           "Différence avec l'année précédente, en familles (vide sans année précédente). "
+           "Type number : un écart peut être négatif, ce n'est pas un effectif.",
            unit="familles"),
-        _f("variation_familles_pct", "number", "Variation des familles en attente (%)",
+        _f("familles_en_attente_variation_pct", "number", "Variation des familles en attente (%)",
            "100 × variation / valeur de l'année précédente (vide si celle-ci est 0 ou "
            "absente).", unit="%"),
         _f("variation_delai_jours", "number", "Variation du délai moyen",
            "Différence avec l'année précédente.", unit="jours"),
-        _f("familles_accueillies", "integer", "Familles accueillies",
+        _f("familles_recues", "integer", "Familles reçues",
            "Familles reçues / accueillies (espaces de rencontre).", unit="familles"),
         _f("mesures_judiciaires", "integer", "Mesures ordonnées par le juge",
            unit="mesures"),
         _f("demandes_spontanees", "integer", "Demandes spontanées", unit="demandes"),
         _f("entretiens_information", "integer", "Entretiens d'information",
            "Entretiens d'information préalable (médiation familiale).", unit="entretiens"),
+        _f("mediations", "integer", "Médiations",
+           "Médiations familiales, quand le retour ne distingue pas engagées et terminées.",
+           unit="médiations"),
         _f("mediations_engagees", "integer", "Médiations engagées", unit="médiations"),
         _f("mediations_terminees", "integer", "Médiations terminées", unit="médiations"),
         _f("fictif", "boolean", "Fictif",
@@ -130,11 +135,10 @@ LISTES_ATTENTE_DEPARTEMENTS = Contract(
 )
 register_output_contract(LISTES_ATTENTE_DEPARTEMENTS)
 
-#: Count columns of ``listes_attente_departements`` masked by statistical secrecy.
-SECRET_COUNTS: tuple[str, ...] = ("familles_en_attente", "services_avec_liste", *EXTRA_COUNTS)
 #: Columns derived from ``familles_en_attente``: masked with it.
-_DERIVED_FROM_FAMILIES: tuple[str, ...] = ("familles_pour_100k", "variation_familles",
-                                           "variation_familles_pct")
+_DERIVED_FROM_FAMILIES: tuple[str, ...] = (
+    "familles_en_attente_pour_100k", "familles_en_attente_variation",
+    "familles_en_attente_variation_pct", "delai_moyen_jours", "variation_delai_jours")
 
 
 # --- Aggregation and indicators ---------------------------------------------------------
@@ -245,7 +249,7 @@ def waiting_indicators(
     population = agg["code_dep"].map(pop)
     agg["population"] = population.round().astype("Int64")
     fam = agg["familles_en_attente"].astype("float64")
-    agg["familles_pour_100k"] = fam / population.where(population > 0) * RATE_BASE
+    agg["familles_en_attente_pour_100k"] = fam / population.where(population > 0) * RATE_BASE
     agg["part_services_avec_liste"] = (
         agg["services_avec_liste"].astype("float64")
         / agg["services_declarants"].astype("float64").where(lambda s: s > 0)
@@ -259,13 +263,14 @@ def waiting_indicators(
     agg = agg.merge(prev, on=_KEY, how="left", validate="one_to_one")
     fam_prev = agg["_fam_prev"].astype("float64")
     diff = agg["familles_en_attente"].astype("float64") - fam_prev
-    agg["variation_familles"] = diff.round().astype("Int64")
-    agg["variation_familles_pct"] = 100.0 * diff / fam_prev.where(fam_prev > 0)
+    agg["familles_en_attente_variation"] = diff
+    agg["familles_en_attente_variation_pct"] = 100.0 * diff / fam_prev.where(fam_prev > 0)
     agg["variation_delai_jours"] = agg["delai_moyen_jours"] - agg["_delai_prev"]
     agg["fictif"] = agg["code_dep"].map(is_fictional_code).astype(bool)
     agg = agg.sort_values(_KEY, kind="stable").reset_index(drop=True)
     float_cols = ["part_services_avec_liste", "part_reference_nationale",
-                  "familles_pour_100k", "delai_moyen_jours", "variation_familles_pct",
+                  "familles_en_attente_pour_100k", "delai_moyen_jours",
+                  "familles_en_attente_variation", "familles_en_attente_variation_pct",
                   "variation_delai_jours"]
     for c in float_cols:
         agg[c] = pd.to_numeric(agg[c]).astype("float64")
@@ -309,7 +314,7 @@ def tension_table(
     -------
     pandas.DataFrame
         ``code_dep, type_service, annee, seuil_minutes, familles_en_attente,
-        familles_pour_100k`` (families per 100,000 inhabitants), ``delai_moyen_jours``
+        familles_en_attente_pour_100k`` (families per 100,000 inhabitants), ``delai_moyen_jours``
         (days), ``population_zone_blanche`` (inhabitants), ``part_population_zone_blanche``
         (ratio 0-1 of the département's population), ``quadrant`` (position against the
         medians of the départements with both values; empty for fewer than 2 such
@@ -333,17 +338,17 @@ def tension_table(
     cov = cov.assign(code_dep=cov["code_dep"].astype(str))[
         ["code_dep", "population", "population_zone_blanche"]]
     out = ind[["code_dep", "type_service", "annee", "familles_en_attente",
-               "familles_pour_100k", "delai_moyen_jours", "fictif"]].merge(
+               "familles_en_attente_pour_100k", "delai_moyen_jours", "fictif"]].merge(
         cov, on="code_dep", how="left", validate="one_to_one")
     pop = pd.to_numeric(out["population"], errors="coerce").astype("float64")
     out["part_population_zone_blanche"] = (
         pd.to_numeric(out["population_zone_blanche"], errors="coerce").astype("float64")
         / pop.where(pop > 0))
     out["seuil_minutes"] = float(seuil)
-    out["quadrant"] = _quadrants(out["familles_pour_100k"],
+    out["quadrant"] = _quadrants(out["familles_en_attente_pour_100k"],
                                  out["part_population_zone_blanche"])
     cols = ["code_dep", "type_service", "annee", "seuil_minutes", "familles_en_attente",
-            "familles_pour_100k", "delai_moyen_jours", "population_zone_blanche",
+            "familles_en_attente_pour_100k", "delai_moyen_jours", "population_zone_blanche",
             "part_population_zone_blanche", "quadrant", "fictif"]
     return out[cols].sort_values("code_dep").reset_index(drop=True)
 
@@ -370,15 +375,15 @@ def _quadrants(pressure: pd.Series, white: pd.Series) -> pd.Series:
 
 def series_data(indicators: pd.DataFrame, code_dep: str, type_service: str) -> pd.DataFrame:
     """Time series of one département and type: ``annee, familles_en_attente,
-    familles_pour_100k, delai_moyen_jours`` sorted by year."""
+    familles_en_attente_pour_100k, delai_moyen_jours`` sorted by year."""
     sel = indicators[(indicators["code_dep"] == code_dep)
                      & (indicators["type_service"] == type_service)]
-    return sel[["annee", "familles_en_attente", "familles_pour_100k",
+    return sel[["annee", "familles_en_attente", "familles_en_attente_pour_100k",
                 "delai_moyen_jours"]].sort_values("annee").reset_index(drop=True)
 
 
 def ranking(indicators: pd.DataFrame, *, type_service: str, annee: int,
-            measure: str = "familles_pour_100k") -> pd.DataFrame:
+            measure: str = "familles_en_attente_pour_100k") -> pd.DataFrame:
     """Départements ranked by ``measure`` (1 = highest) for one type and year.
 
     Returns
@@ -403,49 +408,56 @@ def ranking(indicators: pd.DataFrame, *, type_service: str, annee: int,
 def mask_public(indicators: pd.DataFrame, settings: Settings = Settings()) -> pd.DataFrame:
     """Copy of an indicators or tension table for public outputs (statistical secrecy).
 
-    Counts from 1 to ``settings.secrecy_threshold − 1`` (families, services with a list,
-    activity counts) are emptied (NA); 0 and larger counts are kept. When
-    ``familles_en_attente`` is emptied, so are the figures that would let it be recomputed
-    (rate per 100,000, changes); a change is also emptied when the previous year's count
-    was masked. The share of services with a list is emptied with ``services_avec_liste``.
+    The rule is the exports' (:func:`coverage.export.mask_small_counts`, applied to the
+    count columns found by :func:`coverage.export.secret_columns`): every count strictly
+    below ``settings.secrecy_threshold``, zero included, is emptied together with the
+    figures of the same row derived from it (for ``familles_en_attente``: its rate per
+    100,000, its change and the mean delay). In addition, the changes on the previous year
+    (families and delay) are emptied when the previous year's count was itself masked
+    (they would reveal it), and
+    ``services_avec_liste`` and ``part_services_avec_liste`` are emptied with the families
+    (a share of 0 or 1 would reveal a masked count).
 
     Parameters
     ----------
     indicators
         :func:`waiting_indicators` or :func:`tension_table` output.
     settings
-        ``secrecy_threshold`` (counts below it are masked).
+        ``secrecy_threshold``.
 
     Returns
     -------
     pandas.DataFrame
-        A masked copy; the input is not modified.
+        A masked copy with the same columns (masked cells are NA/NaN); the input is not
+        modified.
     """
+    from coverage.export import mask_small_counts, secret_columns
+
     k = settings.secrecy_threshold
-    out = indicators.copy()
-
-    def small(s: pd.Series) -> pd.Series:
-        v = pd.to_numeric(s, errors="coerce").astype("float64")
-        return ((v >= 1) & (v < k)).fillna(False).astype(bool)
-
-    masked_fam = (small(out["familles_en_attente"]) if "familles_en_attente" in out
-                  else pd.Series(False, index=out.index))
-    if {"variation_familles", "familles_en_attente"} <= set(out.columns):
-        prev = (pd.to_numeric(out["familles_en_attente"], errors="coerce").astype("float64")
-                - pd.to_numeric(out["variation_familles"], errors="coerce").astype("float64"))
-        prev_small = ((prev >= 1) & (prev < k)).fillna(False).astype(bool)
-    else:
-        prev_small = pd.Series(False, index=out.index)
-    for c in SECRET_COUNTS:
-        if c in out.columns:
-            out[c] = out[c].astype("Int64").mask(small(out[c]))
-    if "services_avec_liste" in indicators and "part_services_avec_liste" in out:
-        out["part_services_avec_liste"] = out["part_services_avec_liste"].mask(
-            small(indicators["services_avec_liste"]))
-    for c in _DERIVED_FROM_FAMILIES:
-        if c in out.columns:
-            hide = masked_fam | (prev_small if c.startswith("variation") else False)
-            out[c] = out[c].mask(hide)
+    counts, derived = secret_columns(indicators, LISTES_ATTENTE_DEPARTEMENTS)
+    derived = dict(derived)
+    fam_derived = set(derived.get("familles_en_attente", ()))
+    fam_derived |= {c for c in _DERIVED_FROM_FAMILIES if c in indicators.columns}
+    if "familles_en_attente" in indicators.columns:
+        derived["familles_en_attente"] = tuple(sorted(fam_derived))
+    out = mask_small_counts(indicators, counts, k, None, derived=derived)
+    out = out.drop(columns=[c for c in out.columns
+                            if c.endswith("_masque") and c not in indicators.columns])
+    if {"familles_en_attente", "familles_en_attente_variation"} <= set(indicators.columns):
+        fam = pd.to_numeric(indicators["familles_en_attente"], errors="coerce")
+        prev = fam - pd.to_numeric(indicators["familles_en_attente_variation"],
+                                   errors="coerce")
+        hide = (prev < k).fillna(False).astype(bool).to_numpy()
+        for c in ("familles_en_attente_variation", "familles_en_attente_variation_pct",
+                  "variation_delai_jours"):
+            if c in out.columns:
+                out[c] = out[c].mask(hide)
+    if {"familles_en_attente", "services_avec_liste",
+            "part_services_avec_liste"} <= set(indicators.columns):
+        hide = (out["familles_en_attente"].isna()
+                & indicators["familles_en_attente"].notna()).to_numpy()
+        out["services_avec_liste"] = out["services_avec_liste"].astype("Int64").mask(hide)
+        out["part_services_avec_liste"] = out["part_services_avec_liste"].mask(hide)
     return out
 
 
@@ -487,7 +499,7 @@ def figure_series(indicators: pd.DataFrame, code_dep: str, type_service: str) ->
 
 
 def figure_ranking(indicators: pd.DataFrame, *, type_service: str, annee: int,
-                   measure: str = "familles_pour_100k",
+                   measure: str = "familles_en_attente_pour_100k",
                    highlight: str | None = None) -> Figure:
     """Horizontal bar chart of the départements ranked by ``measure``."""
     r = ranking(indicators, type_service=type_service, annee=annee, measure=measure)
@@ -507,17 +519,17 @@ def figure_ranking(indicators: pd.DataFrame, *, type_service: str, annee: int,
 
 def figure_tension(tension: pd.DataFrame) -> Figure:
     """Scatter of families waiting per 100,000 inhabitants against the white-zone share."""
-    t = tension.dropna(subset=["familles_pour_100k", "part_population_zone_blanche"])
+    t = tension.dropna(subset=["familles_en_attente_pour_100k", "part_population_zone_blanche"])
     fig = Figure(figsize=(6, 4.5), dpi=100)
     ax = fig.add_subplot()
     x = 100 * t["part_population_zone_blanche"]
-    ax.scatter(x, t["familles_pour_100k"], color="#1f77b4")
-    for xi, yi, code in zip(x, t["familles_pour_100k"], t["code_dep"], strict=True):
+    ax.scatter(x, t["familles_en_attente_pour_100k"], color="#1f77b4")
+    for xi, yi, code in zip(x, t["familles_en_attente_pour_100k"], t["code_dep"], strict=True):
         ax.annotate(str(code), (xi, yi), textcoords="offset points", xytext=(4, 4),
                     fontsize=8)
     if len(t) >= 2:
         ax.axvline(x.median(), color="grey", linewidth=0.8, linestyle=":")
-        ax.axhline(t["familles_pour_100k"].median(), color="grey", linewidth=0.8,
+        ax.axhline(t["familles_en_attente_pour_100k"].median(), color="grey", linewidth=0.8,
                    linestyle=":")
     seuil = tension["seuil_minutes"].iloc[0] if len(tension) else float("nan")
     typ = str(tension["type_service"].iloc[0]) if len(tension) else ""

@@ -74,17 +74,17 @@ log = logging.getLogger(__name__)
 MIN_YEAR = 2000
 
 #: Count columns of activity returns besides ``familles_en_attente`` (all optional).
-ER_EXTRAS: tuple[str, ...] = ("familles_accueillies", "mesures_judiciaires",
+ER_EXTRAS: tuple[str, ...] = ("familles_recues", "mesures_judiciaires",
                               "demandes_spontanees")
-MF_EXTRAS: tuple[str, ...] = ("entretiens_information", "mediations_engagees",
-                              "mediations_terminees")
+MF_EXTRAS: tuple[str, ...] = ("entretiens_information", "mediations",
+                              "mediations_engagees", "mediations_terminees")
 EXTRA_COUNTS: tuple[str, ...] = ER_EXTRAS + MF_EXTRAS
 COUNT_COLUMNS: tuple[str, ...] = ("familles_en_attente", *EXTRA_COUNTS)
 
 _EXTRA_FIELDS: tuple[Field, ...] = (
     Field("nom_service", "string", False, "", "Nom du service",
           "Nom du service (retours par service)."),
-    Field("familles_accueillies", "integer", False, "familles", "Familles accueillies",
+    Field("familles_recues", "integer", False, "familles", "Familles reçues",
           "Familles reçues / accueillies dans l'année (espaces de rencontre)."),
     Field("mesures_judiciaires", "integer", False, "mesures", "Mesures judiciaires",
           "Mesures ordonnées par le juge (espaces de rencontre)."),
@@ -92,6 +92,9 @@ _EXTRA_FIELDS: tuple[Field, ...] = (
           "Accès sur demande des familles, hors décision de justice (espaces de rencontre)."),
     Field("entretiens_information", "integer", False, "entretiens",
           "Entretiens d'information", "Entretiens d'information préalable (médiation)."),
+    Field("mediations", "integer", False, "médiations", "Médiations",
+          "Médiations familiales de l'année, quand le retour ne distingue pas engagées et "
+          "terminées."),
     Field("mediations_engagees", "integer", False, "médiations", "Médiations engagées",
           "Médiations familiales engagées dans l'année."),
     Field("mediations_terminees", "integer", False, "médiations", "Médiations terminées",
@@ -129,7 +132,7 @@ COLUMN_ALIASES: Mapping[str, tuple[str, ...]] = {
         "Délai moyen d'attente (jours)", "Délai d'attente moyen", "Délai d'attente",
         "Délai d'attente (jours)", "Délai moyen d'attente en jours", "Attente moyenne (jours)",
     ),
-    "familles_accueillies": ("familles_accueillies", "Familles accueillies",
+    "familles_recues": ("familles_recues", "Familles accueillies",
                              "Familles reçues", "Nb familles reçues",
                              "Familles reçues / accueillies", "Familles prises en charge"),
     "mesures_judiciaires": ("mesures_judiciaires", "Mesures ordonnées par le juge",
@@ -142,6 +145,8 @@ COLUMN_ALIASES: Mapping[str, tuple[str, ...]] = {
     "entretiens_information": ("entretiens_information", "Entretiens d'information",
                                "Entretiens d'information préalable",
                                "Entretiens préalables", "Entretiens d'info"),
+    "mediations": ("mediations", "Médiations", "Nombre de médiations",
+                   "Médiations familiales", "Mesures de médiation"),
     "mediations_engagees": ("mediations_engagees", "Médiations engagées",
                             "Médiations ouvertes", "Médiations commencées",
                             "Mesures de médiation engagées"),
