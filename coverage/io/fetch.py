@@ -1,0 +1,465 @@
+"""Download the official open data of a département into a cache (``zones-blanches fetch``).
+
+What is downloaded is listed in :mod:`coverage.io.sources` (the one table of official URLs).
+Files land in ``<data-dir>/cache/<official host>/<official path>``, whatever mirror served
+them, and ``<data-dir>/cache/index.json`` records for each one its URL, the URL actually
+used, size (bytes), SHA-256 and download date (UTC).
+
+Behaviour
+---------
+- A file already in the cache whose SHA-256 matches the index is not downloaded again. A
+  file put there by hand (no network) is accepted and indexed.
+- A download writes ``<file>.part``; after a cut connection the next attempt resumes it
+  with an HTTP ``Range`` request (a server that ignores Range restarts from zero).
+- Retries with exponential backoff on timeouts, resets and 5xx/429 answers; 404 is final
+  (and tries the source's fallback URL, e.g. the Geofabrik région for OSM).
+- The finished file is checked (length announced by the server, expected SHA-256 when one
+  is known) and renamed atomically onto its final name.
+- A progress bar shows bytes (tqdm on stderr).
+- With no network, a :class:`~coverage.errors.FetchError` says which files to put where,
+  or to pass ``--mirror``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import hashlib
+import http.client
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from tqdm import tqdm
+
+from coverage import __version__
+from coverage.errors import FetchError
+from coverage.io import sources
+from coverage.io.atomic import write_text_atomic
+from coverage.io.sources import SourceFile
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 16
+USER_AGENT = f"zones-blanches/{__version__} (+open data fetch; urllib)"
+INDEX_NAME = "index.json"
+#: HTTP statuses worth retrying (temporary server trouble).
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class NotFoundError(FetchError):
+    """The server answered 404/410: the file does not exist at that URL."""
+
+
+class ChecksumError(FetchError):
+    """The downloaded bytes do not have the expected SHA-256."""
+
+
+class OfflineError(FetchError):
+    """The host could not be reached at all (no network, DNS failure, refused)."""
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How to download.
+
+    Attributes
+    ----------
+    timeout_s
+        Socket timeout of each connect/read, seconds.
+    retries
+        Extra attempts after the first one.
+    backoff_s
+        First wait between attempts, seconds; doubled at each retry.
+    mirror
+        Base URL replacing the official scheme and host (paths kept), or ``None``.
+    progress
+        Show a progress bar (only when stderr is a terminal, unless ``ZB_PROGRESS=1``).
+    """
+
+    timeout_s: float = 60.0
+    retries: int = 4
+    backoff_s: float = 1.0
+    mirror: str | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class FetchRecord:
+    """One entry of the cache index."""
+
+    key: str
+    url: str
+    fetched_from: str
+    path: str
+    size: int
+    sha256: str
+    date: str
+    year: int | None = None
+    dept: str | None = None
+    note: str = ""
+
+
+def cache_dir(data_dir: str | Path) -> Path:
+    """``<data-dir>/cache``."""
+    return Path(data_dir) / "cache"
+
+
+def cache_path(data_dir: str | Path, url: str) -> Path:
+    """Where the file of an official ``url`` is kept: ``cache/<host>/<path>``."""
+    parts = urlsplit(url)
+    rel = unquote(parts.path).lstrip("/")
+    if not rel or rel.endswith("/") or ".." in Path(rel).parts:
+        msg = f"cannot derive a file name from URL {url!r}"
+        raise FetchError(msg)
+    return cache_dir(data_dir) / parts.netloc / rel
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_index(data_dir: str | Path) -> dict[str, dict[str, object]]:
+    """The cache index: official URL → record (dict). Empty when there is none."""
+    path = cache_dir(data_dir) / INDEX_NAME
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        msg = f"{path}: the cache index is unreadable ({exc}); delete it to rebuild it"
+        raise FetchError(msg) from None
+    files = data.get("files", {}) if isinstance(data, dict) else {}
+    return dict(files)
+
+
+def _write_index(data_dir: str | Path, files: dict[str, dict[str, object]]) -> None:
+    payload = {"generator": f"zones-blanches {__version__}",
+               "note": "sha256 of each file as downloaded; url = official URL, fetched_from "
+                       "= URL actually used (mirror)",
+               "files": dict(sorted(files.items()))}
+    write_text_atomic(cache_dir(data_dir) / INDEX_NAME,
+                      json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+
+
+def _progress_disabled(enabled: bool) -> bool:
+    flag = os.environ.get("ZB_PROGRESS")
+    if not enabled or flag == "0":
+        return True
+    return flag != "1" and not sys.stderr.isatty()
+
+
+def _is_offline(reason: object) -> bool:
+    """True when a URLError reason means the host cannot be reached at all."""
+    if isinstance(reason, socket.gaierror | ConnectionRefusedError):
+        return True
+    unreachable = (errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN)
+    return isinstance(reason, OSError) and reason.errno in unreachable
+
+
+def download(url: str, dest: str | Path, *, expected_sha256: str | None = None,
+             options: FetchOptions = FetchOptions(),
+             sleep: Callable[[float], None] = time.sleep) -> tuple[int, str]:
+    """Download ``url`` to ``dest`` with resume, retries, checks and an atomic rename.
+
+    Parameters
+    ----------
+    url
+        URL to read (already swapped for the mirror if any).
+    dest
+        Final path. ``dest + ".part"`` holds the bytes received so far.
+    expected_sha256
+        SHA-256 the file must have, or ``None``.
+    options
+        Timeouts, retries, backoff, progress bar.
+    sleep
+        Wait function (tests pass a fast one).
+
+    Returns
+    -------
+    tuple of (int, str)
+        Size in bytes and SHA-256 of the file written.
+
+    Raises
+    ------
+    NotFoundError
+        404 or 410.
+    OfflineError
+        The host could not be reached after every retry.
+    ChecksumError
+        The bytes do not have ``expected_sha256`` (the ``.part`` file is deleted).
+    FetchError
+        Any other failure after every retry.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    last: str = ""
+    offline = False
+    for attempt in range(options.retries + 1):
+        if attempt:
+            wait = options.backoff_s * 2 ** (attempt - 1)
+            log.info("retrying %s in %.1f s (attempt %d/%d): %s", url, wait, attempt + 1,
+                     options.retries + 1, last)
+            sleep(wait)
+        try:
+            _download_once(url, part, options)
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code in (404, 410):
+                msg = f"{url}: not found (HTTP {exc.code})"
+                raise NotFoundError(msg) from None
+            if exc.code == 416:  # the .part is stale or already complete: restart clean
+                part.unlink(missing_ok=True)
+                last = "HTTP 416 (range not satisfiable), restarting from zero"
+                continue
+            last = f"HTTP {exc.code} {exc.reason}"
+            if exc.code not in RETRY_STATUSES:
+                msg = f"{url}: the server refused the download ({last})"
+                raise FetchError(msg) from None
+        except urllib.error.URLError as exc:
+            offline = _is_offline(exc.reason)
+            last = f"cannot reach the host ({exc.reason})"
+        except TimeoutError as exc:
+            offline = False
+            last = f"timed out after {options.timeout_s:g} s ({exc or 'no answer'})"
+        except (http.client.HTTPException, ConnectionError, OSError) as exc:
+            offline = _is_offline(exc)
+            last = f"connection lost ({type(exc).__name__}: {exc})"
+    else:
+        tries = options.retries + 1
+        if offline:
+            msg = f"{url}: {last} after {tries} attempt(s)"
+            raise OfflineError(msg)
+        kept = f"; {part.stat().st_size} bytes kept in {part} for resuming" \
+            if part.exists() else ""
+        msg = f"{url}: download failed after {tries} attempt(s): {last}{kept}"
+        raise FetchError(msg)
+    digest = sha256_file(part)
+    if expected_sha256 is not None and digest != expected_sha256.lower():
+        part.unlink(missing_ok=True)
+        msg = (f"{url}: checksum mismatch: expected sha256 {expected_sha256}, got {digest}; "
+               "the download was deleted (a mirror out of date, or a corrupted transfer)")
+        raise ChecksumError(msg)
+    size = part.stat().st_size
+    os.replace(part, dest)
+    return size, digest
+
+
+def _download_once(url: str, part: Path, options: FetchOptions) -> None:
+    """One HTTP attempt: resume ``part`` if it exists; raise on any incomplete body."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=options.timeout_s) as resp:
+        status = resp.status
+        if offset and status == 206:
+            content_range = resp.headers.get("Content-Range", "")
+            start = content_range.split()[1].split("-")[0] if " " in content_range else ""
+            if start and int(start) != offset:
+                part.unlink(missing_ok=True)
+                msg = f"server resumed at byte {start}, expected {offset}"
+                raise ConnectionError(msg)
+            mode = "ab"
+            log.info("resuming %s at byte %d", url, offset)
+        else:
+            offset, mode = 0, "wb"
+        length = resp.headers.get("Content-Length")
+        total = offset + int(length) if length and length.isdigit() else None
+        received = offset
+        name = Path(urlsplit(url).path).name
+        with open(part, mode) as fh, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=name[:40], leave=False, disable=_progress_disabled(options.progress),
+        ) as bar:
+            while True:
+                chunk = resp.read(CHUNK_BYTES)
+                if not chunk:
+                    break
+                fh.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and received < total:
+        msg = f"connection closed after {received} of {total} bytes"
+        raise ConnectionError(msg)
+
+
+def fetch_file(source: SourceFile, data_dir: str | Path, *,
+               options: FetchOptions = FetchOptions(),
+               expected_sha256: str | None = None,
+               sleep: Callable[[float], None] = time.sleep) -> FetchRecord:
+    """Fetch one source file into the cache (or reuse it) and record it in the index.
+
+    The official URL is tried first, then each of ``source.fallbacks`` when it answers 404.
+    ``options.mirror`` swaps the host of every URL tried.
+
+    Returns
+    -------
+    FetchRecord
+        What is in the cache for this source.
+    """
+    index = read_index(data_dir)
+    last_error: FetchError | None = None
+    for url in (source.url, *source.fallbacks):
+        dest = cache_path(data_dir, url)
+        known = index.get(url)
+        if dest.exists():
+            digest = sha256_file(dest)
+            trusted = known is None or known.get("sha256") == digest
+            if trusted and (expected_sha256 is None or digest == expected_sha256.lower()):
+                how = "cached" if known else "placed by hand"
+                log.info("%s: %s (%s)", url, how, dest)
+                record = FetchRecord(
+                    source.key, url, str(known.get("fetched_from", "local file"))
+                    if known else "local file", str(dest), dest.stat().st_size, digest,
+                    str(known.get("date")) if known else _now(), source.year, source.dept,
+                    source.note)
+                _record(data_dir, record)
+                return record
+            log.warning("%s: cached file does not match its recorded checksum; "
+                        "downloading it again", dest)
+        fetched_from = sources.mirror_url(url, options.mirror)
+        try:
+            size, digest = download(fetched_from, dest, expected_sha256=expected_sha256,
+                                    options=options, sleep=sleep)
+        except NotFoundError as exc:
+            last_error = exc
+            log.warning("%s; trying the next official source if any", exc)
+            continue
+        record = FetchRecord(source.key, url, fetched_from, str(dest), size, digest, _now(),
+                             source.year, source.dept, source.note)
+        _record(data_dir, record)
+        return record
+    assert last_error is not None
+    tried = ", ".join((source.url, *source.fallbacks))
+    msg = f"{source.title}: not found at any official URL ({tried})"
+    raise NotFoundError(msg) from last_error
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def _record(data_dir: str | Path, record: FetchRecord) -> None:
+    index = read_index(data_dir)
+    index[record.url] = asdict(record)
+    _write_index(data_dir, index)
+
+
+def plan(depts: Iterable[str], *, year: int = sources.DEFAULT_YEAR,
+         generalisation: str = sources.DEFAULT_GENERALISATION,
+         osm: bool = True) -> list[SourceFile]:
+    """Files to fetch for ``depts``: the national files once, then one OSM extract each."""
+    codes = [sources.normalise_dept(d) for d in depts]
+    files = sources.national_files(year, generalisation=generalisation)
+    if osm:
+        files += [sources.osm_file(c) for c in dict.fromkeys(codes)]
+    return files
+
+
+def fetch(depts: Iterable[str], data_dir: str | Path, *, year: int = sources.DEFAULT_YEAR,
+          generalisation: str = sources.DEFAULT_GENERALISATION, osm: bool = True,
+          neighbours: bool = True, options: FetchOptions = FetchOptions(),
+          sleep: Callable[[float], None] = time.sleep) -> list[FetchRecord]:
+    """Fetch everything ``prepare`` needs for ``depts`` into ``<data_dir>/cache``.
+
+    Parameters
+    ----------
+    depts
+        Département codes (``"15"``, ``"2A"``, ``"974"``…).
+    data_dir
+        Data folder; files go to ``<data_dir>/cache``.
+    year
+        COG year of the contours and the commune list; INSEE files of the latest edition
+        not after it.
+    generalisation
+        Generalisation of the Etalab contours (``5m``, ``50m``, ``100m``, ``1000m``).
+    osm
+        Also fetch the OSM extract of each département.
+    neighbours
+        Also fetch the OSM extracts of the neighbouring départements (those within the road
+        buffer of :func:`coverage.io.prepare.buffer_m`), so that ``prepare`` can clip the
+        département plus its buffer.
+    options
+        Download options (timeouts, retries, mirror…).
+
+    Returns
+    -------
+    list of FetchRecord
+        One per file now in the cache.
+
+    Raises
+    ------
+    OfflineError
+        No network: the message lists the files to put in the cache by hand.
+    """
+    files = plan(depts, year=year, generalisation=generalisation, osm=osm)
+    records: list[FetchRecord] = []
+    done: set[str] = set()
+    try:
+        for source in files:
+            records.append(fetch_file(source, data_dir, options=options, sleep=sleep))
+            done.add(source.url)
+        if osm and neighbours:
+            from coverage.io.prepare import neighbour_departements
+
+            contours = next(r for r in records if r.key == "contours")
+            wanted = [sources.normalise_dept(d) for d in depts]
+            extra = [d for d in neighbour_departements(Path(contours.path), wanted)
+                     if d not in wanted]
+            if extra:
+                log.info("neighbouring départements within the buffer: %s", ", ".join(extra))
+            for code in extra:
+                source = sources.osm_file(code)
+                files.append(source)
+                records.append(fetch_file(source, data_dir, options=options, sleep=sleep))
+                done.add(source.url)
+    except OfflineError as exc:
+        missing = [f for f in files if f.url not in done]
+        lines = [f"no network access: {exc}",
+                 f"put the files in {cache_dir(data_dir)} (one path per file below), "
+                 "or pass --mirror BASE_URL (an internal mirror keeping the official paths):"]
+        lines += [f"  {f.url}\n    -> {cache_path(data_dir, f.url)}" for f in missing]
+        raise OfflineError("\n".join(lines)) from None
+    return records
+
+
+def fetch_from_cli(args: argparse.Namespace) -> int:
+    """``zones-blanches fetch``: fetch, then print one line per file. Returns the exit code."""
+    options = FetchOptions(
+        timeout_s=getattr(args, "timeout", None) or FetchOptions.timeout_s,
+        retries=(args.retries if getattr(args, "retries", None) is not None
+                 else FetchOptions.retries),
+        mirror=args.mirror,
+    )
+    year = args.year or sources.DEFAULT_YEAR
+    generalisation = getattr(args, "generalisation", None) or sources.DEFAULT_GENERALISATION
+    records = fetch(args.dept, args.data_dir, year=year, generalisation=generalisation,
+                    osm=not args.no_osm, options=options)
+    print(f"Official open data in {cache_dir(args.data_dir)} "
+          f"(index: {cache_dir(args.data_dir) / INDEX_NAME}):")
+    for r in records:
+        extra = f"  [{r.note}]" if r.note else ""
+        print(f"  {r.key:<12} {r.size:>12,d} B  sha256 {r.sha256[:12]}…  {r.path}{extra}")
+    with contextlib.suppress(Exception):
+        depts = " ".join(sources.normalise_dept(d) for d in args.dept)
+        print(f"Next: zones-blanches prepare --dept {depts} --data-dir {args.data_dir}")
+    return 0
