@@ -1,0 +1,79 @@
+"""Page « À propos »: sources, vintages, licences, method, limits, fictional label."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from coverage import maps
+from coverage.app import state
+
+sel = state.selection()
+run = state.run_of(sel)
+st.title("À propos")
+if run.fictif:
+    st.warning(f"FICTIF — {run.fictional_label or 'territoire de démonstration inventé'} "
+               "Le territoire « Brumeval », ses départements ZA et ZB, ses routes, ses "
+               "services et ses listes d'attente sont inventés : aucune donnée réelle.")
+
+st.header("Sources et licences")
+st.markdown(
+    """
+- **Contours des communes** — « Source : IGN – Admin Express COG », Licence Ouverte
+  Etalab 2.0.
+- **Code officiel géographique, EPCI, populations** — « Etalab – découpage administratif »
+  (paquet npm `@etalab/decoupage-administratif`, millésime COG 2026), Licence Ouverte
+  (données) / MIT (code) ; populations légales et grille communale de densité : **INSEE**,
+  Licence Ouverte.
+- **Réseau routier** (moteur `road`) — « © les contributeurs d'OpenStreetMap (ODbL) ».
+- **Services** (médiation familiale, espaces de rencontre) — listes fournies par
+  l'utilisateur (CAF, MSA…) ; la source et sa date sont dans les colonnes `source` et
+  `date_source` de chaque service.
+- **Cartes** — Leaflet 1.9.4 (BSD-2-Clause) et jQuery 3.7.1 (MIT), servis par
+  l'application elle-même (`static/vendor`) ; aucun fond de carte n'est chargé par défaut.
+"""
+)
+try:
+    from coverage.export import sources
+
+    rows = sources(run)
+except Exception as exc:  # the page must still show the rest
+    rows = []
+    st.caption(f"Sources du run non lisibles : {exc}")
+if rows:
+    st.subheader("Sources de ce run")
+    st.table({"Source": [s for s, _ in rows], "Licence": [lic for _, lic in rows]})
+created = run.manifest.get("created") or run.manifest.get("created_at") or run.manifest.get(
+    "date")
+st.caption(f"Run : {run.run_dir}" + (f", calculé le {created}" if created else "")
+           + f". Moteur : {run.engine}. Seuils : "
+           + ", ".join(f"{t:g}" for t in state.run_thresholds(run)) + " min.")
+
+st.header("Méthode")
+st.markdown(
+    f"""
+- Pour chaque commune, le **temps en voiture jusqu'au service le plus proche** de chaque
+  type est calculé depuis son point représentatif (chef-lieu).
+- Moteur **`road`** : {maps.ENGINE_LABELS['road']} (vitesses par classe de route et
+  `maxspeed`, plus court chemin de Dijkstra multi-sources).
+- Moteur **`proxy`** : {maps.ENGINE_LABELS['proxy']}, la vitesse dépendant du niveau de
+  densité INSEE de la commune. C'est une **estimation**, utilisée quand aucun réseau routier
+  n'est fourni ; chaque temps est étiqueté par son moteur.
+- Une commune est en **zone blanche** pour un seuil (20, 30 ou 45 min par défaut) quand
+  son service le plus proche est à plus que ce seuil, ou inaccessible. La vue combinée
+  « Tous services » prend le plus proche des services de tous types.
+- Taux de couverture = population des communes couvertes ÷ population ; temps médian et
+  90e centile pondérés par la population.
+"""
+)
+st.header("Limites")
+st.markdown(
+    """
+- Un temps par commune (depuis son chef-lieu) : les écarts à l'intérieur d'une grande
+  commune ne sont pas vus, et toute sa population est comptée couverte ou non.
+- Temps à vitesse libre, sans congestion ni transports en commun ; le moteur `proxy`
+  ignore les obstacles (relief, cours d'eau, lacs).
+- La capacité des services et les listes d'attente ne changent pas les temps d'accès.
+- Les bandes isochrones sont un affichage ; les chiffres viennent des temps par commune.
+- Les contours sont simplifiés pour l'affichage (environ 75 m).
+"""
+)

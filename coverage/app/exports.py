@@ -1,0 +1,40 @@
+"""Page « Exports »: the département's tables, workbook, layers and map as downloads."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from coverage import maps
+from coverage.app import state, views
+from coverage.errors import CoverageError
+
+sel = state.selection()
+run = state.run_of(sel)
+st.title(f"Exports — département {sel.dept}")
+if run.fictif:
+    st.warning(f"FICTIF — {run.fictional_label or 'territoire de démonstration inventé'} "
+               "Les fichiers exportés portent la même mention.")
+if state.upload_override(sel) is not None:
+    st.info("Les exports portent sur les services du run, pas sur le fichier importé.")
+st.caption(
+    f"Carte PNG : {maps.service_label(sel.type_service)}, seuil {sel.threshold_min:g} min "
+    f"(sélection de la barre latérale). Moteur du run : {run.engine}. Export public : les "
+    "petits effectifs des listes d'attente sont masqués (secret statistique)."
+)
+try:
+    with st.spinner("Préparation des fichiers…"):
+        files = views.export_files(sel.run_dir, sel.stamp, sel.dept, sel.type_service,
+                                   sel.threshold_min)
+except CoverageError as exc:
+    st.error(f"Export impossible : {exc}")
+    st.stop()
+
+for key, (label, _fmt, mime) in views.EXPORT_ITEMS.items():
+    if key not in files:
+        st.warning(f"{label} : non produit par cet export.")
+        continue
+    name, data = files[key]
+    st.download_button(f"{label} — {name} ({len(data) / 1024:.0f} Ko)", data=data,
+                       file_name=name, mime=mime, key=f"dl_{key}", on_click="ignore")
+if "png" in files:
+    st.image(files["png"][1], caption=files["png"][0])

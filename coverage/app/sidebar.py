@@ -1,0 +1,112 @@
+"""The shared sidebar: data set, département, service type, threshold, basemap, upload.
+
+Called by ``app.py`` before the selected page runs; it stores a :class:`state.Selection` in
+the session state, which the pages read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from coverage import maps
+from coverage.app import state, upload
+from coverage.errors import CoverageError
+from coverage.settings import NO_SERVICE
+
+log = logging.getLogger(__name__)
+
+DEMO_CHOICE = "Démo (territoire FICTIF)"
+RUN_CHOICE = "Dossier de sortie d'un run"
+
+
+def _fmt_threshold(t: float) -> str:
+    return f"{t:g} min"
+
+
+def _open_run(choice: str) -> tuple[str, float] | None:
+    """Resolve the data-set choice to (run folder, manifest stamp), running the demo once."""
+    if choice == DEMO_CHOICE:
+        out = str(state.DEMO_RUN_DIR)
+        if state.manifest_stamp(out) == 0.0:
+            with st.spinner("Premier lancement : calcul de la démo (territoire fictif)…"):
+                stamp = state.ensure_demo_run(out)
+        else:
+            stamp = state.ensure_demo_run(out)
+        return out, stamp
+    default = state.initial_run_dir() or ""
+    path = st.sidebar.text_input(
+        "Dossier du run", value=default, key="run_dir",
+        help="Dossier écrit par `zones-blanches run --out DOSSIER` (contient manifest.json).",
+    ).strip()
+    if not path:
+        st.sidebar.info("Indiquez le dossier de sortie d'un run.")
+        return None
+    stamp = state.manifest_stamp(path)
+    if stamp == 0.0:
+        st.sidebar.error(f"{path} : pas de manifest.json, ce n'est pas un run terminé.")
+        return None
+    return str(Path(path).resolve()), stamp
+
+
+def render_sidebar() -> state.Selection | None:
+    """Draw the shared sidebar and store the selection; None when no run is open."""
+    sb = st.sidebar
+    sb.header("Zones blanches")
+    initial = state.initial_run_dir()
+    is_demo_dir = initial is None or (
+        Path(initial).resolve() == state.DEMO_RUN_DIR.resolve()
+    )
+    choice = sb.radio(
+        "Jeu de données", (DEMO_CHOICE, RUN_CHOICE), key="dataset",
+        index=0 if is_demo_dir else 1,
+    )
+    try:
+        opened = _open_run(choice)
+        if opened is None:
+            st.session_state.pop(state.SELECTION_KEY, None)
+            return None
+        run_dir, stamp = opened
+        run = state.load_run(run_dir, stamp)
+    except CoverageError as exc:
+        sb.error(str(exc))
+        st.session_state.pop(state.SELECTION_KEY, None)
+        return None
+    if run.fictif:
+        sb.warning("FICTIF : territoire de démonstration inventé, pas un lieu réel.")
+
+    depts = state.run_depts(run)
+    dept = sb.selectbox("Département", depts, key="dept")
+    types = [*state.run_types(run), NO_SERVICE]
+    type_service = sb.selectbox("Type de service", types, key="type_service",
+                                format_func=maps.service_label)
+    thresholds = state.run_thresholds(run)
+    default_t = 30.0 if 30.0 in thresholds else thresholds[len(thresholds) // 2]
+    threshold = sb.selectbox("Seuil de zone blanche", thresholds, key="threshold",
+                             index=thresholds.index(default_t), format_func=_fmt_threshold)
+    sb.caption(f"Moteur du run : **{run.engine or '?'}** — "
+               f"{maps.ENGINE_LABELS.get(run.engine, '')}")
+
+    with sb.expander("Fond de carte (optionnel)"):
+        url = st.text_input(
+            "URL de tuiles", value=os.environ.get(state.ENV_TILES_URL, ""), key="tiles_url",
+            help="Modèle XYZ, ex. http://127.0.0.1:8080/{z}/{x}/{y}.png. Vide = pas de fond : "
+                 "la carte ne fait aucune requête hors de l'application.",
+        ).strip()
+        attribution = st.text_input(
+            "Attribution", value=os.environ.get(state.ENV_TILES_ATTRIBUTION, ""),
+            key="tiles_attr",
+        ).strip()
+    tiles = maps.Tiles(url, attribution) if url else None
+
+    sel = state.Selection(
+        run_dir=run_dir, stamp=stamp, dept=str(dept), type_service=str(type_service),
+        threshold_min=float(threshold), tiles=tiles,
+    )
+    with sb.expander("Tester une autre liste de services"):
+        upload.render_services_upload(sel, run)
+    st.session_state[state.SELECTION_KEY] = sel
+    return sel
