@@ -145,6 +145,7 @@ def load_services(path: str | Path | None = None, *,
     df = raw.reset_index(drop=True)
     df, _notes = rename_aliases(df, SERVICE_ALIASES, file=file)
     warnings: list[str] = []
+    problems = ProblemList(file)
 
     com = communes.data if isinstance(communes, Loaded) else communes
     fictional = bool(com["fictif"].all()) if com is not None and "fictif" in com.columns \
@@ -154,7 +155,6 @@ def load_services(path: str | Path | None = None, *,
 
     require_columns(df, ["type_service", "organisme", "code_insee", "source", "date_source"],
                     file=file, hint={"source": "a column 'source' (alias source_url)"})
-    problems = ProblemList(file)
 
     # --- codes -------------------------------------------------------------------------
     codes0 = normalise_codes(df["code_insee"])
@@ -173,7 +173,11 @@ def load_services(path: str | Path | None = None, *,
     else:
         ref = national_communes().set_index("code_insee")
 
-    # --- service id ----------------------------------------------------------------------
+    # --- type and service id -------------------------------------------------------------
+    types = normalise_service_types(df["type_service"], settings.service_types)
+    problems.add_rows(types.isna(), "type_service",
+                      "one of " + ", ".join(settings.service_types), df["type_service"])
+    df["type_service"] = types.where(types.notna(), df["type_service"])
     if "service_id" not in df.columns:
         df["service_id"] = _generated_ids(df)
         warnings.append(f"{file}: no 'service_id' column; stable ids generated from type, "
@@ -185,10 +189,6 @@ def load_services(path: str | Path | None = None, *,
         duplicate_rows(df["service_id"].where(~blank), file=file, column="service_id")
 
     # --- text columns --------------------------------------------------------------------
-    types = normalise_service_types(df["type_service"], settings.service_types)
-    problems.add_rows(types.isna(), "type_service",
-                      "one of " + ", ".join(settings.service_types), df["type_service"])
-    df["type_service"] = types
     for col in ("organisme", "source", "date_source"):
         problems.add_rows(is_blank(df[col]), col, f"a non-empty '{col}'", df[col])
     if "nom" not in df.columns:

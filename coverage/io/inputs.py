@@ -1,0 +1,379 @@
+"""All the inputs of a run, loaded together; and the ``validate`` report.
+
+:func:`load_inputs` loads communes, services, waiting lists and the road file's path for a
+run. With no argument it loads the embedded **fictional** demo territory. :func:`validate_inputs`
+checks the given files (or the demo), collects counts, remapped codes, warnings and errors
+without raising, and writes nothing.
+
+Which communes the services are checked against
+    - communes given: that file (codes must be its communes; coordinates in its territory);
+    - communes not given, fictional ``Z…`` services: the embedded demo communes;
+    - communes not given, real services (validation only): the embedded national COG 2026
+      table (codes must be current communes of France; services without coordinates cannot
+      be placed, which ``validate`` reports as a warning). ``load_inputs`` refuses this case:
+      a run needs commune polygons.
+    - communes given but invalid: services are still checked against the national table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import pandas as pd
+
+from coverage.cog import normalise_codes
+from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
+from coverage.io.communes import load_communes
+from coverage.io.services import load_services
+from coverage.io.tables import Loaded, check_file, file_suffix, read_table
+from coverage.schemas import ROAD_FORMATS
+from coverage.settings import Settings, is_fictional_code
+
+if TYPE_CHECKING:
+    from coverage.demo import DemoPaths
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Inputs:
+    """The loaded inputs of a run.
+
+    Attributes
+    ----------
+    communes
+        GeoDataFrame (EPSG:4326) of :func:`~coverage.io.communes.load_communes`.
+    services
+        GeoDataFrame of points (EPSG:4326) of :func:`~coverage.io.services.load_services`.
+    waiting
+        Waiting lists / activity returns (:func:`coverage.io.waiting.load_waiting`), or None.
+    roads
+        Road network file (OSM or GraphML), or None (proxy engine).
+    fictif
+        True for the fictional demo territory.
+    warnings
+        Warnings of every loader.
+    paths
+        Input name → file path (or "" when absent).
+    remapped
+        Commune codes mapped from older COG vintages, all files (column ``fichier`` added).
+    """
+
+    communes: gpd.GeoDataFrame
+    services: gpd.GeoDataFrame
+    waiting: pd.DataFrame | None
+    roads: Path | None
+    fictif: bool
+    warnings: list[str] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
+    remapped: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _demo() -> DemoPaths:
+    from coverage.demo import demo_paths
+
+    return demo_paths()
+
+
+def check_roads(path: str | Path) -> Path:
+    """Check that a road file exists, is not empty and has a supported extension.
+
+    Raises
+    ------
+    InputError
+        Missing or empty file, or an extension not in :data:`coverage.schemas.ROAD_FORMATS`.
+    """
+    p = check_file(path)
+    if file_suffix(p) not in ROAD_FORMATS:
+        from coverage.errors import UnsupportedFormatError
+
+        raise UnsupportedFormatError(Problem(
+            str(p), None, None, "a road network file: " + ", ".join(ROAD_FORMATS),
+            file_suffix(p) or "no extension"))
+    return p
+
+
+def _services_look_fictional(path: Path, settings: Settings) -> bool:
+    """True when every commune code of a services file is a fictional ``Z…`` code."""
+    try:
+        df = read_table(path, max_bytes=settings.max_input_bytes)
+    except InputError:
+        return False
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    col = next((cols[k] for k in ("code_insee", "code_commune", "insee", "insee_com",
+                                  "codgeo") if k in cols), None)
+    if col is None:
+        return False
+    codes = normalise_codes(df[col]).dropna()
+    return bool(len(codes)) and bool(codes.map(is_fictional_code).all())
+
+
+def load_inputs(communes: str | Path | None = None, densite: str | Path | None = None,
+                services: str | Path | None = None, waiting: str | Path | None = None,
+                roads: str | Path | None = None,
+                settings: Settings = Settings()) -> Inputs:
+    """Load every input of a run; all None → the embedded fictional demo territory.
+
+    Parameters
+    ----------
+    communes, densite, services, waiting, roads
+        Input files (see the loaders). With ``communes`` None the demo communes are used,
+        and the demo services, waiting lists and roads fill the inputs not given.
+        With real communes, ``services`` is required and ``waiting``/``roads`` stay None
+        when not given (the run then uses the proxy engine).
+    settings
+        Loader settings (size limit, service types).
+
+    Returns
+    -------
+    Inputs
+
+    Raises
+    ------
+    InputError
+        The first invalid file (one line per problem), or a missing services file.
+    """
+    demo = _demo() if communes is None else None
+    paths: dict[str, str] = {}
+    if demo is not None:
+        log.info("no communes file given: using the FICTIONAL demo territory")
+    c = load_communes(communes if demo is None else demo.communes,
+                      densite=densite, settings=settings)
+    fictif = bool(c.data["fictif"].all())
+    if services is None:
+        if demo is None:
+            raise MissingColumnError(Problem(
+                "--services", None, None,
+                "a services file with real communes (the demo services are fictional)"))
+        services = demo.services
+    s = load_services(services, communes=c, settings=settings)
+    w_data = None
+    w_loaded: Loaded | None = None
+    if waiting is None and demo is not None:
+        waiting = demo.waiting
+    if waiting is not None:
+        from coverage.io.waiting import load_waiting
+
+        w_loaded = load_waiting(waiting, communes=c.data, settings=settings)
+        w_data = w_loaded.data
+    if roads is None and demo is not None:
+        roads = demo.roads
+    road_path = check_roads(roads) if roads is not None else None
+    for name, loaded in (("communes", c), ("services", s), ("waiting", w_loaded)):
+        paths[name] = loaded.path if loaded is not None else ""
+    paths["densite"] = str(densite) if densite is not None else ""
+    paths["roads"] = str(road_path) if road_path is not None else ""
+    warnings = c.warnings + s.warnings + (w_loaded.warnings if w_loaded else [])
+    remapped = pd.concat([df.assign(fichier=name) for name, df in
+                          (("communes", c.remapped), ("services", s.remapped)) if len(df)]
+                         or [c.remapped.assign(fichier="")], ignore_index=True)
+    return Inputs(c.data, s.data, w_data, road_path, fictif, warnings, paths, remapped)
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    """What ``validate`` found about one input."""
+
+    name: str
+    path: str
+    summary: str = ""
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    remapped: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No error."""
+        return not self.errors
+
+
+@dataclass
+class ValidationReport:
+    """The report printed by ``zones-blanches validate``.
+
+    Attributes
+    ----------
+    sections
+        One per input checked (communes, services, waiting lists, roads).
+    fictif
+        The communes are the fictional demo territory.
+    """
+
+    sections: list[Section] = field(default_factory=list)
+    fictif: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when no input has an error."""
+        return all(s.ok for s in self.sections)
+
+    @property
+    def n_errors(self) -> int:
+        """Number of error lines."""
+        return sum(len(s.errors) for s in self.sections)
+
+    def text(self) -> str:
+        """Plain-text report: counts, remapped codes, warnings, errors, verdict."""
+        lines = ["zones-blanches validate"]
+        if self.fictif:
+            from coverage.demo import FICTIONAL_LABEL
+
+            lines.append(f"  {FICTIONAL_LABEL}")
+        for s in self.sections:
+            status = "OK" if s.ok else "ERRORS"
+            lines.append(f"\n[{s.name}] {s.path}  — {status}")
+            if s.summary:
+                lines.append(f"  {s.summary}")
+            lines += [f"  note: {n}" for n in s.notes]
+            if s.remapped is not None and len(s.remapped):
+                lines.append(f"  remapped codes ({len(s.remapped)}):")
+                lines += [f"    row {r.row}, column '{r.column}': {r.code_ancien} → "
+                          f"{r.code_actuel}" for r in s.remapped.head(100).itertuples()]
+                if len(s.remapped) > 100:
+                    lines.append(f"    … and {len(s.remapped) - 100} more")
+            lines += [f"  warning: {w}" for w in s.warnings]
+            lines += [f"  error: {e}" for e in s.errors]
+        verdict = ("valid: no error" if self.ok else
+                   f"INVALID: {self.n_errors} error line(s); nothing was written")
+        lines.append(f"\nResult: {verdict}")
+        return "\n".join(lines)
+
+
+def _attempt(section: Section, fn: Callable[[], Loaded]) -> Loaded | None:
+    try:
+        loaded = fn()
+    except InputError as exc:
+        section.errors += [str(p) for p in exc.problems] or [str(exc)]
+        return None
+    except CoverageError as exc:
+        section.errors.append(f"{section.path}: {exc}")
+        return None
+    section.warnings += loaded.warnings
+    section.remapped = loaded.remapped
+    return loaded
+
+
+def validate_inputs(communes: str | Path | None = None, densite: str | Path | None = None,
+                    services: str | Path | None = None, waiting: str | Path | None = None,
+                    roads: str | Path | None = None,
+                    settings: Settings = Settings()) -> ValidationReport:
+    """Validate the given input files (all None → the embedded fictional demo).
+
+    Every file given is loaded with its loader; errors are collected, not raised, and
+    nothing is written (the road network is built without cache). Services are checked
+    against the communes given, else the demo communes (fictional services) or the
+    national COG 2026 table (real services).
+
+    Returns
+    -------
+    ValidationReport
+        ``.ok`` is False when any file has an error; ``.text()`` is the printed report.
+    """
+    report = ValidationReport()
+    nothing = all(v is None for v in (communes, densite, services, waiting, roads))
+    demo = _demo() if nothing else None
+    if demo is not None:
+        communes = demo.communes
+        services = demo.services
+        waiting = demo.waiting
+        roads = demo.roads
+    elif communes is None and services is not None and \
+            _services_look_fictional(Path(services), settings):
+        communes = _demo().communes
+
+    com_data: gpd.GeoDataFrame | None = None
+    if communes is not None:
+        sec = Section("communes", str(communes))
+        com_path = communes
+        loaded = _attempt(sec, lambda: load_communes(com_path, densite=densite,
+                                                     settings=settings))
+        if loaded is not None:
+            com_data = loaded.data
+            report.fictif = bool(com_data["fictif"].all())
+            n_dep = com_data["code_dep"].nunique()
+            sec.summary = (f"{len(com_data):,} communes in {n_dep} département(s), "
+                           f"population {int(com_data['population'].sum()):,}, "
+                           f"{int(com_data['rural'].sum()):,} rural"
+                           + (" — FICTIONAL demo territory" if report.fictif else ""))
+        if densite is not None:
+            sec.notes.append(f"density grid joined: {densite}")
+        report.sections.append(sec)
+    elif densite is not None:
+        sec = Section("densite", str(densite),
+                      errors=[f"{densite}: a density grid needs a communes file (--communes)"])
+        report.sections.append(sec)
+
+    if services is not None:
+        sec = Section("services", str(services))
+        svc_path = services
+        if com_data is None:
+            sec.notes.append("checked against the national COG 2026 table (no valid "
+                             "communes file): codes only, no placement")
+        ref = com_data
+        loaded = _attempt(sec, lambda: load_services(svc_path, communes=ref,
+                                                     settings=settings))
+        if loaded is not None:
+            d = loaded.data
+            by_type = ", ".join(f"{t} {n}" for t, n in
+                                d["type_service"].value_counts().sort_index().items())
+            sec.summary = (f"{len(d)} services ({by_type}); "
+                           f"{int((d['precision'] == 'commune').sum())} placed at their "
+                           "commune's point")
+        report.sections.append(sec)
+
+    if waiting is not None:
+        sec = Section("waiting", str(waiting))
+        try:
+            from coverage.io.waiting import load_waiting
+        except ImportError:
+            sec.notes.append("waiting-list loader not available in this version: skipped")
+        else:
+            wpath = waiting
+            wcom = com_data
+            loaded = _attempt(sec, lambda: load_waiting(wpath, communes=wcom,
+                                                        settings=settings))
+            if loaded is not None:
+                sec.summary = f"{len(loaded.data)} rows"
+        report.sections.append(sec)
+
+    if roads is not None:
+        report.sections.append(_validate_roads(Path(roads), settings))
+    if not report.sections:
+        report.sections.append(Section("inputs", "", errors=["no input file given"]))
+    return report
+
+
+def _validate_roads(path: Path, settings: Settings) -> Section:
+    sec = Section("roads", str(path))
+    try:
+        check_roads(path)
+    except InputError as exc:
+        sec.errors += [str(p) for p in exc.problems]
+        return sec
+    try:
+        from coverage.network import load_network
+    except ImportError:
+        sec.notes.append("road network builder not available: extension and size checked")
+        return sec
+    try:
+        net = load_network(path, settings=settings, use_cache=False)
+    except InputError as exc:
+        sec.errors += [str(p) for p in exc.problems]
+    except CoverageError as exc:
+        sec.errors.append(f"{path}: {exc}")
+    except (OSError, RuntimeError, ValueError) as exc:  # osmium/osmnx read errors
+        sec.errors.append(f"{path}: expected a readable road network file, found "
+                          f"{type(exc).__name__}: {exc}")
+    else:
+        sec.summary = (f"{net.n_nodes:,} nodes, {net.minutes.nnz:,} arcs in the car network "
+                       f"(metric CRS {net.crs})")
+    return sec
