@@ -615,6 +615,57 @@ def _finish(raw: _RawGraph, source: str, crs: str | None) -> RoadNetwork:
                        minutes=minutes, metres=metres, report=report)
 
 
+def network_from_arcs(lon: np.ndarray, lat: np.ndarray, tail: np.ndarray, head: np.ndarray,
+                      minutes: np.ndarray, metres: np.ndarray | None = None, *,
+                      crs: str | None = None, node_ids: np.ndarray | None = None,
+                      largest_component: bool = True,
+                      source: str = "arcs") -> RoadNetwork:
+    """Build a :class:`RoadNetwork` from plain arrays (tests, benchmarks, other sources).
+
+    Parameters
+    ----------
+    lon, lat
+        Node coordinates, EPSG:4326 degrees.
+    tail, head
+        Arc ends (node indices, directed arcs).
+    minutes
+        Arc travel times, minutes (parallel arcs: the minimum is kept).
+    metres
+        Arc lengths, metres (default: great-circle length between the ends).
+    crs
+        Metric CRS (default from the location, see :func:`metric_crs_for_lonlat`).
+    node_ids
+        Node identifiers (default 0 … n-1).
+    largest_component
+        Keep only the largest strongly connected component (as :func:`load_network`);
+        ``False`` keeps every node.
+    source
+        Label of the source in the report.
+    """
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    tail = np.asarray(tail, dtype=np.int64)
+    head = np.asarray(head, dtype=np.int64)
+    if metres is None:
+        metres = haversine_m(lon[tail], lat[tail], lon[head], lat[head])
+    if node_ids is None:
+        node_ids = np.arange(lon.shape[0], dtype=np.int64)
+    raw = _RawGraph(node_ids=np.asarray(node_ids, dtype=np.int64), lon=lon, lat=lat,
+                    tail=tail, head=head, minutes=np.asarray(minutes, dtype=np.float64),
+                    metres=np.asarray(metres, dtype=np.float64), details={})
+    if largest_component:
+        return _finish(raw, source, crs)
+    n = lon.shape[0]
+    m, (me,), merged = csr_min(tail, head, raw.minutes, n, raw.metres)
+    if crs is None:
+        crs = metric_crs_for_lonlat(float(np.median(lon)), float(np.median(lat)))
+    x, y = _project(lon, lat, crs)
+    report = NetworkReport(source=source, nodes=n, arcs=int(m.nnz),
+                           details={"parallel_arcs_merged": merged, "crs": crs})
+    return RoadNetwork(node_ids=raw.node_ids, x=x, y=y, lon=lon, lat=lat, crs=crs,
+                       minutes=m, metres=me, report=report)
+
+
 # --- Cache -------------------------------------------------------------------------------
 
 def default_cache_dir() -> Path:

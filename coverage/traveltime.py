@@ -452,7 +452,8 @@ class RoadEngine:
             minutes[~reach] = np.nan
             frames.append(pd.DataFrame({
                 "code_insee": codes, "type_service": stype, "minutes": minutes,
-                "service_id": service_id, "distance_km": dist_km, "moteur": self.name,
+                "service_id": pd.Series(service_id, dtype=object), "distance_km": dist_km,
+                "moteur": self.name,
                 "acces_hors_reseau": c_snap.off_network.copy()}))
         if not frames:
             return empty_nearest()
