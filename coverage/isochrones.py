@@ -1,0 +1,856 @@
+"""Isochrone bands: polygons of the land reached within 0–20, 20–30, 30–45 minutes.
+
+Method (road engine): **buffered reached arcs, rasterised**. Every arc of the road graph is
+a straight segment between two consecutive OSM nodes (the topology is not simplified).
+Along an arc ``u → v`` taking ``w`` minutes, the point at fraction ``f`` is reached at
+``t(u) + f·w`` (linear interpolation of the time along the arc), so a partially reached arc
+is cut exactly where the band's upper bound falls. Points are sampled along the arcs every
+half grid cell and dropped onto a metric grid (``cell_m``, 100 m by default) keeping the
+*minimum* time per cell; a minimum filter with a disc of radius ``buffer_m`` (200 m by
+default) spreads each reached point to the land around it. The resulting field, at each cell
+centre, is the earliest time of any road point within ``buffer_m``; cells with no road
+point within ``buffer_m`` are masked. The band ``[a, b)`` is the filled contour of that
+field between ``a`` and ``b`` (``contourpy``), so:
+
+- land farther than ``buffer_m`` (± half a cell) from every reached road is never claimed —
+  lakes, mountain blocks and gaps between valleys come out as holes;
+- the union of the bands up to ``b`` is the ``buffer_m`` neighbourhood of the road reached
+  within ``b`` minutes, and each band is that set minus the set of the previous bound;
+- merged bands per service type come from the one multi-source pass per type
+  (:meth:`RoadEngine.node_minutes`), per-service bands from bounded per-source searches
+  (:meth:`RoadEngine.node_minutes_per_source`), both including the service's connector leg.
+
+This is the same set as ``union(buffer(reached arcs, buffer_m))`` computed with shapely,
+rasterised at ``cell_m``: it runs in a fraction of a second for a département where the
+vector union of hundreds of thousands of buffers takes minutes.
+
+Method (proxy engine): a ``proxy_cell_m`` grid over the territory; each cell's minutes are
+the straight distance to the nearest service × the detour factor ÷ the proxy speed of the
+density class of the commune containing the cell (:data:`Settings.proxy_speed_kmh_by_density`),
+contoured, then clipped to the territory (union of the communes).
+
+Statistics are never computed from these polygons: they are for display and export. Their
+accuracy against node minutes is measured by :func:`band_accuracy`.
+
+Outputs are EPSG:4326 GeoDataFrames with the columns ``type_service`` (or ``service_id,
+type_service``), ``bande_min``, ``bande_max`` (minutes), ``moteur`` (``road``/``proxy``),
+``geometry`` (MultiPolygon). Empty bands are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import contourpy
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import shapely
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from coverage.errors import CRSError, InputError, MissingColumnError, OutputError, Problem
+from coverage.io.atomic import atomic_path
+from coverage.network import RoadNetwork
+from coverage.progress import progress
+from coverage.settings import CRS_INPUT_OUTPUT, Settings, metric_crs_for
+
+logger = logging.getLogger(__name__)
+
+#: Width of land around a reached road counted as reached, metres. A house, a farm track or
+#: a parking lot within 200 m of the road is reachable; land beyond is not claimed.
+BUFFER_M = 200.0
+#: Grid cell of the road-engine raster, metres (a quarter to a half of ``BUFFER_M``).
+CELL_M = 100.0
+#: Grid cell of the proxy-engine bands, metres.
+PROXY_CELL_M = 500.0
+#: Largest number of grid cells of one raster; above it the cell is enlarged (logged).
+MAX_CELLS = 40_000_000
+#: Default simplification tolerance of the display layers, metres.
+DISPLAY_TOLERANCE_M = 50.0
+#: Default slack of the per-band accuracy at the lower bound of a band, minutes.
+ACCURACY_SLACK_MIN = 1.0
+#: Nodes this many minutes beyond a band's upper bound must not be inside it, minutes.
+ACCURACY_BEYOND_MIN = 5.0
+
+LAYER_SERVICES = "isochrones_services"
+LAYER_TYPES = "isochrones_types"
+LAYER_SERVICES_DISPLAY = "isochrones_services_affichage"
+LAYER_TYPES_DISPLAY = "isochrones_types_affichage"
+#: Column of the display layers holding their simplification tolerance, metres.
+TOLERANCE_COLUMN = "tolerance_affichage_m"
+
+TYPES_COLUMNS = ("type_service", "bande_min", "bande_max", "moteur")
+SERVICES_COLUMNS = ("service_id", "type_service", "bande_min", "bande_max", "moteur")
+
+#: Services processed per bounded multi-source call (rows of a float32 n × N array).
+_SOURCE_CHUNK = 16
+
+
+class _IsochroneEngine(Protocol):
+    name: str
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A regular grid of cell centres in a metric CRS."""
+
+    x0: float  # centre of the first column, metres
+    y0: float  # centre of the first row, metres
+    cell: float
+    nx: int
+    ny: int
+
+    @classmethod
+    def around(cls, xmin: float, ymin: float, xmax: float, ymax: float, cell: float,
+               pad: float) -> _Grid:
+        """Grid covering a box padded by ``pad`` metres, cell enlarged beyond MAX_CELLS."""
+        width, height = xmax - xmin + 2 * pad, ymax - ymin + 2 * pad
+        n = (width / cell + 1) * (height / cell + 1)
+        if n > MAX_CELLS:
+            new_cell = cell * math.sqrt(n / MAX_CELLS) * 1.01
+            logger.warning("isochrone grid of %.0f cells: cell enlarged from %.0f m to %.0f m",
+                           n, cell, new_cell)
+            cell = new_cell
+        nx = math.ceil(width / cell) + 1
+        ny = math.ceil(height / cell) + 1
+        return cls(xmin - pad, ymin - pad, cell, nx, ny)
+
+    def index(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Flat index of the cell whose centre is nearest to each point."""
+        ix = np.clip(np.rint((x - self.x0) / self.cell).astype(np.int64), 0, self.nx - 1)
+        iy = np.clip(np.rint((y - self.y0) / self.cell).astype(np.int64), 0, self.ny - 1)
+        return iy * self.nx + ix
+
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """1-D arrays of the column and row centre coordinates, metres."""
+        return (self.x0 + self.cell * np.arange(self.nx),
+                self.y0 + self.cell * np.arange(self.ny))
+
+
+# --- Bands ---------------------------------------------------------------------------------
+
+def bands_from_thresholds(thresholds_min: Sequence[float]) -> list[tuple[float, float]]:
+    """Bands ``[(0, t1), (t1, t2), …]`` from the thresholds, minutes.
+
+    Parameters
+    ----------
+    thresholds_min
+        Positive thresholds, minutes, in any order (duplicates are dropped).
+
+    Raises
+    ------
+    InputError
+        A threshold is not a positive finite number, or there is none.
+    """
+    values = sorted({float(t) for t in thresholds_min})
+    if not values or not all(math.isfinite(t) and t > 0 for t in values):
+        raise InputError(Problem("settings", None, "thresholds_min",
+                                 "one or more positive finite minutes",
+                                 str(list(thresholds_min))))
+    lows = [0.0, *values[:-1]]
+    return list(zip(lows, values, strict=True))
+
+
+# --- Road engine: arcs → samples → field → contours ----------------------------------------
+
+def _arc_samples(
+    graph: sp.csr_array, x: np.ndarray, y: np.ndarray, minutes: np.ndarray, *,
+    limit_min: float, step_m: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points along the arcs leaving nodes reached before ``limit_min``, with their minutes.
+
+    Each arc ``u → v`` of ``graph`` (a straight segment, weight ``w`` minutes) is sampled
+    every ``step_m`` metres or less, ends included; the point at fraction ``f`` is reached
+    at ``t(u) + f·w``. ``graph`` is the graph the minutes were spread on: the network for
+    minutes *from* the services, its transpose for minutes *to* them.
+    """
+    reached = np.flatnonzero(minutes < limit_min)  # NaN compares False: unreachable dropped
+    if reached.size == 0:
+        empty = np.empty(0)
+        return empty, empty, empty
+    csr = graph
+    indptr = np.asarray(csr.indptr)
+    starts = indptr[reached]
+    counts = indptr[reached + 1] - starts
+    n_arcs = int(counts.sum())
+    t_nodes = minutes[reached].astype(np.float64)
+    if n_arcs == 0:
+        return x[reached].astype(float), y[reached].astype(float), t_nodes
+    first = np.cumsum(counts) - counts
+    arc = np.arange(n_arcs) + np.repeat(starts - first, counts)
+    u = np.repeat(reached, counts)
+    v = np.asarray(csr.indices)[arc]
+    w = np.asarray(csr.data)[arc].astype(np.float64)
+    tu = np.repeat(t_nodes, counts)
+    dx, dy = x[v] - x[u], y[v] - y[u]
+    n_seg = np.maximum(np.ceil(np.hypot(dx, dy) / step_m).astype(np.int64), 1)
+    n_pts = n_seg + 1
+    owner = np.repeat(np.arange(n_arcs), n_pts)
+    k = np.arange(int(n_pts.sum())) - np.repeat(np.cumsum(n_pts) - n_pts, n_pts)
+    f = k / n_seg[owner]
+    xs = x[u][owner] + f * dx[owner]
+    ys = y[u][owner] + f * dy[owner]
+    ts = tu[owner] + f * w[owner]
+    # nodes without outgoing arcs (dead ends of one-way streets) are still reached
+    sinks = reached[counts == 0]
+    if sinks.size:
+        xs = np.concatenate([xs, x[sinks]])
+        ys = np.concatenate([ys, y[sinks]])
+        ts = np.concatenate([ts, minutes[sinks].astype(np.float64)])
+    return xs, ys, ts
+
+
+def _disc(radius_cells: float) -> np.ndarray:
+    r = max(math.floor(radius_cells), 0)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return np.asarray(xx * xx + yy * yy <= radius_cells * radius_cells + 1e-9)
+
+
+def _field_from_samples(
+    xs: np.ndarray, ys: np.ndarray, ts: np.ndarray, *, cell_m: float, buffer_m: float,
+) -> tuple[_Grid, np.ma.MaskedArray]:
+    """Earliest minutes of any sample within ``buffer_m`` of each cell centre (masked: none)."""
+    pad = buffer_m + 2 * cell_m
+    grid = _Grid.around(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()),
+                        cell_m, pad)
+    field = np.full(grid.nx * grid.ny, np.inf, dtype=np.float32)
+    np.minimum.at(field, grid.index(xs, ys), ts.astype(np.float32))
+    field2d = field.reshape(grid.ny, grid.nx)
+    radius = buffer_m / grid.cell
+    if radius >= 1.0:
+        field2d = ndimage.minimum_filter(field2d, footprint=_disc(radius), mode="constant",
+                                         cval=np.inf)
+    return grid, np.ma.masked_invalid(field2d)
+
+
+def _contour_bands(
+    grid: _Grid, field: np.ma.MaskedArray, bands: Sequence[tuple[float, float]],
+) -> list[shapely.Geometry]:
+    """One (Multi)Polygon per band from the filled contours of ``field`` (metric CRS)."""
+    xc, yc = grid.centres()
+    gen = contourpy.contour_generator(
+        xc, yc, field, name="serial", corner_mask=True,
+        fill_type=contourpy.FillType.ChunkCombinedOffsetOffset,
+    )
+    out: list[shapely.Geometry] = []
+    for low, high in bands:
+        # contourpy fills low < z <= high: start the first band below zero to keep z == 0
+        lower = low if low > 0 else -1.0
+        points, offsets, outer = gen.filled(lower, high)  # type: ignore[misc]
+        out.append(_polygons_from_contour(points[0], offsets[0], outer[0]))
+    return out
+
+
+def _polygons_from_contour(points: Any, offsets: Any, outer: Any) -> shapely.Geometry:
+    if points is None or len(points) == 0:
+        return shapely.MultiPolygon()
+    polys = shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON, np.asarray(points, dtype=np.float64),
+        (np.asarray(offsets, dtype=np.int64), np.asarray(outer, dtype=np.int64)),
+    )
+    geom = shapely.MultiPolygon(list(polys)) if len(polys) > 1 else polys[0]
+    return _as_valid_multipolygon(geom)
+
+
+def _as_valid_multipolygon(geom: shapely.Geometry) -> shapely.Geometry:
+    """A valid MultiPolygon (repairs with make_valid and keeps the polygonal parts)."""
+    if geom is None or geom.is_empty:
+        return shapely.MultiPolygon()
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom, method="structure", keep_collapsed=False)
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon" and not g.is_empty]
+    if not parts:
+        return shapely.MultiPolygon()
+    return shapely.MultiPolygon(parts)
+
+
+def sampling_graph(network: RoadNetwork, direction: str = "to_service") -> sp.csr_array:
+    """The arcs along which node minutes spread, as a CSR matrix of minutes.
+
+    Parameters
+    ----------
+    network
+        Road graph.
+    direction
+        ``"to_service"``: minutes are *to* the services (the engine's default, the trip of
+        the family): a point at fraction ``f`` of arc ``u → v`` needs ``(1 − f)·w + t(v)``,
+        i.e. the transposed graph is walked from ``v``. ``"from_service"``: the network.
+    """
+    if direction == "from_service":
+        return network.minutes
+    if direction == "to_service":
+        return sp.csr_array(network.minutes.T)
+    msg = f"direction must be 'to_service' or 'from_service', got {direction!r}"
+    raise ValueError(msg)
+
+
+def road_band_geometries(
+    network: RoadNetwork, minutes: np.ndarray, bands: Sequence[tuple[float, float]], *,
+    direction: str = "to_service", buffer_m: float = BUFFER_M, cell_m: float = CELL_M,
+    graph: sp.csr_array | None = None,
+) -> list[shapely.Geometry]:
+    """Band polygons in ``network.crs`` from the minutes of every node.
+
+    Parameters
+    ----------
+    network
+        Road graph; arcs are straight segments between its nodes (metric CRS).
+    minutes
+        Minutes between each node and the sources (length ``network.n_nodes``), NaN when
+        unreachable, connector legs included.
+    bands
+        ``(low, high)`` pairs, minutes, increasing and contiguous from 0.
+    direction
+        Direction of the minutes (see :func:`sampling_graph`).
+    buffer_m
+        Width of land around a reached road point counted as reached, metres.
+    cell_m
+        Raster cell, metres (``buffer_m`` / 2 or finer is advised).
+    graph
+        ``sampling_graph(network, direction)`` when the caller reuses it across calls.
+
+    Returns
+    -------
+    list of shapely geometries
+        One valid MultiPolygon per band (possibly empty), in ``network.crs`` (metres).
+    """
+    minutes = np.asarray(minutes)
+    if minutes.shape != (network.n_nodes,):
+        msg = (f"node minutes have shape {minutes.shape}, expected ({network.n_nodes},): "
+               "one value per network node")
+        raise ValueError(msg)
+    if buffer_m <= 0 or cell_m <= 0:
+        msg = f"buffer_m and cell_m must be positive metres, got {buffer_m} and {cell_m}"
+        raise ValueError(msg)
+    if graph is None:
+        graph = sampling_graph(network, direction)
+    limit = max(high for _, high in bands)
+    xs, ys, ts = _arc_samples(graph, network.x, network.y, minutes, limit_min=limit,
+                              step_m=cell_m / 2)
+    # points a little beyond the top bound let the contour interpolate there instead of
+    # stopping at the mask; farther ones (the rest of a long arc) only enlarge the grid
+    keep = ts <= limit * 1.1 + 1.0
+    if not (ts < limit).any():
+        return [shapely.MultiPolygon() for _ in bands]
+    grid, field = _field_from_samples(xs[keep], ys[keep], ts[keep], cell_m=cell_m,
+                                      buffer_m=buffer_m)
+    return _contour_bands(grid, field, bands)
+
+
+# --- Proxy engine ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _ProxyTerritory:
+    """Proxy grid of one territory (one metric CRS)."""
+
+    crs: str
+    grid: _Grid
+    min_per_m: np.ndarray  # proxy minutes per straight-line metre of each cell (ny, nx)
+    xc: np.ndarray  # cell centres (ny, nx), metres
+    yc: np.ndarray
+    union: shapely.Geometry  # the territory (union of its communes), metric CRS
+
+
+def _proxy_territory(communes_m: gpd.GeoDataFrame, settings: Settings, cell_m: float,
+                     crs: str) -> _ProxyTerritory:
+    """Grid over the communes; each cell takes the density class of the nearest commune."""
+    from coverage.proxy import proxy_minutes
+
+    dens = pd.to_numeric(communes_m["densite"], errors="coerce").to_numpy(dtype=np.float64)
+    known = np.array(sorted(settings.proxy_speed_kmh_by_density), dtype=np.float64)
+    bad = np.flatnonzero(~np.isin(dens, known))
+    if bad.size:
+        raise InputError([
+            Problem("communes", int(i) + 1, "densite",
+                    f"an INSEE density level among {[int(k) for k in known]}",
+                    str(communes_m["densite"].iloc[i]))
+            for i in bad[:20]
+        ])
+    per_m = proxy_minutes(np.ones(dens.shape), dens.astype(np.int64), settings)
+    geoms = communes_m.geometry.to_numpy()
+    union = shapely.union_all(geoms)
+    xmin, ymin, xmax, ymax = union.bounds
+    grid = _Grid.around(xmin, ymin, xmax, ymax, cell_m, cell_m)
+    xc, yc = grid.centres()
+    gx, gy = np.meshgrid(xc, yc)
+    tree = shapely.STRtree(geoms)
+    # 0 m inside a commune; cells outside the territory are clipped away at the end
+    idx = tree.query_nearest(shapely.points(gx.ravel(), gy.ravel()), all_matches=False)
+    cell_per_m = np.full(gx.size, np.nan)
+    cell_per_m[idx[0]] = per_m[idx[1]]
+    shapely.prepare(union)
+    return _ProxyTerritory(crs, grid, cell_per_m.reshape(gx.shape), gx, gy, union)
+
+
+def _proxy_band_geometries(terr: _ProxyTerritory, minutes: np.ndarray,
+                           bands: Sequence[tuple[float, float]],
+                           window: tuple[slice, slice] | None = None) -> list[shapely.Geometry]:
+    """Contours of a proxy minutes field (whole grid or a window), clipped to the territory."""
+    grid = terr.grid
+    sub = grid
+    if window is not None:
+        sy, sx = window
+        sub = _Grid(float(terr.xc[0, sx.start]), float(terr.yc[sy.start, 0]), grid.cell,
+                    sx.stop - sx.start, sy.stop - sy.start)
+    out = []
+    for g in _contour_bands(sub, np.ma.masked_invalid(minutes), bands):
+        if not g.is_empty:
+            g = shapely.intersection(g, shapely.clip_by_rect(terr.union, *g.bounds))
+        out.append(_as_valid_multipolygon(g))
+    return out
+
+
+def _territory_of(frame: gpd.GeoDataFrame, crs: str | None) -> np.ndarray:
+    """Metric CRS of each row: ``crs`` when given, else from ``code_dep``, else location."""
+    from coverage.network import metric_crs_for_lonlat
+
+    if crs is not None:
+        return np.full(len(frame), crs, dtype=object)
+    out = np.empty(len(frame), dtype=object)
+    deps = (frame["code_dep"].to_numpy(dtype=object) if "code_dep" in frame.columns
+            else np.full(len(frame), None, dtype=object))
+    points = frame.geometry.representative_point() if len(frame) else frame.geometry
+    for i, dep in enumerate(deps):
+        if isinstance(dep, str) and dep:
+            out[i] = metric_crs_for(dep)
+        else:
+            p = points.iloc[i]
+            out[i] = metric_crs_for_lonlat(float(p.x), float(p.y))
+    return out
+
+
+def _proxy_groups(communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, crs: str | None
+                  ) -> list[tuple[str, gpd.GeoDataFrame, gpd.GeoDataFrame]]:
+    """Communes and services of each territory (metric CRS), as the proxy engine pairs them."""
+    _require(communes, ["densite", "geometry"], "communes")
+    _check_crs(communes, "communes")
+    _check_crs(services, "services")
+    c_crs = _territory_of(communes, crs)
+    s_crs = _territory_of(services, crs)
+    groups = []
+    for territory in sorted({str(c) for c in c_crs}):
+        cm = communes[c_crs == territory].to_crs(territory)
+        sv = services[s_crs == territory].to_crs(territory)
+        groups.append((territory, cm, sv))
+    return groups
+
+
+# --- Inputs ----------------------------------------------------------------------------------
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MissingColumnError([Problem(name, None, c, "a column named " + repr(c))
+                                  for c in missing])
+
+
+def _check_crs(frame: gpd.GeoDataFrame, name: str) -> None:
+    if getattr(frame, "crs", None) is None:
+        msg = (f"{name} has no CRS: set it (set_crs('{CRS_INPUT_OUTPUT}')) before computing "
+               "isochrones")
+        raise CRSError(msg)
+
+
+def _network_of(engine: Any) -> RoadNetwork:
+    network = getattr(engine, "network", None)
+    if not isinstance(network, RoadNetwork):
+        msg = (f"the {getattr(engine, 'name', '?')!r} engine exposes no road network "
+               "(attribute 'network'): road isochrones need the RoadEngine")
+        raise TypeError(msg)
+    return network
+
+
+def _types_of(services: pd.DataFrame, settings: Settings) -> list[str]:
+    present = set(services["type_service"].astype(str))
+    return [t for t in settings.service_types if t in present]
+
+
+def _to_wgs84(geoms: list[shapely.Geometry], crs: str) -> list[shapely.Geometry]:
+    """Metric geometries → valid EPSG:4326 MultiPolygons."""
+    if not geoms:
+        return []
+    moved = gpd.GeoSeries(geoms, crs=crs).to_crs(CRS_INPUT_OUTPUT)
+    return [_as_valid_multipolygon(g) for g in moved]
+
+
+def _merge_parts(parts: list[shapely.Geometry]) -> shapely.Geometry:
+    """One MultiPolygon from the bands of disjoint territories."""
+    if len(parts) == 1:
+        return parts[0]
+    return _as_valid_multipolygon(shapely.union_all(parts))
+
+
+def _frame(rows: list[dict[str, Any]], columns: Sequence[str],
+           geoms: list[shapely.Geometry]) -> gpd.GeoDataFrame:
+    """EPSG:4326 GeoDataFrame of band rows (empty geometries left out)."""
+    keep = [i for i, g in enumerate(geoms) if not g.is_empty]
+    df = pd.DataFrame([rows[i] for i in keep], columns=list(columns))
+    for col in ("bande_min", "bande_max"):
+        df[col] = df[col].astype("float64")
+    for col in columns:
+        if col not in ("bande_min", "bande_max"):
+            df[col] = df[col].astype(object)
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([geoms[i] for i in keep],
+                                                       crs=CRS_INPUT_OUTPUT))
+
+
+# --- Public API ------------------------------------------------------------------------------
+
+def isochrones_types(
+    engine: _IsochroneEngine, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
+    settings: Settings = Settings(), node_minutes: Mapping[str, np.ndarray] | None = None,
+    buffer_m: float = BUFFER_M, cell_m: float = CELL_M, proxy_cell_m: float = PROXY_CELL_M,
+    crs: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Bands of the nearest service of each type, merged over the services of that type.
+
+    Parameters
+    ----------
+    engine
+        The run's engine: ``RoadEngine`` (``name == "road"``, attribute ``network``,
+        method ``node_minutes``) or ``ProxyEngine`` (``name == "proxy"``).
+    communes
+        Communes of the territory, EPSG:4326 polygons. The proxy engine needs ``densite``
+        (and ``code_dep`` to pick each territory's metric CRS) and clips to their union.
+    services
+        Service points, EPSG:4326, with ``service_id``, ``type_service`` (and ``lon``,
+        ``lat`` for the road engine).
+    settings
+        ``thresholds_min`` give the bands (0–t1, t1–t2, …), ``service_types`` the types.
+    node_minutes
+        Road engine only: minutes from every node to the nearest service, by type, when
+        the caller already has them (one multi-source pass per type, direction
+        ``to_service``); otherwise ``engine.node_minutes`` is called once per type.
+    buffer_m, cell_m
+        Road engine: width of land around reached roads, raster cell, metres.
+    proxy_cell_m
+        Proxy engine: grid cell, metres.
+    crs
+        Proxy engine: one metric CRS for everything (default: per territory,
+        :func:`coverage.settings.metric_crs_for`). The road engine works in the
+        network's CRS.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        EPSG:4326, columns ``type_service, bande_min, bande_max, moteur, geometry``
+        (MultiPolygon); one row per type × non-empty band.
+    """
+    _require(services, ["service_id", "type_service"], "services")
+    bands = bands_from_thresholds(settings.thresholds_min)
+    types = _types_of(services, settings)
+    parts: dict[tuple[str, int], list[shapely.Geometry]] = {}
+    if engine.name == "road":
+        network = _network_of(engine)
+        graph = sampling_graph(network)
+        for t in types:
+            if node_minutes is not None and t in node_minutes:
+                minutes = np.asarray(node_minutes[t], dtype=np.float64)
+            else:
+                minutes = np.asarray(engine.node_minutes(  # type: ignore[attr-defined]
+                    services[services["type_service"].astype(str) == t]), dtype=np.float64)
+            geoms = road_band_geometries(network, minutes, bands, buffer_m=buffer_m,
+                                         cell_m=cell_m, graph=graph)
+            for k, g in enumerate(_to_wgs84(geoms, network.crs)):
+                parts.setdefault((t, k), []).append(g)
+    else:
+        for territory, cm, sv in _proxy_groups(communes, services, crs):
+            terr = _proxy_territory(cm, settings, proxy_cell_m, territory)
+            for t in types:
+                pts = sv[sv["type_service"].astype(str) == t].geometry
+                if len(pts) == 0:
+                    continue
+                tree = cKDTree(np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()]))
+                dist, _ = tree.query(np.column_stack([terr.xc.ravel(), terr.yc.ravel()]))
+                field = dist.reshape(terr.xc.shape) * terr.min_per_m
+                geoms = _proxy_band_geometries(terr, field, bands)
+                for k, g in enumerate(_to_wgs84(geoms, territory)):
+                    parts.setdefault((t, k), []).append(g)
+    rows: list[dict[str, Any]] = []
+    out: list[shapely.Geometry] = []
+    for t in types:
+        for k, (low, high) in enumerate(bands):
+            if (t, k) in parts:
+                rows.append({"type_service": t, "bande_min": low, "bande_max": high,
+                             "moteur": engine.name})
+                out.append(_merge_parts(parts[(t, k)]))
+    logger.info("isochrones by type: %d bands for %d types (%s engine)", len(rows),
+                len(types), engine.name)
+    return _frame(rows, TYPES_COLUMNS, out)
+
+
+def isochrones_services(
+    engine: _IsochroneEngine, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
+    settings: Settings = Settings(), buffer_m: float = BUFFER_M, cell_m: float = CELL_M,
+    proxy_cell_m: float = PROXY_CELL_M, crs: str | None = None, chunk: int = _SOURCE_CHUNK,
+) -> gpd.GeoDataFrame:
+    """Bands of each service from a search bounded at the largest threshold.
+
+    Parameters
+    ----------
+    engine, communes, services, settings, buffer_m, cell_m, proxy_cell_m, crs
+        As in :func:`isochrones_types`. The road engine's
+        ``node_minutes_per_source(services, cutoff_min)`` gives each service's minutes
+        (direction ``to_service``, connector leg included), in chunks of services.
+    chunk
+        Services per bounded call (memory: ``chunk`` × nodes × 4 bytes).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        EPSG:4326, columns ``service_id, type_service, bande_min, bande_max, moteur,
+        geometry`` (MultiPolygon); one row per service × non-empty band. Services of a type
+        not in ``settings.service_types`` are left out.
+    """
+    _require(services, ["service_id", "type_service"], "services")
+    bands = bands_from_thresholds(settings.thresholds_min)
+    cutoff = bands[-1][1]
+    wanted = services[services["type_service"].astype(str).isin(settings.service_types)]
+    type_of = dict(zip(wanted["service_id"].astype(str), wanted["type_service"].astype(str),
+                       strict=True))
+    rows: list[dict[str, Any]] = []
+    out: list[shapely.Geometry] = []
+
+    def add(sids: list[str], metric: list[list[shapely.Geometry]], crs_: str) -> None:
+        flat = _to_wgs84([g for gs in metric for g in gs], crs_)
+        for i, sid in enumerate(sids):
+            for k, (low, high) in enumerate(bands):
+                rows.append({"service_id": sid, "type_service": type_of[sid],
+                             "bande_min": low, "bande_max": high, "moteur": engine.name})
+                out.append(flat[i * len(bands) + k])
+
+    if engine.name == "road":
+        network = _network_of(engine)
+        graph = sampling_graph(network)
+        step = max(int(chunk), 1)
+        starts = range(0, len(wanted), step)
+        for s in progress(starts, total=len(starts), desc="isochrones per service",
+                          unit="chunk"):
+            ids, mat = engine.node_minutes_per_source(  # type: ignore[attr-defined]
+                wanted.iloc[s:s + step], cutoff)
+            add([str(i) for i in ids],
+                [road_band_geometries(network, row, bands, buffer_m=buffer_m, cell_m=cell_m,
+                                      graph=graph) for row in np.asarray(mat)], network.crs)
+    else:
+        for territory, cm, sv in _proxy_groups(communes, wanted, crs):
+            if len(sv) == 0:
+                continue
+            terr = _proxy_territory(cm, settings, proxy_cell_m, territory)
+            grid = terr.grid
+            fastest = float(np.nanmin(terr.min_per_m))  # minutes per metre
+            reach = cutoff / fastest + 2 * grid.cell
+            sids, metric = [], []
+            for sid, pt in progress(zip(sv["service_id"].astype(str), sv.geometry,
+                                        strict=True), total=len(sv),
+                                    desc="isochrones per service", unit="service"):
+                c0 = max(int((pt.x - reach - grid.x0) // grid.cell), 0)
+                c1 = min(int((pt.x + reach - grid.x0) // grid.cell) + 2, grid.nx)
+                r0 = max(int((pt.y - reach - grid.y0) // grid.cell), 0)
+                r1 = min(int((pt.y + reach - grid.y0) // grid.cell) + 2, grid.ny)
+                sids.append(sid)
+                if c1 - c0 < 2 or r1 - r0 < 2:  # the service is far outside the territory
+                    metric.append([shapely.MultiPolygon() for _ in bands])
+                    continue
+                win = (slice(r0, r1), slice(c0, c1))
+                dist = np.hypot(terr.xc[win] - pt.x, terr.yc[win] - pt.y)
+                metric.append(_proxy_band_geometries(terr, dist * terr.min_per_m[win], bands,
+                                                     window=win))
+            add(sids, metric, territory)
+    result = _frame(rows, SERVICES_COLUMNS, out)
+    logger.info("isochrones per service: %d bands for %d services (%s engine)", len(result),
+                len(wanted), engine.name)
+    return result
+
+
+# --- Accuracy ----------------------------------------------------------------------------------
+
+def band_accuracy(
+    bands: gpd.GeoDataFrame, x: np.ndarray, y: np.ndarray, minutes: np.ndarray, *, crs: str,
+    slack_min: float = ACCURACY_SLACK_MIN, beyond_min: float = ACCURACY_BEYOND_MIN,
+) -> pd.DataFrame:
+    """Accuracy of band polygons against the minutes of the road nodes.
+
+    Parameters
+    ----------
+    bands
+        Bands of **one** source set (one type, or one service): ``bande_min``,
+        ``bande_max``, geometry in any CRS (projected to ``crs``).
+    x, y
+        Node coordinates in ``crs``, metres.
+    minutes
+        Minutes to each node from the same sources, NaN when unreachable.
+    crs
+        CRS of ``x``/``y``.
+    slack_min
+        Tolerance at the lower bound of a band: a node reached within ``slack_min`` minutes
+        after ``bande_min`` may lie in the previous band (the reach of a road point covers
+        ``buffer_m`` of land, which may hold a road reached a little earlier).
+    beyond_min
+        Nodes reached more than this many minutes after ``bande_max`` (or never) must not be
+        inside the union of the bands up to ``bande_max``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per band: ``bande_min``, ``bande_max``, ``n_atteints`` (nodes with minutes
+        < bande_max), ``part_atteints_dedans`` (share of them inside the union of bands up
+        to bande_max), ``n_bande`` (nodes with minutes in [bande_min + slack, bande_max)),
+        ``part_bande_dedans`` (share of them inside this band's polygon), ``n_au_dela``
+        (nodes unreachable or beyond bande_max + beyond_min), ``part_au_dela_dedans``
+        (share of them inside the union up to bande_max). Shares are NaN when a count is 0.
+    """
+    _require(bands, ["bande_min", "bande_max", "geometry"], "bands")
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    minutes = np.asarray(minutes, dtype=float)
+    metric = bands.to_crs(crs) if bands.crs is not None else bands
+    metric = metric.sort_values("bande_max")
+    reached = np.isfinite(minutes)
+    out = []
+    inside_union = np.zeros(x.shape, dtype=bool)
+    for low, high, geom in zip(metric["bande_min"], metric["bande_max"], metric.geometry,
+                               strict=True):
+        shapely.prepare(geom)
+        inside = shapely.contains_xy(geom, x, y) | shapely.intersects_xy(geom, x, y)
+        inside_union |= inside
+        within = reached & (minutes < high)
+        in_band = reached & (minutes >= low + (slack_min if low > 0 else 0.0)) & (minutes < high)
+        beyond = ~reached | (minutes > high + beyond_min)
+        out.append({
+            "bande_min": float(low), "bande_max": float(high),
+            "n_atteints": int(within.sum()),
+            "part_atteints_dedans": _share(inside_union, within),
+            "n_bande": int(in_band.sum()),
+            "part_bande_dedans": _share(inside, in_band),
+            "n_au_dela": int(beyond.sum()),
+            "part_au_dela_dedans": _share(inside_union, beyond),
+        })
+    return pd.DataFrame(out)
+
+
+def _share(flag: np.ndarray, among: np.ndarray) -> float:
+    n = int(among.sum())
+    return float((flag & among).sum() / n) if n else float("nan")
+
+
+# --- Writing -------------------------------------------------------------------------------------
+
+def display_version(gdf: gpd.GeoDataFrame, tolerance_m: float,
+                    group: Sequence[str]) -> gpd.GeoDataFrame:
+    """Simplified copy for the map, tolerance recorded in ``tolerance_affichage_m``.
+
+    Bands of one group (one type, or one service) share their edges: they are simplified
+    together (:func:`shapely.coverage_simplify`) so that no gap or overlap appears between
+    them. The work is done in the frame's local UTM CRS (metres); the result is EPSG:4326.
+
+    Parameters
+    ----------
+    gdf
+        Bands, EPSG:4326.
+    tolerance_m
+        Simplification tolerance, metres (>= 0).
+    group
+        Columns identifying the bands that form one coverage.
+    """
+    if tolerance_m < 0 or not math.isfinite(tolerance_m):
+        msg = f"display tolerance must be a non-negative number of metres, got {tolerance_m}"
+        raise ValueError(msg)
+    out = gdf.copy()
+    out[TOLERANCE_COLUMN] = float(tolerance_m)
+    if len(out) == 0 or tolerance_m == 0:
+        return out
+    metric_crs = out.estimate_utm_crs()
+    metric = out.geometry.to_crs(metric_crs)
+    simplified = metric.copy()
+    for _, idx in out.groupby(list(group), sort=False).indices.items():
+        geoms = metric.iloc[idx].to_numpy()
+        try:
+            new = shapely.coverage_simplify(geoms, tolerance_m)
+        except shapely.errors.GEOSException:
+            new = shapely.simplify(geoms, tolerance_m, preserve_topology=True)
+        simplified.iloc[idx] = [_as_valid_multipolygon(g) for g in new]
+    out["geometry"] = simplified.to_crs(CRS_INPUT_OUTPUT).to_numpy()
+    out["geometry"] = [_as_valid_multipolygon(g) for g in out.geometry]
+    return out
+
+
+def _check_layer(gdf: gpd.GeoDataFrame, columns: Sequence[str], name: str) -> None:
+    _require(gdf, [*columns, "geometry"], name)
+    if gdf.crs is None or not gdf.crs.equals(CRS_INPUT_OUTPUT):
+        msg = f"{name} must be in {CRS_INPUT_OUTPUT}, found {gdf.crs}: call to_crs('EPSG:4326')"
+        raise CRSError(msg)
+
+
+def write_isochrones(
+    types_gdf: gpd.GeoDataFrame, services_gdf: gpd.GeoDataFrame, path: str | Path, *,
+    geojson_dir: str | Path | None = None, display_tolerance_m: float = DISPLAY_TOLERANCE_M,
+) -> list[Path]:
+    """Write ``isochrones.gpkg`` (and GeoJSON files on request), atomically.
+
+    Layers: ``isochrones_services``, ``isochrones_types`` (exact bands) and
+    ``isochrones_services_affichage``, ``isochrones_types_affichage`` (simplified for the
+    map; column ``tolerance_affichage_m`` holds the tolerance, metres).
+
+    Parameters
+    ----------
+    types_gdf
+        From :func:`isochrones_types`, EPSG:4326.
+    services_gdf
+        From :func:`isochrones_services`, EPSG:4326.
+    path
+        The GeoPackage to write (replaced atomically).
+    geojson_dir
+        When given, also write ``<layer>.geojson`` for each of the four layers there.
+    display_tolerance_m
+        Simplification tolerance of the display layers, metres.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Files written.
+    """
+    _check_layer(types_gdf, TYPES_COLUMNS, LAYER_TYPES)
+    _check_layer(services_gdf, SERVICES_COLUMNS, LAYER_SERVICES)
+    layers = {
+        LAYER_SERVICES: services_gdf[[*SERVICES_COLUMNS, "geometry"]],
+        LAYER_TYPES: types_gdf[[*TYPES_COLUMNS, "geometry"]],
+    }
+    layers[LAYER_SERVICES_DISPLAY] = display_version(
+        layers[LAYER_SERVICES], display_tolerance_m, ["service_id"])
+    layers[LAYER_TYPES_DISPLAY] = display_version(
+        layers[LAYER_TYPES], display_tolerance_m, ["type_service"])
+    path = Path(path)
+    written: list[Path] = []
+    try:
+        with atomic_path(path) as tmp:
+            for name, gdf in layers.items():
+                _write_layer(gdf, tmp, name, driver="GPKG")
+        written.append(path)
+        if geojson_dir is not None:
+            for name, gdf in layers.items():
+                target = Path(geojson_dir) / f"{name}.geojson"
+                with atomic_path(target) as tmp:
+                    _write_layer(gdf, tmp, name, driver="GeoJSON")
+                written.append(target)
+    except OSError as exc:
+        msg = f"could not write the isochrones to {path}: {exc}"
+        raise OutputError(msg) from exc
+    return written
+
+
+def _write_layer(gdf: gpd.GeoDataFrame, target: Path, layer: str, *, driver: str) -> None:
+    frame = gdf.copy()
+    frame["geometry"] = gpd.GeoSeries(
+        [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g])
+         for g in frame.geometry], crs=frame.crs)
+    kwargs: dict[str, Any] = {"driver": driver, "engine": "pyogrio",
+                              "geometry_type": "MultiPolygon"}
+    if driver == "GPKG":
+        kwargs["layer"] = layer  # a new layer is added to an existing GeoPackage
+    frame.to_file(target, **kwargs)
