@@ -136,13 +136,14 @@ ENGINE_LABELS: Mapping[str, str] = {
 #: Other integer columns whose unit is a number of families are treated as counts too.
 SECRET_COUNTS: Mapping[str, tuple[str, ...]] = {
     "familles_en_attente": ("delai_moyen_jours",),
-    "familles_recues": (),
+    "familles_accueillies": (),
     "mesures_judiciaires": (),
     "demandes_spontanees": (),
     "entretiens_information": (),
-    "mediations": (),
+    "mediations_engagees": (),
+    "mediations_terminees": (),
 }
-_COUNT_UNITS = ("familles", "mesures", "entretiens", "médiations", "mediations")
+_COUNT_UNITS = ("familles", "mesures", "demandes", "entretiens", "médiations", "mediations")
 
 
 # --- Statistical secrecy -----------------------------------------------------------------
@@ -210,10 +211,18 @@ def mask_small_counts(
             else:
                 out.insert(pos + 1, flag, rows.to_numpy())
         else:
-            s = out[col].astype(object)
-            s = s.where(out[col].notna(), None)
-            s[rows.to_numpy()] = marker
-            out[col] = s
+            is_count = col in columns
+            cells: list[Any] = []
+            for v, small in zip(out[col].tolist(), rows.tolist(), strict=True):
+                if small:
+                    cells.append(marker)
+                elif v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+                    cells.append(None)
+                elif is_count and isinstance(v, float) and v.is_integer():
+                    cells.append(int(v))  # counts: 12.0 → 12 once the column is text
+                else:
+                    cells.append(v)
+            out[col] = pd.Series(cells, index=out.index, dtype=object)
     return out
 
 
@@ -344,13 +353,23 @@ def departement_tables(
 
 
 def _contract_for(name: str, df: pd.DataFrame) -> Contract:
-    """The output contract of a table, or one inferred from its dtypes when not registered."""
+    """The output contract of a table, or one inferred when it is not registered.
+
+    Columns of the waiting-list contract keep their field (type, unit, title); the others
+    get a type from their dtype.
+    """
     contract = OUTPUT_CONTRACTS.get(name)
     if contract is not None:
         return contract
+    from coverage.io.waiting import WAITING_RETURNS
+
+    known = {f.name: dataclasses.replace(f, required=False) for f in WAITING_RETURNS.fields}
     fields: list[Field] = []
     for col in df.columns:
         s = df[col]
+        if col in known:
+            fields.append(known[col])
+            continue
         if pd.api.types.is_bool_dtype(s.dtype):
             t = "boolean"
         elif pd.api.types.is_integer_dtype(s.dtype):
@@ -399,13 +418,14 @@ def commune_layer(
                         "code_epci", "nom_epci") if c in communes.columns]
     layer = communes[[*keep, "geometry"]].copy()
     layer["code_insee"] = layer["code_insee"].astype(str)
-    acces = tables["acces_communes"]
+    acces = tables["acces_communes"].assign(
+        code_insee=lambda d: d["code_insee"].astype(str))
     types = run_types(run, settings)
     for t in types:
-        sub = acces[acces["type_service"] == t].set_index(acces["code_insee"].astype(str))
+        sub = acces[acces["type_service"] == t].set_index("code_insee")
         layer[f"minutes_{t}"] = layer["code_insee"].map(sub["minutes"]).astype(float)
         layer[f"service_{t}"] = layer["code_insee"].map(sub["service_id"])
-    moteurs = acces.groupby(acces["code_insee"].astype(str))["moteur"].first()
+    moteurs = acces.groupby("code_insee")["moteur"].first()
     layer["moteur"] = layer["code_insee"].map(moteurs).fillna(run.engine)
     zb = tables["zones_blanches"]
     for t in [*types, NO_SERVICE]:
@@ -549,7 +569,11 @@ def _cell(value: Any) -> Any:
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float | np.floating):
-        return None if math.isnan(value) else float(value)
+        if math.isnan(value):
+            return None
+        if math.isinf(value):  # e.g. a percentile of a mostly unreachable population
+            return "inaccessible" if value > 0 else None
+        return float(value)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.bool_):

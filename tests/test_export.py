@@ -1,0 +1,409 @@
+"""Exports of a département: tables, French CSV, XLSX, GeoPackage/GeoParquet, PNG, secrecy.
+
+The run used here is built in memory from a tiny hand-written territory (two fictional
+départements ZA and ZB, 12 square communes, 3 services, hand-chosen minutes) and the
+library's own white-zone functions, so every expected figure can be checked by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import Point, box
+
+from coverage import export
+from coverage.errors import CoverageError
+from coverage.export import (
+    FICTIONAL_TITLE,
+    METHOD_SHEET,
+    WAITING_TABLE,
+    export_departement,
+    flag_column,
+    mask_small_counts,
+    parse_formats,
+)
+from coverage.results import RunOutputs
+from coverage.schemas import OUTPUT_CONTRACTS
+from coverage.settings import NO_SERVICE, Settings
+from coverage.whitezones import access_table, coverage_tables, white_zones
+
+THRESHOLDS = [20.0, 30.0, 45.0]
+MF, ER = "mediation_familiale", "espace_rencontre"
+
+# code, dep, population, densite, epci, minutes MF, minutes ER (NaN = unreachable)
+COMMUNES = [
+    ("ZA001", "ZA", 12000, 2, "E1", 5.0, 12.0),
+    ("ZA002", "ZA", 800, 3, "E1", 18.0, 25.0),
+    ("ZA003", "ZA", 300, 4, "E1", 27.0, 41.0),
+    ("ZA004", "ZA", 150, 4, "E2", 33.0, 52.0),
+    ("ZA005", "ZA", 90, 4, "E2", 47.0, np.nan),
+    ("ZA006", "ZA", 2500, 3, "E2", 22.0, 19.0),
+    ("ZA007", "ZA", 60, 4, "E2", np.nan, np.nan),
+    ("ZA008", "ZA", 700, 3, "E1", 14.0, 31.0),
+    ("ZA009", "ZA", 400, 4, "E1", 29.5, 30.0),
+    ("ZB001", "ZB", 5000, 2, "E2", 8.0, 9.0),
+    ("ZB002", "ZB", 200, 4, "E3", 36.0, 20.0),
+    ("ZB003", "ZB", 100, 4, "E3", 50.0, 44.0),
+]
+
+
+def make_communes() -> gpd.GeoDataFrame:
+    rows, geoms = [], []
+    for i, (code, dep, pop, dens, epci, _mf, _er) in enumerate(COMMUNES):
+        x0, y0 = 2.0 + 0.05 * (i % 4), 46.0 + 0.05 * (i // 4)
+        geoms.append(box(x0, y0, x0 + 0.05, y0 + 0.05))
+        rows.append({
+            "code_insee": code, "nom": f"Commune fictive {code}", "code_dep": dep,
+            "code_reg": "ZR", "population": pop, "densite": dens, "rural": dens >= 3,
+            "lon": x0 + 0.025, "lat": y0 + 0.025, "code_epci": epci,
+            "nom_epci": f"EPCI fictif {epci}", "fictif": True,
+        })
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs="EPSG:4326")
+
+
+def make_services() -> gpd.GeoDataFrame:
+    rows = [
+        ("S1", MF, "ZA001", "ZA", 2.02, 46.02),
+        ("S2", ER, "ZA006", "ZA", 2.07, 46.07),
+        ("S3", MF, "ZB001", "ZB", 2.07, 46.12),  # nearest MF of ZA commune ZA009
+    ]
+    df = pd.DataFrame(rows, columns=["service_id", "type_service", "code_insee", "code_dep",
+                                     "lon", "lat"])
+    df["nom"] = "Service fictif " + df["service_id"]
+    df["organisme"] = "Association fictive"
+    df["source"] = "démonstration fictive"
+    return gpd.GeoDataFrame(df, geometry=[Point(x, y) for x, y in zip(df.lon, df.lat,
+                                                                        strict=True)],
+                            crs="EPSG:4326")
+
+
+def make_nearest() -> pd.DataFrame:
+    rows = []
+    for code, _dep, _pop, _dens, _epci, mf, er in COMMUNES:
+        for t, m in ((MF, mf), (ER, er)):
+            sid = None if np.isnan(m) else ("S3" if (t == MF and code in ("ZA009", "ZB001"))
+                                            else "S1" if t == MF else "S2")
+            rows.append({"code_insee": code, "type_service": t, "minutes": m,
+                         "service_id": sid, "distance_km": m * 0.9, "moteur": "proxy"})
+    return pd.DataFrame(rows)
+
+
+#: Waiting lists: hand-chosen counts around the secrecy threshold 5.
+WAITING = pd.DataFrame({
+    "code_dep": ["ZA", "ZA", "ZA", "ZA", "ZA", "ZB"],
+    "type_service": [ER, ER, ER, MF, MF, ER],
+    "annee": [2023, 2024, 2025, 2024, 2025, 2025],
+    "familles_en_attente": [3, 12, 0, 5, np.nan, 2],
+    "delai_moyen_jours": [40.0, 65.0, np.nan, 30.0, np.nan, 20.0],
+    "familles_en_attente_pour_100000": [17.0, 68.5, 0.0, 28.5, np.nan, 38.0],
+})
+
+
+def make_run(tmp_path: Path, *, waiting: bool = True) -> RunOutputs:
+    communes = make_communes()
+    access = access_table(communes, make_nearest())
+    tables = {"acces_communes": access, "zones_blanches": white_zones(access, THRESHOLDS)}
+    tables.update(coverage_tables(access, communes, THRESHOLDS))
+    if waiting:
+        tables[WAITING_TABLE] = WAITING.copy()
+    manifest = {
+        "engine": {"name": "proxy", "detour_factor": 1.3, "speed_kmh_by_density":
+                   {"1": 30, "2": 45, "3": 60, "4": 65}},
+        "fictif": True, "fictional_label": "Brumeval — territoire FICTIF",
+        "thresholds_min": THRESHOLDS, "depts": ["ZA", "ZB"],
+        "created": "2026-11-26T15:00:00Z",
+    }
+    return RunOutputs(run_dir=tmp_path / "run", manifest=manifest, tables=tables,
+                      communes=communes, services=make_services())
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> RunOutputs:
+    return make_run(tmp_path)
+
+
+# --- secrecy -----------------------------------------------------------------------------
+def test_mask_small_counts_text_marker_masks_exactly_the_small_cells() -> None:
+    df = pd.DataFrame({"n": [0, 3, 4, 5, 12, np.nan], "delai": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                       "other": [1, 2, 3, 4, 5, 6]})
+    out = mask_small_counts(df, ["n"], 5, "< 5", derived={"n": ["delai"]})
+    assert out["n"].tolist() == ["< 5", "< 5", "< 5", 5.0, 12.0, None]
+    assert out["delai"].tolist() == ["< 5", "< 5", "< 5", 4.0, 5.0, 6.0]
+    assert out["other"].tolist() == df["other"].tolist()
+    assert df["n"].iloc[1] == 3  # the input is not modified
+
+
+def test_mask_small_counts_null_and_flag_for_parquet() -> None:
+    df = pd.DataFrame({"n": pd.array([0, 3, 7, None], dtype="Int64"),
+                       "n_taux": [0.0, 1.5, 3.5, np.nan]})
+    out = mask_small_counts(df, ["n"], 5, None, derived={"n": ["n_taux"]})
+    assert list(out.columns) == ["n", "n_masque", "n_taux", "n_taux_masque"]
+    assert out["n_masque"].tolist() == [True, True, False, False]
+    assert out["n"].isna().tolist() == [True, True, False, True]
+    assert out["n"].iloc[2] == 7
+    assert out["n_taux"].isna().tolist() == [True, True, False, True]
+
+
+def test_mask_threshold_is_configurable() -> None:
+    df = pd.DataFrame({"n": [2, 3, 9]})
+    assert mask_small_counts(df, ["n"], 3, "< 3")["n"].tolist() == ["< 3", 3, 9]
+
+
+def test_secret_columns_of_waiting_table() -> None:
+    counts, derived = export.secret_columns(WAITING)
+    assert counts == ["familles_en_attente"]
+    assert set(derived["familles_en_attente"]) == {"delai_moyen_jours",
+                                                  "familles_en_attente_pour_100000"}
+
+
+# --- formats and errors ------------------------------------------------------------------
+def test_parse_formats() -> None:
+    assert parse_formats("csv,xlsx") == ("csv", "xlsx")
+    assert parse_formats(" CSV-FR , png,csv_fr") == ("csv_fr", "png")
+    assert parse_formats(["gpkg"]) == ("gpkg",)
+    assert parse_formats("all") == export.EXPORT_FORMATS
+    with pytest.raises(CoverageError, match=r"pdf.*csv, csv_fr, xlsx"):
+        parse_formats("csv,pdf")
+    with pytest.raises(CoverageError, match="no export format"):
+        parse_formats(" , ")
+
+
+def test_unknown_departement_lists_those_of_the_run(run: RunOutputs, tmp_path: Path) -> None:
+    out = tmp_path / "exp"
+    with pytest.raises(CoverageError, match=r"'15'.*ZA, ZB"):
+        export_departement(run, "15", out_dir=out)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".export-*"))
+
+
+def test_failure_leaves_no_partial_output(run: RunOutputs, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(export, "render_png_map", boom)
+    out = tmp_path / "exp"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        export_departement(run, "ZA", out_dir=out)
+    assert not out.exists() or not any(out.rglob("*"))
+    assert not list(tmp_path.glob(".export-*"))
+
+
+# --- tables ------------------------------------------------------------------------------
+def test_csv_tables_are_the_departement_s_with_schemas(run: RunOutputs, tmp_path: Path) -> None:
+    files = export_departement(run, "ZA", formats=["csv"], out_dir=tmp_path / "exp")
+    names = {p.name for p in files}
+    for table in ("couverture_departements", "acces_communes", "zones_blanches",
+                  "couverture_epci", "couverture_densite", WAITING_TABLE):
+        assert f"{table}.csv" in names and f"{table}.schema.json" in names
+    acces = pd.read_csv(tmp_path / "exp/tables/acces_communes.csv", dtype={"code_insee": str})
+    assert set(acces["code_dep"]) == {"ZA"}
+    assert len(acces) == 9 * 2
+    assert list(acces.columns) == OUTPUT_CONTRACTS["acces_communes"].columns
+    schema = json.loads((tmp_path / "exp/tables/acces_communes.schema.json").read_text())
+    assert [f["name"] for f in schema["fields"]] == list(acces.columns)
+    zb = pd.read_csv(tmp_path / "exp/tables/zones_blanches.csv")
+    expected_zb = run.tables["zones_blanches"].query("code_dep == 'ZA'")
+    assert len(zb) == len(expected_zb) > 0
+    dep = pd.read_csv(tmp_path / "exp/tables/couverture_departements.csv")
+    assert set(dep["code_dep"]) == {"ZA"}
+
+
+def test_epci_are_those_touching_the_departement_whole(run: RunOutputs) -> None:
+    tables = export.departement_tables(run, "ZA")
+    epci = tables["couverture_epci"]
+    assert set(epci["code_epci"]) == {"E1", "E2"}
+    # E2 straddles ZA and ZB: its figures cover its ZB commune too
+    row = epci.query("code_epci == 'E2' and type_service == @MF and seuil_minutes == 30")
+    e2_pop = sum(c[2] for c in COMMUNES if c[4] == "E2")
+    assert row["population"].item() == e2_pop
+
+
+def test_density_recomputed_on_the_departement(run: RunOutputs) -> None:
+    dens = export.departement_tables(run, "ZA")["couverture_densite"]
+    # brute force from the hand-written table: population covered within 30 min, by density
+    for level in (2, 3, 4):
+        for t_idx, t in ((5, MF), (6, ER)):
+            rows = [c for c in COMMUNES if c[1] == "ZA" and c[3] == level]
+            pop = sum(c[2] for c in rows)
+            covered = sum(c[2] for c in rows if c[t_idx] <= 30)  # NaN <= 30 is False
+            got = dens[(dens["densite"] == level) & (dens["type_service"] == t)
+                       & (dens["seuil_minutes"] == 30)]
+            assert got["population"].item() == pop
+            assert got["population_couverte"].item() == covered
+    combined = dens.query("densite == 4 and type_service == @NO_SERVICE "
+                          "and seuil_minutes == 30")
+    white = [c for c in COMMUNES if c[1] == "ZA" and c[3] == 4
+             and not (min(np.nan_to_num([c[5], c[6]], nan=np.inf)) <= 30)]
+    assert combined["communes_zone_blanche"].item() == len(white)
+
+
+def test_public_csv_masks_small_waiting_counts_internal_does_not(run: RunOutputs,
+                                                                tmp_path: Path) -> None:
+    export_departement(run, "ZA", formats=["csv"], out_dir=tmp_path / "pub")
+    export_departement(run, "ZA", formats=["csv"], out_dir=tmp_path / "int", public=False)
+    pub = pd.read_csv(tmp_path / "pub/tables" / f"{WAITING_TABLE}.csv", dtype=str,
+                      keep_default_na=False)
+    internal = pd.read_csv(tmp_path / "int/tables" / f"{WAITING_TABLE}.csv", dtype=str,
+                           keep_default_na=False)
+    # ZA rows: counts 3, 12, 0, 5, missing → 3 and 0 masked with their delay and rate
+    assert pub["familles_en_attente"].tolist() == ["< 5", "12", "< 5", "5", ""]
+    assert pub["delai_moyen_jours"].tolist() == ["< 5", "65.0", "< 5", "30.0", ""]
+    assert pub["familles_en_attente_pour_100000"].tolist()[:2] == ["< 5", "68.5"]
+    assert internal["familles_en_attente"].tolist() == ["3", "12", "0", "5", ""]
+    assert "< 5" not in internal.to_numpy()
+    schema = json.loads((tmp_path / "pub/tables" / f"{WAITING_TABLE}.schema.json").read_text())
+    assert "< 5" in schema["missingValues"]
+
+
+def test_csv_fr_has_bom_semicolon_and_decimal_comma(run: RunOutputs, tmp_path: Path) -> None:
+    export_departement(run, "ZA", formats=["csv", "csv_fr"], out_dir=tmp_path / "exp")
+    raw = (tmp_path / "exp/csv_fr/acces_communes.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    header = raw[3:].decode("utf-8").splitlines()[0]
+    assert header.split(";") == OUTPUT_CONTRACTS["acces_communes"].columns
+    fr = pd.read_csv(tmp_path / "exp/csv_fr/acces_communes.csv", sep=";", decimal=",",
+                     encoding="utf-8-sig", dtype={"code_insee": str})
+    en = pd.read_csv(tmp_path / "exp/tables/acces_communes.csv", dtype={"code_insee": str})
+    pd.testing.assert_frame_equal(fr, en)
+    assert "29,5" in raw.decode("utf-8-sig")  # ZA009's minutes, decimal comma
+
+
+# --- XLSX --------------------------------------------------------------------------------
+def test_xlsx_sheets_headers_panes_and_method(run: RunOutputs, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    (path,) = export_departement(run, "ZA", formats=["xlsx"], out_dir=tmp_path / "exp")
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["Département", "Communes", "Zones blanches", "EPCI", "Densité",
+                             "Listes d'attente", METHOD_SHEET]
+    ws = wb["Communes"]
+    assert ws.freeze_panes == "C3"
+    assert wb["Département"].freeze_panes == "A3"
+    codes = [c.value for c in ws[2]]
+    assert codes == OUTPUT_CONTRACTS["acces_communes"].columns
+    titles = [c.value for c in ws[1]]
+    assert "Temps d'accès (min)" in titles and "Population (habitants)" in titles
+    assert ws.cell(row=1, column=1).font.bold
+    assert ws.cell(row=1, column=1).fill.fgColor.rgb.endswith("1F4E79")
+    assert ws.max_row == 2 + 18
+    minutes_col = codes.index("minutes") + 1
+    assert ws.cell(row=3, column=minutes_col).number_format == "0.0"
+    dep = wb["Département"]
+    dep_codes = [c.value for c in dep[2]]
+    taux = dep.cell(row=3, column=dep_codes.index("taux_couverture") + 1)
+    assert taux.number_format == "0.0%" and 0 <= taux.value <= 1
+    waiting = wb["Listes d'attente"]
+    wcodes = [c.value for c in waiting[2]]
+    counts = [waiting.cell(row=r, column=wcodes.index("familles_en_attente") + 1).value
+              for r in range(3, waiting.max_row + 1)]
+    assert counts == ["< 5", 12, "< 5", 5, None]
+    method = {r[0].value: r[1].value for r in wb[METHOD_SHEET].iter_rows(min_row=2)}
+    text = " ".join(str(v) for v in method.values())
+    assert "TERRITOIRE FICTIF" in method
+    assert FICTIONAL_TITLE in method["TERRITOIRE FICTIF"]
+    assert method["Moteur de temps d'accès"].startswith("proxy")
+    assert method["Paramètre du moteur : detour_factor"] == "1.3"
+    assert method["Seuils (minutes)"] == "20, 30, 45"
+    assert "< 5" in method["Secret statistique"]
+    assert "aucune donnée réelle" in text
+
+
+def test_xlsx_internal_and_without_waiting_lists(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    run = make_run(tmp_path, waiting=False)
+    (path,) = export_departement(run, "ZB", formats=["xlsx"], out_dir=tmp_path / "exp",
+                                 public=False)
+    wb = load_workbook(path)
+    assert "Listes d'attente" not in wb.sheetnames
+    method = {r[0].value: r[1].value for r in wb[METHOD_SHEET].iter_rows(min_row=2)}
+    assert "INTERNE" in method["Secret statistique"]
+
+
+# --- layers ------------------------------------------------------------------------------
+def test_gpkg_layers_and_flags_match_zones_blanches(run: RunOutputs, tmp_path: Path) -> None:
+    (path,) = export_departement(run, "ZA", formats=["gpkg"], out_dir=tmp_path / "exp")
+    assert set(gpd.list_layers(path)["name"]) == {"communes", "services"}
+    com = gpd.read_file(path, layer="communes")
+    assert com.crs.to_epsg() == 4326
+    assert sorted(com["code_insee"]) == [c[0] for c in COMMUNES if c[1] == "ZA"]
+    zb = run.tables["zones_blanches"]
+    for t in (MF, ER, NO_SERVICE):
+        for s in THRESHOLDS:
+            expected = set(zb.query("type_service == @t and seuil_minutes == @s "
+                                    "and code_dep == 'ZA'")["code_insee"])
+            col = flag_column(t, s)
+            assert set(com.loc[com[col].astype(bool), "code_insee"]) == expected, col
+    # and against the hand-written minutes (NaN = white)
+    za009 = com.set_index("code_insee").loc["ZA009"]
+    assert za009["minutes_mediation_familiale"] == 29.5
+    assert not za009["zb_mediation_familiale_30"] and za009["zb_mediation_familiale_20"]
+    assert com.set_index("code_insee").loc["ZA007", "zb_aucun_service_45"]
+    assert np.isnan(com.set_index("code_insee").loc["ZA007", "minutes_espace_rencontre"])
+    svc = gpd.read_file(path, layer="services").set_index("service_id")
+    assert set(svc.index) == {"S1", "S2", "S3"}
+    assert not svc.loc["S3", "dans_departement"] and svc.loc["S1", "dans_departement"]
+
+
+def test_parquet_layers_and_masked_table(run: RunOutputs, tmp_path: Path) -> None:
+    files = export_departement(run, "ZA", formats=["parquet"], out_dir=tmp_path / "exp")
+    names = {p.name for p in files}
+    assert {"ZA_communes.parquet", "ZA_services.parquet", f"{WAITING_TABLE}.parquet"} <= names
+    com = gpd.read_parquet(tmp_path / "exp/ZA_communes.parquet")
+    assert com.crs.to_epsg() == 4326 and len(com) == 9
+    assert com["zb_aucun_service_20"].dtype == bool
+    w = pd.read_parquet(tmp_path / "exp/tables" / f"{WAITING_TABLE}.parquet")
+    assert w["familles_en_attente_masque"].tolist() == [True, False, True, False, False]
+    assert w["familles_en_attente"].isna().tolist() == [True, False, True, False, True]
+    assert w["delai_moyen_jours"].isna().tolist() == [True, False, True, False, True]
+
+
+# --- PNG ---------------------------------------------------------------------------------
+def test_png_map_is_a_valid_image(run: RunOutputs, tmp_path: Path) -> None:
+    import matplotlib.image as mpimg
+
+    (path,) = export_departement(run, "ZA", formats=["png"], out_dir=tmp_path / "exp")
+    assert path.name == "ZA_carte_aucun_service_30min.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = mpimg.imread(path)
+    assert img.shape[0] >= 900 and img.shape[1] >= 900
+    assert 20_000 < path.stat().st_size < 3_000_000
+    # not a blank image: several distinct colours
+    assert len(np.unique(img.reshape(-1, img.shape[2])[::97], axis=0)) > 10
+
+
+def test_png_for_one_type_and_bad_choice(run: RunOutputs, tmp_path: Path) -> None:
+    (path,) = export_departement(run, "ZB", formats=["png"], out_dir=tmp_path / "exp",
+                                 map_type=ER, map_threshold=20)
+    assert path.name == "ZB_carte_espace_rencontre_20min.png"
+    with pytest.raises(CoverageError, match="thresholds 20, 30, 45"):
+        export_departement(run, "ZB", formats=["png"], out_dir=tmp_path / "x",
+                           map_threshold=25)
+    assert not (tmp_path / "x").exists()
+
+
+def test_source_line_names_engine_and_sources(run: RunOutputs) -> None:
+    assert "moteur proxy" in export.source_line(run)
+    assert "fictif" in export.source_line(run)
+    real = RunOutputs(run_dir=run.run_dir, manifest={
+        "engine": {"name": "road"}, "fictif": False,
+        "inputs": {"communes": {"path": "../shared/data/communes/communes_cog2026.parquet"}}},
+        tables=run.tables, communes=run.communes, services=run.services)
+    line = export.source_line(real)
+    assert "IGN – Admin Express" in line and "OSM contributors (ODbL)" in line
+    assert "moteur road" in line
+
+
+def test_all_formats_default(run: RunOutputs, tmp_path: Path) -> None:
+    files = export_departement(run, "ZA", out_dir=tmp_path / "exp",
+                               settings=Settings(secrecy_threshold=5))
+    suffixes = {p.suffix for p in files}
+    assert suffixes == {".csv", ".json", ".parquet", ".xlsx", ".gpkg", ".png"}
+    assert all(p.exists() and p.is_relative_to(tmp_path / "exp") for p in files)
+    assert not list(tmp_path.glob(".export-*"))
