@@ -77,7 +77,7 @@ def _type_order(types: Sequence[str]) -> list[str]:
 
 def access_table(
     communes: pd.DataFrame, nearest: pd.DataFrame, *,
-    service_types: Sequence[str] | None = None,
+    service_types: Sequence[str] | None = None, moteur: str | None = None,
 ) -> pd.DataFrame:
     """The ``acces_communes`` table: nearest service of each type for every commune.
 
@@ -93,6 +93,9 @@ def access_table(
         Types that must appear for every commune; a commune × type missing from
         ``nearest`` (e.g. a type with no service at all) gets NaN minutes. Default: the
         types present in ``nearest``.
+    moteur
+        Engine name (``road``/``proxy``) written on rows absent from ``nearest``; default
+        the single engine named in ``nearest``.
 
     Returns
     -------
@@ -121,7 +124,7 @@ def access_table(
         raise CoverageError(msg)
     types = _type_order(list(service_types) if service_types is not None
                         else list(pd.unique(near["type_service"])))
-    moteurs = pd.unique(near["moteur"].dropna())
+    moteurs = [moteur] if moteur is not None else list(pd.unique(near["moteur"].dropna()))
     grid = com.merge(pd.DataFrame({"type_service": types}), how="cross")
     out = grid.merge(near, on=["code_insee", "type_service"], how="left", validate="1:1")
     if out["moteur"].isna().any():
