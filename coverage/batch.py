@@ -53,9 +53,9 @@ import platform
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,13 @@ class EngineSpec:
     roads: str | None
     cache_dir: str | None
     settings: Settings
+
+    def __post_init__(self) -> None:
+        # Settings hold read-only mappings (MappingProxyType), which do not pickle: give the
+        # workers plain dicts with the same values.
+        plain = {f.name: dict(getattr(self.settings, f.name)) for f in fields(Settings)
+                 if isinstance(getattr(self.settings, f.name), Mapping)}
+        object.__setattr__(self, "settings", replace(self.settings, **plain))
 
     def memo_key(self) -> str:
         """Key of the per-process engine memo."""
@@ -919,7 +926,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
     inputs = load_inputs(communes=communes, densite=args.densite, services=services,
                          waiting=args.waiting, roads=roads)
     for w in inputs.warnings:
-        log.warning("%s", w)
+        log.info("%s", w)
     out_dir = args.out or _default_out(inputs, communes)
     result = run(
         inputs, depts=None if args.all else depts, types=args.types,
