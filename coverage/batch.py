@@ -132,8 +132,9 @@ class EngineSpec:
     def __post_init__(self) -> None:
         # Settings hold read-only mappings (MappingProxyType), which do not pickle: give the
         # workers plain dicts with the same values.
-        plain = {f.name: dict(getattr(self.settings, f.name)) for f in fields(Settings)
-                 if isinstance(getattr(self.settings, f.name), Mapping)}
+        plain: dict[str, Any] = {f.name: dict(getattr(self.settings, f.name))
+                                 for f in fields(Settings)
+                                 if isinstance(getattr(self.settings, f.name), Mapping)}
         object.__setattr__(self, "settings", replace(self.settings, **plain))
 
     def memo_key(self) -> str:
@@ -845,22 +846,29 @@ def _write_isochrones(spec: EngineSpec, communes: gpd.GeoDataFrame,
 # --- CLI -------------------------------------------------------------------------------------
 
 def _data_dir_inputs(data_dir: Path, depts: Sequence[str]) -> dict[str, Path | None]:
-    """Input files of the ``fetch`` + ``prepare`` layout for one département."""
+    """Input files of the ``fetch`` + ``prepare`` layout for one département.
+
+    Layout (:func:`coverage.io.prepare.prepared_paths`): ``<data-dir>/<dept>/communes.gpkg``,
+    ``services.csv`` (the user's own list) and ``routes.osm.pbf`` (optional: without it the
+    proxy engine runs).
+    """
+    from coverage.io.prepare import prepared_paths
+
     if len(depts) != 1:
         msg = "--data-dir takes exactly one --dept CODE (one prepared folder per département)"
         raise CoverageError(msg)
-    folder = data_dir / depts[0]
-    files: dict[str, Path | None] = {
-        "communes": folder / "communes.gpkg", "services": folder / "services.csv",
-        "roads": folder / "routes.osm.pbf"}
-    if not files["communes"].exists():  # type: ignore[union-attr]
-        msg = (f"{files['communes']} not found: run `zones-blanches fetch --dept {depts[0]}` "
-               f"then `zones-blanches prepare --dept {depts[0]}` first")
+    paths = prepared_paths(data_dir, depts[0])
+    if not paths["communes"].exists():
+        msg = (f"{paths['communes']} not found: run `zones-blanches fetch --dept {depts[0]} "
+               f"--data-dir {data_dir}` then `zones-blanches prepare --dept {depts[0]} "
+               f"--data-dir {data_dir}` first")
         raise CoverageError(msg)
-    for k in ("services", "roads"):
-        if not files[k].exists():  # type: ignore[union-attr]
-            files[k] = None
-    return files
+    if not paths["services"].exists():
+        msg = (f"{paths['services']} not found: put your services list there (template: "
+               "data/services/modele_services.csv) or give --services FILE")
+        raise CoverageError(msg)
+    return {"communes": paths["communes"], "services": paths["services"],
+            "roads": paths["roads"] if paths["roads"].exists() else None}
 
 
 def _default_out(inputs: Any, communes_path: Path | None) -> Path:
@@ -918,7 +926,8 @@ def run_from_cli(args: argparse.Namespace) -> int:
         files = _data_dir_inputs(Path(args.data_dir), depts)
         communes = communes or files["communes"]
         services = services or files["services"]
-        roads = roads or files["roads"]
+        if roads is None and args.engine != "proxy":
+            roads = files["roads"]
     if args.engine == "road" and roads is None and communes is not None:
         msg = ("the road engine needs a road network: give --roads FILE (.osm, .osm.pbf, "
                ".osm.gz/.bz2, .graphml) or use --engine proxy")
