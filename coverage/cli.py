@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", metavar="BASE_URL",
                    help="internal mirror that keeps the official paths")
     p.add_argument("--no-osm", action="store_true", help="skip the OSM road extract")
+    p.add_argument("--generalisation", choices=("5m", "50m", "100m", "1000m"),
+                   help="Etalab contours generalisation (default: 100m)")
+    p.add_argument("--retries", type=int, help="retries per file (default: 4)")
+    p.add_argument("--timeout", type=float, help="socket timeout, seconds (default: 60)")
     p.set_defaults(handler=_cmd_fetch)
 
     p = sub.add_parser("prepare", help="convert fetched official files to the input contracts")

@@ -222,6 +222,7 @@ def download(url: str, dest: str | Path, *, expected_sha256: str | None = None,
             _download_once(url, part, options)
             break
         except urllib.error.HTTPError as exc:
+            exc.close()  # release the socket of the error response
             if exc.code in (404, 410):
                 msg = f"{url}: not found (HTTP {exc.code})"
                 raise NotFoundError(msg) from None
@@ -430,7 +431,10 @@ def fetch(depts: Iterable[str], data_dir: str | Path, *, year: int = sources.DEF
             for code in extra:
                 source = sources.osm_file(code)
                 files.append(source)
-                records.append(fetch_file(source, data_dir, options=options, sleep=sleep))
+                try:
+                    records.append(fetch_file(source, data_dir, options=options, sleep=sleep))
+                except NotFoundError as exc:  # the roads will stop at the border
+                    log.warning("neighbouring extract not fetched: %s", exc)
                 done.add(source.url)
     except OfflineError as exc:
         missing = [f for f in files if f.url not in done]
