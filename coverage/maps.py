@@ -66,6 +66,10 @@ SERVICE_LABELS: dict[str, str] = {
     "espace_rencontre": "Espace de rencontre",
     "aucun_service": "Tous services (vue combinée)",
 }
+ENGINE_SHORT: dict[str, str] = {
+    "road": "graphe routier OSM",
+    "proxy": "estimation à vol d'oiseau",
+}
 ENGINE_LABELS: dict[str, str] = {
     "road": "road : temps sur le graphe routier OpenStreetMap",
     "proxy": "proxy : distance à vol d'oiseau × facteur de détour ÷ vitesse (estimation)",
@@ -316,38 +320,41 @@ def _legend_html(
         rows.append((colour, f"{lower:g}–{upper:g} min"))
         lower = upper
     rows.append((MINUTES_COLOURS[-1], f"> {MINUTES_BREAKS[-1]:g} min"))
-    rows.append((UNREACHABLE_COLOUR, "aucun service accessible"))
+    rows.append((UNREACHABLE_COLOUR, "inaccessible"))
+    swatch = ("display:inline-block;width:12px;height:9px;border:1px solid #555;"
+              "margin-right:4px;vertical-align:middle")
     items = "".join(
-        f'<div><span style="display:inline-block;width:14px;height:10px;'
-        f'background:{c};border:1px solid #555;margin-right:5px"></span>{html.escape(t)}</div>'
+        f'<div><span style="{swatch};background:{c}"></span>{html.escape(t)}</div>'
         for c, t in rows
     )
     white = (
-        f'<div style="margin-top:4px"><span style="display:inline-block;width:12px;height:8px;'
-        f'border:2.5px dashed {WHITE_ZONE_OUTLINE};margin-right:5px"></span>'
-        f"zone blanche (&gt; {threshold_min:g} min) : {n_white} / {n_communes} communes</div>"
+        f'<div style="margin-top:3px"><span style="display:inline-block;width:10px;'
+        f"height:7px;border:2px dashed {WHITE_ZONE_OUTLINE};margin-right:4px;"
+        f'vertical-align:middle"></span><b>zone blanche</b> (&gt; {threshold_min:g} min ou '
+        f"inaccessible) : {n_white} / {n_communes} communes</div>"
     )
     shown = list(SERVICE_COLOURS) if type_service == NO_SERVICE else [type_service]
     marker = "".join(
-        '<div style="margin-top:4px"><span style="display:inline-block;width:10px;'
-        f'height:10px;border-radius:50%;background:{SERVICE_COLOURS.get(t, "#333")};'
-        'border:2px solid #fff;outline:1px solid #333;margin-right:5px"></span>'
-        f"{html.escape(service_label(t))}</div>"
+        '<div><span style="display:inline-block;width:9px;height:9px;border-radius:50%;'
+        f'background:{SERVICE_COLOURS.get(t, "#333")};border:2px solid #fff;'
+        'outline:1px solid #333;margin-right:4px;vertical-align:middle"></span>'
+        f"service : {html.escape(service_label(t))}</div>"
         for t in shown
     )
     iso = ("<div><i>Bandes isochrones affichées (couche « Isochrones »)</i></div>"
            if has_isochrones else "")
     fict = ('<div style="color:#b00;font-weight:bold">FICTIF — territoire de démonstration'
             "</div>" if fictif else "")
-    engine_txt = ENGINE_LABELS.get(engine, engine)
     return (
-        '<div id="zb-legend" style="position:fixed;bottom:18px;left:10px;z-index:1000;'
-        "background:rgba(255,255,255,.93);padding:8px 10px;border:1px solid #999;"
-        'border-radius:4px;font:12px/1.35 sans-serif;max-width:300px">'
-        f"{fict}<b>Temps d'accès en voiture au service le plus proche</b>"
-        f"<div>{html.escape(service_label(type_service))}</div>{items}{white}{marker}{iso}"
-        f'<div style="margin-top:4px">Moteur : {html.escape(engine_txt)}</div>'
-        f'<div style="margin-top:2px;color:#555;font-size:10px">{sources}</div></div>'
+        '<div id="zb-legend" style="position:fixed;bottom:22px;right:8px;z-index:1000;'
+        "background:rgba(255,255,255,.92);padding:5px 8px;border:1px solid #999;"
+        'border-radius:4px;font:11px/1.3 sans-serif;max-width:250px">'
+        f"{fict}<b>Temps d'accès en voiture — {html.escape(service_label(type_service))}</b>"
+        '<div style="display:grid;grid-template-columns:1fr 1fr;column-gap:6px">'
+        f"{items}</div>{white}{marker}{iso}"
+        f'<div style="margin-top:3px">Moteur : <b>{html.escape(engine)}</b> '
+        f"({html.escape(ENGINE_SHORT.get(engine, ''))})</div>"
+        f'<div style="margin-top:2px;color:#555;font-size:9.5px">{sources}</div></div>'
     )
 
 

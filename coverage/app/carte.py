@@ -7,7 +7,7 @@ import streamlit as st
 from coverage import maps
 from coverage.app import state, views
 
-MAP_HEIGHT_PX = 640
+MAP_HEIGHT_PX = 700
 
 sel = state.selection()
 run = state.run_of(sel)

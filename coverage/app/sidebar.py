@@ -87,8 +87,7 @@ def render_sidebar() -> state.Selection | None:
     default_t = 30.0 if 30.0 in thresholds else thresholds[len(thresholds) // 2]
     threshold = sb.selectbox("Seuil de zone blanche", thresholds, key="threshold",
                              index=thresholds.index(default_t), format_func=_fmt_threshold)
-    sb.caption(f"Moteur du run : **{run.engine or '?'}** — "
-               f"{maps.ENGINE_LABELS.get(run.engine, '')}")
+    sb.caption(f"Moteur du run — {maps.ENGINE_LABELS.get(run.engine, run.engine or '?')}")
 
     with sb.expander("Fond de carte (optionnel)"):
         url = st.text_input(

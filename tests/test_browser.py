@@ -1,0 +1,193 @@
+"""The app in a real browser: Debian Chromium driven by Playwright, fully offline.
+
+A fixture starts ``streamlit run app.py`` on a free loopback port with a run of the FICTIONAL
+demo territory and waits for ``/_stcore/health``. The test then checks that the Carte page
+draws one SVG path per commune of the département, that switching the département redraws
+the map with the other département's communes, and that no request (page, frames,
+web sockets) leaves 127.0.0.1. A screenshot is kept in ``test-artifacts/``.
+
+Skipped, with the reason, when ``/usr/bin/chromium`` is absent (``make test`` installs it
+when run as root). No browser is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+STARTUP_TIMEOUT_S = 90.0
+MAP_TIMEOUT_S = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of the fictional demo, made once (or ``$ZB_TEST_RUN_DIR``, to reuse)."""
+    reuse = os.environ.get("ZB_TEST_RUN_DIR")
+    if reuse:
+        return Path(reuse)
+    from coverage.batch import run
+    from coverage.io.inputs import load_inputs
+
+    out = tmp_path_factory.mktemp("browser_run") / "demo"
+    run(load_inputs(), out_dir=out, workers=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def app_url(demo_run_dir: Path) -> Iterator[str]:
+    """URL of the app started with ``streamlit run`` on a free loopback port."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (`make test` does it "
+                    "as root) to run the browser test")
+    port = _free_port()
+    env = dict(os.environ, ZONES_BLANCHES_RUN_DIR=str(demo_run_dir))
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    log_path = ARTIFACTS / "streamlit_server.log"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"streamlit exited with {proc.returncode}; see {log_path}")
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"streamlit not healthy after {STARTUP_TIMEOUT_S:.0f} s; "
+                                f"see {log_path}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _communes_per_dept(run_dir: Path) -> dict[str, int]:
+    import geopandas as gpd
+
+    communes = gpd.read_parquet(run_dir / "communes.parquet")
+    return {str(k): int(v) for k, v in communes["code_dep"].astype(str).value_counts().items()}
+
+
+def _commune_paths(page: object) -> tuple[int, int]:
+    """(paths of class commune, of which leaflet-interactive) in the map's frame."""
+    for frame in page.frames:  # type: ignore[attr-defined]
+        try:
+            n = frame.locator("path.commune").count()
+        except Exception:  # a frame being replaced
+            continue
+        if n:
+            return n, frame.locator("path.leaflet-interactive.commune").count()
+    return 0, 0
+
+
+def _wait_for_paths(page: object, expected: int) -> tuple[int, int]:
+    deadline = time.monotonic() + MAP_TIMEOUT_S
+    counts = (0, 0)
+    while time.monotonic() < deadline:
+        counts = _commune_paths(page)
+        if counts[0] == expected:
+            # let a redraw in progress settle, then read again
+            time.sleep(0.5)
+            counts = _commune_paths(page)
+            if counts[0] == expected:
+                return counts
+        time.sleep(0.5)
+    return counts
+
+
+def test_map_in_chromium_offline(app_url: str, demo_run_dir: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    per_dept = _communes_per_dept(demo_run_dir)
+    depts = sorted(per_dept)
+    assert len(depts) >= 2, "the demo should have two départements"
+    assert per_dept[depts[0]] != per_dept[depts[1]], "the test needs different counts"
+
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1300})
+            context.on("request", lambda r: requests.append(r.url))
+            page = context.new_page()
+            page.on("websocket", lambda ws: requests.append(ws.url))
+            page.goto(app_url, wait_until="domcontentloaded")
+
+            first = _wait_for_paths(page, per_dept[depts[0]])
+            assert first == (per_dept[depts[0]], per_dept[depts[0]]), (
+                f"département {depts[0]}: expected {per_dept[depts[0]]} commune paths "
+                f"(all leaflet-interactive), found {first}"
+            )
+            # Wait for tiles-less vector rendering to finish before the screenshot.
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / f"app_carte_{depts[0]}.png"), full_page=True)
+
+            # Switch the département in the shared sidebar.
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_test_id("stSelectbox").filter(has_text="Département").click()
+            page.get_by_role("option", name=depts[1], exact=True).click()
+            second = _wait_for_paths(page, per_dept[depts[1]])
+            assert second == (per_dept[depts[1]], per_dept[depts[1]]), (
+                f"département {depts[1]}: expected {per_dept[depts[1]]} commune paths, "
+                f"found {second}"
+            )
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / f"app_carte_{depts[1]}.png"), full_page=True)
+
+            # Service markers are drawn too (circle markers, no icon font).
+            markers = max(f.locator("path.service").count() for f in page.frames)
+            assert markers > 0, "no service marker on the map"
+        finally:
+            browser.close()
+
+    assert requests, "no request recorded: the recorder is broken"
+    outside = sorted({
+        u for u in requests
+        if urlsplit(u).scheme not in ("data", "blob", "about")
+        and urlsplit(u).hostname not in LOCAL_HOSTS
+    })
+    assert not outside, f"requests left the app's host: {outside}"
+    assert any("/app/static/vendor/leaflet/leaflet.js" in u for u in requests), (
+        "Leaflet was not loaded from the app's static files"
+    )
