@@ -38,13 +38,16 @@ département's communes only, with :func:`coverage.whitezones.coverage_table`) a
 Statistical secrecy
 -------------------
 Waiting-list figures concern few families in a département. In a **public** export (the
-default) every cell of a waiting-list count strictly below ``settings.secrecy_threshold``
-(default 5 families), zero included, is masked, together with the cells derived from that
-count in the same row (its rate per inhabitants, its change on the previous year, the mean
-waiting time of those families). The marker is:
+default) every waiting-list count (families, measures, requests, interviews, mediations)
+strictly below ``settings.secrecy_threshold`` (default 5), zero included, is masked,
+together with the cells derived from it in the same row (rate per 100,000 inhabitants,
+mean waiting time, changes on the previous year, services with a waiting list); a change
+is also masked when the previous year's count is (the rule of
+:func:`coverage.waiting.mask_public`, built on :func:`mask_small_counts`). Markers:
 
-* CSV, French CSV and XLSX: the text ``< 5`` (``< {threshold}``) in the cell; the Table
-  Schema lists it in ``missingValues`` so that the CSV stays valid;
+* CSV, French CSV and XLSX: the text ``< 5`` (``< {threshold}``) in a masked count and
+  ``secret`` in a masked derived cell (a masked delay must not read as "< 5 days"); the
+  Table Schema lists both in ``missingValues`` so that the CSV stays valid;
 * Parquet: a null value, and a boolean column ``<colonne>_masque`` set to true on the
   masked rows.
 
@@ -137,6 +140,8 @@ ENGINE_LABELS: Mapping[str, str] = {
 SECRET_COUNTS: Mapping[str, tuple[str, ...]] = {
     "familles_en_attente": ("delai_moyen_jours",),
     "familles_accueillies": (),
+    "familles_recues": (),
+    "mediations": (),
     "mesures_judiciaires": (),
     "demandes_spontanees": (),
     "entretiens_information": (),
@@ -147,6 +152,10 @@ _COUNT_UNITS = ("familles", "mesures", "demandes", "entretiens", "médiations", 
 
 
 # --- Statistical secrecy -----------------------------------------------------------------
+#: Text of a masked cell derived from a small count (rate, delay, change) in CSV and XLSX.
+SECRET_MARKER = "secret"
+
+
 def secrecy_marker(threshold: int) -> str:
     """Text that replaces a masked cell in CSV and XLSX exports (``"< 5"`` by default)."""
     return f"< {threshold}"
@@ -159,6 +168,7 @@ def mask_small_counts(
     marker: str | None,
     *,
     derived: Mapping[str, Sequence[str]] | None = None,
+    derived_marker: str | None = None,
 ) -> pd.DataFrame:
     """Mask the cells of small counts (statistical secrecy).
 
@@ -177,52 +187,92 @@ def mask_small_counts(
     derived
         For a count column, the columns of the same row computed from it (rate, change,
         mean delay): they are masked on the same rows. Absent columns are ignored.
+    derived_marker
+        Text put in the masked derived cells (default: ``marker``); the exports use
+        :data:`SECRET_MARKER` so that a masked delay does not read as "< 5 days".
 
     Returns
     -------
     pandas.DataFrame
         A copy with the masked cells replaced.
     """
-    out = df.copy()
     derived = derived or {}
     to_mask: dict[str, pd.Series] = {}
     for col in columns:
+        if col not in df.columns:
+            continue
+        values = pd.to_numeric(df[col], errors="coerce")
+        small = (values < threshold).fillna(False).astype(bool)
+        to_mask[col] = to_mask.get(col, pd.Series(False, index=df.index)) | small
+        for dep in derived.get(col, ()):
+            if dep in df.columns:
+                to_mask[dep] = to_mask.get(dep, pd.Series(False, index=df.index)) | small
+    return mask_cells(df, to_mask, marker, counts=columns, derived_marker=derived_marker)
+
+
+def mask_cells(
+    df: pd.DataFrame,
+    cells: Mapping[str, pd.Series],
+    marker: str | None,
+    *,
+    counts: Sequence[str] = (),
+    derived_marker: str | None = None,
+) -> pd.DataFrame:
+    """Replace chosen cells by the secrecy marker (the rows are given per column).
+
+    Parameters
+    ----------
+    df
+        Table (not modified).
+    cells
+        Column → boolean Series aligned on ``df``: True where the cell is masked. Every
+        column given is treated as subject to secrecy, even with no True.
+    marker
+        Text marker (the column becomes text), or ``None`` for null plus a boolean
+        ``<colonne>_masque`` column inserted after it.
+    counts
+        Count columns: once text, their whole values are written without decimals.
+    derived_marker
+        Text marker of the columns that are not in ``counts`` (default: ``marker``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The masked copy.
+    """
+    out = df.copy()
+    for col, rows in cells.items():
         if col not in out.columns:
             continue
-        values = pd.to_numeric(out[col], errors="coerce")
-        small = (values < threshold).fillna(False).astype(bool)
-        to_mask[col] = to_mask.get(col, pd.Series(False, index=out.index)) | small
-        for dep in derived.get(col, ()):
-            if dep in out.columns:
-                to_mask[dep] = to_mask.get(dep, pd.Series(False, index=out.index)) | small
-    for col, rows in to_mask.items():
+        mask = rows.reindex(out.index, fill_value=False).fillna(False).to_numpy(dtype=bool)
         if marker is None:
             s = out[col]
             if pd.api.types.is_integer_dtype(s.dtype):
                 s = s.astype("Int64")
             elif pd.api.types.is_bool_dtype(s.dtype):
                 s = s.astype("boolean")
-            out[col] = s.mask(rows.to_numpy())
+            out[col] = s.mask(mask)
             flag = f"{col}_masque"
-            pos = out.columns.get_loc(col)
-            assert isinstance(pos, int)
             if flag in out.columns:
-                out[flag] = out[flag].astype(bool) | rows
+                out[flag] = out[flag].astype(bool) | mask
             else:
-                out.insert(pos + 1, flag, rows.to_numpy())
+                pos = out.columns.get_loc(col)
+                assert isinstance(pos, int)
+                out.insert(pos + 1, flag, mask)
         else:
-            is_count = col in columns
-            cells: list[Any] = []
-            for v, small in zip(out[col].tolist(), rows.tolist(), strict=True):
+            is_count = col in counts
+            text = marker if is_count or derived_marker is None else derived_marker
+            values: list[Any] = []
+            for v, small in zip(out[col].tolist(), mask.tolist(), strict=True):
                 if small:
-                    cells.append(marker)
+                    values.append(text)
                 elif v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-                    cells.append(None)
+                    values.append(None)
                 elif is_count and isinstance(v, float) and v.is_integer():
-                    cells.append(int(v))  # counts: 12.0 → 12 once the column is text
+                    values.append(int(v))  # counts: 12.0 → 12 once the column is text
                 else:
-                    cells.append(v)
-            out[col] = pd.Series(cells, index=out.index, dtype=object)
+                    values.append(v)
+            out[col] = pd.Series(values, index=out.index, dtype=object)
     return out
 
 
@@ -249,6 +299,50 @@ def secret_columns(
                  if d.startswith(f"{c}_") and d not in deps and not d.endswith("_masque")]
         derived[c] = tuple(deps)
     return counts, derived
+
+
+#: Columns of ``listes_attente_departements`` that may reveal a masked count besides the
+#: counts and their ``<count>_…`` columns (changes on the previous year, services with a
+#: list): :func:`coverage.waiting.mask_public` decides their cells.
+ALSO_SECRET: tuple[str, ...] = ("variation_delai_jours", "services_avec_liste",
+                                "part_services_avec_liste")
+
+
+def secret_cells(
+    name: str, df: pd.DataFrame, *, settings: Settings = Settings()
+) -> dict[str, pd.Series]:
+    """Cells to mask in a public export of a table, per column subject to secrecy.
+
+    For ``listes_attente_departements`` the cells are those
+    :func:`coverage.waiting.mask_public` empties (counts below the threshold, what derives
+    from them, and the changes that would reveal a masked previous year); for another
+    table with count columns (:func:`secret_columns`), the counts below
+    ``settings.secrecy_threshold`` and their derived columns.
+
+    Returns
+    -------
+    dict
+        Column → boolean Series (True = masked), for every column subject to secrecy
+        present in ``df`` (empty when the table has none).
+    """
+    counts, derived = secret_columns(df, _contract_for(name, df))
+    subject = [*counts, *(d for ds in derived.values() for d in ds)]
+    subject += [c for c in ALSO_SECRET if c in df.columns]
+    subject = list(dict.fromkeys(subject))
+    if not subject:
+        return {}
+    none = pd.Series(False, index=df.index)
+    if name == WAITING_TABLE:
+        from coverage.waiting import mask_public
+
+        masked = mask_public(df, settings)
+        cells = {c: (masked[c].isna() & df[c].notna()) for c in df.columns}
+    else:
+        flagged = mask_small_counts(df, counts, settings.secrecy_threshold, None,
+                                    derived=derived)
+        cells = {c: flagged[f"{c}_masque"] for c in subject if f"{c}_masque" in flagged}
+    subject += [c for c, rows in cells.items() if bool(rows.any()) and c not in subject]
+    return {c: cells.get(c, none).astype(bool) for c in subject}
 
 
 # --- Département tables ------------------------------------------------------------------
@@ -358,6 +452,8 @@ def _contract_for(name: str, df: pd.DataFrame) -> Contract:
     Columns of the waiting-list contract keep their field (type, unit, title); the others
     get a type from their dtype.
     """
+    if name == WAITING_TABLE:
+        import coverage.waiting  # noqa: F401  (registers the contract)
     contract = OUTPUT_CONTRACTS.get(name)
     if contract is not None:
         return contract
@@ -523,13 +619,13 @@ def _masked_schema(contract: Contract, masked: Sequence[str], marker: str,
                    threshold: int) -> dict[str, Any]:
     schema = table_schema(contract)
     if masked:
-        schema["missingValues"] = ["", marker]
+        schema["missingValues"] = ["", marker, SECRET_MARKER]
         for f in schema["fields"]:
             if f["name"] in masked:
                 f["description"] = (
-                    f"{f.get('description', '')} Secret statistique : valeur masquée "
-                    f"« {marker} » quand le nombre de familles est inférieur à {threshold} "
-                    "(dans le Parquet : valeur nulle et colonne "
+                    f"{f.get('description', '')} Secret statistique : « {marker} » pour un "
+                    f"effectif inférieur à {threshold}, « {SECRET_MARKER} » pour une valeur "
+                    "qui en dérive (dans le Parquet : valeur nulle et colonne "
                     f"{f['name']}_masque = vrai)."
                 ).strip()
     return schema
@@ -672,7 +768,10 @@ def method_rows(run: RunOutputs, dept: str, *, public: bool,
                          "ou inaccessible (temps vide). Vue combinée « aucun_service » : "
                          "aucun des types de service à moins du seuil."),
         ("Temps d'accès", "Minutes en voiture depuis le point représentatif de la commune "
-                          "jusqu'au service le plus proche, y compris hors du département."),
+                          "jusqu'au service le plus proche, y compris hors du département ; "
+                          "cellule vide : aucun service accessible. Médiane ou 90e centile "
+                          "« inaccessible » : plus de la moitié (resp. 10 %) de la "
+                          "population n'a aucun service accessible."),
         ("Feuille Département", "Couverture du département par type et seuil "
                                 "(population couverte, taux, zones blanches, médiane et 90e "
                                 "centile des minutes pondérés par la population)."),
@@ -685,12 +784,17 @@ def method_rows(run: RunOutputs, dept: str, *, public: bool,
     ]
     if public:
         rows.append(("Secret statistique",
-                     f"Export public : les effectifs de familles des listes d'attente "
-                     f"inférieurs à {threshold} (zéro compris) et les valeurs qui en dérivent "
-                     f"(délai moyen, taux, évolution) sont remplacés par « "
-                     f"{secrecy_marker(threshold)} » (CSV, XLSX) ou par une valeur nulle avec "
-                     f"une colonne <colonne>_masque (Parquet). Les populations et nombres de "
-                     f"communes, publics, ne sont pas masqués."))
+                     f"Export public : dans les listes d'attente, les effectifs (familles, "
+                     f"mesures, demandes, entretiens, médiations) inférieurs à {threshold}, "
+                     f"zéro compris, sont remplacés par « {secrecy_marker(threshold)} » et "
+                     f"les valeurs qui en dérivent sur la même ligne (taux pour 100 000 "
+                     f"habitants, délai moyen, variations, services avec liste d'attente) "
+                     f"par « {SECRET_MARKER} » ; une variation est aussi masquée quand "
+                     f"l'effectif de l'année précédente l'est. Dans le Parquet : valeur "
+                     f"nulle et colonne <colonne>_masque = vrai. Pas de secret secondaire : "
+                     f"un total publié ailleurs peut permettre de retrouver une valeur "
+                     f"masquée. Les populations et nombres de communes, publics, ne sont "
+                     f"pas masqués."))
     else:
         rows.append(("Secret statistique",
                      "EXPORT INTERNE : aucune valeur masquée ; ne pas diffuser (effectifs "
@@ -1017,16 +1121,22 @@ def export_departement(
     typed = {name: _conform(df, contracts[name]) for name, df in tables.items()}
     threshold = settings.secrecy_threshold
     marker = secrecy_marker(threshold)
-    secret: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]] = {}
-    if public and WAITING_TABLE in typed:
-        secret[WAITING_TABLE] = secret_columns(typed[WAITING_TABLE],
-                                               contracts[WAITING_TABLE])
+    secret: dict[str, dict[str, pd.Series]] = {}
+    if public:
+        for name, df in typed.items():
+            cells = secret_cells(name, df, settings=settings)
+            if cells:
+                secret[name] = cells
 
-    def text_masked(name: str) -> pd.DataFrame:
+    def masked(name: str, text: bool) -> pd.DataFrame:
         if name not in secret:
             return typed[name]
-        counts, derived = secret[name]
-        return mask_small_counts(typed[name], counts, threshold, marker, derived=derived)
+        counts = secret_columns(typed[name], contracts[name])[0]
+        return mask_cells(typed[name], secret[name], marker if text else None,
+                          counts=counts, derived_marker=SECRET_MARKER)
+
+    def text_masked(name: str) -> pd.DataFrame:
+        return masked(name, True)
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -1037,9 +1147,8 @@ def export_departement(
             for name in typed:
                 rel = Path("tables") / f"{name}.csv"
                 _write_csv(text_masked(name), staging / rel, french=False)
-                counts, derived = secret.get(name, ([], {}))
-                masked_cols = [*counts, *(d for ds in derived.values() for d in ds)]
-                schema = _masked_schema(contracts[name], masked_cols, marker, threshold)
+                schema = _masked_schema(contracts[name], list(secret.get(name, {})), marker,
+                                        threshold)
                 srel = Path("tables") / f"{name}.schema.json"
                 write_text_atomic(staging / srel,
                                   json.dumps(schema, ensure_ascii=False, indent=2) + "\n")
@@ -1050,13 +1159,10 @@ def export_departement(
                 _write_csv(text_masked(name), staging / rel, french=True)
                 written.append(rel)
         if "parquet" in fmts:
-            for name, df in typed.items():
+            for name in typed:
                 rel = Path("tables") / f"{name}.parquet"
-                if name in secret:
-                    counts, derived = secret[name]
-                    df = mask_small_counts(df, counts, threshold, None, derived=derived)
                 with atomic_path(staging / rel) as tmp:
-                    df.to_parquet(tmp, index=False)
+                    masked(name, False).to_parquet(tmp, index=False)
                 written.append(rel)
         if "xlsx" in fmts:
             rel = Path(f"{dept}_zones_blanches.xlsx")

@@ -30,6 +30,7 @@ from coverage.export import (
 from coverage.results import RunOutputs
 from coverage.schemas import OUTPUT_CONTRACTS
 from coverage.settings import NO_SERVICE, Settings
+from coverage.waiting import waiting_indicators
 from coverage.whitezones import access_table, coverage_tables, white_zones
 
 THRESHOLDS = [20.0, 30.0, 45.0]
@@ -93,15 +94,21 @@ def make_nearest() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: Waiting lists: hand-chosen counts around the secrecy threshold 5.
-WAITING = pd.DataFrame({
+#: Waiting-list returns by département (hand-chosen counts around the secrecy threshold 5),
+#: turned into the ``listes_attente_departements`` table by the waiting-list stage.
+WAITING_RETURNS = pd.DataFrame({
     "code_dep": ["ZA", "ZA", "ZA", "ZA", "ZA", "ZB"],
     "type_service": [ER, ER, ER, MF, MF, ER],
     "annee": [2023, 2024, 2025, 2024, 2025, 2025],
     "familles_en_attente": [3, 12, 0, 5, np.nan, 2],
     "delai_moyen_jours": [40.0, 65.0, np.nan, 30.0, np.nan, 20.0],
-    "familles_en_attente_pour_100000": [17.0, 68.5, 0.0, 28.5, np.nan, 38.0],
+    "service_id": [None] * 6,
 })
+
+
+def make_waiting() -> pd.DataFrame:
+    pop = pd.Series({d: sum(c[2] for c in COMMUNES if c[1] == d) for d in ("ZA", "ZB")})
+    return waiting_indicators(WAITING_RETURNS, pop)
 
 
 def make_run(tmp_path: Path, *, waiting: bool = True) -> RunOutputs:
@@ -110,7 +117,7 @@ def make_run(tmp_path: Path, *, waiting: bool = True) -> RunOutputs:
     tables = {"acces_communes": access, "zones_blanches": white_zones(access, THRESHOLDS)}
     tables.update(coverage_tables(access, communes, THRESHOLDS))
     if waiting:
-        tables[WAITING_TABLE] = WAITING.copy()
+        tables[WAITING_TABLE] = make_waiting()
     manifest = {
         "engine": {"name": "proxy", "detour_factor": 1.3, "speed_kmh_by_density":
                    {"1": 30, "2": 45, "3": 60, "4": 65}},
@@ -154,11 +161,22 @@ def test_mask_threshold_is_configurable() -> None:
     assert mask_small_counts(df, ["n"], 3, "< 3")["n"].tolist() == ["< 3", 3, 9]
 
 
+def test_derived_marker_differs_from_count_marker() -> None:
+    df = pd.DataFrame({"n": [2, 8], "delai": [10.0, 20.0]})
+    out = mask_small_counts(df, ["n"], 5, "< 5", derived={"n": ["delai"]},
+                            derived_marker="secret")
+    assert out["n"].tolist() == ["< 5", 8] and out["delai"].tolist() == ["secret", 20.0]
+
+
 def test_secret_columns_of_waiting_table() -> None:
-    counts, derived = export.secret_columns(WAITING)
-    assert counts == ["familles_en_attente"]
-    assert set(derived["familles_en_attente"]) == {"delai_moyen_jours",
-                                                  "familles_en_attente_pour_100000"}
+    counts, derived = export.secret_columns(make_waiting(),
+                                            OUTPUT_CONTRACTS[WAITING_TABLE])
+    assert counts[0] == "familles_en_attente"
+    assert {"mediations_engagees", "mesures_judiciaires"} <= set(counts)
+    assert "population" not in counts and "services" not in counts
+    assert set(derived["familles_en_attente"]) == {
+        "delai_moyen_jours", "familles_en_attente_pour_100k", "familles_en_attente_variation",
+        "familles_en_attente_variation_pct"}
 
 
 # --- formats and errors ------------------------------------------------------------------
@@ -251,14 +269,23 @@ def test_public_csv_masks_small_waiting_counts_internal_does_not(run: RunOutputs
                       keep_default_na=False)
     internal = pd.read_csv(tmp_path / "int/tables" / f"{WAITING_TABLE}.csv", dtype=str,
                            keep_default_na=False)
-    # ZA rows: counts 3, 12, 0, 5, missing → 3 and 0 masked with their delay and rate
+    # ZA rows (ER 2023-2025, MF 2024-2025): counts 3, 12, 0, 5, missing → 3 and 0 masked
+    # with what derives from them; the change 2023→2024 is masked because 2023 is
     assert pub["familles_en_attente"].tolist() == ["< 5", "12", "< 5", "5", ""]
-    assert pub["delai_moyen_jours"].tolist() == ["< 5", "65.0", "< 5", "30.0", ""]
-    assert pub["familles_en_attente_pour_100000"].tolist()[:2] == ["< 5", "68.5"]
+    assert pub["delai_moyen_jours"].tolist() == ["secret", "65.0", "", "30.0", ""]
+    assert pub["familles_en_attente_pour_100k"].tolist()[0] == "secret"
+    assert float(pub["familles_en_attente_pour_100k"].tolist()[1]) == pytest.approx(
+        12 / 17000 * 100_000)
+    assert pub["familles_en_attente_variation"].tolist() == ["", "secret", "secret", "", ""]
+    assert pub["population"].tolist() == ["17000"] * 5  # published figures stay
     assert internal["familles_en_attente"].tolist() == ["3", "12", "0", "5", ""]
-    assert "< 5" not in internal.to_numpy()
+    assert internal["familles_en_attente_variation"].tolist() == ["", "9.0", "-12.0", "", ""]
+    assert "< 5" not in internal.to_numpy() and "secret" not in internal.to_numpy()
     schema = json.loads((tmp_path / "pub/tables" / f"{WAITING_TABLE}.schema.json").read_text())
-    assert "< 5" in schema["missingValues"]
+    assert {"< 5", "secret"} <= set(schema["missingValues"])
+    fields = {f["name"]: f for f in schema["fields"]}
+    assert "Secret statistique" in fields["familles_en_attente"]["description"]
+    assert "Secret statistique" not in fields["population"].get("description", "")
 
 
 def test_csv_fr_has_bom_semicolon_and_decimal_comma(run: RunOutputs, tmp_path: Path) -> None:
@@ -362,6 +389,9 @@ def test_parquet_layers_and_masked_table(run: RunOutputs, tmp_path: Path) -> Non
     assert w["familles_en_attente_masque"].tolist() == [True, False, True, False, False]
     assert w["familles_en_attente"].isna().tolist() == [True, False, True, False, True]
     assert w["delai_moyen_jours"].isna().tolist() == [True, False, True, False, True]
+    assert w["familles_en_attente_variation_masque"].tolist() == [False, True, True, False,
+                                                                  False]
+    assert w["population"].notna().all() and "population_masque" not in w.columns
 
 
 # --- PNG ---------------------------------------------------------------------------------
