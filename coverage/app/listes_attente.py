@@ -1,8 +1,287 @@
-"""Page « Listes d'attente » (placeholder: filled by the waiting-lists work)."""
+"""Page « Listes d'attente »: the département's series, its rank, the tension view, an upload.
+
+Data, in order of preference: a returns file uploaded in this session (validated by
+:func:`coverage.io.waiting.load_waiting` against the run's communes), the run's
+``listes_attente_departements`` table, or, for the demo run, the demo's FICTIONAL waiting
+lists. Indicators come from :mod:`coverage.waiting`; small counts are masked by default
+(statistical secrecy, as in public exports).
+"""
 
 from __future__ import annotations
 
+import logging
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import altair as alt
+import pandas as pd
 import streamlit as st
 
-st.title("Listes d'attente")
-st.info("Cette page sera remplie par l'analyse des listes d'attente.")
+from coverage import waiting as wl
+from coverage.errors import CoverageError, InputError
+from coverage.settings import NO_SERVICE, Settings
+
+if TYPE_CHECKING:
+    from coverage.results import RunOutputs
+
+log = logging.getLogger(__name__)
+
+#: Session-state key of the uploaded returns file (dict: name, data | problems, warnings).
+WAITING_UPLOAD_KEY = "zb_waiting_upload"
+#: Largest returns file accepted by the page, bytes.
+MAX_UPLOAD_BYTES = 5_000_000
+TYPE_LABELS = {"espace_rencontre": "Espaces de rencontre",
+               "mediation_familiale": "Médiation familiale"}
+FICTIONAL_TEXT = ("FICTIF — listes d'attente inventées du territoire de démonstration : "
+                  "aucune donnée réelle.")
+
+
+def validate_upload(name: str, content: bytes, communes: pd.DataFrame | None,
+                    settings: Settings = Settings()) -> dict[str, Any]:
+    """Validate an uploaded returns file with the loader.
+
+    Parameters
+    ----------
+    name
+        The uploaded file's name (its extension chooses the reader; it names the file in
+        the messages).
+    content
+        The file's bytes.
+    communes
+        Communes of the run (their départements are accepted, fictional ones included).
+    settings
+        Service types; ``max_input_bytes`` is lowered to :data:`MAX_UPLOAD_BYTES`.
+
+    Returns
+    -------
+    dict
+        ``{"name", "data", "warnings"}`` when valid, ``{"name", "problems"}`` (a frame:
+        fichier, ligne, colonne, attendu, trouvé) when not.
+    """
+    from coverage.app.upload import problems_frame
+    from coverage.io.waiting import load_waiting
+
+    safe = Path(name).name or "retours.csv"
+    with tempfile.TemporaryDirectory(prefix="zb_waiting_") as tmp:
+        path = Path(tmp) / safe
+        path.write_bytes(content)
+        try:
+            loaded = load_waiting(path, communes=communes, settings=replace(
+                settings, max_input_bytes=MAX_UPLOAD_BYTES))
+        except InputError as exc:
+            frame = problems_frame(exc)
+            frame["fichier"] = safe
+            return {"name": safe, "problems": frame}
+    warnings = [w.replace(str(path), safe) for w in loaded.warnings]
+    return {"name": safe, "data": loaded.data, "warnings": warnings}
+
+
+def waiting_source(run: RunOutputs) -> tuple[pd.DataFrame | None, str]:
+    """Indicators to show and a sentence saying where they come from."""
+    up = st.session_state.get(WAITING_UPLOAD_KEY)
+    if up and "data" in up:
+        return _indicators_upload(up["data"], run), f"fichier importé « {up['name']} »"
+    table = run.tables.get(wl.LISTES_ATTENTE_DEPARTEMENTS.name)
+    if table is not None and len(table):
+        return table, "table listes_attente_departements du run"
+    if run.fictif:
+        return _demo_indicators(run), "listes d'attente FICTIVES de la démo"
+    return None, ""
+
+
+def _indicators_upload(data: pd.DataFrame, run: RunOutputs) -> pd.DataFrame:
+    return wl.indicators_for_run(data, pd.DataFrame(run.communes.drop(columns="geometry")))
+
+
+def _demo_indicators(run: RunOutputs) -> pd.DataFrame:
+    from coverage.io.waiting import load_waiting
+
+    communes = pd.DataFrame(run.communes.drop(columns="geometry"))
+    return wl.indicators_for_run(load_waiting(communes=communes).data, communes)
+
+
+def _line(df: pd.DataFrame, column: str, title: str) -> alt.Chart:
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("annee:O", title="Année"),
+        y=alt.Y(f"{column}:Q", title=title),
+        tooltip=[alt.Tooltip("annee:O", title="Année"),
+                 alt.Tooltip(f"{column}:Q", title=title, format=",.1f")],
+    ).properties(height=260)
+
+
+def render_upload(run: RunOutputs) -> None:
+    """The upload box: validate a returns file and keep it in this session."""
+    with st.expander("Importer un fichier de retours d'activité (CSV ou XLSX)"):
+        st.caption("Colonnes : département, type de service, année, familles en attente au "
+                   "31/12, délai moyen (jours), et facultativement service, familles reçues, "
+                   "mesures judiciaires, demandes spontanées, entretiens, médiations. Les "
+                   "intitulés français usuels sont reconnus (voir docs/listes_attente.md).")
+        file = st.file_uploader("Fichier de retours", type=["csv", "xlsx"],
+                                key="waiting_file", max_upload_size=5)
+        if file is not None:
+            up = st.session_state.get(WAITING_UPLOAD_KEY)
+            if not up or up.get("name") != file.name or up.get("size") != file.size:
+                communes = pd.DataFrame(run.communes.drop(columns="geometry"))
+                result = validate_upload(file.name, file.getvalue(), communes)
+                result["size"] = file.size
+                st.session_state[WAITING_UPLOAD_KEY] = result
+        up = st.session_state.get(WAITING_UPLOAD_KEY)
+        if up and "problems" in up:
+            st.error(f"Fichier « {up['name']} » refusé : {len(up['problems'])} problème(s). "
+                     "Corrigez-les et importez-le à nouveau.")
+            st.dataframe(up["problems"], hide_index=True)
+        elif up:
+            st.success(f"Fichier « {up['name']} » chargé : {len(up['data'])} lignes.")
+            for w in up.get("warnings", []):
+                st.warning(w)
+        if up and st.button("Revenir aux données du run", key="waiting_forget"):
+            st.session_state.pop(WAITING_UPLOAD_KEY, None)
+            st.rerun()
+
+
+def render() -> None:
+    """Draw the page (reads the sidebar's selection)."""
+    from coverage.app import state
+
+    sel = state.selection()
+    run = state.run_of(sel)
+    st.title("Listes d'attente")
+    try:
+        indicators, origin = waiting_source(run)
+    except CoverageError as exc:
+        st.error(str(exc))
+        indicators, origin = None, ""
+    render_upload(run)
+    if indicators is None or indicators.empty:
+        st.info("Ce run n'a pas de listes d'attente : importez un fichier de retours "
+                "d'activité ci-dessus.")
+        return
+    fictif = bool(indicators["fictif"].astype(bool).any()) or run.fictif
+    if fictif:
+        st.warning(FICTIONAL_TEXT)
+
+    types = [t for t in TYPE_LABELS if (indicators["type_service"] == t).any()]
+    types += sorted(set(indicators["type_service"]) - set(types))
+    depts = sorted(indicators["code_dep"].astype(str).unique())
+    c1, c2, c3 = st.columns(3)
+    typ = c1.selectbox("Type de service", types, key="waiting_type",
+                       index=types.index(sel.type_service)
+                       if sel.type_service in types and sel.type_service != NO_SERVICE else 0,
+                       format_func=lambda t: TYPE_LABELS.get(t, t))
+    dept = c2.selectbox("Département", depts, key="waiting_dept",
+                        index=depts.index(sel.dept) if sel.dept in depts else 0)
+    public = c3.toggle("Secret statistique", value=True, key="waiting_public",
+                       help=f"Masque les effectifs inférieurs à {Settings().secrecy_threshold} "
+                            "et ce qui en dérive, comme dans les exports publics.")
+    shown = wl.mask_public(indicators) if public else indicators
+    st.caption(f"Source : {origin}. Données par département, type et année ; délai moyen "
+               "pondéré par les familles en attente.")
+
+    # --- series -------------------------------------------------------------------------
+    st.subheader(f"{TYPE_LABELS.get(typ, typ)} — département {dept}")
+    series = wl.series_data(shown, dept, typ)
+    if series.empty:
+        st.info("Pas de données pour ce département et ce type.")
+    else:
+        last = series.iloc[-1]
+        row = shown[(shown["code_dep"] == dept) & (shown["type_service"] == typ)
+                    & (shown["annee"] == last["annee"])].iloc[0]
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric(f"Familles en attente au 31/12/{int(last['annee'])}",
+                  _fmt(row["familles_en_attente"], "{:.0f}"),
+                  delta=_fmt(row["familles_en_attente_variation"], "{:+.0f}", None),
+                  delta_color="inverse")
+        m2.metric("Pour 100 000 habitants", _fmt(row["familles_en_attente_pour_100k"],
+                                                  "{:.1f}"))
+        m3.metric("Délai moyen (jours)", _fmt(row["delai_moyen_jours"], "{:.0f}"))
+        part = row["part_services_avec_liste"]
+        ref = row["part_reference_nationale"]
+        m4.metric("Services avec liste d'attente", _fmt(part, "{:.0%}"),
+                  help=None if pd.isna(ref) else
+                  f"Référence nationale : {ref:.0%} des espaces de rencontre au 31/12/2018 "
+                  f"({wl.REFERENCE_SOURCE_URL})")
+        g1, g2 = st.columns(2)
+        g1.altair_chart(_line(series, "familles_en_attente", "Familles en attente au 31/12"),
+                        width="stretch")
+        g2.altair_chart(_line(series, "delai_moyen_jours", "Délai moyen (jours)"),
+                        width="stretch")
+
+    # --- ranking ------------------------------------------------------------------------
+    years = sorted(shown.loc[shown["type_service"] == typ, "annee"].unique())
+    year = int(years[-1])
+    rank = wl.ranking(shown, type_service=typ, annee=year)
+    st.subheader(f"Classement des départements présents ({year})")
+    mine = rank[rank["code_dep"] == dept]
+    if len(mine) and pd.notna(mine["rang"].iloc[0]):
+        st.markdown(f"Département **{dept}** : rang **{int(mine['rang'].iloc[0])}** sur "
+                    f"{int(mine['sur'].iloc[0])} (familles en attente pour 100 000 "
+                    "habitants, 1 = la plus forte).")
+    else:
+        st.markdown(f"Département **{dept}** : pas de rang en {year} (valeur absente ou "
+                    "masquée).")
+    bars = alt.Chart(rank.dropna(subset=["familles_en_attente_pour_100k"])).mark_bar().encode(
+        x=alt.X("familles_en_attente_pour_100k:Q", title="Familles en attente / 100 000 hab."),
+        y=alt.Y("code_dep:N", sort="-x", title="Département"),
+        color=alt.condition(alt.datum.code_dep == dept, alt.value("#d62728"),
+                            alt.value("#1f77b4")),
+        tooltip=["rang", "code_dep",
+                 alt.Tooltip("familles_en_attente_pour_100k:Q", format=".1f")],
+    ).properties(height=max(120, 22 * len(rank)))
+    st.altair_chart(bars, width="stretch")
+
+    # --- tension ------------------------------------------------------------------------
+    st.subheader("Tension : listes d'attente et zones blanches")
+    couverture = run.tables.get("couverture_departements")
+    if couverture is None:
+        st.info("Le run n'a pas de table couverture_departements.")
+        return
+    try:
+        tension = wl.tension_table(indicators, couverture, type_service=typ,
+                                   seuil=sel.threshold_min)
+    except ValueError as exc:
+        st.info(str(exc))
+        return
+    if public:
+        tension = wl.mask_public(tension)
+    pts = tension.dropna(subset=["familles_en_attente_pour_100k",
+                                 "part_population_zone_blanche"])
+    st.caption(f"Seuil {sel.threshold_min:g} min ; dernière année de chaque département. "
+               "Quadrants par rapport aux médianes des départements affichés.")
+    if pts.empty:
+        st.info("Aucun département avec à la fois des listes d'attente (non masquées) et une "
+                "couverture calculée.")
+    else:
+        scatter = alt.Chart(pts).mark_circle(size=90).encode(
+            x=alt.X("part_population_zone_blanche:Q", axis=alt.Axis(format="%"),
+                    title=f"Population en zone blanche à {sel.threshold_min:g} min"),
+            y=alt.Y("familles_en_attente_pour_100k:Q",
+                    title="Familles en attente / 100 000 hab."),
+            color=alt.condition(alt.datum.code_dep == dept, alt.value("#d62728"),
+                                alt.value("#1f77b4")),
+            tooltip=["code_dep", "annee", "quadrant",
+                     alt.Tooltip("part_population_zone_blanche:Q", format=".1%"),
+                     alt.Tooltip("familles_en_attente_pour_100k:Q", format=".1f")],
+        )
+        labels = scatter.mark_text(dx=8, dy=-8).encode(text="code_dep:N")
+        st.altair_chart((scatter + labels).properties(height=320), width="stretch")
+    st.dataframe(tension, hide_index=True, column_config={
+        "part_population_zone_blanche": st.column_config.NumberColumn(
+            "Part pop. en zone blanche", format="percent"),
+        "familles_en_attente_pour_100k": st.column_config.NumberColumn(
+            "Familles / 100 000 hab.", format="%.1f"),
+        "delai_moyen_jours": st.column_config.NumberColumn("Délai moyen (j)", format="%.0f"),
+    })
+    with st.expander("Tableau complet (listes_attente_departements)"):
+        st.dataframe(shown[shown["type_service"] == typ], hide_index=True)
+
+
+def _fmt(value: Any, pattern: str, missing: str | None = "—") -> str | None:
+    if value is None or pd.isna(value):
+        return missing
+    return pattern.format(float(value))
+
+
+if __name__ == "__main__":
+    render()
