@@ -274,9 +274,10 @@ def _with_header(raw: pd.DataFrame, *, max_title_rows: int = 20) -> pd.DataFrame
     return None
 
 
-def _code_column(frame: pd.DataFrame) -> str | None:
+def _code_column(frame: pd.DataFrame, *, named_only: bool = False) -> str | None:
     named = [c for c in frame.columns if _norm(c) in _CODE_HEADERS]
-    for col in named + [c for c in frame.columns if c not in named]:
+    others = [] if named_only else [c for c in frame.columns if c not in named]
+    for col in named + others:
         values = frame[col].dropna().head(200)
         if len(values) and np.mean([_code5(v) is not None for v in values]) > 0.9:
             return str(col)
@@ -291,7 +292,9 @@ def read_density_grid(path: str | Path) -> pd.DataFrame:
     """Read an INSEE density grid (4 or 7 levels; XLSX with title rows, zip, or CSV).
 
     The level column is found by its values (integers 1…7 for nearly every row), preferring
-    a 7-level column, then names that start with ``dens``.
+    a column with levels above 4, then names that start with ``dens``. The grid has 7
+    levels when a level above 4 occurs or the title rows, file or column name say so
+    ("7 niveaux", ``DENS7``, INSEE's ``fichier_diffusion_2025``), else 4.
 
     Returns
     -------
@@ -305,7 +308,7 @@ def read_density_grid(path: str | Path) -> pd.DataFrame:
         No sheet with a commune-code column and a level column.
     """
     path = Path(path)
-    best: tuple[int, pd.DataFrame, str, str, str] | None = None
+    best: tuple[int, pd.DataFrame, str, str, str, int] | None = None
     for name, raw in _raw_frames(path):
         frame = _with_header(raw)
         if frame is None or frame.empty:
@@ -322,18 +325,20 @@ def read_density_grid(path: str | Path) -> pd.DataFrame:
             if filled < 0.9 or valid.empty or not valid.isin(range(1, 8)).all():
                 continue
             top = int(valid.max())
-            if top not in (4, 7):
+            if top < 2 and not _norm(col).startswith("dens"):
                 continue
-            score = (2 if top == 7 else 1) * 10 + (1 if _norm(col).startswith("dens") else 0)
+            score = (2 if top > 4 else 1) * 10 + (1 if _norm(col).startswith("dens") else 0)
             if best is None or score > best[0]:
-                best = (score, frame, code_col, str(col), name)
+                title = " ".join(str(v) for v in raw.head(10).to_numpy().ravel())
+                seven = (top > 4 or "7" in _norm(col) or "7_niveaux" in _norm(title)
+                         or "7_niveaux" in _norm(name) or "fichier_diffusion" in _norm(name))
+                best = (score, frame, code_col, str(col), name, 7 if seven else 4)
     if best is None:
         raise InputError(Problem(str(path), None, None,
                                  "an INSEE density grid: a commune-code column (CODGEO) and "
                                  "a level column with values 1…4 or 1…7"))
-    _, frame, code_col, level_col, where = best
+    _, frame, code_col, level_col, where, niveaux = best
     levels = _levels(frame[level_col])
-    niveaux = 7 if int(levels.max()) == 7 else 4
     out = pd.DataFrame({"code_insee": [_code5(v) for v in frame[code_col]],
                         "level": levels})
     out = out.dropna(subset=["code_insee", "level"])
@@ -374,7 +379,7 @@ def read_population(path: str | Path) -> pd.DataFrame:
                                           "ptot", "population_totale") if c in cols), None)
         if pop_col is None:
             continue
-        code_col = _code_column(frame)
+        code_col = _code_column(frame, named_only=True)
         if code_col is not None:
             codes = [_code5(v) for v in frame[code_col]]
         elif "codcom" in cols and ("dep" in cols or "code_departement" in cols):

@@ -1,0 +1,251 @@
+"""``zones-blanches prepare``: official formats → the communes contract and a clipped PBF.
+
+Inputs are small files in the official formats built by the tests (see test_fetch.py),
+served by a local 127.0.0.1 server for the end-to-end path fetch → prepare.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import osmium
+import pandas as pd
+import pytest
+from shapely.geometry import Polygon, box
+from test_fetch import (
+    COMMUNES,
+    REPO,
+    Server,
+    _cli,
+    density_xlsx,
+    etalab_geojson_gz,
+    official_files,
+    osm_pbf,
+    passage_zip,
+    population_zip,
+    server,  # noqa: F401  (fixture)
+)
+
+from coverage.errors import InputError
+from coverage.io.fetch import FetchError, FetchOptions, cache_path, fetch
+from coverage.io.prepare import (
+    COMMUNES_COLUMNS,
+    DENSITE7_TO_4,
+    buffer_m,
+    clip_osm,
+    harmonise_grid,
+    prepare,
+    prepare_communes,
+    prepared_paths,
+    read_contours,
+    read_density_grid,
+    read_passage,
+    read_population,
+)
+from coverage.schemas import COMMUNES as COMMUNES_CONTRACT
+from coverage.settings import Settings
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_density_xlsx_with_title_rows_7_levels(tmp_path: Path) -> None:
+    levels = {"15014": 2, "15187": 4, "15120": 5, "12202": 1, "48095": 7}
+    grid = read_density_grid(_write(tmp_path / "grille_densite_7_niveaux_2024.xlsx",
+                                    density_xlsx(levels)))
+    assert grid.attrs["niveaux"] == 7
+    got = grid.set_index("code_insee")
+    for code, level in levels.items():
+        assert got.loc[code, "densite7"] == level
+        assert got.loc[code, "densite"] == DENSITE7_TO_4[level]
+
+
+def test_density_4_levels_zip_of_xlsx(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("grille_densite_2021_agrege.xlsx",
+                    density_xlsx({"15014": 2, "15187": 3, "1001": 4}, seven=False))
+    grid = read_density_grid(_write(tmp_path / "grille_densite_2021.zip", out.getvalue()))
+    assert grid.attrs["niveaux"] == 4
+    assert dict(zip(grid["code_insee"], grid["densite"], strict=True)) == {
+        "15014": 2, "15187": 3, "01001": 4}  # Excel-stripped leading zero restored
+
+
+def test_density_grid_without_levels_is_a_clear_error(tmp_path: Path) -> None:
+    path = _write(tmp_path / "g.csv", b"CODGEO;LIBGEO\n15014;Aurillac\n")
+    with pytest.raises(InputError, match="level column"):
+        read_density_grid(path)
+
+
+def test_etalab_geojson_gz(tmp_path: Path) -> None:
+    gdf = read_contours(_write(tmp_path / "communes-100m.geojson.gz", etalab_geojson_gz()))
+    assert gdf.crs.to_epsg() == 4326
+    assert list(gdf["code_insee"]) == [c[0] for c in COMMUNES]
+    assert list(gdf["code_dep"]) == [c[2] for c in COMMUNES]
+    assert gdf["population"].isna().all()  # Etalab contours carry no population
+
+
+@pytest.mark.parametrize("suffix", [".shp", ".gpkg"])
+def test_admin_express_commune_layer(tmp_path: Path, suffix: str) -> None:
+    frame = gpd.GeoDataFrame(
+        {"ID": ["COMMUNE_1", "COMMUNE_2"], "NOM": ["Aurillac", "Mende"],
+         "INSEE_COM": ["15014", "48095"], "INSEE_DEP": ["15", "48"],
+         "INSEE_REG": ["84", "76"], "POPULATION": [25_593, 12_286],
+         "SIREN_EPCI": ["241500230", "244800405"]},
+        geometry=[box(650_000, 6_420_000, 655_000, 6_425_000),
+                  box(730_000, 6_380_000, 735_000, 6_385_000)], crs="EPSG:2154")
+    path = tmp_path / f"COMMUNE{suffix}"
+    if suffix == ".gpkg":
+        frame.to_file(path, layer="commune", driver="GPKG")
+    else:
+        frame.to_file(path)
+    gdf = read_contours(path)
+    assert gdf.crs.to_epsg() == 4326
+    assert list(gdf["code_insee"]) == ["15014", "48095"]
+    assert list(gdf["population"]) == [25_593, 12_286]
+    assert list(gdf["code_epci"]) == ["241500230", "244800405"]
+    assert 2.0 < gdf.geometry.iloc[0].centroid.x < 3.0  # reprojected from Lambert-93
+
+
+def test_population_zip_dep_plus_codcom(tmp_path: Path) -> None:
+    pop = read_population(_write(tmp_path / "ensemble.zip",
+                                 population_zip({"15014": 25_593, "2A004": 70_000})))
+    assert dict(zip(pop["code_insee"], pop["population"], strict=True)) == {
+        "15014": 25_593, "2A004": 70_000}
+
+
+def test_passage_maps_older_codes_to_the_newest(tmp_path: Path) -> None:
+    table = read_passage(_write(tmp_path / "t.zip", passage_zip([("15999", "15014"),
+                                                                 ("15014", "15014")])))
+    assert table.to_dict("records") == [{"code_ancien": "15999", "code_actuel": "15014"}]
+
+
+def test_harmonise_grid_carries_levels_through_the_passage() -> None:
+    grid = pd.DataFrame({"code_insee": ["15999", "15998", "15187"], "densite": [4, 3, 2],
+                         "densite7": pd.array([7, 5, 3], dtype="Int64")})
+    passage = pd.DataFrame({"code_ancien": ["15999", "15998"],
+                            "code_actuel": ["15014", "15014"]})
+    out = harmonise_grid(grid, ["15014", "15187"], passage).set_index("code_insee")
+    assert out.loc["15014", "densite"] == 3  # the densest of the merged communes
+    assert bool(out.loc["15014", "densite_report"])
+    assert out.loc["15187", "densite"] == 2 and not bool(out.loc["15187", "densite_report"])
+
+
+def test_prepare_communes_contract_and_missing_density(tmp_path: Path) -> None:
+    contours = read_contours(_write(tmp_path / "c.geojson.gz", etalab_geojson_gz()))
+    grid = read_density_grid(_write(tmp_path / "g.xlsx", density_xlsx(
+        {"15014": 2, "15187": 4, "15120": 6})))
+    out = prepare_communes(contours, ["15"], grid)
+    assert list(out.columns) == COMMUNES_COLUMNS
+    assert set(COMMUNES_CONTRACT.required) <= set(out.columns)
+    assert list(out["code_insee"]) == ["15014", "15120", "15187"]
+    assert list(out["densite"]) == [2, 4, 2]
+    assert list(out["rural"]) == [False, True, False]
+    assert (out["population"] > 0).all()  # from the embedded COG 2026 table
+    points = gpd.GeoSeries(gpd.points_from_xy(out["lon"], out["lat"]), crs=out.crs)
+    assert out.geometry.contains(points, align=False).all()
+    incomplete = read_density_grid(_write(tmp_path / "g2.xlsx",
+                                          density_xlsx({"15014": 2, "15187": 4})))
+    with pytest.raises(InputError) as info:
+        prepare_communes(contours, ["15"], incomplete, passage=pd.DataFrame(
+            columns=["code_ancien", "code_actuel"]))
+    assert info.value.problems[0].found == "15120"
+    assert info.value.problems[0].column == "densite"
+
+
+def test_clip_osm_keeps_whole_ways_in_the_area(tmp_path: Path) -> None:
+    src = tmp_path / "in.osm.pbf"
+    osm_pbf(src, [(2.44, 44.93), (5.40, 43.30)])
+    overlap = tmp_path / "overlap.osm.pbf"
+    osm_pbf(overlap, [(2.44, 44.93)])  # the same way 1 (nodes 1, 2) in a second extract
+    other = tmp_path / "neighbour.osm.pbf"
+    osm_pbf(other, [(2.60, 44.40)], first_id=101)
+    area = Polygon([(2.0, 44.0), (3.5, 44.0), (3.5, 45.5), (2.0, 45.5)])
+    out = tmp_path / "routes.osm.pbf"
+    stats = clip_osm([src, overlap, other], area, out)
+    ways = [w.id for w in osmium.FileProcessor(str(out), osmium.osm.WAY)]
+    nodes = [n.id for n in osmium.FileProcessor(str(out), osmium.osm.NODE)]
+    assert ways == [1, 101] and nodes == [1, 2, 101, 102]  # merged, sorted, de-duplicated
+    assert stats["ways"] == 2 and stats["nodes"] == 4
+    single = clip_osm([src], area, tmp_path / "one.osm.pbf")
+    assert single["ways"] == 1 and single["ways_outside"] == 1
+
+
+def test_buffer_follows_the_largest_threshold() -> None:
+    assert buffer_m(Settings(thresholds_min=(20.0, 45.0))) == pytest.approx(67_500.0)
+    assert buffer_m(Settings(thresholds_min=(30.0,))) == pytest.approx(45_000.0)
+
+
+def test_fetch_then_prepare_end_to_end(server: Server, tmp_path: Path) -> None:  # noqa: F811
+    server.files.update(official_files(tmp_path))
+    data_dir = tmp_path / "donnees"
+    fetch(["15"], data_dir, options=FetchOptions(mirror=server.base, retries=0,
+                                                 progress=False))
+    result = prepare(["15"], data_dir)
+    paths = prepared_paths(data_dir, "15")
+    assert result["15"] == paths
+    communes = gpd.read_file(paths["communes"], layer="communes")
+    assert sorted(communes["code_insee"]) == ["15014", "15120", "15187"]
+    # population from the populations légales file served (1000 + position in COMMUNES)
+    assert dict(zip(communes["code_insee"], communes["population"], strict=True)) == {
+        "15014": 1000, "15187": 1001, "15120": 1002}
+    assert dict(zip(communes["code_insee"], communes["densite"], strict=True)) == {
+        "15014": 2, "15187": 2, "15120": 3}
+    ways = {w.id for w in osmium.FileProcessor(str(paths["roads"]), osmium.osm.WAY)}
+    assert ways == {1, 3, 5}  # the road near Marseille is outside Cantal + 67.5 km
+    manifest = json.loads(paths["manifest"].read_text())
+    assert manifest["communes"]["rows"] == 3
+    assert manifest["sources"]["densite"]["sha256"]
+    try:
+        from coverage.io.communes import load_communes
+    except ImportError:  # pragma: no cover - loaders not merged yet
+        pytest.skip("coverage.io.communes not available")
+    loaded = load_communes(paths["communes"])
+    assert sorted(loaded.data["code_insee"]) == ["15014", "15120", "15187"]
+    assert not loaded.data["fictif"].any()
+    assert np.array_equal(loaded.data.sort_values("code_insee")["population"].to_numpy(),
+                          np.array([1000, 1002, 1001]))
+
+
+def test_prepare_without_fetched_files_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="zones-blanches fetch"):
+        prepare(["15"], tmp_path)
+
+
+def test_prepare_accepts_files_put_by_hand(tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "par-main"
+    cache.mkdir(parents=True)
+    (cache / "communes-50m.geojson.gz").write_bytes(etalab_geojson_gz())
+    (cache / "grille_densite_7_niveaux_2024.xlsx").write_bytes(
+        density_xlsx({"48095": 6}))
+    prepare(["48"], tmp_path, osm=False)
+    out = gpd.read_file(prepared_paths(tmp_path, "48")["communes"], layer="communes")
+    assert list(out["code_insee"]) == ["48095"] and list(out["densite"]) == [4]
+
+
+def test_cli_prepare_exit_codes(server: Server, tmp_path: Path) -> None:  # noqa: F811
+    res = _cli("prepare", "--dept", "15", "--data-dir", str(tmp_path / "vide"), cwd=REPO)
+    assert res.returncode == 2 and "zones-blanches fetch" in res.stderr
+    assert "Traceback" not in res.stderr
+    server.files.update(official_files(tmp_path))
+    data_dir = tmp_path / "d"
+    fetch(["15"], data_dir, options=FetchOptions(mirror=server.base, retries=0,
+                                                 progress=False), neighbours=False)
+    bad = cache_path(data_dir, next(iter(
+        r for r in json.loads((data_dir / "cache" / "index.json").read_text())["files"]
+        if "grille_densite" in r or "fichier_diffusion" in r)))
+    res = _cli("prepare", "--dept", "15", "--data-dir", str(data_dir), cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    assert "communes.gpkg" in res.stdout and "zones-blanches run --dept 15" in res.stdout
+    bad.write_bytes(b"CODGEO;LIBGEO\n15014;x\n")  # a grid with no level column
+    bad.rename(bad.with_suffix(".csv"))
+    res = _cli("prepare", "--dept", "15", "--data-dir", str(data_dir), cwd=REPO)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
