@@ -21,7 +21,7 @@ import streamlit as st
 
 from coverage.app import state
 from coverage.errors import CoverageError, InputError
-from coverage.settings import Settings, metric_crs_for
+from coverage.settings import REPO_ROOT, Settings, metric_crs_for
 
 if TYPE_CHECKING:
     from coverage.results import RunOutputs
@@ -73,9 +73,16 @@ def _roads_path(run: RunOutputs) -> Path | None:
     paths = run.manifest.get("paths") or {}
     if isinstance(paths, dict):
         candidates.append(paths.get("roads"))
+    engine = run.manifest.get("engine") or {}
+    if isinstance(engine, dict) and isinstance(engine.get("parameters"), dict):
+        candidates.append(engine["parameters"].get("reseau"))
     for c in candidates:
-        if c and Path(str(c)).exists():
-            return Path(str(c))
+        if not c:
+            continue
+        p = Path(str(c))
+        for q in (p, REPO_ROOT / p, run.run_dir / p):
+            if q.exists():
+                return q.resolve()
     return None
 
 

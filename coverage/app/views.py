@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Layer of ``isochrones.gpkg`` drawn on the map (bands per service type).
 ISOCHRONES_LAYER = "isochrones_types_affichage"
+#: Margin around the département kept from the isochrone bands, degrees (≈ 10 km).
+ISOCHRONE_PAD_DEG = 0.1
 
 
 def type_rows(access: pd.DataFrame, type_service: str) -> pd.DataFrame:
@@ -156,6 +158,12 @@ def _map_page(
         iso = run.isochrones(ISOCHRONES_LAYER)
         if iso is not None and "code_dep" in iso:
             iso = iso[iso["code_dep"].astype(str) == dept]
+        if iso is not None and len(iso) and len(geoms):
+            # Bands of a large run cover many départements: keep the département's area.
+            minx, miny, maxx, maxy = geoms.total_bounds
+            pad = ISOCHRONE_PAD_DEG
+            iso = gpd.clip(iso.to_crs(geoms.crs), (minx - pad, miny - pad, maxx + pad,
+                                                   maxy + pad))
     from coverage.export import source_line
 
     m = maps.access_map(
