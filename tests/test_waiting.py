@@ -396,3 +396,16 @@ def test_reference_matches_published_figure(shared_data: Path) -> None:
     assert float(row["valeur"]) / 100 == REFERENCE_ER_PART_AVEC_LISTE_2018
     assert row["source_url"] == REFERENCE_SOURCE_URL
     assert row["annee"].startswith("2018")
+
+
+def test_docs_list_every_alias_and_output_column() -> None:
+    from coverage.io.waiting import COLUMN_ALIASES
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "listes_attente.md").read_text(
+        encoding="utf-8")
+    for column, aliases in COLUMN_ALIASES.items():
+        assert f"`{column}`" in doc
+        for alias in aliases:
+            assert f"« {alias} »" in doc, alias
+    for name in LISTES_ATTENTE_DEPARTEMENTS.columns:
+        assert f"| `{name}` |" in doc, name

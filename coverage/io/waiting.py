@@ -378,7 +378,7 @@ def load_waiting(
         elif dep not in valid_deps and not (demo and communes is None
                                             and is_fictional_code(dep)):
             problems.append(Problem(name, row, seen["code_dep"],
-                                    "a current département code (COG) or one of the "
+                                    "a current département code (COG) or a département of the "
                                     "communes file", txt))
         out["code_dep"][i] = dep
         # type_service
