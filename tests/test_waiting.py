@@ -409,3 +409,25 @@ def test_docs_list_every_alias_and_output_column() -> None:
             assert f"« {alias} »" in doc, alias
     for name in LISTES_ATTENTE_DEPARTEMENTS.columns:
         assert f"| `{name}` |" in doc, name
+
+
+def test_xlsx_title_rows_above_the_headings(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["Retours d'activité des espaces de rencontre 2023"])
+    ws.append(["Département", "Type de service", "Année", "Familles en attente"])
+    ws.append(["15", "ER", 2023, 3])
+    ws.append(["12", "ER", 2023, -2])
+    path = tmp_path / "titre.xlsx"
+    wb.save(path)
+    with pytest.raises(InputError) as exc:
+        load_waiting(path)
+    assert [(p.row, p.column) for p in exc.value.problems] == [(2, "Familles en attente")]
+    ws.delete_rows(4)
+    wb.save(path)
+    loaded = load_waiting(path)
+    assert loaded.data["familles_en_attente"].tolist() == [3]
+    assert any("headings read on data row 1" in w for w in loaded.warnings)

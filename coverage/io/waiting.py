@@ -319,6 +319,8 @@ def load_waiting(
     if isinstance(raw, gpd.GeoDataFrame):
         raw = pd.DataFrame(raw.drop(columns=raw.geometry.name))
 
+    raw = _skip_title_rows(raw, name, warnings)
+
     # --- headings ---------------------------------------------------------------------
     mapping: dict[str, str] = {}  # file heading -> contract column
     seen: dict[str, str] = {}
@@ -457,6 +459,34 @@ def load_waiting(
     log.info("%s: %d waiting-list rows, %d départements, years %s–%s", name, len(data),
              data["code_dep"].nunique(), data["annee"].min(), data["annee"].max())
     return Loaded(data=data, warnings=warnings, remapped=empty_remapped(), path=name)
+
+
+#: Rows scanned for the heading row when the first row is a title (spreadsheets).
+HEADER_SCAN_ROWS = 10
+_KEY_COLUMNS = ("code_dep", "type_service", "annee")
+
+
+def _skip_title_rows(raw: pd.DataFrame, name: str, warnings: list[str]) -> pd.DataFrame:
+    """Use the first of the top rows that holds the key headings when the header does not.
+
+    Spreadsheet returns often start with a title (« Retours d'activité 2023 ») above the
+    heading row. Row numbers of the messages then count from the row after the headings
+    (the warning gives its position).
+    """
+    def keys(labels: list[object]) -> int:
+        return len({match_column(v) for v in labels} & set(_KEY_COLUMNS))
+
+    if keys(list(raw.columns)) == len(_KEY_COLUMNS):
+        return raw
+    for r in range(min(HEADER_SCAN_ROWS, len(raw))):
+        labels = [_text(v) for v in raw.iloc[r].tolist()]
+        if keys(list(labels)) == len(_KEY_COLUMNS):
+            out = raw.iloc[r + 1:].reset_index(drop=True)
+            out.columns = [lab or f"Unnamed: {j}" for j, lab in enumerate(labels)]
+            warnings.append(f"{name}: headings read on data row {r + 1} (title rows above "
+                            f"skipped); row numbers count from the row after the headings")
+            return out
+    return raw
 
 
 def _check_duplicates(data: pd.DataFrame, name: str, seen: Mapping[str, str],
