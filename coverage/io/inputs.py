@@ -325,9 +325,10 @@ def validate_inputs(communes: str | Path | None = None, densite: str | Path | No
             d = loaded.data
             by_type = ", ".join(f"{t} {n}" for t, n in
                                 d["type_service"].value_counts().sort_index().items())
+            at_commune = d["precision"] == "commune"
             sec.summary = (f"{len(d)} services ({by_type}); "
-                           f"{int((d['precision'] == 'commune').sum())} placed at their "
-                           "commune's point")
+                           f"{int((at_commune & d['lon'].notna()).sum())} placed at their "
+                           f"commune's point, {int(d['lon'].isna().sum())} without position")
         report.sections.append(sec)
 
     if waiting is not None:

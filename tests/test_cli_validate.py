@@ -1,0 +1,101 @@
+"""``zones-blanches validate`` run as a subprocess: exit codes, messages, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXE = Path(sys.executable).parent / "zones-blanches"
+
+
+def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(EXE), "validate", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _tree(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")}
+
+
+def test_validate_demo_exits_0(tmp_path: Path) -> None:
+    res = _run(cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "FICTIF" in res.stdout
+    assert "Result: valid" in res.stdout
+    assert not list(tmp_path.iterdir())  # nothing written in the working folder
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("service_id,type_service,nom,organisme,code_insee,source,date_source\n"
+         "A,mediation_familiale,N,O,15014,s,d\nA,espace_rencontre,N,O,15187,s,d\n",
+         "row 2, column 'service_id'"),
+        ("service_id,type_service,nom,organisme,code_insee,source,date_source\n"
+         "A,mediation_familiale,N,O,99999,s,d\n",
+         "row 1, column 'code_insee'"),
+        ("service_id;type_service;nom;organisme;code_insee;lon;lat;source;date_source\n"
+         "A;mediation_familiale;N;O;15014;-73,98;40,75;s;d\n",
+         "row 1, column 'lon'"),
+        ("service_id,type_service,nom,organisme,code_insee,source,date_source\n"
+         "A,garderie,N,O,15014,s,d\n",
+         "row 1, column 'type_service'"),
+    ],
+    ids=["duplicate id", "unknown code", "outside France", "unknown type"],
+)
+def test_validate_bad_services_exits_non_zero(tmp_path: Path, content: str,
+                                              expected: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content, encoding="utf-8")
+    before = _tree(tmp_path)
+    res = _run("--services", bad, cwd=tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode == 2, out
+    assert expected in out
+    assert str(bad) in out
+    assert "Traceback" not in out
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [("empty.csv", b"", "0 bytes"), ("t.docx", b"x", "extensions"),
+     ("communes.csv", b"code_insee,nom\n15014,Aurillac\n", "polygons")],
+)
+def test_validate_bad_communes_exits_non_zero(tmp_path: Path, name: str, content: bytes,
+                                              expected: str) -> None:
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    res = _run("--communes", bad, cwd=tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode == 2, out
+    assert expected in out and "Traceback" not in out
+
+
+def test_validate_fixture_files(tests_data: Path, tmp_path: Path) -> None:
+    res = _run("--communes", tests_data / "io_communes.geojson", "--services",
+               tests_data / "io_services.csv", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "4 communes" in res.stdout and "3 services" in res.stdout
+
+
+@pytest.mark.shared
+def test_validate_real_shared_data(shared_data: Path, tmp_path: Path) -> None:
+    res = _run("--communes", shared_data / "territoires" / "massif_central_15_12_48.gpkg",
+               cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "683 communes in 3 département(s)" in res.stdout
+    communes = shared_data / "communes"
+    res = _run("--communes", communes / "communes_cog2026.parquet",
+               "--densite", communes / "grille_densite_4niv_cog2026.csv",
+               "--services", shared_data / "services" / "services_sites_publics_partiels.csv",
+               cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "34,868 communes" in res.stdout
+    assert "38 services" in res.stdout
+    assert "69387 → 69123" in res.stdout
+    assert not list(tmp_path.iterdir())
