@@ -431,3 +431,15 @@ def test_xlsx_title_rows_above_the_headings(tmp_path: Path) -> None:
     loaded = load_waiting(path)
     assert loaded.data["familles_en_attente"].tolist() == [3]
     assert any("headings read on data row 1" in w for w in loaded.warnings)
+
+
+def test_demo_figures_are_labelled_fictional(indicators: pd.DataFrame) -> None:
+    from coverage.waiting import figure_ranking, figure_series
+
+    demo = waiting_indicators(load_waiting().data, pd.Series({"ZA": 10_000, "ZB": 20_000}))
+    fig = figure_series(demo, "ZA", "espace_rencontre")
+    assert any("FICTIVES" in t.get_text() for t in fig.texts)
+    fig = figure_ranking(demo, type_service="espace_rencontre", annee=2025)
+    assert any("FICTIVES" in t.get_text() for t in fig.texts)
+    real = figure_series(indicators, "15", "espace_rencontre")
+    assert not any("FICTIVES" in t.get_text() for t in real.texts)
