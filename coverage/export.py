@@ -691,7 +691,7 @@ def _write_sheet(ws: Any, df: pd.DataFrame, contract: Contract, *,
     for j, col in enumerate(columns, start=1):
         f = fields.get(col)
         title = (f.title or col) if f else col
-        if f and f.unit:
+        if f and f.unit and f"({f.unit})" not in title:
             title = f"{title} ({f.unit})"
         c = ws.cell(row=1, column=j, value=title)
         c.font, c.fill = bold, fill
@@ -751,14 +751,14 @@ def method_rows(run: RunOutputs, dept: str, *, public: bool,
                      f"ses routes et ses services n'existent pas. {label}".strip()))
     rows += [
         ("Date de l'export", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
-        ("Date du calcul", str(run.manifest.get("created")
-                               or run.manifest.get("finished")
-                               or run.manifest.get("started") or "inconnue")),
+        ("Date du calcul", str(run.manifest.get("created_utc")
+                               or run.manifest.get("created") or "inconnue")),
         ("Moteur de temps d'accès", ENGINE_LABELS.get(engine, engine)),
     ]
     params = run.manifest.get("engine", {})
     if isinstance(params, Mapping):
-        for k, v in _flatten({k: v for k, v in params.items() if k != "name"}):
+        params = params.get("parameters", params)
+        for k, v in _flatten({k: v for k, v in params.items() if k not in ("name", "moteur")}):
             rows.append((f"Paramètre du moteur : {k}", v))
     rows += [
         ("Seuils (minutes)", ", ".join(seuil_label(t) for t in thresholds)),
@@ -943,19 +943,19 @@ def render_png_map(
     labels = [f"≤ {seuil_label(bounds[0])} min"]
     labels += [f"{seuil_label(a)}–{seuil_label(b)} min" for a, b in itertools.pairwise(bounds)]
     labels.append(f"> {seuil_label(bounds[-1])} min")
-    cmap = plt.get_cmap("YlGnBu_r", len(labels) + 1)
-    colours = [cmap(i) for i in range(len(labels))]
+    cmap = plt.get_cmap("RdYlGn_r")
+    colours = [cmap(0.08 + 0.84 * i / max(len(labels) - 1, 1)) for i in range(len(labels))]
     cls = np.searchsorted(np.asarray(bounds), minutes.to_numpy(dtype=float), side="left")
     facecolor = [colours[min(int(c), len(colours) - 1)] for c in cls]
     unreachable = minutes.isna().to_numpy()
     grey = (0.55, 0.55, 0.55, 1.0)
     facecolor = [grey if u else fc for fc, u in zip(facecolor, unreachable, strict=True)]
 
-    fig, ax = plt.subplots(figsize=(8.27, 9.0), dpi=dpi)
+    fig, ax = plt.subplots(figsize=(8.27, 10.0), dpi=dpi)
     com.plot(ax=ax, color=facecolor, edgecolor="white", linewidth=0.3)
     white = com[com[flag].astype(bool).to_numpy()]
     if len(white):
-        white.plot(ax=ax, facecolor="none", edgecolor="#C00000", linewidth=0.8, hatch="////")
+        white.plot(ax=ax, facecolor="none", edgecolor="#3B0000", linewidth=0.9, hatch="////")
     com.dissolve().boundary.plot(ax=ax, color="black", linewidth=1.0)
 
     markers = {"mediation_familiale": ("o", "#E66101"), "espace_rencontre": ("s", "#5E3C99")}
@@ -963,7 +963,7 @@ def render_png_map(
                           for c, lab in zip(colours, labels, strict=True)]
     if unreachable.any():
         handles.append(Patch(facecolor=grey, label="inaccessible"))
-    handles.append(Patch(facecolor="none", edgecolor="#C00000", hatch="////",
+    handles.append(Patch(facecolor="none", edgecolor="#3B0000", hatch="////",
                          label=f"zone blanche (> {seuil_label(seuil)} min ou inaccessible)"))
     if len(services):
         svc = services.to_crs(crs)
@@ -993,7 +993,7 @@ def render_png_map(
                            edgecolor="black"))
     ax.text(x0 + length / 2, y0 + h * 1.8, f"{length / 1000:g} km", ha="center",
             va="bottom", fontsize=8)
-    ax.annotate("N", xy=(0.96, 0.97), xytext=(0.96, 0.89), xycoords="axes fraction",
+    ax.annotate("N", xy=(0.97, 0.12), xytext=(0.97, 0.03), xycoords="axes fraction",
                 ha="center", va="center", fontsize=11, fontweight="bold",
                 arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.5})
 
@@ -1003,11 +1003,14 @@ def render_png_map(
     if fictif:
         title = f"{FICTIONAL_TITLE}\n{title}"
     ax.set_title(title, fontsize=11, color="#C00000" if fictif else "black")
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
-              frameon=False, title=f"Minutes jusqu'au service\n({what})", title_fontsize=8)
-    fig.text(0.01, 0.01, f"{source} Projection {crs}.", fontsize=6.5, ha="left",
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.035), ncol=2,
+               fontsize=8, frameon=False,
+               title="Minutes jusqu'au service le plus proche "
+                     f"({'tous types' if type_service == NO_SERVICE else what})",
+               title_fontsize=8)
+    fig.text(0.01, 0.008, f"{source} Projection {crs}.", fontsize=6.5, ha="left",
              va="bottom", wrap=True)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.2)
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi)

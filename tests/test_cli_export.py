@@ -1,0 +1,134 @@
+"""``zones-blanches export`` on a real run folder of the FICTIONAL demo (proxy engine).
+
+The run is made once per module by :func:`coverage.batch.run` on the embedded demo with
+the proxy engine (about 2 s), then read back by the CLI through ``RunOutputs.load``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+from coverage.cli import EXIT_ERROR, main
+from coverage.export import WAITING_TABLE, flag_column
+from coverage.settings import NO_SERVICE
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from coverage import batch
+    from coverage.io.inputs import load_inputs
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    batch.run(load_inputs(), engine="proxy", out_dir=out, isochrones=False, workers=1)
+    return out
+
+
+def _export(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["export", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_export_all_formats_default_folder(demo_run: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from openpyxl import load_workbook
+
+    code, out, err = _export(capsys, "--dept", "ZA", "--run", str(demo_run), "--formats",
+                             "all")
+    assert code == 0, err
+    folder = demo_run / "exports" / "ZA"
+    listed = [Path(line.strip()) for line in out.splitlines() if line.startswith("  ")]
+    assert listed and all(p.exists() and p.is_relative_to(folder) for p in listed)
+    assert "TERRITOIRE FICTIF" in out and "engine proxy" in out
+    assert {p.suffix for p in listed} == {".csv", ".json", ".parquet", ".xlsx", ".gpkg",
+                                         ".png"}
+
+    wb = load_workbook(folder / "ZA_zones_blanches.xlsx")
+    assert wb.sheetnames[-1] == "Sources et méthode"
+    assert "Listes d'attente" in wb.sheetnames
+    method = {r[0].value: r[1].value for r in wb["Sources et méthode"].iter_rows(min_row=2)}
+    assert method["Moteur de temps d'accès"].startswith("proxy")
+    assert "TERRITOIRE FICTIF" in method
+
+    # layers agree with the run's own white-zone table
+    zb = pd.read_parquet(demo_run / "tables" / "zones_blanches.parquet")
+    com = gpd.read_file(folder / "ZA_zones_blanches.gpkg", layer="communes")
+    run_communes = gpd.read_parquet(demo_run / "communes.parquet")
+    assert sorted(com["code_insee"]) == sorted(
+        run_communes.loc[run_communes["code_dep"] == "ZA", "code_insee"])
+    for t in ("mediation_familiale", "espace_rencontre", NO_SERVICE):
+        for s in (20.0, 30.0, 45.0):
+            sel = zb[(zb["type_service"] == t) & np.isclose(zb["seuil_minutes"], s)
+                     & (zb["code_dep"] == "ZA")]
+            flagged = set(com.loc[com[flag_column(t, s)].astype(bool), "code_insee"])
+            assert flagged == set(sel["code_insee"])
+    assert set(com["moteur"]) == {"proxy"}
+    png = folder / "ZA_carte_aucun_service_30min.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_public_and_internal_waiting_lists(demo_run: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _export(capsys, "--dept", "ZB", "--run", str(demo_run), "--formats", "csv",
+                           "--out", str(tmp_path / "pub"))
+    assert code == 0 and "public export" in out
+    code, out, _ = _export(capsys, "--dept", "ZB", "--run", str(demo_run), "--formats", "csv",
+                           "--out", str(tmp_path / "int"), "--internal")
+    assert code == 0 and "INTERNAL" in out
+    pub = pd.read_csv(tmp_path / "pub/tables" / f"{WAITING_TABLE}.csv", dtype=str,
+                      keep_default_na=False)
+    internal = pd.read_csv(tmp_path / "int/tables" / f"{WAITING_TABLE}.csv", dtype=str,
+                           keep_default_na=False)
+    assert len(pub) == len(internal) > 0
+    counts = pd.to_numeric(internal["familles_en_attente"], errors="coerce")
+    small = (counts < 5).to_numpy()
+    assert (pub.loc[small, "familles_en_attente"] == "< 5").all()
+    assert (pub.loc[~small, "familles_en_attente"]
+            == internal.loc[~small, "familles_en_attente"]).all()
+    assert not internal.isin(["< 5", "secret"]).any().any()
+
+
+def test_bad_departement_exits_non_zero_and_writes_nothing(
+        demo_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "exp"
+    code, out, err = _export(capsys, "--dept", "99", "--run", str(demo_run), "--out",
+                             str(out_dir))
+    assert code == EXIT_ERROR
+    assert "'99'" in err and "ZA, ZB" in err
+    assert "Traceback" not in err + out
+    assert not out_dir.exists()
+    assert not list(tmp_path.glob(".export-*"))
+
+
+def test_bad_format_and_missing_run(demo_run: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = _export(capsys, "--dept", "ZA", "--run", str(demo_run), "--formats",
+                           "csv,pdf", "--out", str(tmp_path / "x"))
+    assert code == EXIT_ERROR and "unknown export format 'pdf'" in err
+    assert not (tmp_path / "x").exists()
+    code, _, err = _export(capsys, "--dept", "ZA", "--run", str(tmp_path / "nowhere"))
+    assert code == EXIT_ERROR and "run `zones-blanches run` first" in err
+    monkeypatch.chdir(tmp_path)  # no sorties/demo here: the default run folder is absent
+    code, _, err = _export(capsys, "--dept", "ZA")
+    assert code == EXIT_ERROR and "sorties/demo" in err and "zones-blanches run" in err
+    assert not (tmp_path / "sorties").exists()
+
+
+def test_console_script_prints_no_traceback(demo_run: Path, tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("zones-blanches")
+    if not exe.exists():
+        pytest.skip(f"console script not installed beside {sys.executable}")
+    proc = subprocess.run([str(exe), "export", "--dept", "ZZ", "--run", str(demo_run),
+                           "--out", str(tmp_path / "exp")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == EXIT_ERROR
+    assert "ZA, ZB" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "exp").exists()
