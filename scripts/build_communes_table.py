@@ -19,6 +19,7 @@ Usage: ``python scripts/build_communes_table.py [--out data/communes] [--package
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import logging
 import shutil
@@ -33,7 +34,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coverage.io.atomic import atomic_path  # noqa: E402
+from coverage.io.atomic import atomic_path
 
 PACKAGE = "@etalab/decoupage-administratif@6.0.0"
 OUT_DIR = Path(__file__).resolve().parents[1] / "data" / "communes"
@@ -121,9 +122,10 @@ def write_tables(table: pd.DataFrame, passage: pd.DataFrame, out_dir: Path) -> l
     paths = []
     for df, name in ((table, COMMUNES_FILE), (passage, PASSAGE_FILE)):
         target = out_dir / name
-        with atomic_path(target) as tmp:
-            # mtime=0 keeps the gzip bytes reproducible from one build to the next
-            df.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+            # no file name and mtime=0 in the gzip header: reproducible bytes
+            gz.write(df.to_csv(index=False).encode("utf-8"))
         paths.append(target)
     return paths
 
