@@ -1,0 +1,311 @@
+"""The batch: cache, kill and resume, schemas of every table, argument errors, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import box
+
+from coverage.batch import RunResult, frame_digest, partition_services, run
+from coverage.errors import CoverageError
+from coverage.io.inputs import Inputs, load_inputs
+from coverage.results import RunFolderError, RunOutputs
+from coverage.schemas import OUTPUT_CONTRACTS
+from coverage.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+MF, ER = "mediation_familiale", "espace_rencontre"
+
+
+# --- a tiny real-coded territory: two départements far apart (proxy engine) ----------------
+
+def _tiny_inputs(er_lon: float = 9.0) -> Inputs:
+    """Cantal (15) around Aurillac and Corse-du-Sud (2A) around Ajaccio, 3 + 2 communes."""
+    pts = [("15014", "15", 2.44, 44.93, 25000, 2), ("15120", "15", 2.33, 45.22, 3800, 3),
+           ("15187", "15", 3.08, 45.03, 5300, 3), ("2A004", "2A", 8.74, 41.93, 70000, 1),
+           ("2A247", "2A", 9.28, 41.60, 3700, 3)]
+    com = gpd.GeoDataFrame({
+        "code_insee": [p[0] for p in pts], "nom": [f"Commune {p[0]}" for p in pts],
+        "code_dep": [p[1] for p in pts], "code_reg": ["84", "84", "84", "94", "94"],
+        "population": [p[4] for p in pts], "densite": [p[5] for p in pts],
+        "rural": [p[5] >= 3 for p in pts], "lon": [p[2] for p in pts],
+        "lat": [p[3] for p in pts],
+        "code_epci": ["241500230", "241500271", None, "200066793", "242010056"],
+        "nom_epci": ["CA Aurillac", "CC Pays de Mauriac", None, "CA Pays Ajaccien",
+                     "CC Sud Corse"], "fictif": False},
+        geometry=[box(p[2] - 0.05, p[3] - 0.05, p[2] + 0.05, p[3] + 0.05) for p in pts],
+        crs="EPSG:4326")
+    svc = pd.DataFrame({
+        "service_id": ["MF15", "ER15", "MF2A", "ER2A"],
+        "type_service": [MF, ER, MF, ER],
+        "nom": ["a", "b", "c", "d"], "code_insee": ["15014", "15187", "2A004", "2A247"],
+        "code_dep": ["15", "15", "2A", "2A"],
+        "lon": [2.44, 3.08, 8.74, er_lon], "lat": [44.93, 45.03, 41.93, 41.65]})
+    services = gpd.GeoDataFrame(svc, geometry=gpd.points_from_xy(svc.lon, svc.lat),
+                                crs="EPSG:4326")
+    return Inputs(communes=com, services=services, waiting=None, roads=None, fictif=False)
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    """Every output file except the manifest and the cache, by relative path."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and ".cache" not in p.parts and p.name != "manifest.json"}
+
+
+def test_rerun_is_cached_and_identical(tmp_path: Path) -> None:
+    inputs = _tiny_inputs()
+    first = run(inputs, out_dir=tmp_path, workers=1, isochrones=False)
+    assert sorted(first.computed) == ["15", "2A"] and first.cached == []
+    before = _outputs(tmp_path)
+    manifest = (tmp_path / "manifest.json").read_bytes()
+    again = run(inputs, out_dir=tmp_path, workers=1, isochrones=False)
+    assert again.computed == [] and sorted(again.cached) == ["15", "2A"] and again.reused
+    assert _outputs(tmp_path) == before
+    assert (tmp_path / "manifest.json").read_bytes() == manifest  # nothing rewritten
+    for name, df in first.tables.items():
+        pd.testing.assert_frame_equal(df.reset_index(drop=True),
+                                      again.tables[name].reset_index(drop=True),
+                                      check_dtype=False)
+
+
+def test_changed_service_reruns_only_its_partition(tmp_path: Path) -> None:
+    run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False)
+    moved = run(_tiny_inputs(er_lon=9.2), out_dir=tmp_path, workers=1, isochrones=False)
+    assert moved.computed == ["2A"] and moved.cached == ["15"] and not moved.reused
+    acc = moved.tables["acces_communes"].set_index(["code_insee", "type_service"])
+    fresh = run(_tiny_inputs(er_lon=9.2), out_dir=tmp_path / "fresh", workers=1,
+                isochrones=False)
+    pd.testing.assert_frame_equal(
+        acc, fresh.tables["acces_communes"].set_index(["code_insee", "type_service"]))
+
+
+def test_threshold_change_recomputes_no_partition(tmp_path: Path) -> None:
+    run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False)
+    res = run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False,
+              thresholds=[15, 60])
+    assert res.computed == [] and not res.reused
+    assert sorted(set(res.tables["zones_blanches"]["seuil_minutes"])) <= [15.0, 60.0]
+    assert json.loads((tmp_path / "manifest.json").read_text())["thresholds_min"] == [15, 60]
+
+
+def test_no_cache_recomputes(tmp_path: Path) -> None:
+    run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False)
+    res = run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False, use_cache=False)
+    assert sorted(res.computed) == ["15", "2A"] and not res.reused
+
+
+def test_partition_services_keep_cross_border_and_drop_far() -> None:
+    inputs = _tiny_inputs()
+    com15 = inputs.communes[inputs.communes.code_dep == "15"]
+    sel = partition_services(com15, inputs.services, "15", "proxy", Settings())
+    assert set(sel.service_id) == {"MF15", "ER15"}  # Corsica is far beyond the buffer
+    # a département with no service of a type keeps the nearest ones, wherever they are
+    only_corsica = inputs.services[inputs.services.code_dep == "2A"]
+    sel = partition_services(com15, only_corsica, "15", "proxy", Settings())
+    assert set(sel.service_id) == {"MF2A", "ER2A"}
+
+
+def test_frame_digest_changes_with_content() -> None:
+    a = _tiny_inputs().communes
+    b = a.copy()
+    b.loc[0, "population"] = 25001
+    assert frame_digest(a) == frame_digest(a.copy())
+    assert frame_digest(a) != frame_digest(b)
+
+
+# --- schemas --------------------------------------------------------------------------------
+
+_PY_CHECK = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: float(v) == int(float(v)),
+    "year": lambda v: float(v) == int(float(v)),
+    "number": lambda v: isinstance(float(v), float),
+    "boolean": lambda v: v in ("True", "False", "true", "false"),
+}
+
+
+def _validate(folder: Path, name: str) -> int:
+    schema = json.loads((folder / f"{name}.schema.json").read_text(encoding="utf-8"))
+    assert schema["name"] == name and schema["version"]
+    names = [f["name"] for f in schema["fields"]]
+    assert names == OUTPUT_CONTRACTS[name].columns
+    csv = pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False)
+    assert list(csv.columns) == names
+    pq = pd.read_parquet(folder / f"{name}.parquet")
+    assert list(pq.columns) == names and len(pq) == len(csv)
+    cells = 0
+    for f in schema["fields"]:
+        col = csv[f["name"]]
+        if f.get("constraints", {}).get("required"):
+            assert (col != "").all(), f"{name}.{f['name']} has empty required cells"
+        for v in col[col != ""]:
+            assert _PY_CHECK[f["type"]](v), (name, f["name"], v)
+            cells += 1
+        dtype = str(pq[f["name"]].dtype)
+        expect = {"string": ("str", "string", "object"), "integer": ("int64", "Int64"),
+                  "year": ("int64", "Int64"), "number": ("float64",),
+                  "boolean": ("bool", "boolean")}[f["type"]]
+        assert dtype in expect, (name, f["name"], dtype)
+    if schema.get("primaryKey"):
+        assert not pq.duplicated(schema["primaryKey"]).any()
+    return cells
+
+
+def test_every_table_validates_against_its_schema(tmp_path: Path) -> None:
+    res = run(load_inputs(), out_dir=tmp_path, workers=1, isochrones=False)  # FICTIONAL demo
+    names = res.manifest["tables"]
+    assert {"acces_communes", "zones_blanches", "couverture_departements",
+            "couverture_regions", "couverture_epci", "couverture_cours_appel",
+            "couverture_densite", "couverture_france"} <= set(names)
+    assert sum(_validate(tmp_path / "tables", n) for n in names) > 1000
+
+
+def test_manifest_and_run_outputs(tmp_path: Path) -> None:
+    res = run(load_inputs(), out_dir=tmp_path, workers=1, isochrones=False)
+    m = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    assert m["fictif"] is True and "FICTIF" in m["fictional_label"]
+    assert m["engine"]["name"] == "road" and m["engine"]["parameters"]["reseau_sha256"]
+    assert {"communes", "services", "roads"} <= set(m["inputs"])
+    assert all(len(v["sha256"]) == 64 for v in m["inputs"].values())
+    assert m["parameters"] == Settings().as_dict()
+    assert m["versions"]["pandas"] == pd.__version__
+    assert m["output_contract_version"] and m["timings_s"]["total_s"] > 0
+    loaded = RunOutputs.load(tmp_path)
+    assert loaded.engine == "road" and loaded.fictif and loaded.depts == ["ZA", "ZB"]
+    assert loaded.isochrones("isochrones_types") is None  # not asked
+    assert len(loaded.communes) == len(res.tables["acces_communes"]) // 2
+    assert loaded.communes.crs == "EPSG:4326" and loaded.services.crs == "EPSG:4326"
+    assert "listes_attente_departements" in loaded.tables  # the demo has waiting lists
+    (tmp_path / "services.parquet").unlink()
+    with pytest.raises(RunFolderError, match=r"services\.parquet"):
+        RunOutputs.load(tmp_path)
+    with pytest.raises(RunFolderError, match=r"manifest\.json"):
+        RunOutputs.load(tmp_path / "tables")
+
+
+# --- argument errors: clear message, nothing written -----------------------------------------
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"depts": ["99"]}, "unknown département"),
+    ({"types": ["creche"]}, "unknown service type"),
+    ({"engine": "road"}, "needs a road network"),
+    ({"thresholds": [0]}, "positive minutes"),
+])
+def test_bad_arguments_write_nothing(tmp_path: Path, kwargs: dict, match: str) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(CoverageError, match=match):
+        run(_tiny_inputs(), out_dir=out, workers=1, **kwargs)
+    assert not out.exists()
+
+
+def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "coverage.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ZB_PROGRESS": "0", **(env or {})})
+
+
+def test_cli_bad_dept_exits_nonzero_without_output(tmp_path: Path) -> None:
+    proc = _cli("run", "--dept", "99", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "unknown département" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_demo_run_prints_fictional_label_and_summary(tmp_path: Path) -> None:
+    from coverage.cli import main
+
+    out = tmp_path / "demo"
+    code = main(["run", "--out", str(out), "--workers", "1", "--no-isochrones",
+                 "--thresholds", "20,30"])
+    assert code == 0
+    assert (out / "manifest.json").exists()
+    m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert m["thresholds_min"] == [20.0, 30.0] and m["fictif"]
+
+
+def test_cli_summary_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from coverage.cli import main
+
+    assert main(["run", "--out", str(tmp_path), "--workers", "1", "--no-isochrones"]) == 0
+    text = capsys.readouterr().out
+    assert "FICTIONAL" in text and "Engine: road" in text
+    assert "beyond 30 min" in text and "beyond 45 min" in text
+    assert str(tmp_path) in text
+
+
+# --- kill and resume ----------------------------------------------------------------------
+
+_SLOW_RUN = textwrap.dedent("""
+    import sys, time
+    import coverage.batch as b
+    _orig = b._run_partition
+    _calls = []
+    def _slow(task):
+        _calls.append(task.dept)
+        if len(_calls) > 1:
+            time.sleep(60)  # the test kills the process during this pause
+        return _orig(task)
+    b._run_partition = _slow
+    from coverage.cli import main
+    sys.exit(main(["run", "--out", sys.argv[1], "--workers", "1", "--no-isochrones"]))
+""")
+
+
+def test_kill_and_resume_gives_identical_outputs(tmp_path: Path) -> None:
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    script = tmp_path / "slow_run.py"
+    script.write_text(_SLOW_RUN, encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, str(script), str(killed)], cwd=tmp_path,
+                            env={**os.environ, "ZB_PROGRESS": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        part = killed / ".cache" / "partitions"
+        while time.monotonic() < deadline:
+            # the first partition is cached once its metadata (written after its table)
+            # exists; the second one is then paused in _slow
+            if proc.poll() is not None:
+                break
+            if part.exists() and any(part.glob("*.json")):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the slowed run ended before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert not (killed / "manifest.json").exists()  # killed mid-run
+    # a temporary file of an interrupted write, as a kill during a write leaves it
+    (killed / "tables").mkdir(exist_ok=True)
+    (killed / "tables" / ".acces_communes.abc123.tmp.csv").write_text("half", "utf-8")
+    resumed = run(load_inputs(), out_dir=killed, workers=1, isochrones=False)
+    assert len(resumed.cached) >= 1, "the resumed run should reuse the finished partition"
+    run(load_inputs(), out_dir=clean, workers=1, isochrones=False, use_cache=False)
+    got, ref = _outputs(killed), _outputs(clean)
+    assert got.keys() == ref.keys()
+    assert not any(Path(k).name.startswith(".") for k in got)  # no temp file left
+    for name in got:
+        if name.endswith(".parquet"):
+            a, b = pd.read_parquet(killed / name), pd.read_parquet(clean / name)
+            pd.testing.assert_frame_equal(a, b)
+        else:
+            assert got[name] == ref[name], name
+
+
+def test_result_type(tmp_path: Path) -> None:
+    res = run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False,
+              types=[MF], depts=["15"])
+    assert isinstance(res, RunResult)
+    assert set(res.tables["acces_communes"]["type_service"]) == {MF}
+    assert set(res.tables["acces_communes"]["code_dep"]) == {"15"}
+    assert np.isfinite(res.tables["acces_communes"]["minutes"]).all()
