@@ -53,7 +53,8 @@ def test_export_all_formats_default_folder(demo_run: Path,
     wb = load_workbook(folder / "ZA_zones_blanches.xlsx")
     assert wb.sheetnames[-1] == "Sources et méthode"
     assert "Listes d'attente" in wb.sheetnames
-    method = {r[0].value: r[1].value for r in wb["Sources et méthode"].iter_rows(min_row=2)}
+    method = {str(r[0].value): str(r[1].value)
+              for r in wb["Sources et méthode"].iter_rows(min_row=2)}
     assert method["Moteur de temps d'accès"].startswith("proxy")
     assert "TERRITOIRE FICTIF" in method
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -129,9 +130,15 @@ def make_run(tmp_path: Path, *, waiting: bool = True) -> RunOutputs:
                       communes=communes, services=make_services())
 
 
-@pytest.fixture
-def run(tmp_path: Path) -> RunOutputs:
-    return make_run(tmp_path)
+def method_sheet(wb: Any) -> dict[str, str]:
+    """The « Sources et méthode » sheet as {rubrique: valeur}."""
+    return {str(r[0].value): str(r[1].value) for r in wb[METHOD_SHEET].iter_rows(min_row=2)}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> RunOutputs:
+    """The hand-written run, shared (read-only) by the tests of this module."""
+    return make_run(tmp_path_factory.mktemp("run"))
 
 
 # --- secrecy -----------------------------------------------------------------------------
@@ -246,10 +253,11 @@ def test_density_recomputed_on_the_departement(run: RunOutputs) -> None:
     dens = export.departement_tables(run, "ZA")["couverture_densite"]
     # brute force from the hand-written table: population covered within 30 min, by density
     for level in (2, 3, 4):
-        for t_idx, t in ((5, MF), (6, ER)):
+        for t in (MF, ER):
             rows = [c for c in COMMUNES if c[1] == "ZA" and c[3] == level]
             pop = sum(c[2] for c in rows)
-            covered = sum(c[2] for c in rows if c[t_idx] <= 30)  # NaN <= 30 is False
+            # NaN <= 30 is False: unreachable communes are not covered
+            covered = sum(c[2] for c in rows if (c[5] if t == MF else c[6]) <= 30)
             got = dens[(dens["densite"] == level) & (dens["type_service"] == t)
                        & (dens["seuil_minutes"] == 30)]
             assert got["population"].item() == pop
@@ -324,13 +332,14 @@ def test_xlsx_sheets_headers_panes_and_method(run: RunOutputs, tmp_path: Path) -
     dep = wb["Département"]
     dep_codes = [c.value for c in dep[2]]
     taux = dep.cell(row=3, column=dep_codes.index("taux_couverture") + 1)
-    assert taux.number_format == "0.0%" and 0 <= taux.value <= 1
+    assert taux.number_format == "0.0%"
+    assert isinstance(taux.value, float) and 0 <= taux.value <= 1
     waiting = wb["Listes d'attente"]
     wcodes = [c.value for c in waiting[2]]
     counts = [waiting.cell(row=r, column=wcodes.index("familles_en_attente") + 1).value
               for r in range(3, waiting.max_row + 1)]
     assert counts == ["< 5", 12, "< 5", 5, None]
-    method = {r[0].value: r[1].value for r in wb[METHOD_SHEET].iter_rows(min_row=2)}
+    method = method_sheet(wb)
     text = " ".join(str(v) for v in method.values())
     assert "TERRITOIRE FICTIF" in method
     assert FICTIONAL_TITLE in method["TERRITOIRE FICTIF"]
@@ -349,7 +358,7 @@ def test_xlsx_internal_and_without_waiting_lists(tmp_path: Path) -> None:
                                  public=False)
     wb = load_workbook(path)
     assert "Listes d'attente" not in wb.sheetnames
-    method = {r[0].value: r[1].value for r in wb[METHOD_SHEET].iter_rows(min_row=2)}
+    method = method_sheet(wb)
     assert "INTERNE" in method["Secret statistique"]
 
 
