@@ -249,3 +249,27 @@ def test_cli_prepare_exit_codes(server: Server, tmp_path: Path) -> None:  # noqa
     res = _cli("prepare", "--dept", "15", "--data-dir", str(data_dir), cwd=REPO)
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
+
+
+def test_fetch_prepare_run_one_path(server: Server, tmp_path: Path) -> None:  # noqa: F811
+    """Official files (served locally) → fetch → prepare → run --dept --data-dir, nothing else."""
+    server.files.update(official_files(tmp_path))
+    data_dir = tmp_path / "donnees"
+    res = _cli("fetch", "--dept", "15", "--data-dir", str(data_dir), "--mirror", server.base,
+               "--retries", "0", cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    res = _cli("prepare", "--dept", "15", "--data-dir", str(data_dir), cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    # services: made up for this test (there is no official list); the user's own file
+    services = prepared_paths(data_dir, "15")["services"]
+    services.write_text(
+        "service_id,type_service,nom,organisme,code_insee,source,date_source\n"
+        "T1,mediation_familiale,Service inventé pour le test,TEST,15014,test,2026-11-26\n",
+        encoding="utf-8")
+    out = tmp_path / "sortie"
+    res = _cli("run", "--dept", "15", "--data-dir", str(data_dir), "--out", str(out),
+               "--workers", "1", "--no-isochrones", cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    access = pd.read_csv(out / "tables" / "acces_communes.csv", dtype=str)
+    assert sorted(access["code_insee"].unique()) == ["15014", "15120", "15187"]
+    assert set(access["moteur"]) == {"road"}  # the clipped OSM extract was used
