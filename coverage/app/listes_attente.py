@@ -203,10 +203,13 @@ def render() -> None:
                   f"Référence nationale : {ref:.0%} des espaces de rencontre au 31/12/2018 "
                   f"({wl.REFERENCE_SOURCE_URL})")
         g1, g2 = st.columns(2)
-        g1.altair_chart(_line(series, "familles_en_attente", "Familles en attente au 31/12"),
-                        width="stretch")
-        g2.altair_chart(_line(series, "delai_moyen_jours", "Délai moyen (jours)"),
-                        width="stretch")
+        for col, column, title in ((g1, "familles_en_attente", "Familles en attente au 31/12"),
+                                   (g2, "delai_moyen_jours", "Délai moyen (jours)")):
+            values = series.dropna(subset=[column])
+            if values.empty:
+                col.info(f"{title} : valeurs masquées (secret statistique) ou non déclarées.")
+            else:
+                col.altair_chart(_line(values, column, title), width="stretch")
 
     # --- ranking ------------------------------------------------------------------------
     years = sorted(shown.loc[shown["type_service"] == typ, "annee"].unique())
@@ -266,13 +269,23 @@ def render() -> None:
         )
         labels = scatter.mark_text(dx=8, dy=-8).encode(text="code_dep:N")
         st.altair_chart((scatter + labels).properties(height=320), width="stretch")
-    st.dataframe(tension, hide_index=True, column_config={
+    st.dataframe(tension, hide_index=True, column_order=[
+        "code_dep", "annee", "familles_en_attente", "familles_en_attente_pour_100k",
+        "delai_moyen_jours", "population_zone_blanche", "part_population_zone_blanche",
+        "quadrant"], column_config={
+        "code_dep": st.column_config.TextColumn("Département"),
+        "annee": st.column_config.NumberColumn("Année", format="%d"),
+        "familles_en_attente": st.column_config.NumberColumn("Familles en attente"),
+        "population_zone_blanche": st.column_config.NumberColumn(
+            "Pop. en zone blanche", format="localized"),
         "part_population_zone_blanche": st.column_config.NumberColumn(
             "Part pop. en zone blanche", format="percent"),
         "familles_en_attente_pour_100k": st.column_config.NumberColumn(
             "Familles / 100 000 hab.", format="%.1f"),
         "delai_moyen_jours": st.column_config.NumberColumn("Délai moyen (j)", format="%.0f"),
+        "quadrant": st.column_config.TextColumn("Position"),
     })
+    st.caption("Cellules vides : valeur masquée (secret statistique) ou non déclarée.")
     with st.expander("Tableau complet (listes_attente_departements)"):
         st.dataframe(shown[shown["type_service"] == typ], hide_index=True)
 
