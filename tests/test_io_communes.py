@@ -132,9 +132,18 @@ def test_density_grid_7_levels(tmp_path: Path) -> None:
     grid = tmp_path / "grille7.csv"
     grid.write_text("code_insee,dens7\n15014,2\n15120,6\n15187,4\n", encoding="utf-8")
     d = load_communes(_write(tmp_path, gdf), densite=grid).data
-    assert d["densite"].tolist() == [2, 6, 4]
-    assert d["densite4"].tolist() == [2, 4, 3]
+    assert d["densite7"].tolist() == [2, 6, 4]
+    assert d["densite"].tolist() == [2, 4, 2]  # INSEE grouping: petites villes → 2
     assert d["rural"].tolist() == [False, True, False]  # rural = levels 5-7
+
+
+def test_density_7_levels_in_the_file_even_when_all_below_5(tmp_path: Path) -> None:
+    gdf = _base().rename(columns={"densite": "dens7"})
+    gdf["dens7"] = [1, 3, 4]
+    d = load_communes(_write(tmp_path, gdf)).data
+    assert d["densite"].tolist() == [1, 2, 2]
+    assert d["densite7"].tolist() == [1, 3, 4]
+    assert not d["rural"].any()
 
 
 def test_density_grid_xlsx_with_rural_column(tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ Density levels
     absent is levels 3–4 (INSEE's 2020 definition of rural communes).
     7-level grid (1 grands centres urbains, 2 centres urbains intermédiaires, 3 ceintures
     urbaines, 4 petites villes, 5 bourgs ruraux, 6 rural à habitat dispersé, 7 rural à
-    habitat très dispersé): ``densite`` keeps the 7-level value, ``rural`` when absent is
-    levels 5–7 (INSEE's rural communes of the 7-level grid), and ``densite4`` gives the
-    4-level equivalent (1→1, 2–3→2, 4–5→3, 6–7→4) used by the proxy engine's speeds.
+    habitat très dispersé), recognised by a column named ``dens7``/``densite7`` or by values
+    above 4: ``densite7`` keeps it, and ``densite`` is INSEE's 4-level grouping
+    (1→1, 2–4→2, 5→3, 6–7→4), so that ``rural`` (levels 5–7) is still ``densite`` ≥ 3 and
+    the proxy engine's speeds by 4-level class apply.
 """
 
 from __future__ import annotations
@@ -79,13 +80,13 @@ DENSITY_ALIASES: Mapping[str, Sequence[str]] = {
 
 #: Output columns of :func:`load_communes`, in order.
 COMMUNE_COLUMNS = ["code_insee", "nom", "code_dep", "nom_dep", "code_reg", "nom_reg",
-                   "population", "densite", "densite4", "rural", "lon", "lat", "code_epci",
+                   "population", "densite", "densite7", "rural", "lon", "lat", "code_epci",
                    "nom_epci", "fictif", "geometry"]
 
-#: 7-level density grid → 4-level grid.
-DENS7_TO_DENS4: Mapping[int, int] = {1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 4}
-#: Smallest level counted as rural: 4-level grid → 3, 7-level grid → 5.
-RURAL_FROM_LEVEL: Mapping[int, int] = {4: 3, 7: 5}
+#: INSEE's grouping of the 7-level density grid into the 4-level one.
+DENS7_TO_DENS4: Mapping[int, int] = {1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 4, 7: 4}
+#: Smallest 4-level density class counted as rural (INSEE 2020: peu dense, très peu dense).
+RURAL_FROM_LEVEL4 = 3
 
 
 def load_communes(path: str | Path | None = None, *, densite: str | Path | None = None,
@@ -143,6 +144,7 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
             "a table without geometry"))
     gdf = raw.reset_index(drop=True)
     gdf, notes = rename_aliases(gdf, COMMUNE_ALIASES, file=file)
+    dens_name = str(gdf.attrs.get("aliases", {}).get("densite", "densite"))
     warnings = [f"{file}: {n}" for n in notes if "'densite'" in n or "'rural'" in n]
     require_columns(gdf, ["code_insee"], file=file)
 
@@ -212,14 +214,14 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
 
     # --- density and rural -------------------------------------------------------------
     if densite is not None:
-        dens_col, rural_col, dens_warn, dens_remapped = _density_from_grid(
+        dens_col, rural_col, dens_warn, grid_levels = _density_from_grid(
             Path(densite), gdf["code_insee"], settings, problems)
         warnings += dens_warn
         if "densite" in gdf.columns:
             warnings.append(f"{file}: column 'densite' replaced by the grid {densite}")
         if rural_col is not None:
             gdf["rural"] = rural_col
-        del dens_remapped
+        dens_name = f"dens{grid_levels}"
         missing = dens_col.isna() & gdf["code_insee"].notna()
         if missing.any():
             dens_col, note = _density_from_neighbours(gdf, dens_col, Path(densite))
@@ -233,22 +235,28 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
             file, None, "densite",
             "a column 'densite' (INSEE density grid level, alias dens4) or a density grid "
             "given with --densite / densite="))
-    levels, dens = _parse_density(gdf["densite"], gdf.columns, file, problems)
+    levels, dens = _parse_density(gdf["densite"], dens_name, file, problems)
+    if levels == 7:
+        gdf["densite7"] = dens.astype("Int64")
+        dens = dens.map(DENS7_TO_DENS4).astype("int64")
+        warnings.append(f"{file}: 7-level density grid grouped into INSEE's 4 levels "
+                        "(column 'densite'); the 7 levels are kept in 'densite7'")
+    else:
+        gdf["densite7"] = pd.array([pd.NA] * len(gdf), dtype="Int64")
     gdf["densite"] = dens
-    gdf["densite4"] = dens if levels == 4 else dens.map(DENS7_TO_DENS4).astype("int64")
     if "rural" in gdf.columns:
         rural, bad = to_bool(gdf["rural"])
         problems.add_rows(bad, "rural", "a boolean (True/False, oui/non, 1/0)", gdf["rural"])
         missing = rural.isna() & ~bad
-        rural = rural.fillna(pd.Series(dens >= RURAL_FROM_LEVEL[levels], index=gdf.index))
+        rural = rural.fillna(pd.Series(dens >= RURAL_FROM_LEVEL4, index=gdf.index))
         if missing.any():
             warnings.append(f"{file}: {int(missing.sum())} empty 'rural' cells derived from "
-                            f"the density level (rural = level ≥ {RURAL_FROM_LEVEL[levels]})")
+                            "the density level (rural = peu dense or très peu dense)")
         gdf["rural"] = rural.astype(bool)
     else:
-        gdf["rural"] = (dens >= RURAL_FROM_LEVEL[levels]).astype(bool)
-        warnings.append(f"{file}: column 'rural' derived from the {levels}-level density "
-                        f"grid (rural = level {RURAL_FROM_LEVEL[levels]} or more)")
+        gdf["rural"] = (dens >= RURAL_FROM_LEVEL4).astype(bool)
+        warnings.append(f"{file}: column 'rural' derived from the density grid (rural = "
+                        "peu dense or très peu dense, INSEE 2020)")
 
     # --- fictif --------------------------------------------------------------------------
     if "fictif" in gdf.columns:
@@ -275,10 +283,12 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
     return Loaded(out, warnings, harm.remapped, file)
 
 
-def _parse_density(s: pd.Series, columns: pd.Index, file: str,
+def _parse_density(s: pd.Series, source_name: str, file: str,
                    problems: ProblemList) -> tuple[int, pd.Series]:
+    """Density levels as int; 7 levels when the source column says so or values exceed 4."""
     num = to_number(s)
-    hint7 = bool(num.max(skipna=True) > 4) if num.notna().any() else False
+    hint7 = "7" in source_name or (bool(num.max(skipna=True) > 4) if num.notna().any()
+                                   else False)
     levels = 7 if hint7 else 4
     bad = num.isna() | (np.floor(num) != num) | (num < 1) | (num > levels)
     problems.add_rows(bad, "densite",
@@ -288,11 +298,16 @@ def _parse_density(s: pd.Series, columns: pd.Index, file: str,
 
 def _density_from_grid(path: Path, codes: pd.Series, settings: Settings,
                        problems: ProblemList) -> tuple[pd.Series, pd.Series | None, list[str],
-                                                       pd.DataFrame]:
-    """Density level (and rural flag) of each commune code from an INSEE grid file."""
+                                                       int]:
+    """Density level (and rural flag) of each commune code from an INSEE grid file.
+
+    Returns the levels as given, the rural flags (or None), warnings and the grid's number
+    of levels (4 or 7).
+    """
     file = str(path)
     grid = read_table(path, max_bytes=settings.max_input_bytes).reset_index(drop=True)
     grid, _ = rename_aliases(grid, DENSITY_ALIASES, file=file)
+    grid_dens_name = str(grid.attrs.get("aliases", {}).get("densite", "densite"))
     require_columns(grid, ["code_insee", "densite"], file=file, hint={
         "densite": "a density column (dens4, dens, densite or a 7-level dens7)"})
     warnings: list[str] = []
@@ -301,7 +316,7 @@ def _density_from_grid(path: Path, codes: pd.Series, settings: Settings,
     warnings += harm.warnings
     grid["code_insee"] = harm.codes
     grid_problems = ProblemList(file)
-    _, dens = _parse_density(grid["densite"], grid.columns, file, grid_problems)
+    levels, dens = _parse_density(grid["densite"], grid_dens_name, file, grid_problems)
     grid_problems.raise_if_any()
     grid["densite"] = dens
     cols = ["densite"]
@@ -319,7 +334,7 @@ def _density_from_grid(path: Path, codes: pd.Series, settings: Settings,
     table = grid.drop_duplicates("code_insee").set_index("code_insee")
     dens_col = codes.map(table["densite"])
     rural_col = codes.map(table["rural"]).astype("boolean") if "rural" in cols else None
-    return dens_col, rural_col, warnings, harm.remapped
+    return dens_col, rural_col, warnings, levels
 
 
 def _density_from_neighbours(gdf: gpd.GeoDataFrame, dens: pd.Series,

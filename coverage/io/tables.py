@@ -409,7 +409,9 @@ def rename_aliases(df: pd.DataFrame, aliases: Mapping[str, Sequence[str]], *,
     for src in clash:
         del rename[src]
         notes = [n for n in notes if not n.startswith(f"column '{src}'")]
-    return df.rename(columns=rename), notes
+    out = df.rename(columns=rename)
+    out.attrs["aliases"] = {dst: src for src, dst in rename.items()}
+    return out, notes
 
 
 def require_columns(df: pd.DataFrame, columns: Iterable[str], *, file: str,
