@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -54,6 +55,9 @@ from coverage.schemas import (
     register_output_contract,
 )
 from coverage.settings import Settings, is_fictional_code
+
+if TYPE_CHECKING:
+    from coverage.results import RunOutputs
 
 log = logging.getLogger(__name__)
 
@@ -584,7 +588,8 @@ def waiting_charts_png(
     list of pathlib.Path
         The files written: ``listes_attente_<dep>_<type>.png`` (series),
         ``listes_attente_classement_<type>_<year>.png``,
-        ``listes_attente_tension_<type>_<seuil>min.png``.
+        ``listes_attente_tension_<type>_<seuil>min.png``. A chart with nothing to show
+        (every value missing or masked) is not written.
     """
     out_dir = Path(out_dir)
     data = mask_public(indicators, settings) if public else indicators
@@ -595,12 +600,16 @@ def waiting_charts_png(
         sel = data[data["type_service"] == typ]
         if sel.empty:
             continue
-        if code_dep is not None and (sel["code_dep"] == code_dep).any():
+        mine = sel[sel["code_dep"] == code_dep]
+        if code_dep is not None and mine[["familles_en_attente",
+                                          "delai_moyen_jours"]].notna().any(axis=None):
             fig = figure_series(data, code_dep, typ)
             written.append(_save_png(fig, out_dir / f"listes_attente_{code_dep}_{typ}.png"))
         year = int(sel["annee"].max())
-        fig = figure_ranking(data, type_service=typ, annee=year, highlight=code_dep)
-        written.append(_save_png(fig, out_dir / f"listes_attente_classement_{typ}_{year}.png"))
+        if sel.loc[sel["annee"] == year, "familles_en_attente_pour_100k"].notna().any():
+            fig = figure_ranking(data, type_service=typ, annee=year, highlight=code_dep)
+            written.append(_save_png(
+                fig, out_dir / f"listes_attente_classement_{typ}_{year}.png"))
         if couverture is not None:
             cov = couverture[couverture["type_service"] == typ]
             if cov.empty:
@@ -626,3 +635,46 @@ def indicators_for_run(waiting: pd.DataFrame, communes: gpd.GeoDataFrame | pd.Da
         national = population_by_departement(None)
         pop = pd.concat([pop, national[national.index.isin(missing)]])
     return waiting_indicators(waiting, pop)
+
+
+def waiting_charts_for_run(
+    run: RunOutputs,
+    dept: str,
+    out_dir: str | Path,
+    *,
+    public: bool = True,
+    settings: Settings = Settings(),
+) -> list[Path]:
+    """PNG charts of one département from a finished run (for :mod:`coverage.export`).
+
+    Parameters
+    ----------
+    run
+        The run (:class:`coverage.results.RunOutputs`); its ``listes_attente_departements``
+        table (all départements, for the ranking) and ``couverture_departements`` (tension).
+    dept
+        Département code of the series and of the highlighted bar.
+    out_dir
+        Folder of the PNG files.
+    public
+        Mask small counts first (statistical secrecy).
+    settings
+        ``secrecy_threshold``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNG files written (see :func:`waiting_charts_png`); empty when the run has no
+        waiting lists. The tension chart uses the 30-minute threshold when the run has it,
+        else its smallest threshold.
+    """
+    table = run.tables.get(LISTES_ATTENTE_DEPARTEMENTS.name)
+    if table is None or table.empty:
+        return []
+    couverture = run.tables.get("couverture_departements")
+    seuil: float | None = None
+    if couverture is not None and len(couverture):
+        seuils = sorted(pd.to_numeric(couverture["seuil_minutes"]).unique().tolist())
+        seuil = 30.0 if any(np.isclose(s, 30.0) for s in seuils) else float(seuils[0])
+    return waiting_charts_png(table, out_dir, code_dep=str(dept), couverture=couverture,
+                              seuil=seuil, public=public, settings=settings)

@@ -141,3 +141,20 @@ def test_valid_upload_replaces_the_run_data(tmp_path: Path, tests_data: Path) ->
     assert not at.exception, at.exception
     assert "fichier importé « mediation.csv »" in _texts(at.caption)
     assert at.selectbox(key="waiting_type").value == "mediation_familiale"
+
+
+def test_charts_of_a_run_for_exports(tmp_path: Path, tests_data: Path) -> None:
+    from coverage.results import RunOutputs
+    from coverage.waiting import waiting_charts_for_run
+
+    run = RunOutputs.load(_hand_run(tmp_path, tests_data))
+    paths = waiting_charts_for_run(run, "15", tmp_path / "png")
+    assert sorted(p.name for p in paths) == [
+        "listes_attente_15_espace_rencontre.png",
+        "listes_attente_classement_espace_rencontre_2023.png",
+        "listes_attente_tension_espace_rencontre_30min.png",
+    ]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    # 48's médiation (0 families, masked in public) has nothing to draw; internal has
+    internal = waiting_charts_for_run(run, "48", tmp_path / "internes", public=False)
+    assert "listes_attente_48_mediation_familiale.png" in {p.name for p in internal}
