@@ -357,12 +357,19 @@ def available_departements(run: RunOutputs) -> list[str]:
     return sorted(codes)
 
 
+def normalise_dept(code: str) -> str:
+    """A département code as the runs write it: ``1`` → ``01``, ``2a`` → ``2A``, ``za`` →
+    ``ZA``."""
+    c = str(code).strip().upper()
+    return c.zfill(2) if c.isdigit() and len(c) < 2 else c
+
+
 def check_departement(run: RunOutputs, dept: str) -> str:
     """Return ``dept`` as a str when the run has it, else raise :class:`CoverageError`.
 
     The message lists the départements available in the run.
     """
-    dept = str(dept).strip()
+    dept = normalise_dept(dept)
     available = available_departements(run)
     if dept not in available:
         where = getattr(run, "run_dir", "the run")
@@ -860,6 +867,33 @@ def write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame],
 
 
 # --- PNG map -----------------------------------------------------------------------------
+def _geometry_paths(geoms: Iterable[Any]) -> list[Any]:
+    """One matplotlib Path per (multi)polygon, holes included (even-odd rings)."""
+    from matplotlib.path import Path as MplPath
+
+    paths = []
+    for geom in geoms:
+        verts: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        parts = [] if geom is None or geom.is_empty else getattr(geom, "geoms", [geom])
+        for poly in parts:
+            if poly.geom_type != "Polygon":
+                continue
+            for ring in (poly.exterior, *poly.interiors):
+                xy = np.asarray(ring.coords)[:, :2]
+                if len(xy) < 3:
+                    continue
+                c = np.full(len(xy), MplPath.LINETO, dtype=MplPath.code_type)
+                c[0], c[-1] = MplPath.MOVETO, MplPath.CLOSEPOLY
+                verts.append(xy)
+                codes.append(c)
+        if verts:
+            paths.append(MplPath(np.concatenate(verts), np.concatenate(codes)))
+        else:
+            paths.append(MplPath(np.zeros((1, 2)), [MplPath.MOVETO]))
+    return paths
+
+
 def _nice_length_m(span_m: float) -> float:
     target = span_m / 5
     if target <= 0 or not math.isfinite(target):
@@ -919,10 +953,9 @@ def render_png_map(
     dpi
         Resolution, dots per inch.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.collections import PathCollection
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, Rectangle
 
@@ -933,6 +966,10 @@ def render_png_map(
         raise CoverageError(msg)
     crs = metric_crs_for(dept)
     com = communes.to_crs(crs)
+    xmin, ymin, xmax, ymax = com.total_bounds
+    # drawing detail: ~1/3000 of the map's extent (≈ 30 m for a 100 km département)
+    tolerance = max(xmax - xmin, ymax - ymin) / 3000
+    shapes = com.geometry.simplify(tolerance, preserve_topology=True)
     if type_service == NO_SERVICE:
         cols = [c for c in com.columns if c.startswith("minutes_")]
         minutes = com[cols].min(axis=1, skipna=True) if cols else pd.Series(np.nan,
@@ -943,7 +980,7 @@ def render_png_map(
     labels = [f"≤ {seuil_label(bounds[0])} min"]
     labels += [f"{seuil_label(a)}–{seuil_label(b)} min" for a, b in itertools.pairwise(bounds)]
     labels.append(f"> {seuil_label(bounds[-1])} min")
-    cmap = plt.get_cmap("RdYlGn_r")
+    cmap = colormaps["RdYlGn_r"]
     colours = [cmap(0.08 + 0.84 * i / max(len(labels) - 1, 1)) for i in range(len(labels))]
     cls = np.searchsorted(np.asarray(bounds), minutes.to_numpy(dtype=float), side="left")
     facecolor = [colours[min(int(c), len(colours) - 1)] for c in cls]
@@ -951,12 +988,20 @@ def render_png_map(
     grey = (0.55, 0.55, 0.55, 1.0)
     facecolor = [grey if u else fc for fc, u in zip(facecolor, unreachable, strict=True)]
 
-    fig, ax = plt.subplots(figsize=(8.27, 10.0), dpi=dpi)
-    com.plot(ax=ax, color=facecolor, edgecolor="white", linewidth=0.3)
-    white = com[com[flag].astype(bool).to_numpy()]
-    if len(white):
-        white.plot(ax=ax, facecolor="none", edgecolor="#3B0000", linewidth=0.9, hatch="////")
-    com.dissolve().boundary.plot(ax=ax, color="black", linewidth=1.0)
+    # pyplot-free Figure: thread-safe (the app renders maps from several sessions)
+    fig = Figure(figsize=(8.27, 10.0), dpi=dpi)
+    ax = fig.subplots()
+    paths = _geometry_paths(shapes)
+    ax.add_collection(PathCollection(paths, facecolors=facecolor, edgecolors="white",
+                                     linewidths=0.3))
+    is_white = com[flag].astype(bool).to_numpy()
+    if is_white.any():
+        ax.add_collection(PathCollection([p for p, w in zip(paths, is_white, strict=True) if w],
+                                         facecolors="none", edgecolors="#3B0000",
+                                         linewidths=0.9, hatch="////"))
+    outline = shapes.union_all()
+    ax.add_collection(PathCollection(_geometry_paths([outline]), facecolors="none",
+                                     edgecolors="black", linewidths=1.0))
 
     markers = {"mediation_familiale": ("o", "#E66101"), "espace_rencontre": ("s", "#5E3C99")}
     handles: list[Any] = [Patch(facecolor=c, edgecolor="white", label=lab)
@@ -977,7 +1022,6 @@ def render_png_map(
             handles.append(Line2D([], [], marker=m, linestyle="", color=c,
                                   markeredgecolor="white", markersize=8,
                                   label=f"service : {TYPE_LABELS.get(t, t)}"))
-    xmin, ymin, xmax, ymax = com.total_bounds
     pad = 0.04 * max(xmax - xmin, ymax - ymin)
     ax.set_xlim(xmin - pad, xmax + pad)
     ax.set_ylim(ymin - pad, ymax + pad)
@@ -1011,11 +1055,8 @@ def render_png_map(
     fig.text(0.01, 0.008, f"{source} Projection {crs}.", fontsize=6.5, ha="left",
              va="bottom", wrap=True)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.2)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi)
-    finally:
-        plt.close(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
     return path
 
 
