@@ -1,0 +1,286 @@
+"""The Streamlit app with AppTest: every page runs, shows the key figures of the run, and
+follows the sidebar (data set, département, service type, threshold).
+
+The first test opens the app on an empty demo folder: the app runs the demo batch itself
+(FICTIONAL territory), as on a fresh machine. Expected figures are read from the run's own
+tables, never written here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from coverage.app import state, upload, views
+from coverage.results import RunOutputs
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP = REPO_ROOT / "app.py"
+TIMEOUT_S = 240
+PAGES = {
+    "carte": "coverage/app/carte.py",
+    "zones_blanches": "coverage/app/zones_blanches.py",
+    "listes_attente": "coverage/app/listes_attente.py",
+    "exports": "coverage/app/exports.py",
+    "a_propos": "coverage/app/a_propos.py",
+}
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder used as the demo run: empty at first (or ``$ZB_TEST_RUN_DIR`` to reuse one)."""
+    reuse = os.environ.get("ZB_TEST_RUN_DIR")
+    if reuse:
+        return Path(reuse)
+    return tmp_path_factory.mktemp("app") / "demo"
+
+
+@pytest.fixture
+def at(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setattr(state, "DEMO_RUN_DIR", demo_dir)
+    monkeypatch.delenv(state.ENV_RUN_DIR, raising=False)
+    monkeypatch.delenv(state.ENV_TILES_URL, raising=False)
+    app = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    app.run()
+    return app
+
+
+def _ok(app: AppTest) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+
+def _metrics(app: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in app.metric}
+
+
+def _expected(run: RunOutputs, dept: str, type_service: str, threshold: float) -> pd.Series:
+    t = run.tables["couverture_departements"]
+    row = t[(t["code_dep"] == dept) & (t["type_service"] == type_service)
+            & np.isclose(t["seuil_minutes"], threshold)]
+    assert len(row) == 1
+    return row.iloc[0]
+
+
+def _int_text(value: float) -> str:
+    return views.fmt_int(value)
+
+
+def test_first_launch_runs_the_demo_and_shows_the_map(at: AppTest, demo_dir: Path) -> None:
+    _ok(at)
+    assert (demo_dir / "manifest.json").exists(), "the app should have run the demo batch"
+    run = RunOutputs.load(demo_dir)
+    assert run.fictif
+    assert any("FICTIF" in w.value for w in at.warning)
+    assert at.title[0].value.startswith("Carte")
+    dept = str(at.selectbox(key="dept").value)
+    exp = _expected(run, dept, str(at.selectbox(key="type_service").value),
+                    float(at.selectbox(key="threshold").value))
+    m = _metrics(at)
+    assert m["Population"] == _int_text(exp["population"])
+    assert m["Population couverte"] == _int_text(exp["population_couverte"])
+    n = int((run.communes["code_dep"] == dept).sum())
+    assert m["Communes en zone blanche"] == f"{int(exp['communes_zone_blanche'])} / {n}"
+    assert m["Population en zone blanche"] == _int_text(exp["population_zone_blanche"])
+    # The map is an iframe of the folium page, with one styled path per commune.
+    frames = at.get("iframe")
+    assert len(frames) == 1
+    srcdoc = frames[0].proto.srcdoc
+    codes = set(re.findall(r'"code_insee": "([^"]+)"', srcdoc))
+    assert codes == set(run.communes.loc[run.communes["code_dep"] == dept, "code_insee"])
+    assert "/app/static/vendor/leaflet/leaflet.js" in srcdoc
+    assert "FICTIF" in srcdoc
+
+
+@pytest.mark.parametrize("widget", ["dept", "type_service", "threshold"])
+def test_sidebar_widgets_change_the_map_page(at: AppTest, widget: str) -> None:
+    before_metrics = _metrics(at)
+    before_map = at.get("iframe")[0].proto.srcdoc
+    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    choices: dict[str, list[str] | list[float]] = {
+        "dept": state.run_depts(run), "type_service": state.run_types(run),
+        "threshold": state.run_thresholds(run),
+    }
+    values = choices[widget]
+    box = at.selectbox(key=widget)
+    other = next(v for v in values if v != box.value)
+    box.set_value(other).run()
+    _ok(at)
+    assert at.selectbox(key=widget).value == other
+    assert at.get("iframe")[0].proto.srcdoc != before_map
+    if widget != "type_service":
+        assert _metrics(at) != before_metrics
+    sel = at.session_state[state.SELECTION_KEY]
+    exp = _expected(run, sel.dept, sel.type_service, sel.threshold_min)
+    assert _metrics(at)["Population en zone blanche"] == _int_text(
+        exp["population_zone_blanche"])
+
+
+def test_isochrone_toggle(at: AppTest) -> None:
+    toggle = at.toggle(key="show_isochrones")
+    if toggle.disabled:
+        pytest.skip("the demo run has no isochrone layer")
+    before = at.get("iframe")[0].proto.srcdoc
+    assert "isochrone" not in before
+    toggle.set_value(True).run()
+    _ok(at)
+    assert '"className": "isochrone"' in at.get("iframe")[0].proto.srcdoc
+
+
+def test_zones_blanches_page_tables(at: AppTest) -> None:
+    at.switch_page(PAGES["zones_blanches"]).run()
+    _ok(at)
+    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    sel = at.session_state[state.SELECTION_KEY]
+    exp = _expected(run, sel.dept, sel.type_service, sel.threshold_min)
+    assert _metrics(at)["Population"] == _int_text(exp["population"])
+    communes, epci, dens = (d.value for d in at.dataframe)
+    n = int((run.communes["code_dep"] == sel.dept).sum())
+    assert len(communes) == n
+    assert int(communes["zone_blanche"].sum()) == int(exp["communes_zone_blanche"])
+    assert communes["minutes"].dropna().is_monotonic_decreasing
+    assert int(epci["population"].sum()) == int(exp["population"])
+    assert int(dens["population_zone_blanche"].sum()) == int(exp["population_zone_blanche"])
+    # A larger threshold never adds white-zone communes; the smallest one changes the table.
+    thresholds = state.run_thresholds(run)
+    at.selectbox(key="threshold").set_value(thresholds[0]).run()
+    low = int(at.dataframe[0].value["zone_blanche"].sum())
+    at.selectbox(key="threshold").set_value(thresholds[-1]).run()
+    high = int(at.dataframe[0].value["zone_blanche"].sum())
+    _ok(at)
+    assert low >= high
+    assert low != int(exp["communes_zone_blanche"]) or high != int(
+        exp["communes_zone_blanche"])
+
+
+def test_exports_page_offers_every_file(at: AppTest) -> None:
+    at.switch_page(PAGES["exports"]).run()
+    _ok(at)
+    buttons = at.get("download_button")
+    labels = [b.proto.label for b in buttons]
+    assert len(buttons) == len(views.EXPORT_ITEMS), labels
+    sel = at.session_state[state.SELECTION_KEY]
+    for key, suffix in (("csv", ".zip"), ("csv_fr", ".zip"), ("xlsx", ".xlsx"),
+                        ("gpkg", ".gpkg"), ("png", ".png")):
+        assert any(suffix in label and label.startswith(views.EXPORT_ITEMS[key][0])
+                   for label in labels), (key, labels)
+    files = views.export_files(sel.run_dir, sel.stamp, sel.dept, sel.type_service,
+                               sel.threshold_min)
+    assert files["png"][1][:8] == b"\x89PNG\r\n\x1a\n"
+    assert files["xlsx"][1][:2] == b"PK" and files["csv"][1][:2] == b"PK"
+    assert files["gpkg"][1][:16] == b"SQLite format 3\x00"
+    assert sel.dept in files["xlsx"][0]
+    # Another département gives other files.
+    other = next(d for d in at.selectbox(key="dept").options if d != sel.dept)
+    at.selectbox(key="dept").set_value(other).run()
+    _ok(at)
+    assert all(other in b.proto.label for b in at.get("download_button"))
+
+
+def test_a_propos_page(at: AppTest) -> None:
+    at.switch_page(PAGES["a_propos"]).run()
+    _ok(at)
+    text = " ".join(m.value for m in at.markdown) + " ".join(w.value for w in at.warning)
+    for needle in ("Source : IGN – Admin Express COG", "INSEE",
+                   "Etalab – découpage administratif",
+                   "© les contributeurs d'OpenStreetMap (ODbL)", "FICTIF", "proxy", "road",
+                   "Limites"):
+        assert needle in text or any(needle in h.value for h in at.header), needle
+
+
+def test_listes_attente_page_runs(at: AppTest) -> None:
+    at.switch_page(PAGES["listes_attente"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title and "attente" in at.title[0].value.lower()
+
+
+def test_run_folder_choice_and_bad_folder(at: AppTest, tmp_path: Path) -> None:
+    at.radio(key="dataset").set_value("Dossier de sortie d'un run").run()
+    at.text_input(key="run_dir").set_value(str(tmp_path)).run()
+    assert not at.exception
+    assert any("manifest.json" in e.value for e in at.sidebar.error)
+    at.text_input(key="run_dir").set_value(str(state.DEMO_RUN_DIR)).run()
+    _ok(at)
+    assert _metrics(at)["Population"] != ""
+
+
+def _services_csv(run: RunOutputs, rows: pd.DataFrame | None = None) -> bytes:
+    frame = pd.DataFrame(run.services.drop(columns="geometry")) if rows is None else rows
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def test_uploaded_services_recompute_the_departement(at: AppTest) -> None:
+    """A services CSV uploaded in the sidebar recomputes the département; pages use it."""
+    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    sel = at.session_state[state.SELECTION_KEY]
+    before = int(_metrics(at)["Communes en zone blanche"].split(" / ")[0])
+    # Keep one service of the selected type: coverage can only get worse.
+    one = pd.DataFrame(run.services[run.services["type_service"] == sel.type_service]
+                       .drop(columns="geometry")).head(1)
+    at.file_uploader(key="services_upload").set_value(
+        ("un_service.csv", _services_csv(run, one), "text/csv")).run()
+    _ok(at)
+    assert any("un_service.csv" in i.value for i in at.info)
+    up = at.session_state[state.UPLOAD_KEY]
+    assert up["engine"] in ("road", "proxy") and up["engine"] in up["note"]
+    access = up["access"]
+    dept_codes = set(run.communes.loc[run.communes["code_dep"] == sel.dept, "code_insee"])
+    assert set(access["code_insee"]) == dept_codes
+    rows = access[access["type_service"] == sel.type_service]
+    white = int((~(rows["minutes"] <= sel.threshold_min)).sum())
+    assert _metrics(at)["Communes en zone blanche"] == f"{white} / {len(dept_codes)}"
+    assert white >= before
+    assert set(rows["service_id"].dropna()) <= set(one["service_id"])
+    # The tables follow; removing the file restores the run's services.
+    at.switch_page(PAGES["zones_blanches"]).run()
+    _ok(at)
+    assert int(at.dataframe[0].value["zone_blanche"].sum()) == white
+    at.file_uploader(key="services_upload").set_value(None).run()
+    _ok(at)
+    assert int(_metrics(at)["Communes en zone blanche"].split(" / ")[0]) == before
+
+
+def test_bad_services_file_shows_rows_and_columns(at: AppTest) -> None:
+    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    bad = pd.DataFrame(run.services.drop(columns="geometry")).head(3).astype(object)
+    bad.loc[bad.index[1], "lat"] = "pas un nombre"
+    bad.loc[bad.index[2], "type_service"] = "crèche"
+    at.file_uploader(key="services_upload").set_value(
+        ("services_faux.csv", _services_csv(run, bad), "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("services_faux.csv" in e.value for e in at.sidebar.error)
+    problems = at.sidebar.dataframe[0].value
+    assert list(problems.columns) == ["fichier", "ligne", "colonne", "attendu", "trouvé"]
+    assert (problems["fichier"] == "services_faux.csv").all()
+    assert {"lat", "type_service"} <= set(problems["colonne"])
+    assert problems["ligne"].notna().all()
+    assert state.UPLOAD_KEY not in at.session_state
+
+
+def test_oversized_services_file_is_refused(at: AppTest, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    monkeypatch.setattr(upload, "MAX_UPLOAD_BYTES", 100)
+    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    at.file_uploader(key="services_upload").set_value(
+        ("gros.csv", _services_csv(run), "text/csv")).run()
+    assert not at.exception
+    assert any("limite" in e.value for e in at.sidebar.error)
+
+
+def test_display_geometries_are_lighter(demo_dir: Path) -> None:
+    run = RunOutputs.load(demo_dir)
+    dept = run.depts[0]
+    stamp = state.manifest_stamp(demo_dir)
+    light = state.dept_display_geometries(str(demo_dir), stamp, dept)
+    full = run.communes[run.communes["code_dep"] == dept]
+    assert len(light) == len(full) and not light.geometry.is_empty.any()
+    n_full = int(full.geometry.count_coordinates().sum())
+    n_light = int(gpd.GeoSeries(light.geometry).count_coordinates().sum())
+    assert n_light <= n_full
