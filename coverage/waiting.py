@@ -495,6 +495,8 @@ def figure_series(indicators: pd.DataFrame, code_dep: str, type_service: str) ->
     ax2.plot(data["annee"], data["delai_moyen_jours"], marker="s", linestyle="--",
              color="#d62728", label="Délai moyen (jours)")
     ax2.set_ylabel("Délai moyen (jours)", color="#d62728")
+    ax.set_ylim(bottom=0)
+    ax2.set_ylim(bottom=0)
     ax.set_title(f"{_type_title(type_service)} — département {code_dep}")
     fictif = bool(indicators.loc[indicators["code_dep"] == code_dep, "fictif"].any())
     _fictional_note(fig, fictif)
@@ -537,6 +539,8 @@ def figure_tension(tension: pd.DataFrame) -> Figure:
                    linestyle=":")
     seuil = tension["seuil_minutes"].iloc[0] if len(tension) else float("nan")
     typ = str(tension["type_service"].iloc[0]) if len(tension) else ""
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel(f"Population en zone blanche à {seuil:g} min (%)")
     ax.set_ylabel("Familles en attente pour 100 000 hab.")
     ax.set_title(f"Tension — {_type_title(typ)}")
