@@ -80,7 +80,7 @@ def dep_of_code(codes: pd.Series) -> pd.Series:
 
 
 def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
-                    fictional: bool = False) -> Harmonised:
+                    fictional: bool = False, problems: ProblemList | None = None) -> Harmonised:
     """Map commune codes to current COG 2026 codes.
 
     Parameters
@@ -94,6 +94,9 @@ def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
     fictional
         The data set is the fictional demo territory: every code must then be a fictional
         ``Z…`` code, and no code is looked up in the COG.
+    problems
+        When given, bad codes are added to it (and are NA in the result) instead of being
+        raised, so that a loader can report them with its other problems.
 
     Returns
     -------
@@ -104,10 +107,14 @@ def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
     ------
     UnknownCodeError
         Missing, malformed, unknown or ambiguous codes, and fictional codes in a real data
-        set (or real codes in the fictional one), one problem per row.
+        set (or real codes in the fictional one), one problem per row (unless ``problems``
+        is given).
     """
     norm = normalise_codes(codes)
-    problems = ProblemList(file)
+    external = problems
+    collect = external is not None
+    own = ProblemList(file)
+    problems = own
     missing = norm.isna()
     problems.add_rows(missing, column, "a commune code (5 characters)", codes,
                       kind=UnknownCodeError)
@@ -115,8 +122,7 @@ def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
         bad = ~missing & ~norm.str.fullmatch(_FICTIONAL_RE).fillna(False)
         problems.add_rows(bad, column, "a fictional demo code (Z + 4 characters) like the "
                           "rest of this fictional data set", codes, kind=UnknownCodeError)
-        problems.raise_if_any()
-        return Harmonised(norm)
+        return _finish(Harmonised(norm.where(~bad)), own, collect, external)
 
     current = current_codes()
     is_current = norm.isin(current)
@@ -163,7 +169,10 @@ def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
             "code_ancien": norm.iloc[positions].to_numpy(),
             "code_actuel": out.iloc[positions].to_numpy(),
         })
-    problems.raise_if_any()
+    unresolved = missing | is_fict | malformed
+    if todo.any():
+        unresolved |= unknown_mask | amb_mask
+    out = out.where(~unresolved)
     warnings = []
     if len(remapped):
         listed = ", ".join(f"row {r} {a}→{b}" for r, a, b in
@@ -174,4 +183,13 @@ def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
             listed += f", … and {more} more"
         warnings.append(f"{file}: {len(remapped)} commune code(s) of older COG vintages in "
                         f"column '{column}' mapped to current codes: {listed}")
-    return Harmonised(out, remapped, warnings)
+    return _finish(Harmonised(out, remapped, warnings), own, collect, external)
+
+
+def _finish(result: Harmonised, own: ProblemList, collect: bool,
+            external: ProblemList | None) -> Harmonised:
+    if not collect:
+        own.raise_if_any()
+    elif external is not None:
+        external.extend(own)
+    return result

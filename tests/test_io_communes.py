@@ -273,6 +273,16 @@ def test_problems_are_collected_together(tmp_path: Path) -> None:
     assert {(2, "population"), (3, "densite")} <= cols
 
 
+def test_code_problems_are_collected_with_the_others(tmp_path: Path) -> None:
+    f = _write(tmp_path, _base(code_insee=["15014", "99999", "15014"],
+                               population=[1, 2, -3]))
+    with pytest.raises(InputError) as exc:
+        load_communes(f)
+    assert type(exc.value) is InputError  # several kinds of problems
+    cols = {(p.row, p.column) for p in exc.value.problems}
+    assert {(2, "code_insee"), (3, "code_insee"), (3, "population")} <= cols
+
+
 def test_fictif_flag_contradiction(tmp_path: Path) -> None:
     f = _write(tmp_path, _base(fictif=[False, True, False]))
     with pytest.raises(InputError, match="row 2, column 'fictif'"):

@@ -151,16 +151,17 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
     codes0 = normalise_codes(gdf["code_insee"])
     fictional = bool(codes0.notna().all()) and bool(
         codes0.map(is_fictional_code, na_action="ignore").all())
-    harm = harmonise_codes(gdf["code_insee"], file=file, fictional=fictional)
+    problems = ProblemList(file)
+    harm = harmonise_codes(gdf["code_insee"], file=file, fictional=fictional,
+                           problems=problems)
     warnings += harm.warnings
     gdf["code_insee"] = harm.codes
-    duplicate_rows(codes0, file=file, column="code_insee")
+    duplicate_rows(codes0, file=file, column="code_insee", problems=problems)
 
     national = None if fictional else national_communes().set_index("code_insee")
     fill_from_national = ["nom", "population"]
     required = ["nom", "population"] if fictional else []
     require_columns(gdf, required, file=file)
-    problems = ProblemList(file)
 
     if national is not None:
         for col in fill_from_national:
@@ -179,7 +180,8 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
         given = normalise_dep_codes(gdf["code_dep"])
         remapped_rows = np.zeros(len(gdf), dtype=bool)
         remapped_rows[harm.remapped["row"].to_numpy() - 1] = True
-        wrong = given.notna() & (given != derived_dep) & ~remapped_rows
+        wrong = (given.notna() & derived_dep.notna()).to_numpy() & \
+            (given.fillna("") != derived_dep.fillna("")).to_numpy() & ~remapped_rows
         found = [f"{g} (code_insee {c} is in {d})" for g, c, d in
                  zip(given, gdf["code_insee"], derived_dep, strict=True)]
         problems.add_rows(wrong, "code_dep", "the département of the commune's code",

@@ -161,12 +161,13 @@ def load_services(path: str | Path | None = None, *,
     if not fictional and codes0.notna().any() and bool(
             codes0.dropna().map(is_fictional_code).all()) and com is None:
         fictional = True  # fictional services validated alone
-    harm = harmonise_codes(df["code_insee"], file=file, fictional=fictional)
+    harm = harmonise_codes(df["code_insee"], file=file, fictional=fictional,
+                           problems=problems)
     warnings += harm.warnings
     df["code_insee"] = harm.codes
     if com is not None:
         known = pd.Index(com["code_insee"])
-        absent = ~df["code_insee"].isin(known)
+        absent = df["code_insee"].notna() & ~df["code_insee"].isin(known)
         where = f"a commune of the communes data set ({len(known)} communes)"
         problems.add_rows(absent, "code_insee", where, df["code_insee"], kind=UnknownCodeError)
         ref = com.set_index("code_insee")
@@ -186,7 +187,8 @@ def load_services(path: str | Path | None = None, *,
         blank = is_blank(df["service_id"])
         problems.add_rows(blank, "service_id", "a service identifier", df["service_id"])
         df["service_id"] = df["service_id"].astype("str").str.strip()
-        duplicate_rows(df["service_id"].where(~blank), file=file, column="service_id")
+        duplicate_rows(df["service_id"].where(~blank), file=file, column="service_id",
+                       problems=problems)
 
     # --- text columns --------------------------------------------------------------------
     for col in ("organisme", "source", "date_source"):

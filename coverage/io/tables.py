@@ -437,6 +437,10 @@ class ProblemList:
     def __len__(self) -> int:
         return len(self._items)
 
+    def extend(self, other: ProblemList) -> None:
+        """Add every problem of ``other``."""
+        self._items.extend(other._items)
+
     def add(self, problem: Problem, kind: type[InputError] = InputError) -> None:
         """Add one problem."""
         self._items.append((kind, problem))
@@ -476,18 +480,24 @@ class ProblemList:
         raise cls(problems)
 
 
-def duplicate_rows(values: pd.Series, *, file: str, column: str) -> None:
-    """Raise :class:`DuplicateIdError` listing the rows of repeated non-empty values."""
+def duplicate_rows(values: pd.Series, *, file: str, column: str,
+                   problems: ProblemList | None = None) -> None:
+    """Report the rows of repeated non-empty values as :class:`DuplicateIdError`.
+
+    Raised at once, or added to ``problems`` when given.
+    """
     dup = values.notna() & values.duplicated(keep=False)
     if not dup.any():
         return
-    problems = ProblemList(file)
+    collect = problems is not None
+    problems = problems if problems is not None else ProblemList(file)
     positions = pd.Series(np.arange(len(values)), index=values.index)
     first = positions.groupby(values.to_numpy(), dropna=True).transform("min")
     found = [f"{v} (first seen row {int(f) + 1})" if d and f != p else (str(v) if d else None)
              for v, f, p, d in zip(values, first, positions, dup, strict=True)]
     problems.add_rows(dup, column, "a unique value", found, kind=DuplicateIdError)
-    problems.raise_if_any()
+    if not collect:
+        problems.raise_if_any()
 
 
 def to_number(s: pd.Series) -> pd.Series:
