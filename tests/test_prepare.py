@@ -16,7 +16,7 @@ import numpy as np
 import osmium
 import pandas as pd
 import pytest
-from shapely.geometry import Polygon, box
+from shapely.geometry import Point, Polygon, box
 from test_fetch import (
     COMMUNES,
     REPO,
@@ -273,3 +273,43 @@ def test_fetch_prepare_run_one_path(server: Server, tmp_path: Path) -> None:  # 
     access = pd.read_csv(out / "tables" / "acces_communes.csv", dtype=str)
     assert sorted(access["code_insee"].unique()) == ["15014", "15120", "15187"]
     assert set(access["moteur"]) == {"road"}  # the clipped OSM extract was used
+
+
+# --- real data, read in place from ../shared/data -----------------------------------------
+@pytest.mark.shared
+def test_prepare_communes_on_real_france_matches_the_massif_central_reference(
+        shared_data: Path) -> None:
+    contours = read_contours(shared_data / "communes" / "communes_cog2026.parquet")
+    grid = read_density_grid(shared_data / "communes" / "grille_densite_4niv_cog2026.csv")
+    assert grid.attrs["niveaux"] == 4 and "dens4" in grid.attrs["source"]
+    out = prepare_communes(contours, ["15", "12", "48"], grid)
+    ref = gpd.read_file(shared_data / "territoires" / "massif_central_15_12_48.gpkg",
+                        layer="communes").set_index("code_insee")
+    assert len(out) == len(ref) == 683
+    got = out.set_index("code_insee").loc[ref.index]
+    known = ref["dens4"].notna()
+    assert (got.loc[known, "densite"] == ref.loc[known, "dens4"].astype(int)).all()
+    assert (got["population"] == ref["population"]).all()
+    assert int(out["population"].sum()) == int(ref["population"].sum())
+    inside = gpd.GeoSeries(gpd.points_from_xy(out["lon"], out["lat"]), crs=out.crs)
+    assert out.geometry.contains(inside, align=False).all()
+
+
+@pytest.mark.shared
+def test_clip_real_extract_keeps_the_road_graph(shared_data: Path, tmp_path: Path) -> None:
+    from coverage.network import load_network
+
+    src = shared_data / "osm" / "andorra-2013.osm.pbf"
+    whole = tmp_path / "whole.osm.pbf"
+    clip_osm([src], box(1.0, 42.0, 2.5, 43.0), whole)  # an area holding the whole extract
+    a, b = load_network(src), load_network(whole)
+    assert np.array_equal(a.node_ids, b.node_ids)
+    assert (a.minutes != b.minutes).nnz == 0
+    part = tmp_path / "part.osm.pbf"
+    area = box(1.50, 42.49, 1.56, 42.53)  # around Andorra la Vella
+    stats = clip_osm([src], area, part)
+    assert stats["ways"] > 0 and stats["ways_outside"] > 0
+    for way in osmium.FileProcessor(str(part), osmium.osm.NODE | osmium.osm.WAY) \
+            .with_locations().with_filter(osmium.filter.EntityFilter(osmium.osm.WAY)):
+        assert any(area.contains(Point(n.lon, n.lat)) for n in way.nodes)
+    assert load_network(part).node_ids.size < a.node_ids.size

@@ -154,7 +154,7 @@ _CONTOUR_COLUMNS = {
 
 
 def read_contours(path: str | Path) -> gpd.GeoDataFrame:
-    """Read commune contours (Etalab GeoJSON[.gz], ADMIN EXPRESS shapefile/GeoPackage).
+    """Read commune contours (Etalab GeoJSON[.gz], ADMIN EXPRESS shapefile/GeoPackage, GeoParquet).
 
     Returns
     -------
@@ -173,6 +173,8 @@ def read_contours(path: str | Path) -> gpd.GeoDataFrame:
         if name.endswith(".gz"):
             with gzip.open(path, "rb") as fh:
                 frame = gpd.read_file(io.BytesIO(fh.read()))
+        elif name.endswith((".parquet", ".geoparquet")):
+            frame = gpd.read_parquet(path)
         elif name.endswith(".gpkg"):
             import pyogrio
 
@@ -266,7 +268,7 @@ def _with_header(raw: pd.DataFrame, *, max_title_rows: int = 20) -> pd.DataFrame
     """Find the header row under INSEE's title rows; the frame below it, or None."""
     for i in range(min(max_title_rows, len(raw))):
         cells = [_norm(c) for c in raw.iloc[i].tolist()]
-        if any(c in _CODE_HEADERS or c.startswith("codgeo") for c in cells):
+        if any(_is_code_header(c) for c in cells):
             frame = raw.iloc[i + 1:].reset_index(drop=True).copy()
             frame.columns = [str(c) if str(c) != "nan" else f"col{j}"
                              for j, c in enumerate(raw.iloc[i].tolist())]
@@ -274,8 +276,13 @@ def _with_header(raw: pd.DataFrame, *, max_title_rows: int = 20) -> pd.DataFrame
     return None
 
 
+def _is_code_header(name: str) -> bool:
+    """A normalised header that names a commune code (``CODGEO``, ``code_insee_2022``…)."""
+    return name in _CODE_HEADERS or name.startswith(("codgeo", "code_insee", "code_commune"))
+
+
 def _code_column(frame: pd.DataFrame, *, named_only: bool = False) -> str | None:
-    named = [c for c in frame.columns if _norm(c) in _CODE_HEADERS]
+    named = [c for c in frame.columns if _is_code_header(_norm(c))]
     others = [] if named_only else [c for c in frame.columns if c not in named]
     for col in named + others:
         values = frame[col].dropna().head(200)
@@ -286,6 +293,14 @@ def _code_column(frame: pd.DataFrame, *, named_only: bool = False) -> str | None
 
 def _levels(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce")
+
+
+#: Exact names of a density-level column (normalised), preferred to other candidates.
+_LEVEL_NAMES = frozenset({"dens", "dens4", "dens7", "densite", "densite4", "densite7",
+                          "typo_degre_densite", "degre_densite", "grille_densite"})
+#: Words of columns that look like levels but are not (min/max of merged communes…).
+_NOT_LEVEL_WORDS = frozenset({"min", "max", "part", "approx", "nb", "pop", "pmun", "reg",
+                              "dep", "zone"})
 
 
 def read_density_grid(path: str | Path) -> pd.DataFrame:
@@ -325,9 +340,13 @@ def read_density_grid(path: str | Path) -> pd.DataFrame:
             if filled < 0.9 or valid.empty or not valid.isin(range(1, 8)).all():
                 continue
             top = int(valid.max())
-            if top < 2 and not _norm(col).startswith("dens"):
+            low = _norm(col)
+            if any(w in low.split("_") for w in _NOT_LEVEL_WORDS) or low.startswith("n_"):
                 continue
-            score = (2 if top > 4 else 1) * 10 + (1 if _norm(col).startswith("dens") else 0)
+            if top < 2 and not low.startswith("dens"):
+                continue
+            score = ((2 if top > 4 else 1) * 10 + (5 if low in _LEVEL_NAMES else 0)
+                     + (1 if low.startswith(("dens", "typo_degre", "degre")) else 0))
             if best is None or score > best[0]:
                 title = " ".join(str(v) for v in raw.head(10).to_numpy().ravel())
                 seven = (top > 4 or "7" in _norm(col) or "7_niveaux" in _norm(title)
