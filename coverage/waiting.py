@@ -52,6 +52,7 @@ from coverage.schemas import (
     TYPE_SERVICE,
     Contract,
     Field,
+    FieldType,
     register_output_contract,
 )
 from coverage.settings import Settings, is_fictional_code
@@ -76,9 +77,9 @@ RATE_BASE = 100_000
 _KEY = ["code_dep", "type_service", "annee"]
 
 
-def _f(name: str, type_: str, title: str, description: str = "", *, unit: str = "",
+def _f(name: str, type_: FieldType, title: str, description: str = "", *, unit: str = "",
        required: bool = False) -> Field:
-    return Field(name, type_, required, unit, title, description)  # type: ignore[arg-type]
+    return Field(name, type_, required, unit, title, description)
 
 
 LISTES_ATTENTE_DEPARTEMENTS = Contract(

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coverage.errors import DuplicateIdError, InputError, MissingColumnError
 from coverage.io.waiting import (
@@ -443,3 +445,28 @@ def test_demo_figures_are_labelled_fictional(indicators: pd.DataFrame) -> None:
     assert any("FICTIVES" in t.get_text() for t in fig.texts)
     real = figure_series(indicators, "15", "espace_rencontre")
     assert not any("FICTIVES" in t.get_text() for t in real.texts)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.one_of(st.none(), st.floats(0, 400))),
+                min_size=1, max_size=6))
+def test_aggregation_properties(services: list[tuple[int, float | None]]) -> None:
+    """Sum of families; weighted delay within the services' delays (hypothesis)."""
+    rows = pd.DataFrame({
+        "code_dep": "15", "type_service": "espace_rencontre", "annee": 2023,
+        "service_id": [f"S{i}" for i in range(len(services))],
+        "familles_en_attente": pd.array([f for f, _ in services], dtype="Int64"),
+        "delai_moyen_jours": [np.nan if d is None else d for _, d in services],
+    })
+    r = waiting_indicators(rows, POP).iloc[0]
+    assert r["familles_en_attente"] == sum(f for f, _ in services)
+    assert r["services_avec_liste"] == sum(f > 0 for f, _ in services)
+    delays = [d for _, d in services if d is not None]
+    if not delays:
+        assert math.isnan(r["delai_moyen_jours"])
+    else:
+        assert min(delays) - 1e-9 <= r["delai_moyen_jours"] <= max(delays) + 1e-9
+        weights = [(f, d) for f, d in services if d is not None and f > 0]
+        if weights:
+            expected = sum(f * d for f, d in weights) / sum(f for f, _ in weights)
+            assert r["delai_moyen_jours"] == pytest.approx(expected)
