@@ -104,6 +104,8 @@ _TMP_RE = re.compile(r"^\..+\.tmp")
 _NOT_IN_PARTITION_KEY = ("thresholds_min", "secrecy_threshold", "max_input_bytes",
                          "service_types")
 WAITING_TABLE = "listes_attente_departements"
+#: Seconds to wait for the Dask scheduler before giving up.
+DASK_CONNECT_TIMEOUT_S = 20.0
 
 
 # --- Data classes --------------------------------------------------------------------------
@@ -463,23 +465,33 @@ def _execute(tasks: list[PartitionTask], *, scheduler: str | None, workers: int 
             yield fut.result()
 
 
-def _execute_dask(tasks: list[PartitionTask], scheduler: str) -> Iterator[PartitionOutput]:
+def _dask_client(scheduler: str) -> Any:
+    """A client of the existing Dask scheduler at ``scheduler`` (CoverageError if none)."""
     try:
         from distributed import Client
-        from distributed import as_completed as dask_completed
     except ImportError as exc:  # pragma: no cover - dask is a dependency
         msg = "--scheduler needs dask.distributed (pip install 'dask[distributed]')"
         raise CoverageError(msg) from exc
+    if not str(scheduler).startswith(("tcp://", "tls://")):
+        msg = f"--scheduler expects tcp://HOST:PORT, got {scheduler!r}"
+        raise CoverageError(msg)
     try:
-        client = Client(scheduler, timeout="20s", set_as_default=False)
+        return Client(scheduler, timeout=f"{DASK_CONNECT_TIMEOUT_S}s", set_as_default=False)
     except OSError as exc:
         msg = f"cannot reach the Dask scheduler at {scheduler}: {exc}"
         raise CoverageError(msg) from exc
+
+
+def _execute_dask(tasks: list[PartitionTask], scheduler: str) -> Iterator[PartitionOutput]:
+    from distributed import as_completed as dask_completed
+
+    client = _dask_client(scheduler)
     try:
         futures = [client.submit(_run_partition, t, key=f"zb-{t.dept}-{t.key[:16]}",
                                  pure=False) for t in tasks]
-        for fut in dask_completed(futures):
-            yield fut.result()
+        with client.as_current():
+            for fut in dask_completed(futures):
+                yield fut.result()
     finally:
         client.close()
 
@@ -635,6 +647,8 @@ def run(
     chosen, settings, engine_name = _check_args(inputs, depts, types, thresholds, engine,
                                                 settings)
     out_dir = Path(out_dir)
+    if scheduler:  # fail before writing anything when the cluster is not there
+        _dask_client(scheduler).close()
     types_t = tuple(settings.service_types)
     thresholds_t = tuple(settings.thresholds_min)
     fictif = bool(getattr(inputs, "fictif", False))
