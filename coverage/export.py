@@ -26,7 +26,10 @@ what concerns one département and writes it in stable, documented formats:
     ``<dept>_services.parquet`` (the same two layers as the GeoPackage).
 ``png``
     ``<dept>_carte_<type>_<seuil>min.png``: a static map for a report (white zones, classes
-    of minutes, services, legend, scale bar, north arrow, source line, engine named).
+    of minutes, services, legend, scale bar, north arrow, source line, engine named), and,
+    when the run has waiting lists, their charts in ``listes_attente/``
+    (:func:`coverage.waiting.waiting_charts_png`: the département's series, its rank, the
+    tension view; masked like the tables in a public export).
 
 Tables exported (``tables/`` and ``csv_fr/``): ``couverture_departements`` (the
 département's rows), ``acces_communes`` and ``zones_blanches`` (its communes),
@@ -1236,6 +1239,14 @@ def export_departement(
                                type_service=map_type, engine=run.engine,
                                fictif=run.fictif, source=source_line(run))
                 written.append(rel)
+        if "png" in fmts and WAITING_TABLE in run.tables:
+            from coverage.waiting import waiting_charts_png
+
+            charts = waiting_charts_png(
+                run.tables[WAITING_TABLE], staging / "listes_attente", code_dep=dept,
+                couverture=run.tables.get("couverture_departements"), seuil=map_threshold,
+                public=public, settings=settings)
+            written += [p.relative_to(staging) for p in charts]
         final: list[Path] = []
         for rel in written:
             target = out_dir / rel
