@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 from pathlib import Path
 
@@ -151,7 +152,7 @@ def test_load_xlsx(tmp_path: Path) -> None:
     ws.append(["Département", "Type de service", "Année", "Familles en attente",
                "Délai moyen (jours)"])
     ws.append([1, "Espace de rencontre", 2023, 7, 45.5])
-    ws.append(["2A", "MF", 2023, 0, None])
+    ws.append(["2A", "MF", datetime.datetime(2023, 12, 31), 0, None])
     path = tmp_path / "retours.xlsx"
     wb.save(path)
     data = load_waiting(path).data

@@ -34,7 +34,8 @@ Cell values
 - ``type_service``: ``espace_rencontre`` for any label containing « rencontre » or equal to
   « ER »; ``mediation_familiale`` for any label containing « médiation » or equal to « MF »;
   other types of ``settings.service_types`` by their exact name.
-- ``annee``: an integer year in [:data:`MIN_YEAR`, current year].
+- ``annee``: an integer year in [:data:`MIN_YEAR`, current year], or a date whose year is
+  taken (``2023-12-31``, ``31/12/2023``).
 - counts (families, measures, interviews, mediations): whole numbers ≥ 0; spaces as thousands
   separators are allowed; an empty cell means *not reported* (missing, never 0).
 - ``delai_moyen_jours``: a number of days ≥ 0, ``.`` or ``,`` as decimal mark; empty = not
@@ -257,6 +258,18 @@ def _parse_number(value: object) -> float | None:
     return out if np.isfinite(out) else float("nan")
 
 
+_DATE_YEAR = re.compile(r"^(?:(\d{4})-\d{1,2}-\d{1,2}(?:[T ].*)?|\d{1,2}/\d{1,2}/(\d{4}))$")
+
+
+def _parse_year(value: object) -> float | None:
+    """A year from a cell: ``2023``, ``2023.0``, or the year of a date (``2023-12-31``,
+    ``31/12/2023``); None when empty, NaN when not a year."""
+    m = _DATE_YEAR.match(_text(value))
+    if m:
+        return float(m.group(1) or m.group(2))
+    return _parse_number(value)
+
+
 def _text(value: object) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return ""
@@ -393,7 +406,7 @@ def load_waiting(
                                     "familiale », « ER », « MF »)", txt))
         out["type_service"][i] = typ
         # annee
-        v = _parse_number(cell("annee", i))
+        v = _parse_year(cell("annee", i))
         if v is None or np.isnan(v) or v != int(v):
             problems.append(Problem(name, row, seen["annee"], "a year (e.g. 2023)",
                                     _text(cell("annee", i))))
