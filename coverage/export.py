@@ -442,10 +442,19 @@ def departement_tables(
     thresholds = run_thresholds(run, settings)
     epci = run.tables.get("couverture_epci")
     if "code_epci" in communes.columns:
-        codes = set(communes["code_epci"].dropna().astype(str))
+        codes = set(communes["code_epci"].dropna().astype(str)) - {""}
         if epci is not None:
-            out["couverture_epci"] = epci[epci["code_epci"].astype(str).isin(codes)] \
-                .reset_index(drop=True)
+            keep = epci[epci["code_epci"].astype(str).isin(codes)]
+            if len(codes) < communes["code_epci"].astype(str).nunique(dropna=False) \
+                    or communes["code_epci"].isna().any():
+                # communes outside any EPCI: their row of the run is national, so it is
+                # recomputed over the département's such communes
+                from coverage.whitezones import NO_EPCI_CODE
+
+                own = coverage_table(acces, communes, thresholds, "epci")
+                keep = pd.concat([keep, own[own["code_epci"] == NO_EPCI_CODE]],
+                                 ignore_index=True)
+            out["couverture_epci"] = keep.reset_index(drop=True)
         else:
             out["couverture_epci"] = coverage_table(acces, communes, thresholds, "epci")
     out["couverture_densite"] = coverage_table(acces, communes, thresholds, "densite")

@@ -112,8 +112,10 @@ def make_waiting() -> pd.DataFrame:
     return waiting_indicators(WAITING_RETURNS, pop)
 
 
-def make_run(tmp_path: Path, *, waiting: bool = True) -> RunOutputs:
+def make_run(tmp_path: Path, *, waiting: bool = True,
+             no_epci: tuple[str, ...] = ()) -> RunOutputs:
     communes = make_communes()
+    communes.loc[communes["code_insee"].isin(no_epci), ["code_epci", "nom_epci"]] = None
     access = access_table(communes, make_nearest())
     tables = {"acces_communes": access, "zones_blanches": white_zones(access, THRESHOLDS)}
     tables.update(coverage_tables(access, communes, THRESHOLDS))
@@ -247,6 +249,17 @@ def test_epci_are_those_touching_the_departement_whole(run: RunOutputs) -> None:
     row = epci.query("code_epci == 'E2' and type_service == @MF and seuil_minutes == 30")
     e2_pop = sum(c[2] for c in COMMUNES if c[4] == "E2")
     assert row["population"].item() == e2_pop
+
+
+def test_communes_outside_any_epci_are_counted_for_the_departement(tmp_path: Path) -> None:
+    from coverage.whitezones import NO_EPCI_CODE
+
+    run = make_run(tmp_path, no_epci=("ZA007", "ZB003"))
+    epci = export.departement_tables(run, "ZA")["couverture_epci"]
+    none = epci[epci["code_epci"] == NO_EPCI_CODE]
+    assert len(none) == 3 * len(THRESHOLDS)  # two types + the combined view
+    assert set(none["population"]) == {60}  # ZA007 only, not ZB003
+    assert set(epci["code_epci"]) == {"E1", "E2", NO_EPCI_CODE}
 
 
 def test_density_recomputed_on_the_departement(run: RunOutputs) -> None:
