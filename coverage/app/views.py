@@ -6,6 +6,7 @@ Streamlit can hash; arguments starting with ``_`` are not hashed and come with a
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import math
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 ISOCHRONES_LAYER = "isochrones_types_affichage"
 #: Margin around the département kept from the isochrone bands, degrees (≈ 10 km).
 ISOCHRONE_PAD_DEG = 0.1
+#: Longest source line written in the map legend, characters.
+SOURCE_MAX_CHARS = 160
 
 
 def type_rows(access: pd.DataFrame, type_service: str) -> pd.DataFrame:
@@ -166,10 +169,13 @@ def _map_page(
                                                    maxy + pad))
     from coverage.export import source_line
 
+    source = source_line(run)
+    if len(source) > SOURCE_MAX_CHARS:
+        source = source[: SOURCE_MAX_CHARS - 1] + "… (voir « À propos »)"
     m = maps.access_map(
         geoms, type_rows(_access, type_service), _services, type_service=type_service,
         threshold_min=threshold_min, engine=engine, fictif=run.fictif, isochrones=iso,
-        tiles=tiles, sources=source_line(run),
+        tiles=tiles, sources=html.escape(source),
     )
     return maps.map_html(m)
 
