@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coverage.errors import InputError, UnknownCodeError
+from coverage.errors import InputError
 from coverage.io.inputs import load_inputs, validate_inputs
 
 
@@ -35,9 +35,20 @@ def test_load_inputs_real_communes_need_services(tests_data: Path) -> None:
         load_inputs(communes=tests_data / "io_communes.geojson")
 
 
-def test_load_inputs_real_services_with_demo_communes_fail(tests_data: Path) -> None:
-    with pytest.raises(UnknownCodeError, match="fictional"):
+def test_load_inputs_real_services_need_real_communes(tests_data: Path) -> None:
+    with pytest.raises(InputError, match=r"communes file \(--communes\)"):
         load_inputs(services=tests_data / "io_services.csv")
+
+
+def test_load_inputs_fictional_services_use_the_demo_communes(tmp_path: Path) -> None:
+    from coverage.demo import demo_paths
+
+    f = tmp_path / "s.csv"
+    lines = demo_paths().services.read_text(encoding="utf-8").splitlines()
+    f.write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")
+    inputs = load_inputs(services=f)
+    assert inputs.fictif
+    assert len(inputs.services) == 2
 
 
 def test_load_inputs_bad_road_extension(tests_data: Path, tmp_path: Path) -> None:

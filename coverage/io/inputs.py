@@ -140,6 +140,12 @@ def load_inputs(communes: str | Path | None = None, densite: str | Path | None =
     """
     demo = _demo() if communes is None else None
     paths: dict[str, str] = {}
+    if demo is not None and services is not None and \
+            not _services_look_fictional(Path(services), settings):
+        raise MissingColumnError(Problem(
+            str(services), None, None,
+            "a communes file (--communes) with a real services file: without it the "
+            "communes are the FICTIONAL demo territory"))
     if demo is not None:
         log.info("no communes file given: using the FICTIONAL demo territory")
     c = load_communes(communes if demo is None else demo.communes,
