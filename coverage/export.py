@@ -26,10 +26,11 @@ what concerns one département and writes it in stable, documented formats:
     ``<dept>_services.parquet`` (the same two layers as the GeoPackage).
 ``png``
     ``<dept>_carte_<type>_<seuil>min.png``: a static map for a report (white zones, classes
-    of minutes, services, legend, scale bar, north arrow, source line, engine named), and,
-    when the run has waiting lists, their charts in ``listes_attente/``
+    of minutes, services, legend, scale bar, north arrow, source line, engine named).
+``png_attente``
+    When the run has waiting lists, their charts in ``listes_attente/``
     (:func:`coverage.waiting.waiting_charts_png`: the département's series, its rank, the
-    tension view; masked like the tables in a public export).
+    tension view at the map's threshold; masked like the tables in a public export).
 
 Tables exported (``tables/`` and ``csv_fr/``): ``couverture_departements`` (the
 département's rows), ``acces_communes`` and ``zones_blanches`` (its communes),
@@ -106,7 +107,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Every format :func:`export_departement` writes.
-EXPORT_FORMATS: tuple[str, ...] = ("csv", "csv_fr", "xlsx", "gpkg", "parquet", "png")
+EXPORT_FORMATS: tuple[str, ...] = ("csv", "csv_fr", "xlsx", "gpkg", "parquet", "png",
+                                   "png_attente")
 #: Name of the waiting-list output table (written by the waiting-list stage when present).
 WAITING_TABLE = "listes_attente_departements"
 #: Label shown on every export of the fictional demo territory.
@@ -1134,7 +1136,8 @@ def export_departement(
         Département code, e.g. ``"15"`` or ``"ZA"`` (fictional demo).
     formats
         Some of :data:`EXPORT_FORMATS`: ``csv``, ``csv_fr``, ``xlsx``, ``gpkg``,
-        ``parquet``, ``png`` (see the module docstring for the files of each).
+        ``parquet``, ``png``, ``png_attente`` (see the module docstring for the files of
+        each).
     out_dir
         Export folder (created). Files already there with other names are left alone.
     public
@@ -1165,7 +1168,7 @@ def export_departement(
     if map_threshold is None:
         map_threshold = 30.0 if any(np.isclose(thresholds, 30.0)) \
             else thresholds[len(thresholds) // 2]
-    if "png" in fmts and (not any(np.isclose(thresholds, map_threshold))
+    if {"png", "png_attente"} & set(fmts) and (not any(np.isclose(thresholds, map_threshold))
                           or map_type not in [*run_types(run, settings), NO_SERVICE]):
         msg = (f"no map for type {map_type!r} at {seuil_label(map_threshold)} min: the run "
                f"has types {', '.join([*run_types(run, settings), NO_SERVICE])} and "
@@ -1248,7 +1251,7 @@ def export_departement(
                                type_service=map_type, engine=run.engine,
                                fictif=run.fictif, source=source_line(run))
                 written.append(rel)
-        if "png" in fmts and WAITING_TABLE in run.tables:
+        if "png_attente" in fmts and WAITING_TABLE in run.tables:
             from coverage.waiting import waiting_charts_png
 
             charts = waiting_charts_png(
