@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dept", required=True, metavar="CODE")
     p.add_argument("--run", type=Path, help="run output folder (default: the demo run)")
     p.add_argument("--formats", type=_csv_list, default=("csv", "xlsx", "gpkg", "png"),
-                   help="csv,csv_fr,xlsx,gpkg,parquet,png")
+                   help="csv,csv_fr,xlsx,gpkg,parquet,png,png_attente (or all)")
     p.add_argument("--out", type=Path, help="export folder (default: <run>/exports/<dept>)")
     p.add_argument("--internal", action="store_true",
                    help="do not mask small counts (statistical secrecy applies by default)")
