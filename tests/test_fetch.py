@@ -452,3 +452,11 @@ def test_cli_fetch_through_a_mirror(server: Server, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "densite7" in res.stdout and "sha256" in res.stdout
     assert not any("osm.pbf" in p for p, _ in server.log)
+
+
+def test_an_html_page_instead_of_a_zip_is_refused(server: Server, tmp_path: Path) -> None:
+    server.files["/fr/ensemble.zip"] = b"<!DOCTYPE html><html><body>Portail captif</body></html>"
+    with pytest.raises(FetchError, match="HTML page instead of the file"):
+        download(f"{server.base}/fr/ensemble.zip", tmp_path / "ensemble.zip", options=FAST)
+    assert not (tmp_path / "ensemble.zip").exists()
+    assert not (tmp_path / "ensemble.zip.part").exists()

@@ -252,6 +252,7 @@ def download(url: str, dest: str | Path, *, expected_sha256: str | None = None,
             if part.exists() else ""
         msg = f"{url}: download failed after {tries} attempt(s): {last}{kept}"
         raise FetchError(msg)
+    _check_not_html(part, url)
     digest = sha256_file(part)
     if expected_sha256 is not None and digest != expected_sha256.lower():
         part.unlink(missing_ok=True)
@@ -261,6 +262,23 @@ def download(url: str, dest: str | Path, *, expected_sha256: str | None = None,
     size = part.stat().st_size
     os.replace(part, dest)
     return size, digest
+
+
+#: Suffixes of binary files: an HTML page received instead is an error page.
+_BINARY_SUFFIXES = (".gz", ".zip", ".xlsx", ".pbf", ".parquet", ".gpkg", ".7z")
+
+
+def _check_not_html(part: Path, url: str) -> None:
+    """Refuse an HTML page received for a binary file (login portal, proxy error page)."""
+    if not urlsplit(url).path.lower().endswith(_BINARY_SUFFIXES):
+        return
+    with open(part, "rb") as fh:
+        head = fh.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<?xml version")) and b"<osm" not in head:
+        part.unlink(missing_ok=True)
+        msg = (f"{url}: the server sent an HTML page instead of the file (a proxy or login "
+               "portal?); check the URL or the --mirror")
+        raise FetchError(msg)
 
 
 def _download_once(url: str, part: Path, options: FetchOptions) -> None:
