@@ -34,10 +34,12 @@ A run (:func:`run`) does, in order:
 A killed run leaves finished partitions in the cache and no half-written file; rerunning the
 same command resumes from there and gives the same outputs.
 
-Executors: in-process when one worker or one partition, local processes
-(:class:`concurrent.futures.ProcessPoolExecutor`, ``workers``) by default, or an existing Dask
-distributed cluster (``scheduler="tcp://HOST:PORT"``). Workers return the partition table to
-the driver, which writes the cache: Dask workers need no shared file system.
+Executors: local processes (:class:`concurrent.futures.ProcessPoolExecutor`, ``workers``,
+spawn context), in this process when ``workers=1`` or when processes would cost more than they
+save (:func:`auto_workers`: proxy runs and road runs of fewer than four partitions), or an
+existing Dask distributed cluster (``scheduler="tcp://HOST:PORT"``). Workers return the
+partition table to the driver, which writes the cache: Dask workers need no shared file
+system.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ _TMP_RE = re.compile(r"^\..+\.tmp")
 _NOT_IN_PARTITION_KEY = ("thresholds_min", "secrecy_threshold", "max_input_bytes",
                          "service_types")
 WAITING_TABLE = "listes_attente_departements"
+#: Road runs with at least this many partitions to compute use worker processes by default.
+MIN_PARTITIONS_FOR_PROCESSES = 4
 #: Seconds to wait for the Dask scheduler before giving up.
 DASK_CONNECT_TIMEOUT_S = 20.0
 
@@ -444,6 +448,20 @@ def _clean_stale_temps(out_dir: Path) -> None:
 
 # --- Executors -----------------------------------------------------------------------------
 
+def auto_workers(engine: str, n_partitions: int) -> int:
+    """Local worker processes chosen when ``workers`` is not given.
+
+    Starting a worker process (spawn, imports, engine) costs one to three seconds here; a
+    proxy partition takes milliseconds and a road partition on a small network a fraction of
+    a second. So: the CPU count for road runs of at least
+    :data:`MIN_PARTITIONS_FOR_PROCESSES` partitions, else 1 (in this process). Measured in
+    ``benchmarks/README.md``.
+    """
+    if engine == "road" and n_partitions >= MIN_PARTITIONS_FOR_PROCESSES:
+        return os.cpu_count() or 1
+    return 1
+
+
 def _execute(tasks: list[PartitionTask], *, scheduler: str | None, workers: int | None
              ) -> Iterator[PartitionOutput]:
     """Run the tasks; yield outputs as they complete."""
@@ -452,7 +470,7 @@ def _execute(tasks: list[PartitionTask], *, scheduler: str | None, workers: int 
     if scheduler:
         yield from _execute_dask(tasks, scheduler)
         return
-    n = workers if workers is not None else (os.cpu_count() or 1)
+    n = workers if workers is not None else auto_workers(tasks[0].engine.name, len(tasks))
     n = max(1, min(n, len(tasks)))
     if n == 1:
         for task in tasks:
@@ -622,7 +640,8 @@ def run(
     scheduler
         ``tcp://HOST:PORT`` of an existing Dask distributed scheduler; default local.
     workers
-        Local worker processes (default: CPU count); 1 runs in this process.
+        Local worker processes; 1 runs in this process. Default :func:`auto_workers`:
+        processes for road runs of several partitions, this process otherwise.
     use_cache
         Reuse cached partitions and unchanged outputs; False recomputes everything.
     isochrones
@@ -706,6 +725,8 @@ def run(
         log.info("%d partition(s) unchanged, taken from the cache: %s", len(cached),
                  ", ".join(cached))
     done = len(cached)
+    if todo and engine_name == "road" and not scheduler:
+        _engine_for(spec)  # build the network once here; worker processes read its cache
     for out in progress(_execute(todo, scheduler=scheduler, workers=workers), total=len(todo),
                         desc=f"partitions ({engine_name})", unit="dépt"):
         _cache_write(part_cache, out)
