@@ -35,7 +35,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import breadth_first_order, dijkstra
 from scipy.spatial import cKDTree
 
 from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
@@ -168,28 +168,34 @@ class RoadEngine:
         self.settings = settings
         self._tree = cKDTree(np.column_stack([network.x, network.y]))
         self._reverse: tuple[sp.csr_array, sp.csr_array] | None = None
-        self._keys: np.ndarray | None = None
+        self._tails_cache: dict[str, np.ndarray] = {}
 
     # -- graph views ---------------------------------------------------------------------
     def _graph(self) -> tuple[sp.csr_array, sp.csr_array]:
         """Reversed graph (minutes, metres): routing from services gives node → service."""
         if self._reverse is None:
-            from coverage.network import csr_min
-
-            tails, heads = self.network.arcs()
-            minutes, (metres,), _ = csr_min(heads, tails, self.network.minutes.data,
-                                            self.network.n_nodes, self.network.metres.data)
+            # transposition keeps explicit zeros; both matrices share one sparsity pattern,
+            # so their data stay aligned arc by arc
+            minutes = sp.csr_array(self.network.minutes.T.tocsr())
+            metres = sp.csr_array(self.network.metres.T.tocsr())
+            minutes.sort_indices()
+            metres.sort_indices()
             self._reverse = (minutes, metres)
         return self._reverse
 
-    def _arc_keys(self) -> np.ndarray:
-        """Sorted int64 keys ``tail * n + head`` of the reversed graph's arcs (CSR order)."""
-        if self._keys is None:
-            graph, _ = self._graph()
+    def _tails(self, direction: str) -> np.ndarray:
+        """Tail of every arc, in CSR order, of the graph *transposed* to the routed one.
+
+        Routing ``to_service`` runs on the reversed graph, whose transpose is the network
+        itself, and the other way round.
+        """
+        if direction not in self._tails_cache:
+            graph = (self.network.minutes if direction == "to_service" else self._graph()[0])
             n = self.network.n_nodes
-            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(graph.indptr))
-            self._keys = rows * n + graph.indices.astype(np.int64)
-        return self._keys
+            itype = np.int32 if n < 2**31 - 1 else np.int64
+            self._tails_cache[direction] = np.repeat(np.arange(n, dtype=itype),
+                                                     np.diff(graph.indptr))
+        return self._tails_cache[direction]
 
     # -- snapping ------------------------------------------------------------------------
     def snap(self, lon: np.ndarray, lat: np.ndarray) -> Snap:
@@ -231,8 +237,7 @@ class RoadEngine:
         Returns ``(minutes per node (inf unreachable), index of the place (−1), metres
         along the path including the place's connector (or None))``.
         """
-        graph, metres_graph = self._graph() if direction == "to_service" else (
-            self.network.minutes, self.network.metres)
+        graph = self._graph()[0] if direction == "to_service" else self.network.minutes
         n = self.network.n_nodes
         ok = np.flatnonzero(~snap.off_network)
         k = ok.shape[0]
@@ -240,10 +245,12 @@ class RoadEngine:
             return (np.full(n, np.inf), np.full(n, -1, dtype=np.int64),
                     np.full(n, np.nan) if with_tree else None)
         nnz = int(graph.indptr[-1])
+        itype = np.int32 if n + k + nnz < 2**31 - 1 else np.int64  # csgraph's native int32
         aug = sp.csr_array(
             (np.concatenate([graph.data, snap.minutes[ok]]),
-             np.concatenate([graph.indices.astype(np.int64), snap.node[ok]]),
-             np.concatenate([graph.indptr.astype(np.int64), nnz + np.arange(1, k + 1)])),
+             np.concatenate([graph.indices, snap.node[ok]]).astype(itype, copy=False),
+             np.concatenate([graph.indptr, nnz + np.arange(1, k + 1)]).astype(itype,
+                                                                               copy=False)),
             shape=(n + k, n + k))
         sources = n + np.arange(k)
         if not with_tree:
@@ -255,44 +262,52 @@ class RoadEngine:
                                    return_predecessors=True)
         which = np.where(src[:n] >= 0, src[:n] - n, -1)
         place = np.where(which >= 0, ok[np.maximum(which, 0)], -1)
-        metres = self._tree_metres(pred[:n], place, snap, metres_graph,
-                                   use_keys=direction == "to_service")
+        metres = self._tree_metres(pred[:n], place, snap, direction)
         return dist[:n], place, metres
 
     def _tree_metres(self, pred: np.ndarray, place: np.ndarray, snap: Snap,
-                     metres_graph: sp.csr_array, *, use_keys: bool) -> np.ndarray:
-        """Metres from each node to its root along the predecessor tree (pointer jumping)."""
+                     direction: str) -> np.ndarray:
+        """Metres from each node to its root along the predecessor tree.
+
+        The arc ``pred[v] → v`` of the routed graph is the arc ``v → pred[v]`` of its
+        transpose: one vectorised scan of the transpose's arcs (``head == pred[tail]``)
+        finds every tree arc and its metres.
+        """
         n = pred.shape[0]
-        idx = np.arange(n, dtype=np.int64)
         pred = pred.astype(np.int64)
         inner = (pred >= 0) & (pred < n)
         acc = np.zeros(n, dtype=np.float64)
-        # first arc: pred -> v in the routed graph
-        if inner.any():
-            if use_keys:
-                keys = self._arc_keys()
-            else:
-                rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(metres_graph.indptr))
-                keys = rows * n + metres_graph.indices.astype(np.int64)
-            q = pred[inner] * n + idx[inner]
-            pos = np.searchsorted(keys, q)
-            acc[inner] = metres_graph.data[pos]
+        transpose = self.network.metres if direction == "to_service" else self._graph()[1]
+        tails = self._tails(direction)
+        tree_arc = transpose.indices == pred[tails]
+        acc[tails[tree_arc]] = transpose.data[tree_arc]
         root = pred >= n  # child of a virtual source: its connector leg
         acc[root] = snap.distance_m[place[root]]
         unreached = ~(inner | root)
         acc[unreached & (place < 0)] = np.nan
-        # pointer jumping: acc[v] = metres from v up to jump[v] (jump[v]'s own excluded);
-        # a node is done when acc[v] is its full length to the root (it points to itself)
-        jump = np.where(inner, pred, idx)
-        done = jump == idx
-        while not done.all():
-            todo = np.flatnonzero(~done)
-            up = jump[todo]
-            acc[todo] += acc[up]
-            up_done = done[up]
-            jump[todo] = np.where(up_done, todo, jump[up])
-            done[todo[up_done]] = True
-        return acc
+        # Sum along the tree in breadth-first order, one level at a time: in BFS order the
+        # parents' positions never decrease, so each block [start, end) whose parents all
+        # lie before ``start`` is one vectorised step (a few hundred steps, not n).
+        parent = np.where(inner, pred, np.where(root, n, -1))
+        child = np.flatnonzero(parent >= 0)
+        tree = sp.csr_array((np.ones(child.shape[0]), (parent[child], child)),
+                            shape=(n + 1, n + 1))
+        bfs = breadth_first_order(tree, n, directed=True, return_predecessors=False)[1:]
+        pos = np.empty(n + 1, dtype=np.int64)
+        pos[bfs] = np.arange(bfs.shape[0])
+        pos[n] = -1
+        bfs_parent = parent[bfs]
+        ppos = pos[bfs_parent]
+        total = acc.copy()
+        start = 0
+        while start < bfs.shape[0]:
+            end = int(np.searchsorted(ppos, start, side="left"))
+            seg = bfs[start:end]
+            par = bfs_parent[start:end]
+            inner_seg = par < n
+            total[seg[inner_seg]] += total[par[inner_seg]]
+            start = end
+        return total
 
     def node_minutes(self, services: pd.DataFrame, *, direction: str = "to_service"
                      ) -> np.ndarray:

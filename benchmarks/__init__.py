@@ -1,0 +1,1 @@
+"""Speed benchmarks of zones-blanches (``make bench``; never run by the tests)."""
