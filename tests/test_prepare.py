@@ -184,10 +184,10 @@ def test_buffer_follows_the_largest_threshold() -> None:
 
 
 def test_fetch_then_prepare_end_to_end(server: Server, tmp_path: Path) -> None:  # noqa: F811
-    server.files.update(official_files(tmp_path))
+    server.files.update(official_files(tmp_path, year=2024))
     data_dir = tmp_path / "donnees"
-    fetch(["15"], data_dir, options=FetchOptions(mirror=server.base, retries=0,
-                                                 progress=False))
+    fetch(["15"], data_dir, year=2024, options=FetchOptions(mirror=server.base, retries=0,
+                                                            progress=False))
     result = prepare(["15"], data_dir)
     paths = prepared_paths(data_dir, "15")
     assert result["15"] == paths
@@ -202,6 +202,7 @@ def test_fetch_then_prepare_end_to_end(server: Server, tmp_path: Path) -> None: 
     assert ways == {1, 3, 5}  # the road near Marseille is outside Cantal + 67.5 km
     manifest = json.loads(paths["manifest"].read_text())
     assert manifest["communes"]["rows"] == 3
+    assert manifest["communes"]["population_source"].endswith("ensemble.zip")
     assert manifest["sources"]["densite"]["sha256"]
     try:
         from coverage.io.communes import load_communes
@@ -212,6 +213,25 @@ def test_fetch_then_prepare_end_to_end(server: Server, tmp_path: Path) -> None: 
     assert not loaded.data["fictif"].any()
     assert np.array_equal(loaded.data.sort_values("code_insee")["population"].to_numpy(),
                           np.array([1000, 1002, 1001]))
+
+
+def test_populations_older_than_the_cog_give_way_to_the_embedded_table(
+        server: Server, tmp_path: Path) -> None:  # noqa: F811
+    server.files.update(official_files(tmp_path, year=2026))
+    data_dir = tmp_path / "donnees"
+    fetch(["15"], data_dir, year=2026, osm=False,
+          options=FetchOptions(mirror=server.base, retries=0, progress=False))
+    prepare(["15"], data_dir, osm=False)
+    paths = prepared_paths(data_dir, "15")
+    manifest = json.loads(paths["manifest"].read_text())
+    assert "older than the populations in force with COG 2026" in \
+        manifest["communes"]["population_source"]
+    communes = gpd.read_file(paths["communes"], layer="communes")
+    from coverage.io.national import national_communes
+
+    ref = national_communes().set_index("code_insee")["population"]
+    assert (communes["population"].to_numpy()
+            == ref.loc[communes["code_insee"]].to_numpy()).all()
 
 
 def test_prepare_without_fetched_files_says_what_to_do(tmp_path: Path) -> None:

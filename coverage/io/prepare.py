@@ -797,16 +797,27 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
         msg = (f"no INSEE density grid in {Path(data_dir) / 'cache'}: run 'zones-blanches "
                "fetch' or put grille_densite_7_niveaux_YYYY.xlsx there")
         raise FetchError(msg)
-    contours_path = sorted(found["contours"], key=lambda p: p.name)[-1]
+    index = {str(r.get("path")): r for r in read_index(data_dir).values()}
+    contours_path = _newest(found["contours"])
     grid_path = _newest(grids)
     contours = read_contours(contours_path)
     grid = read_density_grid(grid_path)
-    population = read_population(_newest(found["population"])) \
-        if found["population"] else None
+    population = None
+    population_note = "embedded COG 2026 table (coverage.io.national)"
+    if found["population"]:
+        pop_path = _newest(found["population"])
+        pop_year, cog_year = _year(pop_path, index), _year(contours_path, index)
+        if pop_year and cog_year and pop_year < cog_year - POPULATION_LAG_YEARS:
+            population_note = (f"{pop_path.name} (reference year {pop_year}) is older than the "
+                               f"populations in force with COG {cog_year}; the embedded COG "
+                               "2026 table is used instead")
+            log.warning(population_note)
+        else:
+            population = read_population(pop_path)
+            population_note = str(pop_path)
     passage = read_passage(_newest(found["passage"])) if found["passage"] else None
     if passage is not None:
         passage = pd.concat([passage, _embedded_passage()]).drop_duplicates()
-    index = {str(r.get("path")): r for r in read_index(data_dir).values()}
     results: dict[str, dict[str, Path]] = {}
     for dept in depts:
         code = _dept_folder(dept)
@@ -821,12 +832,16 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
         used = {"contours": contours_path, "densite": grid_path}
         if population is not None:
             used["population"] = _newest(found["population"])
+        if passage is not None:
+            used["passage"] = _newest(found["passage"])
         manifest: dict[str, Any] = {
             "departement": code,
             "communes": {"path": str(paths["communes"]), "rows": len(communes),
                          "population": int(communes["population"].sum()),
                          "rural": int(communes["rural"].sum()),
-                         "densite_niveaux_source": grid.attrs.get("niveaux")},
+                         "densite_niveaux_source": grid.attrs.get("niveaux"),
+                         "densite_colonne": grid.attrs.get("source"),
+                         "population_source": population_note},
             "sources": {k: {"path": str(p), "sha256": index.get(str(p), {}).get("sha256")
                             or sha256_file(p),
                             "url": index.get(str(p), {}).get("url")} for k, p in used.items()},
@@ -856,12 +871,28 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
     return results
 
 
+#: Legal populations of reference year N are in force from 1 January N+3, with COG N+3.
+POPULATION_LAG_YEARS = 3
+
+
+def _year(path: Path, index: Mapping[str, Mapping[str, object]]) -> int | None:
+    """Edition year of a fetched file: from the cache index, else from its path."""
+    year = index.get(str(path), {}).get("year")
+    if isinstance(year, int):
+        return year
+    return _path_year(path) or None
+
+
+def _path_year(path: Path) -> int:
+    """Highest 20xx year in the path below ``cache/`` (0 when none)."""
+    text = str(path).replace("\\", "/").split("/cache/", 1)[-1]
+    years = [int(y) for y in re.findall(r"(?<!\d)(20\d\d)(?!\d)", text)]
+    return max(years) if years else 0
+
+
 def _newest(paths: Sequence[Path]) -> Path:
     """The path with the highest year in its name (else the last by name)."""
-    def year(p: Path) -> tuple[int, str]:
-        years = [int(y) for y in re.findall(r"(?<!\d)(20\d\d)(?!\d)", str(p))]
-        return (max(years) if years else 0, p.name)
-    return sorted(paths, key=year)[-1]
+    return sorted(paths, key=lambda p: (_path_year(p), p.name))[-1]
 
 
 def prepare_from_cli(args: argparse.Namespace) -> int:
