@@ -438,12 +438,29 @@ class RoadEngine:
             One row per commune × type (see :class:`Engine`); ``distance_km`` is the road
             length of the fastest path plus both straight connector legs, km.
         """
+        return self.nearest_with_node_minutes(communes, services,
+                                              service_types=service_types)[0]
+
+    def nearest_with_node_minutes(
+        self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
+        service_types: tuple[str, ...],
+    ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """:meth:`nearest`, plus the node minutes of each type from the same Dijkstra.
+
+        Returns
+        -------
+        tuple
+            ``(nearest table, {type: node minutes})``; the node minutes are those of
+            :meth:`node_minutes` (float64, NaN unreachable), ready for the isochrones
+            without a second search.
+        """
         require_columns(communes, ("code_insee", "lon", "lat"), "communes")
         require_columns(services, ("service_id", "type_service", "lon", "lat"), "services")
         c_lon, c_lat = _lonlat(communes, "communes")
         c_snap = self.snap(c_lon, c_lat)
         codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
         frames = []
+        per_type: dict[str, np.ndarray] = {}
         for stype in service_types:
             sel = services[services["type_service"].astype(str) == stype]
             s_lon, s_lat = _lonlat(sel, "services")
@@ -453,9 +470,12 @@ class RoadEngine:
                                "network and are not used", int(s_snap.off_network.sum()),
                                stype, self.settings.snap_max_m)
             node_min, place, metres = self._multi_source(s_snap, with_tree=True)
-            assert metres is not None
+            if metres is None:  # pragma: no cover - with_tree=True always gives metres
+                msg = "internal error: no tree distances"
+                raise CoverageError(msg)
             node_min = node_min.copy()
             node_min[~np.isfinite(node_min)] = np.nan
+            per_type[stype] = node_min
             minutes = node_min[c_snap.node] + c_snap.minutes
             which = place[c_snap.node]
             reach = np.isfinite(minutes) & (which >= 0)
@@ -471,11 +491,11 @@ class RoadEngine:
                 "moteur": self.name,
                 "acces_hors_reseau": c_snap.off_network.copy()}))
         if not frames:
-            return empty_nearest()
+            return empty_nearest(), per_type
         out = pd.concat(frames, ignore_index=True)
         out["type_service"] = out["type_service"].astype(object)
         out["moteur"] = out["moteur"].astype(object)
-        return out
+        return out, per_type
 
     def matrix(self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
                cutoff_min: float) -> pd.DataFrame:

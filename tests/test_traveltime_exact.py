@@ -237,3 +237,17 @@ def test_nearest_columns_and_types() -> None:
     assert out["distance_km"].iloc[1] == pytest.approx(net.metres[0, 1] / 1000)
     assert (out["moteur"] == "road").all()
     assert engine.parameters()["moteur"] == "road"
+
+
+def test_nearest_with_node_minutes_matches_node_minutes() -> None:
+    net, _ = _random_network(5, 30, 90)
+    engine = RoadEngine(net, Settings(snap_max_m=1e6))
+    services = _places(net, np.array([0, 7, 12]), 1, "s")
+    services["type_service"] = ["a", "a", "b"]
+    communes = _places(net, np.array([3, 4]), 2, "c")
+    table, per_type = engine.nearest_with_node_minutes(communes, services,
+                                                       service_types=("a", "b"))
+    assert table.equals(engine.nearest(communes, services, service_types=("a", "b")))
+    for t in ("a", "b"):
+        np.testing.assert_array_equal(
+            per_type[t], engine.node_minutes(services[services["type_service"] == t]))
