@@ -20,14 +20,24 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 
-pytestmark = pytest.mark.browser
+if TYPE_CHECKING:
+    from playwright.sync_api import Frame, Page, WebSocket
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is absent: install Debian's chromium (`make test` does it as "
+               "root) to run the browser test; no browser is downloaded",
+    ),
+]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -61,9 +71,6 @@ def demo_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def app_url(demo_run_dir: Path) -> Iterator[str]:
     """URL of the app started with ``streamlit run`` on a free loopback port."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (`make test` does it "
-                    "as root) to run the browser test")
     port = _free_port()
     env = dict(os.environ, ZONES_BLANCHES_RUN_DIR=str(demo_run_dir))
     cmd = [
@@ -109,9 +116,9 @@ def _communes_per_dept(run_dir: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in communes["code_dep"].astype(str).value_counts().items()}
 
 
-def _commune_paths(page: object) -> tuple[int, int]:
+def _commune_paths(page: Page) -> tuple[int, int]:
     """(paths of class commune, of which leaflet-interactive) in the map's frame."""
-    for frame in page.frames:  # type: ignore[attr-defined]
+    for frame in page.frames:
         try:
             n = frame.locator("path.commune").count()
         except Exception:  # a frame being replaced
@@ -121,7 +128,14 @@ def _commune_paths(page: object) -> tuple[int, int]:
     return 0, 0
 
 
-def _wait_for_paths(page: object, expected: int) -> tuple[int, int]:
+def _map_frame(page: Page) -> Frame:
+    for frame in page.frames:
+        if frame.locator("path.commune").count():
+            return frame
+    raise AssertionError("no frame holds the map")
+
+
+def _wait_for_paths(page: Page, expected: int) -> tuple[int, int]:
     deadline = time.monotonic() + MAP_TIMEOUT_S
     counts = (0, 0)
     while time.monotonic() < deadline:
@@ -151,7 +165,13 @@ def test_map_in_chromium_offline(app_url: str, demo_run_dir: Path) -> None:
             context = browser.new_context(viewport={"width": 1400, "height": 1300})
             context.on("request", lambda r: requests.append(r.url))
             page = context.new_page()
-            page.on("websocket", lambda ws: requests.append(ws.url))
+            sent: list[object] = []
+
+            def on_ws(ws: WebSocket) -> None:
+                requests.append(ws.url)
+                ws.on("framesent", lambda payload: sent.append(payload))
+
+            page.on("websocket", on_ws)
             page.goto(app_url, wait_until="domcontentloaded")
 
             first = _wait_for_paths(page, per_dept[depts[0]])
@@ -175,9 +195,43 @@ def test_map_in_chromium_offline(app_url: str, demo_run_dir: Path) -> None:
             page.wait_for_timeout(1000)
             page.screenshot(path=str(ARTIFACTS / f"app_carte_{depts[1]}.png"), full_page=True)
 
-            # Service markers are drawn too (circle markers, no icon font).
-            markers = max(f.locator("path.service").count() for f in page.frames)
-            assert markers > 0, "no service marker on the map"
+            frame = _map_frame(page)
+            # Service markers are circle markers (no icon font); a click opens the popup.
+            services = frame.locator("path.leaflet-interactive.service")
+            assert services.count() > 0, "no service marker on the map"
+            services.first.click(force=True)
+            popup = frame.locator(".leaflet-popup-content")
+            popup.wait_for(timeout=10_000)
+            for label in ("Organisme", "Type", "Capacité"):
+                assert label in popup.inner_text()
+            # Hovering a commune shows its tooltip.
+            frame.locator("path.commune").nth(per_dept[depts[1]] // 2).hover(force=True)
+            tip = frame.locator(".leaflet-tooltip.foliumtooltip")
+            tip.wait_for(timeout=10_000)
+            for label in ("Population", "Temps d'accès", "Service le plus proche"):
+                assert label in tip.inner_text()
+
+            # Panning the map sends nothing to the server (no rerun).
+            assert sent, "web-socket frames are not recorded (the département switch sent one)"
+            before = len(sent)
+            box = frame.locator(".leaflet-container").bounding_box()
+            iframe_box = page.locator("iframe").first.bounding_box()
+            assert box is not None and iframe_box is not None
+            x = iframe_box["x"] + iframe_box["width"] * 0.3
+            y = iframe_box["y"] + iframe_box["height"] * 0.3
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x + 150, y + 80, steps=8)
+            page.mouse.up()
+            page.wait_for_timeout(1500)
+            assert len(sent) == before, "panning the map sent messages to the server"
+
+            # The other pages load nothing from outside either.
+            for title in ("Zones blanches", "Exports", "À propos"):
+                page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+                page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+                page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / "app_a_propos.png"))
         finally:
             browser.close()
 
