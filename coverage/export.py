@@ -60,6 +60,9 @@ never masked. ``public=False`` (CLI ``--internal``) writes every value unmasked;
 are for internal use only. No secondary suppression is done: when a total of the masked
 cells is published elsewhere, a masked cell may be recovered by subtraction.
 
+Every export also writes ``LISEZMOI.txt``: what each file is, then the method and the
+sources (the « Sources et méthode » sheet as text).
+
 Every export is first written to a temporary folder beside ``out_dir``; the files are moved
 into place only when all of them are written, so a failure leaves no partial output.
 """
@@ -699,7 +702,8 @@ def _cell(value: Any) -> Any:
 
 
 def _write_sheet(ws: Any, df: pd.DataFrame, contract: Contract, *,
-                 freeze_cols: int = 0) -> None:
+                 freeze_cols: int = 0, banner: str | None = None) -> None:
+    """One table on a sheet: [banner row], title row with units, code row, data rows."""
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
@@ -709,36 +713,40 @@ def _write_sheet(ws: Any, df: pd.DataFrame, contract: Contract, *,
     code_fill = PatternFill("solid", fgColor=_CODE_FILL)
     fields = {f.name: f for f in contract.fields}
     columns = list(df.columns)
+    head = 1
+    if banner:
+        ws.cell(row=1, column=1, value=banner).font = Font(bold=True, color="C00000")
+        head = 2
+    codes, first = head + 1, head + 2
     for j, col in enumerate(columns, start=1):
         f = fields.get(col)
         title = (f.title or col) if f else col
         if f and f.unit and f"({f.unit})" not in title:
             title = f"{title} ({f.unit})"
-        c = ws.cell(row=1, column=j, value=title)
+        c = ws.cell(row=head, column=j, value=title)
         c.font, c.fill = bold, fill
         c.alignment = Alignment(wrap_text=True, vertical="center")
-        c2 = ws.cell(row=2, column=j, value=col)
+        c2 = ws.cell(row=codes, column=j, value=col)
         c2.font, c2.fill = code_font, code_fill
-    for i, row in enumerate(df.itertuples(index=False, name=None), start=3):
+    for i, row in enumerate(df.itertuples(index=False, name=None), start=first):
         for j, value in enumerate(row, start=1):
             ws.cell(row=i, column=j, value=_cell(value))
+    last = first + len(df) - 1
     for j, col in enumerate(columns, start=1):
         letter = get_column_letter(j)
         fmt = _number_format(fields.get(col))
-        if fmt:
-            for (cell,) in ws.iter_rows(min_row=3, max_row=len(df) + 2, min_col=j,
-                                        max_col=j):
+        if fmt and len(df):
+            for (cell,) in ws.iter_rows(min_row=first, max_row=last, min_col=j, max_col=j):
                 if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
                     cell.number_format = fmt
         sample = [str(v) for v in df[col].head(200) if v is not None]
-        longest = max([len(str(ws.cell(row=2, column=j).value)),
-                       min(len(str(ws.cell(row=1, column=j).value)), 28),
+        longest = max([len(col), min(len(str(ws.cell(row=head, column=j).value)), 28),
                        *(len(v) for v in sample)])
         ws.column_dimensions[letter].width = max(8, min(50, longest + 2))
-    ws.row_dimensions[1].height = 32
-    ws.freeze_panes = ws.cell(row=3, column=freeze_cols + 1).coordinate
+    ws.row_dimensions[head].height = 32
+    ws.freeze_panes = ws.cell(row=first, column=freeze_cols + 1).coordinate
     if len(df):
-        ws.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{len(df) + 2}"
+        ws.auto_filter.ref = f"A{codes}:{get_column_letter(len(columns))}{last}"
 
 
 def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -831,7 +839,8 @@ def method_rows(run: RunOutputs, dept: str, *, public: bool,
 
 
 def write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame],
-               contracts: Mapping[str, Contract], method: Sequence[tuple[str, str]]) -> Path:
+               contracts: Mapping[str, Contract], method: Sequence[tuple[str, str]], *,
+               banner: str | None = None) -> Path:
     """Write the XLSX workbook: one sheet per table of :data:`SHEETS` present, then the
     « Sources et méthode » sheet.
 
@@ -845,6 +854,9 @@ def write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame],
         Their contracts (titles and units of the headers, number formats).
     method
         Rows of the method sheet (:func:`method_rows`).
+    banner
+        A line put above the headers of every table sheet (the FICTIONAL label of the
+        demo); the headers then start on row 2.
     """
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -858,7 +870,7 @@ def write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame],
             continue
         ws = wb.create_sheet(sheet)
         freeze = 2 if name in ("acces_communes", "zones_blanches") else 0
-        _write_sheet(ws, tables[name], contracts[name], freeze_cols=freeze)
+        _write_sheet(ws, tables[name], contracts[name], freeze_cols=freeze, banner=banner)
     ws = wb.create_sheet(METHOD_SHEET)
     head = Font(bold=True, color="FFFFFF")
     fill = PatternFill("solid", fgColor=_HEADER_FILL)
@@ -1075,6 +1087,66 @@ def render_png_map(
 
 
 # --- The export --------------------------------------------------------------------------
+README_NAME = "LISEZMOI.txt"
+
+_FILE_KINDS: tuple[tuple[str, str], ...] = (
+    ("tables/*.csv", "table CSV (UTF-8, séparateur « , », point décimal, cellule vide = "
+                     "valeur absente)"),
+    ("tables/*.schema.json", "schéma Table Schema (Frictionless) de la table CSV : types, "
+                             "unités, titres"),
+    ("tables/*.parquet", "table Parquet (secret statistique : valeur nulle + colonne "
+                         "<colonne>_masque)"),
+    ("csv_fr/*.csv", "table CSV pour Excel français (« ; », virgule décimale, UTF-8 avec "
+                     "BOM)"),
+    ("*_zones_blanches.xlsx", "classeur : une feuille par niveau et la feuille « Sources "
+                              "et méthode »"),
+    ("*_zones_blanches.gpkg", "GeoPackage EPSG:4326, couches communes (minutes par type, "
+                              "drapeaux zb_<type>_<seuil>) et services"),
+    ("*_communes.parquet", "GeoParquet EPSG:4326 des communes (mêmes colonnes que la couche "
+                           "communes du GeoPackage)"),
+    ("*_services.parquet", "GeoParquet EPSG:4326 des services (dans_departement : faux pour "
+                           "un service voisin le plus proche d'une commune)"),
+    ("*_carte_*.png", "carte des zones blanches pour un rapport"),
+    ("listes_attente/*.png", "graphiques des listes d'attente"),
+)
+
+
+def readme_text(run: RunOutputs, dept: str, files: Sequence[Path],
+                titles: Mapping[str, str], *, public: bool,
+                settings: Settings = Settings()) -> str:
+    """Text of ``LISEZMOI.txt``: what each exported file is, then the method and sources.
+
+    Parameters
+    ----------
+    run, dept
+        The run and the département exported.
+    files
+        Exported files, relative to the export folder.
+    titles
+        French title of each table, by contract name.
+    public
+        Whether small counts are masked.
+    settings
+        ``secrecy_threshold``.
+    """
+    lines = [f"Zones blanches — export du département {dept}", ""]
+    if run.fictif:
+        lines += [f"*** {FICTIONAL_TITLE} : territoire, communes, routes, services et listes "
+                  "d'attente inventés ; aucune donnée réelle. ***", ""]
+    lines += ["Export public (secret statistique appliqué)." if public else
+              "EXPORT INTERNE : aucune valeur masquée, ne pas diffuser.", "", "Fichiers :"]
+    for rel in files:
+        kind = next((text for pattern, text in _FILE_KINDS if rel.match(pattern)), "")
+        title = titles.get(rel.name.split(".")[0], "")
+        desc = " — ".join(t for t in (title, kind) if t)
+        lines.append(f"  {rel.as_posix()}" + (f" : {desc}" if desc else ""))
+    lines += ["", "Méthode et sources :"]
+    for key, value in method_rows(run, dept, public=public, settings=settings):
+        if not key.startswith("Manifeste"):
+            lines.append(f"  {key} : {value}")
+    return "\n".join(lines) + "\n"
+
+
 def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
     """Normalise export formats (``"csv,xlsx"`` or a list; ``all`` = every format).
 
@@ -1225,8 +1297,11 @@ def export_departement(
                 written.append(rel)
         if "xlsx" in fmts:
             rel = Path(f"{dept}_zones_blanches.xlsx")
+            banner = (f"{FICTIONAL_TITLE} — données inventées, aucune commune réelle"
+                      if run.fictif else None)
             write_xlsx(staging / rel, {n: text_masked(n) for n in typed}, contracts,
-                       method_rows(run, dept, public=public, settings=settings))
+                       method_rows(run, dept, public=public, settings=settings),
+                       banner=banner)
             written.append(rel)
         if {"gpkg", "parquet", "png"} & set(fmts):
             communes = commune_layer(run, dept, tables, settings=settings)
@@ -1259,6 +1334,11 @@ def export_departement(
                 couverture=run.tables.get("couverture_departements"), seuil=map_threshold,
                 public=public, settings=settings)
             written += [p.relative_to(staging) for p in charts]
+        readme = Path(README_NAME)
+        write_text_atomic(staging / readme, readme_text(
+            run, dept, written, {n: contracts[n].title for n in typed}, public=public,
+            settings=settings))
+        written.append(readme)
         final: list[Path] = []
         for rel in written:
             target = out_dir / rel

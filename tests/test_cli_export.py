@@ -48,7 +48,7 @@ def test_export_all_formats_default_folder(demo_run: Path,
     assert listed and all(p.exists() and p.is_relative_to(folder) for p in listed)
     assert "TERRITOIRE FICTIF" in out and "engine proxy" in out
     assert {p.suffix for p in listed} == {".csv", ".json", ".parquet", ".xlsx", ".gpkg",
-                                         ".png"}
+                                         ".png", ".txt"}
 
     wb = load_workbook(folder / "ZA_zones_blanches.xlsx")
     assert wb.sheetnames[-1] == "Sources et méthode"

@@ -112,8 +112,8 @@ def make_waiting() -> pd.DataFrame:
     return waiting_indicators(WAITING_RETURNS, pop)
 
 
-def make_run(tmp_path: Path, *, waiting: bool = True,
-             no_epci: tuple[str, ...] = ()) -> RunOutputs:
+def make_run(tmp_path: Path, *, waiting: bool = True, no_epci: tuple[str, ...] = (),
+             fictif: bool = True) -> RunOutputs:
     communes = make_communes()
     communes.loc[communes["code_insee"].isin(no_epci), ["code_epci", "nom_epci"]] = None
     access = access_table(communes, make_nearest())
@@ -124,7 +124,7 @@ def make_run(tmp_path: Path, *, waiting: bool = True,
     manifest = {
         "engine": {"name": "proxy", "detour_factor": 1.3, "speed_kmh_by_density":
                    {"1": 30, "2": 45, "3": 60, "4": 65}},
-        "fictif": True, "fictional_label": "Brumeval — territoire FICTIF",
+        "fictif": fictif, "fictional_label": "Brumeval — territoire FICTIF" if fictif else None,
         "thresholds_min": THRESHOLDS, "depts": ["ZA", "ZB"],
         "created": "2026-11-26T15:00:00Z",
     }
@@ -326,31 +326,34 @@ def test_csv_fr_has_bom_semicolon_and_decimal_comma(run: RunOutputs, tmp_path: P
 def test_xlsx_sheets_headers_panes_and_method(run: RunOutputs, tmp_path: Path) -> None:
     from openpyxl import load_workbook
 
-    (path,) = export_departement(run, "ZA", formats=["xlsx"], out_dir=tmp_path / "exp")
+    path, readme = export_departement(run, "ZA", formats=["xlsx"], out_dir=tmp_path / "exp")
+    assert readme.name == export.README_NAME
     wb = load_workbook(path)
     assert wb.sheetnames == ["Département", "Communes", "Zones blanches", "EPCI", "Densité",
                              "Listes d'attente", METHOD_SHEET]
+    # the fictional run: a banner on row 1, titles with units on row 2, codes on row 3
     ws = wb["Communes"]
-    assert ws.freeze_panes == "C3"
-    assert wb["Département"].freeze_panes == "A3"
-    codes = [c.value for c in ws[2]]
+    assert str(ws["A1"].value).startswith(FICTIONAL_TITLE)
+    assert ws.freeze_panes == "C4"
+    assert wb["Département"].freeze_panes == "A4"
+    codes = [c.value for c in ws[3]]
     assert codes == OUTPUT_CONTRACTS["acces_communes"].columns
-    titles = [c.value for c in ws[1]]
+    titles = [c.value for c in ws[2]]
     assert "Temps d'accès (min)" in titles and "Population (habitants)" in titles
-    assert ws.cell(row=1, column=1).font.bold
-    assert ws.cell(row=1, column=1).fill.fgColor.rgb.endswith("1F4E79")
-    assert ws.max_row == 2 + 18
+    assert ws.cell(row=2, column=1).font.bold
+    assert ws.cell(row=2, column=1).fill.fgColor.rgb.endswith("1F4E79")
+    assert ws.max_row == 3 + 18
     minutes_col = codes.index("minutes") + 1
-    assert ws.cell(row=3, column=minutes_col).number_format == "0.0"
+    assert ws.cell(row=4, column=minutes_col).number_format == "0.0"
     dep = wb["Département"]
-    dep_codes = [c.value for c in dep[2]]
-    taux = dep.cell(row=3, column=dep_codes.index("taux_couverture") + 1)
+    dep_codes = [c.value for c in dep[3]]
+    taux = dep.cell(row=4, column=dep_codes.index("taux_couverture") + 1)
     assert taux.number_format == "0.0%"
     assert isinstance(taux.value, float) and 0 <= taux.value <= 1
     waiting = wb["Listes d'attente"]
-    wcodes = [c.value for c in waiting[2]]
+    wcodes = [c.value for c in waiting[3]]
     counts = [waiting.cell(row=r, column=wcodes.index("familles_en_attente") + 1).value
-              for r in range(3, waiting.max_row + 1)]
+              for r in range(4, waiting.max_row + 1)]
     assert counts == ["< 5", 12, "< 5", 5, None]
     method = method_sheet(wb)
     text = " ".join(str(v) for v in method.values())
@@ -366,18 +369,22 @@ def test_xlsx_sheets_headers_panes_and_method(run: RunOutputs, tmp_path: Path) -
 def test_xlsx_internal_and_without_waiting_lists(tmp_path: Path) -> None:
     from openpyxl import load_workbook
 
-    run = make_run(tmp_path, waiting=False)
-    (path,) = export_departement(run, "ZB", formats=["xlsx"], out_dir=tmp_path / "exp",
-                                 public=False)
+    run = make_run(tmp_path, waiting=False, fictif=False)
+    path, _readme = export_departement(run, "ZB", formats=["xlsx"],
+                                       out_dir=tmp_path / "exp", public=False)
     wb = load_workbook(path)
     assert "Listes d'attente" not in wb.sheetnames
+    # no banner for a real run: titles on row 1, codes on row 2
+    assert wb["Communes"].freeze_panes == "C3"
+    assert wb["Communes"]["A2"].value == "code_insee"
     method = method_sheet(wb)
     assert "INTERNE" in method["Secret statistique"]
+    assert "TERRITOIRE FICTIF" not in method
 
 
 # --- layers ------------------------------------------------------------------------------
 def test_gpkg_layers_and_flags_match_zones_blanches(run: RunOutputs, tmp_path: Path) -> None:
-    (path,) = export_departement(run, "ZA", formats=["gpkg"], out_dir=tmp_path / "exp")
+    path, _readme = export_departement(run, "ZA", formats=["gpkg"], out_dir=tmp_path / "exp")
     assert set(gpd.list_layers(path)["name"]) == {"communes", "services"}
     com = gpd.read_file(path, layer="communes")
     assert com.crs.to_epsg() == 4326
@@ -420,11 +427,11 @@ def test_parquet_layers_and_masked_table(run: RunOutputs, tmp_path: Path) -> Non
 def test_png_map_is_a_valid_image(run: RunOutputs, tmp_path: Path) -> None:
     import matplotlib.image as mpimg
 
-    (path,) = export_departement(run, "ZA", formats=["png"], out_dir=tmp_path / "exp")
+    path, _readme = export_departement(run, "ZA", formats=["png"], out_dir=tmp_path / "exp")
     assert path.name == "ZA_carte_aucun_service_30min.png"
-    files = export_departement(run, "ZA", formats=["png_attente"], out_dir=tmp_path / "exp")
-    # the waiting-list charts come along, in their folder
-    charts = files
+    # the waiting-list charts are their own format, in their folder
+    *charts, _readme = export_departement(run, "ZA", formats=["png_attente"],
+                                          out_dir=tmp_path / "exp")
     assert charts and all(p.parent.name == "listes_attente" and p.suffix == ".png"
                           for p in charts)
     assert any(p.name == f"listes_attente_ZA_{ER}.png" for p in charts)
@@ -437,8 +444,8 @@ def test_png_map_is_a_valid_image(run: RunOutputs, tmp_path: Path) -> None:
 
 
 def test_png_for_one_type_and_bad_choice(run: RunOutputs, tmp_path: Path) -> None:
-    (path,) = export_departement(run, "ZB", formats=["png"], out_dir=tmp_path / "exp",
-                                 map_type=ER, map_threshold=20)
+    path, _readme = export_departement(run, "ZB", formats=["png"], out_dir=tmp_path / "exp",
+                                       map_type=ER, map_threshold=20)
     assert path.name == "ZB_carte_espace_rencontre_20min.png"
     with pytest.raises(CoverageError, match="thresholds 20, 30, 45"):
         export_departement(run, "ZB", formats=["png"], out_dir=tmp_path / "x",
@@ -462,6 +469,11 @@ def test_all_formats_default(run: RunOutputs, tmp_path: Path) -> None:
     files = export_departement(run, "ZA", out_dir=tmp_path / "exp",
                                settings=Settings(secrecy_threshold=5))
     suffixes = {p.suffix for p in files}
-    assert suffixes == {".csv", ".json", ".parquet", ".xlsx", ".gpkg", ".png"}
+    assert suffixes == {".csv", ".json", ".parquet", ".xlsx", ".gpkg", ".png", ".txt"}
+    readme = (tmp_path / "exp" / export.README_NAME).read_text(encoding="utf-8")
+    assert FICTIONAL_TITLE in readme and "Export public" in readme
+    for p in files:  # every file is described
+        if p.name != export.README_NAME:
+            assert p.relative_to(tmp_path / "exp").as_posix() in readme
     assert all(p.exists() and p.is_relative_to(tmp_path / "exp") for p in files)
     assert not list(tmp_path.glob(".export-*"))
