@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-from coverage import maps
 from coverage.app import state
+from coverage.settings import Settings
 
 sel = state.selection()
 run = state.run_of(sel)
 st.title("À propos")
 if run.fictif:
     st.warning(f"FICTIF — {run.fictional_label or 'territoire de démonstration inventé'} "
-               "Le territoire « Brumeval », ses départements ZA et ZB, ses routes, ses "
-               "services et ses listes d'attente sont inventés : aucune donnée réelle.")
+               "Ses codes de département commencent par Z, qui n'existe pas dans le COG : "
+               "il ne peut pas être confondu avec un territoire réel.")
 
 st.header("Sources et licences")
 st.markdown(
     """
-- **Contours des communes** — « Source : IGN – Admin Express COG », Licence Ouverte
-  Etalab 2.0.
+- **Contours des communes** — « Source : IGN – Admin Express COG » (millésime du fichier
+  de communes du run, voir ci-dessous), Licence Ouverte Etalab 2.0.
 - **Code officiel géographique, EPCI, populations** — « Etalab – découpage administratif »
   (paquet npm `@etalab/decoupage-administratif`, millésime COG 2026), Licence Ouverte
   (données) / MIT (code) ; populations légales et grille communale de densité : **INSEE**,
@@ -42,21 +42,35 @@ except Exception as exc:  # the page must still show the rest
 if rows:
     st.subheader("Sources de ce run")
     st.table({"Source": [s for s, _ in rows], "Licence": [lic for _, lic in rows]})
-created = run.manifest.get("created") or run.manifest.get("created_at") or run.manifest.get(
-    "date")
+created = (run.manifest.get("created_utc") or run.manifest.get("created")
+           or run.manifest.get("date"))
 st.caption(f"Run : {run.run_dir}" + (f", calculé le {created}" if created else "")
            + f". Moteur : {run.engine}. Seuils : "
            + ", ".join(f"{t:g}" for t in state.run_thresholds(run)) + " min.")
+inputs = run.manifest.get("inputs")
+if isinstance(inputs, dict) and inputs:
+    with st.expander("Fichiers d'entrée du run (chemins et empreintes SHA-256)"):
+        st.dataframe(
+            {
+                "entrée": list(inputs),
+                "fichier": [str(v.get("path", "")) if isinstance(v, dict) else str(v)
+                            for v in inputs.values()],
+                "sha256": [str(v.get("sha256", ""))[:16] if isinstance(v, dict) else ""
+                           for v in inputs.values()],
+            },
+            hide_index=True, width="stretch",
+        )
 
 st.header("Méthode")
 st.markdown(
     f"""
 - Pour chaque commune, le **temps en voiture jusqu'au service le plus proche** de chaque
   type est calculé depuis son point représentatif (chef-lieu).
-- Moteur **`road`** : {maps.ENGINE_LABELS['road']} (vitesses par classe de route et
-  `maxspeed`, plus court chemin de Dijkstra multi-sources).
-- Moteur **`proxy`** : {maps.ENGINE_LABELS['proxy']}, la vitesse dépendant du niveau de
-  densité INSEE de la commune. C'est une **estimation**, utilisée quand aucun réseau routier
+- Moteur **`road`** : temps sur le graphe routier OpenStreetMap (vitesses par classe de
+  route et `maxspeed`, plus court chemin de Dijkstra multi-sources).
+- Moteur **`proxy`** : distance à vol d'oiseau × facteur de détour
+  ({Settings().proxy_detour_factor:g}) ÷ vitesse, la vitesse dépendant du niveau de densité
+  INSEE de la commune. C'est une **estimation**, utilisée quand aucun réseau routier
   n'est fourni ; chaque temps est étiqueté par son moteur.
 - Une commune est en **zone blanche** pour un seuil (20, 30 ou 45 min par défaut) quand
   son service le plus proche est à plus que ce seuil, ou inaccessible. La vue combinée
