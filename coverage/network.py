@@ -347,8 +347,11 @@ def _read_osm(path: Path, settings: Settings) -> _RawGraph:
     way_dir: list[int] = []
     way_nseg: list[int] = []
 
+    # node locations are stored before the filters run: only tagged ways reach Python
     processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
-    processor = processor.with_locations()
+    processor = (processor.with_locations()
+                 .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+                 .with_filter(osmium.filter.KeyFilter("highway", "route")))
     for obj in processor:
         if not isinstance(obj, osmium.osm.Way):
             continue

@@ -111,7 +111,7 @@ def _lonlat(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
     if bad.any():
         rows = np.flatnonzero(bad)[:20]
         raise InputError([Problem(name, int(r) + 1, "lon/lat", "numeric WGS 84 coordinates",
-                                  f"{frame['lon'].iloc[r]!r}, {frame['lat'].iloc[r]!r}")
+                                  f"{frame['lon'].iloc[r]}, {frame['lat'].iloc[r]}")
                           for r in rows])
     return lon, lat
 
