@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.errors import UnknownCodeError
-from coverage.io.national import current_codes, passage_codes
+from coverage.io.national import is_current_code, passage_codes
 from coverage.io.tables import ProblemList, empty_remapped
 from coverage.settings import FICTIONAL_DEP_PREFIX
 
@@ -124,8 +124,7 @@ def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
                           "rest of this fictional data set", codes, kind=UnknownCodeError)
         return _finish(Harmonised(norm.where(~bad)), own, collect, external)
 
-    current = current_codes()
-    is_current = norm.isin(current)
+    is_current = is_current_code(norm)
     is_fict = ~missing & norm.str.startswith(FICTIONAL_DEP_PREFIX).fillna(False)
     problems.add_rows(is_fict, column,
                       "a current COG code (fictional Z… codes are accepted only in the "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coverage.cog import dep_of_code, harmonise_codes, normalise_codes, normalise_dep_codes
 from coverage.errors import UnknownCodeError
@@ -81,3 +83,16 @@ def test_vectorised_on_the_national_table() -> None:
     codes = national_communes()["code_insee"]
     h = harmonise_codes(codes, file="national")
     assert h.codes.equals(codes)
+
+
+_NUMERIC_CODES = sorted(c for c in current_codes() if c.isdigit())
+
+
+@settings(max_examples=200, deadline=None)
+@given(code=st.sampled_from(_NUMERIC_CODES), form=st.sampled_from(["int", "float", "pad"]))
+def test_spreadsheet_forms_of_a_code_come_back(code: str, form: str) -> None:
+    """A code that went through a spreadsheet (int, float, blanks) is recovered exactly."""
+    text = {"int": str(int(code)), "float": f"{int(code)}.0", "pad": f" {code} "}[form]
+    h = harmonise_codes(pd.Series([text]), file="f")
+    assert h.codes.tolist() == [code]
+    assert h.remapped.empty

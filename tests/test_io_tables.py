@@ -192,3 +192,13 @@ def test_rename_aliases_two_candidates_is_an_error() -> None:
     df = pd.DataFrame(columns=["dens4", "dens7"])
     with pytest.raises(InputError, match="single column for 'densite'"):
         rename_aliases(df, {"densite": ("dens4", "dens7")}, file="f")
+
+
+def test_gpkg_without_crs(tmp_path: Path) -> None:
+    f = tmp_path / "nocrs.gpkg"
+    with pytest.warns(UserWarning, match="crs"):  # geopandas warns when writing it
+        _gdf(crs=None).to_file(f, layer="communes")
+    with pytest.raises(MissingCRSError) as exc:
+        read_table(f)
+    assert exc.value.problems[0].file == str(f)
+    assert exc.value.problems[0].column == "geometry"

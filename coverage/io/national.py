@@ -76,3 +76,15 @@ def current_codes() -> frozenset[str]:
 @functools.cache
 def _current_codes() -> frozenset[str]:
     return frozenset(_national()["code_insee"])
+
+
+@functools.cache
+def current_index() -> pd.Index:
+    """Current COG 2026 commune codes as a (unique) pandas Index, for fast look-ups."""
+    return pd.Index(_national()["code_insee"].to_numpy(dtype=object))
+
+
+def is_current_code(codes: pd.Series) -> pd.Series:
+    """True where a (normalised) code is a current COG 2026 commune code. Vectorised."""
+    found = current_index().get_indexer(pd.Index(codes.fillna("").to_numpy(dtype=object))) >= 0
+    return pd.Series(found, index=codes.index)

@@ -166,8 +166,9 @@ def load_services(path: str | Path | None = None, *,
     warnings += harm.warnings
     df["code_insee"] = harm.codes
     if com is not None:
-        known = pd.Index(com["code_insee"])
-        absent = df["code_insee"].notna() & ~df["code_insee"].isin(known)
+        known = pd.Index(com["code_insee"].to_numpy(dtype=object)).unique()
+        is_known = known.get_indexer(df["code_insee"].fillna("").to_numpy(dtype=object)) >= 0
+        absent = df["code_insee"].notna() & ~is_known
         where = f"a commune of the communes data set ({len(known)} communes)"
         problems.add_rows(absent, "code_insee", where, df["code_insee"], kind=UnknownCodeError)
         ref = com.set_index("code_insee")
