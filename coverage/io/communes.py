@@ -182,10 +182,13 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
         remapped_rows[harm.remapped["row"].to_numpy() - 1] = True
         wrong = (given.notna() & derived_dep.notna()).to_numpy() & \
             (given.fillna("") != derived_dep.fillna("")).to_numpy() & ~remapped_rows
-        found = [f"{g} (code_insee {c} is in {d})" for g, c, d in
-                 zip(given, gdf["code_insee"], derived_dep, strict=True)]
-        problems.add_rows(wrong, "code_dep", "the département of the commune's code",
-                          found)
+        if wrong.any():
+            found = given.astype(object).copy()
+            found[wrong] = [f"{g} (code_insee {c} is in {d})" for g, c, d in
+                            zip(given[wrong], gdf["code_insee"][wrong], derived_dep[wrong],
+                                strict=True)]
+            problems.add_rows(wrong, "code_dep", "the département of the commune's code",
+                              found)
         gdf["code_dep"] = given.where(given.notna() & ~remapped_rows, derived_dep)
     else:
         gdf["code_dep"] = derived_dep
