@@ -78,6 +78,7 @@ import math
 import os
 import shutil
 import tempfile
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -593,33 +594,60 @@ def _strings(obj: Any) -> Iterable[str]:
             yield from _strings(v)
 
 
+#: Words of a communes file name that tell its polygons come from IGN Admin Express (the
+#: reference territories of ../shared/data are cut from it) or from Etalab's contours.
+_IGN_HINTS = ("admin", "ign", "cog2018", "communes_cog", "massif_central", "six_departements")
+_ETALAB_HINTS = ("etalab", "contours")
+
+
 def sources(run: RunOutputs) -> list[tuple[str, str]]:
     """Data sources of a run with their licence, as (source, licence) pairs.
 
-    Worked out from the run's inputs (manifest), its engine and the services' ``source``
-    column.
+    Worked out from the run's input files (manifest ``inputs``: the communes file name
+    tells IGN Admin Express from Etalab contours, otherwise the file is named), its engine
+    (OpenStreetMap for ``road``) and the services' ``source`` column.
     """
     if run.fictif:
         label = run.manifest.get("fictional_label") or FICTIONAL_TITLE
         out = [(f"Territoire, réseau routier, services et listes d'attente fictifs générés par "
                 f"zones-blanches (coverage.demo) : {label}", "aucune donnée réelle")]
         return out
-    text = " ".join(_strings(run.manifest.get("inputs", {}))).lower()
+    inputs = run.manifest.get("inputs") or {}
+
+    def path_of(key: str) -> str:
+        value = inputs.get(key) if isinstance(inputs, Mapping) else None
+        if isinstance(value, Mapping):
+            value = value.get("path")
+        return str(value or "")
+
     out = []
-    if any(k in text for k in ("admin", "ign", "cog2018", "communes_cog")):
+    communes = path_of("communes")
+    low = communes.lower()
+    if any(k in low for k in _IGN_HINTS):
         out.append(("IGN – Admin Express (contours des communes)", "Licence Ouverte"))
-    if any(k in text for k in ("etalab", "contours")):
-        out.append(("Etalab – contours administratifs", "Licence Ouverte"))
+    elif any(k in low for k in _ETALAB_HINTS):
+        out.append(("Etalab – contours administratifs des communes", "Licence Ouverte"))
+    elif communes:
+        out.append((f"Contours des communes : {Path(communes).name}", "selon la source"))
     out.append(("Etalab – découpage administratif (COG, EPCI, populations)",
                 "Licence Ouverte (données), MIT (code)"))
     out.append(("INSEE – grille communale de densité, populations légales", "Licence Ouverte"))
     if run.engine == "road":
-        out.append(("© les contributeurs d'OpenStreetMap (réseau routier)", "ODbL"))
+        roads = path_of("roads")
+        extra = f" : {Path(roads).name}" if roads else ""
+        out.append((f"© les contributeurs d'OpenStreetMap (réseau routier{extra})", "ODbL"))
+    services = path_of("services")
+    srcs: list[str] = []
     if "source" in run.services.columns:
-        srcs = sorted(set(run.services["source"].dropna().astype(str)))
-        if srcs:
-            shown = ", ".join(srcs[:3]) + (f" (+{len(srcs) - 3})" if len(srcs) > 3 else "")
-            out.append((f"Services : {shown}", "selon la source"))
+        srcs = sorted(set(run.services["source"].dropna().astype(str)) - {""})
+    if services or srcs:
+        shown = ", ".join(srcs[:3]) + (f" (+{len(srcs) - 3})" if len(srcs) > 3 else "")
+        label = Path(services).name if services else ""
+        text = " — ".join(t for t in (label, shown) if t)
+        out.append((f"Services : {text}", "selon la source"))
+    waiting = path_of("waiting")
+    if waiting:
+        out.append((f"Listes d'attente : {Path(waiting).name}", "selon la source"))
     return out
 
 
@@ -630,9 +658,13 @@ def source_line(run: RunOutputs) -> str:
     else:
         names = []
         for name, _lic in sources(run):
-            short = name.split(" (")[0].replace("© les contributeurs d'OpenStreetMap",
-                                                 "OSM contributors (ODbL)")
-            names.append(short)
+            if name.startswith("© les contributeurs d'OpenStreetMap"):
+                names.append("© les contributeurs d'OpenStreetMap (ODbL)")
+            elif name.startswith("Services : "):
+                # the file, not the URLs of every service (they are in the method sheet)
+                names.append(name.split(" — ")[0])
+            elif not name.startswith("Listes d'attente"):
+                names.append(name.split(" (")[0])
         src = " / ".join(names)
     engine = run.engine or "?"
     return f"Source : {src}. Temps d'accès : moteur {engine}."
@@ -1025,7 +1057,9 @@ def render_png_map(
         ax.add_collection(PathCollection([p for p, w in zip(paths, is_white, strict=True) if w],
                                          facecolors="none", edgecolors="#3B0000",
                                          linewidths=0.9, hatch="////"))
-    outline = shapes.union_all()
+    # outline of the département: close the slivers between neighbouring polygons
+    outline = com.geometry.buffer(tolerance).union_all().buffer(-tolerance) \
+        .simplify(tolerance)
     ax.add_collection(PathCollection(_geometry_paths([outline]), facecolors="none",
                                      edgecolors="black", linewidths=1.0))
 
@@ -1061,8 +1095,8 @@ def render_png_map(
     ax.add_patch(Rectangle((x0, y0), length / 2, h, facecolor="black", edgecolor="black"))
     ax.add_patch(Rectangle((x0 + length / 2, y0), length / 2, h, facecolor="white",
                            edgecolor="black"))
-    ax.text(x0 + length / 2, y0 + h * 1.8, f"{length / 1000:g} km", ha="center",
-            va="bottom", fontsize=8)
+    ax.text(x0 + length / 2, y0 - h * 0.8, f"{length / 1000:g} km", ha="center",
+            va="top", fontsize=8)
     ax.annotate("N", xy=(0.97, 0.12), xytext=(0.97, 0.03), xycoords="axes fraction",
                 ha="center", va="center", fontsize=11, fontweight="bold",
                 arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.5})
@@ -1078,8 +1112,8 @@ def render_png_map(
                title="Minutes jusqu'au service le plus proche "
                      f"({'tous types' if type_service == NO_SERVICE else what})",
                title_fontsize=8)
-    fig.text(0.01, 0.008, f"{source} Projection {crs}.", fontsize=6.5, ha="left",
-             va="bottom", wrap=True)
+    fig.text(0.01, 0.008, textwrap.fill(f"{source} Projection {crs}.", 170), fontsize=6.5,
+             ha="left", va="bottom")
     fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.2)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)

@@ -133,3 +133,43 @@ def test_console_script_prints_no_traceback(demo_run: Path, tmp_path: Path) -> N
     assert proc.returncode == EXIT_ERROR
     assert "ZA, ZB" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "exp").exists()
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_export_of_a_real_territory(shared_data: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Cantal from a proxy run on the real Massif Central territory (4 real seed sites)."""
+    from openpyxl import load_workbook
+
+    from coverage import batch
+    from coverage.io.inputs import load_inputs
+
+    gpkg = shared_data / "territoires" / "massif_central_15_12_48.gpkg"
+    seed = gpd.read_file(gpkg, layer="services_seed")
+    services = pd.DataFrame({
+        "service_id": [f"seed{i}" for i in range(len(seed))],
+        "type_service": seed["type_service"], "nom": seed["organisme"],
+        "organisme": seed["organisme"], "adresse": "", "code_insee": seed["code_insee"],
+        "lon": seed["lon"], "lat": seed["lat"], "source": seed["source_url"],
+        "date_source": seed["date_source"]})
+    services.to_csv(tmp_path / "services_seed.csv", index=False)  # in tmp only
+    run_dir = tmp_path / "run"
+    batch.run(load_inputs(communes=gpkg, services=tmp_path / "services_seed.csv"),
+              engine="proxy", depts=["15"], out_dir=run_dir, isochrones=False, workers=1)
+    code, _out, err = _export(capsys, "--dept", "15", "--run", str(run_dir), "--formats",
+                              "xlsx,gpkg,png", "--out", str(tmp_path / "exp"))
+    assert code == 0, err
+    wb = load_workbook(tmp_path / "exp" / "15_zones_blanches.xlsx")
+    assert "TERRITOIRE FICTIF" not in wb["Communes"]["A1"].value
+    rows = [(str(r[0].value), str(r[1].value))
+            for r in wb["Sources et méthode"].iter_rows(min_row=2)]
+    sources = [v for k, v in rows if k == "Source"]
+    assert any("IGN – Admin Express" in v for v in sources)
+    assert not any("OpenStreetMap" in v for v in sources)  # proxy run: no road data used
+    com = gpd.read_file(tmp_path / "exp" / "15_zones_blanches.gpkg", layer="communes")
+    run_communes = gpd.read_parquet(run_dir / "communes.parquet")
+    assert len(com) == int((run_communes["code_dep"] == "15").sum()) > 200
+    assert not com["fictif"].any()
+    png = tmp_path / "exp" / "15_carte_aucun_service_30min.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

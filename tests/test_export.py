@@ -461,7 +461,7 @@ def test_source_line_names_engine_and_sources(run: RunOutputs) -> None:
         "inputs": {"communes": {"path": "../shared/data/communes/communes_cog2026.parquet"}}},
         tables=run.tables, communes=run.communes, services=run.services)
     line = export.source_line(real)
-    assert "IGN – Admin Express" in line and "OSM contributors (ODbL)" in line
+    assert "IGN – Admin Express" in line and "OpenStreetMap (ODbL)" in line
     assert "moteur road" in line
 
 
