@@ -55,10 +55,11 @@ import platform
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -317,11 +318,15 @@ def buffer_km(engine: str, settings: Settings) -> float:
     return settings.max_threshold_min / 60.0 * _max_speed_kmh(engine, settings)
 
 
-def _points_m(lon: np.ndarray, lat: np.ndarray, crs: str) -> np.ndarray:
+@lru_cache(maxsize=16)
+def _transformer(crs: str) -> Any:
     from pyproj import Transformer
 
-    tr = Transformer.from_crs(CRS_INPUT_OUTPUT, crs, always_xy=True)
-    x, y = tr.transform(lon, lat)
+    return Transformer.from_crs(CRS_INPUT_OUTPUT, crs, always_xy=True)
+
+
+def _points_m(lon: np.ndarray, lat: np.ndarray, crs: str) -> np.ndarray:
+    x, y = _transformer(crs).transform(lon, lat)
     return np.column_stack([np.asarray(x, float), np.asarray(y, float)])
 
 
@@ -367,33 +372,36 @@ def partition_services(
     return services[keep]
 
 
-def _partition_communes(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Light copy for workers: attribute columns and the representative point."""
-    cols = [c for c in ("code_insee", "nom", "code_dep", "population", "densite", "rural",
-                        "lon", "lat") if c in communes.columns]
-    df = pd.DataFrame(communes[cols]).reset_index(drop=True)
-    geom = gpd.points_from_xy(df["lon"], df["lat"], crs=CRS_INPUT_OUTPUT)
-    return gpd.GeoDataFrame(df, geometry=geom, crs=CRS_INPUT_OUTPUT)
+_COMMUNE_TASK_COLS = ("code_insee", "nom", "code_dep", "population", "densite", "rural",
+                      "lon", "lat")
+_SERVICE_TASK_COLS = ("service_id", "type_service", "code_insee", "code_dep", "lon", "lat")
 
 
-def _partition_services_frame(services: pd.DataFrame) -> gpd.GeoDataFrame:
-    cols = [c for c in ("service_id", "type_service", "code_insee", "code_dep", "lon", "lat")
-            if c in services.columns]
-    df = pd.DataFrame(services[cols]).reset_index(drop=True)
-    geom = gpd.points_from_xy(df["lon"], df["lat"], crs=CRS_INPUT_OUTPUT)
-    return gpd.GeoDataFrame(df, geometry=geom, crs=CRS_INPUT_OUTPUT)
+def _task_frame(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Light copy for workers: attribute columns only (engines use ``lon``/``lat``)."""
+    cols = [c for c in columns if c in frame.columns]
+    return pd.DataFrame(frame[cols]).reset_index(drop=True)
 
 
-def _partition_key(task_communes: pd.DataFrame, task_services: pd.DataFrame, dept: str,
-                   spec: EngineSpec, roads_sha: str | None, types: Sequence[str],
-                   version: str) -> str:
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """One uint64 hash per row of the (non-geometry) columns, vectorised."""
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def _rows_digest(columns: Iterable[str], dtypes: Iterable[Any], hashes: np.ndarray) -> str:
+    h = hashlib.sha256(json.dumps([list(columns), [str(d) for d in dtypes]]).encode())
+    h.update(np.ascontiguousarray(hashes).tobytes())
+    return h.hexdigest()
+
+
+def _partition_key(communes_digest: str, services_digest: str, dept: str, spec: EngineSpec,
+                   roads_sha: str | None, types: Sequence[str], version: str) -> str:
     settings = {k: v for k, v in spec.settings.as_dict().items()
                 if k not in _NOT_IN_PARTITION_KEY}
     return _sha({
         "dept": dept, "version": version, "engine": spec.name, "roads_sha256": roads_sha,
-        "settings": settings, "types": list(types),
-        "communes": frame_digest(pd.DataFrame(task_communes.drop(columns="geometry"))),
-        "services": frame_digest(pd.DataFrame(task_services.drop(columns="geometry"))),
+        "settings": settings, "types": list(types), "communes": communes_digest,
+        "services": services_digest,
     })
 
 
@@ -701,14 +709,44 @@ def run(
     spec = EngineSpec(engine_name, str(inputs.roads) if engine_name == "road" else None,
                       str(cache_root / "network"), settings)
     version = code_version()
+    com_all = _task_frame(communes_run, _COMMUNE_TASK_COLS)
+    svc_all = _task_frame(services_run, _SERVICE_TASK_COLS)
+    com_hash, svc_hash = _row_hashes(com_all), _row_hashes(svc_all)
+    com_dep = com_all["code_dep"].astype(str).to_numpy()
     tasks: list[PartitionTask] = []
     for dept in chosen:
-        com = _partition_communes(communes_run[communes_run["code_dep"].astype(str) == dept])
-        svc = _partition_services_frame(
-            partition_services(com, services_run, dept, engine_name, settings))
-        key = _partition_key(com, svc, dept, spec, roads_sha, types_t, version)
+        c_sel = np.flatnonzero(com_dep == dept)
+        com = com_all.iloc[c_sel].reset_index(drop=True)
+        s_rows = partition_services(com, svc_all, dept, engine_name, settings).index
+        s_sel = svc_all.index.get_indexer(s_rows)
+        svc = svc_all.iloc[s_sel].reset_index(drop=True)
+        key = _partition_key(
+            _rows_digest(com.columns, com.dtypes, com_hash[c_sel]),
+            _rows_digest(svc.columns, svc.dtypes, svc_hash[s_sel]),
+            dept, spec, roads_sha, types_t, version)
         tasks.append(PartitionTask(dept, key, com, svc, types_t, spec))
     timings["partitions_s"] = time.perf_counter() - t0
+
+    # --- Run key: keep the outputs when nothing changed ------------------------------------
+    waiting = getattr(inputs, "waiting", None)
+    run_key = _sha({
+        "version": version, "contract": OUTPUT_CONTRACT_VERSION,
+        "partitions": [t.key for t in tasks], "thresholds": list(thresholds_t),
+        "types": list(types_t), "isochrones": isochrones, "fictif": fictif,
+        "communes": frame_digest(communes_run), "services": frame_digest(services_all),
+        "waiting": frame_digest(waiting) if waiting is not None else None,
+        "settings": settings.as_dict(),
+    })
+    previous = _previous_manifest(out_dir)
+    if (use_cache and previous is not None and previous.get("run_key") == run_key
+            and all(p.exists() for p in _expected_outputs(
+                out_dir, previous.get("tables", []), bool(previous.get("isochrones_file"))))):
+        tables_prev = {name: pd.read_parquet(out_dir / TABLES_DIR / f"{name}.parquet")
+                       for name in previous.get("tables", [])}
+        timings["total_s"] = time.perf_counter() - t_start
+        log.info("nothing changed since the previous run: outputs in %s kept", out_dir)
+        return RunResult(out_dir, previous, tables_prev, engine_name, fictif, [],
+                         [t.dept for t in tasks], reused=True, timings=timings)
 
     # --- Partitions ------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -742,29 +780,6 @@ def run(
                               if outputs[t.dept].engine_parameters), {})
     access = pd.concat([outputs[t.dept].access for t in tasks], ignore_index=True)
     access = access.sort_values(["code_insee"], kind="mergesort").reset_index(drop=True)
-
-    # --- Run key: skip the outputs when nothing changed ------------------------------------
-    waiting = getattr(inputs, "waiting", None)
-    run_key = _sha({
-        "version": version, "contract": OUTPUT_CONTRACT_VERSION,
-        "partitions": [t.key for t in tasks], "thresholds": list(thresholds_t),
-        "types": list(types_t), "isochrones": isochrones, "fictif": fictif,
-        "communes": frame_digest(communes_run), "services": frame_digest(services_all),
-        "waiting": frame_digest(waiting) if waiting is not None else None,
-        "settings": settings.as_dict(),
-    })
-    previous = _previous_manifest(out_dir)
-    table_names = [ACCES_COMMUNES.name, ZONES_BLANCHES.name]
-    if (use_cache and previous is not None and previous.get("run_key") == run_key
-            and all(p.exists() for p in _expected_outputs(
-                out_dir, previous.get("tables", []), bool(previous.get("isochrones_file"))))):
-        from coverage.results import RunOutputs
-
-        loaded = RunOutputs.load(out_dir)
-        timings["total_s"] = time.perf_counter() - t_start
-        log.info("nothing changed since the previous run: outputs in %s kept", out_dir)
-        return RunResult(out_dir, previous, loaded.tables, engine_name, fictif, computed,
-                         cached, reused=True, timings=timings)
 
     # --- Tables ----------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -851,7 +866,7 @@ def _write_isochrones(spec: EngineSpec, communes: gpd.GeoDataFrame,
         log.warning("no service: isochrones.gpkg skipped")
         return None
     engine = _engine_for(spec)
-    svc = _partition_services_frame(services)
+    svc = services.to_crs(CRS_INPUT_OUTPUT)
     com = communes.to_crs(CRS_INPUT_OUTPUT)
     if spec.name == "road":
         groups = [(com, svc, None)]
