@@ -361,7 +361,7 @@ def fetch_file(source: SourceFile, data_dir: str | Path, *,
                                     options=options, sleep=sleep)
         except NotFoundError as exc:
             last_error = exc
-            log.warning("%s; trying the next official source if any", exc)
+            log.info("%s; trying the next official source if any", exc)
             continue
         record = FetchRecord(source.key, url, fetched_from, str(dest), size, digest, _now(),
                              source.year, source.dept, source.note)

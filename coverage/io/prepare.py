@@ -630,86 +630,89 @@ def clip_osm(inputs: Sequence[str | Path], area: BaseGeometry, out: str | Path) 
     Returns
     -------
     dict
-        ``ways``, ``nodes`` written, ``ways_outside`` (road ways skipped).
+        ``ways`` written, ``nodes`` referenced by them (written when present in the
+        inputs), ``ways_outside`` (road ways skipped).
     """
     import osmium
 
     shapely.prepare(area)
-    minx, miny, maxx, maxy = area.bounds
     tracker = osmium.IdTracker()
-    keep_ways: set[int] = set()
     seen: set[int] = set()
-    outside = 0
+    kept = outside = 0
     for path in inputs:
         processor = (osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
                      .with_locations()
-                     .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY)))
+                     .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+                     .with_filter(osmium.filter.KeyFilter("highway", "route")))
+        ids: list[int] = []
+        counts: list[int] = []
+        lons: list[float] = []
+        lats: list[float] = []
         way: Any
         for way in processor:
             tags = way.tags
-            if "highway" not in tags and tags.get("route") != "ferry":
-                continue
-            if way.id in seen:
+            if ("highway" not in tags and tags.get("route") != "ferry") or way.id in seen:
                 continue
             seen.add(way.id)
-            coords = [(n.location.lon, n.location.lat) for n in way.nodes
-                      if n.location.valid()]
-            if not coords:
-                continue
-            xy = np.asarray(coords)
-            box = ((xy[:, 0] >= minx) & (xy[:, 0] <= maxx)
-                   & (xy[:, 1] >= miny) & (xy[:, 1] <= maxy))
-            if box.any() and shapely.contains_xy(area, xy[box, 0], xy[box, 1]).any():
-                keep_ways.add(way.id)
-                tracker.add_references(way)
-            else:
-                outside += 1
+            n = 0
+            for node in way.nodes:
+                loc = node.location
+                if loc.valid():
+                    lons.append(loc.lon)
+                    lats.append(loc.lat)
+                    n += 1
+            ids.append(way.id)
+            counts.append(n)
+            if len(lons) > _CLIP_CHUNK_NODES:
+                k = _ways_inside(area, ids, counts, lons, lats, tracker)
+                kept, outside = kept + k, outside + len(ids) - k
+                ids, counts, lons, lats = [], [], [], []
+        k = _ways_inside(area, ids, counts, lons, lats, tracker)
+        kept, outside = kept + k, outside + len(ids) - k
+        # add the nodes of the kept ways (the id filter runs in libosmium)
+        for way in osmium.FileProcessor(str(path), osmium.osm.WAY) \
+                .with_filter(tracker.id_filter()):
+            tracker.add_references(way)
     out = Path(out)
-    nodes = 0
     with atomic_path(out) as tmp:
-        writer = osmium.SimpleWriter(str(tmp))
+        # the id filter and the writer run in libosmium: no Python call per object
+        writer = osmium.WriteHandler(str(tmp))
         try:
             if len(inputs) == 1:
-                node_ids = tracker.node_ids()
-                stream: Iterable[Any] = osmium.FileProcessor(
-                    str(inputs[0]), osmium.osm.NODE | osmium.osm.WAY)
-                for obj in stream:
-                    if obj.is_node():
-                        if obj.id in node_ids:
-                            writer.add_node(obj)
-                            nodes += 1
-                    elif obj.id in keep_ways:
-                        writer.add_way(obj)
+                osmium.apply(str(inputs[0]), tracker.id_filter(), writer)
             else:
-                nodes = _write_merged(inputs, tracker, keep_ways, writer)
+                reader = osmium.MergeInputReader()
+                for path in inputs:
+                    reader.add_file(str(path))
+                reader.apply(tracker.id_filter(), writer, simplify=True)
         finally:
             writer.close()
-    return {"ways": len(keep_ways), "nodes": nodes, "ways_outside": outside}
+    return {"ways": kept, "nodes": len(tracker.node_ids()), "ways_outside": outside}
 
 
-def _write_merged(inputs: Sequence[str | Path], tracker: Any, keep_ways: set[int],
-                  writer: Any) -> int:
-    import osmium
+#: Node locations tested at once by :func:`clip_osm` (bounds its memory).
+_CLIP_CHUNK_NODES = 2_000_000
 
-    node_ids = tracker.node_ids()
-    count = 0
 
-    class _Copy(osmium.SimpleHandler):  # type: ignore[misc]
-        def node(self, n: Any) -> None:
-            nonlocal count
-            if n.id in node_ids:
-                writer.add_node(n)
-                count += 1
-
-        def way(self, w: Any) -> None:
-            if w.id in keep_ways:
-                writer.add_way(w)
-
-    reader = osmium.MergeInputReader()
-    for path in inputs:
-        reader.add_file(str(path))
-    reader.apply(_Copy(), simplify=True)
-    return count
+def _ways_inside(area: BaseGeometry, ids: Sequence[int], counts: Sequence[int],
+                 lons: Sequence[float], lats: Sequence[float], tracker: Any) -> int:
+    """Add to ``tracker`` the ways with a node inside ``area``; return how many."""
+    if not ids:
+        return 0
+    x = np.asarray(lons, dtype=float)
+    y = np.asarray(lats, dtype=float)
+    minx, miny, maxx, maxy = area.bounds
+    inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+    if inside.any():
+        inside[inside] = shapely.contains_xy(area, x[inside], y[inside])
+    n = np.asarray(counts)
+    starts = np.concatenate(([0], np.cumsum(n)[:-1]))
+    hit = np.zeros(len(n), dtype=bool)
+    nonempty = n > 0
+    hit[nonempty] = np.logical_or.reduceat(inside, starts[nonempty]) if inside.size else False
+    for way_id in np.asarray(ids)[hit]:
+        tracker.add_way(int(way_id))
+    return int(hit.sum())
 
 
 # --- locating the fetched files ----------------------------------------------------------
