@@ -1304,8 +1304,12 @@ def export_departement(
         return masked(name, True)
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".export-{dept}-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".export-{dept}-", dir=out_dir.parent))
+    except OSError as exc:
+        msg = f"cannot write the export of département {dept} to {out_dir}: {exc}"
+        raise OutputError(msg) from exc
     written: list[Path] = []  # relative to staging
     try:
         if "csv" in fmts:

@@ -221,6 +221,19 @@ def test_failure_leaves_no_partial_output(run: RunOutputs, tmp_path: Path,
     assert not list(tmp_path.glob(".export-*"))
 
 
+def test_unwritable_folder_is_a_clear_error(run: RunOutputs, tmp_path: Path) -> None:
+    from coverage.errors import OutputError
+
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(OutputError, match="cannot write the export of département ZA"):
+        export_departement(run, "ZA", formats=["csv"], out_dir=tmp_path / "a_file" / "exp")
+
+
+def test_departement_code_is_normalised(run: RunOutputs) -> None:
+    assert export.check_departement(run, " za ") == "ZA"
+    assert export.normalise_dept("1") == "01" and export.normalise_dept("2a") == "2A"
+
+
 # --- tables ------------------------------------------------------------------------------
 def test_csv_tables_are_the_departement_s_with_schemas(run: RunOutputs, tmp_path: Path) -> None:
     files = export_departement(run, "ZA", formats=["csv"], out_dir=tmp_path / "exp")
