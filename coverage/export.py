@@ -448,11 +448,12 @@ def departement_tables(
     thresholds = run_thresholds(run, settings)
     epci = run.tables.get("couverture_epci")
     if "code_epci" in communes.columns:
-        codes = set(communes["code_epci"].dropna().astype(str)) - {""}
+        no_epci = communes["code_epci"].isna() \
+            | (communes["code_epci"].astype(str).str.strip() == "")
+        codes = set(communes.loc[~no_epci, "code_epci"].astype(str))
         if epci is not None:
             keep = epci[epci["code_epci"].astype(str).isin(codes)]
-            if len(codes) < communes["code_epci"].astype(str).nunique(dropna=False) \
-                    or communes["code_epci"].isna().any():
+            if no_epci.any():
                 # communes outside any EPCI: their row of the run is national, so it is
                 # recomputed over the département's such communes
                 from coverage.whitezones import NO_EPCI_CODE
