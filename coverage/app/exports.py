@@ -8,6 +8,8 @@ from coverage import maps
 from coverage.app import state, views
 from coverage.errors import CoverageError
 
+PNG_PREVIEW_PX = 720
+
 sel = state.selection()
 run = state.run_of(sel)
 st.title(f"Exports — département {sel.dept}")
@@ -37,4 +39,4 @@ for key, (label, _fmt, mime) in views.EXPORT_ITEMS.items():
     st.download_button(f"{label} — {name} ({len(data) / 1024:.0f} Ko)", data=data,
                        file_name=name, mime=mime, key=f"dl_{key}", on_click="ignore")
 if "png" in files:
-    st.image(files["png"][1], caption=files["png"][0])
+    st.image(files["png"][1], caption=files["png"][0], width=PNG_PREVIEW_PX)

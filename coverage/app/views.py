@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Layer of ``isochrones.gpkg`` drawn on the map (bands per service type).
 ISOCHRONES_LAYER = "isochrones_types_affichage"
-#: Margin around the département kept from the isochrone bands, degrees (≈ 10 km).
-ISOCHRONE_PAD_DEG = 0.1
 #: Longest source line written in the map legend, characters.
 SOURCE_MAX_CHARS = 160
 
@@ -162,11 +160,8 @@ def _map_page(
         if iso is not None and "code_dep" in iso:
             iso = iso[iso["code_dep"].astype(str) == dept]
         if iso is not None and len(iso) and len(geoms):
-            # Bands of a large run cover many départements: keep the département's area.
-            minx, miny, maxx, maxy = geoms.total_bounds
-            pad = ISOCHRONE_PAD_DEG
-            iso = gpd.clip(iso.to_crs(geoms.crs), (minx - pad, miny - pad, maxx + pad,
-                                                   maxy + pad))
+            # Bands of a run cover every département: keep those over this one's communes.
+            iso = gpd.clip(iso.to_crs(geoms.crs), geoms.geometry.union_all())
     from coverage.export import source_line
 
     source = source_line(run)

@@ -43,6 +43,8 @@ with tab_c:
     table = views.commune_table(sel)
     st.dataframe(
         table, hide_index=True, width="stretch", key="table_communes",
+        column_order=["code_insee", "nom", "population", "minutes", "zone_blanche", "service",
+                      "distance_km", "densite", "rural", "nom_epci", "moteur"],
         column_config={
             "code_insee": "Code INSEE", "nom": "Commune",
             "population": common["population"], "densite": "Densité", "rural": "Rurale",
