@@ -211,12 +211,15 @@ def _level_keys(frame: pd.DataFrame, communes: pd.DataFrame | None, level: str) 
     frame = frame.copy()
     if level == "departements" or level == "densite":
         return frame
+    deps = frame["code_dep"].astype(str)
     if level == "france":
-        fict = frame["code_dep"].astype(str).map(is_fictional_code)
-        frame["territoire"] = np.where(fict, FICTIONAL_TERRITORY, FRANCE_CODE)
+        uniq = list(pd.unique(deps))
+        frame["territoire"] = deps.map({d: FICTIONAL_TERRITORY if is_fictional_code(d)
+                                        else FRANCE_CODE for d in uniq})
         return frame
     if level == "cours_appel":
-        frame["cour_appel"] = courts_for(frame["code_dep"].astype(str))
+        uniq = list(pd.unique(deps))
+        frame["cour_appel"] = deps.map(dict(zip(uniq, courts_for(uniq), strict=True)))
         return frame
     cols = ["code_reg"] if level == "regions" else ["code_epci", "nom_epci"]
     if communes is None:
