@@ -18,7 +18,8 @@ what concerns one département and writes it in stable, documented formats:
     thresholds, dates, the FICTIONAL label of the demo, the secrecy rule).
 ``gpkg``
     ``<dept>_zones_blanches.gpkg``: layer ``communes`` (polygons, EPSG:4326) with the
-    minutes to the nearest service of each type (``minutes_<type>``), the nearest service
+    minutes to the nearest service of each type (``minutes_<type>``, and
+    ``minutes_aucun_service`` for the nearest of any type), the nearest service
     (``service_<type>``) and one boolean white-zone flag per type × threshold
     (``zb_<type>_<seuil>``, e.g. ``zb_aucun_service_30``), and layer ``services`` (points).
 ``parquet``
@@ -531,9 +532,10 @@ def commune_layer(
 
     Columns: ``code_insee, nom, code_dep, population, densite, rural`` (+ ``code_epci,
     nom_epci`` when known), ``minutes_<type>`` (minutes, NaN unreachable),
-    ``service_<type>`` (nearest service id), ``moteur``, one boolean ``zb_<type>_<seuil>``
-    per type (combined view ``aucun_service`` included) × threshold, taken from the run's
-    ``zones_blanches`` table, ``fictif``, ``geometry``.
+    ``service_<type>`` (nearest service id), ``minutes_aucun_service`` (minutes to the
+    nearest service of any type, NaN when none is reachable), ``moteur``, one boolean
+    ``zb_<type>_<seuil>`` per type (combined view ``aucun_service`` included) × threshold,
+    taken from the run's ``zones_blanches`` table, ``fictif``, ``geometry``.
     """
     communes = run.communes[run.communes["code_dep"].astype(str) == dept]
     keep = [c for c in ("code_insee", "nom", "code_dep", "population", "densite", "rural",
@@ -547,6 +549,9 @@ def commune_layer(
         sub = acces[acces["type_service"] == t].set_index("code_insee")
         layer[f"minutes_{t}"] = layer["code_insee"].map(sub["minutes"]).astype(float)
         layer[f"service_{t}"] = layer["code_insee"].map(sub["service_id"])
+    if types:  # combined view: the nearest service of any type
+        layer[f"minutes_{NO_SERVICE}"] = layer[[f"minutes_{t}" for t in types]].min(
+            axis=1, skipna=True)
     moteurs = acces.groupby("code_insee")["moteur"].first()
     layer["moteur"] = layer["code_insee"].map(moteurs).fillna(run.engine)
     zb = tables["zones_blanches"]
@@ -1029,12 +1034,13 @@ def render_png_map(
     # drawing detail: ~1/3000 of the map's extent (≈ 30 m for a 100 km département)
     tolerance = max(xmax - xmin, ymax - ymin) / 3000
     shapes = com.geometry.simplify(tolerance, preserve_topology=True)
-    if type_service == NO_SERVICE:
+    column = f"minutes_{type_service}"
+    if column in com.columns:
+        minutes = com[column].astype(float)
+    else:  # combined view of a layer without its column: the nearest of any type
         cols = [c for c in com.columns if c.startswith("minutes_")]
         minutes = com[cols].min(axis=1, skipna=True) if cols else pd.Series(np.nan,
                                                                               index=com.index)
-    else:
-        minutes = com[f"minutes_{type_service}"]
     bounds = sorted(float(t) for t in thresholds)
     labels = [f"≤ {seuil_label(bounds[0])} min"]
     labels += [f"{seuil_label(a)}–{seuil_label(b)} min" for a, b in itertools.pairwise(bounds)]

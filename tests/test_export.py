@@ -415,6 +415,8 @@ def test_gpkg_layers_and_flags_match_zones_blanches(run: RunOutputs, tmp_path: P
     assert not za009["zb_mediation_familiale_30"] and za009["zb_mediation_familiale_20"]
     assert com.set_index("code_insee").loc["ZA007", "zb_aucun_service_45"]
     assert np.isnan(com.set_index("code_insee").loc["ZA007", "minutes_espace_rencontre"])
+    assert np.isnan(com.set_index("code_insee").loc["ZA007", "minutes_aucun_service"])
+    assert com.set_index("code_insee").loc["ZA006", "minutes_aucun_service"] == 19.0
     svc = gpd.read_file(path, layer="services").set_index("service_id")
     assert set(svc.index) == {"S1", "S2", "S3"}
     assert not svc.loc["S3", "dans_departement"] and svc.loc["S1", "dans_departement"]
