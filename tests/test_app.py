@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from coverage.app import state, upload, views
 from coverage.results import RunOutputs
+from coverage.settings import NO_SERVICE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP = REPO_ROOT / "app.py"
@@ -284,3 +285,23 @@ def test_display_geometries_are_lighter(demo_dir: Path) -> None:
     n_full = int(full.geometry.count_coordinates().sum())
     n_light = int(gpd.GeoSeries(light.geometry).count_coordinates().sum())
     assert n_light <= n_full
+
+
+def test_combined_view_shows_every_service_type(at: AppTest) -> None:
+    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    at.selectbox(key="type_service").set_value(NO_SERVICE).run()
+    _ok(at)
+    sel = at.session_state[state.SELECTION_KEY]
+    exp = _expected(run, sel.dept, NO_SERVICE, sel.threshold_min)
+    assert _metrics(at)["Population en zone blanche"] == _int_text(
+        exp["population_zone_blanche"])
+    srcdoc = at.get("iframe")[0].proto.srcdoc
+    assert srcdoc.count('"className": "service"') == len(run.services)
+
+
+def test_optional_basemap_from_the_sidebar(at: AppTest) -> None:
+    assert "tileLayer" not in at.get("iframe")[0].proto.srcdoc
+    at.text_input(key="tiles_url").set_value("http://127.0.0.1:9/{z}/{x}/{y}.png").run()
+    _ok(at)
+    srcdoc = at.get("iframe")[0].proto.srcdoc
+    assert "tileLayer" in srcdoc and "http://127.0.0.1:9/{z}/{x}/{y}.png" in srcdoc

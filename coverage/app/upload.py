@@ -172,6 +172,10 @@ def render_services_upload(sel: state.Selection, run: RunOutputs) -> None:
     except CoverageError as exc:
         st.error(f"{f.name} : {exc}")
         return
+    except Exception as exc:  # shown in the page, never as a traceback
+        log.exception("recomputation with %s failed", f.name)
+        st.error(f"{f.name} : le recalcul a échoué ({type(exc).__name__} : {exc}).")
+        return
     for w in loaded.warnings:
         st.warning(w)
     st.session_state[state.UPLOAD_KEY] = {
