@@ -693,7 +693,21 @@ def _masked_schema(contract: Contract, masked: Sequence[str], marker: str,
     return schema
 
 
+def _decimal_comma(value: Any) -> Any:
+    if isinstance(value, float | np.floating) and not isinstance(value, bool):
+        return repr(float(value)).replace(".", ",")
+    return value
+
+
 def _write_csv(df: pd.DataFrame, path: Path, *, french: bool) -> Path:
+    if french:
+        # text columns holding numbers (a masked column mixes "< 5" and floats) get the
+        # decimal comma too; float columns get it from to_csv(decimal=",")
+        df = df.copy()
+        for col in df.columns:
+            if df[col].dtype == object:
+                df[col] = pd.Series([_decimal_comma(v) for v in df[col].tolist()],
+                                    index=df.index, dtype=object)
     with atomic_path(path) as tmp:
         if french:
             df.to_csv(tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig",

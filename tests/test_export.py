@@ -333,6 +333,11 @@ def test_csv_fr_has_bom_semicolon_and_decimal_comma(run: RunOutputs, tmp_path: P
     en = pd.read_csv(tmp_path / "exp/tables/acces_communes.csv", dtype={"code_insee": str})
     pd.testing.assert_frame_equal(fr, en)
     assert "29,5" in raw.decode("utf-8-sig")  # ZA009's minutes, decimal comma
+    # a masked table mixes markers and numbers in a column: still decimal commas
+    waiting = pd.read_csv(tmp_path / "exp/csv_fr" / f"{WAITING_TABLE}.csv", sep=";",
+                          encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert waiting["delai_moyen_jours"].tolist() == ["secret", "65,0", "", "30,0", ""]
+    assert waiting["familles_en_attente"].tolist() == ["< 5", "12", "< 5", "5", ""]
 
 
 # --- XLSX --------------------------------------------------------------------------------
