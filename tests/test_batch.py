@@ -309,3 +309,38 @@ def test_result_type(tmp_path: Path) -> None:
     assert set(res.tables["acces_communes"]["type_service"]) == {MF}
     assert set(res.tables["acces_communes"]["code_dep"]) == {"15"}
     assert np.isfinite(res.tables["acces_communes"]["minutes"]).all()
+
+
+def test_cli_data_dir_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--data-dir`` reads the fetch + prepare layout (here filled with the FICTIONAL demo)."""
+    from coverage.cli import main
+    from coverage.demo import demo_paths
+
+    demo = demo_paths()
+    folder = tmp_path / "donnees" / "ZA"
+    folder.mkdir(parents=True)
+    gpd.read_file(demo.communes).to_file(folder / "communes.gpkg", layer="communes")
+    (folder / "services.csv").write_bytes(demo.services.read_bytes())
+    out = tmp_path / "out"
+    code = main(["run", "--data-dir", str(tmp_path / "donnees"), "--dept", "ZA", "--out",
+                 str(out), "--workers", "1", "--no-isochrones"])
+    assert code == 0
+    m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert m["depts"] == ["ZA"] and m["engine"]["name"] == "proxy"  # no routes.osm.pbf
+    assert "Engine: proxy" in capsys.readouterr().out
+    assert main(["run", "--data-dir", str(tmp_path / "donnees"), "--dept", "ZB", "--out",
+                 str(tmp_path / "none")]) != 0
+    assert "prepare --dept ZB" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_run_writes_isochrones(tmp_path: Path) -> None:
+    pytest.importorskip("coverage.isochrones")
+    run(load_inputs(), out_dir=tmp_path, workers=1, isochrones=True)
+    loaded = RunOutputs.load(tmp_path)
+    layers = loaded.isochrone_layers()
+    assert "isochrones_types" in layers and "isochrones_services" in layers
+    bands = loaded.isochrones("isochrones_types")
+    assert bands is not None and set(bands["moteur"]) == {"road"}
+    assert set(bands["type_service"]) <= {MF, ER} and len(bands) > 0
+    assert loaded.manifest["isochrones_file"] == "isochrones.gpkg"
