@@ -31,6 +31,7 @@ from test_fetch import (
     server,  # noqa: F401  (fixture)
 )
 
+from coverage.cli import main
 from coverage.errors import InputError
 from coverage.io.fetch import FetchError, FetchOptions, cache_path, fetch
 from coverage.io.prepare import (
@@ -250,7 +251,8 @@ def test_prepare_accepts_files_put_by_hand(tmp_path: Path) -> None:
     assert list(out["code_insee"]) == ["48095"] and list(out["densite"]) == [4]
 
 
-def test_cli_prepare_exit_codes(server: Server, tmp_path: Path) -> None:  # noqa: F811
+def test_cli_prepare_exit_codes(server: Server, tmp_path: Path,  # noqa: F811
+                                capsys: pytest.CaptureFixture[str]) -> None:
     res = _cli("prepare", "--dept", "15", "--data-dir", str(tmp_path / "vide"), cwd=REPO)
     assert res.returncode == 2 and "zones-blanches fetch" in res.stderr
     assert "Traceback" not in res.stderr
@@ -264,22 +266,20 @@ def test_cli_prepare_exit_codes(server: Server, tmp_path: Path) -> None:  # noqa
     res = _cli("prepare", "--dept", "15", "--data-dir", str(data_dir), cwd=REPO)
     assert res.returncode == 0, res.stderr
     assert "communes.gpkg" in res.stdout and "zones-blanches run --dept 15" in res.stdout
-    bad.write_bytes(b"CODGEO;LIBGEO\n15014;x\n")  # a grid with no level column
-    bad.rename(bad.with_suffix(".csv"))
-    res = _cli("prepare", "--dept", "15", "--data-dir", str(data_dir), cwd=REPO)
-    assert res.returncode != 0
-    assert "Traceback" not in res.stderr
+    bad.write_bytes(b"CODGEO;LIBGEO\n15014;x\n")  # a CSV saved under the .xlsx name
+    code = main(["prepare", "--dept", "15", "--data-dir", str(data_dir)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "readable XLSX" in err and str(bad) in err and "Traceback" not in err
 
 
 def test_fetch_prepare_run_one_path(server: Server, tmp_path: Path) -> None:  # noqa: F811
     """Official files (served locally) → fetch → prepare → run --dept --data-dir, nothing else."""
     server.files.update(official_files(tmp_path))
     data_dir = tmp_path / "donnees"
-    res = _cli("fetch", "--dept", "15", "--data-dir", str(data_dir), "--mirror", server.base,
-               "--retries", "0", cwd=REPO)
-    assert res.returncode == 0, res.stderr
-    res = _cli("prepare", "--dept", "15", "--data-dir", str(data_dir), cwd=REPO)
-    assert res.returncode == 0, res.stderr
+    assert main(["fetch", "--dept", "15", "--data-dir", str(data_dir), "--mirror",
+                 server.base, "--retries", "0"]) == 0
+    assert main(["prepare", "--dept", "15", "--data-dir", str(data_dir)]) == 0
     # services: made up for this test (there is no official list); the user's own file
     services = prepared_paths(data_dir, "15")["services"]
     services.write_text(

@@ -224,7 +224,22 @@ def read_contours(path: str | Path) -> gpd.GeoDataFrame:
 
 # --- tables: XLSX with title rows, zip, CSV ----------------------------------------------
 def _raw_frames(path: Path) -> list[tuple[str, pd.DataFrame]]:
-    """Every sheet/table in ``path`` as a header-less all-str frame, with its name."""
+    """Every sheet/table in ``path`` as a header-less all-str frame, with its name.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read as what its name says (XLSX, CSV, zip of them).
+    """
+    try:
+        return _raw_frames_unchecked(path)
+    except (zipfile.BadZipFile, ValueError, OSError, KeyError, pd.errors.ParserError) as exc:
+        raise InputError(Problem(str(path), None, None, "a readable XLSX, CSV or zip of them "
+                                 "(as published by INSEE)", f"{type(exc).__name__}: {exc}")
+                         ) from None
+
+
+def _raw_frames_unchecked(path: Path) -> list[tuple[str, pd.DataFrame]]:
     name = path.name.lower()
     if name.endswith(".zip"):
         out: list[tuple[str, pd.DataFrame]] = []
