@@ -31,11 +31,10 @@ def _open_run(choice: str) -> tuple[str, float] | None:
     """Resolve the data-set choice to (run folder, manifest stamp), running the demo once."""
     if choice == DEMO_CHOICE:
         out = str(state.DEMO_RUN_DIR)
-        if state.manifest_stamp(out) == 0.0:
+        stamp = state.manifest_stamp(out)
+        if stamp == 0.0:
             with st.spinner("Premier lancement : calcul de la démo (territoire fictif)…"):
                 stamp = state.ensure_demo_run(out)
-        else:
-            stamp = state.ensure_demo_run(out)
         return out, stamp
     default = state.initial_run_dir() or ""
     path = st.sidebar.text_input(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,20 +85,27 @@ def manifest_stamp(run_dir: str | Path) -> float:
 
 
 @st.cache_resource(show_spinner=False)
+def _demo_lock() -> threading.Lock:
+    """One lock per server process: two sessions never run the demo batch together."""
+    return threading.Lock()
+
+
 def ensure_demo_run(out_dir: str) -> float:
-    """Run the demo batch into ``out_dir`` once when it holds no finished run.
+    """Run the demo batch into ``out_dir`` when it holds no finished run.
 
     Returns
     -------
     float
-        The manifest stamp of the run.
+        The manifest stamp of the run (a later batch into the same folder changes it, which
+        invalidates the caches keyed on it).
     """
-    if manifest_stamp(out_dir) == 0.0:
-        from coverage.batch import run
-        from coverage.io.inputs import load_inputs
+    with _demo_lock():
+        if manifest_stamp(out_dir) == 0.0:
+            from coverage.batch import run
+            from coverage.io.inputs import load_inputs
 
-        log.info("no demo run in %s: running the demo batch", out_dir)
-        run(load_inputs(), out_dir=Path(out_dir), workers=1)
+            log.info("no demo run in %s: running the demo batch", out_dir)
+            run(load_inputs(), out_dir=Path(out_dir), workers=1)
     return manifest_stamp(out_dir)
 
 
