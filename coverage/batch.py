@@ -950,8 +950,9 @@ def summary_lines(result: RunResult) -> list[str]:
             for _, r in sub.iterrows():
                 label = "none of the types" if r["type_service"] == NO_SERVICE else \
                     str(r["type_service"])
+                n = int(r["communes_zone_blanche"])
                 parts.append(f"{label}: {int(r['population_zone_blanche']):,} inhabitants in "
-                             f"{int(r['communes_zone_blanche'])} communes".replace(",", " "))
+                             f"{n} commune{'' if n == 1 else 's'}".replace(",", " "))
             lines.append(f"White zones beyond {t:g} min — " + "; ".join(parts))
     lines.append(f"Outputs: {result.out_dir}/ (tables/, manifest.json, communes.parquet, "
                  "services.parquet" + (", isochrones.gpkg" if result.manifest.get(
