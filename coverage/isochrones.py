@@ -1,33 +1,36 @@
-"""Isochrone bands: polygons of the land reached within 0–20, 20–30, 30–45 minutes.
+"""Isochrone bands: polygons of the land within 0–20, 20–30, 30–45 minutes of a service.
 
 Method (road engine): **buffered reached arcs, rasterised**. Every arc of the road graph is
 a straight segment between two consecutive OSM nodes (the topology is not simplified).
-Along an arc ``u → v`` taking ``w`` minutes, the point at fraction ``f`` is reached at
-``t(u) + f·w`` (linear interpolation of the time along the arc), so a partially reached arc
-is cut exactly where the band's upper bound falls. Points are sampled along the arcs every
-half grid cell and dropped onto a metric grid (``cell_m``, 100 m by default) keeping the
-*minimum* time per cell; a minimum filter with a disc of radius ``buffer_m`` (200 m by
-default) spreads each reached point to the land around it. The resulting field, at each cell
-centre, is the earliest time of any road point within ``buffer_m``; cells with no road
-point within ``buffer_m`` are masked. The band ``[a, b)`` is the filled contour of that
-field between ``a`` and ``b`` (``contourpy``), so:
+Along an arc taking ``w`` minutes, the point at fraction ``f`` from its reached end is at
+``t + f·w`` minutes (linear interpolation of the time along the arc), so a partially
+reached arc is cut exactly where a band's bound falls. Points are sampled along the arcs
+every half grid cell and dropped onto a metric grid (``cell_m``, 75 m by default) keeping
+the *minimum* time per cell. A grey erosion with a cone over a disc of radius ``buffer_m``
+(150 m by default) then gives each cell centre the minutes of the land there: the minimum,
+over the road points within ``buffer_m``, of the point's minutes plus the distance at the
+engine's connector speed (``settings.access_speed_kmh``, as for a commune's snapping leg).
+Cells with no reached road within ``buffer_m`` are masked. The band ``[a, b)`` is the
+filled contour of that field between ``a`` and ``b`` (``contourpy``), so:
 
 - land farther than ``buffer_m`` (± half a cell) from every reached road is never claimed —
   lakes, mountain blocks and gaps between valleys come out as holes;
 - the union of the bands up to ``b`` is the ``buffer_m`` neighbourhood of the road reached
-  within ``b`` minutes, and each band is that set minus the set of the previous bound;
+  within ``b`` minutes, and the bands of one source set never overlap;
 - merged bands per service type come from the one multi-source pass per type
-  (:meth:`RoadEngine.node_minutes`), per-service bands from bounded per-source searches
-  (:meth:`RoadEngine.node_minutes_per_source`), both including the service's connector leg.
+  (``RoadEngine.node_minutes``), per-service bands from bounded per-source searches
+  (``RoadEngine.node_minutes_per_source``), both with the service's connector leg, both in
+  the engine's direction (minutes *to* the service: one-way arcs are walked backwards).
 
-This is the same set as ``union(buffer(reached arcs, buffer_m))`` computed with shapely,
-rasterised at ``cell_m``: it runs in a fraction of a second for a département where the
-vector union of hundreds of thousands of buffers takes minutes.
+This is the set ``union(buffer(reached part of each arc, buffer_m))`` of the vector
+method, rasterised at ``cell_m`` (a test checks the two agree): it runs in a fraction of a
+second where the vector union of hundreds of thousands of buffers takes minutes.
 
-Method (proxy engine): a ``proxy_cell_m`` grid over the territory; each cell's minutes are
-the straight distance to the nearest service × the detour factor ÷ the proxy speed of the
-density class of the commune containing the cell (:data:`Settings.proxy_speed_kmh_by_density`),
-contoured, then clipped to the territory (union of the communes).
+Method (proxy engine): a ``proxy_cell_m`` grid (500 m) over each territory; each cell's
+minutes are the straight distance to the nearest service of the territory × the detour
+factor ÷ the proxy speed of the density class of the commune containing the cell
+(:func:`coverage.proxy.proxy_minutes`), contoured, then clipped to the territory (the union
+of its communes).
 
 Statistics are never computed from these polygons: they are for display and export. Their
 accuracy against node minutes is measured by :func:`band_accuracy`.
@@ -64,10 +67,12 @@ from coverage.settings import CRS_INPUT_OUTPUT, Settings, metric_crs_for
 logger = logging.getLogger(__name__)
 
 #: Width of land around a reached road counted as reached, metres. A house, a farm track or
-#: a parking lot within 200 m of the road is reachable; land beyond is not claimed.
-BUFFER_M = 200.0
-#: Grid cell of the road-engine raster, metres (a quarter to a half of ``BUFFER_M``).
-CELL_M = 100.0
+#: a parking lot within 150 m of the road is reachable; land beyond is not claimed. 150 m
+#: was the best of 100/150/200 m on the demo and the Andorra extract (hairpin bends and
+#: one-way loops put roads reached minutes apart within 200 m of each other).
+BUFFER_M = 150.0
+#: Grid cell of the road-engine raster, metres (half of ``BUFFER_M``).
+CELL_M = 75.0
 #: Grid cell of the proxy-engine bands, metres.
 PROXY_CELL_M = 500.0
 #: Largest number of grid cells of one raster; above it the cell is enlarged (logged).
@@ -207,16 +212,21 @@ def _arc_samples(
     return xs, ys, ts
 
 
-def _disc(radius_cells: float) -> np.ndarray:
+def _disc(radius_cells: float) -> tuple[np.ndarray, np.ndarray]:
+    """Disc footprint of a radius in cells, and each cell's distance to the centre (cells)."""
     r = max(math.floor(radius_cells), 0)
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    return np.asarray(xx * xx + yy * yy <= radius_cells * radius_cells + 1e-9)
+    dist = np.hypot(xx, yy)
+    return np.asarray(dist <= radius_cells + 1e-9), dist
 
 
 def _field_from_samples(
     xs: np.ndarray, ys: np.ndarray, ts: np.ndarray, *, cell_m: float, buffer_m: float,
+    access_m_per_min: float | None = None,
 ) -> tuple[_Grid, np.ma.MaskedArray]:
-    """Earliest minutes of any sample within ``buffer_m`` of each cell centre (masked: none)."""
+    """Minutes of the land: ``min(t(p) + d(p)/access speed)`` over the samples ``p`` within
+    ``buffer_m`` of each cell centre (``d`` the distance, no access term when the speed is
+    None); masked where there is none."""
     pad = buffer_m + 2 * cell_m
     grid = _Grid.around(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()),
                         cell_m, pad)
@@ -225,8 +235,14 @@ def _field_from_samples(
     field2d = field.reshape(grid.ny, grid.nx)
     radius = buffer_m / grid.cell
     if radius >= 1.0:
-        field2d = ndimage.minimum_filter(field2d, footprint=_disc(radius), mode="constant",
-                                         cval=np.inf)
+        footprint, dist = _disc(radius)
+        if access_m_per_min is None:
+            field2d = ndimage.minimum_filter(field2d, footprint=footprint, mode="constant",
+                                             cval=np.inf)
+        else:  # grey erosion with a cone: min over the disc of t + distance / speed
+            cone = (-dist * grid.cell / access_m_per_min).astype(np.float32)
+            field2d = ndimage.grey_erosion(field2d, footprint=footprint, structure=cone,
+                                           mode="constant", cval=np.inf)
     return grid, np.ma.masked_invalid(field2d)
 
 
@@ -236,7 +252,8 @@ def _contour_bands(
     """One (Multi)Polygon per band from the filled contours of ``field`` (metric CRS)."""
     xc, yc = grid.centres()
     gen = contourpy.contour_generator(
-        xc, yc, field, name="serial", corner_mask=True,
+        # no corner masking: it can make rings touch themselves (invalid polygons)
+        xc, yc, field, name="serial", corner_mask=False,
         fill_type=contourpy.FillType.ChunkCombinedOffsetOffset,
     )
     out: list[shapely.Geometry] = []
@@ -255,8 +272,20 @@ def _polygons_from_contour(points: Any, offsets: Any, outer: Any) -> shapely.Geo
         shapely.GeometryType.POLYGON, np.asarray(points, dtype=np.float64),
         (np.asarray(offsets, dtype=np.int64), np.asarray(outer, dtype=np.int64)),
     )
-    geom = shapely.MultiPolygon(list(polys)) if len(polys) > 1 else polys[0]
-    return _as_valid_multipolygon(geom)
+    # filled contours of one band are valid and disjoint (tested): no costly re-validation
+    return shapely.multipolygons(polys)
+
+
+def _as_multipolygon(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygonal parts of a valid geometry as one MultiPolygon (no validity check)."""
+    if geom is None or geom.is_empty:
+        return shapely.MultiPolygon()
+    if geom.geom_type == "MultiPolygon":
+        return geom
+    if geom.geom_type == "Polygon":
+        return shapely.MultiPolygon([geom])
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon" and not g.is_empty]
+    return shapely.MultiPolygon(parts)
 
 
 def _as_valid_multipolygon(geom: shapely.Geometry) -> shapely.Geometry:
@@ -294,6 +323,7 @@ def sampling_graph(network: RoadNetwork, direction: str = "to_service") -> sp.cs
 def road_band_geometries(
     network: RoadNetwork, minutes: np.ndarray, bands: Sequence[tuple[float, float]], *,
     direction: str = "to_service", buffer_m: float = BUFFER_M, cell_m: float = CELL_M,
+    access_speed_kmh: float | None = Settings().access_speed_kmh,
     graph: sp.csr_array | None = None,
 ) -> list[shapely.Geometry]:
     """Band polygons in ``network.crs`` from the minutes of every node.
@@ -313,6 +343,10 @@ def road_band_geometries(
         Width of land around a reached road point counted as reached, metres.
     cell_m
         Raster cell, metres (``buffer_m`` / 2 or finer is advised).
+    access_speed_kmh
+        Speed off the road, km/h (the engine's connector speed,
+        ``settings.access_speed_kmh``): land at ``d`` metres from a road point reached at
+        ``t`` is reached at ``t + d / speed``. None: at ``t`` (flat buffer).
     graph
         ``sampling_graph(network, direction)`` when the caller reuses it across calls.
 
@@ -339,8 +373,9 @@ def road_band_geometries(
     keep = ts <= limit * 1.1 + 1.0
     if not (ts < limit).any():
         return [shapely.MultiPolygon() for _ in bands]
+    access = None if access_speed_kmh is None else access_speed_kmh * 1000.0 / 60.0
     grid, field = _field_from_samples(xs[keep], ys[keep], ts[keep], cell_m=cell_m,
-                                      buffer_m=buffer_m)
+                                      buffer_m=buffer_m, access_m_per_min=access)
     return _contour_bands(grid, field, bands)
 
 
@@ -403,7 +438,7 @@ def _proxy_band_geometries(terr: _ProxyTerritory, minutes: np.ndarray,
     for g in _contour_bands(sub, np.ma.masked_invalid(minutes), bands):
         if not g.is_empty:
             g = shapely.intersection(g, shapely.clip_by_rect(terr.union, *g.bounds))
-        out.append(_as_valid_multipolygon(g))
+        out.append(_as_multipolygon(g))
     return out
 
 
@@ -477,14 +512,14 @@ def _to_wgs84(geoms: list[shapely.Geometry], crs: str) -> list[shapely.Geometry]
     if not geoms:
         return []
     moved = gpd.GeoSeries(geoms, crs=crs).to_crs(CRS_INPUT_OUTPUT)
-    return [_as_valid_multipolygon(g) for g in moved]
+    return [_as_multipolygon(g) for g in moved]
 
 
 def _merge_parts(parts: list[shapely.Geometry]) -> shapely.Geometry:
     """One MultiPolygon from the bands of disjoint territories."""
     if len(parts) == 1:
         return parts[0]
-    return _as_valid_multipolygon(shapely.union_all(parts))
+    return _as_multipolygon(shapely.union_all(parts))
 
 
 def _frame(rows: list[dict[str, Any]], columns: Sequence[str],
@@ -557,7 +592,8 @@ def isochrones_types(
                 minutes = np.asarray(engine.node_minutes(  # type: ignore[attr-defined]
                     services[services["type_service"].astype(str) == t]), dtype=np.float64)
             geoms = road_band_geometries(network, minutes, bands, buffer_m=buffer_m,
-                                         cell_m=cell_m, graph=graph)
+                                         cell_m=cell_m, graph=graph,
+                                         access_speed_kmh=settings.access_speed_kmh)
             for k, g in enumerate(_to_wgs84(geoms, network.crs)):
                 parts.setdefault((t, k), []).append(g)
     else:
@@ -637,7 +673,8 @@ def isochrones_services(
                 wanted.iloc[s:s + step], cutoff)
             add([str(i) for i in ids],
                 [road_band_geometries(network, row, bands, buffer_m=buffer_m, cell_m=cell_m,
-                                      graph=graph) for row in np.asarray(mat)], network.crs)
+                                      graph=graph, access_speed_kmh=settings.access_speed_kmh)
+                 for row in np.asarray(mat)], network.crs)
     else:
         for territory, cm, sv in _proxy_groups(communes, wanted, crs):
             if len(sv) == 0:
@@ -674,6 +711,7 @@ def isochrones_services(
 def band_accuracy(
     bands: gpd.GeoDataFrame, x: np.ndarray, y: np.ndarray, minutes: np.ndarray, *, crs: str,
     slack_min: float = ACCURACY_SLACK_MIN, beyond_min: float = ACCURACY_BEYOND_MIN,
+    tolerance_m: float = 0.0,
 ) -> pd.DataFrame:
     """Accuracy of band polygons against the minutes of the road nodes.
 
@@ -685,7 +723,9 @@ def band_accuracy(
     x, y
         Node coordinates in ``crs``, metres.
     minutes
-        Minutes to each node from the same sources, NaN when unreachable.
+        Minutes between each node and the same sources, NaN only when unreachable: pass
+        minutes without a cut-off (a search bounded at the top threshold would make nodes
+        just beyond it look unreachable, hence "beyond").
     crs
         CRS of ``x``/``y``.
     slack_min
@@ -695,6 +735,11 @@ def band_accuracy(
     beyond_min
         Nodes reached more than this many minutes after ``bande_max`` (or never) must not be
         inside the union of the bands up to ``bande_max``.
+    tolerance_m
+        Tolerance of the per-band share at the band's edges, metres: a node of the band
+        outside its polygon but within this distance of it counts as inside (use the
+        buffer width: land within ``buffer_m`` of a road reached earlier shows in the
+        earlier band, as on hairpin bends and one-way loops).
 
     Returns
     -------
@@ -702,7 +747,8 @@ def band_accuracy(
         One row per band: ``bande_min``, ``bande_max``, ``n_atteints`` (nodes with minutes
         < bande_max), ``part_atteints_dedans`` (share of them inside the union of bands up
         to bande_max), ``n_bande`` (nodes with minutes in [bande_min + slack, bande_max)),
-        ``part_bande_dedans`` (share of them inside this band's polygon), ``n_au_dela``
+        ``part_bande_dedans`` (share of them inside this band's polygon, or within
+        ``tolerance_m`` of it), ``n_au_dela``
         (nodes unreachable or beyond bande_max + beyond_min), ``part_au_dela_dedans``
         (share of them inside the union up to bande_max). Shares are NaN when a count is 0.
     """
@@ -721,13 +767,18 @@ def band_accuracy(
         inside_union |= inside
         within = reached & (minutes < high)
         in_band = reached & (minutes >= low + (slack_min if low > 0 else 0.0)) & (minutes < high)
+        near = inside.copy()
+        if tolerance_m > 0:
+            check = np.flatnonzero(in_band & ~inside)
+            near[check] = shapely.dwithin(geom, shapely.points(x[check], y[check]),
+                                          tolerance_m)
         beyond = ~reached | (minutes > high + beyond_min)
         out.append({
             "bande_min": float(low), "bande_max": float(high),
             "n_atteints": int(within.sum()),
             "part_atteints_dedans": _share(inside_union, within),
             "n_bande": int(in_band.sum()),
-            "part_bande_dedans": _share(inside, in_band),
+            "part_bande_dedans": _share(near, in_band),
             "n_au_dela": int(beyond.sum()),
             "part_au_dela_dedans": _share(inside_union, beyond),
         })
