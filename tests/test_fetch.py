@@ -370,7 +370,8 @@ def test_osm_falls_back_to_the_geofabrik_region(server: Server, tmp_path: Path) 
     rec = fetch_file(src, tmp_path, options=FetchOptions(mirror=server.base, progress=False,
                                                          retries=0))
     assert rec.url == fallback
-    assert [p for p, _ in server.log] == [urlsplit(src.url).path, urlsplit(fallback).path]
+    assert [p for p, _ in server.log] == [urlsplit(src.url).path, urlsplit(fallback).path,
+                                          urlsplit(fallback).path + ".md5"]
 
 
 def test_fetch_all_sources_through_a_mirror(server: Server, tmp_path: Path) -> None:
@@ -461,3 +462,25 @@ def test_an_html_page_instead_of_a_zip_is_refused(server: Server, tmp_path: Path
         download(f"{server.base}/fr/ensemble.zip", tmp_path / "ensemble.zip", options=FAST)
     assert not (tmp_path / "ensemble.zip").exists()
     assert not (tmp_path / "ensemble.zip.part").exists()
+
+
+def test_osm_extract_is_checked_against_the_published_md5(server: Server,
+                                                          tmp_path: Path) -> None:
+    src = sources.osm_file("48")
+    path = urlsplit(src.url).path
+    body = b"pbf bytes of the extract"
+    server.files[path] = body
+    server.files[path + ".md5"] = f"{hashlib.md5(body).hexdigest()}  x.osm.pbf\n".encode()
+    opts = FetchOptions(mirror=server.base, progress=False, retries=0)
+    rec = fetch_file(src, tmp_path, options=opts)
+    assert rec.checksum.startswith("md5 verified")
+    # the publisher's md5 no longer matches (extract updated mid-download): refused
+    server.files[path + ".md5"] = b"0123456789abcdef0123456789abcdef  x.osm.pbf\n"
+    Path(rec.path).unlink()
+    with pytest.raises(ChecksumError, match="published"):
+        fetch_file(src, tmp_path / "other", options=opts)
+    assert not cache_path(tmp_path / "other", src.url).exists()
+    # no sidecar at all: accepted, and said so
+    del server.files[path + ".md5"]
+    rec = fetch_file(src, tmp_path / "third", options=opts)
+    assert rec.checksum.startswith("no published md5")

@@ -109,6 +109,7 @@ class FetchRecord:
     year: int | None = None
     dept: str | None = None
     note: str = ""
+    checksum: str = ""
 
 
 def cache_dir(data_dir: str | Path) -> Path:
@@ -363,14 +364,52 @@ def fetch_file(source: SourceFile, data_dir: str | Path, *,
             last_error = exc
             log.info("%s; trying the next official source if any", exc)
             continue
+        checksum = ""
+        if source.md5_sidecar:
+            checksum = _check_md5_sidecar(url, dest, options)
         record = FetchRecord(source.key, url, fetched_from, str(dest), size, digest, _now(),
-                             source.year, source.dept, source.note)
+                             source.year, source.dept, source.note, checksum)
         _record(data_dir, record)
         return record
     assert last_error is not None
     tried = ", ".join((source.url, *source.fallbacks))
     msg = f"{source.title}: not found at any official URL ({tried})"
     raise NotFoundError(msg) from last_error
+
+
+def _check_md5_sidecar(url: str, dest: Path, options: FetchOptions) -> str:
+    """Check ``dest`` against the publisher's ``<url>.md5``; say what was checked.
+
+    Raises
+    ------
+    ChecksumError
+        The published MD5 differs (the file is deleted: an extract updated during the
+        download, or a corrupted transfer; fetch again).
+    """
+    md5_url = sources.mirror_url(url + ".md5", options.mirror)
+    request = urllib.request.Request(md5_url, headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=options.timeout_s) as resp:
+            text = resp.read(4096).decode("ascii", "replace")
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return f"no published md5 ({md5_url}: HTTP {exc.code})"
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        return f"published md5 not read ({type(exc).__name__})"
+    token = text.split()[0].lower() if text.split() else ""
+    if len(token) != 32 or any(c not in "0123456789abcdef" for c in token):
+        return f"no usable md5 in {md5_url}"
+    h = hashlib.md5(usedforsecurity=False)
+    with open(dest, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != token:
+        dest.unlink(missing_ok=True)
+        msg = (f"{url}: checksum mismatch with the published {md5_url} (md5 {token}, got "
+               f"{h.hexdigest()}); the file was deleted: the extract may have been updated "
+               "during the download, run fetch again")
+        raise ChecksumError(msg)
+    return f"md5 verified against {md5_url}"
 
 
 def _now() -> str:

@@ -196,6 +196,10 @@ class SourceFile:
         Département of a per-département file (OSM), else ``None``.
     note
         Why a different year or source was chosen, when it was.
+    md5_sidecar
+        The publisher puts an MD5 checksum beside the file (``<url>.md5``): Geofabrik
+        does for every extract, and download.openstreetmap.fr lists ``-latest.osm.pbf.md5``
+        files too. It is checked when present; its absence is only noted.
     """
 
     key: str
@@ -206,6 +210,7 @@ class SourceFile:
     fallbacks: tuple[str, ...] = ()
     dept: str | None = None
     note: str = ""
+    md5_sidecar: bool = False
 
 
 def normalise_dept(code: str) -> str:
@@ -297,7 +302,7 @@ def osm_file(dept: str) -> SourceFile:
     fallback = f"{GEOFABRIK}/europe/france/{geofabrik}-latest.osm.pbf"
     return SourceFile("osm", url, None, True,
                       f"OpenStreetMap – extrait du département {code} (© contributeurs OSM, "
-                      "ODbL)", fallbacks=(fallback,), dept=code)
+                      "ODbL)", fallbacks=(fallback,), dept=code, md5_sidecar=True)
 
 
 def national_files(year: int = DEFAULT_YEAR, *,
