@@ -333,3 +333,26 @@ def test_clip_real_extract_keeps_the_road_graph(shared_data: Path, tmp_path: Pat
             .with_locations().with_filter(osmium.filter.EntityFilter(osmium.osm.WAY)):
         assert any(area.contains(Point(n.lon, n.lat)) for n in way.nodes)
     assert load_network(part).node_ids.size < a.node_ids.size
+
+
+def test_density_grid_2025_layout_uses_dens7_not_dens_aav(tmp_path: Path) -> None:
+    """INSEE's 2025 file: a documentation sheet, then 'Maille communale' with DENS (3
+    levels), DENS7, DENS_AAV (4 classes of another typology) under title rows."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.title = "Documentation"
+    wb.active.append(["Grille communale de densité 2025 : documentation"])
+    ws = wb.create_sheet("Maille communale")
+    for title in ("Grille communale de densité 2025", "Géographie au 01/01/2025", "", ""):
+        ws.append([title])
+    ws.append(["CODGEO", "LIBGEO", "DENS", "DENS7", "DENS_AAV", "PMUN22"])
+    rows = [("15014", 2, 2, 2), ("15187", 2, 4, 2), ("15120", 3, 5, 3), ("48095", 3, 7, 4)]
+    for code, dens3, dens7, aav in rows:
+        ws.append([code, f"commune {code}", dens3, dens7, aav, 1234])
+    buf = io.BytesIO()
+    wb.save(buf)
+    grid = read_density_grid(_write(tmp_path / "fichier_diffusion_2025.xlsx", buf.getvalue()))
+    assert grid.attrs["niveaux"] == 7 and "'DENS7'" in grid.attrs["source"]
+    assert dict(zip(grid["code_insee"], grid["densite"], strict=True)) == {
+        "15014": 2, "15187": 2, "15120": 3, "48095": 4}
