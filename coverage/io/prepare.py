@@ -146,9 +146,10 @@ def _dep_of(code: str) -> str:
 _CONTOUR_COLUMNS = {
     "code_insee": ("code", "insee_com", "code_insee", "codgeo", "com"),
     "nom": ("nom", "nom_com", "nom_m", "libelle", "libgeo"),
-    "code_dep": ("departement", "insee_dep", "code_dep", "dep"),
-    "code_reg": ("region", "insee_reg", "code_reg", "reg"),
-    "code_epci": ("epci", "siren_epci", "code_epci"),
+    "code_dep": ("departement", "insee_dep", "code_dep", "dep", "codedepartement",
+                 "code_departement"),
+    "code_reg": ("region", "insee_reg", "code_reg", "reg", "coderegion", "code_region"),
+    "code_epci": ("epci", "siren_epci", "code_epci", "codeepci"),
     "population": ("population", "pmun", "ptot"),
 }
 
