@@ -356,3 +356,17 @@ def test_density_grid_2025_layout_uses_dens7_not_dens_aav(tmp_path: Path) -> Non
     assert grid.attrs["niveaux"] == 7 and "'DENS7'" in grid.attrs["source"]
     assert dict(zip(grid["code_insee"], grid["densite"], strict=True)) == {
         "15014": 2, "15187": 2, "15120": 3, "48095": 4}
+
+
+@pytest.mark.shared
+def test_neighbour_departements_of_cantal_on_real_contours(shared_data: Path) -> None:
+    from coverage.io.prepare import neighbour_departements
+
+    found = neighbour_departements(shared_data / "communes" / "communes_cog2026.parquet",
+                                   ["15"])
+    # the six départements sharing a border with the Cantal are all within the buffer
+    assert {"15", "12", "19", "43", "46", "48", "63"} <= set(found)
+    assert not {"75", "13", "2A", "974"} & set(found)
+    thirty = neighbour_departements(shared_data / "communes" / "communes_cog2026.parquet",
+                                    ["15"], settings=Settings(thresholds_min=(20.0, 30.0)))
+    assert set(thirty) <= set(found)  # a shorter threshold, a smaller buffer
