@@ -540,6 +540,45 @@ def access_map(
     return m
 
 
+#: Colour of suggested new sites (siting page).
+NEW_SITE_COLOUR = "#e31a1c"
+
+
+def add_new_sites(m: folium.Map, sites: pd.DataFrame) -> folium.Map:
+    """Draw suggested new sites (``rang, nom, lon, lat, population_nouvellement_couverte``).
+
+    Parameters
+    ----------
+    m
+        A map from :func:`access_map`.
+    sites
+        Table of :func:`coverage.siting.best_new_sites` (lon/lat in EPSG:4326).
+
+    Returns
+    -------
+    folium.Map
+        The same map, with one circle marker of class ``nouveau-site`` per site, labelled
+        with its rank.
+    """
+    fg = folium.FeatureGroup(name="Nouveaux sites suggérés", show=True)
+    for row in sites.to_dict("records"):
+        rank, name = int(row["rang"]), html.escape(str(row["nom"]))
+        popup = (
+            f"<b>Site suggéré n° {rank}</b><br>{name}<br>"
+            f"Population nouvellement couverte : "
+            f"{_fmt_int(row['population_nouvellement_couverte'])}<br>"
+            f"Communes nouvellement couvertes : {int(row['communes_nouvellement_couvertes'])}"
+        )
+        folium.CircleMarker(
+            location=[float(row["lat"]), float(row["lon"])], radius=10, color="#000000",
+            weight=3, fill=True, fill_color=NEW_SITE_COLOUR, fill_opacity=1.0,
+            class_name="nouveau-site", popup=folium.Popup(popup, max_width=320),
+            tooltip=f"Site suggéré n° {rank} : {name}",
+        ).add_to(fg)
+    fg.add_to(m)
+    return m
+
+
 _EXTERNAL_REF = re.compile(
     r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']((?:https?:)?//[^"']+)""",
     re.IGNORECASE,

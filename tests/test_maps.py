@@ -226,3 +226,17 @@ def test_display_geometries_need_crs() -> None:
     gdf = gpd.GeoDataFrame({"code_insee": ["ZA001"]}, geometry=[box(0, 0, 1, 1)])
     with pytest.raises(ValueError, match="set_crs"):
         maps.display_geometries(gdf)
+
+
+def test_new_sites_layer(communes, access, services) -> None:
+    sites = pd.DataFrame({
+        "rang": [1, 2], "nom": ["Bourg", "<b>Fay</b>"], "lon": [2.07, 2.12],
+        "lat": [46.02, 46.07], "population_nouvellement_couverte": [1500, 60],
+        "communes_nouvellement_couvertes": [2, 1],
+    })
+    m = maps.add_new_sites(_build(communes, access, services), sites)
+    page = maps.map_html(m)
+    assert page.count('"className": "nouveau-site"') == 2
+    assert ("<b>Site suggéré n° 1</b><br>Bourg<br>Population nouvellement couverte : "
+            "1\u202f500") in page
+    assert "<b>Fay</b>" not in page and "&lt;b&gt;Fay&lt;/b&gt;" in page

@@ -94,21 +94,12 @@ def road_engine(roads: str, crs: str) -> Any:
     return make_engine("road", Path(roads), Settings(), crs)
 
 
-def recompute_access(
-    run: RunOutputs, dept: str, services: gpd.GeoDataFrame, settings: Settings,
-) -> tuple[pd.DataFrame, str, str]:
-    """Access of a département's communes to the given services.
+def engine_for(run: RunOutputs, dept: str, settings: Settings) -> tuple[Any, str]:
+    """The run's engine for a département, and a note naming it.
 
-    Returns
-    -------
-    tuple
-        The ``acces_communes`` rows, the engine name (``road``/``proxy``) and a note
-        explaining the engine choice.
+    ``road`` when the run was routed and its road file is still readable (the graph is
+    built once per process, :func:`road_engine`), else ``proxy``, with the reason.
     """
-    from coverage.whitezones import access_table
-
-    communes = run.communes[run.communes["code_dep"].astype(str) == dept]
-    types = state.run_types(run)
     engine: Any = None
     note = ""
     if run.engine == "road":
@@ -127,6 +118,25 @@ def recompute_access(
 
         engine = ProxyEngine(settings)
         note = note or "proxy : distance à vol d'oiseau × détour ÷ vitesse (comme le run)"
+    return engine, note
+
+
+def recompute_access(
+    run: RunOutputs, dept: str, services: gpd.GeoDataFrame, settings: Settings,
+) -> tuple[pd.DataFrame, str, str]:
+    """Access of a département's communes to the given services.
+
+    Returns
+    -------
+    tuple
+        The ``acces_communes`` rows, the engine name (``road``/``proxy``) and a note
+        explaining the engine choice.
+    """
+    from coverage.whitezones import access_table
+
+    communes = run.communes[run.communes["code_dep"].astype(str) == dept]
+    types = state.run_types(run)
+    engine, note = engine_for(run, dept, settings)
     nearest = engine.nearest(communes, services, service_types=types)
     access = access_table(communes, nearest, service_types=types)
     return access.reset_index(drop=True), str(engine.name), note
