@@ -457,7 +457,7 @@ def plan_new_sites(
     in_area = (np.ones(len(communes), dtype=bool) if dep_list is None
                else np.isin(comm_dep, dep_list))
     white = ~already & in_area
-    remaining = int(pop[white].sum())
+    remaining = initial_white = int(pop[white].sum())
     covered_total = int(pop[already & in_area].sum())
     fictif = bool(
         ("fictif" in communes.columns and communes["fictif"].fillna(False).astype(bool).any())
@@ -520,6 +520,7 @@ def plan_new_sites(
         "candidats_origine": "chef-lieux des communes" if candidates is None else "points donnés",
         "communes": len(communes),
         "population_deja_couverte": int(pop[already].sum()),
+        "population_zone_blanche_initiale": initial_white,
         "fictif": fictif,
     }
     if len(table) < k:
