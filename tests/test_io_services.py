@@ -133,6 +133,20 @@ def test_geojson_points(tmp_path: Path, communes: Loaded) -> None:
     assert d["precision"].item() == "adresse"
 
 
+def test_services_across_the_border(tmp_path: Path, communes: Loaded) -> None:
+    # 12202 (Rodez) is a real commune outside the fixture's communes: kept at its given
+    # coordinates (families may cross the border), ignored with a warning without them.
+    f = _csv(tmp_path, GOOD, "T2,mediation_familiale,M,A,,12202,2.575,44.35,,s,d",
+             "T3,espace_rencontre,E,A,,12202,,,,s,d")
+    loaded = load_services(f, communes=communes)
+    d = loaded.data.set_index("service_id")
+    assert list(d.index) == [GOOD.split(",")[0], "T2"]
+    assert d.loc["T2", "code_dep"] == "12"
+    assert d.loc["T2", "precision"] == "adresse"
+    assert any("ignored (rows 3)" in w for w in loaded.warnings)
+    assert any("across the border" in w and "kept" in w for w in loaded.warnings)
+
+
 def test_without_communes_checks_national_codes(tests_data: Path) -> None:
     loaded = load_services(tests_data / "io_services.csv")
     d = loaded.data.set_index("service_id")
@@ -147,8 +161,6 @@ def _invalid() -> list[tuple[str, list[str], type[Exception], int, str, str]]:
          "mediation_familiale"),
         ("unknown code", ["T1,mediation_familiale,M,A,,99999,,,,s,d"], UnknownCodeError, 1,
          "code_insee", "passage table"),
-        ("commune not in data set", [GOOD, "T2,mediation_familiale,M,A,,12202,,,,s,d"],
-         UnknownCodeError, 2, "code_insee", "communes data set"),
         ("fictional code", ["T1,mediation_familiale,M,A,,ZA001,,,,s,d"], UnknownCodeError, 1,
          "code_insee", "fictional"),
         ("duplicate ids", [GOOD, GOOD.replace("15014", "15187")], DuplicateIdError, 2,

@@ -169,11 +169,20 @@ def load_services(path: str | Path | None = None, *,
         known = pd.Index(com["code_insee"].to_numpy(dtype=object)).unique()
         is_known = known.get_indexer(df["code_insee"].fillna("").to_numpy(dtype=object)) >= 0
         absent = df["code_insee"].notna() & ~is_known
+        # A real commune outside the data set: a service across the border. It is kept when
+        # its coordinates are given (families may cross the border), and ignored with a
+        # warning otherwise (it cannot be placed).
+        national = national_communes().set_index("code_insee")
+        elsewhere = absent & df["code_insee"].isin(national.index) & (not fictional)
         where = f"a commune of the communes data set ({len(known)} communes)"
-        problems.add_rows(absent, "code_insee", where, df["code_insee"], kind=UnknownCodeError)
+        problems.add_rows(absent & ~elsewhere, "code_insee", where, df["code_insee"],
+                          kind=UnknownCodeError)
         ref = com.set_index("code_insee")
+        ref_codes = ref["code_dep"].combine_first(national["code_dep"])
     else:
         ref = national_communes().set_index("code_insee")
+        ref_codes = ref["code_dep"]
+        elsewhere = pd.Series(False, index=df.index)
 
     # --- type and service id -------------------------------------------------------------
     types = normalise_service_types(df["type_service"], settings.service_types)
@@ -222,6 +231,21 @@ def load_services(path: str | Path | None = None, *,
     _check_territory(lon, lat, has_xy, com, file, problems)
     problems.raise_if_any()
 
+    unplaced = elsewhere & ~has_xy
+    if unplaced.any():
+        rows = ", ".join(str(i + 1) for i in np.flatnonzero(unplaced.to_numpy())[:20])
+        more = "…" if int(unplaced.sum()) > 20 else ""
+        warnings.append(
+            f"{file}: {int(unplaced.sum())} service(s) in communes outside the communes data "
+            f"set and without coordinates ignored (rows {rows}{more}); give their lon/lat to "
+            "count them as services across the border")
+    if (elsewhere & has_xy).any():
+        warnings.append(
+            f"{file}: {int((elsewhere & has_xy).sum())} service(s) outside the communes data "
+            "set kept at their coordinates (services across the border)")
+    keep = ~unplaced
+    df, lon, lat, has_xy = df[keep], lon[keep], lat[keep], has_xy[keep]
+
     precision = pd.Series("adresse", index=df.index, dtype="str")
     if "precision" in df.columns:  # keep a stated precision of given coordinates
         stated = df["precision"].astype("str").str.strip().str.lower()
@@ -240,11 +264,12 @@ def load_services(path: str | Path | None = None, *,
     df["lon"] = lon.astype("float64")
     df["lat"] = lat.astype("float64")
     df["precision"] = precision
-    df["code_dep"] = df["code_insee"].map(ref["code_dep"]).astype("str")
+    df["code_dep"] = df["code_insee"].map(ref_codes).astype("str")
     for col in ("nom", "organisme", "adresse", "source", "date_source", "service_id"):
         df[col] = df[col].astype("str").str.strip()
     geometry = gpd.points_from_xy(df["lon"], df["lat"], crs=CRS_INPUT_OUTPUT)
-    out = gpd.GeoDataFrame(df[SERVICE_COLUMNS[:-1]], geometry=geometry, crs=CRS_INPUT_OUTPUT)
+    out = gpd.GeoDataFrame(df[SERVICE_COLUMNS[:-1]].reset_index(drop=True),
+                           geometry=geometry, crs=CRS_INPUT_OUTPUT)
     log.info("%s: %d services loaded", file, len(out))
     return Loaded(out, warnings, harm.remapped, file)
 
