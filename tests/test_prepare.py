@@ -370,3 +370,21 @@ def test_neighbour_departements_of_cantal_on_real_contours(shared_data: Path) ->
     thirty = neighbour_departements(shared_data / "communes" / "communes_cog2026.parquet",
                                     ["15"], settings=Settings(thresholds_min=(20.0, 30.0)))
     assert set(thirty) <= set(found)  # a shorter threshold, a smaller buffer
+
+
+def test_prepare_uses_the_geofabrik_region_when_it_is_the_extract_at_hand(
+        tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    (cache / "par-main").mkdir(parents=True)
+    (cache / "par-main" / "communes-100m.geojson.gz").write_bytes(etalab_geojson_gz())
+    (cache / "par-main" / "grille_densite_7_niveaux_2024.xlsx").write_bytes(
+        density_xlsx({"15014": 2, "15187": 4, "15120": 5}))
+    region = cache / "download.geofabrik.de" / "europe" / "france"
+    region.mkdir(parents=True)
+    osm_pbf(region / "auvergne-latest.osm.pbf", [(2.44, 44.93), (5.40, 43.30)])
+    osm_pbf(region / "provence-alpes-cote-d-azur-latest.osm.pbf", [(5.40, 43.30)],
+            first_id=500)
+    prepare(["15"], tmp_path)
+    manifest = json.loads(prepared_paths(tmp_path, "15")["manifest"].read_text())
+    assert [Path(p).name for p in manifest["routes"]["extracts"]] == ["auvergne-latest.osm.pbf"]
+    assert manifest["routes"]["ways"] == 1 and manifest["routes"]["ways_outside"] == 1

@@ -766,11 +766,14 @@ def find_inputs(data_dir: str | Path) -> dict[str, list[Path]]:
 
 
 def _osm_for(found: Sequence[Path], depts: Sequence[str]) -> list[Path]:
-    """The département extracts among ``found`` (openstreetmap.fr names), else every file."""
+    """The extracts among ``found`` that cover ``depts`` (département files of
+    download.openstreetmap.fr or Geofabrik régions, by name), else every file found (extracts
+    put by hand under other names)."""
     from coverage.io.sources import osm_file
 
-    stems = {Path(osm_file(d).url).name: d for d in depts}
-    chosen = [p for p in found if p.name in stems]
+    names = {Path(u).name for d in depts
+             for u in (osm_file(d).url, *osm_file(d).fallbacks)}
+    chosen = [p for p in found if p.name in names]
     return chosen or list(found)
 
 
@@ -874,10 +877,12 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
                 area = clip_area(communes, code, buffer_m(settings))
                 neighbours = [str(d) for d in contours.loc[contours.intersects(area),
                                                            "code_dep"].dropna().unique()]
-                wanted = {Path(osm_file(d).url).name for d in neighbours
-                          if d in DEPARTEMENTS}
-                chosen = [p for p in extracts if p.name in wanted] \
-                    or _osm_for(extracts, [code])
+                chosen = _osm_for(extracts, [d for d in neighbours if d in DEPARTEMENTS])
+                own = {Path(u).name for u in (osm_file(code).url, *osm_file(code).fallbacks)}
+                if not any(p.name in own for p in chosen):
+                    log.warning("the OSM extract of département %s itself is not in the "
+                                "cache; its roads come from: %s", code,
+                                ", ".join(p.name for p in chosen))
                 stats = clip_osm(chosen, area, paths["roads"])
                 manifest["routes"] = {"path": str(paths["roads"]), **stats,
                                       "buffer_m": buffer_m(settings),
