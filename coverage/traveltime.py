@@ -28,6 +28,7 @@ Method of :class:`RoadEngine` (all times in minutes, distances in metres inside,
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,7 +36,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.sparse.csgraph import breadth_first_order, dijkstra
+from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
@@ -49,6 +50,9 @@ NEAREST_COLUMNS = ("code_insee", "type_service", "minutes", "service_id", "dista
                    "moteur", "acces_hors_reseau")
 #: Columns of the table returned by ``matrix``.
 MATRIX_COLUMNS = ("service_id", "code_insee", "minutes")
+#: Graphs with at least this many nodes run the per-type passes of ``nearest`` in parallel
+#: processes (see :meth:`RoadEngine._type_workers`).
+PARALLEL_MIN_NODES = 1_000_000
 #: Memory budget of one chunk of the bounded per-source Dijkstra (float64 rows), bytes.
 CHUNK_BYTES = 256 * 2**20
 
@@ -163,12 +167,37 @@ class RoadEngine:
 
     name = "road"
 
-    def __init__(self, network: RoadNetwork, settings: Settings = Settings()) -> None:
+    def __init__(self, network: RoadNetwork, settings: Settings = Settings(), *,
+                 workers: int | None = None) -> None:
         self.network = network
         self.settings = settings
+        self.workers = workers
         self._tree = cKDTree(np.column_stack([network.x, network.y]))
         self._reverse: tuple[sp.csr_array, sp.csr_array] | None = None
-        self._tails_cache: dict[str, np.ndarray] = {}
+
+    def _type_workers(self, n_types: int) -> int:
+        """Processes for the per-type passes of :meth:`nearest` (1 = in this process).
+
+        ``workers=None`` (auto) uses up to one process per CPU only on large graphs
+        (≥ ``PARALLEL_MIN_NODES``) and when forking is safe: a ``fork`` start method, this
+        process single-threaded (no lock can be held by another thread) and not a daemon.
+        """
+        import multiprocessing
+        import threading
+
+        wanted = self.workers
+        if wanted is None:
+            if self.network.n_nodes < PARALLEL_MIN_NODES:
+                return 1
+            wanted = os.cpu_count() or 1
+        wanted = max(1, min(wanted, n_types))
+        if wanted == 1:
+            return 1
+        if ("fork" not in multiprocessing.get_all_start_methods()
+                or threading.active_count() > 1
+                or multiprocessing.current_process().daemon):
+            return 1
+        return wanted
 
     # -- graph views ---------------------------------------------------------------------
     def _graph(self) -> tuple[sp.csr_array, sp.csr_array]:
@@ -182,20 +211,6 @@ class RoadEngine:
             metres.sort_indices()
             self._reverse = (minutes, metres)
         return self._reverse
-
-    def _tails(self, direction: str) -> np.ndarray:
-        """Tail of every arc, in CSR order, of the graph *transposed* to the routed one.
-
-        Routing ``to_service`` runs on the reversed graph, whose transpose is the network
-        itself, and the other way round.
-        """
-        if direction not in self._tails_cache:
-            graph = (self.network.minutes if direction == "to_service" else self._graph()[0])
-            n = self.network.n_nodes
-            itype = np.int32 if n < 2**31 - 1 else np.int64
-            self._tails_cache[direction] = np.repeat(np.arange(n, dtype=itype),
-                                                     np.diff(graph.indptr))
-        return self._tails_cache[direction]
 
     # -- snapping ------------------------------------------------------------------------
     def snap(self, lon: np.ndarray, lat: np.ndarray) -> Snap:
@@ -229,13 +244,26 @@ class RoadEngine:
         return Snap(np.asarray(node, dtype=np.int64), dist, minutes, off)
 
     # -- multi-source pass ---------------------------------------------------------------
-    def _multi_source(self, snap: Snap, *, with_tree: bool,
+    def _multi_source(self, snap: Snap, *, targets: np.ndarray | None = None,
                       direction: str = "to_service"
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Minutes to the nearest snapped place for every node, which place, road metres.
 
-        Returns ``(minutes per node (inf unreachable), index of the place (−1), metres
-        along the path including the place's connector (or None))``.
+        Parameters
+        ----------
+        snap
+            The places (services); off-network ones are left out.
+        targets
+            Node indices whose road metres are wanted (e.g. the communes' nodes).
+        direction
+            ``to_service`` routes on the reversed graph.
+
+        Returns
+        -------
+        tuple
+            ``(minutes per node (inf unreachable), index of the place per node (−1),
+            metres from each target to its place along the fastest path, connector of the
+            place included (None without targets))``.
         """
         graph = self._graph()[0] if direction == "to_service" else self.network.minutes
         n = self.network.n_nodes
@@ -243,7 +271,7 @@ class RoadEngine:
         k = ok.shape[0]
         if k == 0:
             return (np.full(n, np.inf), np.full(n, -1, dtype=np.int64),
-                    np.full(n, np.nan) if with_tree else None)
+                    None if targets is None else np.full(targets.shape[0], np.nan))
         nnz = int(graph.indptr[-1])
         itype = np.int32 if n + k + nnz < 2**31 - 1 else np.int64  # csgraph's native int32
         aug = sp.csr_array(
@@ -253,61 +281,56 @@ class RoadEngine:
                                                                                copy=False)),
             shape=(n + k, n + k))
         sources = n + np.arange(k)
-        if not with_tree:
-            dist, _, src = dijkstra(aug, directed=True, indices=sources, min_only=True,
-                                    return_predecessors=True)
-            which = np.where(src[:n] >= 0, src[:n] - n, -1)
-            return dist[:n], np.where(which >= 0, ok[np.maximum(which, 0)], -1), None
         dist, pred, src = dijkstra(aug, directed=True, indices=sources, min_only=True,
                                    return_predecessors=True)
         which = np.where(src[:n] >= 0, src[:n] - n, -1)
         place = np.where(which >= 0, ok[np.maximum(which, 0)], -1)
-        metres = self._tree_metres(pred[:n], place, snap, direction)
+        if targets is None:
+            return dist[:n], place, None
+        metres = self._path_metres(pred, place, snap, direction, targets)
         return dist[:n], place, metres
 
-    def _tree_metres(self, pred: np.ndarray, place: np.ndarray, snap: Snap,
-                     direction: str) -> np.ndarray:
-        """Metres from each node to its root along the predecessor tree.
+    def _path_metres(self, pred: np.ndarray, place: np.ndarray, snap: Snap, direction: str,
+                     targets: np.ndarray) -> np.ndarray:
+        """Metres from each target node to its root along the predecessor tree.
 
-        The arc ``pred[v] → v`` of the routed graph is the arc ``v → pred[v]`` of its
-        transpose: one vectorised scan of the transpose's arcs (``head == pred[tail]``)
-        finds every tree arc and its metres.
+        All targets walk up the tree together, one arc per step (as many steps as the
+        deepest path). The arc ``pred[v] → v`` of the routed graph is the arc
+        ``v → pred[v]`` of its transpose, found in row ``v`` (a few entries). The root's
+        connector leg (the place's straight-line distance) is added at the end.
         """
-        n = pred.shape[0]
-        pred = pred.astype(np.int64)
-        inner = (pred >= 0) & (pred < n)
-        acc = np.zeros(n, dtype=np.float64)
+        n = self.network.n_nodes
         transpose = self.network.metres if direction == "to_service" else self._graph()[1]
-        tails = self._tails(direction)
-        tree_arc = transpose.indices == pred[tails]
-        acc[tails[tree_arc]] = transpose.data[tree_arc]
-        root = pred >= n  # child of a virtual source: its connector leg
-        acc[root] = snap.distance_m[place[root]]
-        unreached = ~(inner | root)
-        acc[unreached & (place < 0)] = np.nan
-        # Sum along the tree in breadth-first order, one level at a time: in BFS order the
-        # parents' positions never decrease, so each block [start, end) whose parents all
-        # lie before ``start`` is one vectorised step (a few hundred steps, not n).
-        parent = np.where(inner, pred, np.where(root, n, -1))
-        child = np.flatnonzero(parent >= 0)
-        tree = sp.csr_array((np.ones(child.shape[0]), (parent[child], child)),
-                            shape=(n + 1, n + 1))
-        bfs = breadth_first_order(tree, n, directed=True, return_predecessors=False)[1:]
-        pos = np.empty(n + 1, dtype=np.int64)
-        pos[bfs] = np.arange(bfs.shape[0])
-        pos[n] = -1
-        bfs_parent = parent[bfs]
-        ppos = pos[bfs_parent]
-        total = acc.copy()
-        start = 0
-        while start < bfs.shape[0]:
-            end = int(np.searchsorted(ppos, start, side="left"))
-            seg = bfs[start:end]
-            par = bfs_parent[start:end]
-            inner_seg = par < n
-            total[seg[inner_seg]] += total[par[inner_seg]]
-            start = end
-        return total
+        indptr = transpose.indptr.astype(np.int64)
+        indices, data = transpose.indices, transpose.data
+        uniq, back = np.unique(np.asarray(targets, dtype=np.int64), return_inverse=True)
+        total = np.zeros(uniq.shape[0])
+        cur = uniq.copy()
+        active = np.arange(uniq.shape[0])
+        pred = pred.astype(np.int64)
+        while active.shape[0]:
+            v = cur[active]
+            p = pred[v]
+            at_root = p >= n
+            lost = p < 0  # unreached node (or a source itself: never, sources are virtual)
+            done = active[at_root]
+            total[done] += snap.distance_m[place[cur[done]]]
+            total[active[lost]] = np.nan
+            go = ~(at_root | lost)
+            active, v, p = active[go], v[go], p[go]
+            if not active.shape[0]:
+                break
+            start, stop = indptr[v], indptr[v + 1]
+            arc = np.full(v.shape[0], np.nan)
+            for step in range(int((stop - start).max())):
+                pos = start + step
+                inside = pos < stop
+                hit = np.zeros(v.shape[0], dtype=bool)
+                hit[inside] = indices[pos[inside]] == p[inside]
+                arc[hit] = data[pos[hit]]
+            total[active] += arc
+            cur[active] = p
+        return total[back]
 
     def node_minutes(self, services: pd.DataFrame, *, direction: str = "to_service"
                      ) -> np.ndarray:
@@ -329,7 +352,7 @@ class RoadEngine:
         """
         require_columns(services, ("lon", "lat"), "services")
         lon, lat = _lonlat(services, "services")
-        minutes, _, _ = self._multi_source(self.snap(lon, lat), with_tree=False,
+        minutes, _, _ = self._multi_source(self.snap(lon, lat),
                                            direction=_check_direction(direction))
         minutes = minutes.copy()
         minutes[~np.isfinite(minutes)] = np.nan
@@ -461,6 +484,8 @@ class RoadEngine:
         codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
         frames = []
         per_type: dict[str, np.ndarray] = {}
+        selections = []
+        snaps = []
         for stype in service_types:
             sel = services[services["type_service"].astype(str) == stype]
             s_lon, s_lat = _lonlat(sel, "services")
@@ -469,9 +494,13 @@ class RoadEngine:
                 logger.warning("%d service(s) of type %s are more than %.0f m from the road "
                                "network and are not used", int(s_snap.off_network.sum()),
                                stype, self.settings.snap_max_m)
-            node_min, place, metres = self._multi_source(s_snap, with_tree=True)
-            if metres is None:  # pragma: no cover - with_tree=True always gives metres
-                msg = "internal error: no tree distances"
+            selections.append(sel)
+            snaps.append(s_snap)
+        results = self._passes(snaps, c_snap.node)
+        for stype, sel, (node_min, place, metres) in zip(service_types, selections, results,
+                                                         strict=True):
+            if metres is None:  # pragma: no cover - targets given: metres are computed
+                msg = "internal error: no path distances"
                 raise CoverageError(msg)
             node_min = node_min.copy()
             node_min[~np.isfinite(node_min)] = np.nan
@@ -482,7 +511,7 @@ class RoadEngine:
             ids = sel["service_id"].astype(str).to_numpy(dtype=object)
             service_id = np.full(codes.shape[0], None, dtype=object)
             service_id[reach] = ids[which[reach]]
-            dist_km = (metres[c_snap.node] + c_snap.distance_m) / 1000.0
+            dist_km = (metres + c_snap.distance_m) / 1000.0
             dist_km[~reach] = np.nan
             minutes[~reach] = np.nan
             frames.append(pd.DataFrame({
@@ -496,6 +525,31 @@ class RoadEngine:
         out["type_service"] = out["type_service"].astype(object)
         out["moteur"] = out["moteur"].astype(object)
         return out, per_type
+
+    def _passes(self, snaps: list[Snap], targets: np.ndarray
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """One multi-source pass per snap set, in forked processes when worthwhile."""
+        workers = self._type_workers(len(snaps))
+        if workers == 1:
+            return [self._multi_source(sn, targets=targets) for sn in snaps]
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._graph()  # build the reversed graph once, before forking (shared pages)
+        _FORK_ENGINE["engine"] = self
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
+                # the children run all passes but the first, this process runs the first
+                futures = [pool.submit(_pass_in_child, sn, targets) for sn in snaps[1:]]
+                first = self._multi_source(snaps[0], targets=targets)
+                rest = [f.result() for f in futures]
+        except (OSError, RuntimeError) as exc:  # pragma: no cover - platform dependent
+            logger.warning("parallel passes failed (%s): running them in this process", exc)
+            return [self._multi_source(sn, targets=targets) for sn in snaps]
+        finally:
+            _FORK_ENGINE.clear()
+        return [first, *[(m, p.astype(np.int64), d) for m, p, d in rest]]
 
     def matrix(self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
                cutoff_min: float) -> pd.DataFrame:
@@ -535,6 +589,17 @@ class RoadEngine:
         return pd.DataFrame({"service_id": np.concatenate(parts_s),
                              "code_insee": np.concatenate(parts_c),
                              "minutes": np.concatenate(parts_m).astype(np.float32)})
+
+
+#: Engine inherited by forked children (set only while a pool runs).
+_FORK_ENGINE: dict[str, RoadEngine] = {}
+
+
+def _pass_in_child(snap: Snap, targets: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Multi-source pass in a forked child: the engine comes from the parent's memory."""
+    minutes, place, metres = _FORK_ENGINE["engine"]._multi_source(snap, targets=targets)
+    return minutes, place.astype(np.int32), metres
 
 
 def _check_direction(direction: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
+import threading
 
 import networkx as nx
 import numpy as np
@@ -251,3 +253,23 @@ def test_nearest_with_node_minutes_matches_node_minutes() -> None:
     for t in ("a", "b"):
         np.testing.assert_array_equal(
             per_type[t], engine.node_minutes(services[services["type_service"] == t]))
+
+
+def test_parallel_type_passes_equal_serial() -> None:
+    net, _ = _random_network(9, 60, 200)
+    services = _places(net, np.array([0, 7, 12, 30, 41]), 1, "s")
+    services["type_service"] = ["a", "a", "b", "b", "c"]
+    communes = _places(net, np.arange(0, 60, 3), 2, "c")
+    serial = RoadEngine(net, Settings(snap_max_m=1e6), workers=1)
+    parallel = RoadEngine(net, Settings(snap_max_m=1e6), workers=2)
+    assert serial._type_workers(3) == 1
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        assert parallel._type_workers(3) == 2  # one child process + this one
+    else:  # forking is unsafe here: the engine falls back to one process
+        assert parallel._type_workers(3) == 1
+    types = ("a", "b", "c")
+    t1, m1 = serial.nearest_with_node_minutes(communes, services, service_types=types)
+    t2, m2 = parallel.nearest_with_node_minutes(communes, services, service_types=types)
+    pd.testing.assert_frame_equal(t1, t2)
+    for t in types:
+        np.testing.assert_array_equal(m1[t], m2[t])
