@@ -315,3 +315,57 @@ def test_errors() -> None:
         best_new_sites(bad, None, services, eng, **kw)
     text = str(exc.value)
     assert "population" in text and "3" in text and "beaucoup" in text
+
+
+# --- the page « Nouveau site » (AppTest, on a demo run without isochrones) -----------------
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from coverage.batch import run
+    from coverage.io.inputs import load_inputs
+    from coverage.results import RunOutputs
+
+    out = tmp_path_factory.mktemp("siting") / "demo"
+    run(load_inputs(), out_dir=out, workers=1, isochrones=False)
+    return RunOutputs.load(out)
+
+
+def test_page_nouveau_site(demo_run: Any) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from coverage import maps
+    from coverage.app import state
+    from coverage.settings import REPO_ROOT
+
+    dept, threshold = "ZA", 20.0
+    sel = state.Selection(run_dir=str(demo_run.run_dir), stamp=state.manifest_stamp(
+        demo_run.run_dir), dept=dept, type_service=ER, threshold_min=threshold)
+    at = AppTest.from_file(str(REPO_ROOT / "coverage" / "app" / "nouveau_site.py"),
+                           default_timeout=120)
+    at.session_state[state.SELECTION_KEY] = sel
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert any("FICTIF" in w.value for w in at.warning)
+    assert any("road" in c.value for c in at.caption)  # the engine is named
+    # initial white-zone population = the run's own coverage table
+    cov = demo_run.tables["couverture_departements"]
+    row = cov[(cov["code_dep"] == dept) & (cov["type_service"] == ER)
+              & np.isclose(cov["seuil_minutes"], threshold)].iloc[0]
+    from coverage.app.views import fmt_int
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Population en zone blanche (département)"] == fmt_int(
+        row["population_zone_blanche"])
+    table = at.dataframe[0].value
+    assert len(table) == 1 and (table["moteur"] == "road").all()
+    page = at.get("iframe")[0].proto.srcdoc
+    assert page.count('"className": "nouveau-site"') == 1 and "nouvellement-couverte" in page
+    assert "FICTIF" in page and not maps.external_references(page)
+    at.slider(key="site_k").set_value(3).run()
+    assert not at.exception
+    table3 = at.dataframe[0].value
+    assert 1 <= len(table3) <= 3
+    assert table3["rang"].tolist() == list(range(1, len(table3) + 1))
+    assert table3.iloc[0]["site_id"] == table.iloc[0]["site_id"]
+    assert at.get("iframe")[0].proto.srcdoc.count('"className": "nouveau-site"') == len(table3)

@@ -147,11 +147,11 @@ def sites_map(result: SitingResult, geoms: gpd.GeoDataFrame, access: pd.DataFram
         folium.Marker(
             location=[float(row["lat"]), float(row["lon"])],
             icon=folium.DivIcon(
-                html=(f'<div class="nouveau-site" style="width:24px;height:24px;'
+                html=(f'<div style="width:24px;height:24px;'
                       f"border-radius:50%;background:{SITE_COLOUR};color:#fff;"
                       "border:2px solid #fff;box-shadow:0 0 0 1px #333;font:bold 13px/24px "
                       f'sans-serif;text-align:center">{rank}</div>'),
-                icon_size=(28, 28), icon_anchor=(14, 14)),
+                icon_size=(28, 28), icon_anchor=(14, 14), class_name="nouveau-site"),
             tooltip=label,
         ).add_to(fg_sites)
     fg_sites.add_to(m)
