@@ -392,6 +392,7 @@ def access_map(
     tiles: Tiles | None = None,
     static_url: str = STATIC_URL,
     sources: str = "Contours : IGN – Admin Express COG / Etalab ; population : INSEE",
+    new_sites: pd.DataFrame | None = None,
 ) -> folium.Map:
     """Choropleth of minutes to the nearest service, white zones outlined, services marked.
 
@@ -423,6 +424,10 @@ def access_map(
         URL prefix of the app's ``static/`` folder (vendored Leaflet).
     sources
         Attribution text of the data shown (HTML allowed).
+    new_sites
+        Suggested new sites (table of :func:`coverage.siting.best_new_sites`: ``rang, nom,
+        lon, lat, population_nouvellement_couverte, communes_nouvellement_couvertes``),
+        drawn as circle markers of class ``nouveau-site``; None draws none.
 
     Returns
     -------
@@ -527,6 +532,9 @@ def access_map(
             ).add_to(svc_fg)
         svc_fg.add_to(m)
 
+    if new_sites is not None and len(new_sites):
+        _add_new_sites(m, new_sites)
+
     n_white = int(feats["zone_blanche"].sum())
     root = m.get_root()
     root.html.add_child(folium.Element(_legend_html(  # type: ignore[attr-defined]
@@ -544,22 +552,8 @@ def access_map(
 NEW_SITE_COLOUR = "#e31a1c"
 
 
-def add_new_sites(m: folium.Map, sites: pd.DataFrame) -> folium.Map:
-    """Draw suggested new sites (``rang, nom, lon, lat, population_nouvellement_couverte``).
-
-    Parameters
-    ----------
-    m
-        A map from :func:`access_map`.
-    sites
-        Table of :func:`coverage.siting.best_new_sites` (lon/lat in EPSG:4326).
-
-    Returns
-    -------
-    folium.Map
-        The same map, with one circle marker of class ``nouveau-site`` per site, labelled
-        with its rank.
-    """
+def _add_new_sites(m: folium.Map, sites: pd.DataFrame) -> folium.Map:
+    """Draw suggested new sites: one circle marker of class ``nouveau-site`` each."""
     fg = folium.FeatureGroup(name="Nouveaux sites suggérés", show=True)
     for row in sites.to_dict("records"):
         rank, name = int(row["rang"]), html.escape(str(row["nom"]))

@@ -172,6 +172,8 @@ def test_map_in_chromium_offline(app_url: str, demo_run_dir: Path) -> None:
                 ws.on("framesent", lambda payload: sent.append(payload))
 
             page.on("websocket", on_ws)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(app_url, wait_until="domcontentloaded")
 
             first = _wait_for_paths(page, per_dept[depts[0]])
@@ -227,11 +229,16 @@ def test_map_in_chromium_offline(app_url: str, demo_run_dir: Path) -> None:
             assert len(sent) == before, "panning the map sent messages to the server"
 
             # The other pages load nothing from outside either.
-            for title in ("Zones blanches", "Exports", "À propos"):
+            for title in ("Zones blanches", "Nouveaux sites", "Exports", "À propos"):
                 page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
                 page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+                if title == "Nouveaux sites":
+                    page.wait_for_timeout(2000)
+                    assert max(f.locator("path.nouveau-site").count() for f in page.frames) \
+                        or page.get_by_text("Aucun chef-lieu").count(), "no suggested site"
                 page.wait_for_timeout(1000)
             page.screenshot(path=str(ARTIFACTS / "app_a_propos.png"))
+            assert not errors, f"JavaScript errors in the pages: {errors}"
         finally:
             browser.close()
 

@@ -234,9 +234,14 @@ def test_new_sites_layer(communes, access, services) -> None:
         "lat": [46.02, 46.07], "population_nouvellement_couverte": [1500, 60],
         "communes_nouvellement_couvertes": [2, 1],
     })
-    m = maps.add_new_sites(_build(communes, access, services), sites)
-    page = maps.map_html(m)
+    page = maps.map_html(_build(communes, access, services, new_sites=sites))
     assert page.count('"className": "nouveau-site"') == 2
     assert ("<b>Site suggéré n° 1</b><br>Bourg<br>Population nouvellement couverte : "
             "1\u202f500") in page
     assert "<b>Fay</b>" not in page and "&lt;b&gt;Fay&lt;/b&gt;" in page
+    # Every layer is defined before the layer control that lists it.
+    control = page.index("L.control.layers(")
+    groups = re.findall(r"var (feature_group_\w+) = L\.featureGroup", page)
+    assert len(groups) == 3  # communes, services, new sites
+    for name in groups:
+        assert page.index(f"var {name} =") < control, name

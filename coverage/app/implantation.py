@@ -66,9 +66,9 @@ def siting_map(run_dir: str, stamp: float, dept: str, type_service: str, thresho
     m = maps.access_map(
         state.dept_display_geometries(run_dir, stamp, dept), rows, run.services,
         type_service=type_service, threshold_min=threshold_min, engine=run.engine,
-        fictif=run.fictif,
+        fictif=run.fictif, new_sites=sites,
     )
-    return maps.map_html(maps.add_new_sites(m, sites))
+    return maps.map_html(m)
 
 
 sel = state.selection()
