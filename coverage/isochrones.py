@@ -5,7 +5,7 @@ a straight segment between two consecutive OSM nodes (the topology is not simpli
 Along an arc taking ``w`` minutes, the point at fraction ``f`` from its reached end is at
 ``t + f·w`` minutes (linear interpolation of the time along the arc), so a partially
 reached arc is cut exactly where a band's bound falls. Points are sampled along the arcs
-every half grid cell and dropped onto a metric grid (``cell_m``, 75 m by default) keeping
+every grid cell and dropped onto a metric grid (``cell_m``, 75 m by default) keeping
 the *minimum* time per cell. A grey erosion with a cone over a disc of radius ``buffer_m``
 (150 m by default) then gives each cell centre the minutes of the land there: the minimum,
 over the road points within ``buffer_m``, of the point's minutes plus the distance at the
@@ -366,8 +366,9 @@ def road_band_geometries(
     if graph is None:
         graph = sampling_graph(network, direction)
     limit = max(high for _, high in bands)
+    # one sample per cell crossed is enough: the erosion spreads it over buffer_m
     xs, ys, ts = _arc_samples(graph, network.x, network.y, minutes, limit_min=limit,
-                              step_m=cell_m / 2)
+                              step_m=cell_m)
     # points a little beyond the top bound let the contour interpolate there instead of
     # stopping at the mask; farther ones (the rest of a long arc) only enlarge the grid
     keep = ts <= limit * 1.1 + 1.0
@@ -395,7 +396,7 @@ class _ProxyTerritory:
 
 def _proxy_territory(communes_m: gpd.GeoDataFrame, settings: Settings, cell_m: float,
                      crs: str) -> _ProxyTerritory:
-    """Grid over the communes; each cell takes the density class of the nearest commune."""
+    """Grid over the communes; each cell takes the density class of its commune."""
     from coverage.proxy import proxy_minutes
 
     dens = pd.to_numeric(communes_m["densite"], errors="coerce").to_numpy(dtype=np.float64)
@@ -415,13 +416,29 @@ def _proxy_territory(communes_m: gpd.GeoDataFrame, settings: Settings, cell_m: f
     grid = _Grid.around(xmin, ymin, xmax, ymax, cell_m, cell_m)
     xc, yc = grid.centres()
     gx, gy = np.meshgrid(xc, yc)
-    tree = shapely.STRtree(geoms)
-    # 0 m inside a commune; cells outside the territory are clipped away at the end
-    idx = tree.query_nearest(shapely.points(gx.ravel(), gy.ravel()), all_matches=False)
-    cell_per_m = np.full(gx.size, np.nan)
-    cell_per_m[idx[0]] = per_m[idx[1]]
+    cell_per_m = np.full(gx.shape, np.nan)
+    # rasterise the communes: each cell centre takes its commune's minutes per metre
+    for geom, value in zip(geoms, per_m, strict=True):
+        if geom is None or geom.is_empty:
+            continue
+        bx0, by0, bx1, by1 = geom.bounds
+        c0, c1 = np.searchsorted(xc, [bx0, bx1])
+        r0, r1 = np.searchsorted(yc, [by0, by1])
+        if c1 <= c0 or r1 <= r0:
+            continue
+        inside = shapely.contains_xy(geom, gx[r0:r1, c0:c1], gy[r0:r1, c0:c1])
+        cell_per_m[r0:r1, c0:c1][inside] = value
+    # cells outside every commune (border, slivers) take the value of the nearest cell
+    # inside; the bands are clipped to the territory at the end
+    missing = np.isnan(cell_per_m)
+    if missing.all():
+        cell_per_m[:] = float(np.nanmin(per_m))
+    elif missing.any():
+        nearest = ndimage.distance_transform_edt(missing, return_distances=False,
+                                                 return_indices=True)
+        cell_per_m = cell_per_m[nearest[0], nearest[1]]
     shapely.prepare(union)
-    return _ProxyTerritory(crs, grid, cell_per_m.reshape(gx.shape), gx, gy, union)
+    return _ProxyTerritory(crs, grid, cell_per_m, gx, gy, union)
 
 
 def _proxy_band_geometries(terr: _ProxyTerritory, minutes: np.ndarray,

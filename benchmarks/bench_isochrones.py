@@ -1,0 +1,284 @@
+"""Isochrone benchmark (issue 5): merged bands on a 683-commune territory, per-service bands
+for 550 sites on the France-sized benchmark graph, each with a networkx peer.
+
+Prints, in one run:
+
+(a) merged bands per type (``isochrones_types``) on the real Cantal + Aveyron + Lozère
+    territory (683 communes, ``../shared/data/territoires``; 4 real seed sites) with the
+    **proxy** engine, target ≤ 5 s;
+(b) the same with the **road** engine on a seeded road-like graph over the territory's box
+    (jittered 250 m grid, ≈ 0.5 M nodes; the real département graphs are not available
+    here), routing pass included, target ≤ 5 s; its accuracy against node minutes
+    (:func:`coverage.isochrones.band_accuracy`);
+(c) the peer on the same graph and sources: networkx ``multi_source_dijkstra_path_length``
+    with a cut-off and the convex hull of the nodes reached within each bound (the osmnx
+    isochrone recipe), its time, the ratio, and its accuracy (hulls claim unreachable land);
+(d) per-service bands (``isochrones_services``) for 550 sites on the France-sized graph of
+    ``benchmarks/bench_engine.py`` (4.2 M nodes), target ≤ 120 s;
+(e) the peer on the same graph: networkx ``single_source_dijkstra_path_length`` bounded at
+    45 min + convex hulls, for a sample of the same sites (a networkx graph of 13 M arcs
+    costs minutes and GBs to build: it runs in a child process), per site and projected to
+    550 sites, with the ratio.
+
+Usage: ``python -m benchmarks isochrones [--quick] [--no-networkx]``; ``--quick`` uses a
+600² France graph and 60 sites.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage import isochrones as iso
+from coverage.network import RoadNetwork, network_from_arcs
+from coverage.proxy import ProxyEngine
+from coverage.settings import Settings
+from coverage.traveltime import RoadEngine
+
+SEED = 20261126
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ZB_SHARED_DATA", REPO.parent / "shared" / "data"))
+TERRITORY = SHARED / "territoires" / "massif_central_15_12_48.gpkg"
+TERRITORY_SPACING_M = 250.0
+N_PEER_SITES = 10
+
+
+def territory_graph(bounds: tuple[float, float, float, float], spacing: float = 250.0,
+                    seed: int = SEED) -> RoadNetwork:
+    """Seeded road-like graph over a Lambert-93 box: jittered grid, 25 % of the streets
+    removed, 5 % one-way, 35–65 km/h, a primary road every 20 lines (85 km/h)."""
+    from pyproj import Transformer
+
+    rng = np.random.default_rng(seed)
+    xmin, ymin, xmax, ymax = bounds
+    nx_, ny_ = int((xmax - xmin) // spacing) + 1, int((ymax - ymin) // spacing) + 1
+    ix, iy = np.meshgrid(np.arange(nx_), np.arange(ny_))
+    ix, iy = ix.ravel(), iy.ravel()
+    n = ix.size
+    x = xmin + ix * spacing + rng.normal(0, spacing * 0.12, n)
+    y = ymin + iy * spacing + rng.normal(0, spacing * 0.12, n)
+    node = np.arange(n).reshape(ny_, nx_)
+    tail = np.concatenate([node[:, :-1].ravel(), node[:-1, :].ravel()])
+    head = np.concatenate([node[:, 1:].ravel(), node[1:, :].ravel()])
+    line = np.concatenate([iy[node[:, :-1].ravel()], ix[node[:-1, :].ravel()]])
+    major = line % 20 == 0
+    speed = np.where(major, 85.0, rng.uniform(35.0, 65.0, tail.size))
+    keep = major | (rng.random(tail.size) >= 0.25)
+    tail, head, speed, major = tail[keep], head[keep], speed[keep], major[keep]
+    metres = np.hypot(x[tail] - x[head], y[tail] - y[head])
+    minutes = metres / 1000.0 / speed * 60.0
+    oneway = ~major & (rng.random(tail.size) < 0.05)
+    two = ~oneway
+    all_tail = np.concatenate([tail, head[two]])
+    all_head = np.concatenate([head, tail[two]])
+    lon, lat = Transformer.from_crs("EPSG:2154", "EPSG:4326", always_xy=True).transform(x, y)
+    return network_from_arcs(np.asarray(lon), np.asarray(lat), all_tail, all_head,
+                             np.concatenate([minutes, minutes[two]]),
+                             np.concatenate([metres, metres[two]]), crs="EPSG:2154",
+                             source=f"synthetic territory grid {nx_}×{ny_}")
+
+
+_NX_CHILD = r"""
+import json, sys, time
+import numpy as np, networkx as nx, shapely
+data = np.load(sys.argv[1])
+mode = sys.argv[2]
+bounds = [float(b) for b in data["bounds"]]
+t0 = time.perf_counter()
+g = nx.DiGraph()
+g.add_weighted_edges_from(zip(data["tail"].tolist(), data["head"].tolist(),
+                              data["minutes"].tolist()))
+build = time.perf_counter() - t0
+x, y = data["x"], data["y"]
+hulls = {}
+t = time.perf_counter()
+groups = [data[k].tolist() for k in sorted(data.files) if k.startswith("sources_")]
+for gi, sources in enumerate(groups):
+    runs = [set(sources)] if mode == "multi" else [[s] for s in sources]
+    for si, src in enumerate(runs):
+        if mode == "multi":
+            lengths = nx.multi_source_dijkstra_path_length(g, src, cutoff=bounds[-1])
+        else:
+            lengths = nx.single_source_dijkstra_path_length(g, src[0], cutoff=bounds[-1])
+        nodes = np.fromiter(lengths.keys(), dtype=np.int64)
+        mins = np.fromiter(lengths.values(), dtype=np.float64)
+        for b in bounds:
+            sel = nodes[mins < b]
+            hull = shapely.multipoints(np.column_stack([x[sel], y[sel]])).convex_hull
+            hulls[f"{gi}_{si}_{b}"] = shapely.to_wkb(hull, hex=True)
+elapsed = time.perf_counter() - t
+print(json.dumps({"build_s": build, "run_s": elapsed, "runs": sum(
+    1 if mode == "multi" else len(s) for s in groups), "hulls": hulls}))
+"""
+
+
+def _networkx_peer(net: RoadNetwork, graph_csr, groups: list[np.ndarray],  # type: ignore[no-untyped-def]
+                   bounds: list[float], mode: str) -> dict[str, object] | None:
+    """networkx bounded Dijkstra + convex hulls in a child process (same arcs, sources)."""
+    tails = np.repeat(np.arange(net.n_nodes), np.diff(graph_csr.indptr))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "graph.npz"
+        arrays = {"tail": tails, "head": graph_csr.indices, "minutes": graph_csr.data,
+                  "x": net.x, "y": net.y, "bounds": np.asarray(bounds)}
+        for i, nodes in enumerate(groups):
+            arrays[f"sources_{i}"] = np.asarray(nodes)
+        np.savez(path, **arrays)  # type: ignore[arg-type]
+        del arrays
+        proc = subprocess.run([sys.executable, "-c", _NX_CHILD, str(path), mode],
+                              capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"   networkx child failed (code {proc.returncode}): {proc.stderr[-500:]}")
+        return None
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _snap_nodes(engine: RoadEngine, services: pd.DataFrame) -> np.ndarray:
+    snap = engine.snap(services["lon"].to_numpy(), services["lat"].to_numpy())
+    return np.asarray(snap.node[~snap.off_network])
+
+
+def _fmt_acc(acc: pd.DataFrame) -> str:
+    parts = []
+    for r in acc.itertuples():
+        parts.append(f"{r.bande_min:g}–{r.bande_max:g}: reached-inside "
+                     f"{r.part_atteints_dedans:.1%}, band {r.part_bande_dedans:.1%}, "
+                     f"beyond+5-inside {r.part_au_dela_dedans:.1%}")
+    return "; ".join(parts)
+
+
+def _territory(args: argparse.Namespace) -> None:
+    if not TERRITORY.exists():
+        print(f"(a–c) skipped: {TERRITORY} not found (../shared/data beside the checkout)")
+        return
+    settings = Settings()
+    communes = gpd.read_file(TERRITORY, layer="communes").rename(columns={"dens4": "densite"})
+    seed = gpd.read_file(TERRITORY, layer="services_seed")
+    seed["service_id"] = [f"SEED-{i}" for i in range(len(seed))]
+    seed["lon"], seed["lat"] = seed.geometry.x, seed.geometry.y
+    print(f"territory: {len(communes)} real communes (Cantal, Aveyron, Lozère), "
+          f"{len(seed)} real seed sites ({seed['type_service'].value_counts().to_dict()})")
+    t = time.perf_counter()
+    proxy = iso.isochrones_types(ProxyEngine(settings), communes, seed, settings=settings)
+    t_a = time.perf_counter() - t
+    print(f"(a) proxy merged bands: {t_a:.2f} s  [target ≤ 5 s], {len(proxy)} bands, "
+          f"valid {bool(proxy.is_valid.all())}")
+
+    bounds = tuple(communes.to_crs("EPSG:2154").total_bounds)
+    t = time.perf_counter()
+    net = territory_graph(bounds, TERRITORY_SPACING_M)
+    engine = RoadEngine(net, settings)
+    print(f"road graph over the territory box: {net.n_nodes:,} nodes, {net.n_arcs:,} arcs "
+          f"(built in {time.perf_counter() - t:.1f} s)")
+    engine._graph()
+    t = time.perf_counter()
+    road = iso.isochrones_types(engine, communes, seed, settings=settings)
+    t_b = time.perf_counter() - t
+    print(f"(b) road merged bands (routing pass per type included): {t_b:.2f} s  "
+          f"[target ≤ 5 s], {len(road)} bands, valid {bool(road.is_valid.all())}")
+    types = [t_ for t_ in settings.service_types if t_ in set(road["type_service"])]
+    minutes = {t_: engine.node_minutes(seed[seed["type_service"] == t_]) for t_ in types}
+    for t_ in types:
+        acc = iso.band_accuracy(road[road["type_service"] == t_], net.x, net.y, minutes[t_],
+                                crs=net.crs, tolerance_m=iso.BUFFER_M)
+        print(f"    accuracy {t_}: {_fmt_acc(acc)}")
+    if args.no_networkx:
+        return
+    groups = [_snap_nodes(engine, seed[seed["type_service"] == t_]) for t_ in types]
+    highs = [b for _, b in iso.bands_from_thresholds(settings.thresholds_min)]
+    res = _networkx_peer(net, engine._graph()[0], groups, highs, "multi")
+    if res is None:
+        return
+    t_c = float(res["run_s"])  # type: ignore[arg-type]
+    print(f"(c) networkx multi-source bounded Dijkstra + convex hulls: {t_c:.2f} s "
+          f"(graph build {float(res['build_s']):.1f} s more) → ratio {t_c / t_b:.1f}× "  # type: ignore[arg-type]
+          "(ours includes contouring and reprojection)")
+    import shapely
+
+    hulls: dict[str, str] = res["hulls"]  # type: ignore[assignment]
+    for gi, t_ in enumerate(types):
+        rows = []
+        for lo, hi in iso.bands_from_thresholds(settings.thresholds_min):
+            inner = shapely.from_wkb(hulls[f"{gi}_0_{hi}"])
+            outer_lo = shapely.from_wkb(hulls[f"{gi}_0_{lo}"]) if lo > 0 else None
+            geom = inner if outer_lo is None else inner.difference(outer_lo)
+            rows.append({"bande_min": lo, "bande_max": hi, "geometry": geom})
+        peer = gpd.GeoDataFrame(rows, crs=net.crs)
+        acc = iso.band_accuracy(peer, net.x, net.y, minutes[t_], crs=net.crs)
+        print(f"    peer accuracy {t_}: {_fmt_acc(acc)}")
+
+
+def _france(args: argparse.Namespace) -> None:
+    from benchmarks.bench_engine import N_SERVICES, _places, road_like_graph
+
+    settings = Settings()
+    side = int(os.environ.get("ZB_BENCH_SIDE", 600 if args.quick else 2050))
+    n_sites = 60 if args.quick else sum(N_SERVICES)
+    t = time.perf_counter()
+    net = road_like_graph(side)
+    print(f"France-sized graph (benchmarks/bench_engine.py): {net.n_nodes:,} nodes, "
+          f"{net.n_arcs:,} arcs, built in {time.perf_counter() - t:.1f} s")
+    rng = np.random.default_rng(SEED + 1)
+    lon, lat = _places(net, n_sites, rng)
+    n_mf = min(N_SERVICES[0], n_sites * N_SERVICES[0] // sum(N_SERVICES))
+    services = gpd.GeoDataFrame({
+        "service_id": [f"S{i:04d}" for i in range(n_sites)],
+        "type_service": ["mediation_familiale"] * n_mf
+        + ["espace_rencontre"] * (n_sites - n_mf), "lon": lon, "lat": lat},
+        geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+    engine = RoadEngine(net, settings)
+    engine._graph()
+    empty = gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+    t = time.perf_counter()
+    per = iso.isochrones_services(engine, empty, services, settings=settings)
+    t_d = time.perf_counter() - t
+    print(f"(d) per-service bands, {n_sites} sites, bounded at "
+          f"{settings.max_threshold_min:g} min (routing included): {t_d:.1f} s  "
+          f"[target ≤ 120 s for 550], {len(per)} bands, "
+          f"{t_d / n_sites * 1000:.0f} ms per site")
+    sample = per.iloc[:: max(len(per) // 30, 1)]
+    print(f"    valid (30-band sample): {bool(sample.is_valid.all())}")
+    if args.no_networkx:
+        return
+    nodes = _snap_nodes(engine, services.iloc[:N_PEER_SITES])
+    highs = [b for _, b in iso.bands_from_thresholds(settings.thresholds_min)]
+    res = _networkx_peer(net, engine._graph()[0], [nodes], highs, "single")
+    if res is None:
+        return
+    per_site = float(res["run_s"]) / max(int(res["runs"]), 1)  # type: ignore[arg-type]
+    print(f"(e) networkx bounded single-source Dijkstra + convex hulls: {per_site:.2f} s per "
+          f"site on {res['runs']} of the same sites (graph build {float(res['build_s']):.0f} s "  # type: ignore[arg-type]
+          f"more) → {per_site * n_sites:.0f} s projected for {n_sites} → ratio "
+          f"{per_site * n_sites / t_d:.1f}×")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the isochrone benchmark; print our figures, the peers' and the targets."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks isochrones")
+    parser.add_argument("--quick", action="store_true",
+                        default=os.environ.get("ZB_BENCH_QUICK") == "1")
+    parser.add_argument("--no-networkx", action="store_true")
+    parser.add_argument("--only", choices=["territory", "france"], default=None)
+    args = parser.parse_args(argv or [])
+    print(f"machine: {os.cpu_count()} CPU(s), {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()}")
+    if args.only in (None, "territory"):
+        _territory(args)
+    if args.only in (None, "france"):
+        _france(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
