@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not mask small counts (statistical secrecy applies by default)")
     p.set_defaults(handler=_cmd_export)
 
+    p = sub.add_parser("sites", help="where would k new sites cover the most families "
+                       "(greedy maximal covering, from a run)")
+    p.add_argument("--dept", required=True, metavar="CODE", help="département of the sites")
+    p.add_argument("--type", required=True, metavar="TYPE",
+                   help="service type of the new sites (mediation_familiale, espace_rencontre)")
+    p.add_argument("--seuil", type=float, default=30.0, help="threshold, minutes (default 30)")
+    p.add_argument("-k", type=int, default=1, help="number of new sites (default 1)")
+    p.add_argument("--run", type=Path, help="run output folder (default: the demo run)")
+    p.add_argument("--out", type=Path, help="write the table as CSV (atomic)")
+    p.set_defaults(handler=_cmd_sites)
+
     p = sub.add_parser("app", help="start the Streamlit app on 127.0.0.1")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--run", type=Path, help="run output folder to open")
@@ -145,6 +156,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from coverage.export import export_from_cli
 
     return export_from_cli(args)
+
+
+def _cmd_sites(args: argparse.Namespace) -> int:
+    from coverage.siting import sites_from_cli
+
+    return sites_from_cli(args)
 
 
 def _cmd_app(args: argparse.Namespace) -> int:

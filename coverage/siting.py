@@ -38,11 +38,13 @@ every candidate.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +53,9 @@ import scipy.sparse as sp
 from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
 from coverage.settings import NO_SERVICE, Settings, is_fictional_code
 from coverage.traveltime import Engine
+
+if TYPE_CHECKING:
+    from coverage.results import RunOutputs
 
 logger = logging.getLogger(__name__)
 
@@ -600,3 +605,169 @@ def best_new_sites(
     return plan_new_sites(communes, access, services, engine, type_service=type_service,
                           threshold_min=threshold_min, candidates=candidates, k=k,
                           depts=depts, settings=settings).table
+
+
+# --- from a run folder (CLI, app) -------------------------------------------------------
+
+
+def run_settings(run: RunOutputs) -> Settings:
+    """Settings of a run from its manifest: snapping, access speed, proxy detour and speeds.
+
+    Parameters missing from the manifest keep their defaults.
+    """
+    raw = run.manifest.get("parameters") or {}
+    kwargs: dict[str, Any] = {}
+    if isinstance(raw, dict):
+        for name in ("snap_max_m", "access_speed_kmh", "proxy_detour_factor"):
+            if isinstance(raw.get(name), (int, float)):
+                kwargs[name] = float(raw[name])
+        speeds = raw.get("proxy_speed_kmh_by_density")
+        if isinstance(speeds, dict) and speeds:
+            kwargs["proxy_speed_kmh_by_density"] = {int(k): float(v) for k, v in speeds.items()}
+    return replace(Settings(), **kwargs)
+
+
+def run_roads_path(run: RunOutputs) -> Path | None:
+    """The run's road file (manifest ``inputs.roads.path`` or the engine's ``reseau``), if found.
+
+    A relative path is looked up from the working folder, the repository and the run folder.
+    """
+    from coverage.settings import REPO_ROOT
+
+    names: list[Any] = []
+    inputs = run.manifest.get("inputs") or {}
+    if isinstance(inputs, dict):
+        roads = inputs.get("roads")
+        names.append(roads.get("path") if isinstance(roads, dict) else roads)
+    engine = run.manifest.get("engine") or {}
+    if isinstance(engine, dict) and isinstance(engine.get("parameters"), dict):
+        names.append(engine["parameters"].get("reseau"))
+    for name in names:
+        if not name:
+            continue
+        p = Path(str(name))
+        for q in (p, REPO_ROOT / p, run.run_dir / p):
+            if q.is_file():
+                return q.resolve()
+    return None
+
+
+def engine_of_run(run: RunOutputs, *, dept: str) -> Engine:
+    """The engine that made a run, rebuilt with the run's settings.
+
+    Raises
+    ------
+    CoverageError
+        A ``road`` run whose road file cannot be found (the message names it): new sites
+        must be timed by the same engine as the existing services.
+    """
+    from coverage.traveltime import make_engine
+
+    settings = run_settings(run)
+    if run.engine == "road":
+        roads = run_roads_path(run)
+        if roads is None:
+            inputs = run.manifest.get("inputs") or {}
+            name = (inputs.get("roads") or {}).get("path") if isinstance(inputs, dict) else None
+            msg = (f"the run {run.run_dir} was timed by road but its road file "
+                   f"{name or '(unnamed)'} is not found: new sites must be timed by the same "
+                   "engine; restore the file or rerun with the proxy engine")
+            raise CoverageError(msg)
+        params = (run.manifest.get("engine") or {}).get("parameters") or {}
+        from coverage.settings import metric_crs_for
+
+        crs = str(params.get("crs_metrique") or metric_crs_for(dept))
+        return make_engine("road", roads, settings, crs)
+    return make_engine("proxy", None, settings)
+
+
+def sites_for_run(run: RunOutputs, dept: str, *, type_service: str, threshold_min: float,
+                  k: int = 1, engine: Engine | None = None) -> SitingResult:
+    """:func:`plan_new_sites` for one département of a run folder.
+
+    Candidates are the chef-lieux of ``dept``; demand is every commune of the run; existing
+    coverage is the run's ``acces_communes`` table; the engine is the run's
+    (:func:`engine_of_run`) unless given.
+    """
+    if engine is None:
+        engine = engine_of_run(run, dept=dept)
+    access = run.tables.get("acces_communes")
+    if access is not None and "moteur" in access and set(
+            access["moteur"].dropna().astype(str)) - {engine.name}:
+        access = None  # recomputed by the engine that times the new sites
+    types = sorted({str(t) for t in access["type_service"].unique()}) if access is not None \
+        else sorted({str(t) for t in run.services["type_service"].unique()})
+    if type_service not in types:
+        msg = f"service type {type_service!r} is not in the run: {', '.join(types)}"
+        raise CoverageError(msg)
+    return plan_new_sites(run.communes, access, run.services, engine,
+                          type_service=type_service, threshold_min=threshold_min, k=k,
+                          depts=[dept], settings=run_settings(run))
+
+
+def format_sites(result: SitingResult) -> str:
+    """Plain-text report of a :class:`SitingResult` (FICTIONAL label, engine, method)."""
+    p, t = result.parameters, result.table
+    lines = []
+    if p.get("fictif"):
+        lines.append("FICTIONAL territory (demo): not a real place.")
+    lines.append(f"New sites, type {p['type_service']}, threshold {p['seuil_minutes']:g} min, "
+                 f"engine {p['moteur']}, département(s) {', '.join(p['depts'] or ['all'])}: "
+                 f"{p['candidats']} candidates ({p['candidats_origine']}), "
+                 f"white-zone population before: {p['population_zone_blanche_initiale']}")
+    if t.empty:
+        lines.append("No candidate would cover a new commune.")
+    else:
+        cols = ["rang", "code_insee", "nom", "population_nouvellement_couverte",
+                "communes_nouvellement_couvertes",
+                "population_nouvellement_couverte_hors_departement",
+                "population_zone_blanche_restante"]
+        lines.append(t[cols].to_string(index=False))
+        if len(t) < int(p["k"]):
+            lines.append(f"Only {len(t)} site(s): no other candidate covers a new commune.")
+    lines.append("Method: greedy maximal covering (exact for k = 1; for k >= 2 a heuristic, "
+                 "at least 1 - 1/e of the optimum).")
+    return "\n".join(lines)
+
+
+def sites_from_cli(args: argparse.Namespace) -> int:
+    """``zones-blanches sites``: print the best new sites of a département of a run.
+
+    Parameters
+    ----------
+    args
+        ``dept``, ``type``, ``seuil`` (minutes), ``k``, ``run`` (default ``sorties/demo``),
+        ``out`` (optional CSV, written atomically).
+
+    Returns
+    -------
+    int
+        0 (errors are raised as :class:`CoverageError` for the CLI to print).
+    """
+    from coverage.export import DEFAULT_RUN_DIR, check_departement
+    from coverage.io.atomic import atomic_path
+    from coverage.results import MANIFEST, RunOutputs
+
+    run_dir = Path(args.run) if getattr(args, "run", None) else DEFAULT_RUN_DIR
+    if not (run_dir / MANIFEST).exists():
+        msg = (f"no finished run in {run_dir} (no {MANIFEST}): run `zones-blanches run` "
+               f"first{'' if getattr(args, 'run', None) else ' (it writes sorties/demo)'}")
+        raise CoverageError(msg)
+    run = RunOutputs.load(run_dir)
+    dept = check_departement(run, args.dept)
+    result = sites_for_run(run, dept, type_service=args.type, threshold_min=float(args.seuil),
+                           k=int(args.k))
+    if getattr(args, "out", None):
+        out = Path(args.out)
+        try:
+            with atomic_path(out) as tmp:
+                result.table.to_csv(tmp, index=False, encoding="utf-8")
+        except OSError as exc:
+            from coverage.errors import OutputError
+
+            msg = f"cannot write {out}: {exc.strerror or exc}"
+            raise OutputError(msg) from exc
+    print(format_sites(result))
+    if getattr(args, "out", None):
+        print(f"Written: {args.out}")
+    return 0

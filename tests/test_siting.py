@@ -369,3 +369,38 @@ def test_page_nouveau_site(demo_run: Any) -> None:
     assert table3["rang"].tolist() == list(range(1, len(table3) + 1))
     assert table3.iloc[0]["site_id"] == table.iloc[0]["site_id"]
     assert at.get("iframe")[0].proto.srcdoc.count('"className": "nouveau-site"') == len(table3)
+
+
+def test_cli_sites(demo_run: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from coverage.cli import main
+    from coverage.siting import engine_of_run, sites_for_run
+
+    out = tmp_path / "sites" / "za.csv"
+    code = main(["sites", "--dept", "ZA", "--type", ER, "--seuil", "20", "-k", "2",
+                 "--run", str(demo_run.run_dir), "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "FICTIONAL" in text and "engine road" in text and "greedy" in text
+    written = pd.read_csv(out, dtype={"code_insee": str, "site_id": str})
+    engine = engine_of_run(demo_run, dept="ZA")
+    assert engine.name == "road"
+    # same as the library on the run's communes and access table
+    expected = best_new_sites(demo_run.communes, demo_run.tables["acces_communes"],
+                              demo_run.services, engine, type_service=ER, threshold_min=20.0,
+                              k=2, depts=["ZA"])
+    pd.testing.assert_frame_equal(written[["rang", "code_insee",
+                                           "population_nouvellement_couverte"]],
+                                  expected[["rang", "code_insee",
+                                            "population_nouvellement_couverte"]],
+                                  check_dtype=False)
+    assert written["fictif"].all() and (written["moteur"] == "road").all()
+    assert sites_for_run(demo_run, "ZA", type_service=ER, threshold_min=20.0,
+                         k=2).table["code_insee"].tolist() == written["code_insee"].tolist()
+    # errors: exit 2, one line, no traceback, nothing written
+    bad = tmp_path / "bad.csv"
+    for argv in (["--dept", "ZQ", "--type", ER], ["--dept", "ZA", "--type", "inconnu"],
+                 ["--dept", "ZA", "--type", ER, "-k", "0"]):
+        assert main(["sites", *argv, "--run", str(demo_run.run_dir), "--out", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert "zones-blanches sites:" in err and "Traceback" not in err
+    assert not bad.exists()
