@@ -38,6 +38,7 @@ from coverage.io.prepare import (
     COMMUNES_COLUMNS,
     DENSITE7_TO_4,
     buffer_m,
+    clip_area,
     clip_osm,
     harmonise_grid,
     prepare,
@@ -192,8 +193,15 @@ def test_fetch_then_prepare_end_to_end(server: Server, tmp_path: Path) -> None: 
     result = prepare(["15"], data_dir)
     paths = prepared_paths(data_dir, "15")
     assert result["15"] == paths
-    communes = gpd.read_file(paths["communes"], layer="communes")
+    everything = gpd.read_file(paths["communes"], layer="communes")
+    communes = everything[everything["code_dep"] == "15"]
     assert sorted(communes["code_insee"]) == ["15014", "15120", "15187"]
+    # neighbours: exactly the communes of the départements the 67.5 km buffer touches
+    area = clip_area(communes.set_crs("EPSG:4326", allow_override=True), "15", buffer_m())
+    contours = read_contours(_write(tmp_path / "c.geojson.gz", etalab_geojson_gz()))
+    touched = set(contours.loc[contours.intersects(area), "code_dep"]) - {"15"}
+    assert touched  # Rodez and Mende are within reach of the Cantal in this fixture
+    assert set(everything["code_dep"]) - {"15"} == touched
     # population from the populations légales file served (1000 + position in COMMUNES)
     assert dict(zip(communes["code_insee"], communes["population"], strict=True)) == {
         "15014": 1000, "15187": 1001, "15120": 1002}
@@ -203,17 +211,16 @@ def test_fetch_then_prepare_end_to_end(server: Server, tmp_path: Path) -> None: 
     assert ways == {1, 3, 5}  # the road near Marseille is outside Cantal + 67.5 km
     manifest = json.loads(paths["manifest"].read_text())
     assert manifest["communes"]["rows"] == 3
+    assert manifest["communes"]["departements_voisins"] == sorted(touched)
     assert manifest["communes"]["population_source"].endswith("ensemble.zip")
     assert manifest["sources"]["densite"]["sha256"]
-    try:
-        from coverage.io.communes import load_communes
-    except ImportError:  # pragma: no cover - loaders not merged yet
-        pytest.skip("coverage.io.communes not available")
-    loaded = load_communes(paths["communes"])
-    assert sorted(loaded.data["code_insee"]) == ["15014", "15120", "15187"]
-    assert not loaded.data["fictif"].any()
-    assert np.array_equal(loaded.data.sort_values("code_insee")["population"].to_numpy(),
-                          np.array([1000, 1002, 1001]))
+    from coverage.io.communes import load_communes
+
+    loaded = load_communes(paths["communes"]).data
+    assert len(loaded) == len(everything)
+    assert not loaded["fictif"].any()
+    own = loaded[loaded["code_dep"] == "15"].sort_values("code_insee")
+    assert np.array_equal(own["population"].to_numpy(), np.array([1000, 1002, 1001]))
 
 
 def test_populations_older_than_the_cog_give_way_to_the_embedded_table(

@@ -10,7 +10,12 @@ Layout of a data folder (``--data-dir``, default ``donnees``), the contract betw
                                               the communes contract: code_insee, nom,
                                               code_dep, code_reg, population, densite (INSEE
                                               4 levels), rural, lon, lat, code_epci,
-                                              nom_epci, fictif (False), geometry
+                                              nom_epci, fictif (False), geometry. It holds
+                                              the communes of the département AND of every
+                                              neighbouring département that the buffer
+                                              touches, so that services across the border
+                                              are accepted; run it with --dept CODE (the
+                                              tables cover the département only)
     <data-dir>/<dept>/routes.osm.pbf          OSM roads (highway=*, route=ferry) of the
                                               département plus a buffer of the largest
                                               threshold (:func:`buffer_m`)
@@ -45,7 +50,7 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -522,7 +527,8 @@ def harmonise_grid(grid: pd.DataFrame, codes: Iterable[str],
 def prepare_communes(contours: gpd.GeoDataFrame, depts: Sequence[str], grid: pd.DataFrame, *,
                      population: pd.DataFrame | None = None,
                      passage: pd.DataFrame | None = None,
-                     source: str = "contours") -> gpd.GeoDataFrame:
+                     source: str = "contours",
+                     missing_density: Literal["raise", "drop"] = "raise") -> gpd.GeoDataFrame:
     """The communes of ``depts`` in the communes contract.
 
     Parameters
@@ -541,6 +547,9 @@ def prepare_communes(contours: gpd.GeoDataFrame, depts: Sequence[str], grid: pd.
         embedded COG 2026 table).
     source
         Name of the contours file, for messages.
+    missing_density
+        Communes without a density level: ``raise`` an InputError naming them, or ``drop``
+        them with a warning (used for the neighbouring départements).
 
     Returns
     -------
@@ -587,6 +596,11 @@ def prepare_communes(contours: gpd.GeoDataFrame, depts: Sequence[str], grid: pd.
     dens = harmonise_grid(grid, gdf["code_insee"], passage).set_index("code_insee")
     gdf["densite"] = gdf["code_insee"].map(dens["densite"])
     lacking = gdf["densite"].isna()
+    if lacking.any() and missing_density == "drop":
+        log.warning("%d communes without a density level left out: %s", int(lacking.sum()),
+                    ", ".join(gdf.loc[lacking, "code_insee"].head(10)))
+        gdf = gdf.loc[~lacking].copy()
+        lacking = gdf["densite"].isna()
     if lacking.any():
         raise InputError([Problem(source, None, "densite", "a level in the INSEE density grid "
                                   "(or an older code of it in the table de passage)", code)
@@ -736,8 +750,7 @@ _PATTERNS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "contours": ("communes-*.geojson.gz", "communes-*.geojson", "COMMUNE.shp", "COMMUNE.gpkg",
                  "*ADMIN-EXPRESS*.gpkg", "ADE*.gpkg"),
     "densite7": ("grille_densite_7_niveaux*.xlsx", "fichier_diffusion_*.xlsx"),
-    "densite4": ("grille_densite_2*.zip", "grille_densite_niveau_detaille_*.xlsx",
-                 "grille_densite_4*.xlsx", "grille_densite_4*.csv"),
+    "densite4": ("grille_densite*.zip", "grille_densite*.xlsx", "grille_densite*.csv"),
     "population": ("ensemble.zip", "donnees_communes.csv"),
     "passage": ("table_passage_annuelle_*.zip",),
     "osm": ("*.osm.pbf",),
@@ -814,10 +827,11 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
                f"--dept {' '.join(depts)} --data-dir {data_dir}' or put an Etalab "
                "communes-*.geojson.gz or an ADMIN EXPRESS COMMUNE layer there")
         raise FetchError(msg)
-    grids = found["densite7"] + found["densite4"]
+    grids = list(dict.fromkeys(found["densite7"] + found["densite4"]))
     if not grids:
         msg = (f"no INSEE density grid in {Path(data_dir) / 'cache'}: run 'zones-blanches "
-               "fetch' or put grille_densite_7_niveaux_YYYY.xlsx there")
+               "fetch' or put the INSEE file there (grille_densite_*.xlsx/.zip/.csv or "
+               "fichier_diffusion_YYYY.xlsx)")
         raise FetchError(msg)
     index = {str(r.get("path")): r for r in read_index(data_dir).values()}
     contours_path = _newest(found["contours"])
@@ -849,8 +863,17 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
         paths = prepared_paths(data_dir, code)
         communes = prepare_communes(contours, [code], grid, population=population,
                                     passage=passage, source=str(contours_path))
+        area = clip_area(communes, code, buffer_m(settings))
+        neighbours = sorted(str(d) for d in contours.loc[contours.intersects(area),
+                                                         "code_dep"].dropna().unique()
+                            if str(d) != code)
+        context = prepare_communes(contours, neighbours, grid, population=population,
+                                   passage=passage, source=str(contours_path),
+                                   missing_density="drop") if neighbours else None
+        everything = communes if context is None else gpd.GeoDataFrame(
+            pd.concat([communes, context], ignore_index=True), crs=communes.crs)
         with atomic_path(paths["communes"]) as tmp:
-            communes.to_file(tmp, layer=COMMUNES_LAYER, driver="GPKG")
+            everything.to_file(tmp, layer=COMMUNES_LAYER, driver="GPKG")
         used = {"contours": contours_path, "densite": grid_path}
         if population is not None:
             used["population"] = _newest(found["population"])
@@ -863,7 +886,9 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
                          "rural": int(communes["rural"].sum()),
                          "densite_niveaux_source": grid.attrs.get("niveaux"),
                          "densite_colonne": grid.attrs.get("source"),
-                         "population_source": population_note},
+                         "population_source": population_note,
+                         "departements_voisins": neighbours,
+                         "communes_voisines": 0 if context is None else len(context)},
             "sources": {k: {"path": str(p), "sha256": index.get(str(p), {}).get("sha256")
                             or sha256_file(p),
                             "url": index.get(str(p), {}).get("url")} for k, p in used.items()},
@@ -874,10 +899,8 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
                 log.warning("no OSM extract in the cache: %s has no road network; run "
                             "'zones-blanches fetch' without --no-osm", code)
             else:
-                area = clip_area(communes, code, buffer_m(settings))
-                neighbours = [str(d) for d in contours.loc[contours.intersects(area),
-                                                           "code_dep"].dropna().unique()]
-                chosen = _osm_for(extracts, [d for d in neighbours if d in DEPARTEMENTS])
+                chosen = _osm_for(extracts, [d for d in [code, *neighbours]
+                                             if d in DEPARTEMENTS])
                 own = {Path(u).name for u in (osm_file(code).url, *osm_file(code).fallbacks)}
                 if not any(p.name in own for p in chosen):
                     log.warning("the OSM extract of département %s itself is not in the "
