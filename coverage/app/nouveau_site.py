@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import folium
 import geopandas as gpd
@@ -42,20 +42,6 @@ SITE_COLOUR = "#e6007e"
 MAX_SITES = 5
 
 
-def _run_settings(run: RunOutputs) -> Settings:
-    """Settings of the run (snapping, access speed, proxy detour and speeds) from its manifest."""
-    raw = run.manifest.get("parameters") or {}
-    kwargs: dict[str, Any] = {}
-    if isinstance(raw, dict):
-        for name in ("snap_max_m", "access_speed_kmh", "proxy_detour_factor"):
-            if isinstance(raw.get(name), (int, float)):
-                kwargs[name] = float(raw[name])
-        speeds = raw.get("proxy_speed_kmh_by_density")
-        if isinstance(speeds, dict) and speeds:
-            kwargs["proxy_speed_kmh_by_density"] = {int(k): float(v) for k, v in speeds.items()}
-    return replace(Settings(), **kwargs)
-
-
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _road_engine(roads: str, crs: str, settings_json: str) -> Engine:
     """Road engine of a road file with the run's settings (built once, shared read-only)."""
@@ -69,12 +55,12 @@ def _road_engine(roads: str, crs: str, settings_json: str) -> Engine:
 
 def run_engine(run: RunOutputs, dept: str) -> tuple[Engine, str]:
     """The engine of the run (road when its road file is readable, else proxy) and a note."""
-    from coverage.app.upload import _roads_path
     from coverage.proxy import ProxyEngine
+    from coverage.siting import run_roads_path, run_settings
 
-    settings = _run_settings(run)
+    settings = run_settings(run)
     if run.engine == "road":
-        roads = _roads_path(run)
+        roads = run_roads_path(run)
         if roads is None:
             note = ("le run a été calculé par la route, mais son fichier routier n'est plus "
                     "disponible : temps estimés à vol d'oiseau (proxy), existants compris")
