@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Etalab contours generalisation (default: 100m)")
     p.add_argument("--retries", type=int, help="retries per file (default: 4)")
     p.add_argument("--timeout", type=float, help="socket timeout, seconds (default: 60)")
+    p.add_argument("--no-neighbours", action="store_true",
+                   help="skip the OSM extracts of the neighbouring départements (roads then "
+                        "stop at the département's border)")
     p.set_defaults(handler=_cmd_fetch)
 
     p = sub.add_parser("prepare", help="convert fetched official files to the input contracts")

@@ -454,6 +454,13 @@ def test_cli_fetch_through_a_mirror(server: Server, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "densite7" in res.stdout and "sha256" in res.stdout
     assert not any("osm.pbf" in p for p, _ in server.log)
+    server.log.clear()
+    res = _cli("fetch", "--dept", "15", "--data-dir", str(tmp_path / "d"), "--mirror",
+               server.base, "--retries", "0", "--no-neighbours", cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    osm_asked = [p for p, _ in server.log if ".osm.pbf" in p]
+    assert osm_asked == [urlsplit(sources.osm_file("15").url).path,
+                         urlsplit(sources.osm_file("15").url).path + ".md5"]
 
 
 def test_an_html_page_instead_of_a_zip_is_refused(server: Server, tmp_path: Path) -> None:

@@ -514,7 +514,8 @@ def fetch_from_cli(args: argparse.Namespace) -> int:
     year = args.year or sources.DEFAULT_YEAR
     generalisation = getattr(args, "generalisation", None) or sources.DEFAULT_GENERALISATION
     records = fetch(args.dept, args.data_dir, year=year, generalisation=generalisation,
-                    osm=not args.no_osm, options=options)
+                    osm=not args.no_osm,
+                    neighbours=not getattr(args, "no_neighbours", False), options=options)
     print(f"Official open data in {cache_dir(args.data_dir)} "
           f"(index: {cache_dir(args.data_dir) / INDEX_NAME}):")
     for r in records:
