@@ -404,3 +404,47 @@ def test_cli_sites(demo_run: Any, tmp_path: Any, capsys: pytest.CaptureFixture[s
         err = capsys.readouterr().err
         assert "zones-blanches sites:" in err and "Traceback" not in err
     assert not bad.exists()
+
+
+# --- real territory of ../shared/data (Cantal, Aveyron, Lozère), proxy engine -------------
+
+@pytest.mark.shared
+def test_massif_central_proxy_k1_brute_force(shared_data: Any) -> None:
+    from coverage.io.communes import load_communes
+    from coverage.settings import Settings
+
+    communes = load_communes(shared_data / "territoires" / "massif_central_15_12_48.gpkg").data
+    # the partial real services list (not the official offer), at their communes' interior
+    # points; most lie outside the three départements
+    pts = pd.read_csv(shared_data / "communes" / "points_interieurs_cog2026.csv", dtype=str)
+    svc = pd.read_csv(shared_data / "services" / "services_sites_publics_partiels.csv",
+                      dtype=str).merge(pts[["code_insee", "lon", "lat"]], on="code_insee")
+    svc["service_id"] = [f"S{i:03d}" for i in range(len(svc))]
+    svc["lon"], svc["lat"] = svc["lon"].astype(float), svc["lat"].astype(float)
+    svc["code_dep"] = svc["code_insee"].str[:2]
+    engine, stype, t = ProxyEngine(), MF, 30.0
+    res = plan_new_sites(communes, None, svc, engine, type_service=stype, threshold_min=t,
+                         k=3, depts=["15"])
+    assert len(res.table) >= 1 and set(res.table["code_dep"]) == {"15"}
+    assert (res.table["moteur"] == "proxy").all() and not res.table["fictif"].any()
+    # brute force with the proxy formula written out: Lambert-93 distances, × detour ÷
+    # speed of the commune's density level
+    s = Settings()
+    tr = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
+    cx, cy = tr.transform(communes["lon"].to_numpy(float), communes["lat"].to_numpy(float))
+    sel = svc[svc["type_service"] == stype]
+    sx, sy = tr.transform(sel["lon"].to_numpy(float), sel["lat"].to_numpy(float))
+    speed = np.array([s.proxy_speed_kmh_by_density[int(d)] for d in communes["densite"]])
+
+    def minutes(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        d = np.hypot(cx[:, None] - px[None, :], cy[:, None] - py[None, :])
+        return d * s.proxy_detour_factor / 1000 / speed[:, None] * 60
+
+    already = minutes(np.asarray(sx), np.asarray(sy)).min(axis=1) <= t
+    cand = (communes["code_dep"] == "15").to_numpy()
+    new = (minutes(np.asarray(cx)[cand], np.asarray(cy)[cand]) <= t) & ~already[:, None]
+    pop = communes["population"].to_numpy(np.int64)
+    gains = pop @ new
+    assert int(res.table["population_nouvellement_couverte"].iloc[0]) == int(gains.max())
+    assert int(res.model.gains[0]) == int(gains.max())
+    assert (np.diff(res.table["population_nouvellement_couverte"].to_numpy()) <= 0).all()
