@@ -180,7 +180,8 @@ def test_exports_page_offers_every_file(at: AppTest) -> None:
     assert files["gpkg"][1][:16] == b"SQLite format 3\x00"
     assert sel.dept in files["xlsx"][0]
     # Another département gives other files.
-    other = next(d for d in at.selectbox(key="dept").options if d != sel.dept)
+    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    other = next(d for d in state.run_depts(run) if d != sel.dept)
     at.selectbox(key="dept").set_value(other).run()
     _ok(at)
     assert all(other in b.proto.label for b in at.get("download_button"))
@@ -211,6 +212,11 @@ def test_run_folder_choice_and_bad_folder(at: AppTest, tmp_path: Path) -> None:
     at.text_input(key="run_dir").set_value(str(state.DEMO_RUN_DIR)).run()
     _ok(at)
     assert _metrics(at)["Population"] != ""
+    # Département names come from the run's communes.
+    names = state.dept_names(RunOutputs.load(state.DEMO_RUN_DIR))
+    assert names
+    assert all(f"{code} — {name}" in at.selectbox(key="dept").options
+               for code, name in names.items())
 
 
 def _services_csv(run: RunOutputs, rows: pd.DataFrame | None = None) -> bytes:

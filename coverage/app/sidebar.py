@@ -78,7 +78,9 @@ def render_sidebar() -> state.Selection | None:
         sb.warning("FICTIF : territoire de démonstration inventé, pas un lieu réel.")
 
     depts = state.run_depts(run)
-    dept = sb.selectbox("Département", depts, key="dept")
+    names = state.dept_names(run)
+    dept = sb.selectbox("Département", depts, key="dept",
+                        format_func=lambda d: f"{d} — {names[d]}" if names.get(d) else d)
     types = [*state.run_types(run), NO_SERVICE]
     type_service = sb.selectbox("Type de service", types, key="type_service",
                                 format_func=maps.service_label)

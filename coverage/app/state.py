@@ -139,6 +139,15 @@ def run_depts(run: RunOutputs) -> list[str]:
     return sorted(depts)
 
 
+def dept_names(run: RunOutputs) -> dict[str, str]:
+    """Département code → name, from the run's communes (``nom_dep``) when present."""
+    c = run.communes
+    if "nom_dep" not in c:
+        return {}
+    pairs = c[["code_dep", "nom_dep"]].dropna().drop_duplicates("code_dep")
+    return dict(zip(pairs["code_dep"].astype(str), pairs["nom_dep"].astype(str), strict=False))
+
+
 def run_types(run: RunOutputs) -> list[str]:
     """Service types of a run, in the order of the settings."""
     acc = run.tables.get("acces_communes")
