@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=1, help="number of new sites (default 1)")
     p.add_argument("--run", type=Path, help="run output folder (default: the demo run)")
     p.add_argument("--out", type=Path, help="write the table as CSV (atomic)")
+    p.add_argument("--dept-only", action="store_true",
+                   help="count only the département's families (default: also the run's "
+                   "communes across the border)")
     p.set_defaults(handler=_cmd_sites)
 
     p = sub.add_parser("app", help="start the Streamlit app on 127.0.0.1")

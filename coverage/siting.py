@@ -682,13 +682,17 @@ def engine_of_run(run: RunOutputs, *, dept: str) -> Engine:
 
 
 def sites_for_run(run: RunOutputs, dept: str, *, type_service: str, threshold_min: float,
-                  k: int = 1, engine: Engine | None = None) -> SitingResult:
+                  k: int = 1, engine: Engine | None = None, neighbours: bool = True
+                  ) -> SitingResult:
     """:func:`plan_new_sites` for one département of a run folder.
 
-    Candidates are the chef-lieux of ``dept``; demand is every commune of the run; existing
-    coverage is the run's ``acces_communes`` table; the engine is the run's
-    (:func:`engine_of_run`) unless given.
+    Candidates are the chef-lieux of ``dept``; demand is every commune of the run (only
+    those of ``dept`` when ``neighbours`` is False); existing coverage is the run's
+    ``acces_communes`` table; the engine is the run's (:func:`engine_of_run`) unless given.
     """
+    communes = run.communes
+    if not neighbours:
+        communes = communes[communes["code_dep"].astype(str) == dept]
     if engine is None:
         engine = engine_of_run(run, dept=dept)
     access = run.tables.get("acces_communes")
@@ -700,7 +704,7 @@ def sites_for_run(run: RunOutputs, dept: str, *, type_service: str, threshold_mi
     if type_service not in types:
         msg = f"service type {type_service!r} is not in the run: {', '.join(types)}"
         raise CoverageError(msg)
-    return plan_new_sites(run.communes, access, run.services, engine,
+    return plan_new_sites(communes, access, run.services, engine,
                           type_service=type_service, threshold_min=threshold_min, k=k,
                           depts=[dept], settings=run_settings(run))
 
@@ -713,7 +717,8 @@ def format_sites(result: SitingResult) -> str:
         lines.append("FICTIONAL territory (demo): not a real place.")
     lines.append(f"New sites, type {p['type_service']}, threshold {p['seuil_minutes']:g} min, "
                  f"engine {p['moteur']}, département(s) {', '.join(p['depts'] or ['all'])}: "
-                 f"{p['candidats']} candidates ({p['candidats_origine']}), "
+                 f"{p['candidats']} candidates ({p['candidats_origine']}), families of "
+                 f"{p['communes']} communes counted, "
                  f"white-zone population before: {p['population_zone_blanche_initiale']}")
     if t.empty:
         lines.append("No candidate would cover a new commune.")
@@ -737,7 +742,8 @@ def sites_from_cli(args: argparse.Namespace) -> int:
     ----------
     args
         ``dept``, ``type``, ``seuil`` (minutes), ``k``, ``run`` (default ``sorties/demo``),
-        ``out`` (optional CSV, written atomically).
+        ``out`` (optional CSV, written atomically), ``dept_only`` (count only the families
+        of the département, not those of the run's other départements).
 
     Returns
     -------
@@ -756,7 +762,7 @@ def sites_from_cli(args: argparse.Namespace) -> int:
     run = RunOutputs.load(run_dir)
     dept = check_departement(run, args.dept)
     result = sites_for_run(run, dept, type_service=args.type, threshold_min=float(args.seuil),
-                           k=int(args.k))
+                           k=int(args.k), neighbours=not getattr(args, "dept_only", False))
     if getattr(args, "out", None):
         out = Path(args.out)
         try:

@@ -396,6 +396,19 @@ def test_cli_sites(demo_run: Any, tmp_path: Any, capsys: pytest.CaptureFixture[s
     assert written["fictif"].all() and (written["moteur"] == "road").all()
     assert sites_for_run(demo_run, "ZA", type_service=ER, threshold_min=20.0,
                          k=2).table["code_insee"].tolist() == written["code_insee"].tolist()
+    # --dept-only: the families of ZA only
+    only = tmp_path / "only.csv"
+    assert main(["sites", "--dept", "ZA", "--type", ER, "--seuil", "20", "-k", "2",
+                 "--run", str(demo_run.run_dir), "--out", str(only), "--dept-only"]) == 0
+    capsys.readouterr()
+    za = demo_run.communes[demo_run.communes["code_dep"] == "ZA"]
+    got = pd.read_csv(only, dtype={"code_insee": str})
+    exp = best_new_sites(za, demo_run.tables["acces_communes"], None, engine,
+                         type_service=ER, threshold_min=20.0, k=2)
+    assert got["code_insee"].tolist() == exp["code_insee"].tolist()
+    assert got["population_nouvellement_couverte"].tolist() == exp[
+        "population_nouvellement_couverte"].tolist()
+    assert (got["population_nouvellement_couverte_hors_departement"] == 0).all()
     # errors: exit 2, one line, no traceback, nothing written
     bad = tmp_path / "bad.csv"
     for argv in (["--dept", "ZQ", "--type", ER], ["--dept", "ZA", "--type", "inconnu"],
