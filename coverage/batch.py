@@ -585,11 +585,22 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _fictional_label() -> str:
-    try:
-        from coverage.demo import FICTIONAL_LABEL
-    except ImportError:  # pragma: no cover - the demo module is part of the package
-        return "Territoire FICTIF (démonstration) : aucune donnée réelle."
+#: Label of fictional inputs other than the embedded demo (codes « Z… » made up for a test).
+OTHER_FICTIONAL_LABEL = (
+    "Données FICTIVES : communes (codes « Z… ») et services inventés pour un essai ; aucune "
+    "population réelle."
+)
+
+
+def _fictional_label(inputs: Any = None) -> str:
+    """The demo's label when the communes are the embedded demo's, else a generic one."""
+    from coverage.demo import FICTIONAL_LABEL, demo_paths
+
+    paths = getattr(inputs, "paths", None) or {}
+    communes_path = paths.get("communes", "")
+    if inputs is not None and communes_path and \
+            Path(communes_path).resolve() != demo_paths().communes.resolve():
+        return OTHER_FICTIONAL_LABEL
     return FICTIONAL_LABEL
 
 
@@ -821,7 +832,7 @@ def run(
         "output_contract_version": OUTPUT_CONTRACT_VERSION,
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "fictif": fictif,
-        "fictional_label": _fictional_label() if fictif else None,
+        "fictional_label": _fictional_label(inputs) if fictif else None,
         "engine": {"name": engine_name, "parameters": engine_parameters},
         "depts": chosen,
         "types": list(types_t),
@@ -933,7 +944,7 @@ def summary_lines(result: RunResult) -> list[str]:
     lines: list[str] = []
     if result.fictif:
         label = result.manifest.get("fictional_label") or _fictional_label()
-        lines.append(f"FICTIONAL DEMO TERRITORY — {label}")
+        lines.append(f"FICTIONAL DATA — {label}")
     n_com = int(result.tables[ACCES_COMMUNES.name]["code_insee"].nunique())
     lines.append(f"Engine: {result.engine} "
                  f"({'OSM road graph' if result.engine == 'road' else 'straight line × detour ÷ speed, an estimate'}); "  # noqa: E501

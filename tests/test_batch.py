@@ -344,3 +344,16 @@ def test_run_writes_isochrones(tmp_path: Path) -> None:
     assert bands is not None and set(bands["moteur"]) == {"road"}
     assert set(bands["type_service"]) <= {MF, ER} and len(bands) > 0
     assert loaded.manifest["isochrones_file"] == "isochrones.gpkg"
+
+
+def test_fictional_label_names_the_demo_only_for_the_demo(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from coverage.batch import OTHER_FICTIONAL_LABEL, _fictional_label
+    from coverage.demo import FICTIONAL_LABEL, demo_paths
+
+    demo = SimpleNamespace(paths={"communes": str(demo_paths().communes)})
+    other = SimpleNamespace(paths={"communes": str(tmp_path / "andorre_fictif.gpkg")})
+    assert _fictional_label(demo) == FICTIONAL_LABEL
+    assert _fictional_label(other) == OTHER_FICTIONAL_LABEL
+    assert "Brumeval" not in OTHER_FICTIONAL_LABEL
