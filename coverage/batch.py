@@ -72,6 +72,7 @@ from scipy.spatial import cKDTree
 from coverage import __version__
 from coverage.errors import CoverageError
 from coverage.io.atomic import write_text_atomic
+from coverage.io.hashing import sha256_file
 from coverage.io.writers import write_geoparquet, write_table
 from coverage.progress import progress
 from coverage.results import (
@@ -255,11 +256,7 @@ def _file_sha256(path: Path, memo_file: Path | None) -> str:
             memo = {}
     if stamp in memo:
         return memo[stamp]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = sha256_file(path)
     if memo_file is not None:
         memo[stamp] = digest
         write_text_atomic(memo_file, json.dumps(memo, indent=1, sort_keys=True))

@@ -47,6 +47,7 @@ from coverage import __version__
 from coverage.errors import FetchError
 from coverage.io import sources
 from coverage.io.atomic import write_text_atomic
+from coverage.io.hashing import sha256_file
 from coverage.io.sources import SourceFile
 
 log = logging.getLogger(__name__)
@@ -125,15 +126,6 @@ def cache_path(data_dir: str | Path, url: str) -> Path:
         msg = f"cannot derive a file name from URL {url!r}"
         raise FetchError(msg)
     return cache_dir(data_dir) / parts.netloc / rel
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_index(data_dir: str | Path) -> dict[str, dict[str, object]]:
