@@ -303,7 +303,13 @@ def test_combined_view_shows_every_service_type(at: AppTest) -> None:
     assert _metrics(at)["Population en zone blanche"] == _int_text(
         exp["population_zone_blanche"])
     srcdoc = at.get("iframe")[0].proto.srcdoc
-    assert srcdoc.count('"className": "service"') == len(run.services)
+    # Services of the département and the nearest ones of its communes, of every type.
+    acc = run.tables["acces_communes"]
+    nearest = set(acc.loc[acc["code_dep"] == sel.dept, "service_id"].dropna())
+    shown = run.services[(run.services["code_dep"] == sel.dept)
+                         | run.services["service_id"].isin(nearest)]
+    assert shown["type_service"].nunique() == 2
+    assert srcdoc.count('"className": "service"') == len(shown)
 
 
 def test_optional_basemap_from_the_sidebar(at: AppTest) -> None:

@@ -62,9 +62,11 @@ def siting_map(run_dir: str, stamp: float, dept: str, type_service: str, thresho
     """HTML of the map: existing access of the type, services, suggested sites."""
     run = state.load_run(run_dir, stamp)
     sites, _covered, _note = plan(run_dir, stamp, dept, type_service, threshold_min, k)
-    rows = views.type_rows(state.dept_access(run_dir, stamp, dept), type_service)
+    access = state.dept_access(run_dir, stamp, dept)
+    rows = views.type_rows(access, type_service)
     m = maps.access_map(
-        state.dept_display_geometries(run_dir, stamp, dept), rows, run.services,
+        state.dept_display_geometries(run_dir, stamp, dept), rows,
+        views.shown_services(run.services, access, dept),
         type_service=type_service, threshold_min=threshold_min, engine=run.engine,
         fictif=run.fictif, new_sites=sites,
     )

@@ -168,11 +168,24 @@ def _map_page(
     if len(source) > SOURCE_MAX_CHARS:
         source = source[: SOURCE_MAX_CHARS - 1] + "… (voir « À propos »)"
     m = maps.access_map(
-        geoms, type_rows(_access, type_service), _services, type_service=type_service,
+        geoms, type_rows(_access, type_service), shown_services(_services, _access, dept),
+        type_service=type_service,
         threshold_min=threshold_min, engine=engine, fictif=run.fictif, isochrones=iso,
         tiles=tiles, sources=html.escape(source),
     )
     return maps.map_html(m)
+
+
+def shown_services(services: gpd.GeoDataFrame, access: pd.DataFrame, dept: str
+                   ) -> gpd.GeoDataFrame:
+    """Services drawn on a département's map: those located in it, plus those that are the
+    nearest service of one of its communes (across the border)."""
+    nearest = set(access["service_id"].dropna().astype(str)) if "service_id" in access \
+        else set()
+    keep = services["service_id"].astype(str).isin(nearest)
+    if "code_dep" in services:
+        keep |= services["code_dep"].astype(str) == dept
+    return services[keep]
 
 
 def map_page_html(sel: state.Selection, *, show_isochrones: bool) -> str:
