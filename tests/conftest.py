@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,14 @@ def shared_data() -> Path:
 def tests_data() -> Path:
     """Folder of the tiny hand-written fixtures (``tests/data``)."""
     return TESTS_DATA
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module() -> Iterator[None]:
+    """Streamlit's AppTest replaces ``sys.modules["__main__"]`` with the page script; restore
+    it so that later tests starting processes with "spawn" (Dask, the batch's pool) do not
+    re-run that script in their children."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main

@@ -21,6 +21,8 @@ def test_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("ZB_NOTEBOOK_OUT", str(tmp_path / "run"))
     monkeypatch.setenv("ZB_PROGRESS", "0")
+    # Streamlit (AppTest in the same session) sets MPLBACKEND=Agg; the kernel must draw inline.
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
