@@ -73,6 +73,13 @@ logger = logging.getLogger(__name__)
 BUFFER_M = 150.0
 #: Grid cell of the road-engine raster, metres (half of ``BUFFER_M``).
 CELL_M = 75.0
+#: Grid cell of the per-service bands, metres: coarser, as there are hundreds of them and
+#: each spans a 45-minute reach (≈ 1–2 M cells at 75 m).
+SERVICE_CELL_M = 100.0
+#: Holes (land farther than ``BUFFER_M`` from every reached road) smaller than this are
+#: filled, m²: a 300 m square (9 ha), whose centre is at most about 300 m from a road. They
+#: are the inside of street blocks, not lakes or mountains, and would multiply the vertices.
+MIN_HOLE_M2 = (2 * BUFFER_M) ** 2
 #: Grid cell of the proxy-engine bands, metres.
 PROXY_CELL_M = 500.0
 #: Largest number of grid cells of one raster; above it the cell is enlarged (logged).
@@ -220,13 +227,46 @@ def _disc(radius_cells: float) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(dist <= radius_cells + 1e-9), dist
 
 
+def _fill_small_holes(field: np.ndarray, max_cells: float,
+                      access_min_per_cell: float) -> np.ndarray:
+    """Fill the unreached patches smaller than ``max_cells`` that do not touch the grid
+    edge, growing the minutes of the reached cells around them inwards (plus one cell at
+    the access speed per step, ``access_min_per_cell`` minutes; 0 for a flat fill)."""
+    unreached = ~np.isfinite(field)
+    if max_cells <= 0 or not unreached.any():
+        return field
+    labels, n = ndimage.label(unreached)
+    if n == 0:
+        return field
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    small = sizes <= max_cells
+    small[0] = False
+    small[edge] = False
+    if not small.any():
+        return field
+    fill = small[labels]
+    out = field.copy()
+    # a patch of at most max_cells cells has no cell farther than r from its edge: one
+    # r-cell minimum filter reaches every cell (a loop finishes odd shapes)
+    r = max(math.ceil(math.sqrt(max_cells) / 2), 1)
+    todo = np.flatnonzero(fill)
+    while todo.size:
+        grown = ndimage.minimum_filter(out, size=2 * r + 1, mode="constant", cval=np.inf)
+        values = grown.ravel()[todo] + np.float32(r * access_min_per_cell)
+        ready = np.isfinite(values)
+        out.ravel()[todo[ready]] = values[ready]
+        todo = todo[~ready]
+    return out
+
+
 def _field_from_samples(
     xs: np.ndarray, ys: np.ndarray, ts: np.ndarray, *, cell_m: float, buffer_m: float,
-    access_m_per_min: float | None = None,
-) -> tuple[_Grid, np.ma.MaskedArray]:
+    access_m_per_min: float | None = None, min_hole_m2: float = 0.0,
+) -> tuple[_Grid, np.ndarray]:
     """Minutes of the land: ``min(t(p) + d(p)/access speed)`` over the samples ``p`` within
     ``buffer_m`` of each cell centre (``d`` the distance, no access term when the speed is
-    None); masked where there is none."""
+    None); +inf where there is none (masked by the contouring)."""
     pad = buffer_m + 2 * cell_m
     grid = _Grid.around(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()),
                         cell_m, pad)
@@ -243,11 +283,13 @@ def _field_from_samples(
             cone = (-dist * grid.cell / access_m_per_min).astype(np.float32)
             field2d = ndimage.grey_erosion(field2d, footprint=footprint, structure=cone,
                                            mode="constant", cval=np.inf)
-    return grid, np.ma.masked_invalid(field2d)
+    access_per_cell = 0.0 if access_m_per_min is None else grid.cell / access_m_per_min
+    field2d = _fill_small_holes(field2d, min_hole_m2 / grid.cell**2, access_per_cell)
+    return grid, field2d
 
 
 def _contour_bands(
-    grid: _Grid, field: np.ma.MaskedArray, bands: Sequence[tuple[float, float]],
+    grid: _Grid, field: np.ndarray, bands: Sequence[tuple[float, float]],
 ) -> list[shapely.Geometry]:
     """One (Multi)Polygon per band from the filled contours of ``field`` (metric CRS)."""
     xc, yc = grid.centres()
@@ -324,7 +366,7 @@ def road_band_geometries(
     network: RoadNetwork, minutes: np.ndarray, bands: Sequence[tuple[float, float]], *,
     direction: str = "to_service", buffer_m: float = BUFFER_M, cell_m: float = CELL_M,
     access_speed_kmh: float | None = Settings().access_speed_kmh,
-    graph: sp.csr_array | None = None,
+    min_hole_m2: float = MIN_HOLE_M2, graph: sp.csr_array | None = None,
 ) -> list[shapely.Geometry]:
     """Band polygons in ``network.crs`` from the minutes of every node.
 
@@ -347,6 +389,9 @@ def road_band_geometries(
         Speed off the road, km/h (the engine's connector speed,
         ``settings.access_speed_kmh``): land at ``d`` metres from a road point reached at
         ``t`` is reached at ``t + d / speed``. None: at ``t`` (flat buffer).
+    min_hole_m2
+        Enclosed unreached patches smaller than this (m²) are filled (see
+        :data:`MIN_HOLE_M2`); 0 keeps every hole.
     graph
         ``sampling_graph(network, direction)`` when the caller reuses it across calls.
 
@@ -369,14 +414,15 @@ def road_band_geometries(
     # one sample per cell crossed is enough: the erosion spreads it over buffer_m
     xs, ys, ts = _arc_samples(graph, network.x, network.y, minutes, limit_min=limit,
                               step_m=cell_m)
-    # points a little beyond the top bound let the contour interpolate there instead of
+    # points a minute beyond the top bound let the contour interpolate there instead of
     # stopping at the mask; farther ones (the rest of a long arc) only enlarge the grid
-    keep = ts <= limit * 1.1 + 1.0
+    keep = ts <= limit + 1.0
     if not (ts < limit).any():
         return [shapely.MultiPolygon() for _ in bands]
     access = None if access_speed_kmh is None else access_speed_kmh * 1000.0 / 60.0
     grid, field = _field_from_samples(xs[keep], ys[keep], ts[keep], cell_m=cell_m,
-                                      buffer_m=buffer_m, access_m_per_min=access)
+                                      buffer_m=buffer_m, access_m_per_min=access,
+                                      min_hole_m2=min_hole_m2)
     return _contour_bands(grid, field, bands)
 
 
@@ -641,17 +687,20 @@ def isochrones_types(
 
 def isochrones_services(
     engine: _IsochroneEngine, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
-    settings: Settings = Settings(), buffer_m: float = BUFFER_M, cell_m: float = CELL_M,
-    proxy_cell_m: float = PROXY_CELL_M, crs: str | None = None, chunk: int = _SOURCE_CHUNK,
+    settings: Settings = Settings(), buffer_m: float = BUFFER_M,
+    cell_m: float = SERVICE_CELL_M, proxy_cell_m: float = PROXY_CELL_M, crs: str | None = None,
+    chunk: int = _SOURCE_CHUNK,
 ) -> gpd.GeoDataFrame:
     """Bands of each service from a search bounded at the largest threshold.
 
     Parameters
     ----------
-    engine, communes, services, settings, buffer_m, cell_m, proxy_cell_m, crs
+    engine, communes, services, settings, buffer_m, proxy_cell_m, crs
         As in :func:`isochrones_types`. The road engine's
         ``node_minutes_per_source(services, cutoff_min)`` gives each service's minutes
         (direction ``to_service``, connector leg included), in chunks of services.
+    cell_m
+        Road engine raster cell, metres (:data:`SERVICE_CELL_M`).
     chunk
         Services per bounded call (memory: ``chunk`` × nodes × 4 bytes).
 
