@@ -19,7 +19,7 @@ st.set_page_config(
 PAGES = [
     st.Page("coverage/app/carte.py", title="Carte", default=True),
     st.Page("coverage/app/zones_blanches.py", title="Zones blanches", url_path="zones_blanches"),
-    st.Page("coverage/app/implantation.py", title="Nouveaux sites", url_path="nouveaux_sites"),
+    st.Page("coverage/app/nouveau_site.py", title="Nouveau site", url_path="nouveau_site"),
     st.Page("coverage/app/listes_attente.py", title="Listes d'attente",
             url_path="listes_attente"),
     st.Page("coverage/app/exports.py", title="Exports", url_path="exports"),

@@ -392,7 +392,6 @@ def access_map(
     tiles: Tiles | None = None,
     static_url: str = STATIC_URL,
     sources: str = "Contours : IGN – Admin Express COG / Etalab ; population : INSEE",
-    new_sites: pd.DataFrame | None = None,
 ) -> folium.Map:
     """Choropleth of minutes to the nearest service, white zones outlined, services marked.
 
@@ -424,16 +423,13 @@ def access_map(
         URL prefix of the app's ``static/`` folder (vendored Leaflet).
     sources
         Attribution text of the data shown (HTML allowed).
-    new_sites
-        Suggested new sites (table of :func:`coverage.siting.best_new_sites`: ``rang, nom,
-        lon, lat, population_nouvellement_couverte, communes_nouvellement_couvertes``),
-        drawn as circle markers of class ``nouveau-site``; None draws none.
 
     Returns
     -------
     folium.Map
         One SVG path of class ``commune`` per commune (``commune zone-blanche`` for white
-        zones), one circle marker of class ``service`` per service.
+        zones), one circle marker of class ``service`` per service. More layers may be
+        added; :func:`map_html` adds the layer control last, so that it lists them all.
     """
     feats = commune_features(communes, access, services, threshold_min=threshold_min)
     if len(feats):
@@ -532,9 +528,6 @@ def access_map(
             ).add_to(svc_fg)
         svc_fg.add_to(m)
 
-    if new_sites is not None and len(new_sites):
-        _add_new_sites(m, new_sites)
-
     n_white = int(feats["zone_blanche"].sum())
     root = m.get_root()
     root.html.add_child(folium.Element(_legend_html(  # type: ignore[attr-defined]
@@ -544,32 +537,6 @@ def access_map(
     )))
     if fictif:
         root.html.add_child(folium.Element(_banner_html()))  # type: ignore[attr-defined]
-    folium.LayerControl(collapsed=True).add_to(m)
-    return m
-
-
-#: Colour of suggested new sites (siting page).
-NEW_SITE_COLOUR = "#e31a1c"
-
-
-def _add_new_sites(m: folium.Map, sites: pd.DataFrame) -> folium.Map:
-    """Draw suggested new sites: one circle marker of class ``nouveau-site`` each."""
-    fg = folium.FeatureGroup(name="Nouveaux sites suggérés", show=True)
-    for row in sites.to_dict("records"):
-        rank, name = int(row["rang"]), html.escape(str(row["nom"]))
-        popup = (
-            f"<b>Site suggéré n° {rank}</b><br>{name}<br>"
-            f"Population nouvellement couverte : "
-            f"{_fmt_int(row['population_nouvellement_couverte'])}<br>"
-            f"Communes nouvellement couvertes : {int(row['communes_nouvellement_couvertes'])}"
-        )
-        folium.CircleMarker(
-            location=[float(row["lat"]), float(row["lon"])], radius=10, color="#000000",
-            weight=3, fill=True, fill_color=NEW_SITE_COLOUR, fill_opacity=1.0,
-            class_name="nouveau-site", popup=folium.Popup(popup, max_width=320),
-            tooltip=f"Site suggéré n° {rank} : {name}",
-        ).add_to(fg)
-    fg.add_to(m)
     return m
 
 
@@ -588,7 +555,11 @@ def external_references(page: str) -> list[str]:
 
 
 def map_html(m: folium.Map) -> str:
-    """The complete HTML page of a map (for ``st.components.v1.html`` or a file).
+    """The complete HTML page of a map (for ``st.iframe`` or a file).
+
+    Adds a layer control when the map has none, after every layer: folium writes the
+    control's script where the control is, and a layer defined after it would be undefined
+    in the browser.
 
     Raises
     ------
@@ -596,6 +567,8 @@ def map_html(m: folium.Map) -> str:
         If the page would load anything from another host (a guard against a folium
         upgrade or plugin bringing CDN links back).
     """
+    if not any(isinstance(c, folium.LayerControl) for c in m._children.values()):
+        folium.LayerControl(collapsed=True).add_to(m)
     page: str = m.get_root().render()
     refs = external_references(page)
     if refs:

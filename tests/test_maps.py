@@ -228,20 +228,18 @@ def test_display_geometries_need_crs() -> None:
         maps.display_geometries(gdf)
 
 
-def test_new_sites_layer(communes, access, services) -> None:
-    sites = pd.DataFrame({
-        "rang": [1, 2], "nom": ["Bourg", "<b>Fay</b>"], "lon": [2.07, 2.12],
-        "lat": [46.02, 46.07], "population_nouvellement_couverte": [1500, 60],
-        "communes_nouvellement_couvertes": [2, 1],
-    })
-    page = maps.map_html(_build(communes, access, services, new_sites=sites))
-    assert page.count('"className": "nouveau-site"') == 2
-    assert ("<b>Site suggéré n° 1</b><br>Bourg<br>Population nouvellement couverte : "
-            "1\u202f500") in page
-    assert "<b>Fay</b>" not in page and "&lt;b&gt;Fay&lt;/b&gt;" in page
-    # Every layer is defined before the layer control that lists it.
+def test_layers_added_after_access_map_come_before_the_control(communes, access,
+                                                               services) -> None:
+    """A page may add layers to the map; the layer control must still be defined last."""
+    m = _build(communes, access, services)
+    extra = folium.FeatureGroup(name="Nouveaux sites", show=True)
+    folium.CircleMarker([46.02, 2.07], radius=5, class_name="nouveau-site").add_to(extra)
+    extra.add_to(m)
+    page = maps.map_html(m)
     control = page.index("L.control.layers(")
     groups = re.findall(r"var (feature_group_\w+) = L\.featureGroup", page)
-    assert len(groups) == 3  # communes, services, new sites
+    assert len(groups) == 3  # communes, services, the page's layer
     for name in groups:
         assert page.index(f"var {name} =") < control, name
+    assert page.count("L.control.layers(") == 1
+    assert maps.map_html(m).count("L.control.layers(") == 1  # idempotent
