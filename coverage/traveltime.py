@@ -244,8 +244,35 @@ class RoadEngine:
         return Snap(np.asarray(node, dtype=np.int64), dist, minutes, off)
 
     # -- multi-source pass ---------------------------------------------------------------
+    def _augmented(self, snaps: list[Snap], direction: str
+                   ) -> tuple[sp.csr_array, list[int]]:
+        """Routed graph plus one virtual node per on-network place of every snap set.
+
+        Virtual node ``n + base_i + j`` has one arc (the connector minutes) to the node of
+        the ``j``-th on-network place of set ``i``; nothing leads to a virtual node, so a
+        search from one set's virtual nodes never sees the others'.
+        """
+        graph = self._graph()[0] if direction == "to_service" else self.network.minutes
+        n = self.network.n_nodes
+        oks = [np.flatnonzero(~sn.off_network) for sn in snaps]
+        bases = [0, *np.cumsum([o.shape[0] for o in oks])[:-1].tolist()]
+        k = sum(o.shape[0] for o in oks)
+        nnz = int(graph.indptr[-1])
+        itype = np.int32 if n + k + nnz < 2**31 - 1 else np.int64  # csgraph's native int32
+        aug = sp.csr_array(
+            (np.concatenate([graph.data, *[sn.minutes[o] for sn, o in zip(snaps, oks,
+                                                                          strict=True)]]),
+             np.concatenate([graph.indices, *[sn.node[o] for sn, o in zip(snaps, oks,
+                                                                          strict=True)]]
+                            ).astype(itype, copy=False),
+             np.concatenate([graph.indptr, nnz + np.arange(1, k + 1)]).astype(itype,
+                                                                               copy=False)),
+            shape=(n + k, n + k))
+        return aug, [int(b) for b in bases]
+
     def _multi_source(self, snap: Snap, *, targets: np.ndarray | None = None,
-                      direction: str = "to_service"
+                      direction: str = "to_service",
+                      shared: tuple[sp.csr_array, int] | None = None,
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Minutes to the nearest snapped place for every node, which place, road metres.
 
@@ -257,6 +284,8 @@ class RoadEngine:
             Node indices whose road metres are wanted (e.g. the communes' nodes).
         direction
             ``to_service`` routes on the reversed graph.
+        shared
+            ``(augmented graph, base)`` from :meth:`_augmented` when several sets share one.
 
         Returns
         -------
@@ -265,25 +294,22 @@ class RoadEngine:
             metres from each target to its place along the fastest path, connector of the
             place included (None without targets))``.
         """
-        graph = self._graph()[0] if direction == "to_service" else self.network.minutes
         n = self.network.n_nodes
         ok = np.flatnonzero(~snap.off_network)
         k = ok.shape[0]
         if k == 0:
             return (np.full(n, np.inf), np.full(n, -1, dtype=np.int64),
                     None if targets is None else np.full(targets.shape[0], np.nan))
-        nnz = int(graph.indptr[-1])
-        itype = np.int32 if n + k + nnz < 2**31 - 1 else np.int64  # csgraph's native int32
-        aug = sp.csr_array(
-            (np.concatenate([graph.data, snap.minutes[ok]]),
-             np.concatenate([graph.indices, snap.node[ok]]).astype(itype, copy=False),
-             np.concatenate([graph.indptr, nnz + np.arange(1, k + 1)]).astype(itype,
-                                                                               copy=False)),
-            shape=(n + k, n + k))
-        sources = n + np.arange(k)
+        if shared is None:
+            aug, bases = self._augmented([snap], direction)
+            base = bases[0]
+        else:
+            aug, base = shared
+        sources = n + base + np.arange(k)
         dist, pred, src = dijkstra(aug, directed=True, indices=sources, min_only=True,
                                    return_predecessors=True)
-        which = np.where(src[:n] >= 0, src[:n] - n, -1)
+        src = np.where(src[:n] >= 0, src[:n] - base, src[:n])
+        which = np.where(src >= 0, src - n, -1)
         place = np.where(which >= 0, ok[np.maximum(which, 0)], -1)
         if targets is None:
             return dist[:n], place, None
@@ -308,6 +334,8 @@ class RoadEngine:
         cur = uniq.copy()
         active = np.arange(uniq.shape[0])
         pred = pred.astype(np.int64)
+        walked: list[np.ndarray] = []  # nodes left at each step
+        owners: list[np.ndarray] = []  # the target each of them belongs to
         while active.shape[0]:
             v = cur[active]
             p = pred[v]
@@ -318,18 +346,26 @@ class RoadEngine:
             total[active[lost]] = np.nan
             go = ~(at_root | lost)
             active, v, p = active[go], v[go], p[go]
-            if not active.shape[0]:
-                break
-            start, stop = indptr[v], indptr[v + 1]
-            arc = np.full(v.shape[0], np.nan)
-            for step in range(int((stop - start).max())):
-                pos = start + step
-                inside = pos < stop
-                hit = np.zeros(v.shape[0], dtype=bool)
-                hit[inside] = indices[pos[inside]] == p[inside]
-                arc[hit] = data[pos[hit]]
-            total[active] += arc
+            walked.append(v)
+            owners.append(active)
             cur[active] = p
+        if walked:
+            nodes = np.concatenate(walked)
+            heads = pred[nodes]
+            arc = np.full(nodes.shape[0], np.nan)
+            start, stop = indptr[nodes], indptr[nodes + 1]
+            todo = np.arange(nodes.shape[0])
+            step = 0
+            while todo.shape[0]:  # scan row v of the transpose for the column pred[v]
+                pos = start[todo] + step
+                inside = pos < stop[todo]
+                todo, pos = todo[inside], pos[inside]
+                hit = indices[pos] == heads[todo]
+                arc[todo[hit]] = data[pos[hit]]
+                todo = todo[~hit]
+                step += 1
+            total += np.bincount(np.concatenate(owners), weights=arc,
+                                 minlength=uniq.shape[0])
         return total[back]
 
     def node_minutes(self, services: pd.DataFrame, *, direction: str = "to_service"
@@ -528,27 +564,31 @@ class RoadEngine:
 
     def _passes(self, snaps: list[Snap], targets: np.ndarray
                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """One multi-source pass per snap set, in forked processes when worthwhile."""
+        """One multi-source pass per snap set (one augmented graph for all), in forked
+        processes when worthwhile."""
+        aug, bases = self._augmented(snaps, "to_service")
         workers = self._type_workers(len(snaps))
         if workers == 1:
-            return [self._multi_source(sn, targets=targets) for sn in snaps]
+            return [self._multi_source(sn, targets=targets, shared=(aug, b))
+                    for sn, b in zip(snaps, bases, strict=True)]
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self._graph()  # build the reversed graph once, before forking (shared pages)
-        _FORK_ENGINE["engine"] = self
+        _FORK_STATE.update(engine=self, aug=aug, bases=bases, snaps=snaps, targets=targets)
         try:
             ctx = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
                 # the children run all passes but the first, this process runs the first
-                futures = [pool.submit(_pass_in_child, sn, targets) for sn in snaps[1:]]
-                first = self._multi_source(snaps[0], targets=targets)
+                futures = [pool.submit(_pass_in_child, i) for i in range(1, len(snaps))]
+                first = self._multi_source(snaps[0], targets=targets,
+                                           shared=(aug, bases[0]))
                 rest = [f.result() for f in futures]
         except (OSError, RuntimeError) as exc:  # pragma: no cover - platform dependent
             logger.warning("parallel passes failed (%s): running them in this process", exc)
-            return [self._multi_source(sn, targets=targets) for sn in snaps]
+            return [self._multi_source(sn, targets=targets, shared=(aug, b))
+                    for sn, b in zip(snaps, bases, strict=True)]
         finally:
-            _FORK_ENGINE.clear()
+            _FORK_STATE.clear()
         return [first, *[(m, p.astype(np.int64), d) for m, p, d in rest]]
 
     def matrix(self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
@@ -591,14 +631,15 @@ class RoadEngine:
                              "minutes": np.concatenate(parts_m).astype(np.float32)})
 
 
-#: Engine inherited by forked children (set only while a pool runs).
-_FORK_ENGINE: dict[str, RoadEngine] = {}
+#: Engine, augmented graph and inputs inherited by forked children (set while a pool runs).
+_FORK_STATE: dict[str, Any] = {}
 
 
-def _pass_in_child(snap: Snap, targets: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Multi-source pass in a forked child: the engine comes from the parent's memory."""
-    minutes, place, metres = _FORK_ENGINE["engine"]._multi_source(snap, targets=targets)
+def _pass_in_child(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Pass ``i`` in a forked child: everything comes from the parent's memory."""
+    st = _FORK_STATE
+    minutes, place, metres = st["engine"]._multi_source(
+        st["snaps"][i], targets=st["targets"], shared=(st["aug"], st["bases"][i]))
     return minutes, place.astype(np.int32), metres
 
 
