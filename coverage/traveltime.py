@@ -19,8 +19,10 @@ Method of :class:`RoadEngine` (all times in minutes, distances in metres inside,
   its snapped node, and ``dijkstra(indices=virtual nodes, min_only=True)`` gives, for every
   node, the minutes to the nearest service and (``sources``) which service it is. Commune
   minutes = node minutes + the commune's connector leg. The road distance (km) is summed
-  along the shortest-path tree (vectorised pointer jumping) and includes both connector
-  legs.
+  along the shortest-path tree, walking up from the communes' nodes (vectorised, one arc
+  per step), and includes both connector legs. All types share one augmented graph; on
+  graphs of ≥ ``PARALLEL_MIN_NODES`` nodes the types run in forked processes when that is
+  safe (``RoadEngine(workers=1)`` turns it off).
 * **Bounded matrix**: one Dijkstra per service node with ``limit`` = cut-off, in chunks of
   sources, kept as float32, returned as a long table of pairs within the cut-off.
 """
@@ -566,6 +568,8 @@ class RoadEngine:
                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """One multi-source pass per snap set (one augmented graph for all), in forked
         processes when worthwhile."""
+        if not snaps:
+            return []
         aug, bases = self._augmented(snaps, "to_service")
         workers = self._type_workers(len(snaps))
         if workers == 1:

@@ -239,6 +239,7 @@ def test_nearest_columns_and_types() -> None:
     assert out["distance_km"].iloc[1] == pytest.approx(net.metres[0, 1] / 1000)
     assert (out["moteur"] == "road").all()
     assert engine.parameters()["moteur"] == "road"
+    assert engine.nearest(communes, svc, service_types=()).empty
 
 
 def test_nearest_with_node_minutes_matches_node_minutes() -> None:
