@@ -291,12 +291,19 @@ def _field_from_samples(
 def _contour_bands(
     grid: _Grid, field: np.ndarray, bands: Sequence[tuple[float, float]],
 ) -> list[shapely.Geometry]:
-    """One (Multi)Polygon per band from the filled contours of ``field`` (metric CRS)."""
+    """One (Multi)Polygon per band from the filled contours of ``field`` (metric CRS).
+
+    Unreached cells (non-finite) take the top bound plus one minute rather than a mask:
+    the edges of masked quads pinch rings into self-touching (invalid) polygons, while a
+    finite field gives marching squares with saddle disambiguation, hence valid rings. The
+    edge then lies between the last reached cell centre and the next one (by
+    interpolation), within one cell of where a mask would put it.
+    """
     xc, yc = grid.centres()
+    top = max(high for _, high in bands)
+    z = np.where(np.isfinite(field), field, np.float32(top + 1.0))
     gen = contourpy.contour_generator(
-        # no corner masking: it can make rings touch themselves (invalid polygons)
-        xc, yc, field, name="serial", corner_mask=False,
-        fill_type=contourpy.FillType.ChunkCombinedOffsetOffset,
+        xc, yc, z, name="serial", fill_type=contourpy.FillType.ChunkCombinedOffsetOffset,
     )
     out: list[shapely.Geometry] = []
     for low, high in bands:

@@ -428,3 +428,42 @@ def test_andorra_service_bands_are_true_to_each_services_minutes(andorra) -> Non
         minutes = engine.node_minutes(services.iloc[[i]])  # no cut-off: the reference
         acc = accuracy_of(per[per["service_id"] == sid], engine.network, minutes)
         assert_accurate(acc, what=f"Andorra {sid}")
+
+
+def test_bands_of_a_sparse_jittered_network_are_valid() -> None:
+    # 500 m jittered grid, a fifth of the streets removed, diagonal shortcuts: blocks wider
+    # than twice the buffer leave enclosed holes, and diagonal roads leave diagonal gaps
+    # where masked contouring pinched rings into self-touching (invalid) polygons
+    rng = np.random.default_rng(7)
+    n, spacing = 120, 500.0
+    ii, jj = np.meshgrid(np.arange(n), np.arange(n))
+    ii, jj = ii.ravel(), jj.ravel()
+    node = np.arange(n * n).reshape(n, n)
+    tail = np.concatenate([node[:, :-1].ravel(), node[:-1, :].ravel()])
+    head = np.concatenate([node[:, 1:].ravel(), node[1:, :].ravel()])
+    keep = rng.random(tail.size) >= 0.2
+    tail, head = tail[keep], head[keep]
+    a = rng.integers(0, n * n, n * n // 14)
+    bi = ii[a] + rng.integers(-3, 4, a.size)
+    bj = jj[a] + rng.integers(-3, 4, a.size)
+    ok = (bi >= 0) & (bi < n) & (bj >= 0) & (bj < n)
+    tail = np.concatenate([tail, a[ok]])
+    head = np.concatenate([head, (bj * n + bi)[ok]])
+    x = X0 + ii * spacing + rng.normal(0, 60, ii.size)
+    y = Y0 + jj * spacing + rng.normal(0, 60, jj.size)
+    lon, lat = TO_WGS84.transform(x, y)
+    metres = np.hypot(x[tail] - x[head], y[tail] - y[head])
+    minutes = metres / 1000.0 / rng.uniform(35, 65, tail.size) * 60.0
+    net = network_from_arcs(np.asarray(lon), np.asarray(lat), np.concatenate([tail, head]),
+                            np.concatenate([head, tail]), np.concatenate([minutes, minutes]),
+                            np.concatenate([metres, metres]), crs=L93)
+    bands = [(0.0, 20.0), (20.0, 30.0), (30.0, 45.0)]
+    holes = 0
+    for source in range(0, net.n_nodes, net.n_nodes // 6):
+        minutes_ = minutes_from(net, [source])
+        for cell in (iso.CELL_M, iso.SERVICE_CELL_M):
+            geoms = iso.road_band_geometries(net, minutes_, bands, cell_m=cell)
+            assert all(g.is_valid for g in geoms), shapely.is_valid_reason(
+                shapely.union_all(geoms))
+            holes += sum(len(p.interiors) for g in geoms for p in g.geoms)
+    assert holes > 0
