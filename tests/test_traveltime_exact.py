@@ -274,3 +274,30 @@ def test_parallel_type_passes_equal_serial() -> None:
     pd.testing.assert_frame_equal(t1, t2)
     for t in types:
         np.testing.assert_array_equal(m1[t], m2[t])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 30), k=st.integers(1, 4),
+       cutoff=st.floats(0.5, 15.0))
+def test_node_minutes_per_source_equal_networkx(seed: int, n: int, k: int,
+                                                cutoff: float) -> None:
+    net, g = _random_network(seed, n, 3 * n)
+    engine = RoadEngine(net, Settings(snap_max_m=1e6))
+    rng = np.random.default_rng(seed + 4)
+    services = _places(net, rng.choice(n, size=min(k, n), replace=False), seed, "s")
+    snap = engine.snap(services["lon"].to_numpy(), services["lat"].to_numpy())
+    for direction, graph in (("to_service", g.reverse()), ("from_service", g)):
+        ids, per = engine.node_minutes_per_source(services, cutoff, direction=direction)
+        assert ids.tolist() == services["service_id"].tolist()
+        assert per.shape == (len(services), n) and per.dtype == np.float32
+        for j in range(len(services)):
+            ref = nx.single_source_dijkstra_path_length(graph, int(snap.node[j]))
+            total = np.full(n, np.inf)
+            for v, d in ref.items():
+                total[v] = d + snap.minutes[j]
+            expected = np.where(total <= cutoff, total, np.nan)
+            close = np.abs(total - cutoff) < 1e-4
+            got = per[j].astype(np.float64)
+            # float32 rounding at the cut-off itself may flip a value in or out
+            np.testing.assert_allclose(got[~close], expected[~close], rtol=1e-6, atol=1e-5,
+                                       equal_nan=True)
