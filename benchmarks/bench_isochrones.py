@@ -182,11 +182,12 @@ def _territory(args: argparse.Namespace) -> None:
     print(f"road graph over the territory box: {net.n_nodes:,} nodes, {net.n_arcs:,} arcs "
           f"(built in {time.perf_counter() - t:.1f} s)")
     engine._graph()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     road = iso.isochrones_types(engine, communes, seed, settings=settings)
-    t_b = time.perf_counter() - t
+    t_b, c_b = time.perf_counter() - t, time.process_time() - c
     print(f"(b) road merged bands (routing pass per type included): {t_b:.2f} s  "
-          f"[target ≤ 5 s], {len(road)} bands, valid {bool(road.is_valid.all())}")
+          f"[target ≤ 5 s], CPU {c_b:.2f} s, {len(road)} bands, "
+          f"valid {bool(road.is_valid.all())}")
     types = [t_ for t_ in settings.service_types if t_ in set(road["type_service"])]
     minutes = {t_: engine.node_minutes(seed[seed["type_service"] == t_]) for t_ in types}
     for t_ in types:
@@ -240,13 +241,14 @@ def _france(args: argparse.Namespace) -> None:
     engine = RoadEngine(net, settings)
     engine._graph()
     empty = gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     per = iso.isochrones_services(engine, empty, services, settings=settings)
-    t_d = time.perf_counter() - t
+    t_d, c_d = time.perf_counter() - t, time.process_time() - c
     print(f"(d) per-service bands, {n_sites} sites, bounded at "
           f"{settings.max_threshold_min:g} min (routing included): {t_d:.1f} s  "
           f"[target ≤ 120 s for 550], {len(per)} bands, "
-          f"{t_d / n_sites * 1000:.0f} ms per site")
+          f"{t_d / n_sites * 1000:.0f} ms per site; CPU {c_d:.1f} s, load average "
+          f"{os.getloadavg()[0]:.1f}")
     sample = per.iloc[:: max(len(per) // 30, 1)]
     print(f"    valid (30-band sample): {bool(sample.is_valid.all())}")
     if args.no_networkx:
