@@ -63,8 +63,8 @@ def territory_graph(bounds: tuple[float, float, float, float], spacing: float = 
     rng = np.random.default_rng(seed)
     xmin, ymin, xmax, ymax = bounds
     nx_, ny_ = int((xmax - xmin) // spacing) + 1, int((ymax - ymin) // spacing) + 1
-    ix, iy = np.meshgrid(np.arange(nx_), np.arange(ny_))
-    ix, iy = ix.ravel(), iy.ravel()
+    gx, gy = np.meshgrid(np.arange(nx_), np.arange(ny_))
+    ix, iy = gx.ravel(), gy.ravel()
     n = ix.size
     x = xmin + ix * spacing + rng.normal(0, spacing * 0.12, n)
     y = ymin + iy * spacing + rng.normal(0, spacing * 0.12, n)
@@ -258,7 +258,7 @@ def _france(args: argparse.Namespace) -> None:
     res = _networkx_peer(net, engine._graph()[0], [nodes], highs, "single")
     if res is None:
         return
-    per_site = float(res["run_s"]) / max(int(res["runs"]), 1)  # type: ignore[arg-type]
+    per_site = float(str(res["run_s"])) / max(int(str(res["runs"])), 1)
     print(f"(e) networkx bounded single-source Dijkstra + convex hulls: {per_site:.2f} s per "
           f"site on {res['runs']} of the same sites (graph build {float(res['build_s']):.0f} s "  # type: ignore[arg-type]
           f"more) → {per_site * n_sites:.0f} s projected for {n_sites} → ratio "
