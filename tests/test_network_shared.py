@@ -103,3 +103,33 @@ def test_build_matches_osmnx(shared_data: Path, networks: dict[str, RoadNetwork]
     assert set(ours) == set(largest.edges())
     for (u, v), metres in list(ours.items())[:2000]:
         assert metres == pytest.approx(largest[u][v]["length"], rel=1e-6, abs=1e-3)
+
+
+def test_real_nearest_snapping_and_distances(networks: dict[str, RoadNetwork]) -> None:
+    """Andorra: a place 100 km away is off the network; road km ≥ straight-line km."""
+    net = networks["andorra-2013.osm.pbf"]
+    engine = RoadEngine(net)
+    rng = np.random.default_rng(3)
+    nodes = rng.choice(net.n_nodes, 40, replace=False)
+    communes = pd.DataFrame({"code_insee": [f"C{i:03d}" for i in range(40)] + ["TLSE"],
+                             "lon": [*net.lon[nodes].tolist(), 1.444],  # + Toulouse
+                             "lat": [*net.lat[nodes].tolist(), 43.604]})
+    services = pd.DataFrame({"service_id": ["A", "B"], "type_service": "t",
+                             "lon": net.lon[nodes[:2]], "lat": net.lat[nodes[:2]]})
+    out = engine.nearest(communes, services, service_types=("t",))
+    assert out["acces_hors_reseau"].tolist() == [False] * 40 + [True]
+    assert np.isnan(out["minutes"].iloc[-1]) and out["service_id"].iloc[-1] is None
+    on = out.iloc[:40]
+    assert on["minutes"].notna().all() and on["service_id"].isin(["A", "B"]).all()
+    assert on["minutes"].iloc[:2].tolist() == [0.0, 0.0]  # the services' own nodes
+    from coverage.network import haversine_m
+
+    chosen = np.where(on["service_id"] == "A", nodes[0], nodes[1])
+    crow_km = haversine_m(net.lon[nodes], net.lat[nodes], net.lon[chosen],
+                          net.lat[chosen]) / 1000
+    assert (on["distance_km"].to_numpy() >= crow_km - 1e-6).all()
+    # the same minutes from the bounded matrix (float32)
+    matrix = engine.matrix(communes, services, cutoff_min=float(on["minutes"].max()) + 1)
+    best = matrix.groupby("code_insee")["minutes"].min()
+    np.testing.assert_allclose(best.loc[on["code_insee"]].to_numpy(),
+                               on["minutes"].to_numpy(), rtol=1e-5, atol=1e-4)
