@@ -21,6 +21,10 @@ Steps (each counted in :class:`NetworkReport` ``details``):
 6. CSR matrix of minutes keeping the **minimum** over parallel arcs, and a matrix of metres
    aligned with the kept arc.
 
+Checked against ``osmnx.graph_from_xml`` (no simplification) filtered by the same car rules
+(``tests/test_network_shared.py``): the same nodes, arcs and lengths on the Andorra and
+Monaco extracts of ``../shared/data/osm``.
+
 Lengths are great-circle lengths (metres, mean Earth radius 6,371,009 m, as osmnx) of the
 straight segments. Builds are cached on disk as ``.npz`` arrays (never pickled), keyed by
 the file's SHA-256 and the parameters.
