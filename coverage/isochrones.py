@@ -858,6 +858,48 @@ def band_accuracy(
     return pd.DataFrame(out)
 
 
+def types_accuracy(
+    engine: _IsochroneEngine, types_gdf: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
+    settings: Settings = Settings(), tolerance_m: float = BUFFER_M,
+) -> pd.DataFrame:
+    """:func:`band_accuracy` of the merged bands of each type against the road nodes.
+
+    Parameters
+    ----------
+    engine
+        The ``RoadEngine`` that drew ``types_gdf`` (its network and ``node_minutes``).
+    types_gdf
+        From :func:`isochrones_types` (EPSG:4326).
+    services
+        The services the bands were drawn from.
+    settings
+        ``service_types`` to report.
+    tolerance_m
+        Edge tolerance of the per-band share, metres (the buffer width).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``type_service`` plus the columns of :func:`band_accuracy`, one row per type × band;
+        empty for the proxy engine (it has no road nodes).
+    """
+    if engine.name != "road":
+        return pd.DataFrame()
+    network = _network_of(engine)
+    frames = []
+    for t in settings.service_types:
+        bands = types_gdf[types_gdf["type_service"] == t]
+        chosen = services[services["type_service"].astype(str) == t]
+        if bands.empty or chosen.empty:
+            continue
+        minutes = engine.node_minutes(chosen)  # type: ignore[attr-defined]
+        acc = band_accuracy(bands, network.x, network.y, minutes, crs=network.crs,
+                            tolerance_m=tolerance_m)
+        acc.insert(0, "type_service", t)
+        frames.append(acc)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def _share(flag: np.ndarray, among: np.ndarray) -> float:
     n = int(among.sum())
     return float((flag & among).sum() / n) if n else float("nan")
