@@ -42,6 +42,7 @@ type_service``), ``bande_min``, ``bande_max`` (minutes), ``moteur`` (``road``/``
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import shapely
+from pyproj import Transformer
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
@@ -76,6 +78,10 @@ CELL_M = 75.0
 #: Grid cell of the per-service bands, metres: coarser, as there are hundreds of them and
 #: each spans a 45-minute reach (≈ 1–2 M cells at 75 m).
 SERVICE_CELL_M = 100.0
+#: Enclosed patches filled in the per-service bands, m²: 25 ha (a 500 m square, centre
+#: within about 400 m of a reached road). Coarser than :data:`MIN_HOLE_M2` because the
+#: hundreds of per-service bands otherwise carry hundreds of thousands of vertices each.
+SERVICE_MIN_HOLE_M2 = 250_000.0
 #: Holes (land farther than ``BUFFER_M`` from every reached road) smaller than this are
 #: filled, m²: a 300 m square (9 ha), whose centre is at most about 300 m from a road. They
 #: are the inside of street blocks, not lakes or mountains, and would multiply the vertices.
@@ -577,12 +583,24 @@ def _types_of(services: pd.DataFrame, settings: Settings) -> list[str]:
     return [t for t in settings.service_types if t in present]
 
 
+@functools.lru_cache(maxsize=8)
+def _transformer_to_wgs84(crs: str) -> Transformer:
+    return Transformer.from_crs(crs, CRS_INPUT_OUTPUT, always_xy=True)
+
+
 def _to_wgs84(geoms: list[shapely.Geometry], crs: str) -> list[shapely.Geometry]:
-    """Metric geometries → valid EPSG:4326 MultiPolygons."""
+    """Metric MultiPolygons → EPSG:4326 MultiPolygons (every vertex through pyproj)."""
     if not geoms:
         return []
-    moved = gpd.GeoSeries(geoms, crs=crs).to_crs(CRS_INPUT_OUTPUT)
-    return [_as_multipolygon(g) for g in moved]
+    transformer = _transformer_to_wgs84(crs)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    moved = shapely.transform(np.asarray([_as_multipolygon(g) for g in geoms], dtype=object),
+                              project)
+    return list(moved)
 
 
 def _merge_parts(parts: list[shapely.Geometry]) -> shapely.Geometry:
@@ -695,8 +713,8 @@ def isochrones_types(
 def isochrones_services(
     engine: _IsochroneEngine, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
     settings: Settings = Settings(), buffer_m: float = BUFFER_M,
-    cell_m: float = SERVICE_CELL_M, proxy_cell_m: float = PROXY_CELL_M, crs: str | None = None,
-    chunk: int = _SOURCE_CHUNK,
+    cell_m: float = SERVICE_CELL_M, min_hole_m2: float = SERVICE_MIN_HOLE_M2,
+    proxy_cell_m: float = PROXY_CELL_M, crs: str | None = None, chunk: int = _SOURCE_CHUNK,
 ) -> gpd.GeoDataFrame:
     """Bands of each service from a search bounded at the largest threshold.
 
@@ -708,6 +726,9 @@ def isochrones_services(
         (direction ``to_service``, connector leg included), in chunks of services.
     cell_m
         Road engine raster cell, metres (:data:`SERVICE_CELL_M`).
+    min_hole_m2
+        Road engine: enclosed unreached patches smaller than this are filled, m²
+        (:data:`SERVICE_MIN_HOLE_M2`).
     chunk
         Services per bounded call (memory: ``chunk`` × nodes × 4 bytes).
 
@@ -746,7 +767,8 @@ def isochrones_services(
                 wanted.iloc[s:s + step], cutoff)
             add([str(i) for i in ids],
                 [road_band_geometries(network, row, bands, buffer_m=buffer_m, cell_m=cell_m,
-                                      graph=graph, access_speed_kmh=settings.access_speed_kmh)
+                                      graph=graph, access_speed_kmh=settings.access_speed_kmh,
+                                      min_hole_m2=min_hole_m2)
                  for row in np.asarray(mat)], network.crs)
     else:
         for territory, cm, sv in _proxy_groups(communes, wanted, crs):
