@@ -475,3 +475,16 @@ def test_bands_of_a_sparse_jittered_network_are_valid() -> None:
                 shapely.union_all(geoms))
             holes += sum(len(p.interiors) for g in geoms for p in g.geoms)
     assert holes > 0
+
+
+def test_a_service_off_the_network_has_no_bands(demo) -> None:  # type: ignore[no-untyped-def]
+    communes, services, engine = demo
+    far = services.iloc[[0]].copy()
+    far["service_id"] = "FAR"
+    far["lon"], far["lat"] = far["lon"] + 1.0, far["lat"]  # ≈ 78 km into the sea
+    far = far.set_geometry(gpd.points_from_xy(far["lon"], far["lat"]), crs="EPSG:4326")
+    both = pd.concat([services.iloc[[1]], far], ignore_index=True)
+    per = iso.isochrones_services(engine, communes, both, settings=Settings(
+        thresholds_min=(15.0,)))
+    assert set(per["service_id"]) == {services["service_id"].iloc[1]}
+    assert per[["bande_min", "bande_max"]].drop_duplicates().to_numpy().tolist() == [[0.0, 15.0]]
