@@ -185,9 +185,10 @@ def _arc_samples(
     """Points along the arcs leaving nodes reached before ``limit_min``, with their minutes.
 
     Each arc ``u → v`` of ``graph`` (a straight segment, weight ``w`` minutes) is sampled
-    every ``step_m`` metres or less, ends included; the point at fraction ``f`` is reached
-    at ``t(u) + f·w``. ``graph`` is the graph the minutes were spread on: the network for
-    minutes *from* the services, its transpose for minutes *to* them.
+    every ``step_m`` metres or less; the point at fraction ``f`` is reached at
+    ``t(u) + f·w``. The reached nodes themselves are included once. ``graph`` is the graph
+    the minutes were spread on: the network for minutes *from* the services, its transpose
+    for minutes *to* them.
     """
     reached = np.flatnonzero(minutes < limit_min)  # NaN compares False: unreachable dropped
     if reached.size == 0:
@@ -207,21 +208,18 @@ def _arc_samples(
     v = np.asarray(csr.indices)[arc]
     w = np.asarray(csr.data)[arc].astype(np.float64)
     tu = np.repeat(t_nodes, counts)
-    dx, dy = x[v] - x[u], y[v] - y[u]
+    xu, yu = x[u], y[u]
+    dx, dy = x[v] - xu, y[v] - yu
     n_seg = np.maximum(np.ceil(np.hypot(dx, dy) / step_m).astype(np.int64), 1)
-    n_pts = n_seg + 1
-    owner = np.repeat(np.arange(n_arcs), n_pts)
-    k = np.arange(int(n_pts.sum())) - np.repeat(np.cumsum(n_pts) - n_pts, n_pts)
-    f = k / n_seg[owner]
-    xs = x[u][owner] + f * dx[owner]
-    ys = y[u][owner] + f * dy[owner]
-    ts = tu[owner] + f * w[owner]
-    # nodes without outgoing arcs (dead ends of one-way streets) are still reached
-    sinks = reached[counts == 0]
-    if sinks.size:
-        xs = np.concatenate([xs, x[sinks]])
-        ys = np.concatenate([ys, y[sinks]])
-        ts = np.concatenate([ts, minutes[sinks].astype(np.float64)])
+    # interior points only (k = 1 … n_seg − 1): the ends are nodes, added once each below
+    # (a head beyond the bound is not needed: the interior carries the interpolation)
+    n_int = n_seg - 1
+    total = int(n_int.sum())
+    k = np.arange(total) - np.repeat(np.cumsum(n_int) - n_int, n_int) + 1
+    f = k / np.repeat(n_seg, n_int)
+    xs = np.concatenate([x[reached], np.repeat(xu, n_int) + f * np.repeat(dx, n_int)])
+    ys = np.concatenate([y[reached], np.repeat(yu, n_int) + f * np.repeat(dy, n_int)])
+    ts = np.concatenate([t_nodes, np.repeat(tu, n_int) + f * np.repeat(w, n_int)])
     return xs, ys, ts
 
 
@@ -236,8 +234,8 @@ def _disc(radius_cells: float) -> tuple[np.ndarray, np.ndarray]:
 def _fill_small_holes(field: np.ndarray, max_cells: float,
                       access_min_per_cell: float) -> np.ndarray:
     """Fill the unreached patches smaller than ``max_cells`` that do not touch the grid
-    edge, growing the minutes of the reached cells around them inwards (plus one cell at
-    the access speed per step, ``access_min_per_cell`` minutes; 0 for a flat fill)."""
+    edge with the earliest minutes of the reached cells within ``r`` cells, plus ``r``
+    cells at the access speed (``access_min_per_cell`` minutes per cell; 0: flat fill)."""
     unreached = ~np.isfinite(field)
     if max_cells <= 0 or not unreached.any():
         return field
@@ -251,18 +249,20 @@ def _fill_small_holes(field: np.ndarray, max_cells: float,
     small[edge] = False
     if not small.any():
         return field
-    fill = small[labels]
-    out = field.copy()
+    todo = np.flatnonzero(small[labels])
+    out = np.array(field, copy=True, order="C")
+    flat = out.reshape(-1)  # a view: writing it fills out
     # a patch of at most max_cells cells has no cell farther than r from its edge: one
-    # r-cell minimum filter reaches every cell (a loop finishes odd shapes)
+    # (2r + 1)² minimum filter reaches every cell (a wider pass finishes odd shapes)
     r = max(math.ceil(math.sqrt(max_cells) / 2), 1)
-    todo = np.flatnonzero(fill)
     while todo.size:
-        grown = ndimage.minimum_filter(out, size=2 * r + 1, mode="constant", cval=np.inf)
-        values = grown.ravel()[todo] + np.float32(r * access_min_per_cell)
+        grown = ndimage.minimum_filter(field, size=2 * r + 1, mode="constant", cval=np.inf)
+        values = grown.reshape(-1)[todo] + np.asarray(r * access_min_per_cell,
+                                                      dtype=field.dtype)
         ready = np.isfinite(values)
-        out.ravel()[todo[ready]] = values[ready]
+        flat[todo[ready]] = values[ready]
         todo = todo[~ready]
+        r *= 2
     return out
 
 
