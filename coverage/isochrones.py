@@ -107,6 +107,8 @@ TOLERANCE_COLUMN = "tolerance_affichage_m"
 TYPES_COLUMNS = ("type_service", "bande_min", "bande_max", "moteur")
 SERVICES_COLUMNS = ("service_id", "type_service", "bande_min", "bande_max", "moteur")
 
+#: Field values this close to a band bound are lifted above it before contouring, minutes.
+_LEVEL_EPS_MIN = 1e-6
 #: Services processed per bounded multi-source call (rows of a float32 n × N array).
 _SOURCE_CHUNK = 16
 
@@ -307,7 +309,13 @@ def _contour_bands(
     """
     xc, yc = grid.centres()
     top = max(high for _, high in bands)
-    z = np.where(np.isfinite(field), field, np.float32(top + 1.0))
+    z = np.where(np.isfinite(field), field, top + 1.0).astype(np.float64)
+    # a value within rounding of a level puts the contour through the grid point itself,
+    # where two quads' rings then touch (invalid): lift such values clear of the level
+    for low, high in bands:
+        for level in (low, high):
+            close = np.abs(z - level) <= _LEVEL_EPS_MIN
+            z[close] = level + 2 * _LEVEL_EPS_MIN
     gen = contourpy.contour_generator(
         xc, yc, z, name="serial", fill_type=contourpy.FillType.ChunkCombinedOffsetOffset,
     )
