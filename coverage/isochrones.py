@@ -10,11 +10,15 @@ the *minimum* time per cell. A grey erosion with a cone over a disc of radius ``
 (150 m by default) then gives each cell centre the minutes of the land there: the minimum,
 over the road points within ``buffer_m``, of the point's minutes plus the distance at the
 engine's connector speed (``settings.access_speed_kmh``, as for a commune's snapping leg).
-Cells with no reached road within ``buffer_m`` are masked. The band ``[a, b)`` is the
-filled contour of that field between ``a`` and ``b`` (``contourpy``), so:
+Cells with no reached road within ``buffer_m`` are unreached (given the top bound plus one
+minute, so that the contouring has no mask: masked quads pinch rings into invalid
+polygons); enclosed unreached patches smaller than ``min_hole_m2`` (9 ha; 25 ha for the
+per-service bands) are filled, being the inside of street blocks. The band ``[a, b)`` is
+the filled contour of that field between ``a`` and ``b`` (``contourpy``), so:
 
-- land farther than ``buffer_m`` (± half a cell) from every reached road is never claimed —
-  lakes, mountain blocks and gaps between valleys come out as holes;
+- land farther than ``buffer_m`` (± one cell) from every reached road is never claimed,
+  small enclosed patches apart — lakes, mountain blocks and gaps between valleys come out
+  as holes;
 - the union of the bands up to ``b`` is the ``buffer_m`` neighbourhood of the road reached
   within ``b`` minutes, and the bands of one source set never overlap;
 - merged bands per service type come from the one multi-source pass per type
@@ -24,7 +28,8 @@ filled contour of that field between ``a`` and ``b`` (``contourpy``), so:
 
 This is the set ``union(buffer(reached part of each arc, buffer_m))`` of the vector
 method, rasterised at ``cell_m`` (a test checks the two agree): it runs in a fraction of a
-second where the vector union of hundreds of thousands of buffers takes minutes.
+second where the vector union of hundreds of thousands of buffers takes minutes. The
+per-service bands use a 100 m raster (``SERVICE_CELL_M``): there can be hundreds of them.
 
 Method (proxy engine): a ``proxy_cell_m`` grid (500 m) over each territory; each cell's
 minutes are the straight distance to the nearest service of the territory × the detour
