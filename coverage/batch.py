@@ -991,16 +991,19 @@ def run_from_cli(args: argparse.Namespace) -> int:
         msg = ("the road engine needs a road network: give --roads FILE (.osm, .osm.pbf, "
                ".osm.gz/.bz2, .graphml) or use --engine proxy")
         raise CoverageError(msg)
+    from coverage.cli import settings_from_args
+
+    settings = settings_from_args(args)
     inputs = load_inputs(communes=communes, densite=args.densite, services=services,
-                         waiting=args.waiting, roads=roads)
+                         waiting=args.waiting, roads=roads, settings=settings)
     for w in inputs.warnings:
-        log.info("%s", w)
+        log.warning("%s", w)
     out_dir = args.out or _default_out(inputs, communes)
     result = run(
         inputs, depts=None if args.all else depts, types=args.types,
         thresholds=args.thresholds, engine=args.engine, out_dir=out_dir,
         scheduler=args.scheduler, workers=args.workers, use_cache=not args.no_cache,
-        isochrones=not args.no_isochrones,
+        isochrones=not args.no_isochrones, settings=settings,
     )
     for line in summary_lines(result):
         print(line)

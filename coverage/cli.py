@@ -15,6 +15,7 @@ from pathlib import Path
 
 from coverage import __project__, __version__
 from coverage.errors import CoverageError, InputError
+from coverage.settings import Settings, settings_with_overrides
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -40,6 +41,27 @@ def _csv_list(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        msg = f"expected KEY=VALUE (e.g. snap_max_m=3000), got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return key.strip(), value
+
+
+def _add_settings_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE",
+                   help="override a setting of coverage/settings.py (repeatable), e.g. "
+                   "--set proxy_detour_factor=1.4 --set snap_max_m=3000 "
+                   "--set max_input_bytes=50000000")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings of a command: the defaults with the ``--set KEY=VALUE`` overrides."""
+    return settings_with_overrides(Settings(), dict(getattr(args, "overrides", []) or []))
+
+
 def _add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--communes", type=Path, help="communes file (default: the embedded demo)")
     p.add_argument("--densite", type=Path,
@@ -63,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="validate input files (default: the embedded demo)")
     _add_input_args(p)
+    _add_settings_arg(p)
     p.set_defaults(handler=_cmd_validate)
 
     p = sub.add_parser("run", help="compute access times, white zones and coverage tables")
@@ -82,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
     p.add_argument("--no-cache", action="store_true", help="recompute every partition")
     p.add_argument("--no-isochrones", action="store_true", help="skip the isochrone bands")
+    _add_settings_arg(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("export", help="export a département's tables and maps from a run")
@@ -146,7 +170,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     report = validate_inputs(
         communes=args.communes, densite=args.densite, services=args.services,
-        waiting=args.waiting, roads=args.roads,
+        waiting=args.waiting, roads=args.roads, settings=settings_from_args(args),
     )
     print(report.text())
     return EXIT_OK if report.ok else EXIT_ERROR

@@ -187,3 +187,88 @@ def metric_crs_for(code_dep: str) -> str:
 def is_fictional_code(code: str) -> bool:
     """True for codes of the fictional demo territory (département prefix ``Z``)."""
     return code.startswith(FICTIONAL_DEP_PREFIX)
+
+
+def _parse_override(name: str, current: object, text: str) -> object:
+    """Parse ``text`` for the field ``name`` whose current value is ``current``."""
+    text = text.strip()
+    if isinstance(current, bool):
+        low = text.lower()
+        if low in {"1", "true", "yes", "oui", "on"}:
+            return True
+        if low in {"0", "false", "no", "non", "off"}:
+            return False
+        raise ValueError("true or false")
+    if isinstance(current, int):
+        if not text.lstrip("-").isdigit():
+            raise ValueError("a whole number")
+        return int(text)
+    if isinstance(current, float):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("a number") from None
+        if number != number:  # NaN
+            raise ValueError("a number")
+        return number
+    if isinstance(current, tuple):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise ValueError("a comma-separated list")
+        if current and isinstance(current[0], float):
+            return tuple(float(t) for t in items)
+        return tuple(items)
+    if isinstance(current, Mapping):
+        merged = dict(current)
+        for pair in text.split(","):
+            key, sep, speed = pair.partition(":")
+            if not sep:
+                raise ValueError("key:value pairs separated by commas")
+            try:
+                k: object = (int(key) if all(isinstance(x, int) for x in current)
+                             else key.strip())
+                merged[k] = float(speed)
+            except ValueError:
+                raise ValueError("key:value pairs separated by commas") from None
+        return MappingProxyType(merged)
+    raise ValueError("a supported value")
+
+
+def settings_with_overrides(base: Settings, overrides: Mapping[str, str]) -> Settings:
+    """Settings with some fields replaced from text (``--set KEY=VALUE`` on the CLI).
+
+    Parameters
+    ----------
+    base
+        Settings to start from.
+    overrides
+        Field name → text: numbers (``snap_max_m=3000``), booleans (``ferries=false``),
+        comma lists (``thresholds_min=15,30``), ``key:value`` pairs merged into a mapping
+        (``default_speeds_kmh=unclassified:40,residential:25``,
+        ``proxy_speed_kmh_by_density=4:60``).
+
+    Raises
+    ------
+    coverage.errors.CoverageError
+        Unknown field, or a value that does not parse; the message lists what is accepted.
+    """
+    from dataclasses import fields, replace
+
+    from coverage.errors import CoverageError
+
+    known = {f.name for f in fields(Settings)}
+    changes: dict[str, object] = {}
+    for name, text in overrides.items():
+        if name not in known:
+            msg = (f"unknown setting {name!r}; settings are: " + ", ".join(sorted(known)))
+            raise CoverageError(msg)
+        try:
+            value = _parse_override(name, getattr(base, name), text)
+        except ValueError as exc:
+            msg = f"setting {name}={text!r}: expected {exc}"
+            raise CoverageError(msg) from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            msg = f"setting {name}={text!r}: expected a value ≥ 0"
+            raise CoverageError(msg)
+        changes[name] = value
+    return replace(base, **changes)  # type: ignore[arg-type]
