@@ -118,8 +118,6 @@ EXPORT_FORMATS: tuple[str, ...] = ("csv", "csv_fr", "xlsx", "gpkg", "parquet", "
 WAITING_TABLE = "listes_attente_departements"
 #: Label shown on every export of the fictional demo territory.
 FICTIONAL_TITLE = "TERRITOIRE FICTIF (démonstration)"
-#: Default folder of the demo run.
-DEFAULT_RUN_DIR = Path("sorties") / "demo"
 
 #: Sheets of the XLSX, in order: (table, sheet name).
 SHEETS: tuple[tuple[str, str], ...] = (
@@ -1427,15 +1425,11 @@ def export_from_cli(args: argparse.Namespace) -> int:
     int
         0 on success (errors are raised as :class:`CoverageError` for the CLI to print).
     """
-    from coverage.results import MANIFEST, RunOutputs
+    from coverage.results import load_finished_run
 
-    run_dir = Path(args.run) if getattr(args, "run", None) else DEFAULT_RUN_DIR
     formats = parse_formats(getattr(args, "formats", None) or EXPORT_FORMATS)
-    if not (run_dir / MANIFEST).exists():
-        msg = (f"no finished run in {run_dir} (no {MANIFEST}): run `zones-blanches run` "
-               f"first{'' if getattr(args, 'run', None) else ' (it writes sorties/demo)'}")
-        raise CoverageError(msg)
-    run = RunOutputs.load(run_dir)
+    run = load_finished_run(getattr(args, "run", None))
+    run_dir = run.run_dir
     dept = check_departement(run, args.dept)
     out = Path(args.out) if getattr(args, "out", None) else run_dir / "exports" / dept
     internal = bool(getattr(args, "internal", False))

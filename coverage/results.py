@@ -163,3 +163,24 @@ class RunOutputs:
         services = gpd.read_parquet(run_dir / SERVICES_FILE)
         return cls(run_dir=run_dir, manifest=manifest, tables=tables, communes=communes,
                    services=services)
+
+
+#: Run folder that ``zones-blanches run`` writes for the embedded demo.
+DEFAULT_RUN_DIR = Path("sorties") / "demo"
+
+
+def load_finished_run(run_dir: str | Path | None) -> RunOutputs:
+    """The finished run in ``run_dir`` (default: the demo's ``sorties/demo``), for commands.
+
+    Raises
+    ------
+    coverage.errors.CoverageError
+        When the folder holds no finished run (no manifest): the message says to run
+        ``zones-blanches run`` first.
+    """
+    folder = Path(run_dir) if run_dir else DEFAULT_RUN_DIR
+    if not (folder / MANIFEST).exists():
+        msg = (f"no finished run in {folder} (no {MANIFEST}): run `zones-blanches run` "
+               f"first{'' if run_dir else ' (it writes sorties/demo)'}")
+        raise CoverageError(msg)
+    return RunOutputs.load(folder)

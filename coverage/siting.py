@@ -750,16 +750,11 @@ def sites_from_cli(args: argparse.Namespace) -> int:
     int
         0 (errors are raised as :class:`CoverageError` for the CLI to print).
     """
-    from coverage.export import DEFAULT_RUN_DIR, check_departement
+    from coverage.export import check_departement
     from coverage.io.atomic import atomic_path
-    from coverage.results import MANIFEST, RunOutputs
+    from coverage.results import load_finished_run
 
-    run_dir = Path(args.run) if getattr(args, "run", None) else DEFAULT_RUN_DIR
-    if not (run_dir / MANIFEST).exists():
-        msg = (f"no finished run in {run_dir} (no {MANIFEST}): run `zones-blanches run` "
-               f"first{'' if getattr(args, 'run', None) else ' (it writes sorties/demo)'}")
-        raise CoverageError(msg)
-    run = RunOutputs.load(run_dir)
+    run = load_finished_run(getattr(args, "run", None))
     dept = check_departement(run, args.dept)
     result = sites_for_run(run, dept, type_service=args.type, threshold_min=float(args.seuil),
                            k=int(args.k), neighbours=not getattr(args, "dept_only", False))
