@@ -186,18 +186,18 @@ def bands_from_thresholds(thresholds_min: Sequence[float]) -> list[tuple[float, 
 # --- Road engine: arcs → samples → field → contours ----------------------------------------
 
 def _arc_samples(
-    graph: sp.csr_array, x: np.ndarray, y: np.ndarray, minutes: np.ndarray, *,
-    limit_min: float, step_m: float,
+    graph: sp.csr_array, x: np.ndarray, y: np.ndarray, reached: np.ndarray,
+    t_nodes: np.ndarray, *, step_m: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Points along the arcs leaving nodes reached before ``limit_min``, with their minutes.
+    """Points along the arcs leaving the ``reached`` nodes, with their minutes.
 
     Each arc ``u → v`` of ``graph`` (a straight segment, weight ``w`` minutes) is sampled
     every ``step_m`` metres or less; the point at fraction ``f`` is reached at
-    ``t(u) + f·w``. The reached nodes themselves are included once. ``graph`` is the graph
-    the minutes were spread on: the network for minutes *from* the services, its transpose
-    for minutes *to* them.
+    ``t(u) + f·w`` (``t_nodes``: minutes of the reached nodes). The reached nodes
+    themselves are included once. ``graph`` is the graph the minutes were spread on,
+    ferries left out (:func:`sampling_graph`): the network for minutes *from* the
+    services, its transpose for minutes *to* them.
     """
-    reached = np.flatnonzero(minutes < limit_min)  # NaN compares False: unreachable dropped
     if reached.size == 0:
         empty = np.empty(0)
         return empty, empty, empty
@@ -206,7 +206,7 @@ def _arc_samples(
     starts = indptr[reached]
     counts = indptr[reached + 1] - starts
     n_arcs = int(counts.sum())
-    t_nodes = minutes[reached].astype(np.float64)
+    t_nodes = np.asarray(t_nodes, dtype=np.float64)
     if n_arcs == 0:
         return x[reached].astype(float), y[reached].astype(float), t_nodes
     first = np.cumsum(counts) - counts
@@ -371,6 +371,9 @@ def _as_valid_multipolygon(geom: shapely.Geometry) -> shapely.Geometry:
 def sampling_graph(network: RoadNetwork, direction: str = "to_service") -> sp.csr_array:
     """The arcs along which node minutes spread, as a CSR matrix of minutes.
 
+    Ferry arcs (``network.ferry``) are left out: a crossing is water, not land reached
+    (the land on the far shore is drawn from its own roads, reached through the ferry).
+
     Parameters
     ----------
     network
@@ -380,12 +383,21 @@ def sampling_graph(network: RoadNetwork, direction: str = "to_service") -> sp.cs
         the family): a point at fraction ``f`` of arc ``u → v`` needs ``(1 − f)·w + t(v)``,
         i.e. the transposed graph is walked from ``v``. ``"from_service"``: the network.
     """
+    if direction not in ("from_service", "to_service"):
+        msg = f"direction must be 'to_service' or 'from_service', got {direction!r}"
+        raise ValueError(msg)
+    graph = network.minutes
+    if network.ferry.any():
+        tails, heads = network.arcs()
+        land = ~network.ferry
+        # built from CSR arrays directly: explicit zero-minute arcs stay arcs
+        indptr = np.zeros(network.n_nodes + 1, dtype=np.int64)
+        np.cumsum(np.bincount(tails[land], minlength=network.n_nodes), out=indptr[1:])
+        graph = sp.csr_array((np.asarray(graph.data)[land], heads[land], indptr),
+                             shape=graph.shape)
     if direction == "from_service":
-        return network.minutes
-    if direction == "to_service":
-        return sp.csr_array(network.minutes.T)
-    msg = f"direction must be 'to_service' or 'from_service', got {direction!r}"
-    raise ValueError(msg)
+        return graph
+    return sp.csr_array(graph.T.tocsr())
 
 
 def road_band_geometries(
@@ -431,14 +443,54 @@ def road_band_geometries(
         msg = (f"node minutes have shape {minutes.shape}, expected ({network.n_nodes},): "
                "one value per network node")
         raise ValueError(msg)
+    limit = max(high for _, high in bands)
+    reached = np.flatnonzero(minutes < limit)  # NaN compares False: unreachable dropped
+    return road_band_geometries_sparse(
+        network, reached, minutes[reached], bands, direction=direction, buffer_m=buffer_m,
+        cell_m=cell_m, access_speed_kmh=access_speed_kmh, min_hole_m2=min_hole_m2,
+        graph=graph)
+
+
+def road_band_geometries_sparse(
+    network: RoadNetwork, nodes: np.ndarray, minutes: np.ndarray,
+    bands: Sequence[tuple[float, float]], *, direction: str = "to_service",
+    buffer_m: float = BUFFER_M, cell_m: float = CELL_M,
+    access_speed_kmh: float | None = Settings().access_speed_kmh,
+    min_hole_m2: float = MIN_HOLE_M2, graph: sp.csr_array | None = None,
+) -> list[shapely.Geometry]:
+    """:func:`road_band_geometries` from the reached nodes only (sparse minutes).
+
+    Parameters
+    ----------
+    nodes
+        Indices of the reached nodes (e.g. from
+        ``RoadEngine.node_minutes_per_source_sparse``); nodes not listed are unreached.
+    minutes
+        Minutes of those nodes (same length), connector legs included.
+    network, bands, direction, buffer_m, cell_m, access_speed_kmh, min_hole_m2, graph
+        As in :func:`road_band_geometries`.
+
+    Returns
+    -------
+    list of shapely geometries
+        One valid MultiPolygon per band (possibly empty), in ``network.crs`` (metres).
+    """
+    nodes = np.asarray(nodes, dtype=np.int64)
+    minutes = np.asarray(minutes, dtype=np.float64)
+    if nodes.shape != minutes.shape or nodes.ndim != 1:
+        msg = f"nodes {nodes.shape} and minutes {minutes.shape} must be 1-D of equal length"
+        raise ValueError(msg)
     if buffer_m <= 0 or cell_m <= 0:
         msg = f"buffer_m and cell_m must be positive metres, got {buffer_m} and {cell_m}"
         raise ValueError(msg)
     if graph is None:
         graph = sampling_graph(network, direction)
     limit = max(high for _, high in bands)
+    # nodes of a crossing (on the water) are not land: their minutes still reached the far
+    # shore through the routing, whose roads are drawn from their own minutes
+    keep = (minutes < limit) & ~network.ferry_only_nodes[nodes]
     # one sample per cell crossed is enough: the erosion spreads it over buffer_m
-    xs, ys, ts = _arc_samples(graph, network.x, network.y, minutes, limit_min=limit,
+    xs, ys, ts = _arc_samples(graph, network.x, network.y, nodes[keep], minutes[keep],
                               step_m=cell_m)
     # points a minute beyond the top bound let the contour interpolate there instead of
     # stopping at the mask; farther ones (the rest of a long arc) only enlarge the grid

@@ -19,7 +19,7 @@ Steps (each counted in :class:`NetworkReport` ``details``):
    (including ``oneway=reversible|alternating``, open in each direction at some time) both;
 5. keep the largest strongly connected component (report what was dropped);
 6. CSR matrix of minutes keeping the **minimum** over parallel arcs, and a matrix of metres
-   aligned with the kept arc.
+   aligned with the kept arc, and its ferry flag.
 
 Checked against ``osmnx.graph_from_xml`` (no simplification) filtered by the same car rules
 (``tests/test_network_shared.py``): the same nodes, arcs and lengths on the Andorra and
@@ -32,6 +32,7 @@ the file's SHA-256 and the parameters.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -68,7 +69,7 @@ KMH_PER_MPH = 1.609344
 #: such ferries are counted in the report as ``ferry_ways_without_duration``).
 FERRY_DEFAULT_SPEED_KMH = 15.0
 #: Version of the build: part of the cache key, bump it when the build changes.
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # 2: per-arc ferry flag (``RoadNetwork.ferry``)
 #: Environment variable that overrides the default cache folder.
 CACHE_ENV = "ZB_CACHE_DIR"
 
@@ -119,6 +120,10 @@ class RoadNetwork:
         CSR matrix with the same sparsity as ``minutes``: length in metres of the arc kept.
     report
         Counts of what was kept and dropped.
+    ferry
+        Boolean per arc, aligned with ``minutes.data`` (CSR order): the kept arc is a
+        ferry crossing (``route=ferry``). Routing uses ferries; the isochrones do not draw
+        them as land. Default: no ferry.
     """
 
     node_ids: np.ndarray
@@ -130,6 +135,17 @@ class RoadNetwork:
     minutes: sp.csr_array
     metres: sp.csr_array
     report: NetworkReport
+    ferry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def __post_init__(self) -> None:
+        ferry = np.asarray(self.ferry, dtype=bool)
+        nnz = int(self.minutes.nnz)
+        if ferry.shape == (0,) and nnz:
+            ferry = np.zeros(nnz, dtype=bool)
+        if ferry.shape != (nnz,):
+            msg = f"ferry flags have shape {ferry.shape}, expected ({nnz},): one per arc"
+            raise ValueError(msg)
+        object.__setattr__(self, "ferry", ferry)
 
     @property
     def n_nodes(self) -> int:
@@ -140,6 +156,18 @@ class RoadNetwork:
     def n_arcs(self) -> int:
         """Number of arcs (after the minimum over parallel arcs)."""
         return int(self.minutes.nnz)
+
+    @functools.cached_property
+    def ferry_only_nodes(self) -> np.ndarray:
+        """Boolean per node: every arc at the node is a ferry arc (a node of a crossing,
+        on the water); piers joined to a road are not."""
+        if not self.ferry.any():
+            return np.zeros(self.n_nodes, dtype=bool)
+        tails, heads = self.arcs()
+        land = np.zeros(self.n_nodes, dtype=bool)
+        land[tails[~self.ferry]] = True
+        land[heads[~self.ferry]] = True
+        return ~land
 
     def arcs(self) -> tuple[np.ndarray, np.ndarray]:
         """Tail and head node indices of every arc, in CSR order (int64 arrays)."""
@@ -332,6 +360,7 @@ class _RawGraph:
     minutes: np.ndarray
     metres: np.ndarray
     details: dict[str, Any]
+    ferry: np.ndarray  # bool per arc
 
 
 def _read_osm(path: Path, settings: Settings) -> _RawGraph:
@@ -350,6 +379,7 @@ def _read_osm(path: Path, settings: Settings) -> _RawGraph:
     way_speed: list[float] = []  # km/h, or -duration (minutes) for timed ferries
     way_dir: list[int] = []
     way_nseg: list[int] = []
+    way_ferry: list[bool] = []
 
     # node locations are stored before the filters run: only tagged ways reach Python
     processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
@@ -420,6 +450,7 @@ def _read_osm(path: Path, settings: Settings) -> _RawGraph:
         way_speed.append(speed)
         way_dir.append(direction)
         way_nseg.append(len(refs) - 1)
+        way_ferry.append(is_ferry)
         counts["ways_kept"] += 1
     details: dict[str, Any] = dict(counts)
     details["maxspeed_unparsed_values"] = dict(sorted(unparsed.items())[:50])
@@ -428,12 +459,13 @@ def _read_osm(path: Path, settings: Settings) -> _RawGraph:
         raise NetworkError(msg)
     return _segments_to_raw(seg_u, seg_lon, seg_lat, np.asarray(way_speed),
                             np.asarray(way_dir, dtype=np.int8),
-                            np.asarray(way_nseg, dtype=np.int64), details)
+                            np.asarray(way_nseg, dtype=np.int64), details,
+                            np.asarray(way_ferry, dtype=bool))
 
 
 def _segments_to_raw(refs: list[np.ndarray], lons: list[np.ndarray], lats: list[np.ndarray],
                      way_speed: np.ndarray, way_dir: np.ndarray, way_nseg: np.ndarray,
-                     details: dict[str, Any]) -> _RawGraph:
+                     details: dict[str, Any], way_ferry: np.ndarray) -> _RawGraph:
     all_refs = np.concatenate(refs)
     all_lon = np.concatenate(lons)
     all_lat = np.concatenate(lats)
@@ -463,6 +495,7 @@ def _segments_to_raw(refs: list[np.ndarray], lons: list[np.ndarray], lats: list[
         share[way_len[w] <= 0] = 1.0 / way_nseg[w[way_len[w] <= 0]]
         minutes[~timed] = -speed[~timed] * share
     direction = way_dir[way_of_seg]
+    ferry = way_ferry[way_of_seg]
     loops = u == v
     details["self_loops_dropped"] = int(loops.sum())
     fwd = (direction >= 0) & ~loops
@@ -471,7 +504,8 @@ def _segments_to_raw(refs: list[np.ndarray], lons: list[np.ndarray], lats: list[
     head = np.concatenate([v[fwd], u[bwd]])
     return _RawGraph(node_ids=node_ids, lon=lon, lat=lat, tail=tail, head=head,
                      minutes=np.concatenate([minutes[fwd], minutes[bwd]]),
-                     metres=np.concatenate([metres[fwd], metres[bwd]]), details=details)
+                     metres=np.concatenate([metres[fwd], metres[bwd]]), details=details,
+                     ferry=np.concatenate([ferry[fwd], ferry[bwd]]))
 
 
 def _read_graphml(path: Path, settings: Settings) -> _RawGraph:
@@ -487,6 +521,7 @@ def _read_graphml(path: Path, settings: Settings) -> _RawGraph:
     lon = np.array([float(graph.nodes[n]["x"]) for n in nodes])
     lat = np.array([float(graph.nodes[n]["y"]) for n in nodes])
     tail, head, minutes, metres = [], [], [], []
+    ferry: list[bool] = []
     counts = {"edges_read": 0, "edges_denied_access": 0, "edges_other_class": 0,
               "maxspeed_used": 0}
     classes = _kept_classes(settings)
@@ -528,10 +563,12 @@ def _read_graphml(path: Path, settings: Settings) -> _RawGraph:
         head.append(index[v])
         minutes.append(mins)
         metres.append(length)
+        ferry.append(is_ferry)
     return _RawGraph(node_ids=node_ids, lon=lon, lat=lat,
                      tail=np.asarray(tail, dtype=np.int64), head=np.asarray(head, np.int64),
                      minutes=np.asarray(minutes, dtype=np.float64),
-                     metres=np.asarray(metres, dtype=np.float64), details=dict(counts))
+                     metres=np.asarray(metres, dtype=np.float64), details=dict(counts),
+                     ferry=np.asarray(ferry, dtype=bool))
 
 
 # --- CSR and components ------------------------------------------------------------------
@@ -604,8 +641,9 @@ def _finish(raw: _RawGraph, source: str, crs: str | None) -> RoadNetwork:
     new_index[keep] = np.arange(int(keep.sum()))
     arcs = keep[raw.tail] & keep[raw.head]
     n = int(keep.sum())
-    minutes, (metres,), merged = csr_min(new_index[raw.tail[arcs]], new_index[raw.head[arcs]],
-                                         raw.minutes[arcs], n, raw.metres[arcs])
+    minutes, (metres, ferry), merged = csr_min(
+        new_index[raw.tail[arcs]], new_index[raw.head[arcs]], raw.minutes[arcs], n,
+        raw.metres[arcs], raw.ferry[arcs].astype(np.float64))
     lon, lat = raw.lon[keep], raw.lat[keep]
     if crs is None:
         crs = metric_crs_for_lonlat(float(np.median(lon)), float(np.median(lat)))
@@ -613,20 +651,22 @@ def _finish(raw: _RawGraph, source: str, crs: str | None) -> RoadNetwork:
     details = dict(raw.details)
     details.update(info)
     details["parallel_arcs_merged"] = merged
+    details["ferry_arcs"] = int((ferry.data > 0.5).sum())
     details["crs"] = crs
     report = NetworkReport(source=source, nodes=n, arcs=int(minutes.nnz), details=details)
     logger.info("road network %s: %d nodes, %d arcs (dropped %d nodes outside the largest "
                 "strongly connected component, %d ways with missing nodes)", source, n,
                 minutes.nnz, info["nodes_dropped_scc"], details.get("ways_missing_nodes", 0))
     return RoadNetwork(node_ids=raw.node_ids[keep], x=x, y=y, lon=lon, lat=lat, crs=crs,
-                       minutes=minutes, metres=metres, report=report)
+                       minutes=minutes, metres=metres, report=report,
+                       ferry=ferry.data > 0.5)
 
 
 def network_from_arcs(lon: np.ndarray, lat: np.ndarray, tail: np.ndarray, head: np.ndarray,
                       minutes: np.ndarray, metres: np.ndarray | None = None, *,
                       crs: str | None = None, node_ids: np.ndarray | None = None,
                       largest_component: bool = True,
-                      source: str = "arcs") -> RoadNetwork:
+                      source: str = "arcs", ferry: np.ndarray | None = None) -> RoadNetwork:
     """Build a :class:`RoadNetwork` from plain arrays (tests, benchmarks, other sources).
 
     Parameters
@@ -648,6 +688,9 @@ def network_from_arcs(lon: np.ndarray, lat: np.ndarray, tail: np.ndarray, head: 
         ``False`` keeps every node.
     source
         Label of the source in the report.
+    ferry
+        Boolean per arc (aligned with ``tail``): the arc is a ferry crossing (default:
+        none).
     """
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
@@ -659,18 +702,21 @@ def network_from_arcs(lon: np.ndarray, lat: np.ndarray, tail: np.ndarray, head: 
         node_ids = np.arange(lon.shape[0], dtype=np.int64)
     raw = _RawGraph(node_ids=np.asarray(node_ids, dtype=np.int64), lon=lon, lat=lat,
                     tail=tail, head=head, minutes=np.asarray(minutes, dtype=np.float64),
-                    metres=np.asarray(metres, dtype=np.float64), details={})
+                    metres=np.asarray(metres, dtype=np.float64), details={},
+                    ferry=(np.zeros(tail.shape[0], dtype=bool) if ferry is None
+                           else np.asarray(ferry, dtype=bool)))
     if largest_component:
         return _finish(raw, source, crs)
     n = lon.shape[0]
-    m, (me,), merged = csr_min(tail, head, raw.minutes, n, raw.metres)
+    m, (me, fe), merged = csr_min(tail, head, raw.minutes, n, raw.metres,
+                                  raw.ferry.astype(np.float64))
     if crs is None:
         crs = metric_crs_for_lonlat(float(np.median(lon)), float(np.median(lat)))
     x, y = _project(lon, lat, crs)
     report = NetworkReport(source=source, nodes=n, arcs=int(m.nnz),
                            details={"parallel_arcs_merged": merged, "crs": crs})
     return RoadNetwork(node_ids=raw.node_ids, x=x, y=y, lon=lon, lat=lat, crs=crs,
-                       minutes=m, metres=me, report=report)
+                       minutes=m, metres=me, report=report, ferry=fe.data > 0.5)
 
 
 # --- Cache -------------------------------------------------------------------------------
@@ -708,6 +754,7 @@ def _save(network: RoadNetwork, target: Path) -> None:
                  lon=network.lon, lat=network.lat,
                  indptr=network.minutes.indptr, indices=network.minutes.indices,
                  minutes=network.minutes.data, metres=network.metres.data,
+                 ferry=network.ferry,
                  crs=np.array(network.crs), report=np.array(json.dumps(report)))
 
 
@@ -723,7 +770,8 @@ def _load(target: Path) -> RoadNetwork:
         return RoadNetwork(node_ids=z["node_ids"], x=z["x"], y=z["y"], lon=z["lon"],
                            lat=z["lat"], crs=str(z["crs"]), minutes=minutes, metres=metres,
                            report=NetworkReport(source=rep["source"], nodes=rep["nodes"],
-                                                arcs=rep["arcs"], details=details))
+                                                arcs=rep["arcs"], details=details),
+                           ferry=z["ferry"])
 
 
 # --- Public entry point ------------------------------------------------------------------

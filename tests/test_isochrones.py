@@ -228,6 +228,39 @@ def test_every_reached_node_is_inside_and_polygons_are_valid(
 
 # --- the fictional demo territory (road engine and proxy engine) -----------------------------
 
+def test_a_ferry_reaches_the_far_shore_without_drawing_the_water(
+        tests_data: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    net = load_network(tests_data / "osm_ferry_lake.osm", cache_dir=tmp_path)
+    assert net.ferry.any()
+    services = gpd.GeoDataFrame(
+        {"service_id": ["W"], "type_service": ["mediation_familiale"], "lon": [2.0],
+         "lat": [45.0]}, geometry=shapely.points([(2.0, 45.0)]), crs="EPSG:4326")
+    empty = gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+    # piers at lon 2.030 and 2.070; the 150 m buffer is 0.0019° of longitude here
+    water = shapely.LineString([(2.034, 45.0), (2.066, 45.0)])
+    far_shore = shapely.points([(2.080, 45.0), (2.100, 45.0), (2.090, 45.010)])
+
+    def union_of(network: RoadNetwork) -> shapely.Geometry:
+        engine = RoadEngine(network)
+        minutes = engine.node_minutes(services)
+        assert np.isfinite(minutes).all()  # routing crosses the lake by the ferry
+        types = iso.isochrones_types(engine, empty, services)
+        per = iso.isochrones_services(engine, empty, services)
+        assert types.is_valid.all() and per.is_valid.all()
+        u_types, u_per = types.union_all(), per.union_all()
+        assert u_types.intersection(water).is_empty == u_per.intersection(water).is_empty
+        return u_types
+
+    union = union_of(net)
+    assert shapely.covers(union, far_shore).all()  # the far shore's roads are in a band
+    assert union.intersection(water).is_empty  # the water between is not
+    # the same graph without the ferry flags draws the crossing as a strip of land
+    as_road = union_of(dataclasses.replace(net, ferry=np.zeros(net.n_arcs, dtype=bool)))
+    assert not as_road.intersection(water).is_empty
+
+
 @pytest.fixture(scope="module")
 def demo() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, RoadEngine]:
     """FICTIONAL demo territory: communes, services and its road engine."""

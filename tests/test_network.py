@@ -18,6 +18,7 @@ from coverage.network import (
     haversine_m,
     load_network,
     metric_crs_for_lonlat,
+    network_from_arcs,
     parse_duration_min,
     parse_maxspeed,
 )
@@ -156,6 +157,53 @@ def test_ferry_duration_and_switch(tests_data: Path, tmp_path: Path) -> None:
                             settings=Settings(ferries=False))
     assert 30 not in no_ferry.node_ids and 31 not in no_ferry.node_ids
     assert no_ferry.n_nodes == net.n_nodes - 2
+
+
+
+def _ferry_flag(net: RoadNetwork, a: int, b: int) -> bool:
+    """Ferry flag of the arc between OSM nodes a → b (which must exist)."""
+    ids = list(net.node_ids)
+    i, j = ids.index(a), ids.index(b)
+    row = slice(net.minutes.indptr[i], net.minutes.indptr[i + 1])
+    k = net.minutes.indptr[i] + list(net.minutes.indices[row]).index(j)
+    return bool(net.ferry[k])
+
+
+def test_ferry_arcs_are_flagged_and_cached(tests_data: Path, tmp_path: Path) -> None:
+    net = load_network(tests_data / "osm_ferry_lake.osm", cache_dir=tmp_path)
+    assert net.ferry.shape == (net.n_arcs,) and net.ferry.dtype == bool
+    crossing = [(4, 10), (10, 11), (11, 20)]
+    for a, b in crossing:
+        assert _ferry_flag(net, a, b) and _ferry_flag(net, b, a)
+    # every other arc is a road (5 road ways: 3 + 1 + 3 + 1 segments, both directions)
+    assert int(net.ferry.sum()) == 2 * len(crossing)
+    assert not _ferry_flag(net, 1, 2) and not _ferry_flag(net, 20, 21)
+    assert net.report.details["ferry_arcs"] == 6
+    # the 6-minute crossing is spread over its segments in proportion to length
+    arcs = [_arc(net, a, b) for a, b in crossing]
+    total = sum(arc[0] for arc in arcs if arc is not None)
+    assert total == pytest.approx(6.0)
+    water = set(net.node_ids[net.ferry_only_nodes].tolist())
+    assert water == {10, 11}  # the piers 4 and 20 are on a road
+    cached = load_network(tests_data / "osm_ferry_lake.osm", cache_dir=tmp_path)
+    assert cached.report.details["cache"] == "hit"
+    np.testing.assert_array_equal(cached.ferry, net.ferry)
+    # the small fixture's ferry (way 111) is flagged too, nothing else
+    small = load_network(tests_data / FIXTURE, cache_dir=tmp_path)
+    assert _ferry_flag(small, 4, 30) and not _ferry_flag(small, 30, 31)
+
+
+def test_ferry_flags_must_match_the_arcs() -> None:
+    lon, lat = np.array([2.0, 2.01, 2.02]), np.array([45.0, 45.0, 45.0])
+    tail, head = np.array([0, 1, 1, 2]), np.array([1, 0, 2, 1])
+    net = network_from_arcs(lon, lat, tail, head, np.ones(4),
+                            ferry=np.array([False, False, True, True]))
+    assert int(net.ferry.sum()) == 2
+    assert net.ferry_only_nodes.tolist() == [False, False, True]  # node 2: no road
+    plain = network_from_arcs(lon, lat, tail, head, np.ones(4))
+    assert not plain.ferry.any() and plain.ferry.shape == (4,)
+    with pytest.raises(ValueError, match="one per arc"):
+        dataclasses.replace(plain, ferry=np.zeros(3, dtype=bool))
 
 
 def test_cache_roundtrip(tests_data: Path, tmp_path: Path) -> None:
