@@ -23,8 +23,9 @@ the filled contour of that field between ``a`` and ``b`` (``contourpy``), so:
   within ``b`` minutes, and the bands of one source set never overlap;
 - merged bands per service type come from the one multi-source pass per type
   (``RoadEngine.node_minutes``), per-service bands from bounded per-source searches
-  (``RoadEngine.node_minutes_per_source``), both with the service's connector leg, both in
-  the engine's direction (minutes *to* the service: one-way arcs are walked backwards).
+  (``RoadEngine.node_minutes_per_source_sparse``: the reached nodes only), both with the
+  service's connector leg, both in the engine's direction (minutes *to* the service:
+  one-way arcs are walked backwards); ferry crossings route but are not drawn as land.
 
 This is the set ``union(buffer(reached part of each arc, buffer_m))`` of the vector
 method, rasterised at ``cell_m`` (a test checks the two agree): it runs in a fraction of a
@@ -114,7 +115,7 @@ SERVICES_COLUMNS = ("service_id", "type_service", "bande_min", "bande_max", "mot
 
 #: Field values this close to a band bound are lifted above it before contouring, minutes.
 _LEVEL_EPS_MIN = 1e-6
-#: Services processed per bounded multi-source call (rows of a float32 n × N array).
+#: Services processed per bounded per-source call (one step of the progress bar).
 _SOURCE_CHUNK = 16
 
 
@@ -787,15 +788,17 @@ def isochrones_services(
     ----------
     engine, communes, services, settings, buffer_m, proxy_cell_m, crs
         As in :func:`isochrones_types`. The road engine's
-        ``node_minutes_per_source(services, cutoff_min)`` gives each service's minutes
-        (direction ``to_service``, connector leg included), in chunks of services.
+        ``node_minutes_per_source_sparse(services, cutoff_min)`` gives each service's
+        reached nodes and minutes (direction ``to_service``, connector leg included), in
+        chunks of services.
     cell_m
         Road engine raster cell, metres (:data:`SERVICE_CELL_M`).
     min_hole_m2
         Road engine: enclosed unreached patches smaller than this are filled, m²
         (:data:`SERVICE_MIN_HOLE_M2`).
     chunk
-        Services per bounded call (memory: ``chunk`` × nodes × 4 bytes).
+        Services per bounded call (the progress bar's step; memory follows the nodes
+        each service reaches).
 
     Returns
     -------
@@ -828,13 +831,15 @@ def isochrones_services(
         starts = range(0, len(wanted), step)
         for s in progress(starts, total=len(starts), desc="isochrones per service",
                           unit="chunk"):
-            ids, mat = engine.node_minutes_per_source(  # type: ignore[attr-defined]
+            ids, mat = engine.node_minutes_per_source_sparse(  # type: ignore[attr-defined]
                 wanted.iloc[s:s + step], cutoff)
+            ptr = np.asarray(mat.indptr)
             add([str(i) for i in ids],
-                [road_band_geometries(network, row, bands, buffer_m=buffer_m, cell_m=cell_m,
-                                      graph=graph, access_speed_kmh=settings.access_speed_kmh,
-                                      min_hole_m2=min_hole_m2)
-                 for row in np.asarray(mat)], network.crs)
+                [road_band_geometries_sparse(
+                    network, mat.indices[ptr[i]:ptr[i + 1]], mat.data[ptr[i]:ptr[i + 1]],
+                    bands, buffer_m=buffer_m, cell_m=cell_m, graph=graph,
+                    access_speed_kmh=settings.access_speed_kmh, min_hole_m2=min_hole_m2)
+                 for i in range(len(ids))], network.crs)
     else:
         for territory, cm, sv in _proxy_groups(communes, wanted, crs):
             if len(sv) == 0:

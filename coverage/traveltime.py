@@ -427,6 +427,88 @@ class RoadEngine:
             out[rows] = block
         return ids, out
 
+    def node_minutes_per_source_sparse(self, services: pd.DataFrame, cutoff_min: float, *,
+                                       direction: str = "to_service"
+                                       ) -> tuple[np.ndarray, sp.csr_array]:
+        """Minutes between each service and the nodes it reaches within a cut-off, sparse.
+
+        The same values as :meth:`node_minutes_per_source`, without the dense rows of every
+        node: memory and time follow the nodes reached, not the size of the graph.
+
+        Parameters
+        ----------
+        services
+            Rows with ``service_id``, ``lon``, ``lat`` (EPSG:4326).
+        cutoff_min
+            Cut-off, minutes (connector leg included).
+        direction
+            As in :meth:`node_minutes`.
+
+        Returns
+        -------
+        tuple
+            ``(service_ids (object array, in the order of the rows), minutes (float32 CSR
+            array n_services × n_nodes))``. Row ``i`` holds the nodes reached by service
+            ``i`` within ``cutoff_min`` (column indices sorted) and their minutes; a stored
+            value may be 0.0 (a service on a node), so read the stored entries
+            (``indptr``/``indices``/``data``), never ``toarray()``: absent entries are
+            beyond the cut-off, unreachable, or the service is off the network.
+        """
+        require_columns(services, ("service_id", "lon", "lat"), "services")
+        lon, lat = _lonlat(services, "services")
+        snap = self.snap(lon, lat)
+        ids = services["service_id"].astype(str).to_numpy(dtype=object)
+        n = self.network.n_nodes
+        cols: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(ids)
+        vals: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(ids)
+        for row, nodes, minutes in self._bounded_sparse(snap, cutoff_min,
+                                                        _check_direction(direction)):
+            cols[row], vals[row] = nodes, minutes
+        counts = np.array([c.shape[0] for c in cols], dtype=np.int64)
+        indptr = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        out = sp.csr_array((np.concatenate([np.zeros(0, np.float32), *vals]),
+                            np.concatenate([np.zeros(0, np.int64), *cols]), indptr),
+                           shape=(len(ids), n))
+        out.has_sorted_indices = True
+        return ids, out
+
+    def _bounded_sparse(self, snap: Snap, cutoff_min: float, direction: str
+                        ):  # type: ignore[no-untyped-def]
+        """Yield ``(service row, node indices, float32 minutes)`` of bounded per-source runs.
+
+        The values and the cut-off test are those of :meth:`_bounded_blocks` (float64
+        Dijkstra minutes plus the connector leg, rounded to float32, kept when
+        ``<= float32(cutoff_min)``).
+        """
+        graph = self._graph()[0] if direction == "to_service" else self.network.minutes
+        n = self.network.n_nodes
+        ok = np.flatnonzero(~snap.off_network & (snap.minutes <= cutoff_min))
+        if ok.shape[0] == 0:
+            return
+        nodes, inverse = np.unique(snap.node[ok], return_inverse=True)
+        min_conn = np.full(nodes.shape[0], np.inf)
+        np.minimum.at(min_conn, inverse, snap.minutes[ok])
+        per_chunk = max(1, int(CHUNK_BYTES // (8 * n)))
+        order = np.argsort(min_conn, kind="stable")
+        members: dict[int, list[int]] = {}
+        for j in range(ok.shape[0]):
+            members.setdefault(int(inverse[j]), []).append(j)
+        cut = np.float32(cutoff_min)
+        for start in range(0, nodes.shape[0], per_chunk):
+            chunk = order[start:start + per_chunk]
+            limit = float(cutoff_min - min_conn[chunk].min())
+            dist = dijkstra(graph, directed=True, indices=nodes[chunk], limit=limit)
+            for i, c in enumerate(chunk):
+                row = dist[i]
+                reached = np.flatnonzero(row <= limit)  # dijkstra leaves inf beyond it
+                base = row[reached]
+                for j in members[int(c)]:
+                    minutes = (base + snap.minutes[ok[j]]).astype(np.float32)
+                    within = minutes <= cut
+                    yield int(ok[j]), reached[within], minutes[within]
+            del dist
+
     def _bounded_blocks(self, snap: Snap, cutoff_min: float, direction: str,
                         columns: np.ndarray | None = None):  # type: ignore[no-untyped-def]
         """Yield ``(service rows, float32 minutes block)`` of bounded per-source runs.

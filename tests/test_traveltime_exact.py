@@ -197,6 +197,13 @@ def test_disconnected_parts_are_nan() -> None:
     ids, per = engine.node_minutes_per_source(svc, 30.0)
     assert ids.tolist() == ["s"] and per.dtype == np.float32
     np.testing.assert_array_equal(per[0], minutes.astype(np.float32))
+    # sparse: the service's own node is stored with 0.0 minutes, the other island not at all
+    far = pd.DataFrame({"service_id": ["far"], "type_service": "t", "lon": [lon[0]],
+                        "lat": [lat[0] + 1.0]})  # 111 km north: off the network
+    ids, sparse = engine.node_minutes_per_source_sparse(pd.concat([svc, far]), 30.0)
+    assert ids.tolist() == ["s", "far"] and sparse.shape == (2, 4)
+    assert sparse.indptr.tolist() == [0, 2, 2]
+    assert sparse.indices.tolist() == [0, 1] and sparse.data.tolist() == [0.0, 1.0]
 
 
 def test_snapping_connector_and_off_network_flag() -> None:
@@ -301,3 +308,12 @@ def test_node_minutes_per_source_equal_networkx(seed: int, n: int, k: int,
             # float32 rounding at the cut-off itself may flip a value in or out
             np.testing.assert_allclose(got[~close], expected[~close], rtol=1e-6, atol=1e-5,
                                        equal_nan=True)
+        # the sparse result stores exactly the dense row's non-NaN values
+        sids, sparse = engine.node_minutes_per_source_sparse(services, cutoff,
+                                                             direction=direction)
+        assert sids.tolist() == ids.tolist() and sparse.shape == per.shape
+        assert sparse.dtype == np.float32
+        for j in range(len(services)):
+            row = slice(sparse.indptr[j], sparse.indptr[j + 1])
+            np.testing.assert_array_equal(sparse.indices[row], np.flatnonzero(~np.isnan(per[j])))
+            np.testing.assert_array_equal(sparse.data[row], per[j][~np.isnan(per[j])])
