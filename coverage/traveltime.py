@@ -57,6 +57,11 @@ MATRIX_COLUMNS = ("service_id", "code_insee", "minutes")
 PARALLEL_MIN_NODES = 1_000_000
 #: Memory budget of one chunk of the bounded per-source Dijkstra (float64 rows), bytes.
 CHUNK_BYTES = 256 * 2**20
+#: A bounded per-source search runs on the disc it can reach when that disc holds at most
+#: this share of the nodes (else on the whole graph).
+DISC_MAX_SHARE = 0.5
+#: Side of the buckets of nodes used to gather a disc, metres (at least).
+DISC_BUCKET_M = 5_000.0
 
 
 class Engine(Protocol):
@@ -176,6 +181,9 @@ class RoadEngine:
         self.workers = workers
         self._tree = cKDTree(np.column_stack([network.x, network.y]))
         self._reverse: tuple[sp.csr_array, sp.csr_array] | None = None
+        self._speed: float | None = None
+        self._local: np.ndarray | None = None
+        self._cells: tuple[float, float, float, int, int, np.ndarray, np.ndarray] | None = None
 
     def _type_workers(self, n_types: int) -> int:
         """Processes for the per-type passes of :meth:`nearest` (1 = in this process).
@@ -473,41 +481,121 @@ class RoadEngine:
         out.has_sorted_indices = True
         return ids, out
 
+    def _max_speed_m_per_min(self) -> float:
+        """Largest straight-line speed of an arc, metres (network CRS) per minute.
+
+        No path of ``t`` minutes ends farther than ``t`` × this speed from its start
+        (triangle inequality over its arcs), so a search bounded at ``t`` never leaves that
+        disc. ``inf`` when an arc of non-zero length takes 0 minutes.
+        """
+        if self._speed is None:
+            net = self.network
+            tails, heads = net.arcs()
+            length = np.hypot(net.x[heads] - net.x[tails], net.y[heads] - net.y[tails])
+            minutes = np.asarray(net.minutes.data, dtype=np.float64)
+            speed = np.divide(length, minutes, out=np.zeros_like(length), where=minutes > 0)
+            speed[(minutes <= 0) & (length > 0)] = np.inf
+            self._speed = float(speed.max()) if speed.size else 0.0
+        return self._speed
+
+    def _buckets(self) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray]:
+        """Nodes sorted by square bucket (row-major): origin, side, shape, order, starts."""
+        if self._cells is None:
+            x, y = self.network.x, self.network.y
+            x0, y0 = float(x.min()), float(y.min())
+            area = max(float(x.max()) - x0, 1.0) * max(float(y.max()) - y0, 1.0)
+            side = max(DISC_BUCKET_M, float(np.sqrt(area / 4e6)))  # at most ~4 M buckets
+            cx = ((x - x0) // side).astype(np.int64)
+            cy = ((y - y0) // side).astype(np.int64)
+            ncx, ncy = int(cx.max()) + 1, int(cy.max()) + 1
+            key = cy * ncx + cx
+            order = np.argsort(key, kind="stable")
+            starts = np.searchsorted(key[order], np.arange(ncx * ncy + 1))
+            self._cells = (x0, y0, side, ncx, ncy, order, starts)
+        return self._cells
+
+    def _disc_graph(self, graph: sp.csr_array, indptr: np.ndarray, centre: int,
+                    radius_m: float) -> tuple[sp.csr_array, np.ndarray] | None:
+        """The subgraph of the nodes in the buckets meeting the square around node
+        ``centre`` of half-side ``radius_m`` (a superset of the disc: sorted global indices,
+        the arcs between them); None when it holds more than ``DISC_MAX_SHARE``."""
+        n = self.network.n_nodes
+        x0, y0, side, ncx, ncy, order, starts = self._buckets()
+        px, py = float(self.network.x[centre]), float(self.network.y[centre])
+        c0, c1 = (int(np.clip((v - x0) // side, 0, ncx - 1))
+                  for v in (px - radius_m, px + radius_m))
+        r0, r1 = (int(np.clip((v - y0) // side, 0, ncy - 1))
+                  for v in (py - radius_m, py + radius_m))
+        rows = np.arange(r0, r1 + 1) * ncx
+        lo, hi = starts[rows + c0], starts[rows + c1 + 1]
+        if int((hi - lo).sum()) > DISC_MAX_SHARE * n:
+            return None
+        inside = np.sort(np.concatenate([order[a:b] for a, b in zip(lo, hi, strict=True)]))
+        if self._local is None:
+            self._local = np.full(n, -1, dtype=np.int64)
+        local = self._local
+        local[inside] = np.arange(inside.shape[0])
+        try:
+            starts = indptr[inside]
+            counts = indptr[inside + 1] - starts
+            first = np.cumsum(counts) - counts
+            arc = np.arange(int(counts.sum())) + np.repeat(starts - first, counts)
+            cols = local[np.asarray(graph.indices)[arc]]
+            row = np.repeat(np.arange(inside.shape[0]), counts)
+            keep = cols >= 0
+            sub_ptr = np.zeros(inside.shape[0] + 1, dtype=np.int64)
+            np.cumsum(np.bincount(row[keep], minlength=inside.shape[0]), out=sub_ptr[1:])
+            itype = np.int32 if int(keep.sum()) < 2**31 - 1 else np.int64
+            # built from CSR arrays: explicit zero-minute arcs stay arcs
+            sub = sp.csr_array((np.asarray(graph.data)[arc[keep]], cols[keep].astype(itype),
+                                sub_ptr.astype(itype)), shape=(inside.shape[0],) * 2)
+        finally:
+            local[inside] = -1
+        return sub, inside
+
     def _bounded_sparse(self, snap: Snap, cutoff_min: float, direction: str
                         ):  # type: ignore[no-untyped-def]
         """Yield ``(service row, node indices, float32 minutes)`` of bounded per-source runs.
 
         The values and the cut-off test are those of :meth:`_bounded_blocks` (float64
         Dijkstra minutes plus the connector leg, rounded to float32, kept when
-        ``<= float32(cutoff_min)``).
+        ``<= float32(cutoff_min)``). Each search runs on the disc it can reach
+        (:meth:`_max_speed_m_per_min`), which holds every path within the bound: the same
+        minutes as on the whole graph, in time and memory following the disc, not the
+        graph (the whole graph when the disc would hold most of it).
         """
         graph = self._graph()[0] if direction == "to_service" else self.network.minutes
-        n = self.network.n_nodes
         ok = np.flatnonzero(~snap.off_network & (snap.minutes <= cutoff_min))
         if ok.shape[0] == 0:
             return
         nodes, inverse = np.unique(snap.node[ok], return_inverse=True)
         min_conn = np.full(nodes.shape[0], np.inf)
         np.minimum.at(min_conn, inverse, snap.minutes[ok])
-        per_chunk = max(1, int(CHUNK_BYTES // (8 * n)))
-        order = np.argsort(min_conn, kind="stable")
         members: dict[int, list[int]] = {}
         for j in range(ok.shape[0]):
             members.setdefault(int(inverse[j]), []).append(j)
         cut = np.float32(cutoff_min)
-        for start in range(0, nodes.shape[0], per_chunk):
-            chunk = order[start:start + per_chunk]
-            limit = float(cutoff_min - min_conn[chunk].min())
-            dist = dijkstra(graph, directed=True, indices=nodes[chunk], limit=limit)
-            for i, c in enumerate(chunk):
-                row = dist[i]
+        speed = self._max_speed_m_per_min()
+        indptr = np.asarray(graph.indptr, dtype=np.int64)
+        for c in range(nodes.shape[0]):
+            limit = float(cutoff_min - min_conn[c])
+            radius = limit * speed * (1.0 + 1e-9) + 1.0
+            disc = (self._disc_graph(graph, indptr, int(nodes[c]), radius)
+                    if np.isfinite(radius) else None)
+            if disc is None:
+                row = dijkstra(graph, directed=True, indices=int(nodes[c]), limit=limit)
                 reached = np.flatnonzero(row <= limit)  # dijkstra leaves inf beyond it
                 base = row[reached]
-                for j in members[int(c)]:
-                    minutes = (base + snap.minutes[ok[j]]).astype(np.float32)
-                    within = minutes <= cut
-                    yield int(ok[j]), reached[within], minutes[within]
-            del dist
+            else:
+                sub, inside = disc
+                source = int(np.searchsorted(inside, nodes[c]))
+                row = dijkstra(sub, directed=True, indices=source, limit=limit)
+                local = np.flatnonzero(row <= limit)
+                base, reached = row[local], inside[local]
+            for j in members[c]:
+                minutes = (base + snap.minutes[ok[j]]).astype(np.float32)
+                within = minutes <= cut
+                yield int(ok[j]), reached[within], minutes[within]
 
     def _bounded_blocks(self, snap: Snap, cutoff_min: float, direction: str,
                         columns: np.ndarray | None = None):  # type: ignore[no-untyped-def]

@@ -317,3 +317,51 @@ def test_node_minutes_per_source_equal_networkx(seed: int, n: int, k: int,
             row = slice(sparse.indptr[j], sparse.indptr[j + 1])
             np.testing.assert_array_equal(sparse.indices[row], np.flatnonzero(~np.isnan(per[j])))
             np.testing.assert_array_equal(sparse.data[row], per[j][~np.isnan(per[j])])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_bounded_search_on_the_reachable_disc_equals_the_whole_graph(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 60 × 60 jittered grid at 500 m (30 km wide), 20–90 km/h, 10 % one-way: a 3-minute
+    # search stays within 4.5 km (90 km/h), in at most 3 × 3 of the 5 km buckets
+    from pyproj import Transformer
+
+    rng = np.random.default_rng(seed)
+    side, spacing = 60, 500.0
+    ii, jj = np.meshgrid(np.arange(side), np.arange(side))
+    x = 600_000.0 + ii.ravel() * spacing + rng.normal(0, 60, side * side)
+    y = 6_600_000.0 + jj.ravel() * spacing + rng.normal(0, 60, side * side)
+    node = np.arange(side * side).reshape(side, side)
+    tail = np.concatenate([node[:, :-1].ravel(), node[:-1, :].ravel()])
+    head = np.concatenate([node[:, 1:].ravel(), node[1:, :].ravel()])
+    metres = np.hypot(x[tail] - x[head], y[tail] - y[head])
+    minutes = metres / 1000.0 / rng.uniform(20.0, 90.0, tail.size) * 60.0
+    two = rng.random(tail.size) >= 0.1
+    lon, lat = Transformer.from_crs("EPSG:2154", "EPSG:4326", always_xy=True).transform(x, y)
+    net = network_from_arcs(np.asarray(lon), np.asarray(lat),
+                            np.concatenate([tail, head[two]]),
+                            np.concatenate([head, tail[two]]),
+                            np.concatenate([minutes, minutes[two]]), crs="EPSG:2154")
+    engine = RoadEngine(net)
+    calls: list[bool] = []
+    original = RoadEngine._disc_graph
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = original(self, *args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(RoadEngine, "_disc_graph", spy)
+    services = _places(net, rng.choice(net.n_nodes, size=6, replace=False), seed, "s")
+    for direction in ("to_service", "from_service"):
+        _ids, sparse = engine.node_minutes_per_source_sparse(services, 3.0,
+                                                             direction=direction)
+        assert calls and all(calls)  # every search ran on its disc
+        _, dense = engine.node_minutes_per_source(services, 3.0, direction=direction)
+        for j in range(len(services)):
+            row = slice(sparse.indptr[j], sparse.indptr[j + 1])
+            expected = np.flatnonzero(~np.isnan(dense[j]))
+            assert 0 < expected.size < net.n_nodes // 4  # bounded, and reaching something
+            np.testing.assert_array_equal(sparse.indices[row], expected)
+            np.testing.assert_array_equal(sparse.data[row], dense[j][expected])
+        calls.clear()
