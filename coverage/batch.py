@@ -45,6 +45,7 @@ system.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -601,14 +602,31 @@ def _fictional_label(inputs: Any = None) -> str:
     return FICTIONAL_LABEL
 
 
-def _expected_outputs(out_dir: Path, tables: Sequence[str], isochrones: bool) -> list[Path]:
+def _expected_outputs(out_dir: Path, tables: Sequence[str], isochrones: bool,
+                      geojson: Sequence[str] = ()) -> list[Path]:
     files = [out_dir / COMMUNES_FILE, out_dir / SERVICES_FILE]
     for name in tables:
         files += [out_dir / TABLES_DIR / f"{name}{ext}"
                   for ext in (".csv", ".parquet", ".schema.json")]
     if isochrones:
         files.append(out_dir / ISOCHRONES_FILE)
+    files += [out_dir / g for g in geojson]
     return files
+
+
+#: Folder of the run holding the isochrone layers as GeoJSON (``--isochrones-geojson``).
+ISOCHRONES_GEOJSON_DIR = "isochrones_geojson"
+
+
+def _remove_stale_geojson(out_dir: Path) -> None:
+    """Remove the GeoJSON layers of an earlier run (this run writes none)."""
+    folder = out_dir / ISOCHRONES_GEOJSON_DIR
+    if not folder.is_dir():
+        return
+    for path in folder.glob("isochrones_*.geojson"):
+        path.unlink()
+    with contextlib.suppress(OSError):  # other files there: not ours to remove
+        folder.rmdir()
 
 
 def _previous_manifest(out_dir: Path) -> dict[str, Any] | None:
@@ -635,6 +653,7 @@ def run(
     out_dir: str | Path, scheduler: str | None = None, workers: int | None = None,
     use_cache: bool = True, isochrones: bool = True, settings: Settings | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    isochrones_geojson: bool = False,
 ) -> RunResult:
     """Compute access times, white zones and coverage tables for some départements.
 
@@ -666,6 +685,9 @@ def run(
         Run settings (defaults: :class:`coverage.settings.Settings`).
     on_progress
         Called with (stage, done, total) after each partition (for the app).
+    isochrones_geojson
+        Also write each isochrone layer as ``<out_dir>/isochrones_geojson/<layer>.geojson``
+        (EPSG:4326, one file per layer, atomically); needs ``isochrones``.
 
     Returns
     -------
@@ -679,6 +701,10 @@ def run(
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     settings = settings or Settings()
+    if isochrones_geojson and not isochrones:
+        msg = ("GeoJSON isochrones need the isochrones: drop --no-isochrones or "
+               "--isochrones-geojson")
+        raise CoverageError(msg)
     chosen, settings, engine_name = _check_args(inputs, depts, types, thresholds, engine,
                                                 settings)
     out_dir = Path(out_dir)
@@ -744,11 +770,14 @@ def run(
         "communes": frame_digest(communes_run), "services": frame_digest(services_all),
         "waiting": frame_digest(waiting) if waiting is not None else None,
         "settings": settings.as_dict(),
+        # only when asked: the keys of runs without GeoJSON stay those of earlier versions
+        **({"isochrones_geojson": True} if isochrones_geojson else {}),
     })
     previous = _previous_manifest(out_dir)
     if (use_cache and previous is not None and previous.get("run_key") == run_key
             and all(p.exists() for p in _expected_outputs(
-                out_dir, previous.get("tables", []), bool(previous.get("isochrones_file"))))):
+                out_dir, previous.get("tables", []), bool(previous.get("isochrones_file")),
+                previous.get("isochrones_geojson") or ()))):
         tables_prev = {name: pd.read_parquet(out_dir / TABLES_DIR / f"{name}.parquet")
                        for name in previous.get("tables", [])}
         timings["total_s"] = time.perf_counter() - t_start
@@ -816,9 +845,14 @@ def run(
     timings["write_s"] = time.perf_counter() - t0
 
     iso_file: str | None = None
+    iso_geojson: list[str] = []
+    if not isochrones_geojson:
+        _remove_stale_geojson(out_dir)
     if isochrones:
         t0 = time.perf_counter()
-        iso_file = _write_isochrones(spec, communes_run, services_run, settings, out_dir)
+        iso_file, iso_geojson = _write_isochrones(
+            spec, communes_run, services_run, settings, out_dir,
+            geojson_dir=out_dir / ISOCHRONES_GEOJSON_DIR if isochrones_geojson else None)
         timings["isochrones_s"] = time.perf_counter() - t0
     elif (out_dir / ISOCHRONES_FILE).exists():
         (out_dir / ISOCHRONES_FILE).unlink()
@@ -849,6 +883,7 @@ def run(
         "executor": ("dask " + scheduler) if scheduler else "local",
         "tables": table_names,
         "isochrones_file": iso_file,
+        "isochrones_geojson": iso_geojson or None,
         "code_version": version,
         "versions": _versions(),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
@@ -862,17 +897,19 @@ def run(
 
 
 def _write_isochrones(spec: EngineSpec, communes: gpd.GeoDataFrame,
-                      services: gpd.GeoDataFrame, settings: Settings, out_dir: Path
-                      ) -> str | None:
-    """Isochrone bands of the run into ``isochrones.gpkg``; None (logged) when unavailable."""
+                      services: gpd.GeoDataFrame, settings: Settings, out_dir: Path, *,
+                      geojson_dir: Path | None = None) -> tuple[str | None, list[str]]:
+    """Isochrone bands of the run into ``isochrones.gpkg`` (and one GeoJSON file per layer
+    in ``geojson_dir`` when given): the GeoPackage's name (None, logged, when unavailable)
+    and the GeoJSON files' paths relative to ``out_dir``."""
     try:
         from coverage import isochrones as iso
     except ImportError:
         log.warning("coverage.isochrones is not available: isochrones.gpkg skipped")
-        return None
+        return None, []
     if services.empty:
         log.warning("no service: isochrones.gpkg skipped")
-        return None
+        return None, []
     engine = _engine_for(spec)
     svc = services.to_crs(CRS_INPUT_OUTPUT)
     com = communes.to_crs(CRS_INPUT_OUTPUT)
@@ -892,13 +929,16 @@ def _write_isochrones(spec: EngineSpec, communes: gpd.GeoDataFrame,
         types_parts.append(iso.isochrones_types(engine, c, s, settings=settings, crs=crs))
         service_parts.append(iso.isochrones_services(engine, c, s, settings=settings, crs=crs))
     if not types_parts:
-        return None
+        return None, []
     types_gdf = gpd.GeoDataFrame(pd.concat(types_parts, ignore_index=True),
                                  crs=CRS_INPUT_OUTPUT)
     services_gdf = gpd.GeoDataFrame(pd.concat(service_parts, ignore_index=True),
                                     crs=CRS_INPUT_OUTPUT)
-    iso.write_isochrones(types_gdf, services_gdf, out_dir / ISOCHRONES_FILE)
-    return ISOCHRONES_FILE
+    written = iso.write_isochrones(types_gdf, services_gdf, out_dir / ISOCHRONES_FILE,
+                                   geojson_dir=geojson_dir)
+    geojson = [p.relative_to(out_dir).as_posix() for p in written
+               if p.suffix == ".geojson"]
+    return ISOCHRONES_FILE, geojson
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -964,7 +1004,9 @@ def summary_lines(result: RunResult) -> list[str]:
             lines.append(f"White zones beyond {t:g} min — " + "; ".join(parts))
     lines.append(f"Outputs: {result.out_dir}/ (tables/, manifest.json, communes.parquet, "
                  "services.parquet" + (", isochrones.gpkg" if result.manifest.get(
-                     "isochrones_file") else "") + ")")
+                     "isochrones_file") else "")
+                 + (f", {ISOCHRONES_GEOJSON_DIR}/" if result.manifest.get(
+                     "isochrones_geojson") else "") + ")")
     return lines
 
 
@@ -1004,6 +1046,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
         thresholds=args.thresholds, engine=args.engine, out_dir=out_dir,
         scheduler=args.scheduler, workers=args.workers, use_cache=not args.no_cache,
         isochrones=not args.no_isochrones, settings=settings,
+        isochrones_geojson=bool(getattr(args, "isochrones_geojson", False)),
     )
     for line in summary_lines(result):
         print(line)

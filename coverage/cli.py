@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
     p.add_argument("--no-cache", action="store_true", help="recompute every partition")
     p.add_argument("--no-isochrones", action="store_true", help="skip the isochrone bands")
+    p.add_argument("--isochrones-geojson", action="store_true",
+                   help="also write each isochrone layer as GeoJSON (EPSG:4326) in "
+                        "<out>/isochrones_geojson/")
     _add_settings_arg(p)
     p.set_defaults(handler=_cmd_run)
 

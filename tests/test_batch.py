@@ -336,7 +336,10 @@ def test_cli_data_dir_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_run_writes_isochrones(tmp_path: Path) -> None:
     pytest.importorskip("coverage.isochrones")
-    run(load_inputs(), out_dir=tmp_path, workers=1, isochrones=True)
+    inputs = load_inputs()
+    # one 20-minute band keeps the layers (and their GeoJSON copies) small
+    run(inputs, out_dir=tmp_path, workers=1, thresholds=[20.0], isochrones=True,
+        isochrones_geojson=True)
     loaded = RunOutputs.load(tmp_path)
     layers = loaded.isochrone_layers()
     assert "isochrones_types" in layers and "isochrones_services" in layers
@@ -344,6 +347,28 @@ def test_run_writes_isochrones(tmp_path: Path) -> None:
     assert bands is not None and set(bands["moteur"]) == {"road"}
     assert set(bands["type_service"]) <= {MF, ER} and len(bands) > 0
     assert loaded.manifest["isochrones_file"] == "isochrones.gpkg"
+    # GeoJSON on request: one file per layer of the GeoPackage, EPSG:4326, same bands
+    folder = tmp_path / "isochrones_geojson"
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == sorted(f"{layer}.geojson" for layer in layers) and len(files) == 4
+    assert sorted(loaded.manifest["isochrones_geojson"]) == [
+        f"isochrones_geojson/{name}" for name in files]
+    for layer in layers:
+        from_gpkg = loaded.isochrones(layer)
+        from_json = gpd.read_file(folder / f"{layer}.geojson")
+        assert from_gpkg is not None and from_json.crs is not None
+        assert from_json.crs.to_epsg() == 4326
+        assert len(from_json) == len(from_gpkg) > 0
+        assert list(from_json["bande_max"]) == list(from_gpkg["bande_max"])
+        if layer == "isochrones_types":  # the same polygons, to rounding (m², local UTM)
+            utm = from_gpkg.estimate_utm_crs()
+            a, b = from_gpkg.geometry.to_crs(utm), from_json.geometry.to_crs(utm)
+            diff = a.symmetric_difference(b, align=False).area.to_numpy()
+            assert (diff <= 1.0 + 1e-6 * a.area.to_numpy()).all()
+    # a later run without the GeoJSON removes the stale files
+    run(inputs, out_dir=tmp_path, workers=1, thresholds=[20.0], isochrones=False)
+    assert not folder.exists()
+    assert json.loads((tmp_path / "manifest.json").read_text())["isochrones_geojson"] is None
 
 
 def test_fictional_label_names_the_demo_only_for_the_demo(tmp_path: Path) -> None:
@@ -357,3 +382,26 @@ def test_fictional_label_names_the_demo_only_for_the_demo(tmp_path: Path) -> Non
     assert _fictional_label(demo) == FICTIONAL_LABEL
     assert _fictional_label(other) == OTHER_FICTIONAL_LABEL
     assert "Brumeval" not in OTHER_FICTIONAL_LABEL
+
+
+
+def test_cli_passes_the_geojson_flag_and_refuses_it_without_isochrones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import coverage.batch as batch
+    from coverage.cli import main
+
+    out = tmp_path / "demo"
+    # contradictory flags: refused before anything is written
+    assert main(["run", "--out", str(out), "--workers", "1", "--no-isochrones",
+                 "--isochrones-geojson"]) != 0
+    assert not out.exists() or not any(out.iterdir())
+    seen: list[dict] = []
+
+    def fake_run(inputs, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs)
+        raise CoverageError("stop here")
+
+    monkeypatch.setattr(batch, "run", fake_run)
+    assert main(["run", "--out", str(out), "--isochrones-geojson"]) != 0
+    assert main(["run", "--out", str(out)]) != 0
+    assert [k["isochrones_geojson"] for k in seen] == [True, False]
