@@ -424,7 +424,8 @@ class RoadEngine:
             ``(service_ids (object array, in the order of the rows), minutes (float32
             array n_services × n_nodes, NaN beyond the cut-off, unreachable or for a service
             off the network))``. Memory is ``4 × n_services × n_nodes`` bytes: call it per
-            partition.
+            partition, or use :meth:`node_minutes_per_source_sparse` (the same values, only
+            the nodes reached; what the per-service isochrones use).
         """
         require_columns(services, ("service_id", "lon", "lat"), "services")
         lon, lat = _lonlat(services, "services")
