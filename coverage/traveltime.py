@@ -25,6 +25,12 @@ Method of :class:`RoadEngine` (all times in minutes, distances in metres inside,
   safe (``RoadEngine(workers=1)`` turns it off).
 * **Bounded matrix**: one Dijkstra per service node with ``limit`` = cut-off, in chunks of
   sources, kept as float32, returned as a long table of pairs within the cut-off.
+* **Per-source minutes for the isochrones** (``node_minutes_per_source_sparse``): one
+  bounded Dijkstra per service node on the disc it can reach — the nodes within
+  cut-off × the largest straight-line speed of any arc (no path of ``t`` minutes ends
+  farther), gathered from square buckets of nodes — so that the time follows the reach,
+  not the graph; the same minutes as on the whole graph (tested exactly), returned as a
+  CSR of the reached nodes.
 """
 
 from __future__ import annotations
