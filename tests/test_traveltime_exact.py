@@ -352,6 +352,8 @@ def test_bounded_search_on_the_reachable_disc_equals_the_whole_graph(
         return out
 
     monkeypatch.setattr(RoadEngine, "_disc_graph", spy)
+    # the discs here hold up to a quarter of the nodes: allow them (a speed choice only)
+    monkeypatch.setattr("coverage.traveltime.DISC_MAX_SHARE", 0.5)
     services = _places(net, rng.choice(net.n_nodes, size=6, replace=False), seed, "s")
     for direction in ("to_service", "from_service"):
         _ids, sparse = engine.node_minutes_per_source_sparse(services, 3.0,
