@@ -38,6 +38,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import shapely
+import shapely.ops
 from pyproj import Transformer
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
@@ -375,19 +376,27 @@ def _road_network(rng: np.random.Generator, pts: np.ndarray, pop: np.ndarray, la
               {"highway": "service", "access": "private"})
         w.way([(float(xs[-1]), float(ys[-1])), (float(xs[-1]) + 300, float(ys[-1]) + 900)],
               {"highway": "track", "tracktype": "grade3"})
-    # a ferry across the lake, joined by roads to the nearest villages on each shore
+    # a ferry across the lake between two piers just off its west and east shores, each
+    # joined by a straight road to the nearest village it can reach without crossing water
     lx, ly = _LAKE_CENTRE
-    west = (lx - _LAKE_AXES[0] * 0.95, ly)
-    east = (lx + _LAKE_AXES[0] * 0.95, ly)
-    w.way([west, (lx, ly + 400.0), east],
+    piers = []
+    for side in (-1.0, 1.0):
+        far = Point(lx + side * _LAKE_AXES[0] * 3, ly)
+        shore = shapely.ops.nearest_points(lake.exterior.intersection(
+            LineString([(lx, ly), (far.x, far.y)])), far)[0]
+        piers.append((shore.x + side * 150.0, shore.y))
+    w.way([piers[0], (lx, ly + 400.0), piers[1]],
           {"route": "ferry", "duration": "00:12", "name": "Bac du lac (fictif)"})
-    for shore in (west, east):
-        p = np.array(shore)
+    for pier in piers:
+        p = np.array(pier)
         dist = np.hypot(*(pts - p).T)
         for j in np.argsort(dist):
-            seg = LineString([shore, (float(pts[j][0]), float(pts[j][1]))])
-            if not seg.crosses(lake):
-                w.way(_wiggly(p, pts[j], rng, amplitude=0.02), {"highway": "unclassified"})
+            village = (float(pts[j][0]), float(pts[j][1]))
+            if not LineString([pier, village]).intersects(lake):
+                steps = np.linspace(0.0, 1.0, max(2, int(dist[j] // 400) + 1))
+                w.way([(pier[0] + t * (village[0] - pier[0]),
+                        pier[1] + t * (village[1] - pier[1])) for t in steps],
+                      {"highway": "unclassified"})
                 break
     return w.xml()
 

@@ -101,3 +101,11 @@ def test_write_demo_to_another_folder(tmp_path: Path) -> None:
     written = write_demo(tmp_path)
     assert {p.name for p in written} >= {p.name for p in demo_paths().all()}
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_demo_ferry_joins_the_road_graph(tmp_path: Path) -> None:
+    from coverage.network import load_network
+
+    net = load_network(demo_paths().roads, cache_dir=tmp_path)
+    assert net.report.details["ferry_arcs"] >= 2  # both directions of the crossing
+    assert int(net.ferry.sum()) == net.report.details["ferry_arcs"]
