@@ -572,12 +572,9 @@ class RoadEngine:
         graph (the whole graph when the disc would hold most of it).
         """
         graph = self._graph()[0] if direction == "to_service" else self.network.minutes
-        ok = np.flatnonzero(~snap.off_network & (snap.minutes <= cutoff_min))
+        ok, nodes, inverse, min_conn = _source_nodes(snap, cutoff_min)
         if ok.shape[0] == 0:
             return
-        nodes, inverse = np.unique(snap.node[ok], return_inverse=True)
-        min_conn = np.full(nodes.shape[0], np.inf)
-        np.minimum.at(min_conn, inverse, snap.minutes[ok])
         members: dict[int, list[int]] = {}
         for j in range(ok.shape[0]):
             members.setdefault(int(inverse[j]), []).append(j)
@@ -614,12 +611,9 @@ class RoadEngine:
         """
         graph = self._graph()[0] if direction == "to_service" else self.network.minutes
         n = self.network.n_nodes
-        ok = np.flatnonzero(~snap.off_network & (snap.minutes <= cutoff_min))
+        ok, nodes, inverse, min_conn = _source_nodes(snap, cutoff_min)
         if ok.shape[0] == 0:
             return
-        nodes, inverse = np.unique(snap.node[ok], return_inverse=True)
-        min_conn = np.full(nodes.shape[0], np.inf)
-        np.minimum.at(min_conn, inverse, snap.minutes[ok])
         per_chunk = max(1, int(CHUNK_BYTES // (8 * n)))
         order = np.argsort(min_conn, kind="stable")
         for start in range(0, nodes.shape[0], per_chunk):
@@ -815,6 +809,20 @@ class RoadEngine:
 
 #: Engine, augmented graph and inputs inherited by forked children (set while a pool runs).
 _FORK_STATE: dict[str, Any] = {}
+
+
+def _source_nodes(snap: Snap, cutoff_min: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sources on the network within ``cutoff_min`` of their node, grouped by node.
+
+    Returns the indices of those sources, their distinct nodes, each source's position in
+    that node array, and the smallest connector minutes per node.
+    """
+    ok = np.flatnonzero(~snap.off_network & (snap.minutes <= cutoff_min))
+    nodes, inverse = np.unique(snap.node[ok], return_inverse=True)
+    min_conn = np.full(nodes.shape[0], np.inf)
+    np.minimum.at(min_conn, inverse, snap.minutes[ok])
+    return ok, nodes, inverse, min_conn
 
 
 def _pass_in_child(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
