@@ -60,7 +60,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +71,7 @@ from scipy.spatial import cKDTree
 
 from coverage import __version__
 from coverage.errors import CoverageError
+from coverage.geo import lonlat_to_xy
 from coverage.io.atomic import write_text_atomic
 from coverage.io.hashing import sha256_file
 from coverage.io.writers import write_geoparquet, write_table
@@ -102,7 +102,8 @@ from coverage.whitezones import access_table, coverage_tables, white_zones
 log = logging.getLogger(__name__)
 
 #: Modules whose source is part of the cache key (they shape the partition tables).
-_KEYED_MODULES = ("batch.py", "whitezones.py", "proxy.py", "traveltime.py", "network.py")
+_KEYED_MODULES = ("batch.py", "whitezones.py", "proxy.py", "traveltime.py", "network.py",
+                  "geo.py")
 _PARTITIONS_DIR = "partitions"
 _TMP_RE = re.compile(r"^\..+\.tmp")
 #: Settings fields that do not change travel times (left out of the partition key).
@@ -316,18 +317,6 @@ def buffer_km(engine: str, settings: Settings) -> float:
     return settings.max_threshold_min / 60.0 * _max_speed_kmh(engine, settings)
 
 
-@lru_cache(maxsize=16)
-def _transformer(crs: str) -> Any:
-    from pyproj import Transformer
-
-    return Transformer.from_crs(CRS_INPUT_OUTPUT, crs, always_xy=True)
-
-
-def _points_m(lon: np.ndarray, lat: np.ndarray, crs: str) -> np.ndarray:
-    x, y = _transformer(crs).transform(lon, lat)
-    return np.column_stack([np.asarray(x, float), np.asarray(y, float)])
-
-
 def partition_services(
     communes: pd.DataFrame, services: pd.DataFrame, dept: str, engine: str,
     settings: Settings,
@@ -355,8 +344,8 @@ def partition_services(
     if engine != "proxy" or services.empty or communes.empty:
         return services
     crs = metric_crs_for(dept)
-    c_xy = _points_m(communes["lon"].to_numpy(float), communes["lat"].to_numpy(float), crs)
-    s_xy = _points_m(services["lon"].to_numpy(float), services["lat"].to_numpy(float), crs)
+    c_xy = lonlat_to_xy(communes["lon"].to_numpy(float), communes["lat"].to_numpy(float), crs)
+    s_xy = lonlat_to_xy(services["lon"].to_numpy(float), services["lat"].to_numpy(float), crs)
     tree = cKDTree(c_xy)
     d_to_dept, _ = tree.query(s_xy, k=1)
     base_m = buffer_km(engine, settings) * 1000.0

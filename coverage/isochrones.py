@@ -48,7 +48,6 @@ type_service``), ``bande_min``, ``bande_max`` (minutes), ``moteur`` (``road``/``
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -62,11 +61,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import shapely
-from pyproj import Transformer
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from coverage.errors import CRSError, InputError, MissingColumnError, OutputError, Problem
+from coverage.geo import transformer
 from coverage.io.atomic import atomic_path
 from coverage.network import RoadNetwork
 from coverage.progress import progress
@@ -649,19 +648,14 @@ def _types_of(services: pd.DataFrame, settings: Settings) -> list[str]:
     return [t for t in settings.service_types if t in present]
 
 
-@functools.lru_cache(maxsize=8)
-def _transformer_to_wgs84(crs: str) -> Transformer:
-    return Transformer.from_crs(crs, CRS_INPUT_OUTPUT, always_xy=True)
-
-
 def _to_wgs84(geoms: list[shapely.Geometry], crs: str) -> list[shapely.Geometry]:
     """Metric MultiPolygons → EPSG:4326 MultiPolygons (every vertex through pyproj)."""
     if not geoms:
         return []
-    transformer = _transformer_to_wgs84(crs)
+    to_wgs84 = transformer(crs, CRS_INPUT_OUTPUT)
 
     def project(xy: np.ndarray) -> np.ndarray:
-        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
+        lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
         return np.column_stack([lon, lat])
 
     moved = shapely.transform(np.asarray([_as_multipolygon(g) for g in geoms], dtype=object),

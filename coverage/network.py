@@ -50,6 +50,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from coverage.errors import InputError, NetworkError, Problem, UnsupportedFormatError
+from coverage.geo import project_lonlat
 from coverage.io.atomic import atomic_path
 from coverage.settings import (
     CRS_DROM,
@@ -336,14 +337,6 @@ def metric_crs_for_lonlat(lon: float, lat: float) -> str:
             return CRS_DROM[dep]
     zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
-
-
-def _project(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    x, y = tr.transform(lon, lat)
-    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
 
 # --- Readers -----------------------------------------------------------------------------
@@ -647,7 +640,7 @@ def _finish(raw: _RawGraph, source: str, crs: str | None) -> RoadNetwork:
     lon, lat = raw.lon[keep], raw.lat[keep]
     if crs is None:
         crs = metric_crs_for_lonlat(float(np.median(lon)), float(np.median(lat)))
-    x, y = _project(lon, lat, crs)
+    x, y = project_lonlat(lon, lat, crs)
     details = dict(raw.details)
     details.update(info)
     details["parallel_arcs_merged"] = merged
@@ -712,7 +705,7 @@ def network_from_arcs(lon: np.ndarray, lat: np.ndarray, tail: np.ndarray, head: 
                                   raw.ferry.astype(np.float64))
     if crs is None:
         crs = metric_crs_for_lonlat(float(np.median(lon)), float(np.median(lat)))
-    x, y = _project(lon, lat, crs)
+    x, y = project_lonlat(lon, lat, crs)
     report = NetworkReport(source=source, nodes=n, arcs=int(m.nnz),
                            details={"parallel_arcs_merged": merged, "crs": crs})
     return RoadNetwork(node_ids=raw.node_ids, x=x, y=y, lon=lon, lat=lat, crs=crs,

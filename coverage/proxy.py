@@ -26,6 +26,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from coverage.errors import InputError, Problem
+from coverage.geo import lonlat_to_xy
 from coverage.settings import Settings, metric_crs_for
 from coverage.traveltime import _lonlat, empty_nearest, require_columns
 
@@ -103,14 +104,6 @@ def _densities(communes: pd.DataFrame, settings: Settings) -> np.ndarray:
     return dens.astype(np.int64)
 
 
-def _xy(lon: np.ndarray, lat: np.ndarray, crs: str) -> np.ndarray:
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    x, y = tr.transform(lon, lat)
-    return np.column_stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)])
-
-
 class ProxyEngine:
     """Straight line × detour ÷ speed by density class (``moteur = "proxy"``).
 
@@ -179,8 +172,8 @@ class ProxyEngine:
                 s_sel = np.flatnonzero((s_crs == crs) & (stypes == stype))
                 if s_sel.shape[0] == 0:
                     continue
-                tree = cKDTree(_xy(s_lon[s_sel], s_lat[s_sel], str(crs)))
-                d, j = tree.query(_xy(c_lon[c_sel], c_lat[c_sel], str(crs)), k=1)
+                tree = cKDTree(lonlat_to_xy(s_lon[s_sel], s_lat[s_sel], str(crs)))
+                d, j = tree.query(lonlat_to_xy(c_lon[c_sel], c_lat[c_sel], str(crs)), k=1)
                 dist_m[c_sel] = d
                 service_id[c_sel] = ids[s_sel[j]]
             minutes = proxy_minutes(dist_m, dens, self.settings)
@@ -223,8 +216,8 @@ class ProxyEngine:
             s_sel = np.flatnonzero(s_crs == crs)
             if s_sel.shape[0] == 0:
                 continue
-            s_xy = _xy(s_lon[s_sel], s_lat[s_sel], str(crs))
-            c_xy = _xy(c_lon[c_sel], c_lat[c_sel], str(crs))
+            s_xy = lonlat_to_xy(s_lon[s_sel], s_lat[s_sel], str(crs))
+            c_xy = lonlat_to_xy(c_lon[c_sel], c_lat[c_sel], str(crs))
             # (sparse_distance_matrix would drop zero distances: list the pairs instead)
             hits = cKDTree(c_xy).query_ball_point(s_xy, radius_m)
             counts = np.array([len(h) for h in hits], dtype=np.int64)

@@ -48,6 +48,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
+from coverage.geo import project_lonlat
 from coverage.network import RoadNetwork, load_network
 from coverage.settings import Settings
 
@@ -244,15 +245,13 @@ class RoadEngine:
             Node index, distance (metres, network CRS), connector minutes (NaN off the
             network) and the off-network flag (distance > ``settings.snap_max_m``).
         """
-        from pyproj import Transformer
 
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
         if lon.shape[0] == 0:
             empty = np.zeros(0)
             return Snap(np.zeros(0, dtype=np.int64), empty, empty, np.zeros(0, dtype=bool))
-        tr = Transformer.from_crs("EPSG:4326", self.network.crs, always_xy=True)
-        x, y = tr.transform(lon, lat)
+        x, y = project_lonlat(lon, lat, self.network.crs)
         dist, node = self._tree.query(np.column_stack([x, y]))
         dist = np.asarray(dist, dtype=np.float64)
         off = ~np.isfinite(dist) | (dist > self.settings.snap_max_m)
