@@ -538,7 +538,7 @@ def _waiting(rng: np.random.Generator, services: list[dict[str, str]]) -> str:
     wr = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     wr.writeheader()
     for s in services:
-        base = int(rng.integers(0, 25))
+        base = int(rng.integers(4, 30))
         for year in (2023, 2024, 2025):
             waiting = max(0, base + int(rng.integers(-4, 7)) * (year - 2022))
             is_er = s["type_service"] == "espace_rencontre"
