@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from coverage.app import state
+from coverage.app import state, views
 from coverage.settings import Settings
 
 sel = state.selection()
 run = state.run_of(sel)
 st.title("À propos")
-if run.fictif:
-    st.warning(f"FICTIF — {run.fictional_label or 'territoire de démonstration inventé'} "
-               "Ses codes de département commencent par Z, qui n'existe pas dans le COG : "
-               "il ne peut pas être confondu avec un territoire réel.")
+views.fictional_banner(run, "Ses codes de département commencent par Z, qui n'existe pas "
+                       "dans le COG : il ne peut pas être confondu avec un territoire réel.")
 
 st.header("Sources et licences")
 st.markdown(

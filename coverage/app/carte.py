@@ -13,8 +13,7 @@ sel = state.selection()
 run = state.run_of(sel)
 label = maps.service_label(sel.type_service)
 st.title(f"Carte — {label}, département {sel.dept}")
-if run.fictif:
-    st.warning(f"FICTIF — {run.fictional_label or 'territoire de démonstration inventé'}")
+views.fictional_banner(run)
 
 access, engine, upload_name = state.access_for(sel)
 if upload_name:

@@ -13,9 +13,7 @@ PNG_PREVIEW_PX = 720
 sel = state.selection()
 run = state.run_of(sel)
 st.title(f"Exports — département {sel.dept}")
-if run.fictif:
-    st.warning(f"FICTIF — {run.fictional_label or 'territoire de démonstration inventé'} "
-               "Les fichiers exportés portent la même mention.")
+views.fictional_banner(run, "Les fichiers exportés portent la même mention.")
 if state.upload_override(sel) is not None:
     st.info("Les exports portent sur les services du run, pas sur le fichier importé.")
 st.caption(

@@ -159,8 +159,7 @@ def _sources(run: RunOutputs) -> str:
 sel = state.selection()
 run = state.run_of(sel)
 st.title(f"Nouveau site — département {sel.dept}")
-if run.fictif:
-    st.warning(f"FICTIF — {run.fictional_label or 'territoire de démonstration inventé'}")
+views.fictional_banner(run)
 st.write("Où un nouveau service couvrirait-il le plus de familles ? Les candidats sont les "
          "chefs-lieux des communes du département ; la population nouvellement couverte "
          "compte aussi les communes voisines des autres départements du run.")

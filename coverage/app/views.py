@@ -32,6 +32,13 @@ ISOCHRONES_LAYER = "isochrones_types_affichage"
 SOURCE_MAX_CHARS = 160
 
 
+def fictional_banner(run: Any, extra: str = "") -> None:
+    """The FICTIF warning at the top of a page when the run is made-up data (else nothing)."""
+    if run.fictif:
+        label = run.fictional_label or "territoire de démonstration inventé"
+        st.warning(f"FICTIF — {label}" + (f" {extra}" if extra else ""))
+
+
 def type_rows(access: pd.DataFrame, type_service: str) -> pd.DataFrame:
     """Access rows of one service type (the combined view computed when asked)."""
     if type_service == NO_SERVICE and not (access["type_service"] == NO_SERVICE).any():

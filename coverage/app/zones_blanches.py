@@ -14,8 +14,7 @@ sel = state.selection()
 run = state.run_of(sel)
 label = maps.service_label(sel.type_service)
 st.title(f"Zones blanches — {label}, département {sel.dept}")
-if run.fictif:
-    st.warning(f"FICTIF — {run.fictional_label or 'territoire de démonstration inventé'}")
+views.fictional_banner(run)
 access, engine, upload_name = state.access_for(sel)
 st.caption(f"Seuil : {sel.threshold_min:g} min. Moteur : "
            f"{maps.ENGINE_LABELS.get(engine, engine)}."
