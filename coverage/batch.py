@@ -61,6 +61,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import geopandas as gpd
@@ -69,7 +70,7 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
-from coverage import __version__
+from coverage import __version__, geo, network, proxy, schemas, traveltime, whitezones
 from coverage.errors import CoverageError
 from coverage.geo import lonlat_to_xy
 from coverage.io.atomic import write_text_atomic
@@ -101,9 +102,6 @@ from coverage.whitezones import access_table, coverage_tables, white_zones
 
 log = logging.getLogger(__name__)
 
-#: Modules whose source is part of the cache key (they shape the partition tables).
-_KEYED_MODULES = ("batch.py", "whitezones.py", "proxy.py", "traveltime.py", "network.py",
-                  "geo.py")
 _PARTITIONS_DIR = "partitions"
 _TMP_RE = re.compile(r"^\..+\.tmp")
 #: Settings fields that do not change travel times (left out of the partition key).
@@ -235,14 +233,43 @@ def frame_digest(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def code_version() -> str:
-    """Package version plus a digest of the modules that compute travel times and tables."""
-    pkg = Path(__file__).resolve().parent
+def keyed_modules() -> tuple[ModuleType, ...]:
+    """The imported modules whose source is part of the cache key.
+
+    They are module *objects*, imported at the top of this module: moving or renaming one
+    breaks the import (loudly) instead of silently dropping it from the key.
+    """
+    return (sys.modules[__name__], geo, network, proxy, traveltime, whitezones, schemas)
+
+
+def code_version(modules: Sequence[ModuleType] | None = None) -> str:
+    """Package version plus a digest of the modules that compute travel times and tables.
+
+    Each module contributes its dotted name and the bytes of its source file, so a change, a
+    move or a rename of a keyed module changes the key.
+
+    Parameters
+    ----------
+    modules
+        The keyed modules (default: :func:`keyed_modules`).
+
+    Raises
+    ------
+    CoverageError
+        When a keyed module has no readable source file.
+    """
     h = hashlib.sha256(__version__.encode())
-    for name in _KEYED_MODULES:
-        p = pkg / name
-        if p.exists():
-            h.update(p.read_bytes())
+    for module in keyed_modules() if modules is None else modules:
+        source = getattr(module, "__file__", None)
+        try:
+            data = Path(source).read_bytes() if source else None
+        except OSError:
+            data = None
+        if data is None:
+            msg = (f"the cache key cannot read the source of module {module.__name__!r} "
+                   f"({source}); reinstall the package")
+            raise CoverageError(msg)
+        h.update(module.__name__.encode() + b"\x00" + data)
     return f"{__version__}+{h.hexdigest()[:12]}"
 
 
