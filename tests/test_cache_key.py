@@ -39,8 +39,8 @@ def test_moving_a_keyed_module_to_other_source_changes_the_key(tmp_path: Path) -
 def test_a_keyed_module_without_source_fails_loudly(tmp_path: Path) -> None:
     gone = types.ModuleType("coverage.gone")
     gone.__file__ = str(tmp_path / "gone.py")
-    with pytest.raises(CoverageError, match="coverage.gone"):
+    with pytest.raises(CoverageError, match=r"coverage\.gone"):
         batch.code_version([*batch.keyed_modules(), gone])
     nofile = types.ModuleType("coverage.nofile")
-    with pytest.raises(CoverageError, match="coverage.nofile"):
+    with pytest.raises(CoverageError, match=r"coverage\.nofile"):
         batch.code_version([nofile])
