@@ -107,7 +107,7 @@ def bench_national(workdir: Path) -> list[Row]:
     from coverage.batch import run
     from coverage.io.communes import load_communes
     from coverage.io.inputs import Inputs
-    from coverage.proxy import ProxyEngine
+    from coverage.routing.proxy import ProxyEngine
 
     communes_file = SHARED / "communes" / "communes_cog2026.parquet"
     grid = SHARED / "communes" / "grille_densite_4niv_cog2026.csv"
@@ -174,7 +174,7 @@ def bench_demo(workdir: Path) -> list[Row]:
 
     from coverage.batch import run
     from coverage.io.inputs import load_inputs
-    from coverage.traveltime import make_engine
+    from coverage.routing.road import make_engine
 
     rows: list[Row] = []
     out = workdir / "demo"

@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coverage.network import RoadNetwork, network_from_arcs
+from coverage.routing.network import RoadNetwork, network_from_arcs
+from coverage.routing.road import RoadEngine
 from coverage.settings import Settings
-from coverage.traveltime import RoadEngine
 
 SEED = 20261126
 SPACING_M = 500.0
@@ -184,7 +184,7 @@ def _networkx_pass(net: RoadNetwork, engine: RoadEngine, services: pd.DataFrame
 def _osm_throughput() -> None:
     import osmium
 
-    from coverage.network import load_network
+    from coverage.routing.network import load_network
 
     if not ANDORRA.exists():
         print(f"(e) skipped: {ANDORRA} not found")

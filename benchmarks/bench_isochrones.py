@@ -42,10 +42,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from coverage import isochrones as iso
-from coverage.network import RoadNetwork, network_from_arcs
-from coverage.proxy import ProxyEngine
+from coverage.routing.network import RoadNetwork, network_from_arcs
+from coverage.routing.proxy import ProxyEngine
+from coverage.routing.road import RoadEngine
 from coverage.settings import Settings
-from coverage.traveltime import RoadEngine
 
 SEED = 20261126
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ A run (:func:`run`) does, in order:
      exactly those of a run on all services, while a change to a far service leaves the
      partition untouched.
    - ``road`` engine: the whole road network of the file given (one network per run, loaded
-     once per worker process and cached on disk by :func:`coverage.network.load_network`)
+     once per worker process and cached on disk by :func:`coverage.routing.network.load_network`)
      and all services. Clipping a national network to each département's box plus
      ``B`` (at the fastest road speed) is not done yet: give one network per run.
 
@@ -27,7 +27,7 @@ A run (:func:`run`) does, in order:
 4. **Aggregate** over all partitions: white zones and coverage tables
    (:mod:`coverage.whitezones`), waiting-list indicators when a waiting file is given,
    isochrones when asked, the communes and services as GeoParquet.
-5. **Write** every file atomically (:mod:`coverage.io.atomic`), ``manifest.json`` last. When
+5. **Write** every file atomically (:mod:`coverage.files`), ``manifest.json`` last. When
    nothing changed since the previous run in the same folder (same run key), the outputs are
    left as they are.
 
@@ -70,11 +70,11 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
-from coverage import __version__, geo, network, proxy, schemas, traveltime, whitezones
+from coverage import __version__, geo, schemas, whitezones
+from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
+from coverage.files import sha256_file, write_text_atomic
 from coverage.geo import lonlat_to_xy
-from coverage.io.atomic import write_text_atomic
-from coverage.io.hashing import sha256_file
 from coverage.io.writers import write_geoparquet, write_table
 from coverage.progress import progress
 from coverage.results import (
@@ -85,6 +85,8 @@ from coverage.results import (
     SERVICES_FILE,
     TABLES_DIR,
 )
+from coverage.routing import network, proxy
+from coverage.routing import road as traveltime
 from coverage.schemas import (
     ACCES_COMMUNES,
     OUTPUT_CONTRACT_VERSION,
@@ -127,7 +129,7 @@ class EngineSpec:
     roads
         Road file (road engine), as a string path.
     cache_dir
-        Network cache folder of :func:`coverage.network.load_network`.
+        Network cache folder of :func:`coverage.routing.network.load_network`.
     settings
         Run settings.
     """
@@ -301,7 +303,7 @@ def _engine_for(spec: EngineSpec) -> Any:
     """The engine of ``spec``, built once per process."""
     key = spec.memo_key()
     if key not in _ENGINES:
-        from coverage.traveltime import make_engine
+        from coverage.routing.road import make_engine
 
         _ENGINES[key] = make_engine(spec.name, spec.roads, spec.settings,
                                     cache_dir=spec.cache_dir)
@@ -315,7 +317,7 @@ def _run_partition(task: PartitionTask) -> PartitionOutput:
     if len(task.services):
         nearest = engine.nearest(task.communes, task.services, service_types=task.types)
     else:
-        from coverage.traveltime import empty_nearest
+        from coverage.routing.road import empty_nearest
 
         nearest = empty_nearest()
     access = access_table(task.communes, nearest, service_types=task.types, moteur=engine.name)
@@ -444,7 +446,7 @@ def _cache_read(cache: Path, dept: str, key: str) -> PartitionOutput | None:
 
 def _cache_write(cache: Path, out: PartitionOutput) -> None:
     data, meta = _cache_paths(cache, out.dept, out.key)
-    from coverage.io.atomic import atomic_path
+    from coverage.files import atomic_path
 
     with atomic_path(data) as tmp:
         out.access.to_parquet(tmp, index=False)
@@ -538,12 +540,6 @@ def _execute_dask(tasks: list[PartitionTask], scheduler: str) -> Iterator[Partit
 
 # --- Validation ----------------------------------------------------------------------------
 
-def _norm_dept(code: str) -> str:
-    """``1`` → ``01``, ``2a`` → ``2A``; other codes upper-cased."""
-    c = str(code).strip().upper()
-    return c.zfill(2) if c.isdigit() and len(c) < 2 else c
-
-
 def _check_args(inputs: Any, depts: Sequence[str] | None, types: Sequence[str] | None,
                 thresholds: Sequence[float] | None, engine: str | None, settings: Settings
                 ) -> tuple[list[str], Settings, str]:
@@ -576,7 +572,7 @@ def _check_args(inputs: Any, depts: Sequence[str] | None, types: Sequence[str] |
     if depts is None:
         chosen = available
     else:
-        chosen = list(dict.fromkeys(_norm_dept(d) for d in depts))
+        chosen = list(dict.fromkeys(normalise_dept(d) for d in depts))
         unknown = [d for d in chosen if d not in available]
         if unknown:
             shown = ", ".join(available[:12]) + (" …" if len(available) > 12 else "")
@@ -917,7 +913,8 @@ def _write_isochrones(spec: EngineSpec, communes: gpd.GeoDataFrame,
                       geojson_dir: Path | None = None) -> tuple[str | None, list[str]]:
     """Isochrone bands of the run into ``isochrones.gpkg`` (and one GeoJSON file per layer
     in ``geojson_dir`` when given): the GeoPackage's name (None, logged, when unavailable)
-    and the GeoJSON files' paths relative to ``out_dir``."""
+    and the GeoJSON files' paths relative to ``out_dir``.
+    """
     try:
         from coverage import isochrones as iso
     except ImportError:
@@ -962,11 +959,11 @@ def _write_isochrones(spec: EngineSpec, communes: gpd.GeoDataFrame,
 def _data_dir_inputs(data_dir: Path, depts: Sequence[str]) -> dict[str, Path | None]:
     """Input files of the ``fetch`` + ``prepare`` layout for one département.
 
-    Layout (:func:`coverage.io.prepare.prepared_paths`): ``<data-dir>/<dept>/communes.gpkg``,
-    ``services.csv`` (the user's own list) and ``routes.osm.pbf`` (optional: without it the
-    proxy engine runs).
+    Layout (:func:`coverage.io.official.prepare.prepared_paths`):
+    ``<data-dir>/<dept>/communes.gpkg``, ``services.csv`` (the user's own list) and
+    ``routes.osm.pbf`` (optional: without it the proxy engine runs).
     """
-    from coverage.io.prepare import prepared_paths
+    from coverage.io.official.prepare import prepared_paths
 
     if len(depts) != 1:
         msg = "--data-dir takes exactly one --dept CODE (one prepared folder per département)"

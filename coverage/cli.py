@@ -204,13 +204,13 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from coverage.io.fetch import fetch_from_cli
+    from coverage.io.official.fetch import fetch_from_cli
 
     return fetch_from_cli(args)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from coverage.io.prepare import prepare_from_cli
+    from coverage.io.official.prepare import prepare_from_cli
 
     return prepare_from_cli(args)
 

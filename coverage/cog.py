@@ -1,29 +1,178 @@
-"""Commune-code harmonisation: spreadsheet-mangled and older COG codes → current codes.
+"""Every code rule: commune and département codes, national tables, cours d'appel.
+
+Harmonisation: spreadsheet-mangled and older COG codes → current codes.
 
 Codes are first normalised (blanks removed, upper case, a spreadsheet's ``1001`` or
 ``1001.0`` back to ``01001``), then compared with the embedded COG 2026 table
-(:mod:`coverage.io.national`). A current code always wins; an older or subordinate code
+(below). A current code always wins; an older or subordinate code
 (commune déléguée / associée, municipal arrondissement) is mapped through the passage table
 with a warning listing the rows; anything else is an :class:`~coverage.errors.UnknownCodeError`
 listing the rows. Codes starting with ``Z`` belong to the fictional demo territory
 (:func:`coverage.settings.is_fictional_code`) and are accepted only in a wholly fictional
 data set.
+
+Also here, the other code references: the embedded national commune tables (COG 2026)
+and the département → cour d'appel table.
+
+National tables. Cached readers of the embedded national commune tables (COG 2026).
+
+Both tables are built by ``scripts/build_communes_table.py`` from the npm package
+``@etalab/decoupage-administratif@6.0.0`` (data Licence Ouverte, « Source : Etalab –
+découpage administratif »); see ``data/communes/README.md``.
+
+Courts. Département → ressort de cour d'appel, from the embedded table
+``data/communes/cours_appel.csv``.
+
+The table is transcribed from the Code de l'organisation judiciaire (article D311-1 and its
+annex, tableau IV « Siège et ressort des cours d'appel »); its header comment cites the
+source. It covers the 101 départements (Corsica 2A/2B → Bastia; Mayotte → Saint-Denis, chambre
+d'appel de Mamoudzou). The fictional demo départements ("Z…") belong to no real court: they
+get the label :data:`FICTIONAL_COURT`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
+from coverage._validate import ProblemList, empty_remapped
 from coverage.errors import UnknownCodeError
-from coverage.io.national import is_current_code, passage_codes
-from coverage.io.tables import ProblemList, empty_remapped
-from coverage.settings import FICTIONAL_DEP_PREFIX
+from coverage.labels import FICTIONAL_COURT
+from coverage.settings import COMMUNES_DATA_DIR, FICTIONAL_DEP_PREFIX, is_fictional_code
 
 log = logging.getLogger(__name__)
+
+# --- National commune tables ----------------------------------------------------------
+NATIONAL_COMMUNES_FILE = COMMUNES_DATA_DIR / "communes_cog2026.csv.gz"
+PASSAGE_CODES_FILE = COMMUNES_DATA_DIR / "passage_codes_cog2026.csv.gz"
+#: Attribution to show with any figure built from these tables.
+ATTRIBUTION = "Source : Etalab – découpage administratif (COG 2026, Licence Ouverte)"
+
+_TEXT = ["code_insee", "nom", "code_dep", "nom_dep", "code_reg", "nom_reg", "zone",
+         "code_epci", "nom_epci"]
+
+
+@functools.cache
+def _national() -> pd.DataFrame:
+    df = pd.read_csv(NATIONAL_COMMUNES_FILE, dtype={c: "str" for c in _TEXT},
+                     keep_default_na=False, na_values=[""])
+    df["population"] = df["population"].astype("Int64")
+    return df
+
+
+@functools.cache
+def _passage() -> pd.DataFrame:
+    df = pd.read_csv(PASSAGE_CODES_FILE, dtype={"code_ancien": "str", "code_actuel": "str",
+                                                "source": "str"},
+                     keep_default_na=False, na_values=[""])
+    return df.astype({"ambigu": bool, "code_actuel_aussi": bool})
+
+
+def national_communes() -> pd.DataFrame:
+    """The current communes of France (COG 2026), without geometry.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per current commune (34,969, COM included): ``code_insee``, ``nom``,
+        ``code_dep``, ``nom_dep``, ``code_reg``, ``nom_reg``, ``zone`` (metro, drom, com),
+        ``code_epci`` (SIREN; NA when none), ``nom_epci``, ``population`` (Int64,
+        inhabitants). A fresh copy: callers may modify it.
+    """
+    return _national().copy()
+
+
+def passage_codes() -> pd.DataFrame:
+    """Older or subordinate commune codes → current COG 2026 code.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``code_ancien``, ``code_actuel``, ``source`` (ancien-code, commune-deleguee,
+        commune-associee, arrondissement-municipal), ``ambigu`` (the old code leads to more
+        than one current commune), ``code_actuel_aussi`` (the old code is also current).
+    """
+    return _passage().copy()
+
+
+def current_codes() -> frozenset[str]:
+    """The set of current COG 2026 commune codes."""
+    return _current_codes()
+
+
+@functools.cache
+def _current_codes() -> frozenset[str]:
+    return frozenset(_national()["code_insee"])
+
+
+@functools.cache
+def current_index() -> pd.Index:
+    """Current COG 2026 commune codes as a (unique) pandas Index, for fast look-ups."""
+    return pd.Index(_national()["code_insee"].to_numpy(dtype=object))
+
+
+def is_current_code(codes: pd.Series) -> pd.Series:
+    """True where a (normalised) code is a current COG 2026 commune code. Vectorised."""
+    found = current_index().get_indexer(pd.Index(codes.fillna("").to_numpy(dtype=object))) >= 0
+    return pd.Series(found, index=codes.index)
+
+
+# --- Cours d'appel -----------------------------------------------------------------------
+COURTS_FILE = COMMUNES_DATA_DIR / "cours_appel.csv"
+#: Label for a département code absent from the table (not expected for current COG codes).
+UNKNOWN_COURT = "inconnue"
+
+
+@lru_cache(maxsize=1)
+def courts_table() -> pd.DataFrame:
+    """The département → cour d'appel table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``code_dep`` (str), ``cour_appel`` (str, the seat of the court), ``note``
+        (str, may be empty); 101 rows.
+    """
+    df = pd.read_csv(COURTS_FILE, comment="#", dtype=str, keep_default_na=False)
+    return df
+
+
+def court_of(code_dep: str) -> str:
+    """Cour d'appel of a département.
+
+    Parameters
+    ----------
+    code_dep
+        Département code ("01" … "95", "2A", "2B", "971" … "976", or a fictional "Z…").
+
+    Returns
+    -------
+    str
+        Seat of the cour d'appel ("Riom", "Bastia", …), :data:`FICTIONAL_COURT` for a
+        fictional code, :data:`UNKNOWN_COURT` when absent from the table.
+    """
+    return _mapping().get(code_dep, FICTIONAL_COURT if is_fictional_code(code_dep)
+                          else UNKNOWN_COURT)
+
+
+def courts_for(codes_dep: Iterable[str]) -> list[str]:
+    """:func:`court_of` for each code, in order."""
+    return [court_of(str(c)) for c in codes_dep]
+
+
+@lru_cache(maxsize=1)
+def _mapping() -> dict[str, str]:
+    t = courts_table()
+    return dict(zip(t["code_dep"], t["cour_appel"], strict=True))
+
+
+# --- Code harmonisation ------------------------------------------------------------------
 
 #: Remapped rows listed in a warning before "… and N more".
 MAX_LISTED_REMAPS = 30
@@ -71,6 +220,17 @@ def normalise_dep_codes(codes: pd.Series) -> pd.Series:
     s = codes.astype("str").str.strip().str.upper().str.replace(r"\.0+$", "", regex=True)
     s = s.where(~s.str.fullmatch(r"\d"), "0" + s)
     return s.where(codes.notna() & (s != ""))
+
+
+def normalise_dept(code: object) -> str:
+    """One département code as the runs write it: ``1`` → ``01``, ``2a`` → ``2A``, ``za`` → ``ZA``.
+
+    The scalar form of :func:`normalise_dep_codes` (the same rule).
+    """
+    c = str(code).strip().upper()
+    if c.endswith(".0") and c[:-2].isdigit():
+        c = c[:-2]
+    return c.zfill(2) if c.isdigit() and len(c) < 2 else c
 
 
 def dep_of_code(codes: pd.Series) -> pd.Series:

@@ -45,7 +45,7 @@ from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
 from scipy.spatial import Delaunay
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
 
-from coverage.io.atomic import write_text_atomic
+from coverage.files import write_text_atomic
 from coverage.settings import CRS_INPUT_OUTPUT, CRS_METRO, DEMO_DIR
 
 log = logging.getLogger(__name__)

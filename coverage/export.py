@@ -89,8 +89,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from coverage.cog import normalise_dept
 from coverage.errors import CoverageError, OutputError
-from coverage.io.atomic import atomic_path, write_text_atomic
+from coverage.files import atomic_path, write_text_atomic
 from coverage.schemas import (
     OUTPUT_CONTRACT_VERSION,
     OUTPUT_CONTRACTS,
@@ -363,13 +364,6 @@ def available_departements(run: RunOutputs) -> list[str]:
     if acces is not None and "code_dep" in acces.columns:
         codes.update(acces["code_dep"].dropna().astype(str))
     return sorted(codes)
-
-
-def normalise_dept(code: str) -> str:
-    """A département code as the runs write it: ``1`` → ``01``, ``2a`` → ``2A``, ``za`` →
-    ``ZA``."""
-    c = str(code).strip().upper()
-    return c.zfill(2) if c.isdigit() and len(c) < 2 else c
 
 
 def check_departement(run: RunOutputs, dept: str) -> str:

@@ -35,7 +35,7 @@ per-service bands use a 100 m raster (``SERVICE_CELL_M``): there can be hundreds
 Method (proxy engine): a ``proxy_cell_m`` grid (500 m) over each territory; each cell's
 minutes are the straight distance to the nearest service of the territory × the detour
 factor ÷ the proxy speed of the density class of the commune containing the cell
-(:func:`coverage.proxy.proxy_minutes`), contoured, then clipped to the territory (the union
+(:func:`coverage.routing.proxy.proxy_minutes`), contoured, then clipped to the territory (the union
 of its communes).
 
 Statistics are never computed from these polygons: they are for display and export. Their
@@ -65,10 +65,10 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from coverage.errors import CRSError, InputError, MissingColumnError, OutputError, Problem
+from coverage.files import atomic_path
 from coverage.geo import transformer
-from coverage.io.atomic import atomic_path
-from coverage.network import RoadNetwork
 from coverage.progress import progress
+from coverage.routing.network import RoadNetwork
 from coverage.settings import CRS_INPUT_OUTPUT, Settings, metric_crs_for
 
 logger = logging.getLogger(__name__)
@@ -242,7 +242,8 @@ def _fill_small_holes(field: np.ndarray, max_cells: float,
                       access_min_per_cell: float) -> np.ndarray:
     """Fill the unreached patches smaller than ``max_cells`` that do not touch the grid
     edge with the earliest minutes of the reached cells within ``r`` cells, plus ``r``
-    cells at the access speed (``access_min_per_cell`` minutes per cell; 0: flat fill)."""
+    cells at the access speed (``access_min_per_cell`` minutes per cell; 0: flat fill).
+    """
     unreached = ~np.isfinite(field)
     if max_cells <= 0 or not unreached.any():
         return field
@@ -279,7 +280,8 @@ def _field_from_samples(
 ) -> tuple[_Grid, np.ndarray]:
     """Minutes of the land: ``min(t(p) + d(p)/access speed)`` over the samples ``p`` within
     ``buffer_m`` of each cell centre (``d`` the distance, no access term when the speed is
-    None); +inf where there is none (masked by the contouring)."""
+    None); +inf where there is none (masked by the contouring).
+    """
     pad = buffer_m + 2 * cell_m
     grid = _Grid.around(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()),
                         cell_m, pad)
@@ -521,7 +523,7 @@ class _ProxyTerritory:
 def _proxy_territory(communes_m: gpd.GeoDataFrame, settings: Settings, cell_m: float,
                      crs: str) -> _ProxyTerritory:
     """Grid over the communes; each cell takes the density class of its commune."""
-    from coverage.proxy import proxy_minutes
+    from coverage.routing.proxy import proxy_minutes
 
     dens = pd.to_numeric(communes_m["densite"], errors="coerce").to_numpy(dtype=np.float64)
     known = np.array(sorted(settings.proxy_speed_kmh_by_density), dtype=np.float64)
@@ -585,7 +587,7 @@ def _proxy_band_geometries(terr: _ProxyTerritory, minutes: np.ndarray,
 
 def _territory_of(frame: gpd.GeoDataFrame, crs: str | None) -> np.ndarray:
     """Metric CRS of each row: ``crs`` when given, else from ``code_dep``, else location."""
-    from coverage.network import metric_crs_for_lonlat
+    from coverage.routing.network import metric_crs_for_lonlat
 
     if crs is not None:
         return np.full(len(frame), crs, dtype=object)

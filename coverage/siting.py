@@ -51,8 +51,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
+from coverage.routing.road import Engine
 from coverage.settings import NO_SERVICE, Settings, is_fictional_code
-from coverage.traveltime import Engine
 
 if TYPE_CHECKING:
     from coverage.results import RunOutputs
@@ -563,7 +563,7 @@ def best_new_sites(
         Existing services (``service_id, type_service, lon, lat``); used when ``access`` is
         None.
     engine
-        The run's engine (:func:`coverage.traveltime.make_engine`): ``road`` or ``proxy``.
+        The run's engine (:func:`coverage.routing.road.make_engine`): ``road`` or ``proxy``.
         The new sites are timed by it; ``access`` must come from an engine of that name.
     type_service
         Service type of the new sites (``mediation_familiale`` or ``espace_rencontre``).
@@ -661,7 +661,7 @@ def engine_of_run(run: RunOutputs, *, dept: str) -> Engine:
         A ``road`` run whose road file cannot be found (the message names it): new sites
         must be timed by the same engine as the existing services.
     """
-    from coverage.traveltime import make_engine
+    from coverage.routing.road import make_engine
 
     settings = run_settings(run)
     if run.engine == "road":
@@ -751,7 +751,7 @@ def sites_from_cli(args: argparse.Namespace) -> int:
         0 (errors are raised as :class:`CoverageError` for the CLI to print).
     """
     from coverage.export import check_departement
-    from coverage.io.atomic import atomic_path
+    from coverage.files import atomic_path
     from coverage.results import load_finished_run
 
     run = load_finished_run(getattr(args, "run", None))

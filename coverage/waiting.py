@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from coverage.io.atomic import atomic_path
+from coverage.files import atomic_path
 from coverage.io.waiting import EXTRA_COUNTS
 from coverage.schemas import (
     CODE_DEP,
@@ -207,7 +207,7 @@ def population_by_departement(communes: pd.DataFrame | None = None) -> pd.Series
     ----------
     communes
         Communes with ``code_dep`` and ``population`` (the communes of the run). None →
-        the embedded national COG 2026 table (``coverage.io.national``).
+        the embedded national COG 2026 table (``coverage.cog``).
 
     Returns
     -------
@@ -215,7 +215,7 @@ def population_by_departement(communes: pd.DataFrame | None = None) -> pd.Series
         Inhabitants (int64) indexed by ``code_dep`` (str).
     """
     if communes is None:
-        from coverage.io.national import national_communes
+        from coverage.cog import national_communes
 
         communes = national_communes()
     pop = pd.to_numeric(communes["population"], errors="coerce").fillna(0)
@@ -380,7 +380,8 @@ def _quadrants(pressure: pd.Series, white: pd.Series) -> pd.Series:
 
 def series_data(indicators: pd.DataFrame, code_dep: str, type_service: str) -> pd.DataFrame:
     """Time series of one département and type: ``annee, familles_en_attente,
-    familles_en_attente_pour_100k, delai_moyen_jours`` sorted by year."""
+    familles_en_attente_pour_100k, delai_moyen_jours`` sorted by year.
+    """
     sel = indicators[(indicators["code_dep"] == code_dep)
                      & (indicators["type_service"] == type_service)]
     return sel[["annee", "familles_en_attente", "familles_en_attente_pour_100k",
@@ -633,7 +634,8 @@ def waiting_charts_png(
 def indicators_for_run(waiting: pd.DataFrame, communes: gpd.GeoDataFrame | pd.DataFrame
                        ) -> pd.DataFrame:
     """``listes_attente_departements`` of a run: populations from the run's communes, and
-    from the national table for départements of the returns outside the run."""
+    from the national table for départements of the returns outside the run.
+    """
     pop = population_by_departement(communes)
     missing = set(waiting["code_dep"].astype(str)) - set(pop.index)
     if missing:

@@ -16,7 +16,7 @@ Definitions (the output contract documents them too):
   population.
 - Levels: ``departements`` (``code_dep``), ``regions`` (``code_reg``), ``epci``
   (``code_epci``, ``nom_epci``; communes outside any EPCI get INSEE's ``ZZZZZZZZZ``),
-  ``cours_appel`` (``cour_appel``, see :mod:`coverage.courts`), ``densite`` and ``france``
+  ``cours_appel`` (``cour_appel``, see :mod:`coverage.cog`), ``densite`` and ``france``
   (one total row per type × threshold, ``territoire`` = ``FR``, or ``FICTIF`` for the
   fictional demo territory; the total covers the communes of the run only).
 """
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from coverage.courts import courts_for
+from coverage.cog import courts_for
 from coverage.errors import CoverageError
 from coverage.schemas import (
     ACCES_COMMUNES,

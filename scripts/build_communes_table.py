@@ -34,7 +34,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coverage.io.atomic import atomic_path
+from coverage.files import atomic_path
 
 PACKAGE = "@etalab/decoupage-administratif@6.0.0"
 OUT_DIR = Path(__file__).resolve().parents[1] / "data" / "communes"

@@ -387,7 +387,7 @@ def test_fictional_label_names_the_demo_only_for_the_demo(tmp_path: Path) -> Non
 
 def test_cli_passes_the_geojson_flag_and_refuses_it_without_isochrones(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import coverage.batch as batch
+    from coverage import batch
     from coverage.cli import main
 
     out = tmp_path / "demo"

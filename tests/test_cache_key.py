@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from coverage import batch, traveltime, whitezones
+from coverage import batch, whitezones
 from coverage.errors import CoverageError
+from coverage.routing import road as traveltime
 
 
 def test_key_covers_the_engines_stages_and_contracts() -> None:
     names = {m.__name__ for m in batch.keyed_modules()}
-    assert {"coverage.whitezones", "coverage.traveltime", "coverage.proxy",
-            "coverage.network", "coverage.schemas", "coverage.geo"} <= names
+    assert {"coverage.whitezones", "coverage.routing.road", "coverage.routing.proxy",
+            "coverage.routing.network", "coverage.schemas", "coverage.geo"} <= names
 
 
 def test_renaming_a_keyed_module_changes_the_key(tmp_path: Path) -> None:

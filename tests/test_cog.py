@@ -7,9 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coverage.cog import dep_of_code, harmonise_codes, normalise_codes, normalise_dep_codes
+from coverage.cog import (
+    current_codes,
+    dep_of_code,
+    harmonise_codes,
+    national_communes,
+    normalise_codes,
+    normalise_dep_codes,
+    passage_codes,
+)
 from coverage.errors import UnknownCodeError
-from coverage.io.national import current_codes, national_communes, passage_codes
 
 
 def test_national_tables() -> None:

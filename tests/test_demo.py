@@ -104,7 +104,7 @@ def test_write_demo_to_another_folder(tmp_path: Path) -> None:
 
 
 def test_demo_ferry_joins_the_road_graph(tmp_path: Path) -> None:
-    from coverage.network import load_network
+    from coverage.routing.network import load_network
 
     net = load_network(demo_paths().roads, cache_dir=tmp_path)
     assert net.report.details["ferry_arcs"] >= 2  # both directions of the crossing

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from coverage.errors import CoverageError
-from coverage.network import load_network
-from coverage.proxy import ProxyEngine
+from coverage.routing.network import load_network
+from coverage.routing.proxy import ProxyEngine
+from coverage.routing.road import NEAREST_COLUMNS, RoadEngine, make_engine
 from coverage.settings import Settings
-from coverage.traveltime import NEAREST_COLUMNS, RoadEngine, make_engine
 
 FIXTURE = "osm_small_network.osm"
 

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from coverage.io import sources
-from coverage.io.fetch import (
+from coverage.io.official import sources
+from coverage.io.official.fetch import (
     ChecksumError,
     FetchError,
     FetchOptions,

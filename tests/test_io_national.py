@@ -74,7 +74,7 @@ def test_build_tables_from_a_tiny_package(tmp_path: Path) -> None:
 
 
 def test_embedded_tables_match_the_documented_counts() -> None:
-    from coverage.io.national import national_communes, passage_codes
+    from coverage.cog import national_communes, passage_codes
 
     assert len(national_communes()) == 34_969
     assert len(passage_codes()) == 4_871

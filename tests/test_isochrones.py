@@ -18,10 +18,10 @@ from scipy.sparse.csgraph import dijkstra
 
 from coverage import isochrones as iso
 from coverage.errors import CRSError, InputError, MissingColumnError
-from coverage.network import RoadNetwork, load_network, network_from_arcs
-from coverage.proxy import ProxyEngine
+from coverage.routing.network import RoadNetwork, load_network, network_from_arcs
+from coverage.routing.proxy import ProxyEngine
+from coverage.routing.road import RoadEngine
 from coverage.settings import Settings
-from coverage.traveltime import RoadEngine
 
 L93 = "EPSG:2154"
 TO_WGS84 = Transformer.from_crs(L93, "EPSG:4326", always_xy=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from coverage.errors import InputError, UnsupportedFormatError
-from coverage.network import (
+from coverage.routing.network import (
     EARTH_RADIUS_M,
     KMH_PER_MPH,
     RoadNetwork,

@@ -33,8 +33,8 @@ from test_fetch import (
 
 from coverage.cli import main
 from coverage.errors import InputError
-from coverage.io.fetch import FetchError, FetchOptions, cache_path, fetch
-from coverage.io.prepare import (
+from coverage.io.official.fetch import FetchError, FetchOptions, cache_path, fetch
+from coverage.io.official.prepare import (
     COMMUNES_COLUMNS,
     DENSITE7_TO_4,
     buffer_m,
@@ -235,7 +235,7 @@ def test_populations_older_than_the_cog_give_way_to_the_embedded_table(
     assert "older than the populations in force with COG 2026" in \
         manifest["communes"]["population_source"]
     communes = gpd.read_file(paths["communes"], layer="communes")
-    from coverage.io.national import national_communes
+    from coverage.cog import national_communes
 
     ref = national_communes().set_index("code_insee")["population"]
     assert (communes["population"].to_numpy()
@@ -324,7 +324,7 @@ def test_prepare_communes_on_real_france_matches_the_massif_central_reference(
 
 @pytest.mark.shared
 def test_clip_real_extract_keeps_the_road_graph(shared_data: Path, tmp_path: Path) -> None:
-    from coverage.network import load_network
+    from coverage.routing.network import load_network
 
     src = shared_data / "osm" / "andorra-2013.osm.pbf"
     whole = tmp_path / "whole.osm.pbf"
@@ -367,7 +367,7 @@ def test_density_grid_2025_layout_uses_dens7_not_dens_aav(tmp_path: Path) -> Non
 
 @pytest.mark.shared
 def test_neighbour_departements_of_cantal_on_real_contours(shared_data: Path) -> None:
-    from coverage.io.prepare import neighbour_departements
+    from coverage.io.official.prepare import neighbour_departements
 
     found = neighbour_departements(shared_data / "communes" / "communes_cog2026.parquet",
                                    ["15"])

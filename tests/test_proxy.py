@@ -10,7 +10,7 @@ import pytest
 from pyproj import Transformer
 
 from coverage.errors import InputError, MissingColumnError
-from coverage.proxy import ProxyEngine, proxy_minutes
+from coverage.routing.proxy import ProxyEngine, proxy_minutes
 from coverage.settings import Settings
 
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from pyproj import Transformer
 
 from coverage.errors import CoverageError, InputError, MissingColumnError
-from coverage.proxy import ProxyEngine
+from coverage.routing.proxy import ProxyEngine
 from coverage.siting import (
     COVERED_COLUMNS,
     SITES_COLUMNS,
@@ -43,7 +43,7 @@ def demo() -> dict[str, Any]:
     """Demo inputs (FICTIONAL territory « Brumeval »), its road engine, and access rows."""
     from coverage.demo import demo_paths
     from coverage.io.inputs import load_inputs
-    from coverage.traveltime import RoadEngine, make_engine
+    from coverage.routing.road import RoadEngine, make_engine
 
     paths = demo_paths()
     inputs = load_inputs()

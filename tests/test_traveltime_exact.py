@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coverage.network import RoadNetwork, network_from_arcs
+from coverage.routing.network import RoadNetwork, network_from_arcs
+from coverage.routing.road import RoadEngine
 from coverage.settings import Settings
-from coverage.traveltime import RoadEngine
 
 LON0, LAT0 = 2.35, 46.5  # centre of France, Lambert-93
 
@@ -353,7 +353,7 @@ def test_bounded_search_on_the_reachable_disc_equals_the_whole_graph(
 
     monkeypatch.setattr(RoadEngine, "_disc_graph", spy)
     # the discs here hold up to a quarter of the nodes: allow them (a speed choice only)
-    monkeypatch.setattr("coverage.traveltime.DISC_MAX_SHARE", 0.5)
+    monkeypatch.setattr("coverage.routing.road.DISC_MAX_SHARE", 0.5)
     services = _places(net, rng.choice(net.n_nodes, size=6, replace=False), seed, "s")
     for direction in ("to_service", "from_service"):
         _ids, sparse = engine.node_minutes_per_source_sparse(services, 3.0,

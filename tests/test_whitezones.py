@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coverage.courts import court_of
+from coverage.cog import court_of
 from coverage.errors import CoverageError
 from coverage.schemas import OUTPUT_CONTRACTS
 from coverage.settings import NO_SERVICE
@@ -295,7 +295,7 @@ def test_demo_road_white_zones_brute_force(demo_run) -> None:
     cells = check_against_brute(acc, inputs.communes, list(result.manifest["thresholds_min"]))
     assert cells > 1000
     # partitions by département give the same minutes as one engine call on everything
-    from coverage.traveltime import make_engine
+    from coverage.routing.road import make_engine
 
     engine = make_engine("road", inputs.roads, cache_dir=result.out_dir / ".cache" / "network")
     near = engine.nearest(inputs.communes, inputs.services, service_types=(MF, ER))

@@ -29,8 +29,8 @@ from coverage.settings import NO_SERVICE, Settings, metric_crs_for
 
 if TYPE_CHECKING:
     from coverage.results import RunOutputs
+    from coverage.routing.road import Engine
     from coverage.siting import SitingResult
-    from coverage.traveltime import Engine
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ MAX_SITES = 5
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _road_engine(roads: str, crs: str, settings_json: str) -> Engine:
     """Road engine of a road file with the run's settings (built once, shared read-only)."""
-    from coverage.traveltime import make_engine
+    from coverage.routing.road import make_engine
 
     raw = json.loads(settings_json)
     settings = replace(Settings(), snap_max_m=raw["snap_max_m"],
@@ -55,7 +55,7 @@ def _road_engine(roads: str, crs: str, settings_json: str) -> Engine:
 
 def run_engine(run: RunOutputs, dept: str) -> tuple[Engine, str]:
     """The engine of the run (road when its road file is readable, else proxy) and a note."""
-    from coverage.proxy import ProxyEngine
+    from coverage.routing.proxy import ProxyEngine
     from coverage.siting import run_roads_path, run_settings
 
     settings = run_settings(run)

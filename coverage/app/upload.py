@@ -89,7 +89,7 @@ def _roads_path(run: RunOutputs) -> Path | None:
 @st.cache_resource(show_spinner=False, max_entries=2)
 def road_engine(roads: str, crs: str) -> Any:
     """The road engine of a road file (graph built once per process, shared read-only)."""
-    from coverage.traveltime import make_engine
+    from coverage.routing.road import make_engine
 
     return make_engine("road", Path(roads), Settings(), crs)
 
@@ -114,7 +114,7 @@ def engine_for(run: RunOutputs, dept: str, settings: Settings) -> tuple[Any, str
             note = ("proxy : le fichier routier du run n'est plus disponible ; temps "
                     "estimés à vol d'oiseau")
     if engine is None:
-        from coverage.proxy import ProxyEngine
+        from coverage.routing.proxy import ProxyEngine
 
         engine = ProxyEngine(settings)
         note = note or "proxy : distance à vol d'oiseau × détour ÷ vitesse (comme le run)"

@@ -186,7 +186,8 @@ def _map_page(
 def shown_services(services: gpd.GeoDataFrame, access: pd.DataFrame, dept: str
                    ) -> gpd.GeoDataFrame:
     """Services drawn on a département's map: those located in it, plus those that are the
-    nearest service of one of its communes (across the border)."""
+    nearest service of one of its communes (across the border).
+    """
     nearest = set(access["service_id"].dropna().astype(str)) if "service_id" in access \
         else set()
     keep = services["service_id"].astype(str).isin(nearest)

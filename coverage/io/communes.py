@@ -27,23 +27,26 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from coverage.cog import dep_of_code, harmonise_codes, normalise_codes, normalise_dep_codes
+from coverage._validate import ProblemList, duplicate_rows, require_columns
+from coverage.cog import (
+    dep_of_code,
+    harmonise_codes,
+    national_communes,
+    normalise_codes,
+    normalise_dep_codes,
+)
 from coverage.errors import (
     DuplicateIdError,
     InputError,
     MissingColumnError,
     Problem,
 )
-from coverage.io.national import national_communes
 from coverage.io.tables import (
     Loaded,
-    ProblemList,
-    duplicate_rows,
     gpkg_layers,
     is_blank,
     read_table,
     rename_aliases,
-    require_columns,
     to_bool,
     to_number,
 )

@@ -367,7 +367,7 @@ def _validate_roads(path: Path, settings: Settings) -> Section:
         sec.errors += [str(p) for p in exc.problems]
         return sec
     try:
-        from coverage.network import load_network
+        from coverage.routing.network import load_network
     except ImportError:
         sec.notes.append("road network builder not available: extension and size checked")
         return sec

@@ -21,20 +21,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage.cog import harmonise_codes, normalise_codes
+from coverage._validate import ProblemList, duplicate_rows, require_columns
+from coverage.cog import harmonise_codes, national_communes, normalise_codes
 from coverage.errors import OutOfTerritoryError, UnknownCodeError
-from coverage.io.national import national_communes
-from coverage.io.tables import (
-    Loaded,
-    ProblemList,
-    duplicate_rows,
-    gpkg_layers,
-    is_blank,
-    read_table,
-    rename_aliases,
-    require_columns,
-    to_number,
-)
+from coverage.io.tables import Loaded, gpkg_layers, is_blank, read_table, rename_aliases, to_number
 from coverage.settings import CRS_INPUT_OUTPUT, METRO_BBOX, Settings, is_fictional_code
 
 log = logging.getLogger(__name__)

@@ -59,13 +59,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from coverage._validate import empty_remapped
 from coverage.errors import (
     DuplicateIdError,
     InputError,
     MissingColumnError,
     Problem,
 )
-from coverage.io.tables import Loaded, empty_remapped, read_table
+from coverage.io.tables import Loaded, read_table
 from coverage.schemas import WAITING, Contract, Field
 from coverage.settings import Settings, is_fictional_code
 
@@ -228,7 +229,8 @@ _DEP_RE = re.compile(r"^(\d{1,3}|2[AB]|Z[A-Z0-9]+)(?:\.0+)?(?:(?:\s*[-–—:]\s
 
 def normalise_dep(value: object) -> str | None:
     """Département code of a cell: ``1``/``1.0`` → ``01``, ``2a`` → ``2A``, ``15 - Cantal`` →
-    ``15``; None when the cell does not look like a code."""
+    ``15``; None when the cell does not look like a code.
+    """
     s = str(value).strip()
     m = _DEP_RE.match(s.upper()) if s else None
     if m is None:
@@ -263,7 +265,8 @@ _DATE_YEAR = re.compile(r"^(?:(\d{4})-\d{1,2}-\d{1,2}(?:[T ].*)?|\d{1,2}/\d{1,2}
 
 def _parse_year(value: object) -> float | None:
     """A year from a cell: ``2023``, ``2023.0``, or the year of a date (``2023-12-31``,
-    ``31/12/2023``); None when empty, NaN when not a year."""
+    ``31/12/2023``); None when empty, NaN when not a year.
+    """
     m = _DATE_YEAR.match(_text(value))
     if m:
         return float(m.group(1) or m.group(2))
@@ -277,7 +280,7 @@ def _text(value: object) -> str:
 
 
 def _valid_departements(communes: pd.DataFrame | None) -> set[str]:
-    from coverage.io.national import national_communes
+    from coverage.cog import national_communes
 
     codes = set(national_communes()["code_dep"].dropna().astype(str))
     if communes is not None and "code_dep" in communes.columns:

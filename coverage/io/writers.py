@@ -1,6 +1,6 @@
 """Writers of the run outputs: contract tables (CSV + Parquet + Table Schema) and GeoParquet.
 
-Every write goes through :mod:`coverage.io.atomic` (temporary file, then rename), so a run
+Every write goes through :mod:`coverage.files` (temporary file, then rename), so a run
 killed mid-write leaves the previous file or none, never half a file.
 
 CSV files are UTF-8 without BOM, ``,``-separated, ``.``-decimal, missing values written as
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.errors import CRSError, OutputError
-from coverage.io.atomic import atomic_path, write_text_atomic
+from coverage.files import atomic_path, write_text_atomic
 from coverage.schemas import Contract, table_schema
 from coverage.settings import CRS_INPUT_OUTPUT
 

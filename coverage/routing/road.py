@@ -1,9 +1,10 @@
 """Travel times: snap places to the network, nearest service per type, bounded matrix.
 
 :class:`Engine` is the one interface that the batch, the isochrones, the exports and the app
-use, whichever engine ran. :class:`RoadEngine` routes on a :class:`~coverage.network.RoadNetwork`
-with ``scipy.sparse.csgraph.dijkstra``; :class:`coverage.proxy.ProxyEngine` is the labelled
-straight-line proxy; :func:`make_engine` picks one.
+use, whichever engine ran. :class:`RoadEngine` routes on a
+:class:`~coverage.routing.network.RoadNetwork` with ``scipy.sparse.csgraph.dijkstra``;
+:class:`coverage.routing.proxy.ProxyEngine` is the labelled straight-line proxy;
+:func:`make_engine` picks one.
 
 Method of :class:`RoadEngine` (all times in minutes, distances in metres inside, km out):
 
@@ -49,7 +50,7 @@ from scipy.spatial import cKDTree
 
 from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
 from coverage.geo import project_lonlat
-from coverage.network import RoadNetwork, load_network
+from coverage.routing.network import RoadNetwork, load_network
 from coverage.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class RoadEngine:
     Parameters
     ----------
     network
-        The road network (see :func:`coverage.network.load_network`).
+        The road network (see :func:`coverage.routing.network.load_network`).
     settings
         ``snap_max_m`` (metres) and ``access_speed_kmh`` (km/h) are used here.
     """
@@ -245,7 +246,6 @@ class RoadEngine:
             Node index, distance (metres, network CRS), connector minutes (NaN off the
             network) and the off-network flag (distance > ``settings.snap_max_m``).
         """
-
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
         if lon.shape[0] == 0:
@@ -527,7 +527,8 @@ class RoadEngine:
         ``centre`` of half-side ``radius_m`` (a superset of the disc: sorted global indices,
         the arcs between them); None when it holds more than ``DISC_MAX_SHARE``. ``local``
         is a scratch array of -1 per node (the caller's own: no state shared between
-        threads), restored before returning."""
+        threads), restored before returning.
+        """
         n = self.network.n_nodes
         x0, y0, side, ncx, ncy, order, starts = self._buckets()
         px, py = float(self.network.x[centre]), float(self.network.y[centre])
@@ -738,7 +739,8 @@ class RoadEngine:
     def _passes(self, snaps: list[Snap], targets: np.ndarray
                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """One multi-source pass per snap set (one augmented graph for all), in forked
-        processes when worthwhile."""
+        processes when worthwhile.
+        """
         if not snaps:
             return []
         aug, bases = self._augmented(snaps, "to_service")
@@ -859,7 +861,7 @@ def make_engine(engine: str | None, roads: Path | str | None, settings: Settings
     Returns
     -------
     Engine
-        A :class:`RoadEngine` or a :class:`coverage.proxy.ProxyEngine`.
+        A :class:`RoadEngine` or a :class:`coverage.routing.proxy.ProxyEngine`.
 
     Raises
     ------
@@ -869,7 +871,7 @@ def make_engine(engine: str | None, roads: Path | str | None, settings: Settings
     if engine is None:
         engine = "road" if roads is not None else "proxy"
     if engine == "proxy":
-        from coverage.proxy import ProxyEngine
+        from coverage.routing.proxy import ProxyEngine
 
         return ProxyEngine(settings)
     if engine == "road":

@@ -27,8 +27,8 @@ from scipy.spatial import cKDTree
 
 from coverage.errors import InputError, Problem
 from coverage.geo import lonlat_to_xy
+from coverage.routing.road import _lonlat, empty_nearest, require_columns
 from coverage.settings import Settings, metric_crs_for
-from coverage.traveltime import _lonlat, empty_nearest, require_columns
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def proxy_minutes(distance_m: np.ndarray | float, densite: np.ndarray | int,
 
 def _territory_crs(frame: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Metric CRS of each row: from ``code_dep`` when present, else from its location."""
-    from coverage.network import metric_crs_for_lonlat
+    from coverage.routing.network import metric_crs_for_lonlat
 
     out = np.empty(len(frame), dtype=object)
     deps = frame["code_dep"] if "code_dep" in frame.columns else pd.Series([None] * len(frame))

@@ -1,6 +1,7 @@
 """Download the official open data of a département into a cache (``zones-blanches fetch``).
 
-What is downloaded is listed in :mod:`coverage.io.sources` (the one table of official URLs).
+What is downloaded is listed in :mod:`coverage.io.official.sources` (the one table of
+official URLs).
 Files land in ``<data-dir>/cache/<official host>/<official path>``, whatever mirror served
 them, and ``<data-dir>/cache/index.json`` records for each one its URL, the URL actually
 used, size (bytes), SHA-256 and download date (UTC).
@@ -45,10 +46,9 @@ from tqdm import tqdm
 
 from coverage import __version__
 from coverage.errors import FetchError
-from coverage.io import sources
-from coverage.io.atomic import write_text_atomic
-from coverage.io.hashing import sha256_file
-from coverage.io.sources import SourceFile
+from coverage.files import sha256_file, write_text_atomic
+from coverage.io.official import sources
+from coverage.io.official.sources import SourceFile
 
 log = logging.getLogger(__name__)
 
@@ -446,7 +446,7 @@ def fetch(depts: Iterable[str], data_dir: str | Path, *, year: int = sources.DEF
         Also fetch the OSM extract of each département.
     neighbours
         Also fetch the OSM extracts of the neighbouring départements (those within the road
-        buffer of :func:`coverage.io.prepare.buffer_m`), so that ``prepare`` can clip the
+        buffer of :func:`coverage.io.official.prepare.buffer_m`), so that ``prepare`` can clip the
         département plus its buffer.
     options
         Download options (timeouts, retries, mirror…).
@@ -469,7 +469,7 @@ def fetch(depts: Iterable[str], data_dir: str | Path, *, year: int = sources.DEF
             records.append(fetch_file(source, data_dir, options=options, sleep=sleep))
             done.add(source.url)
         if osm and neighbours:
-            from coverage.io.prepare import neighbour_departements
+            from coverage.io.official.prepare import neighbour_departements
 
             contours = next(r for r in records if r.key == "contours")
             wanted = [sources.normalise_dept(d) for d in depts]

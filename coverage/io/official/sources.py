@@ -30,7 +30,7 @@ Sources
 ``densite4``
     INSEE grid at 4 levels (zip of XLSX, up to the 2022 edition). From 2023 INSEE publishes
     the 7-level grid only; ``prepare`` then derives the 4 levels from the 7 (INSEE's
-    documented nesting, see :data:`coverage.io.prepare.DENSITE7_TO_4`).
+    documented nesting, see :data:`coverage.io.official.prepare.DENSITE7_TO_4`).
 ``population``
     INSEE « populations légales » (zip with ``donnees_communes.csv``).
 ``osm``

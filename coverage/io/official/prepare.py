@@ -59,7 +59,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from coverage.errors import FetchError, InputError, MissingColumnError, Problem
-from coverage.io.atomic import atomic_path, write_text_atomic
+from coverage.files import atomic_path, write_text_atomic
 from coverage.settings import (
     COMMUNES_DATA_DIR,
     CRS_INPUT_OUTPUT,
@@ -481,9 +481,9 @@ def _embedded_passage() -> pd.DataFrame:
 
 
 def _embedded_communes() -> pd.DataFrame:
-    """The embedded COG 2026 table (coverage.io.national, or its CSV directly)."""
+    """The embedded COG 2026 table (coverage.cog, or its CSV directly)."""
     try:
-        from coverage.io.national import national_communes
+        from coverage.cog import national_communes
 
         return national_communes()
     except ImportError:
@@ -759,7 +759,7 @@ _PATTERNS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 def find_inputs(data_dir: str | Path) -> dict[str, list[Path]]:
     """Files of each source key in ``<data-dir>/cache``: from the index, else by name."""
-    from coverage.io.fetch import cache_dir, read_index
+    from coverage.io.official.fetch import cache_dir, read_index
 
     cache = cache_dir(data_dir)
     found: dict[str, list[Path]] = {k: [] for k in _PATTERNS}
@@ -781,8 +781,9 @@ def find_inputs(data_dir: str | Path) -> dict[str, list[Path]]:
 def _osm_for(found: Sequence[Path], depts: Sequence[str]) -> list[Path]:
     """The extracts among ``found`` that cover ``depts`` (département files of
     download.openstreetmap.fr or Geofabrik régions, by name), else every file found (extracts
-    put by hand under other names)."""
-    from coverage.io.sources import osm_file
+    put by hand under other names).
+    """
+    from coverage.io.official.sources import osm_file
 
     names = {Path(u).name for d in depts
              for u in (osm_file(d).url, *osm_file(d).fallbacks)}
@@ -818,8 +819,8 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
     InputError
         A file is not in the expected official format.
     """
-    from coverage.io.fetch import read_index, sha256_file
-    from coverage.io.sources import DEPARTEMENTS, osm_file
+    from coverage.io.official.fetch import read_index, sha256_file
+    from coverage.io.official.sources import DEPARTEMENTS, osm_file
 
     found = find_inputs(data_dir)
     if not found["contours"]:
@@ -839,7 +840,7 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
     contours = read_contours(contours_path)
     grid = read_density_grid(grid_path)
     population = None
-    population_note = "embedded COG 2026 table (coverage.io.national)"
+    population_note = "embedded COG 2026 table (coverage.cog)"
     if found["population"]:
         pop_path = _newest(found["population"])
         pop_year, cog_year = _year(pop_path, index), _year(contours_path, index)
@@ -944,7 +945,7 @@ def _newest(paths: Sequence[Path]) -> Path:
 
 def prepare_from_cli(args: argparse.Namespace) -> int:
     """``zones-blanches prepare``: prepare, print the files written. Returns the exit code."""
-    from coverage.io.sources import normalise_dept
+    from coverage.io.official.sources import normalise_dept
 
     depts = [normalise_dept(d) for d in args.dept]
     results = prepare(depts, args.data_dir)

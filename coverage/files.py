@@ -1,11 +1,9 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename.
-
-A run killed mid-write leaves the old file (or none), never half a file.
-"""
+"""Files: atomic writes (temp file, then rename) and the one SHA-256 file digest."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -52,3 +50,16 @@ def write_bytes_atomic(target: str | Path, data: bytes) -> None:
 def write_text_atomic(target: str | Path, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``target`` atomically."""
     write_bytes_atomic(target, text.encode(encoding))
+
+
+
+_BLOCK_BYTES = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_BLOCK_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()

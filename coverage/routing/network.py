@@ -50,8 +50,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from coverage.errors import InputError, NetworkError, Problem, UnsupportedFormatError
+from coverage.files import atomic_path
 from coverage.geo import project_lonlat
-from coverage.io.atomic import atomic_path
 from coverage.settings import (
     CRS_DROM,
     CRS_METRO,
@@ -161,7 +161,8 @@ class RoadNetwork:
     @functools.cached_property
     def ferry_only_nodes(self) -> np.ndarray:
         """Boolean per node: every arc at the node is a ferry arc (a node of a crossing,
-        on the water); piers joined to a road are not."""
+        on the water); piers joined to a road are not.
+        """
         if not self.ferry.any():
             return np.zeros(self.n_nodes, dtype=bool)
         tails, heads = self.arcs()

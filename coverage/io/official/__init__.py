@@ -1,0 +1,1 @@
+"""Official open data: the source table, the download cache, fetch and prepare."""

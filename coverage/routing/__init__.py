@@ -1,0 +1,1 @@
+"""Travel-time engines: the road graph, the straight-line proxy, and the engine contract."""
