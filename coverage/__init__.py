@@ -6,7 +6,6 @@ that the package found on ``sys.path`` is this one.
 
 from __future__ import annotations
 
-__project__ = "zones-blanches"
-__version__ = "0.1.0"
+from coverage._version import __project__, __version__
 
 __all__ = ["__project__", "__version__"]

@@ -70,7 +70,8 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
-from coverage import __version__, geo, schemas, whitezones
+from coverage import geo, schemas, whitezones
+from coverage._version import __version__
 from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
 from coverage.files import sha256_file, write_text_atomic

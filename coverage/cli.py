@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from coverage import __project__, __version__
+from coverage._version import __project__, __version__
 from coverage.errors import CoverageError, InputError
 from coverage.settings import Settings, settings_with_overrides
 

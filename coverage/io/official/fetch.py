@@ -44,7 +44,7 @@ from urllib.parse import unquote, urlsplit
 
 from tqdm import tqdm
 
-from coverage import __version__
+from coverage._version import __version__
 from coverage.errors import FetchError
 from coverage.files import sha256_file, write_text_atomic
 from coverage.io.official import sources
