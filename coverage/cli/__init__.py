@@ -1,5 +1,9 @@
 """``zones-blanches`` command line: read arguments, call the library, print the result.
 
+The parser and the error handling live here; each subcommand's reading of its arguments and
+printing of its result lives in a module of this package (``run``, ``export``, ``sites``,
+``official``), loaded lazily for start-up speed. Only this package prints or knows argparse.
+
 Every subcommand is a thin wrapper. Errors raised on purpose (:class:`CoverageError`) are
 printed as plain lines and the command exits non-zero with no traceback; ``--debug`` shows
 the traceback of unexpected errors.
@@ -180,19 +184,19 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from coverage.batch import run_from_cli
+    from coverage.cli.run import run_from_cli
 
     return run_from_cli(args)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from coverage.export import export_from_cli
+    from coverage.cli.export import export_from_cli
 
     return export_from_cli(args)
 
 
 def _cmd_sites(args: argparse.Namespace) -> int:
-    from coverage.siting import sites_from_cli
+    from coverage.cli.sites import sites_from_cli
 
     return sites_from_cli(args)
 
@@ -204,13 +208,13 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from coverage.io.official.fetch import fetch_from_cli
+    from coverage.cli.official import fetch_from_cli
 
     return fetch_from_cli(args)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from coverage.io.official.prepare import prepare_from_cli
+    from coverage.cli.official import prepare_from_cli
 
     return prepare_from_cli(args)
 
