@@ -89,9 +89,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage.cog import normalise_dept
 from coverage.errors import CoverageError, OutputError
 from coverage.files import atomic_path, write_text_atomic
+from coverage.results import check_departement, run_thresholds, source_line, sources
 from coverage.schemas import (
     OUTPUT_CONTRACT_VERSION,
     OUTPUT_CONTRACTS,
@@ -355,42 +355,6 @@ def secret_cells(
 
 
 # --- Département tables ------------------------------------------------------------------
-def available_departements(run: RunOutputs) -> list[str]:
-    """Département codes present in a run (its communes), sorted."""
-    codes: set[str] = set()
-    if "code_dep" in run.communes.columns:
-        codes.update(run.communes["code_dep"].dropna().astype(str))
-    acces = run.tables.get("acces_communes")
-    if acces is not None and "code_dep" in acces.columns:
-        codes.update(acces["code_dep"].dropna().astype(str))
-    return sorted(codes)
-
-
-def check_departement(run: RunOutputs, dept: str) -> str:
-    """Return ``dept`` as a str when the run has it, else raise :class:`CoverageError`.
-
-    The message lists the départements available in the run.
-    """
-    dept = normalise_dept(dept)
-    available = available_departements(run)
-    if dept not in available:
-        where = getattr(run, "run_dir", "the run")
-        msg = (f"département {dept!r} is not in the run {where}; départements available: "
-               f"{', '.join(available) if available else '(none)'}")
-        raise CoverageError(msg)
-    return dept
-
-
-def run_thresholds(run: RunOutputs, settings: Settings = Settings()) -> list[float]:
-    """Thresholds of a run, minutes: the manifest's, else the coverage table's, else settings."""
-    thresholds = [float(t) for t in run.manifest.get("thresholds_min", [])]
-    if not thresholds:
-        cov = run.tables.get("couverture_departements")
-        if cov is not None and len(cov):
-            thresholds = [float(t) for t in cov["seuil_minutes"].dropna().unique()]
-    if not thresholds:
-        thresholds = [float(t) for t in settings.thresholds_min]
-    return sorted(set(thresholds))
 
 
 def run_types(run: RunOutputs, settings: Settings = Settings()) -> list[str]:
@@ -590,82 +554,6 @@ def _strings(obj: Any) -> Iterable[str]:
     elif isinstance(obj, list | tuple):
         for v in obj:
             yield from _strings(v)
-
-
-#: Words of a communes file name that tell its polygons come from IGN Admin Express (the
-#: reference territories of ../shared/data are cut from it) or from Etalab's contours.
-_IGN_HINTS = ("admin", "ign", "cog2018", "communes_cog", "massif_central", "six_departements")
-_ETALAB_HINTS = ("etalab", "contours")
-
-
-def sources(run: RunOutputs) -> list[tuple[str, str]]:
-    """Data sources of a run with their licence, as (source, licence) pairs.
-
-    Worked out from the run's input files (manifest ``inputs``: the communes file name
-    tells IGN Admin Express from Etalab contours, otherwise the file is named), its engine
-    (OpenStreetMap for ``road``) and the services' ``source`` column.
-    """
-    if run.fictif:
-        label = run.manifest.get("fictional_label") or FICTIONAL_TITLE
-        out = [(f"Territoire, réseau routier, services et listes d'attente fictifs générés par "
-                f"zones-blanches (coverage.demo) : {label}", "aucune donnée réelle")]
-        return out
-    inputs = run.manifest.get("inputs") or {}
-
-    def path_of(key: str) -> str:
-        value = inputs.get(key) if isinstance(inputs, Mapping) else None
-        if isinstance(value, Mapping):
-            value = value.get("path")
-        return str(value or "")
-
-    out = []
-    communes = path_of("communes")
-    low = communes.lower()
-    if any(k in low for k in _IGN_HINTS):
-        out.append(("IGN – Admin Express (contours des communes)", "Licence Ouverte"))
-    elif any(k in low for k in _ETALAB_HINTS):
-        out.append(("Etalab – contours administratifs des communes", "Licence Ouverte"))
-    elif communes:
-        out.append((f"Contours des communes : {Path(communes).name}", "selon la source"))
-    out.append(("Etalab – découpage administratif (COG, EPCI, populations)",
-                "Licence Ouverte (données), MIT (code)"))
-    out.append(("INSEE – grille communale de densité, populations légales", "Licence Ouverte"))
-    if run.engine == "road":
-        roads = path_of("roads")
-        extra = f" : {Path(roads).name}" if roads else ""
-        out.append((f"© les contributeurs d'OpenStreetMap (réseau routier{extra})", "ODbL"))
-    services = path_of("services")
-    srcs: list[str] = []
-    if "source" in run.services.columns:
-        srcs = sorted(set(run.services["source"].dropna().astype(str)) - {""})
-    if services or srcs:
-        shown = ", ".join(srcs[:3]) + (f" (+{len(srcs) - 3})" if len(srcs) > 3 else "")
-        label = Path(services).name if services else ""
-        text = " — ".join(t for t in (label, shown) if t)
-        out.append((f"Services : {text}", "selon la source"))
-    waiting = path_of("waiting")
-    if waiting:
-        out.append((f"Listes d'attente : {Path(waiting).name}", "selon la source"))
-    return out
-
-
-def source_line(run: RunOutputs) -> str:
-    """One-line attribution for maps: « Source : … », with the engine named."""
-    if run.fictif:
-        src = "territoire fictif généré par zones-blanches (aucune donnée réelle)"
-    else:
-        names = []
-        for name, _lic in sources(run):
-            if name.startswith("© les contributeurs d'OpenStreetMap"):
-                names.append("© les contributeurs d'OpenStreetMap (ODbL)")
-            elif name.startswith("Services : "):
-                # the file, not the URLs of every service (they are in the method sheet)
-                names.append(name.split(" — ")[0])
-            elif not name.startswith("Listes d'attente"):
-                names.append(name.split(" (")[0])
-        src = " / ".join(names)
-    engine = run.engine or "?"
-    return f"Source : {src}. Temps d'accès : moteur {engine}."
 
 
 # --- CSV ---------------------------------------------------------------------------------

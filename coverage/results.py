@@ -17,14 +17,18 @@ The manifest is written last: a folder without it is not a (finished) run.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
+from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
+from coverage.labels import FICTIONAL_TITLE
+from coverage.settings import REPO_ROOT, Settings
 
 MANIFEST = "manifest.json"
 TABLES_DIR = "tables"
@@ -165,12 +169,13 @@ class RunOutputs:
                    services=services)
 
 
-#: Run folder that ``zones-blanches run`` writes for the embedded demo.
-DEFAULT_RUN_DIR = Path("sorties") / "demo"
+#: Run folder of the embedded demo, the same whatever the working directory: ``zones-blanches
+#: run`` (demo inputs), ``export``, ``sites`` and the app all use it.
+DEMO_RUN_DIR = REPO_ROOT / "sorties" / "demo"
 
 
 def load_finished_run(run_dir: str | Path | None) -> RunOutputs:
-    """The finished run in ``run_dir`` (default: the demo's ``sorties/demo``), for commands.
+    """Return the finished run in ``run_dir`` (default: the demo's run, :data:`DEMO_RUN_DIR`).
 
     Raises
     ------
@@ -178,9 +183,166 @@ def load_finished_run(run_dir: str | Path | None) -> RunOutputs:
         When the folder holds no finished run (no manifest): the message says to run
         ``zones-blanches run`` first.
     """
-    folder = Path(run_dir) if run_dir else DEFAULT_RUN_DIR
+    folder = Path(run_dir) if run_dir else DEMO_RUN_DIR
     if not (folder / MANIFEST).exists():
-        msg = (f"no finished run in {folder} (no {MANIFEST}): run `zones-blanches run` "
-               f"first{'' if run_dir else ' (it writes sorties/demo)'}")
+        hint = "" if run_dir else f" (il écrit la démo dans {folder})"
+        msg = (f"aucun calcul terminé dans {folder} (pas de {MANIFEST}) : lancez d'abord "
+               f"`zones-blanches run`{hint}")
         raise CoverageError(msg)
     return RunOutputs.load(folder)
+
+
+def available_departements(run: RunOutputs) -> list[str]:
+    """Département codes present in a run (its communes), sorted."""
+    codes: set[str] = set()
+    if "code_dep" in run.communes.columns:
+        codes.update(run.communes["code_dep"].dropna().astype(str))
+    acces = run.tables.get("acces_communes")
+    if acces is not None and "code_dep" in acces.columns:
+        codes.update(acces["code_dep"].dropna().astype(str))
+    return sorted(codes)
+
+
+def check_departement(run: RunOutputs, dept: str) -> str:
+    """Return ``dept`` as a str when the run has it, else raise :class:`CoverageError`.
+
+    The message lists the départements available in the run.
+    """
+    dept = normalise_dept(dept)
+    available = available_departements(run)
+    if dept not in available:
+        where = getattr(run, "run_dir", "the run")
+        msg = (f"département {dept!r} is not in the run {where}; départements available: "
+               f"{', '.join(available) if available else '(none)'}")
+        raise CoverageError(msg)
+    return dept
+
+
+def run_thresholds(run: RunOutputs, settings: Settings = Settings()) -> list[float]:
+    """Thresholds of a run, minutes: the manifest's, else the coverage table's, else settings."""
+    thresholds = [float(t) for t in run.manifest.get("thresholds_min", [])]
+    if not thresholds:
+        cov = run.tables.get("couverture_departements")
+        if cov is not None and len(cov):
+            thresholds = [float(t) for t in cov["seuil_minutes"].dropna().unique()]
+    if not thresholds:
+        thresholds = [float(t) for t in settings.thresholds_min]
+    return sorted(set(thresholds))
+
+
+#: Words of a communes file name that tell its polygons come from IGN Admin Express (the
+#: reference territories of ../shared/data are cut from it) or from Etalab's contours.
+_IGN_HINTS = ("admin", "ign", "cog2018", "communes_cog", "massif_central", "six_departements")
+
+
+_ETALAB_HINTS = ("etalab", "contours")
+
+
+def sources(run: RunOutputs) -> list[tuple[str, str]]:
+    """Data sources of a run with their licence, as (source, licence) pairs.
+
+    Worked out from the run's input files (manifest ``inputs``: the communes file name
+    tells IGN Admin Express from Etalab contours, otherwise the file is named), its engine
+    (OpenStreetMap for ``road``) and the services' ``source`` column.
+    """
+    if run.fictif:
+        label = run.manifest.get("fictional_label") or FICTIONAL_TITLE
+        out = [(f"Territoire, réseau routier, services et listes d'attente fictifs générés par "
+                f"zones-blanches (coverage.demo) : {label}", "aucune donnée réelle")]
+        return out
+    inputs = run.manifest.get("inputs") or {}
+
+    def path_of(key: str) -> str:
+        value = inputs.get(key) if isinstance(inputs, Mapping) else None
+        if isinstance(value, Mapping):
+            value = value.get("path")
+        return str(value or "")
+
+    out = []
+    communes = path_of("communes")
+    low = communes.lower()
+    if any(k in low for k in _IGN_HINTS):
+        out.append(("IGN – Admin Express (contours des communes)", "Licence Ouverte"))
+    elif any(k in low for k in _ETALAB_HINTS):
+        out.append(("Etalab – contours administratifs des communes", "Licence Ouverte"))
+    elif communes:
+        out.append((f"Contours des communes : {Path(communes).name}", "selon la source"))
+    out.append(("Etalab – découpage administratif (COG, EPCI, populations)",
+                "Licence Ouverte (données), MIT (code)"))
+    out.append(("INSEE – grille communale de densité, populations légales", "Licence Ouverte"))
+    if run.engine == "road":
+        roads = path_of("roads")
+        extra = f" : {Path(roads).name}" if roads else ""
+        out.append((f"© les contributeurs d'OpenStreetMap (réseau routier{extra})", "ODbL"))
+    services = path_of("services")
+    srcs: list[str] = []
+    if "source" in run.services.columns:
+        srcs = sorted(set(run.services["source"].dropna().astype(str)) - {""})
+    if services or srcs:
+        shown = ", ".join(srcs[:3]) + (f" (+{len(srcs) - 3})" if len(srcs) > 3 else "")
+        label = Path(services).name if services else ""
+        text = " — ".join(t for t in (label, shown) if t)
+        out.append((f"Services : {text}", "selon la source"))
+    waiting = path_of("waiting")
+    if waiting:
+        out.append((f"Listes d'attente : {Path(waiting).name}", "selon la source"))
+    return out
+
+
+def source_line(run: RunOutputs) -> str:
+    """One-line attribution for maps: « Source : … », with the engine named."""
+    if run.fictif:
+        src = "territoire fictif généré par zones-blanches (aucune donnée réelle)"
+    else:
+        names = []
+        for name, _lic in sources(run):
+            if name.startswith("© les contributeurs d'OpenStreetMap"):
+                names.append("© les contributeurs d'OpenStreetMap (ODbL)")
+            elif name.startswith("Services : "):
+                # the file, not the URLs of every service (they are in the method sheet)
+                names.append(name.split(" — ")[0])
+            elif not name.startswith("Listes d'attente"):
+                names.append(name.split(" (")[0])
+        src = " / ".join(names)
+    engine = run.engine or "?"
+    return f"Source : {src}. Temps d'accès : moteur {engine}."
+
+
+def run_settings(run: RunOutputs) -> Settings:
+    """Settings of a run from its manifest: snapping, access speed, proxy detour and speeds.
+
+    Parameters missing from the manifest keep their defaults.
+    """
+    raw = run.manifest.get("parameters") or {}
+    kwargs: dict[str, Any] = {}
+    if isinstance(raw, dict):
+        for name in ("snap_max_m", "access_speed_kmh", "proxy_detour_factor"):
+            if isinstance(raw.get(name), (int, float)):
+                kwargs[name] = float(raw[name])
+        speeds = raw.get("proxy_speed_kmh_by_density")
+        if isinstance(speeds, dict) and speeds:
+            kwargs["proxy_speed_kmh_by_density"] = {int(k): float(v) for k, v in speeds.items()}
+    return replace(Settings(), **kwargs)
+
+
+def run_roads_path(run: RunOutputs) -> Path | None:
+    """The run's road file (manifest ``inputs.roads.path`` or the engine's ``reseau``), if found.
+
+    A relative path is looked up from the working folder, the repository and the run folder.
+    """
+    names: list[Any] = []
+    inputs = run.manifest.get("inputs") or {}
+    if isinstance(inputs, dict):
+        roads = inputs.get("roads")
+        names.append(roads.get("path") if isinstance(roads, dict) else roads)
+    engine = run.manifest.get("engine") or {}
+    if isinstance(engine, dict) and isinstance(engine.get("parameters"), dict):
+        names.append(engine["parameters"].get("reseau"))
+    for name in names:
+        if not name:
+            continue
+        p = Path(str(name))
+        for q in (p, REPO_ROOT / p, run.run_dir / p):
+            if q.is_file():
+                return q.resolve()
+    return None

@@ -42,7 +42,7 @@ import argparse
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
+from coverage.results import run_roads_path, run_settings
 from coverage.routing.road import Engine
 from coverage.settings import NO_SERVICE, Settings, is_fictional_code
 
@@ -610,48 +611,6 @@ def best_new_sites(
 # --- from a run folder (CLI, app) -------------------------------------------------------
 
 
-def run_settings(run: RunOutputs) -> Settings:
-    """Settings of a run from its manifest: snapping, access speed, proxy detour and speeds.
-
-    Parameters missing from the manifest keep their defaults.
-    """
-    raw = run.manifest.get("parameters") or {}
-    kwargs: dict[str, Any] = {}
-    if isinstance(raw, dict):
-        for name in ("snap_max_m", "access_speed_kmh", "proxy_detour_factor"):
-            if isinstance(raw.get(name), (int, float)):
-                kwargs[name] = float(raw[name])
-        speeds = raw.get("proxy_speed_kmh_by_density")
-        if isinstance(speeds, dict) and speeds:
-            kwargs["proxy_speed_kmh_by_density"] = {int(k): float(v) for k, v in speeds.items()}
-    return replace(Settings(), **kwargs)
-
-
-def run_roads_path(run: RunOutputs) -> Path | None:
-    """The run's road file (manifest ``inputs.roads.path`` or the engine's ``reseau``), if found.
-
-    A relative path is looked up from the working folder, the repository and the run folder.
-    """
-    from coverage.settings import REPO_ROOT
-
-    names: list[Any] = []
-    inputs = run.manifest.get("inputs") or {}
-    if isinstance(inputs, dict):
-        roads = inputs.get("roads")
-        names.append(roads.get("path") if isinstance(roads, dict) else roads)
-    engine = run.manifest.get("engine") or {}
-    if isinstance(engine, dict) and isinstance(engine.get("parameters"), dict):
-        names.append(engine["parameters"].get("reseau"))
-    for name in names:
-        if not name:
-            continue
-        p = Path(str(name))
-        for q in (p, REPO_ROOT / p, run.run_dir / p):
-            if q.is_file():
-                return q.resolve()
-    return None
-
-
 def engine_of_run(run: RunOutputs, *, dept: str) -> Engine:
     """The engine that made a run, rebuilt with the run's settings.
 
@@ -750,9 +709,8 @@ def sites_from_cli(args: argparse.Namespace) -> int:
     int
         0 (errors are raised as :class:`CoverageError` for the CLI to print).
     """
-    from coverage.export import check_departement
     from coverage.files import atomic_path
-    from coverage.results import load_finished_run
+    from coverage.results import check_departement, load_finished_run
 
     run = load_finished_run(getattr(args, "run", None))
     dept = check_departement(run, args.dept)

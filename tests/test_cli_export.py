@@ -116,7 +116,7 @@ def test_bad_format_and_missing_run(demo_run: Path, tmp_path: Path,
     assert code == EXIT_ERROR and "unknown export format 'pdf'" in err
     assert not (tmp_path / "x").exists()
     code, _, err = _export(capsys, "--dept", "ZA", "--run", str(tmp_path / "nowhere"))
-    assert code == EXIT_ERROR and "run `zones-blanches run` first" in err
+    assert code == EXIT_ERROR and "lancez d'abord `zones-blanches run`" in err
     monkeypatch.chdir(tmp_path)  # no sorties/demo here: the default run folder is absent
     code, _, err = _export(capsys, "--dept", "ZA")
     assert code == EXIT_ERROR and "sorties/demo" in err and "zones-blanches run" in err

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from shapely.geometry import Point, box
 
-from coverage import export
+from coverage import export, results
+from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
 from coverage.export import (
     FICTIONAL_TITLE,
@@ -230,8 +231,8 @@ def test_unwritable_folder_is_a_clear_error(run: RunOutputs, tmp_path: Path) -> 
 
 
 def test_departement_code_is_normalised(run: RunOutputs) -> None:
-    assert export.check_departement(run, " za ") == "ZA"
-    assert export.normalise_dept("1") == "01" and export.normalise_dept("2a") == "2A"
+    assert results.check_departement(run, " za ") == "ZA"
+    assert normalise_dept("1") == "01" and normalise_dept("2a") == "2A"
 
 
 # --- tables ------------------------------------------------------------------------------
@@ -474,13 +475,13 @@ def test_png_for_one_type_and_bad_choice(run: RunOutputs, tmp_path: Path) -> Non
 
 
 def test_source_line_names_engine_and_sources(run: RunOutputs) -> None:
-    assert "moteur proxy" in export.source_line(run)
-    assert "fictif" in export.source_line(run)
+    assert "moteur proxy" in results.source_line(run)
+    assert "fictif" in results.source_line(run)
     real = RunOutputs(run_dir=run.run_dir, manifest={
         "engine": {"name": "road"}, "fictif": False,
         "inputs": {"communes": {"path": "../shared/data/communes/communes_cog2026.parquet"}}},
         tables=run.tables, communes=run.communes, services=run.services)
-    line = export.source_line(real)
+    line = results.source_line(real)
     assert "IGN – Admin Express" in line and "OpenStreetMap (ODbL)" in line
     assert "moteur road" in line
 

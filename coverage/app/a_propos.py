@@ -31,7 +31,7 @@ st.markdown(
 """
 )
 try:
-    from coverage.export import sources
+    from coverage.results import sources
 
     rows = sources(run)
 except Exception as exc:  # the page must still show the rest

@@ -56,7 +56,7 @@ def _road_engine(roads: str, crs: str, settings_json: str) -> Engine:
 def run_engine(run: RunOutputs, dept: str) -> tuple[Engine, str]:
     """The engine of the run (road when its road file is readable, else proxy) and a note."""
     from coverage.routing.proxy import ProxyEngine
-    from coverage.siting import run_roads_path, run_settings
+    from coverage.results import run_roads_path, run_settings
 
     settings = run_settings(run)
     if run.engine == "road":
@@ -146,7 +146,7 @@ def sites_map(result: SitingResult, geoms: gpd.GeoDataFrame, access: pd.DataFram
 
 def _sources(run: RunOutputs) -> str:
     """Short, escaped source line of the run for the map legend."""
-    from coverage.export import source_line
+    from coverage.results import source_line
 
     text = source_line(run)
     if len(text) > views.SOURCE_MAX_CHARS:

@@ -169,7 +169,7 @@ def _map_page(
         if iso is not None and len(iso) and len(geoms):
             # Bands of a run cover every département: keep those over this one's communes.
             iso = gpd.clip(iso.to_crs(geoms.crs), geoms.geometry.union_all())
-    from coverage.export import source_line
+    from coverage.results import source_line
 
     source = source_line(run)
     if len(source) > SOURCE_MAX_CHARS:
