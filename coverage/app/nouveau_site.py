@@ -55,8 +55,8 @@ def _road_engine(roads: str, crs: str, settings_json: str) -> Engine:
 
 def run_engine(run: RunOutputs, dept: str) -> tuple[Engine, str]:
     """The engine of the run (road when its road file is readable, else proxy) and a note."""
-    from coverage.routing.proxy import ProxyEngine
     from coverage.results import run_roads_path, run_settings
+    from coverage.routing.proxy import ProxyEngine
 
     settings = run_settings(run)
     if run.engine == "road":
