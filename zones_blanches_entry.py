@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+__all__ = ["COLLISION_MESSAGE", "PROJECT", "check_coverage_is_ours", "main"]
+
 PROJECT = "zones-blanches"
 
 COLLISION_MESSAGE = (
@@ -36,7 +38,18 @@ def check_coverage_is_ours() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Check the import name, then run the CLI."""
+    """Check the import name, then run the CLI.
+
+    Parameters
+    ----------
+    argv
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code: 3 when ``coverage`` is not this project, else the CLI's.
+    """
     problem = check_coverage_is_ours()
     if problem is not None:
         sys.stderr.write(problem)

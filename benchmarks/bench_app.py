@@ -39,7 +39,7 @@ TARGET_CACHED_S = 3.0
 
 
 def _make_run(out: Path) -> tuple[str, str]:
-    from coverage.batch import run
+    from coverage.batch import RunOptions, run_batch
     from coverage.io.inputs import load_inputs
 
     communes = SHARED / "communes" / "communes_cog2026.parquet"
@@ -49,9 +49,10 @@ def _make_run(out: Path) -> tuple[str, str]:
             densite=SHARED / "communes" / "grille_densite_4niv_cog2026.csv",
             services=SHARED / "services" / "services_sites_publics_partiels.csv",
         )
-        run(inputs, depts=[DEPT], out_dir=out, workers=1, isochrones=False)
+        run_batch(inputs, out_dir=out,
+                  options=RunOptions(depts=[DEPT], workers=1, isochrones=False))
         return DEPT, "Seine-Maritime (76), real outlines, partial real sites, proxy"
-    run(load_inputs(), out_dir=out, workers=1, isochrones=False)
+    run_batch(load_inputs(), out_dir=out, options=RunOptions(workers=1, isochrones=False))
     return "ZB", "FICTIONAL demo (../shared/data absent)"
 
 

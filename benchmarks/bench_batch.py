@@ -104,7 +104,7 @@ def _peer_sjoin_nearest(communes: gpd.GeoDataFrame, sites: gpd.GeoDataFrame) -> 
 
 def bench_national(workdir: Path) -> list[Row]:
     """National proxy run on ../shared/data; returns (label, seconds, target) rows."""
-    from coverage.batch import run
+    from coverage.batch import RunOptions, run_batch
     from coverage.io.communes import load_communes
     from coverage.io.inputs import Inputs
     from coverage.routing.proxy import ProxyEngine
@@ -123,8 +123,9 @@ def bench_national(workdir: Path) -> list[Row]:
     out = workdir / "national"
     print(f"  {len(communes):,} communes, {len(sites)} SYNTHETIC sites "
           f"({', '.join(f'{n} {t}' for t, n in N_SITES.items())}), thresholds 20/30/45 min")
+    proxy = RunOptions(engine="proxy", isochrones=False)
     with _Clock() as c_run:
-        res = run(inputs, out_dir=out, engine="proxy", isochrones=False)
+        res = run_batch(inputs, out_dir=out, options=proxy)
     print(f"  run stages (s): { {k: round(v, 2) for k, v in res.timings.items()} }")
     rows.append(("load communes + density grid (loader)", c_load.wall, c_load.cpu, None))
     rows.append((f"run, proxy, {len(res.computed)} partitions, no isochrones", c_run.wall,
@@ -132,19 +133,19 @@ def bench_national(workdir: Path) -> list[Row]:
     rows.append(("national proxy end to end (load + run)", c_load.wall + c_run.wall,
                  c_load.cpu + c_run.cpu, TARGET_NATIONAL_S))
     with _Clock() as c_rerun:
-        res2 = run(inputs, out_dir=out, engine="proxy", isochrones=False)
+        res2 = run_batch(inputs, out_dir=out, options=proxy)
     assert res2.reused and not res2.computed
     rows.append(("national rerun, nothing changed (run only)", c_rerun.wall, c_rerun.cpu,
                  TARGET_RERUN_S))
     with _Clock() as c_proc:
-        run(inputs, out_dir=workdir / "national_2proc", engine="proxy", isochrones=False,
-            workers=2)
+        run_batch(inputs, out_dir=workdir / "national_2proc",
+                  options=RunOptions(engine="proxy", isochrones=False, workers=2))
     rows.append(("same run with 2 worker processes (workers=2)", c_proc.wall, c_proc.cpu,
                  None))
     if os.environ.get("ZB_BENCH_NATIONAL_ISOCHRONES") == "1":
         with _Clock() as c_iso:
-            run(inputs, out_dir=workdir / "national_iso", engine="proxy", isochrones=True,
-                use_cache=False)
+            run_batch(inputs, out_dir=workdir / "national_iso",
+                      options=RunOptions(engine="proxy", use_cache=False))
         rows.append(("national proxy run WITH isochrones (run only)", c_iso.wall, c_iso.cpu,
                      None))
     white = res.tables["couverture_france"]
@@ -172,21 +173,21 @@ def bench_demo(workdir: Path) -> list[Row]:
     """Demo (FICTIONAL) road run end to end, rerun, and the networkx peer."""
     import networkx as nx
 
-    from coverage.batch import run
+    from coverage.batch import run_batch
     from coverage.io.inputs import load_inputs
-    from coverage.routing.road import make_engine
+    from coverage.routing import make_engine
 
     rows: list[Row] = []
     out = workdir / "demo"
     with _Clock() as c_run:
         inputs = load_inputs()
-        res = run(inputs, out_dir=out)  # network built from the OSM file (fresh cache)
+        res = run_batch(inputs, out_dir=out)  # network built from the OSM file (fresh cache)
     print(f"  demo run stages (s): { {k: round(v, 2) for k, v in res.timings.items()} }")
     rows.append(("demo (FICTIONAL) road run end to end, isochrones", c_run.wall, c_run.cpu,
                  TARGET_DEMO_S))
     with _Clock() as c_rerun:
         inputs = load_inputs()
-        res2 = run(inputs, out_dir=out)
+        res2 = run_batch(inputs, out_dir=out)
     assert res2.reused
     rows.append(("demo rerun, nothing changed (load + run)", c_rerun.wall, c_rerun.cpu,
                  TARGET_RERUN_S))

@@ -1,24 +1,46 @@
-"""Shared validation helpers: required columns, row-level problem lists, duplicate keys.
+"""Shared validation helpers: required columns, the CRS policy, problem lists, duplicate keys.
 
 The lowest layer of the input checks: every loader and stage that needs "these columns must
-be there" or "collect the bad rows, then raise one error naming each" uses these.
+be there", "this geographic file must declare its CRS" or "collect the bad rows, then raise
+one error naming each" uses these.
+
+The one missing-CRS policy
+    A geographic input without a coordinate reference system is an error
+    (:class:`~coverage.errors.MissingCRSError`) naming the file and the fix; a CRS is never
+    assumed silently. The only CRS implied is GeoJSON's: a GeoJSON without a ``crs`` member
+    is EPSG:4326 by RFC 7946, so its coordinates must then be degrees
+    (:func:`to_input_crs` with ``rfc7946=True``). Inputs are reprojected to EPSG:4326.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage.errors import DuplicateIdError, InputError, MissingColumnError, Problem
+from coverage.errors import (
+    DuplicateIdError,
+    InputError,
+    MissingColumnError,
+    MissingCRSError,
+    Problem,
+)
+from coverage.settings import CRS_INPUT_OUTPUT
+
+log = logging.getLogger(__name__)
 
 __all__ = [
+    "CRS_FIX",
     "MAX_LISTED_PROBLEMS",
     "ProblemList",
     "duplicate_rows",
     "empty_remapped",
     "require_columns",
+    "require_crs",
+    "to_input_crs",
 ]
 
 #: Most problems listed per (column, kind) before a "… and N more rows" line.
@@ -28,7 +50,7 @@ _EMPTY_REMAPPED_COLUMNS = ["row", "column", "code_ancien", "code_actuel"]
 
 
 def empty_remapped() -> pd.DataFrame:
-    """An empty ``remapped`` table (row, column, code_ancien, code_actuel)."""
+    """Return an empty ``remapped`` table (row, column, code_ancien, code_actuel)."""
     return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else "str")
                          for c in _EMPTY_REMAPPED_COLUMNS})
 
@@ -44,6 +66,83 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], *, file: str,
                     "columns: " + ", ".join(map(str, df.columns))[:300])
             for c in missing
         ])
+
+
+#: What to do about a geographic file without a CRS (said in every missing-CRS error).
+CRS_FIX = ("donnez un SCR au fichier (fichier .prj d'un shapefile, SCR d'une couche "
+           "GeoPackage, ou gdf.set_crs('EPSG:2154') puis enregistrez), ou pour un CSV "
+           "lon/lat donnez les colonnes lon et lat en degrés EPSG:4326")
+
+
+def require_crs(gdf: gpd.GeoDataFrame, *, file: str) -> None:
+    """Raise :class:`MissingCRSError` naming ``file`` and the fix when ``gdf`` has no CRS.
+
+    Parameters
+    ----------
+    gdf
+        A geographic table as read or built.
+    file
+        Name or path of the file (or table) it comes from, for the message.
+
+    Raises
+    ------
+    MissingCRSError
+        ``gdf.crs`` is None (one problem on column ``geometry``, found ``"no CRS"``).
+    """
+    if gdf.crs is None:
+        raise MissingCRSError(Problem(
+            file, None, "geometry",
+            f"a declared coordinate reference system (e.g. EPSG:2154 or EPSG:4326): {CRS_FIX}",
+            "no CRS"))
+
+
+def _check_degrees(gdf: gpd.GeoDataFrame, file: str) -> None:
+    """Raise when a GeoJSON taken as EPSG:4326 (RFC 7946) holds numbers that are not degrees."""
+    if gdf.geometry.isna().all():
+        return
+    minx, miny, maxx, maxy = gdf.total_bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise MissingCRSError(Problem(
+            file, None, "geometry",
+            "longitude/latitude degrees (a GeoJSON without a 'crs' member is EPSG:4326, "
+            "RFC 7946); declare the CRS of projected coordinates or reproject with to_crs()",
+            f"coordinates up to ({maxx:.0f}, {maxy:.0f})"))
+
+
+def to_input_crs(gdf: gpd.GeoDataFrame, *, file: str,
+                 rfc7946: bool = False) -> gpd.GeoDataFrame:
+    """Return ``gdf`` in EPSG:4326 (the CRS of inputs and outputs), under the one CRS policy.
+
+    Parameters
+    ----------
+    gdf
+        A geographic table as read.
+    file
+        Name or path of the file, for the messages.
+    rfc7946
+        The file is a GeoJSON: without a declared CRS it is EPSG:4326 (RFC 7946, not a
+        silent guess), and geographic coordinates must then be degrees.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The table reprojected to EPSG:4326 (the same table when it already is).
+
+    Raises
+    ------
+    MissingCRSError
+        No CRS (and not a GeoJSON), or a GeoJSON whose numbers are not degrees.
+    """
+    if rfc7946:
+        if gdf.crs is None:
+            gdf = gdf.set_crs(CRS_INPUT_OUTPUT)
+        if gdf.crs.is_geographic:
+            _check_degrees(gdf, file)
+    require_crs(gdf, file=file)
+    if gdf.crs.to_epsg() != 4326:
+        log.info("%s: reprojecting from %s to %s", file, gdf.crs.to_string(), CRS_INPUT_OUTPUT)
+        return gdf.to_crs(CRS_INPUT_OUTPUT)
+    return gdf.set_crs(CRS_INPUT_OUTPUT, allow_override=True)
 
 
 class ProblemList:

@@ -46,6 +46,31 @@ from coverage.errors import UnknownCodeError
 from coverage.labels import FICTIONAL_COURT
 from coverage.settings import COMMUNES_DATA_DIR, FICTIONAL_DEP_PREFIX, is_fictional_code
 
+__all__ = [
+    "ATTRIBUTION",
+    "COURTS_FILE",
+    "MAX_LISTED_REMAPS",
+    "NATIONAL_COMMUNES_FILE",
+    "PASSAGE_CODES_FILE",
+    "UNKNOWN_COURT",
+    "Harmonised",
+    "court_of",
+    "courts_for",
+    "courts_table",
+    "current_codes",
+    "current_index",
+    "dep_of_code",
+    "harmonise_codes",
+    "is_current_code",
+    "national_communes",
+    "normalise_codes",
+    "normalise_dep_codes",
+    "normalise_dept",
+    "passage_codes",
+    "valid_commune_codes",
+]
+
+
 log = logging.getLogger(__name__)
 
 # --- National commune tables ----------------------------------------------------------
@@ -75,7 +100,7 @@ def _passage() -> pd.DataFrame:
 
 
 def national_communes() -> pd.DataFrame:
-    """The current communes of France (COG 2026), without geometry.
+    """Return the current communes of France (COG 2026), without geometry.
 
     Returns
     -------
@@ -102,7 +127,7 @@ def passage_codes() -> pd.DataFrame:
 
 
 def current_codes() -> frozenset[str]:
-    """The set of current COG 2026 commune codes."""
+    """Return the set of current COG 2026 commune codes."""
     return _current_codes()
 
 
@@ -113,12 +138,13 @@ def _current_codes() -> frozenset[str]:
 
 @functools.cache
 def current_index() -> pd.Index:
-    """Current COG 2026 commune codes as a (unique) pandas Index, for fast look-ups."""
-    return pd.Index(_national()["code_insee"].to_numpy(dtype=object))
+    """Return the current COG 2026 commune codes as a (unique) pandas Index, for fast look-ups."""
+    index: pd.Index = pd.Index(_national()["code_insee"].to_numpy(dtype=object))
+    return index
 
 
 def is_current_code(codes: pd.Series) -> pd.Series:
-    """True where a (normalised) code is a current COG 2026 commune code. Vectorised."""
+    """Return True where a (normalised) code is a current COG 2026 commune code (vectorised)."""
     found = current_index().get_indexer(pd.Index(codes.fillna("").to_numpy(dtype=object))) >= 0
     return pd.Series(found, index=codes.index)
 
@@ -131,7 +157,7 @@ UNKNOWN_COURT = "inconnue"
 
 @lru_cache(maxsize=1)
 def courts_table() -> pd.DataFrame:
-    """The département → cour d'appel table.
+    """Return the département → cour d'appel table.
 
     Returns
     -------
@@ -213,6 +239,17 @@ def normalise_codes(codes: pd.Series) -> pd.Series:
     s = s.where(~s.str.fullmatch(r"\d{4}"), "0" + s)
     s = s.where(~s.str.fullmatch(r"2[AB]\d{2}"), s)  # 4-char Corsican codes are not padded
     return s.where(codes.notna() & (s != ""))
+
+
+def valid_commune_codes(codes: pd.Series) -> pd.Series:
+    """Return the commune codes of :func:`normalise_codes` that are well formed, else NA.
+
+    Well formed: 5 digits, or ``2A``/``2B`` and 3 digits (``1001`` → ``01001``,
+    ``15014.0`` → ``15014``; ``ZA001``, ``123`` or a name → NA). Whether the code exists
+    in the COG is not checked (:func:`harmonise_codes` does).
+    """
+    norm = normalise_codes(codes)
+    return norm.where(norm.str.fullmatch(_CODE_RE).fillna(False).astype(bool))
 
 
 def normalise_dep_codes(codes: pd.Series) -> pd.Series:

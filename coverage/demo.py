@@ -46,15 +46,24 @@ from scipy.spatial import Delaunay
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
 
 from coverage.files import write_text_atomic
+from coverage.labels import FICTIONAL_LABEL
 from coverage.settings import CRS_INPUT_OUTPUT, CRS_METRO, DEMO_DIR
+
+__all__ = [
+    "COMMUNES_FILE",
+    "DEFAULT_SEED",
+    "ROADS_FILE",
+    "SERVICES_FILE",
+    "WAITING_FILE",
+    "DemoPaths",
+    "demo_paths",
+    "generate_demo",
+    "write_demo",
+]
+
 
 log = logging.getLogger(__name__)
 
-#: Label used wherever the demo territory appears.
-FICTIONAL_LABEL = (
-    "Territoire FICTIF « Brumeval » (démonstration) : lieux, routes, services et listes "
-    "d'attente inventés, aucune donnée réelle."
-)
 DEFAULT_SEED = 2026
 
 COMMUNES_FILE = "communes_fictives.geojson"
@@ -93,7 +102,7 @@ class DemoPaths:
     roads: Path
 
     def all(self) -> list[Path]:
-        """The four paths."""
+        """Return the four paths."""
         return [self.communes, self.services, self.waiting, self.roads]
 
 
@@ -262,10 +271,28 @@ def _wiggly(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, step: float 
 
 def _road_network(rng: np.random.Generator, pts: np.ndarray, pop: np.ndarray, lake: Polygon,
                   to_wgs84: Transformer) -> str:
+    """Return the OSM XML of the demo's roads (the ways are written in a fixed order)."""
     w = _OsmWriter(to_wgs84)
+    _rural_roads(w, rng, pts, pop, lake)
+    _motorway(w, pts)
+    for k, (tx, ty, _, _) in enumerate(_TOWNS):
+        _town_streets(w, float(tx), float(ty), 3 if k < 2 else 2)
+    _ferry(w, pts, lake)
+    return w.xml()
+
+
+_Link = tuple[int, int]
+
+
+def _link_graph(pts: np.ndarray, lake: Polygon) -> tuple[list[_Link], set[_Link], set[_Link]]:
+    """Return the candidate links between villages, their spanning tree and the primary links.
+
+    Candidates are Delaunay edges shorter than 13 km that keep off the lake; primary links
+    are the shortest paths between the three towns.
+    """
     n = len(pts)
     tri = Delaunay(pts)
-    edges: set[tuple[int, int]] = set()
+    edges: set[_Link] = set()
     for simplex in tri.simplices:
         for i in range(3):
             u, v = sorted((int(simplex[i]), int(simplex[(i + 1) % 3])))
@@ -280,42 +307,53 @@ def _road_network(rng: np.random.Generator, pts: np.ndarray, pop: np.ndarray, la
     graph = coo_array((lengths, ([u for u, _ in kept], [v for _, v in kept])),
                       shape=(n, n)).tocsr()
     mst = minimum_spanning_tree(graph).tocoo()
-    mst_edges = {tuple(sorted((int(a), int(b)))) for a, b in zip(mst.row, mst.col, strict=True)}
-    # primary roads: shortest paths between the three towns
-    primary: set[tuple[int, int]] = set()
+    mst_edges = {(min(int(a), int(b)), max(int(a), int(b)))
+                 for a, b in zip(mst.row, mst.col, strict=True)}
+    primary: set[_Link] = set()
     _, pred = dijkstra(graph, directed=False, indices=list(range(len(_TOWNS))),
                        return_predecessors=True)
     for s in range(len(_TOWNS)):
         for t in range(len(_TOWNS)):
             node = t
             while node != s and pred[s, node] >= 0:
-                primary.add(tuple(sorted((int(node), int(pred[s, node])))))  # type: ignore[arg-type]
-                node = int(pred[s, node])
+                prev = int(pred[s, node])
+                primary.add((min(node, prev), max(node, prev)))
+                node = prev
+    return kept, mst_edges, primary
+
+
+def _link_tags(rng: np.random.Generator, primary: bool, small: int) -> dict[str, str]:
+    """Return the tags of a link by the smaller population it joins (draws once from rng)."""
+    if primary:
+        tags = {"highway": "primary"}
+        if rng.uniform() < 0.5:
+            tags["maxspeed"] = "80"
+        tags["ref"] = "D 1"
+        return tags
+    highway, chance, speed = (("secondary", 0.4, "FR:rural") if small >= 700 else
+                              ("tertiary", 0.25, "70") if small >= 250 else
+                              ("unclassified", 0.2, "50"))
+    tags = {"highway": highway}
+    if rng.uniform() < chance:
+        tags["maxspeed"] = speed
+    return tags
+
+
+def _rural_roads(w: _OsmWriter, rng: np.random.Generator, pts: np.ndarray, pop: np.ndarray,
+                 lake: Polygon) -> None:
+    """Write the roads between villages: a spanning tree, primary roads, some minor links."""
+    kept, mst_edges, primary = _link_graph(pts, lake)
     for u, v in kept:
         small = int(min(pop[u], pop[v]))
         is_mst = (u, v) in mst_edges
         if not is_mst and (u, v) not in primary and small < 150 and rng.uniform() < 0.35:
             continue  # drop some minor links; the spanning tree keeps everything connected
-        if (u, v) in primary:
-            tags = {"highway": "primary"}
-            if rng.uniform() < 0.5:
-                tags["maxspeed"] = "80"
-            tags["ref"] = "D 1"
-        elif small >= 700:
-            tags = {"highway": "secondary"}
-            if rng.uniform() < 0.4:
-                tags["maxspeed"] = "FR:rural"
-        elif small >= 250:
-            tags = {"highway": "tertiary"}
-            if rng.uniform() < 0.25:
-                tags["maxspeed"] = "70"
-        else:
-            tags = {"highway": "unclassified"}
-            if rng.uniform() < 0.2:
-                tags["maxspeed"] = "50"
+        tags = _link_tags(rng, (u, v) in primary, small)
         w.way(_wiggly(pts[u], pts[v], rng), tags)
 
-    # a motorway between the two prefectures: two one-way carriageways and links
+
+def _motorway(w: _OsmWriter, pts: np.ndarray) -> None:
+    """Write a motorway between the two prefectures: two one-way carriageways and links."""
     a, b = pts[0], pts[1]
     d = (b - a) / np.hypot(*(b - a))
     off = np.array([-d[1], d[0]]) * 20.0
@@ -336,48 +374,54 @@ def _road_network(rng: np.random.Generator, pts: np.ndarray, pop: np.ndarray, la
             w.way([on_ramp, town_pt], {"highway": "motorway_link", "oneway": "yes"})
             w.way([town_pt, off_ramp], {"highway": "motorway_link", "oneway": "yes"})
 
-    # town streets: a small grid, one-way streets, a contraflow one-way, a roundabout
-    for k, (tx, ty, _, _) in enumerate(_TOWNS):
-        size = 3 if k < 2 else 2
-        xs = tx + np.arange(-size, size + 1) * 220.0
-        ys = ty + np.arange(-size, size + 1) * 220.0
-        for j, y in enumerate(ys):
-            tags = {"highway": "residential"}
-            if j % 2 == 1:
-                tags["oneway"] = "yes"
-            if j == 0:
-                tags["maxspeed"] = "FR:zone30"
-            w.way([(float(x), float(y)) for x in xs], tags)
-        for i, x in enumerate(xs):
-            tags = {"highway": "residential", "maxspeed": "FR:urban"}
-            if i == 1:
-                tags["oneway"] = "-1"
-            if i == len(xs) - 1:
-                tags = {"highway": "living_street"}
-            w.way([(float(x), float(y)) for y in ys], tags)
-        # roundabout east of the centre, joined to the grid and the main node
-        cx, cy = xs[-1] + 400.0, ty
-        ring = [(cx + 60 * np.cos(t), cy + 60 * np.sin(t))
-                for t in np.linspace(0, 2 * np.pi, 9)[:-1]]
-        ring_pts = [(float(x), float(y)) for x, y in ring]
-        w.way([*ring_pts, ring_pts[0]],
-              {"highway": "primary", "junction": "roundabout", "maxspeed": "50"})
-        w.way([(float(xs[-1]), float(ty)), ring_pts[4]], {"highway": "tertiary"})
-        w.way([ring_pts[0], (float(cx + 900), float(cy + 300))],
-              {"highway": "tertiary", "maxspeed": "50;70"})
-        w.way([(float(cx + 900), float(cy + 300)), (float(tx), float(ty) + 2_000)],
-              {"highway": "unclassified"})
-        # ways a car network must drop
-        w.way([(float(xs[0]), float(ys[0])), (float(xs[0]) - 500, float(ys[0]) - 400)],
-              {"highway": "footway"})
-        w.way([(float(xs[0]), float(ys[-1])), (float(xs[0]) - 700, float(ys[-1]) + 300)],
-              {"highway": "cycleway"})
-        w.way([(float(xs[1]), float(ys[0])), (float(xs[1]), float(ys[0]) - 600)],
-              {"highway": "service", "access": "private"})
-        w.way([(float(xs[-1]), float(ys[-1])), (float(xs[-1]) + 300, float(ys[-1]) + 900)],
-              {"highway": "track", "tracktype": "grade3"})
-    # a ferry across the lake between two piers just off its west and east shores, each
-    # joined by a straight road to the nearest village it can reach without crossing water
+
+def _town_streets(w: _OsmWriter, tx: float, ty: float, size: int) -> None:
+    """Write a town's streets: a small grid, one-way streets, a contraflow, a roundabout."""
+    xs = tx + np.arange(-size, size + 1) * 220.0
+    ys = ty + np.arange(-size, size + 1) * 220.0
+    for j, y in enumerate(ys):
+        tags = {"highway": "residential"}
+        if j % 2 == 1:
+            tags["oneway"] = "yes"
+        if j == 0:
+            tags["maxspeed"] = "FR:zone30"
+        w.way([(float(x), float(y)) for x in xs], tags)
+    for i, x in enumerate(xs):
+        tags = {"highway": "residential", "maxspeed": "FR:urban"}
+        if i == 1:
+            tags["oneway"] = "-1"
+        if i == len(xs) - 1:
+            tags = {"highway": "living_street"}
+        w.way([(float(x), float(y)) for y in ys], tags)
+    # roundabout east of the centre, joined to the grid and the main node
+    cx, cy = xs[-1] + 400.0, ty
+    ring = [(cx + 60 * np.cos(t), cy + 60 * np.sin(t))
+            for t in np.linspace(0, 2 * np.pi, 9)[:-1]]
+    ring_pts = [(float(x), float(y)) for x, y in ring]
+    w.way([*ring_pts, ring_pts[0]],
+          {"highway": "primary", "junction": "roundabout", "maxspeed": "50"})
+    w.way([(float(xs[-1]), float(ty)), ring_pts[4]], {"highway": "tertiary"})
+    w.way([ring_pts[0], (float(cx + 900), float(cy + 300))],
+          {"highway": "tertiary", "maxspeed": "50;70"})
+    w.way([(float(cx + 900), float(cy + 300)), (float(tx), float(ty) + 2_000)],
+          {"highway": "unclassified"})
+    # ways a car network must drop
+    w.way([(float(xs[0]), float(ys[0])), (float(xs[0]) - 500, float(ys[0]) - 400)],
+          {"highway": "footway"})
+    w.way([(float(xs[0]), float(ys[-1])), (float(xs[0]) - 700, float(ys[-1]) + 300)],
+          {"highway": "cycleway"})
+    w.way([(float(xs[1]), float(ys[0])), (float(xs[1]), float(ys[0]) - 600)],
+          {"highway": "service", "access": "private"})
+    w.way([(float(xs[-1]), float(ys[-1])), (float(xs[-1]) + 300, float(ys[-1]) + 900)],
+          {"highway": "track", "tracktype": "grade3"})
+
+
+def _ferry(w: _OsmWriter, pts: np.ndarray, lake: Polygon) -> None:
+    """Write a ferry across the lake and a road from each pier to the nearest village.
+
+    The piers lie just off the lake's west and east shores; each road goes straight to the
+    nearest village it can reach without crossing water.
+    """
     lx, ly = _LAKE_CENTRE
     piers = []
     for side in (-1.0, 1.0):
@@ -398,7 +442,6 @@ def _road_network(rng: np.random.Generator, pts: np.ndarray, pop: np.ndarray, la
                         pier[1] + t * (village[1] - pier[1])) for t in steps],
                       {"highway": "unclassified"})
                 break
-    return w.xml()
 
 
 # --- Assembly ----------------------------------------------------------------------------

@@ -10,6 +10,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+__all__ = [
+    "CRSError",
+    "ChecksumError",
+    "CoverageError",
+    "DuplicateIdError",
+    "EmptyInputError",
+    "FetchError",
+    "FileTooLargeError",
+    "InputError",
+    "MissingCRSError",
+    "MissingColumnError",
+    "NetworkError",
+    "NotFoundError",
+    "OfflineError",
+    "OutOfTerritoryError",
+    "OutputError",
+    "Problem",
+    "UnknownCodeError",
+    "UnsupportedFormatError",
+]
+
+
 
 class CoverageError(Exception):
     """Base class of every error raised on purpose by zones-blanches."""
@@ -40,6 +62,7 @@ class Problem:
     found: str | None = None
 
     def __str__(self) -> str:
+        """Return the one-line message: file, row, column, what was expected and found."""
         where = self.file
         if self.row is not None:
             where += f", row {self.row}"
@@ -105,6 +128,18 @@ class NetworkError(CoverageError):
 
 class FetchError(CoverageError):
     """An official data download failed."""
+
+
+class NotFoundError(FetchError):
+    """The server answered 404/410: the file does not exist at that URL."""
+
+
+class ChecksumError(FetchError):
+    """The downloaded bytes do not have the expected SHA-256 (or the published MD5)."""
+
+
+class OfflineError(FetchError):
+    """The host could not be reached at all (no network, DNS failure, refused)."""
 
 
 class OutputError(CoverageError):

@@ -9,6 +9,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+__all__ = [
+    "atomic_path",
+    "sha256_file",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
+
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:

@@ -17,11 +17,16 @@ __all__ = [
     "ENGINE_LABELS",
     "ENGINE_SHORT",
     "FICTIONAL_BANNER",
+    "FICTIONAL_CHART_NOTE",
     "FICTIONAL_COURT",
+    "FICTIONAL_DEFAULT_LABEL",
     "FICTIONAL_LABEL",
+    "FICTIONAL_LEGEND",
     "FICTIONAL_SHORT",
+    "FICTIONAL_SIDEBAR",
     "FICTIONAL_TERRITORY",
     "FICTIONAL_TITLE",
+    "FICTIONAL_WAITING",
     "OTHER_FICTIONAL_LABEL",
     "TYPE_LABELS",
     "TYPE_LABELS_PLURAL",
@@ -114,3 +119,16 @@ def engine_label(engine: str, *, short: bool = False) -> str:
 def density_label(level: int) -> str:
     """French label of an INSEE density level 1–4 (the number itself when unknown)."""
     return DENSITY_LABELS.get(int(level), str(level))
+
+
+#: Warning of the app's sidebar when the open run is fictional.
+FICTIONAL_SIDEBAR = "FICTIF : territoire de démonstration inventé, pas un lieu réel."
+#: Line of a map legend when the data are fictional.
+FICTIONAL_LEGEND = "FICTIF — territoire de démonstration"
+#: Default description of a fictional run whose manifest has no label (app banners).
+FICTIONAL_DEFAULT_LABEL = "territoire de démonstration inventé"
+#: Warning of the app's waiting-list page on the demo's made-up waiting lists.
+FICTIONAL_WAITING = ("FICTIF — listes d'attente inventées du territoire de démonstration : "
+                     "aucune donnée réelle.")
+#: Note at the foot of the waiting-list charts of fictional data (PNG exports).
+FICTIONAL_CHART_NOTE = "DONNÉES FICTIVES — territoire de démonstration, pas un lieu réel"

@@ -7,7 +7,8 @@ isochrone bands) carry the map. Nothing here imports Streamlit, so the builders 
 from notebooks and tests.
 
 Geometries are expected in EPSG:4326 at the boundary; simplification for display is done in
-the metric CRS of the département (:func:`coverage.settings.metric_crs_for`).
+the metric CRS of the département (:func:`coverage.settings.metric_crs_for`). Labels (service
+types, engines, the FICTIONAL banner) come from :mod:`coverage.labels`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import html
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import folium
 import geopandas as gpd
@@ -26,7 +27,44 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from coverage.labels import ENGINE_SHORT, FICTIONAL_BANNER, FICTIONAL_LEGEND, type_label
+from coverage.results import RunOutputs, source_line
 from coverage.settings import CRS_INPUT_OUTPUT, NO_SERVICE, metric_crs_for
+from coverage.whitezones import is_white_zone
+
+if TYPE_CHECKING:
+    from coverage.siting import SitingResult
+
+__all__ = [
+    "DEFAULT_SOURCES",
+    "DISPLAY_DECIMALS",
+    "DISPLAY_TOLERANCE_M",
+    "MINUTES_BREAKS",
+    "MINUTES_COLOURS",
+    "NEW_COVER_COLOUR",
+    "SERVICE_COLOURS",
+    "SITE_COLOUR",
+    "SOURCE_MAX_CHARS",
+    "STATIC_URL",
+    "UNREACHABLE_COLOUR",
+    "VENDOR_CSS",
+    "VENDOR_JS",
+    "WHITE_ZONE_OUTLINE",
+    "MapExtras",
+    "Tiles",
+    "access_map",
+    "add_new_sites",
+    "commune_features",
+    "departement_isochrones",
+    "display_geometries",
+    "external_references",
+    "fmt_int",
+    "legend_sources",
+    "map_html",
+    "minutes_colour",
+    "offline_map",
+    "shown_services",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +98,12 @@ SERVICE_COLOURS: dict[str, str] = {
 DISPLAY_TOLERANCE_M = 75.0
 #: Decimals kept in displayed coordinates (1e-5 degree ≈ 1 m).
 DISPLAY_DECIMALS = 5
-
-SERVICE_LABELS: dict[str, str] = {
-    "mediation_familiale": "Médiation familiale",
-    "espace_rencontre": "Espace de rencontre",
-    "aucun_service": "Tous services (vue combinée)",
-}
-ENGINE_SHORT: dict[str, str] = {
-    "road": "graphe routier OSM",
-    "proxy": "estimation à vol d'oiseau",
-}
-ENGINE_LABELS: dict[str, str] = {
-    "road": "road : temps sur le graphe routier OpenStreetMap",
-    "proxy": "proxy : distance à vol d'oiseau × facteur de détour ÷ vitesse (estimation)",
-}
+#: Outline of the communes a suggested new site would newly cover (« Nouveau site »).
+NEW_COVER_COLOUR = "#00a651"
+#: Fill of the suggested-site markers.
+SITE_COLOUR = "#e6007e"
+#: Longest source line written in a map legend, characters.
+SOURCE_MAX_CHARS = 160
 
 
 @dataclass(frozen=True)
@@ -91,11 +121,6 @@ class Tiles:
 
     url: str
     attribution: str = ""
-
-
-def service_label(type_service: str) -> str:
-    """French label of a service type (the code itself when unknown)."""
-    return SERVICE_LABELS.get(type_service, type_service)
 
 
 def minutes_colour(minutes: float | None) -> str:
@@ -117,12 +142,6 @@ def minutes_colour(minutes: float | None) -> str:
         if minutes <= upper:
             return colour
     return MINUTES_COLOURS[-1]
-
-
-def is_white_zone(minutes: pd.Series, threshold_min: float) -> pd.Series:
-    """White-zone flag: no service within ``threshold_min`` minutes (NaN counts as beyond)."""
-    values = pd.to_numeric(minutes, errors="coerce")
-    return ~(values <= threshold_min)
 
 
 def display_geometries(
@@ -173,7 +192,8 @@ def display_geometries(
     return out.set_geometry(gpd.GeoSeries(rounded, index=out.index, crs=CRS_INPUT_OUTPUT))
 
 
-def _fmt_int(value: Any) -> str:
+def fmt_int(value: Any) -> str:
+    """Return a whole number with a narrow no-break space between thousands (« — » if none)."""
     try:
         return f"{int(value):,}".replace(",", "\u202f")
     except (TypeError, ValueError):
@@ -256,7 +276,7 @@ def commune_features(
     # Tooltips insert these strings as HTML: escape what comes from input files.
     out["nom_txt"] = [html.escape(str(n)) for n in out["nom"]]
     out["service_txt"] = [html.escape(t) for t in out["service_txt"]]
-    out["population_txt"] = [_fmt_int(p) for p in out.get("population", pd.Series(dtype=int))]
+    out["population_txt"] = [fmt_int(p) for p in out.get("population", pd.Series(dtype=int))]
     out["minutes_txt"] = [_fmt_minutes(m) for m in out["minutes"]]
     out["zone_txt"] = np.where(out["zone_blanche"], "oui", "non")
     return out
@@ -268,7 +288,7 @@ def offline_map(
     tiles: Tiles | None = None,
     static_url: str = STATIC_URL,
 ) -> folium.Map:
-    """An empty folium map whose scripts and style sheets are the app's vendored copies.
+    """Build an empty folium map whose scripts and style sheets are the app's vendored copies.
 
     Parameters
     ----------
@@ -338,18 +358,18 @@ def _legend_html(
         '<div><span style="display:inline-block;width:9px;height:9px;border-radius:50%;'
         f'background:{SERVICE_COLOURS.get(t, "#333")};border:2px solid #fff;'
         'outline:1px solid #333;margin-right:4px;vertical-align:middle"></span>'
-        f"service : {html.escape(service_label(t))}</div>"
+        f"service : {html.escape(type_label(t))}</div>"
         for t in shown
     )
     iso = ("<div><i>Bandes isochrones affichées (couche « Isochrones »)</i></div>"
            if has_isochrones else "")
-    fict = ('<div style="color:#b00;font-weight:bold">FICTIF — territoire de démonstration'
+    fict = (f'<div style="color:#b00;font-weight:bold">{html.escape(FICTIONAL_LEGEND)}'
             "</div>" if fictif else "")
     return (
         '<div id="zb-legend" style="position:fixed;bottom:22px;right:8px;z-index:1000;'
         "background:rgba(255,255,255,.92);padding:5px 8px;border:1px solid #999;"
         'border-radius:4px;font:11px/1.3 sans-serif;max-width:250px">'
-        f"{fict}<b>Temps d'accès en voiture — {html.escape(service_label(type_service))}</b>"
+        f"{fict}<b>Temps d'accès en voiture — {html.escape(type_label(type_service))}</b>"
         '<div style="display:grid;grid-template-columns:1fr 1fr;column-gap:6px">'
         f"{items}</div>{white}{marker}{iso}"
         f'<div style="margin-top:3px">Moteur : <b>{html.escape(engine)}</b> '
@@ -362,8 +382,7 @@ def _banner_html() -> str:
     return (
         '<div id="zb-fictif" style="position:fixed;top:8px;left:50%;transform:translateX(-50%);'
         "z-index:1000;background:#b00;color:#fff;padding:3px 12px;border-radius:3px;"
-        'font:bold 13px sans-serif">FICTIF — données de démonstration, pas un territoire '
-        "réel</div>"
+        f'font:bold 13px sans-serif">{html.escape(FICTIONAL_BANNER)}</div>'
     )
 
 
@@ -379,6 +398,135 @@ def _isochrone_upper(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(np.nan, index=frame.index)
 
 
+class MapExtras(TypedDict, total=False):
+    """Optional layers and settings of :func:`access_map` and :func:`sites_map`.
+
+    Attributes
+    ----------
+    isochrones
+        Band polygons (EPSG:4326) drawn under the communes' outlines.
+    tiles
+        A basemap (off by default).
+    static_url
+        URL prefix of the app's ``static/`` folder (vendored Leaflet).
+    sources
+        Attribution text of the data shown (HTML allowed).
+    """
+
+    isochrones: gpd.GeoDataFrame | None
+    tiles: Tiles | None
+    static_url: str
+    sources: str
+
+
+#: Attribution of a map when none is given.
+DEFAULT_SOURCES = "Contours : IGN – Admin Express COG / Etalab ; population : INSEE"
+
+
+def _isochrone_layer(isochrones: gpd.GeoDataFrame, type_service: str) -> folium.FeatureGroup:
+    """Return the « Isochrones » layer: bands of one service type, widest first."""
+    iso = isochrones.to_crs(CRS_INPUT_OUTPUT).copy()
+    if "type_service" in iso:
+        iso = iso[iso["type_service"] == type_service]
+    iso["_upper"] = _isochrone_upper(iso)
+    iso = iso.sort_values("_upper", ascending=False)
+    iso["bande_txt"] = [f"≤ {u:g} min" if math.isfinite(u) else "bande" for u in iso["_upper"]]
+    iso["_colour"] = [_isochrone_colour(u) if math.isfinite(u) else "#777"
+                      for u in iso["_upper"]]
+    layer = folium.FeatureGroup(name="Isochrones", show=True)
+    folium.GeoJson(
+        iso[["bande_txt", "_colour", "geometry"]].reset_index(drop=True),
+        name="Isochrones",
+        style_function=lambda f: {
+            "fillColor": f["properties"]["_colour"], "fillOpacity": 0.35,
+            "color": f["properties"]["_colour"], "weight": 1, "className": "isochrone",
+            "interactive": False,
+        },
+    ).add_to(layer)
+    return layer
+
+
+def _communes_layer(feats: gpd.GeoDataFrame, *, threshold_min: float, fill_opacity: float
+                    ) -> folium.FeatureGroup:
+    """Return the « Communes » layer: minutes choropleth, white zones outlined, tooltips."""
+    props = ["code_insee", "nom_txt", "population_txt", "minutes_txt", "service_txt", "zone_txt"]
+    gj = feats[[*props, "minutes", "zone_blanche", "geometry"]].copy()
+    gj["minutes"] = gj["minutes"].astype(object).where(gj["minutes"].notna(), None)
+    data = gj.__geo_interface__
+    for f in data["features"]:
+        f["id"] = f["properties"]["code_insee"]
+
+    def _style(feature: dict[str, Any]) -> dict[str, Any]:
+        p = feature["properties"]
+        white = bool(p["zone_blanche"])
+        return {
+            "fillColor": minutes_colour(p["minutes"]),
+            "fillOpacity": fill_opacity,
+            "color": WHITE_ZONE_OUTLINE if white else "#ffffff",
+            "weight": 2.5 if white else 0.6,
+            "dashArray": "5 3" if white else None,
+            "className": "commune zone-blanche" if white else "commune",
+        }
+
+    layer = folium.FeatureGroup(name="Communes", show=True)
+    folium.GeoJson(
+        data,
+        name="Communes",
+        style_function=_style,
+        highlight_function=lambda f: {"weight": 3, "color": "#000"},
+        tooltip=folium.GeoJsonTooltip(
+            fields=["nom_txt", "population_txt", "minutes_txt", "service_txt", "zone_txt"],
+            aliases=["Commune", "Population", "Temps d'accès", "Service le plus proche",
+                     f"Zone blanche (> {threshold_min:g} min)"],
+            sticky=True,
+        ),
+    ).add_to(layer)
+    return layer
+
+
+def _service_popup(row: Any) -> str:
+    """Return the HTML popup of a service marker (input text escaped)."""
+    return (
+        f"<b>{html.escape(str(row.nom))}</b><br>"
+        f"Organisme : {html.escape(str(getattr(row, 'organisme', '') or '—'))}<br>"
+        f"Type : {html.escape(type_label(str(row.type_service)))}<br>"
+        f"Capacité : {html.escape(_fmt_number(getattr(row, 'capacite', None)))}"
+    )
+
+
+def _services_layer(services: gpd.GeoDataFrame, type_service: str) -> folium.FeatureGroup:
+    """Return the services layer: one circle marker of class ``service`` per service shown."""
+    svc = (services if type_service == NO_SERVICE
+           else services[services["type_service"] == type_service])
+    layer = folium.FeatureGroup(name=f"Services — {type_label(type_service)}", show=True)
+    for row in svc.itertuples(index=False):
+        geom = row.geometry
+        if geom is None or geom.is_empty:
+            continue
+        folium.CircleMarker(
+            location=[geom.y, geom.x],
+            radius=7,
+            color="#ffffff",
+            weight=2,
+            fill=True,
+            fill_color=SERVICE_COLOURS.get(str(row.type_service), "#333333"),
+            fill_opacity=1.0,
+            class_name="service",
+            popup=folium.Popup(_service_popup(row), max_width=320),
+            tooltip=html.escape(str(row.nom)),
+        ).add_to(layer)
+    return layer
+
+
+def _map_bounds(feats: gpd.GeoDataFrame, services: gpd.GeoDataFrame | None) -> Sequence[float]:
+    """Return the bounds to fit: the communes, else the services, else France, degrees."""
+    if len(feats):
+        return list(feats.total_bounds)
+    if services is not None and len(services):
+        return list(services.total_bounds)
+    return [-5.3, 41.2, 9.7, 51.2]
+
+
 def access_map(
     communes: gpd.GeoDataFrame,
     access: pd.DataFrame,
@@ -388,12 +536,9 @@ def access_map(
     threshold_min: float,
     engine: str,
     fictif: bool,
-    isochrones: gpd.GeoDataFrame | None = None,
-    tiles: Tiles | None = None,
-    static_url: str = STATIC_URL,
-    sources: str = "Contours : IGN – Admin Express COG / Etalab ; population : INSEE",
+    **extras: Unpack[MapExtras],
 ) -> folium.Map:
-    """Choropleth of minutes to the nearest service, white zones outlined, services marked.
+    """Draw the choropleth of minutes to the nearest service, white zones and services.
 
     Parameters
     ----------
@@ -415,14 +560,10 @@ def access_map(
         ``road`` or ``proxy``: named in the legend.
     fictif
         True for the fictional demo territory: a FICTIF banner is drawn.
-    isochrones
-        Optional band polygons (EPSG:4326) drawn under the communes' outlines.
-    tiles
-        Optional basemap (off by default).
-    static_url
-        URL prefix of the app's ``static/`` folder (vendored Leaflet).
-    sources
-        Attribution text of the data shown (HTML allowed).
+    **extras
+        :class:`MapExtras`: ``isochrones`` (bands, EPSG:4326), ``tiles`` (a basemap, off by
+        default), ``static_url`` (default :data:`STATIC_URL`), ``sources`` (attribution,
+        HTML allowed).
 
     Returns
     -------
@@ -431,113 +572,165 @@ def access_map(
         zones), one circle marker of class ``service`` per service. More layers may be
         added; :func:`map_html` adds the layer control last, so that it lists them all.
     """
+    isochrones = extras.get("isochrones")
+    has_iso = isochrones is not None and len(isochrones) > 0
     feats = commune_features(communes, access, services, threshold_min=threshold_min)
-    if len(feats):
-        bounds = feats.total_bounds
-    elif services is not None and len(services):
-        bounds = services.total_bounds
-    else:
-        bounds = np.array([-5.3, 41.2, 9.7, 51.2])
-    m = offline_map(bounds, tiles=tiles, static_url=static_url)
-
-    if isochrones is not None and len(isochrones):
-        iso = isochrones.to_crs(CRS_INPUT_OUTPUT).copy()
-        if "type_service" in iso:
-            iso = iso[iso["type_service"] == type_service]
-        iso["_upper"] = _isochrone_upper(iso)
-        iso = iso.sort_values("_upper", ascending=False)
-        iso["bande_txt"] = [
-            f"≤ {u:g} min" if math.isfinite(u) else "bande" for u in iso["_upper"]
-        ]
-        iso["_colour"] = [_isochrone_colour(u) if math.isfinite(u) else "#777"
-                          for u in iso["_upper"]]
-        iso_fg = folium.FeatureGroup(name="Isochrones", show=True)
-        folium.GeoJson(
-            iso[["bande_txt", "_colour", "geometry"]].reset_index(drop=True),
-            name="Isochrones",
-            style_function=lambda f: {
-                "fillColor": f["properties"]["_colour"], "fillOpacity": 0.35,
-                "color": f["properties"]["_colour"], "weight": 1, "className": "isochrone",
-                "interactive": False,
-            },
-        ).add_to(iso_fg)
-        iso_fg.add_to(m)
-
-    props = ["code_insee", "nom_txt", "population_txt", "minutes_txt", "service_txt", "zone_txt"]
-    gj = feats[[*props, "minutes", "zone_blanche", "geometry"]].copy()
-    gj["minutes"] = gj["minutes"].astype(object).where(gj["minutes"].notna(), None)
-    data = gj.__geo_interface__
-    for f in data["features"]:
-        f["id"] = f["properties"]["code_insee"]
-    fill_opacity = 0.45 if isochrones is not None and len(isochrones) else 0.75
-
-    def _style(feature: dict[str, Any]) -> dict[str, Any]:
-        p = feature["properties"]
-        white = bool(p["zone_blanche"])
-        return {
-            "fillColor": minutes_colour(p["minutes"]),
-            "fillOpacity": fill_opacity,
-            "color": WHITE_ZONE_OUTLINE if white else "#ffffff",
-            "weight": 2.5 if white else 0.6,
-            "dashArray": "5 3" if white else None,
-            "className": "commune zone-blanche" if white else "commune",
-        }
-
-    communes_fg = folium.FeatureGroup(name="Communes", show=True)
-    folium.GeoJson(
-        data,
-        name="Communes",
-        style_function=_style,
-        highlight_function=lambda f: {"weight": 3, "color": "#000"},
-        tooltip=folium.GeoJsonTooltip(
-            fields=["nom_txt", "population_txt", "minutes_txt", "service_txt", "zone_txt"],
-            aliases=["Commune", "Population", "Temps d'accès", "Service le plus proche",
-                     f"Zone blanche (> {threshold_min:g} min)"],
-            sticky=True,
-        ),
-    ).add_to(communes_fg)
-    communes_fg.add_to(m)
-
+    m = offline_map(_map_bounds(feats, services), tiles=extras.get("tiles"),
+                    static_url=extras.get("static_url", STATIC_URL))
+    if isochrones is not None and has_iso:
+        _isochrone_layer(isochrones, type_service).add_to(m)
+    _communes_layer(feats, threshold_min=threshold_min,
+                    fill_opacity=0.45 if has_iso else 0.75).add_to(m)
     if services is not None and len(services):
-        svc = (services if type_service == NO_SERVICE
-               else services[services["type_service"] == type_service])
-        svc_fg = folium.FeatureGroup(name=f"Services — {service_label(type_service)}",
-                                     show=True)
-        for row in svc.itertuples(index=False):
-            colour = SERVICE_COLOURS.get(str(row.type_service), "#333333")
-            geom = row.geometry
-            if geom is None or geom.is_empty:
-                continue
-            popup = (
-                f"<b>{html.escape(str(row.nom))}</b><br>"
-                f"Organisme : {html.escape(str(getattr(row, 'organisme', '') or '—'))}<br>"
-                f"Type : {html.escape(service_label(str(row.type_service)))}<br>"
-                f"Capacité : {html.escape(_fmt_number(getattr(row, 'capacite', None)))}"
-            )
-            folium.CircleMarker(
-                location=[geom.y, geom.x],
-                radius=7,
-                color="#ffffff",
-                weight=2,
-                fill=True,
-                fill_color=colour,
-                fill_opacity=1.0,
-                class_name="service",
-                popup=folium.Popup(popup, max_width=320),
-                tooltip=html.escape(str(row.nom)),
-            ).add_to(svc_fg)
-        svc_fg.add_to(m)
+        _services_layer(services, type_service).add_to(m)
 
-    n_white = int(feats["zone_blanche"].sum())
     root = m.get_root()
     root.html.add_child(folium.Element(_legend_html(  # type: ignore[attr-defined]
         type_service=type_service, threshold_min=threshold_min, engine=engine,
-        fictif=fictif, n_white=n_white, n_communes=len(feats),
-        has_isochrones=isochrones is not None and len(isochrones) > 0, sources=sources,
+        fictif=fictif, n_white=int(feats["zone_blanche"].sum()), n_communes=len(feats),
+        has_isochrones=has_iso, sources=extras.get("sources", DEFAULT_SOURCES),
     )))
     if fictif:
         root.html.add_child(folium.Element(_banner_html()))  # type: ignore[attr-defined]
     return m
+
+
+def _site_marker(row: Mapping[Hashable, Any]) -> folium.Marker:
+    """Return the numbered marker of one suggested site (class ``nouveau-site``)."""
+    rank = int(row["rang"])
+    label = html.escape(
+        f"Site n° {rank} : {row['nom']} — "
+        f"{fmt_int(float(row['population_nouvellement_couverte']))} habitants "
+        f"nouvellement couverts ({int(row['communes_nouvellement_couvertes'])} communes)")
+    return folium.Marker(
+        location=[float(row["lat"]), float(row["lon"])],
+        icon=folium.DivIcon(
+            html=(f'<div style="width:24px;height:24px;'
+                  f"border-radius:50%;background:{SITE_COLOUR};color:#fff;"
+                  "border:2px solid #fff;box-shadow:0 0 0 1px #333;font:bold 13px/24px "
+                  f'sans-serif;text-align:center">{rank}</div>'),
+            icon_size=(28, 28), icon_anchor=(14, 14), class_name="nouveau-site"),
+        tooltip=label,
+    )
+
+
+def add_new_sites(m: folium.Map, result: SitingResult, communes: gpd.GeoDataFrame
+                  ) -> folium.Map:
+    """Add suggested new sites and the communes they would newly cover to an access map.
+
+    Parameters
+    ----------
+    m
+        A map from :func:`access_map` (the current access, before the new sites).
+    result
+        :func:`coverage.siting.plan_new_sites`' result: ``table`` (one row per site, with
+        ``rang, nom, lon, lat``, EPSG:4326) and ``covered`` (``code_insee, rang, site_id,
+        minutes``).
+    communes
+        Commune polygons drawn (EPSG:4326) with ``code_insee, nom``.
+
+    Returns
+    -------
+    folium.Map
+        ``m``, with a layer of green outlines (class ``nouvellement-couverte``) and one
+        numbered marker of class ``nouveau-site`` per suggested site.
+    """
+    cov = communes.merge(result.covered[["code_insee", "rang", "site_id", "minutes"]],
+                         on="code_insee", how="inner")
+    if len(cov):
+        cov["txt"] = [html.escape(f"{n} : couverte par le site n° {r} ({mi:.0f} min)")
+                      for n, r, mi in zip(cov["nom"], cov["rang"], cov["minutes"],
+                                          strict=True)]
+        covered = folium.FeatureGroup(name="Communes nouvellement couvertes", show=True)
+        folium.GeoJson(
+            cov[["txt", "geometry"]].reset_index(drop=True),
+            style_function=lambda f: {"fillOpacity": 0.0, "color": NEW_COVER_COLOUR,
+                                      "weight": 3, "className": "nouvellement-couverte"},
+            tooltip=folium.GeoJsonTooltip(fields=["txt"], labels=False),
+        ).add_to(covered)
+        covered.add_to(m)
+    sites = folium.FeatureGroup(name="Nouveaux sites suggérés", show=True)
+    for row in result.table.to_dict("records"):
+        _site_marker(row).add_to(sites)
+    sites.add_to(m)
+    return m
+
+
+def shown_services(services: gpd.GeoDataFrame, access: pd.DataFrame, dept: str
+                   ) -> gpd.GeoDataFrame:
+    """Return the services drawn on a département's map.
+
+    Parameters
+    ----------
+    services
+        Service points with ``service_id`` and, when known, ``code_dep``.
+    access
+        ``acces_communes`` rows of the département's communes.
+    dept
+        Département code.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The services located in the département, plus those that are the nearest service
+        of one of its communes (across the border).
+    """
+    nearest = (set(access["service_id"].dropna().astype(str)) if "service_id" in access
+               else set())
+    keep = services["service_id"].astype(str).isin(nearest)
+    if "code_dep" in services:
+        keep |= services["code_dep"].astype(str) == dept
+    return services[keep]
+
+
+def departement_isochrones(isochrones: gpd.GeoDataFrame | None, communes: gpd.GeoDataFrame,
+                           dept: str) -> gpd.GeoDataFrame | None:
+    """Return the isochrone bands over a département's communes.
+
+    Parameters
+    ----------
+    isochrones
+        Band polygons of a run (any CRS), with ``code_dep`` when the run wrote it; None.
+    communes
+        The département's commune polygons (EPSG:4326, from :func:`display_geometries`).
+    dept
+        Département code.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame or None
+        The bands of the département clipped to its communes (bands of a run cover every
+        département), in the communes' CRS; None when there are none.
+    """
+    if isochrones is None:
+        return None
+    iso = isochrones
+    if "code_dep" in iso:
+        iso = iso[iso["code_dep"].astype(str) == dept]
+    if len(iso) and len(communes):
+        iso = gpd.clip(iso.to_crs(communes.crs), communes.geometry.union_all())
+    return iso
+
+
+def legend_sources(run: RunOutputs, max_chars: int = SOURCE_MAX_CHARS) -> str:
+    """Return the run's source line for a map legend: short and HTML-escaped.
+
+    Parameters
+    ----------
+    run
+        The run (:func:`coverage.results.source_line`).
+    max_chars
+        Longest line kept, characters; a longer one is cut and points to « À propos ».
+
+    Returns
+    -------
+    str
+        HTML-escaped text.
+    """
+    text = source_line(run)
+    if len(text) > max_chars:
+        text = text[: max_chars - 1] + "… (voir « À propos »)"
+    return html.escape(text)
 
 
 _EXTERNAL_REF = re.compile(
@@ -555,7 +748,7 @@ def external_references(page: str) -> list[str]:
 
 
 def map_html(m: folium.Map) -> str:
-    """The complete HTML page of a map (for ``st.iframe`` or a file).
+    """Return the complete HTML page of a map (for ``st.iframe`` or a file).
 
     Adds a layer control when the map has none, after every layer: folium writes the
     control's script where the control is, and a layer defined after it would be undefined

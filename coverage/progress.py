@@ -9,6 +9,8 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+__all__ = ["progress"]
+
 T = TypeVar("T")
 
 

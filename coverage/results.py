@@ -1,6 +1,6 @@
 """Reading a run output folder back: :class:`RunOutputs`.
 
-Layout of a run folder (written by :func:`coverage.batch.run`)::
+Layout of a run folder (written by :func:`coverage.batch.run_batch`)::
 
     <out>/manifest.json            inputs (sha256), parameters, engine, versions, timings
     <out>/tables/<name>.csv        one per output contract (UTF-8, ``,``)
@@ -28,7 +28,29 @@ import pandas as pd
 from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
 from coverage.labels import FICTIONAL_TITLE
-from coverage.settings import REPO_ROOT, Settings
+from coverage.settings import REPO_ROOT, SERVICE_TYPES, Settings
+
+__all__ = [
+    "CACHE_DIR",
+    "COMMUNES_FILE",
+    "DEMO_RUN_DIR",
+    "ISOCHRONES_FILE",
+    "MANIFEST",
+    "SERVICES_FILE",
+    "TABLES_DIR",
+    "RunFolderError",
+    "RunOutputs",
+    "available_departements",
+    "check_departement",
+    "departement_names",
+    "load_finished_run",
+    "run_roads_path",
+    "run_service_types",
+    "run_settings",
+    "run_thresholds",
+    "source_line",
+    "sources",
+]
 
 MANIFEST = "manifest.json"
 TABLES_DIR = "tables"
@@ -127,7 +149,7 @@ class RunOutputs:
         Parameters
         ----------
         run_dir
-            Folder written by :func:`coverage.batch.run`.
+            Folder written by :func:`coverage.batch.run_batch`.
 
         Raises
         ------
@@ -203,6 +225,27 @@ def available_departements(run: RunOutputs) -> list[str]:
     return sorted(codes)
 
 
+def departement_names(run: RunOutputs) -> dict[str, str]:
+    """Return département code → name, from the run's communes (``nom_dep``) when present."""
+    c = run.communes
+    if "nom_dep" not in c:
+        return {}
+    pairs = c[["code_dep", "nom_dep"]].dropna().drop_duplicates("code_dep")
+    return dict(zip(pairs["code_dep"].astype(str), pairs["nom_dep"].astype(str), strict=False))
+
+
+def run_service_types(run: RunOutputs) -> list[str]:
+    """Return the service types of a run's ``acces_communes``, in the order of the settings.
+
+    Types unknown to the settings come last, sorted; the combined view is not added.
+    """
+    acc = run.tables.get("acces_communes")
+    types = [] if acc is None else [str(t) for t in acc["type_service"].unique()]
+    return [t for t in SERVICE_TYPES if t in types] + sorted(
+        t for t in types if t not in SERVICE_TYPES
+    )
+
+
 def check_departement(run: RunOutputs, dept: str) -> str:
     """Return ``dept`` as a str when the run has it, else raise :class:`CoverageError`.
 
@@ -239,7 +282,7 @@ _ETALAB_HINTS = ("etalab", "contours")
 
 
 def sources(run: RunOutputs) -> list[tuple[str, str]]:
-    """Data sources of a run with their licence, as (source, licence) pairs.
+    """Return the data sources of a run with their licence, as (source, licence) pairs.
 
     Worked out from the run's input files (manifest ``inputs``: the communes file name
     tells IGN Admin Express from Etalab contours, otherwise the file is named), its engine
@@ -309,7 +352,7 @@ def source_line(run: RunOutputs) -> str:
 
 
 def run_settings(run: RunOutputs) -> Settings:
-    """Settings of a run from its manifest: snapping, access speed, proxy detour and speeds.
+    """Return the settings of a run from its manifest (snapping, access speed, proxy detour).
 
     Parameters missing from the manifest keep their defaults.
     """
@@ -326,7 +369,9 @@ def run_settings(run: RunOutputs) -> Settings:
 
 
 def run_roads_path(run: RunOutputs) -> Path | None:
-    """The run's road file (manifest ``inputs.roads.path`` or the engine's ``reseau``), if found.
+    """Return the run's road file, if found.
+
+    The file is named by the manifest's ``inputs.roads.path`` or the engine's ``reseau``.
 
     A relative path is looked up from the working folder, the repository and the run folder.
     """

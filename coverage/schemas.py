@@ -7,9 +7,42 @@ public, versioned contract: change them only with a new ``OUTPUT_CONTRACT_VERSIO
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
+
+__all__ = [
+    "ACCES_COMMUNES",
+    "CODE_DEP",
+    "CODE_INSEE",
+    "COMMUNES",
+    "COUVERTURE_COURS_APPEL",
+    "COUVERTURE_DENSITE",
+    "COUVERTURE_DEPARTEMENTS",
+    "COUVERTURE_EPCI",
+    "COUVERTURE_FRANCE",
+    "COUVERTURE_REGIONS",
+    "DENSITE",
+    "LISTES_ATTENTE_DEPARTEMENTS",
+    "MOTEUR",
+    "NOM",
+    "OUTPUT_CONTRACTS",
+    "OUTPUT_CONTRACT_VERSION",
+    "POPULATION",
+    "ROAD_FORMATS",
+    "RURAL",
+    "SERVICES",
+    "SEUIL",
+    "TYPE_SERVICE",
+    "WAITING",
+    "ZONES_BLANCHES",
+    "Contract",
+    "Field",
+    "FieldType",
+    "table_schema",
+]
+
 
 OUTPUT_CONTRACT_VERSION = "1.0"
 
@@ -64,7 +97,7 @@ class Contract:
         return [f.name for f in self.fields if f.required]
 
     def field(self, name: str) -> Field:
-        """The field called ``name``."""
+        """Return the field called ``name``."""
         for f in self.fields:
             if f.name == name:
                 return f
@@ -223,18 +256,77 @@ COUVERTURE_FRANCE = Contract(
     ("territoire", "type_service", "seuil_minutes"),
 )
 
-OUTPUT_CONTRACTS: dict[str, Contract] = {
+#: Output of the waiting-list stage (:mod:`coverage.waiting`), one row per département, type
+#: and year; definitions of the indicators in that module's docstring.
+LISTES_ATTENTE_DEPARTEMENTS = Contract(
+    "listes_attente_departements",
+    "Listes d'attente par département, type de service et année",
+    (
+        CODE_DEP, TYPE_SERVICE,
+        _f("annee", "year", "Année", "Année de l'activité (liste d'attente au 31 décembre)."),
+        _f("services", "integer", "Services déclarants",
+           "Services ayant une ligne dans les retours (vide : données départementales).",
+           unit="services", required=False),
+        _f("services_avec_liste", "integer", "Services avec liste d'attente",
+           "Services ayant au moins une famille en attente au 31 décembre.",
+           unit="services", required=False),
+        _f("part_services_avec_liste", "number", "Part des services avec liste d'attente",
+           "services_avec_liste / services ayant déclaré leur liste d'attente.",
+           unit="ratio 0-1", required=False),
+        _f("part_reference_nationale", "number", "Référence nationale",
+           "Part des espaces de rencontre avec liste d'attente en France au 31/12/2018 "
+           "(0,59 ; source : https://espace-rencontrelecreuset.fr/assemblee-generale-24-09-"
+           "2020/). Vide pour les autres types.", unit="ratio 0-1", required=False),
+        _f("familles_en_attente", "integer", "Familles en attente",
+           "Familles en liste d'attente au 31 décembre (somme des services).",
+           unit="familles", required=False),
+        POPULATION,
+        _f("familles_en_attente_pour_100k", "number", "Familles en attente pour 100 000 habitants",
+           "familles_en_attente / population × 100 000.",
+           unit="familles pour 100 000 habitants", required=False),
+        _f("delai_moyen_jours", "number", "Délai moyen d'attente",
+           "Moyenne des délais des services pondérée par leurs familles en attente "
+           "(moyenne simple si aucune famille n'attend).", unit="jours", required=False),
+        _f("familles_en_attente_variation", "number", "Variation des familles en attente",
+           "Différence avec l'année précédente, en familles (vide sans année précédente). "
+           "Type number : un écart peut être négatif, ce n'est pas un effectif.",
+           unit="familles", required=False),
+        _f("familles_en_attente_variation_pct", "number", "Variation des familles en attente (%)",
+           "100 × variation / valeur de l'année précédente (vide si celle-ci est 0 ou "
+           "absente).", unit="%", required=False),
+        _f("variation_delai_jours", "number", "Variation du délai moyen",
+           "Différence avec l'année précédente.", unit="jours", required=False),
+        _f("familles_recues", "integer", "Familles reçues",
+           "Familles reçues / accueillies (espaces de rencontre).", unit="familles",
+           required=False),
+        _f("mesures_judiciaires", "integer", "Mesures ordonnées par le juge",
+           unit="mesures", required=False),
+        _f("demandes_spontanees", "integer", "Demandes spontanées", unit="demandes",
+           required=False),
+        _f("entretiens_information", "integer", "Entretiens d'information",
+           "Entretiens d'information préalable (médiation familiale).", unit="entretiens",
+           required=False),
+        _f("mediations", "integer", "Médiations",
+           "Médiations familiales, quand le retour ne distingue pas engagées et terminées.",
+           unit="médiations", required=False),
+        _f("mediations_engagees", "integer", "Médiations engagées", unit="médiations",
+           required=False),
+        _f("mediations_terminees", "integer", "Médiations terminées", unit="médiations",
+           required=False),
+        _f("fictif", "boolean", "Fictif", "Vrai pour le territoire de démonstration FICTIF."),
+    ),
+    ("code_dep", "type_service", "annee"),
+)
+
+#: Every output contract, by name: a static table (nothing is registered at import).
+OUTPUT_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
     c.name: c
     for c in (
         ACCES_COMMUNES, ZONES_BLANCHES, COUVERTURE_DEPARTEMENTS, COUVERTURE_REGIONS,
         COUVERTURE_EPCI, COUVERTURE_COURS_APPEL, COUVERTURE_DENSITE, COUVERTURE_FRANCE,
+        LISTES_ATTENTE_DEPARTEMENTS,
     )
-}
-
-
-def register_output_contract(contract: Contract) -> None:
-    """Add an output contract (used by later stages such as waiting lists)."""
-    OUTPUT_CONTRACTS[contract.name] = contract
+})
 
 
 def table_schema(contract: Contract) -> dict[str, Any]:

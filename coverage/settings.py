@@ -6,10 +6,39 @@ and source, and can be overridden (``dataclasses.replace``) or from the CLI.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
+
+from coverage.errors import CoverageError
+
+__all__ = [
+    "COMMUNES_DATA_DIR",
+    "CRS_DROM",
+    "CRS_INPUT_OUTPUT",
+    "CRS_METRO",
+    "DATA_DIR",
+    "DEFAULT_SPEEDS_KMH",
+    "DEMO_DIR",
+    "FICTIONAL_DEP_PREFIX",
+    "FR_IMPLICIT_MAXSPEED_KMH",
+    "METRO_BBOX",
+    "NO_SERVICE",
+    "PACKAGE_DIR",
+    "PROXY_DETOUR_FACTOR",
+    "PROXY_SPEED_KMH_BY_DENSITY",
+    "REPO_ROOT",
+    "SERVICES_DATA_DIR",
+    "SERVICE_TYPES",
+    "STATIC_DIR",
+    "Settings",
+    "is_fictional_code",
+    "metric_crs_for",
+    "settings_with_overrides",
+]
+
 
 # --- Paths -------------------------------------------------------------------------------
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -185,57 +214,83 @@ def metric_crs_for(code_dep: str) -> str:
 
 
 def is_fictional_code(code: str) -> bool:
-    """True for codes of the fictional demo territory (département prefix ``Z``)."""
+    """Return True for codes of the fictional demo territory (département prefix ``Z``)."""
     return code.startswith(FICTIONAL_DEP_PREFIX)
 
 
-def _parse_override(name: str, current: object, text: str) -> object:
-    """Parse ``text`` for the field ``name`` whose current value is ``current``."""
-    text = text.strip()
-    if isinstance(current, bool):
-        low = text.lower()
-        if low in {"1", "true", "yes", "oui", "on"}:
-            return True
-        if low in {"0", "false", "no", "non", "off"}:
-            return False
-        raise ValueError("true or false")
-    if isinstance(current, int):
-        if not text.lstrip("-").isdigit():
-            raise ValueError("a whole number")
-        return int(text)
-    if isinstance(current, float):
+def _parse_bool(text: str) -> bool:
+    low = text.lower()
+    if low in {"1", "true", "yes", "oui", "on"}:
+        return True
+    if low in {"0", "false", "no", "non", "off"}:
+        return False
+    raise ValueError("true or false")
+
+
+def _parse_int(text: str) -> int:
+    if not text.lstrip("-").isdigit():
+        raise ValueError("a whole number")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("a number") from None
+    if math.isnan(number):
+        raise ValueError("a number")
+    return number
+
+
+def _parse_tuple(text: str, current: tuple[object, ...]) -> tuple[object, ...]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError("a comma-separated list")
+    if current and isinstance(current[0], float):
+        return tuple(float(t) for t in items)
+    return tuple(items)
+
+
+def _parse_mapping(text: str, current: Mapping[object, object]) -> Mapping[object, object]:
+    merged = dict(current)
+    for pair in text.split(","):
+        key, sep, speed = pair.partition(":")
+        if not sep:
+            raise ValueError("key:value pairs separated by commas")
         try:
-            number = float(text)
+            k: object = (int(key) if all(isinstance(x, int) for x in current)
+                         else key.strip())
+            merged[k] = float(speed)
         except ValueError:
-            raise ValueError("a number") from None
-        if number != number:  # NaN
-            raise ValueError("a number")
-        return number
+            raise ValueError("key:value pairs separated by commas") from None
+    return MappingProxyType(merged)
+
+
+def _parse_override(name: str, current: object, text: str) -> object:
+    """Parse ``text`` for the field ``name`` whose current value is ``current``.
+
+    Raises
+    ------
+    ValueError
+        The text does not parse; the message says what was expected.
+    """
+    text = text.strip()
+    if isinstance(current, bool):  # before int: a bool is an int
+        return _parse_bool(text)
+    if isinstance(current, int):
+        return _parse_int(text)
+    if isinstance(current, float):
+        return _parse_float(text)
     if isinstance(current, tuple):
-        items = [t.strip() for t in text.split(",") if t.strip()]
-        if not items:
-            raise ValueError("a comma-separated list")
-        if current and isinstance(current[0], float):
-            return tuple(float(t) for t in items)
-        return tuple(items)
+        return _parse_tuple(text, current)
     if isinstance(current, Mapping):
-        merged = dict(current)
-        for pair in text.split(","):
-            key, sep, speed = pair.partition(":")
-            if not sep:
-                raise ValueError("key:value pairs separated by commas")
-            try:
-                k: object = (int(key) if all(isinstance(x, int) for x in current)
-                             else key.strip())
-                merged[k] = float(speed)
-            except ValueError:
-                raise ValueError("key:value pairs separated by commas") from None
-        return MappingProxyType(merged)
+        return _parse_mapping(text, current)
     raise ValueError("a supported value")
 
 
 def settings_with_overrides(base: Settings, overrides: Mapping[str, str]) -> Settings:
-    """Settings with some fields replaced from text (``--set KEY=VALUE`` on the CLI).
+    """Return settings with some fields replaced from text (``--set KEY=VALUE`` on the CLI).
 
     Parameters
     ----------
@@ -252,10 +307,6 @@ def settings_with_overrides(base: Settings, overrides: Mapping[str, str]) -> Set
     coverage.errors.CoverageError
         Unknown field, or a value that does not parse; the message lists what is accepted.
     """
-    from dataclasses import fields, replace
-
-    from coverage.errors import CoverageError
-
     known = {f.name for f in fields(Settings)}
     changes: dict[str, object] = {}
     for name, text in overrides.items():

@@ -38,25 +38,37 @@ every candidate.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from coverage._validate import require_columns
 from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
-from coverage.results import run_roads_path, run_settings
-from coverage.routing.road import Engine
+from coverage.results import RunOutputs, run_settings
+from coverage.routing import engine_of_run
+from coverage.routing.base import Engine
 from coverage.settings import NO_SERVICE, Settings, is_fictional_code
+from coverage.whitezones import is_white_zone
 
-if TYPE_CHECKING:
-    from coverage.results import RunOutputs
+__all__ = [
+    "COMMUNE_COLUMNS",
+    "COVERED_COLUMNS",
+    "SITES_COLUMNS",
+    "MaximalCovering",
+    "SitingResult",
+    "best_new_sites",
+    "candidate_matrix",
+    "candidate_sites",
+    "existing_minutes",
+    "plan_new_sites",
+    "sites_for_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +85,6 @@ COVERED_COLUMNS: tuple[str, ...] = ("code_insee", "nom", "code_dep", "population
 #: Columns the communes frame needs.
 COMMUNE_COLUMNS: tuple[str, ...] = ("code_insee", "nom", "code_dep", "population", "lon",
                                     "lat")
-
-
-def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise MissingColumnError([Problem(name, None, c, f"a column '{c}'") for c in missing])
 
 
 # --- the covering model ----------------------------------------------------------------
@@ -147,7 +153,7 @@ class MaximalCovering:
         covered
             Demand points already covered (default: none).
         """
-        _require(cost, ("site_id", "code_insee", "minutes"), "cost matrix")
+        require_columns(cost, ("site_id", "code_insee", "minutes"), file="cost matrix")
         cand = np.asarray([str(c) for c in candidate_ids], dtype=object)
         dem = np.asarray([str(d) for d in demand_ids], dtype=object)
         if len(set(cand)) != cand.shape[0]:
@@ -168,7 +174,7 @@ class MaximalCovering:
         minutes = pd.to_numeric(cost["minutes"], errors="coerce").to_numpy(dtype=np.float64)
         row = pd.Index(cand).get_indexer(cost["site_id"].astype(str).to_numpy(dtype=object))
         col = pd.Index(dem).get_indexer(cost["code_insee"].astype(str).to_numpy(dtype=object))
-        keep = (row >= 0) & (col >= 0) & (minutes <= threshold_min)  # NaN compares False
+        keep = (row >= 0) & (col >= 0) & ~is_white_zone(minutes, threshold_min)
         unknown = int(((row < 0) | (col < 0)).sum())
         if unknown:
             logger.debug("%d cost pairs name an unknown candidate or commune: ignored", unknown)
@@ -258,7 +264,7 @@ def candidate_sites(communes: pd.DataFrame, *, depts: Sequence[str] | None = Non
         ``site_id`` (= ``code_insee``), ``code_insee``, ``nom``, ``code_dep``, ``lon``,
         ``lat``, sorted by ``code_insee``.
     """
-    _require(communes, ("code_insee", "nom", "code_dep", "lon", "lat"), "communes")
+    require_columns(communes, ("code_insee", "nom", "code_dep", "lon", "lat"), file="communes")
     out = pd.DataFrame({
         "site_id": communes["code_insee"].astype(str).to_numpy(dtype=object),
         "code_insee": communes["code_insee"].astype(str).to_numpy(dtype=object),
@@ -274,7 +280,7 @@ def candidate_sites(communes: pd.DataFrame, *, depts: Sequence[str] | None = Non
 
 def _given_candidates(candidates: pd.DataFrame, depts: Sequence[str] | None) -> pd.DataFrame:
     """Normalise user-given candidate points (``lon``, ``lat``, optional ids and names)."""
-    _require(candidates, ("lon", "lat"), "candidates")
+    require_columns(candidates, ("lon", "lat"), file="candidates")
     n = len(candidates)
     lon = pd.to_numeric(candidates["lon"], errors="coerce").to_numpy(dtype=np.float64)
     lat = pd.to_numeric(candidates["lat"], errors="coerce").to_numpy(dtype=np.float64)
@@ -357,10 +363,10 @@ def existing_minutes(
         if services is None:
             msg = "give the access table of the run or the existing services"
             raise CoverageError(msg)
-        _require(services, ("service_id", "type_service", "lon", "lat"), "services")
+        require_columns(services, ("service_id", "type_service", "lon", "lat"), file="services")
         sel = services[services["type_service"].astype(str) == type_service]
         access = engine.nearest(communes, sel, service_types=(type_service,))  # type: ignore[arg-type]
-    _require(access, ("code_insee", "type_service", "minutes"), "access")
+    require_columns(access, ("code_insee", "type_service", "minutes"), file="access")
     rows = access[access["type_service"].astype(str) == type_service]
     if "moteur" in rows.columns and len(rows):
         engines = sorted({str(m) for m in rows["moteur"].dropna().unique()})
@@ -410,7 +416,112 @@ def candidate_matrix(engine: Engine, communes: pd.DataFrame, candidates: pd.Data
                          "minutes": mat["minutes"].to_numpy(dtype=np.float64)})
 
 
-def plan_new_sites(
+def _check_question(type_service: str, threshold_min: float, k: int,
+                    settings: Settings) -> None:
+    """Raise :class:`CoverageError` for a combined type, a bad threshold or a bad ``k``."""
+    if type_service == NO_SERVICE:
+        msg = (f"a new site offers one service type: choose one of "
+               f"{', '.join(settings.service_types)}, not the combined view {NO_SERVICE}")
+        raise CoverageError(msg)
+    if not (isinstance(threshold_min, (int, float)) and math.isfinite(threshold_min)
+            and threshold_min > 0):
+        msg = f"threshold_min must be a positive number of minutes, not {threshold_min!r}"
+        raise CoverageError(msg)
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        msg = f"k (number of new sites) must be an integer ≥ 1, not {k!r}"
+        raise CoverageError(msg)
+
+
+def _unique_codes(communes: pd.DataFrame) -> pd.Series:
+    """Return the communes' ``code_insee`` as str; raise :class:`InputError` on repeats."""
+    codes = communes["code_insee"].astype(str)
+    dup = codes.duplicated().to_numpy()
+    if dup.any():
+        raise InputError([Problem("communes", int(r) + 1, "code_insee", "a unique code",
+                                  str(codes.iloc[r])) for r in np.flatnonzero(dup)[:20]])
+    return codes
+
+
+def _is_fictional(communes: pd.DataFrame, comm_dep: np.ndarray) -> bool:
+    """Return whether the communes are fictional (``fictif`` column or « Z… » codes)."""
+    return bool(
+        ("fictif" in communes.columns and communes["fictif"].fillna(False).astype(bool).any())
+        or any(is_fictional_code(str(d)) for d in comm_dep)
+    )
+
+
+@dataclass(frozen=True)
+class _Demand:
+    """The demand side of a solved model: population, already covered, in the area."""
+
+    pop: np.ndarray
+    already: np.ndarray
+    in_area: np.ndarray
+    comm_dep: np.ndarray
+
+
+def _sites_table(model: MaximalCovering, cands: pd.DataFrame, demand: _Demand,
+                 head: dict[str, Any]) -> tuple[pd.DataFrame, int]:
+    """Return the sites table (:data:`SITES_COLUMNS`) and the initial white population.
+
+    ``head`` holds the columns shared by every row (``moteur``, ``type_service``,
+    ``seuil_minutes``, ``fictif``).
+    """
+    pop, in_area = demand.pop, demand.in_area
+    remaining = initial_white = int(pop[~demand.already & in_area].sum())
+    covered_total = int(pop[demand.already & in_area].sum())
+    rows = []
+    for rank, (pick, gain, count) in enumerate(zip(model.picks, model.gains,
+                                                   model.new_counts, strict=True)):
+        new = model.assignment == rank
+        remaining -= int(pop[new & in_area].sum())
+        covered_total += int(pop[new & in_area].sum())
+        c = cands.iloc[pick]
+        rows.append({
+            "rang": rank + 1, "site_id": c["site_id"], "code_insee": c["code_insee"],
+            "nom": c["nom"], "code_dep": c["code_dep"], "lon": float(c["lon"]),
+            "lat": float(c["lat"]), "population_nouvellement_couverte": gain,
+            "communes_nouvellement_couvertes": count,
+            "population_nouvellement_couverte_hors_departement": int(pop[new & ~in_area].sum()),
+            "population_couverte_cumulee": covered_total,
+            "population_zone_blanche_restante": remaining, **head,
+        })
+    table = pd.DataFrame(rows, columns=list(SITES_COLUMNS))
+    table = table.astype({"rang": np.int64, "population_nouvellement_couverte": np.int64,
+                          "communes_nouvellement_couvertes": np.int64,
+                          "population_nouvellement_couverte_hors_departement": np.int64,
+                          "population_couverte_cumulee": np.int64,
+                          "population_zone_blanche_restante": np.int64,
+                          "seuil_minutes": np.float64, "fictif": bool})
+    return table, initial_white
+
+
+def _covered_table(model: MaximalCovering, communes: pd.DataFrame, codes: pd.Series,
+                   demand: _Demand, cost: pd.DataFrame) -> pd.DataFrame:
+    """Return the communes newly covered (:data:`COVERED_COLUMNS`), with their minutes."""
+    new_idx = np.flatnonzero(model.assignment >= 0)
+    covered = pd.DataFrame({
+        "code_insee": codes.to_numpy(dtype=object)[new_idx],
+        "nom": communes["nom"].astype(str).to_numpy(dtype=object)[new_idx],
+        "code_dep": demand.comm_dep[new_idx],
+        "population": demand.pop[new_idx],
+        "rang": model.assignment[new_idx] + 1,
+        "site_id": [str(model.candidate_ids[model.picks[a]])
+                    for a in model.assignment[new_idx]],
+    })
+    if len(covered):
+        cost_idx = cost.assign(site_id=cost["site_id"].astype(str),
+                               code_insee=cost["code_insee"].astype(str))
+        pair = cost_idx.groupby(["site_id", "code_insee"], sort=False)["minutes"].min()
+        keys = pd.MultiIndex.from_arrays([covered["site_id"], covered["code_insee"]])
+        covered["minutes"] = pair.reindex(keys).to_numpy(dtype=np.float64)
+    else:
+        covered["minutes"] = pd.Series([], dtype=np.float64)
+    return covered.sort_values(["rang", "code_insee"], kind="mergesort").reset_index(
+        drop=True)[list(COVERED_COLUMNS)]
+
+
+def plan_new_sites(  # noqa: PLR0913 - the keyword-only options of one planning question
     communes: pd.DataFrame, access: pd.DataFrame | None, services: pd.DataFrame | None,
     engine: Engine, *, type_service: str, threshold_min: float,
     candidates: pd.DataFrame | None = None, k: int = 1, depts: Sequence[str] | None = None,
@@ -427,30 +538,16 @@ def plan_new_sites(
     SitingResult
         The sites table, the newly covered communes, the solved model and the parameters.
     """
-    if type_service == NO_SERVICE:
-        msg = (f"a new site offers one service type: choose one of "
-               f"{', '.join(settings.service_types)}, not the combined view {NO_SERVICE}")
-        raise CoverageError(msg)
-    if not (isinstance(threshold_min, (int, float)) and math.isfinite(threshold_min)
-            and threshold_min > 0):
-        msg = f"threshold_min must be a positive number of minutes, not {threshold_min!r}"
-        raise CoverageError(msg)
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        msg = f"k (number of new sites) must be an integer ≥ 1, not {k!r}"
-        raise CoverageError(msg)
-    _require(communes, COMMUNE_COLUMNS, "communes")
-    codes = communes["code_insee"].astype(str)
-    dup = codes.duplicated().to_numpy()
-    if dup.any():
-        raise InputError([Problem("communes", int(r) + 1, "code_insee", "a unique code",
-                                  str(codes.iloc[r])) for r in np.flatnonzero(dup)[:20]])
+    _check_question(type_service, threshold_min, k, settings)
+    require_columns(communes, COMMUNE_COLUMNS, file="communes")
+    codes = _unique_codes(communes)
     pop = _population(communes)
     dep_list = None if depts is None else [str(d) for d in depts]
 
     cands = (candidate_sites(communes, depts=dep_list) if candidates is None
              else _given_candidates(candidates, dep_list))
     minutes = existing_minutes(communes, access, services, engine, type_service=type_service)
-    already = minutes <= threshold_min  # NaN → False: never covered
+    already = ~is_white_zone(minutes, threshold_min)  # NaN: never covered
     if cost is None:
         cost = candidate_matrix(engine, communes, cands, threshold_min=threshold_min,
                                 type_service=type_service)
@@ -460,62 +557,14 @@ def plan_new_sites(
     ).solve(int(k))
 
     comm_dep = communes["code_dep"].astype(str).to_numpy(dtype=object)
-    in_area = (np.ones(len(communes), dtype=bool) if dep_list is None
-               else np.isin(comm_dep, dep_list))
-    white = ~already & in_area
-    remaining = initial_white = int(pop[white].sum())
-    covered_total = int(pop[already & in_area].sum())
-    fictif = bool(
-        ("fictif" in communes.columns and communes["fictif"].fillna(False).astype(bool).any())
-        or any(is_fictional_code(str(d)) for d in comm_dep)
-    )
-    rows = []
-    cost_idx = cost.assign(site_id=cost["site_id"].astype(str),
-                           code_insee=cost["code_insee"].astype(str))
-    for rank, (pick, gain, count) in enumerate(zip(model.picks, model.gains,
-                                                   model.new_counts, strict=True)):
-        new = model.assignment == rank
-        remaining -= int(pop[new & in_area].sum())
-        covered_total += int(pop[new & in_area].sum())
-        c = cands.iloc[pick]
-        rows.append({
-            "rang": rank + 1, "site_id": c["site_id"], "code_insee": c["code_insee"],
-            "nom": c["nom"], "code_dep": c["code_dep"], "lon": float(c["lon"]),
-            "lat": float(c["lat"]), "population_nouvellement_couverte": gain,
-            "communes_nouvellement_couvertes": count,
-            "population_nouvellement_couverte_hors_departement": int(pop[new & ~in_area].sum()),
-            "population_couverte_cumulee": covered_total,
-            "population_zone_blanche_restante": remaining,
-            "moteur": engine.name, "type_service": type_service,
-            "seuil_minutes": float(threshold_min), "fictif": fictif,
-        })
-    table = pd.DataFrame(rows, columns=list(SITES_COLUMNS))
-    table = table.astype({"rang": np.int64, "population_nouvellement_couverte": np.int64,
-                          "communes_nouvellement_couvertes": np.int64,
-                          "population_nouvellement_couverte_hors_departement": np.int64,
-                          "population_couverte_cumulee": np.int64,
-                          "population_zone_blanche_restante": np.int64,
-                          "seuil_minutes": np.float64, "fictif": bool})
-
-    new_idx = np.flatnonzero(model.assignment >= 0)
-    covered = pd.DataFrame({
-        "code_insee": codes.to_numpy(dtype=object)[new_idx],
-        "nom": communes["nom"].astype(str).to_numpy(dtype=object)[new_idx],
-        "code_dep": comm_dep[new_idx],
-        "population": pop[new_idx],
-        "rang": model.assignment[new_idx] + 1,
-        "site_id": [str(model.candidate_ids[model.picks[a]])
-                    for a in model.assignment[new_idx]],
-    })
-    if len(covered):
-        pair = cost_idx.groupby(["site_id", "code_insee"], sort=False)["minutes"].min()
-        keys = pd.MultiIndex.from_arrays([covered["site_id"], covered["code_insee"]])
-        covered["minutes"] = pair.reindex(keys).to_numpy(dtype=np.float64)
-    else:
-        covered["minutes"] = pd.Series([], dtype=np.float64)
-    covered = covered.sort_values(["rang", "code_insee"], kind="mergesort").reset_index(
-        drop=True)[list(COVERED_COLUMNS)]
-
+    demand = _Demand(pop=pop, already=already, comm_dep=comm_dep,
+                     in_area=(np.ones(len(communes), dtype=bool) if dep_list is None
+                              else np.isin(comm_dep, dep_list)))
+    fictif = _is_fictional(communes, comm_dep)
+    table, initial_white = _sites_table(
+        model, cands, demand, {"moteur": engine.name, "type_service": type_service,
+                               "seuil_minutes": float(threshold_min), "fictif": fictif})
+    covered = _covered_table(model, communes, codes, demand, cost)
     parameters = {
         "methode": "maximal covering (MCLP), greedy: each step picks the candidate covering "
                    "the most population not yet covered within the threshold; exact for "
@@ -534,13 +583,13 @@ def plan_new_sites(
     return SitingResult(table=table, covered=covered, model=model, parameters=parameters)
 
 
-def best_new_sites(
+def best_new_sites(  # noqa: PLR0913 - the keyword-only options of one planning question
     communes: pd.DataFrame, access: pd.DataFrame | None, services: pd.DataFrame | None,
     engine: Engine, *, type_service: str, threshold_min: float,
     candidates: pd.DataFrame | None = None, k: int = 1, depts: Sequence[str] | None = None,
     settings: Settings = Settings(),
 ) -> pd.DataFrame:
-    """Where would ``k`` new sites cover the most families? (greedy maximal covering)
+    """Return where ``k`` new sites would cover the most families (greedy maximal covering).
 
     Candidates are the communes' representative points (chef-lieux) of ``depts`` by
     default; the population they would newly cover is counted over **all** ``communes``
@@ -564,7 +613,7 @@ def best_new_sites(
         Existing services (``service_id, type_service, lon, lat``); used when ``access`` is
         None.
     engine
-        The run's engine (:func:`coverage.routing.road.make_engine`): ``road`` or ``proxy``.
+        The run's engine (:func:`coverage.routing.make_engine`): ``road`` or ``proxy``.
         The new sites are timed by it; ``access`` must come from an engine of that name.
     type_service
         Service type of the new sites (``mediation_familiale`` or ``espace_rencontre``).
@@ -611,35 +660,6 @@ def best_new_sites(
 # --- from a run folder (CLI, app) -------------------------------------------------------
 
 
-def engine_of_run(run: RunOutputs, *, dept: str) -> Engine:
-    """The engine that made a run, rebuilt with the run's settings.
-
-    Raises
-    ------
-    CoverageError
-        A ``road`` run whose road file cannot be found (the message names it): new sites
-        must be timed by the same engine as the existing services.
-    """
-    from coverage.routing.road import make_engine
-
-    settings = run_settings(run)
-    if run.engine == "road":
-        roads = run_roads_path(run)
-        if roads is None:
-            inputs = run.manifest.get("inputs") or {}
-            name = (inputs.get("roads") or {}).get("path") if isinstance(inputs, dict) else None
-            msg = (f"the run {run.run_dir} was timed by road but its road file "
-                   f"{name or '(unnamed)'} is not found: new sites must be timed by the same "
-                   "engine; restore the file or rerun with the proxy engine")
-            raise CoverageError(msg)
-        params = (run.manifest.get("engine") or {}).get("parameters") or {}
-        from coverage.settings import metric_crs_for
-
-        crs = str(params.get("crs_metrique") or metric_crs_for(dept))
-        return make_engine("road", roads, settings, crs)
-    return make_engine("proxy", None, settings)
-
-
 def sites_for_run(run: RunOutputs, dept: str, *, type_service: str, threshold_min: float,
                   k: int = 1, engine: Engine | None = None, neighbours: bool = True
                   ) -> SitingResult:
@@ -647,13 +667,14 @@ def sites_for_run(run: RunOutputs, dept: str, *, type_service: str, threshold_mi
 
     Candidates are the chef-lieux of ``dept``; demand is every commune of the run (only
     those of ``dept`` when ``neighbours`` is False); existing coverage is the run's
-    ``acces_communes`` table; the engine is the run's (:func:`engine_of_run`) unless given.
+    ``acces_communes`` table; the engine is the run's
+    (:func:`coverage.routing.engine_of_run`) unless given.
     """
     communes = run.communes
     if not neighbours:
         communes = communes[communes["code_dep"].astype(str) == dept]
     if engine is None:
-        engine = engine_of_run(run, dept=dept)
+        engine = engine_of_run(run, dept=dept).engine
     access = run.tables.get("acces_communes")
     if access is not None and "moteur" in access and set(
             access["moteur"].dropna().astype(str)) - {engine.name}:
@@ -666,67 +687,3 @@ def sites_for_run(run: RunOutputs, dept: str, *, type_service: str, threshold_mi
     return plan_new_sites(communes, access, run.services, engine,
                           type_service=type_service, threshold_min=threshold_min, k=k,
                           depts=[dept], settings=run_settings(run))
-
-
-def format_sites(result: SitingResult) -> str:
-    """Plain-text report of a :class:`SitingResult` (FICTIONAL label, engine, method)."""
-    p, t = result.parameters, result.table
-    lines = []
-    if p.get("fictif"):
-        lines.append("FICTIONAL territory (demo): not a real place.")
-    lines.append(f"New sites, type {p['type_service']}, threshold {p['seuil_minutes']:g} min, "
-                 f"engine {p['moteur']}, département(s) {', '.join(p['depts'] or ['all'])}: "
-                 f"{p['candidats']} candidates ({p['candidats_origine']}), families of "
-                 f"{p['communes']} communes counted, "
-                 f"white-zone population before: {p['population_zone_blanche_initiale']}")
-    if t.empty:
-        lines.append("No candidate would cover a new commune.")
-    else:
-        cols = ["rang", "code_insee", "nom", "population_nouvellement_couverte",
-                "communes_nouvellement_couvertes",
-                "population_nouvellement_couverte_hors_departement",
-                "population_zone_blanche_restante"]
-        lines.append(t[cols].to_string(index=False))
-        if len(t) < int(p["k"]):
-            lines.append(f"Only {len(t)} site(s): no other candidate covers a new commune.")
-    lines.append("Method: greedy maximal covering (exact for k = 1; for k >= 2 a heuristic, "
-                 "at least 1 - 1/e of the optimum).")
-    return "\n".join(lines)
-
-
-def sites_from_cli(args: argparse.Namespace) -> int:
-    """``zones-blanches sites``: print the best new sites of a département of a run.
-
-    Parameters
-    ----------
-    args
-        ``dept``, ``type``, ``seuil`` (minutes), ``k``, ``run`` (default ``sorties/demo``),
-        ``out`` (optional CSV, written atomically), ``dept_only`` (count only the families
-        of the département, not those of the run's other départements).
-
-    Returns
-    -------
-    int
-        0 (errors are raised as :class:`CoverageError` for the CLI to print).
-    """
-    from coverage.files import atomic_path
-    from coverage.results import check_departement, load_finished_run
-
-    run = load_finished_run(getattr(args, "run", None))
-    dept = check_departement(run, args.dept)
-    result = sites_for_run(run, dept, type_service=args.type, threshold_min=float(args.seuil),
-                           k=int(args.k), neighbours=not getattr(args, "dept_only", False))
-    if getattr(args, "out", None):
-        out = Path(args.out)
-        try:
-            with atomic_path(out) as tmp:
-                result.table.to_csv(tmp, index=False, encoding="utf-8")
-        except OSError as exc:
-            from coverage.errors import OutputError
-
-            msg = f"cannot write {out}: {exc.strerror or exc}"
-            raise OutputError(msg) from exc
-    print(format_sites(result))
-    if getattr(args, "out", None):
-        print(f"Written: {args.out}")
-    return 0

@@ -2,10 +2,10 @@
 
 Input: the rows of :func:`coverage.io.waiting.load_waiting` (per service or per
 département). Output: the ``listes_attente_departements`` table (contract
-:data:`LISTES_ATTENTE_DEPARTEMENTS`, registered as an output contract at import), the
-tension table that sets waiting-list pressure against the white-zone population of
-``couverture_departements``, chart data for the app and matplotlib figures / PNG files for
-the exports.
+:data:`coverage.schemas.LISTES_ATTENTE_DEPARTEMENTS`), the tension table that sets
+waiting-list pressure against the white-zone population of ``couverture_departements``, and
+chart data for the app. Pure pandas: the matplotlib figures and PNG files of the exports
+are drawn from these tables by :mod:`coverage.export.figures`.
 
 Definitions (see also ``docs/listes_attente.md``)
 -------------------------------------------------
@@ -35,30 +35,33 @@ Definitions (see also ``docs/listes_attente.md``)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from coverage.files import atomic_path
+from coverage.cog import national_communes
 from coverage.io.waiting import EXTRA_COUNTS
-from coverage.schemas import (
-    CODE_DEP,
-    POPULATION,
-    TYPE_SERVICE,
-    Contract,
-    Field,
-    FieldType,
-    register_output_contract,
-)
+from coverage.schemas import LISTES_ATTENTE_DEPARTEMENTS
+from coverage.secrecy import mask_small_counts, secret_columns
 from coverage.settings import Settings, is_fictional_code
 
-if TYPE_CHECKING:
-    from coverage.results import RunOutputs
+__all__ = [
+    "LISTES_ATTENTE_DEPARTEMENTS",
+    "RATE_BASE",
+    "REFERENCE_ER_FAMILLES_ATTENTE_2018",
+    "REFERENCE_ER_PART_AVEC_LISTE_2018",
+    "REFERENCE_SOURCE_URL",
+    "aggregate_departements",
+    "indicators_for_run",
+    "latest_year",
+    "mask_public",
+    "population_by_departement",
+    "ranking",
+    "series_data",
+    "tension_table",
+    "waiting_indicators",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,69 +79,6 @@ RATE_BASE = 100_000
 
 _KEY = ["code_dep", "type_service", "annee"]
 
-
-def _f(name: str, type_: FieldType, title: str, description: str = "", *, unit: str = "",
-       required: bool = False) -> Field:
-    return Field(name, type_, required, unit, title, description)
-
-
-LISTES_ATTENTE_DEPARTEMENTS = Contract(
-    "listes_attente_departements",
-    "Listes d'attente par département, type de service et année",
-    (
-        CODE_DEP, TYPE_SERVICE,
-        _f("annee", "year", "Année", "Année de l'activité (liste d'attente au 31 décembre).",
-           required=True),
-        _f("services", "integer", "Services déclarants",
-           "Services ayant une ligne dans les retours (vide : données départementales).",
-           unit="services"),
-        _f("services_avec_liste", "integer", "Services avec liste d'attente",
-           "Services ayant au moins une famille en attente au 31 décembre.",
-           unit="services"),
-        _f("part_services_avec_liste", "number", "Part des services avec liste d'attente",
-           "services_avec_liste / services ayant déclaré leur liste d'attente.",
-           unit="ratio 0-1"),
-        _f("part_reference_nationale", "number", "Référence nationale",
-           "Part des espaces de rencontre avec liste d'attente en France au 31/12/2018 "
-           f"(0,59 ; source : {REFERENCE_SOURCE_URL}). Vide pour les autres types.",
-           unit="ratio 0-1"),
-        _f("familles_en_attente", "integer", "Familles en attente",
-           "Familles en liste d'attente au 31 décembre (somme des services).",
-           unit="familles"),
-        POPULATION,
-        _f("familles_en_attente_pour_100k", "number", "Familles en attente pour 100 000 habitants",
-           "familles_en_attente / population × 100 000.",
-           unit="familles pour 100 000 habitants"),
-        _f("delai_moyen_jours", "number", "Délai moyen d'attente",
-           "Moyenne des délais des services pondérée par leurs familles en attente "
-           "(moyenne simple si aucune famille n'attend).", unit="jours"),
-        _f("familles_en_attente_variation", "number", "Variation des familles en attente",
-           "Différence avec l'année précédente, en familles (vide sans année précédente). "
-           "Type number : un écart peut être négatif, ce n'est pas un effectif.",
-           unit="familles"),
-        _f("familles_en_attente_variation_pct", "number", "Variation des familles en attente (%)",
-           "100 × variation / valeur de l'année précédente (vide si celle-ci est 0 ou "
-           "absente).", unit="%"),
-        _f("variation_delai_jours", "number", "Variation du délai moyen",
-           "Différence avec l'année précédente.", unit="jours"),
-        _f("familles_recues", "integer", "Familles reçues",
-           "Familles reçues / accueillies (espaces de rencontre).", unit="familles"),
-        _f("mesures_judiciaires", "integer", "Mesures ordonnées par le juge",
-           unit="mesures"),
-        _f("demandes_spontanees", "integer", "Demandes spontanées", unit="demandes"),
-        _f("entretiens_information", "integer", "Entretiens d'information",
-           "Entretiens d'information préalable (médiation familiale).", unit="entretiens"),
-        _f("mediations", "integer", "Médiations",
-           "Médiations familiales, quand le retour ne distingue pas engagées et terminées.",
-           unit="médiations"),
-        _f("mediations_engagees", "integer", "Médiations engagées", unit="médiations"),
-        _f("mediations_terminees", "integer", "Médiations terminées", unit="médiations"),
-        _f("fictif", "boolean", "Fictif",
-           "Vrai pour le territoire de démonstration FICTIF.", required=True),
-    ),
-    ("code_dep", "type_service", "annee"),
-)
-register_output_contract(LISTES_ATTENTE_DEPARTEMENTS)
 
 #: Columns derived from ``familles_en_attente``: masked with it.
 _DERIVED_FROM_FAMILIES: tuple[str, ...] = (
@@ -201,7 +141,7 @@ def aggregate_departements(waiting: pd.DataFrame) -> pd.DataFrame:
 
 
 def population_by_departement(communes: pd.DataFrame | None = None) -> pd.Series:
-    """Population of each département, inhabitants.
+    """Return the population of each département, inhabitants.
 
     Parameters
     ----------
@@ -215,8 +155,6 @@ def population_by_departement(communes: pd.DataFrame | None = None) -> pd.Series
         Inhabitants (int64) indexed by ``code_dep`` (str).
     """
     if communes is None:
-        from coverage.cog import national_communes
-
         communes = national_communes()
     pop = pd.to_numeric(communes["population"], errors="coerce").fillna(0)
     out = pop.groupby(communes["code_dep"].astype(str)).sum().astype("int64")
@@ -228,7 +166,7 @@ def population_by_departement(communes: pd.DataFrame | None = None) -> pd.Series
 def waiting_indicators(
     waiting: pd.DataFrame, population_by_dep: pd.Series | pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """The ``listes_attente_departements`` table: indicators by département, type and year.
+    """Build the ``listes_attente_departements`` table: indicators by département, type, year.
 
     Parameters
     ----------
@@ -286,7 +224,18 @@ def waiting_indicators(
 
 
 def latest_year(indicators: pd.DataFrame) -> pd.DataFrame:
-    """The most recent year of each département and type."""
+    """Keep the most recent year of each département and type.
+
+    Parameters
+    ----------
+    indicators
+        :func:`waiting_indicators` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per département and type: its latest ``annee``.
+    """
     idx = indicators.groupby(["code_dep", "type_service"])["annee"].idxmax()
     return indicators.loc[idx.to_numpy()].reset_index(drop=True)
 
@@ -379,8 +328,22 @@ def _quadrants(pressure: pd.Series, white: pd.Series) -> pd.Series:
 
 
 def series_data(indicators: pd.DataFrame, code_dep: str, type_service: str) -> pd.DataFrame:
-    """Time series of one département and type: ``annee, familles_en_attente,
-    familles_en_attente_pour_100k, delai_moyen_jours`` sorted by year.
+    """Return the time series of one département and type, sorted by year.
+
+    Parameters
+    ----------
+    indicators
+        :func:`waiting_indicators` output (masked or not).
+    code_dep
+        Département code.
+    type_service
+        Service type.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``annee, familles_en_attente`` (families), ``familles_en_attente_pour_100k``
+        (families per 100,000 inhabitants), ``delai_moyen_jours`` (days).
     """
     sel = indicators[(indicators["code_dep"] == code_dep)
                      & (indicators["type_service"] == type_service)]
@@ -414,8 +377,8 @@ def ranking(indicators: pd.DataFrame, *, type_service: str, annee: int,
 def mask_public(indicators: pd.DataFrame, settings: Settings = Settings()) -> pd.DataFrame:
     """Copy of an indicators or tension table for public outputs (statistical secrecy).
 
-    The rule is the exports' (:func:`coverage.export.mask_small_counts`, applied to the
-    count columns found by :func:`coverage.export.secret_columns`): every count strictly
+    The rule is the exports' (:func:`coverage.secrecy.mask_small_counts`, applied to the
+    count columns found by :func:`coverage.secrecy.secret_columns`): every count strictly
     below ``settings.secrecy_threshold``, zero included, is emptied together with the
     figures of the same row derived from it (for ``familles_en_attente``: its rate per
     100,000, its change and the mean delay). In addition, the changes on the previous year
@@ -437,8 +400,6 @@ def mask_public(indicators: pd.DataFrame, settings: Settings = Settings()) -> pd
         A masked copy with the same columns (masked cells are NA/NaN); the input is not
         modified.
     """
-    from coverage.export import mask_small_counts, secret_columns
-
     k = settings.secrecy_threshold
     counts, derived = secret_columns(indicators, LISTES_ATTENTE_DEPARTEMENTS)
     derived = dict(derived)
@@ -467,174 +428,24 @@ def mask_public(indicators: pd.DataFrame, settings: Settings = Settings()) -> pd
     return out
 
 
-# --- Figures (matplotlib, for PNG exports) -------------------------------------------------
+def indicators_for_run(waiting: pd.DataFrame, communes: gpd.GeoDataFrame | pd.DataFrame
+                       ) -> pd.DataFrame:
+    """Build the ``listes_attente_departements`` table of a run.
 
-_TYPE_TITLES = {"espace_rencontre": "Espaces de rencontre",
-                "mediation_familiale": "Médiation familiale"}
-
-
-def _type_title(t: str) -> str:
-    return _TYPE_TITLES.get(t, t)
-
-
-def _fictional_note(fig: Figure, fictif: bool) -> None:
-    if fictif:
-        fig.text(0.5, 0.005, "DONNÉES FICTIVES — territoire de démonstration, pas un lieu "
-                 "réel", ha="center", va="bottom", fontsize=8, color="#b00020")
-
-
-def figure_series(indicators: pd.DataFrame, code_dep: str, type_service: str) -> Figure:
-    """Line chart of families waiting (left axis) and mean delay (right axis) by year."""
-    data = series_data(indicators, code_dep, type_service)
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.add_subplot()
-    ax.plot(data["annee"], data["familles_en_attente"].astype("float64"), marker="o",
-            color="#1f77b4", label="Familles en attente au 31/12")
-    ax.set_xlabel("Année")
-    ax.set_ylabel("Familles en attente", color="#1f77b4")
-    ax.set_xticks(data["annee"].tolist())
-    ax2 = ax.twinx()
-    ax2.plot(data["annee"], data["delai_moyen_jours"], marker="s", linestyle="--",
-             color="#d62728", label="Délai moyen (jours)")
-    ax2.set_ylabel("Délai moyen (jours)", color="#d62728")
-    ax.set_ylim(bottom=0)
-    ax2.set_ylim(bottom=0)
-    ax.set_title(f"{_type_title(type_service)} — département {code_dep}")
-    fictif = bool(indicators.loc[indicators["code_dep"] == code_dep, "fictif"].any())
-    _fictional_note(fig, fictif)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
-
-
-def figure_ranking(indicators: pd.DataFrame, *, type_service: str, annee: int,
-                   measure: str = "familles_en_attente_pour_100k",
-                   highlight: str | None = None) -> Figure:
-    """Horizontal bar chart of the départements ranked by ``measure``."""
-    r = ranking(indicators, type_service=type_service, annee=annee, measure=measure)
-    r = r[r[measure].notna()]
-    fig = Figure(figsize=(7, max(2.5, 0.3 * len(r) + 1.2)), dpi=100)
-    ax = fig.add_subplot()
-    colors = ["#d62728" if c == highlight else "#1f77b4" for c in r["code_dep"]]
-    ax.barh(r["code_dep"].astype(str), r[measure], color=colors)
-    ax.invert_yaxis()
-    label = LISTES_ATTENTE_DEPARTEMENTS.field(measure)
-    ax.set_xlabel(f"{label.title} ({label.unit})" if label.unit else label.title)
-    ax.set_title(f"{_type_title(type_service)} — {annee}")
-    _fictional_note(fig, bool(r["fictif"].any()))
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
-
-
-def figure_tension(tension: pd.DataFrame) -> Figure:
-    """Scatter of families waiting per 100,000 inhabitants against the white-zone share."""
-    t = tension.dropna(subset=["familles_en_attente_pour_100k", "part_population_zone_blanche"])
-    fig = Figure(figsize=(6, 4.5), dpi=100)
-    ax = fig.add_subplot()
-    x = 100 * t["part_population_zone_blanche"]
-    ax.scatter(x, t["familles_en_attente_pour_100k"], color="#1f77b4")
-    for xi, yi, code in zip(x, t["familles_en_attente_pour_100k"], t["code_dep"], strict=True):
-        ax.annotate(str(code), (xi, yi), textcoords="offset points", xytext=(4, 4),
-                    fontsize=8)
-    if len(t) >= 2:
-        ax.axvline(x.median(), color="grey", linewidth=0.8, linestyle=":")
-        ax.axhline(t["familles_en_attente_pour_100k"].median(), color="grey", linewidth=0.8,
-                   linestyle=":")
-    seuil = tension["seuil_minutes"].iloc[0] if len(tension) else float("nan")
-    typ = str(tension["type_service"].iloc[0]) if len(tension) else ""
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel(f"Population en zone blanche à {seuil:g} min (%)")
-    ax.set_ylabel("Familles en attente pour 100 000 hab.")
-    ax.set_title(f"Tension — {_type_title(typ)}")
-    _fictional_note(fig, bool(tension["fictif"].any()) if len(tension) else False)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
-
-
-def _save_png(fig: Figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
-
-
-def waiting_charts_png(
-    indicators: pd.DataFrame,
-    out_dir: str | Path,
-    *,
-    code_dep: str | None = None,
-    couverture: pd.DataFrame | None = None,
-    seuil: float | None = None,
-    types: Sequence[str] | None = None,
-    public: bool = True,
-    settings: Settings = Settings(),
-) -> list[Path]:
-    """Write the waiting-list charts as PNG files (atomic writes).
+    Populations come from the run's communes, and from the national table for the
+    départements of the returns outside the run.
 
     Parameters
     ----------
-    indicators
-        :func:`waiting_indicators` output (unmasked; masked here when ``public``).
-    out_dir
-        Folder of the PNG files (created if needed).
-    code_dep
-        Département of the time series (and highlighted in the ranking); None → no series.
-    couverture
-        ``couverture_departements`` of the run, for the tension chart (skipped when None).
-    seuil
-        Threshold of the tension chart, minutes; None → the smallest of the run.
-    types
-        Service types to draw; None → those present in ``indicators``.
-    public
-        Apply :func:`mask_public` first (statistical secrecy).
-    settings
-        ``secrecy_threshold``.
+    waiting
+        ``load_waiting(...).data``.
+    communes
+        The run's communes (``code_dep``, ``population``).
 
     Returns
     -------
-    list of pathlib.Path
-        The files written: ``listes_attente_<dep>_<type>.png`` (series),
-        ``listes_attente_classement_<type>_<year>.png``,
-        ``listes_attente_tension_<type>_<seuil>min.png``. A chart with nothing to show
-        (every value missing or masked) is not written.
-    """
-    out_dir = Path(out_dir)
-    data = mask_public(indicators, settings) if public else indicators
-    written: list[Path] = []
-    all_types: Iterable[str] = types if types is not None else sorted(
-        indicators["type_service"].unique())
-    for typ in all_types:
-        sel = data[data["type_service"] == typ]
-        if sel.empty:
-            continue
-        mine = sel[sel["code_dep"] == code_dep]
-        if code_dep is not None and mine[["familles_en_attente",
-                                          "delai_moyen_jours"]].notna().any(axis=None):
-            fig = figure_series(data, code_dep, typ)
-            written.append(_save_png(fig, out_dir / f"listes_attente_{code_dep}_{typ}.png"))
-        year = int(sel["annee"].max())
-        if sel.loc[sel["annee"] == year, "familles_en_attente_pour_100k"].notna().any():
-            fig = figure_ranking(data, type_service=typ, annee=year, highlight=code_dep)
-            written.append(_save_png(
-                fig, out_dir / f"listes_attente_classement_{typ}_{year}.png"))
-        if couverture is not None:
-            cov = couverture[couverture["type_service"] == typ]
-            if cov.empty:
-                continue
-            s = float(seuil) if seuil is not None else float(cov["seuil_minutes"].min())
-            t = tension_table(indicators, couverture, type_service=typ, seuil=s)
-            if public:
-                t = mask_public(t, settings)
-            fig = figure_tension(t)
-            written.append(_save_png(
-                fig, out_dir / f"listes_attente_tension_{typ}_{s:g}min.png"))
-    log.info("%d waiting-list charts written to %s", len(written), out_dir)
-    return written
-
-
-def indicators_for_run(waiting: pd.DataFrame, communes: gpd.GeoDataFrame | pd.DataFrame
-                       ) -> pd.DataFrame:
-    """``listes_attente_departements`` of a run: populations from the run's communes, and
-    from the national table for départements of the returns outside the run.
+    pandas.DataFrame
+        :func:`waiting_indicators` output.
     """
     pop = population_by_departement(communes)
     missing = set(waiting["code_dep"].astype(str)) - set(pop.index)
@@ -642,46 +453,3 @@ def indicators_for_run(waiting: pd.DataFrame, communes: gpd.GeoDataFrame | pd.Da
         national = population_by_departement(None)
         pop = pd.concat([pop, national[national.index.isin(missing)]])
     return waiting_indicators(waiting, pop)
-
-
-def waiting_charts_for_run(
-    run: RunOutputs,
-    dept: str,
-    out_dir: str | Path,
-    *,
-    public: bool = True,
-    settings: Settings = Settings(),
-) -> list[Path]:
-    """PNG charts of one département from a finished run (for :mod:`coverage.export`).
-
-    Parameters
-    ----------
-    run
-        The run (:class:`coverage.results.RunOutputs`); its ``listes_attente_departements``
-        table (all départements, for the ranking) and ``couverture_departements`` (tension).
-    dept
-        Département code of the series and of the highlighted bar.
-    out_dir
-        Folder of the PNG files.
-    public
-        Mask small counts first (statistical secrecy).
-    settings
-        ``secrecy_threshold``.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The PNG files written (see :func:`waiting_charts_png`); empty when the run has no
-        waiting lists. The tension chart uses the 30-minute threshold when the run has it,
-        else its smallest threshold.
-    """
-    table = run.tables.get(LISTES_ATTENTE_DEPARTEMENTS.name)
-    if table is None or table.empty:
-        return []
-    couverture = run.tables.get("couverture_departements")
-    seuil: float | None = None
-    if couverture is not None and len(couverture):
-        seuils = sorted(pd.to_numeric(couverture["seuil_minutes"]).unique().tolist())
-        seuil = 30.0 if any(np.isclose(s, 30.0) for s in seuils) else float(seuils[0])
-    return waiting_charts_png(table, out_dir, code_dep=str(dept), couverture=couverture,
-                              seuil=seuil, public=public, settings=settings)

@@ -1,11 +1,16 @@
 """White zones and coverage tables, from the nearest-service minutes of each commune.
 
+:func:`nearest_services` asks an engine for the ``acces_communes`` table (minutes from each
+commune to its nearest service of each type); :func:`white_zones` and
+:func:`coverage_tables` derive the other outputs from it.
+
 Definitions (the output contract documents them too):
 
 - A commune is **covered** for a service type and a threshold ``t`` (minutes) when its
   nearest service of that type is reachable within ``t`` (``minutes <= t``). It is in a
   **white zone** otherwise: ``minutes > t`` *or* unreachable (``minutes`` NaN, including a
-  type with no service at all).
+  type with no service at all). :func:`is_white_zone` is the one implementation of this
+  rule.
 - The **combined view** ``aucun_service`` takes, per commune, the smallest minutes over the
   service types: a commune is white for ``aucun_service`` when *no* type is within ``t``.
 - **Population-weighted percentiles** (``minutes_mediane``, ``minutes_p90``): communes are
@@ -25,12 +30,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import overload
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from coverage.cog import courts_for
 from coverage.errors import CoverageError
+from coverage.labels import FICTIONAL_TERRITORY
+from coverage.routing.base import Engine, empty_nearest
 from coverage.schemas import (
     ACCES_COMMUNES,
     COUVERTURE_COURS_APPEL,
@@ -44,6 +53,22 @@ from coverage.schemas import (
 )
 from coverage.settings import NO_SERVICE, SERVICE_TYPES, is_fictional_code
 
+__all__ = [
+    "FICTIONAL_TERRITORY",
+    "FRANCE_CODE",
+    "LEVELS",
+    "NO_EPCI_CODE",
+    "NO_EPCI_NAME",
+    "UNKNOWN",
+    "access_table",
+    "combined_access",
+    "coverage_table",
+    "coverage_tables",
+    "is_white_zone",
+    "nearest_services",
+    "white_zones",
+]
+
 log = logging.getLogger(__name__)
 
 #: INSEE's code for communes outside any EPCI à fiscalité propre (a few islands).
@@ -52,7 +77,6 @@ NO_EPCI_NAME = "Sans EPCI à fiscalité propre"
 UNKNOWN = "inconnu"
 #: Territory label of the national total row.
 FRANCE_CODE = "FR"
-FICTIONAL_TERRITORY = "FICTIF"
 
 #: Coverage levels → (output contract, key columns).
 LEVELS: dict[str, tuple[Contract, tuple[str, ...]]] = {
@@ -68,6 +92,45 @@ _COMMUNE_COLS = ["code_insee", "nom", "code_dep", "population", "densite", "rura
 _NEAREST_COLS = ["code_insee", "type_service", "minutes", "service_id", "distance_km", "moteur"]
 
 
+@overload
+def is_white_zone(minutes: float, threshold_min: float) -> bool: ...
+@overload
+def is_white_zone(minutes: pd.Series, threshold_min: float) -> pd.Series: ...
+@overload
+def is_white_zone(minutes: np.ndarray, threshold_min: float) -> np.ndarray: ...
+def is_white_zone(minutes: float | pd.Series | np.ndarray, threshold_min: float
+                  ) -> bool | pd.Series | np.ndarray:
+    """Apply THE white-zone rule: beyond the threshold, or unreachable.
+
+    A commune is in a white zone for a threshold when its nearest service is farther than
+    ``threshold_min`` minutes (``minutes > threshold_min``) **or** unreachable (``minutes``
+    NaN: off the network, no path, no service of the type). It is covered when
+    ``minutes <= threshold_min``. Every stage, export and page applies the rule through
+    this function.
+
+    Parameters
+    ----------
+    minutes
+        Minutes to the nearest service (NaN or None when unreachable): a number, a numpy
+        array or a pandas Series (non-numeric values count as unreachable).
+    threshold_min
+        Threshold, minutes.
+
+    Returns
+    -------
+    bool, numpy.ndarray or pandas.Series
+        True where white, of the kind of ``minutes`` (a Series keeps its index).
+    """
+    if isinstance(minutes, pd.Series):
+        values = pd.to_numeric(minutes, errors="coerce").astype("float64")
+        return ~(values <= threshold_min)
+    arr = np.asarray(minutes, dtype=np.float64)
+    white = ~(arr <= threshold_min)  # NaN compares False → white
+    if white.ndim == 0:
+        return bool(white)
+    return white
+
+
 def _type_order(types: Sequence[str]) -> list[str]:
     known = [t for t in SERVICE_TYPES if t in types]
     others = sorted(t for t in types if t not in SERVICE_TYPES and t != NO_SERVICE)
@@ -79,7 +142,7 @@ def access_table(
     communes: pd.DataFrame, nearest: pd.DataFrame, *,
     service_types: Sequence[str] | None = None, moteur: str | None = None,
 ) -> pd.DataFrame:
-    """The ``acces_communes`` table: nearest service of each type for every commune.
+    """Return the ``acces_communes`` table: nearest service of each type for every commune.
 
     Parameters
     ----------
@@ -139,8 +202,45 @@ def access_table(
     return out[ACCES_COMMUNES.columns].reset_index(drop=True)
 
 
+def nearest_services(communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
+                     engine: Engine, service_types: Sequence[str] | None = None
+                     ) -> pd.DataFrame:
+    """Return the ``acces_communes`` table: the nearest service of each type, by ``engine``.
+
+    One call of ``engine.nearest`` (road graph or proxy, see :mod:`coverage.routing`), then
+    :func:`access_table`: every commune × type, in minutes (NaN when unreachable, off the
+    network or when no service of the type exists), with ``moteur`` on every row.
+
+    Parameters
+    ----------
+    communes
+        Communes, EPSG:4326: ``code_insee, nom, code_dep, population, densite, rural`` and
+        the representative point ``lon, lat`` (degrees).
+    services
+        Services, EPSG:4326: ``service_id, type_service, lon, lat``.
+    engine
+        The travel-time engine (:func:`coverage.routing.make_engine`).
+    service_types
+        Types to compute; a type without any service gets NaN minutes for every commune.
+        Default: the types present in ``services``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``acces_communes`` contract columns, one row per commune × type, sorted by
+        ``code_insee`` then type.
+    """
+    present = [str(t) for t in pd.unique(services["type_service"])] if len(services) else []
+    types = tuple(_type_order(list(service_types) if service_types is not None else present))
+    if len(services) and types:
+        nearest = engine.nearest(communes, services, service_types=types)
+    else:
+        nearest = empty_nearest()
+    return access_table(communes, nearest, service_types=types, moteur=engine.name)
+
+
 def combined_access(access: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the combined view ``aucun_service``: smallest minutes over the types.
+    """Return the rows of the combined view ``aucun_service``: smallest minutes over types.
 
     Parameters
     ----------
@@ -172,7 +272,9 @@ def _with_combined(access: pd.DataFrame) -> pd.DataFrame:
 
 
 def white_zones(access: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFrame:
-    """The ``zones_blanches`` table: white communes per type and threshold, plus combined.
+    """Return the ``zones_blanches`` table: white communes per type and threshold.
+
+    The combined view ``aucun_service`` is added (no type within the threshold).
 
     Parameters
     ----------
@@ -194,7 +296,7 @@ def white_zones(access: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFra
     parts = []
     minutes = full["minutes"].to_numpy(dtype=float)
     for t in sorted(float(x) for x in thresholds):
-        white = ~(minutes <= t)  # NaN compares False → white
+        white = is_white_zone(minutes, t)
         part = full.loc[white, ["code_insee", "nom", "code_dep", "population", "type_service"]]
         parts.append(part.assign(seuil_minutes=t))
     cols = ZONES_BLANCHES.columns
@@ -209,7 +311,7 @@ def white_zones(access: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFra
 def _level_keys(frame: pd.DataFrame, communes: pd.DataFrame | None, level: str) -> pd.DataFrame:
     """Add the key columns of ``level`` to ``frame`` (rows of acces_communes)."""
     frame = frame.copy()
-    if level == "departements" or level == "densite":
+    if level in {"departements", "densite"}:
         return frame
     deps = frame["code_dep"].astype(str)
     if level == "france":
@@ -240,7 +342,7 @@ def _level_keys(frame: pd.DataFrame, communes: pd.DataFrame | None, level: str) 
 
 
 def _weighted_percentiles(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Population-weighted lower quantiles (median, p90) of minutes per group."""
+    """Return the population-weighted lower quantiles (median, p90) of minutes per group."""
     g = frame[[*keys, "population", "minutes"]].copy()
     g["_m"] = g["minutes"].fillna(np.inf)
     g["_w"] = g["population"].astype("int64")
@@ -260,7 +362,7 @@ def coverage_table(
     access: pd.DataFrame, communes: pd.DataFrame | None, thresholds: Sequence[float],
     level: str,
 ) -> pd.DataFrame:
-    """Coverage aggregate at one level, per service type (plus combined) and threshold.
+    """Return the coverage aggregate at one level, per type (plus combined) and threshold.
 
     Parameters
     ----------
@@ -306,7 +408,7 @@ def coverage_table(
     pct = _weighted_percentiles(full, gkeys)
     parts = []
     for t in sorted(float(x) for x in thresholds):
-        white = ~(minutes <= t)
+        white = is_white_zone(minutes, t)
         f = full[gkeys].copy()
         f["population"] = pop
         f["population_couverte"] = np.where(white, 0, pop)
@@ -332,7 +434,7 @@ def coverage_tables(
     access: pd.DataFrame, communes: pd.DataFrame | None, thresholds: Sequence[float],
     *, levels: Sequence[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Every coverage table, keyed by contract name (``couverture_departements`` …).
+    """Return every coverage table, keyed by contract name (``couverture_departements`` …).
 
     Levels ``regions`` and ``epci`` are skipped (with a log line) when ``communes`` lacks
     their key columns entirely.

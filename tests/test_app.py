@@ -18,9 +18,15 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from coverage import maps
+from coverage import maps, results
 from coverage.app import state, upload, views
-from coverage.results import RunOutputs
+from coverage.results import (
+    RunOutputs,
+    available_departements,
+    departement_names,
+    run_service_types,
+    run_thresholds,
+)
 from coverage.settings import NO_SERVICE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +53,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def at(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setattr(state, "DEMO_RUN_DIR", demo_dir)
+    monkeypatch.setattr(results, "DEMO_RUN_DIR", demo_dir)
     monkeypatch.delenv(state.ENV_RUN_DIR, raising=False)
     monkeypatch.delenv(state.ENV_TILES_URL, raising=False)
     app = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
@@ -106,10 +112,10 @@ def test_first_launch_runs_the_demo_and_shows_the_map(at: AppTest, demo_dir: Pat
 def test_sidebar_widgets_change_the_map_page(at: AppTest, widget: str) -> None:
     before_metrics = _metrics(at)
     before_map = at.get("iframe")[0].proto.srcdoc
-    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    run = RunOutputs.load(results.DEMO_RUN_DIR)
     choices: dict[str, list[str] | list[float]] = {
-        "dept": state.run_depts(run), "type_service": state.run_types(run),
-        "threshold": state.run_thresholds(run),
+        "dept": available_departements(run), "type_service": run_service_types(run),
+        "threshold": run_thresholds(run),
     }
     values = choices[widget]
     box = at.selectbox(key=widget)
@@ -140,7 +146,7 @@ def test_isochrone_toggle(at: AppTest) -> None:
 def test_zones_blanches_page_tables(at: AppTest) -> None:
     at.switch_page(PAGES["zones_blanches"]).run()
     _ok(at)
-    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    run = RunOutputs.load(results.DEMO_RUN_DIR)
     sel = at.session_state[state.SELECTION_KEY]
     exp = _expected(run, sel.dept, sel.type_service, sel.threshold_min)
     assert _metrics(at)["Population"] == _int_text(exp["population"])
@@ -152,7 +158,7 @@ def test_zones_blanches_page_tables(at: AppTest) -> None:
     assert int(epci["population"].sum()) == int(exp["population"])
     assert int(dens["population_zone_blanche"].sum()) == int(exp["population_zone_blanche"])
     # A larger threshold never adds white-zone communes; the smallest one changes the table.
-    thresholds = state.run_thresholds(run)
+    thresholds = run_thresholds(run)
     at.selectbox(key="threshold").set_value(thresholds[0]).run()
     low = int(at.dataframe[0].value["zone_blanche"].sum())
     at.selectbox(key="threshold").set_value(thresholds[-1]).run()
@@ -181,8 +187,8 @@ def test_exports_page_offers_every_file(at: AppTest) -> None:
     assert files["gpkg"][1][:16] == b"SQLite format 3\x00"
     assert sel.dept in files["xlsx"][0]
     # Another département gives other files.
-    run = RunOutputs.load(state.DEMO_RUN_DIR)
-    other = next(d for d in state.run_depts(run) if d != sel.dept)
+    run = RunOutputs.load(results.DEMO_RUN_DIR)
+    other = next(d for d in available_departements(run) if d != sel.dept)
     at.selectbox(key="dept").set_value(other).run()
     _ok(at)
     assert all(other in b.proto.label for b in at.get("download_button"))
@@ -210,11 +216,11 @@ def test_run_folder_choice_and_bad_folder(at: AppTest, tmp_path: Path) -> None:
     at.text_input(key="run_dir").set_value(str(tmp_path)).run()
     assert not at.exception
     assert any("manifest.json" in e.value for e in at.sidebar.error)
-    at.text_input(key="run_dir").set_value(str(state.DEMO_RUN_DIR)).run()
+    at.text_input(key="run_dir").set_value(str(results.DEMO_RUN_DIR)).run()
     _ok(at)
     assert _metrics(at)["Population"] != ""
     # Département names come from the run's communes.
-    names = state.dept_names(RunOutputs.load(state.DEMO_RUN_DIR))
+    names = departement_names(RunOutputs.load(results.DEMO_RUN_DIR))
     assert names
     assert all(f"{code} — {name}" in at.selectbox(key="dept").options
                for code, name in names.items())
@@ -227,7 +233,7 @@ def _services_csv(run: RunOutputs, rows: pd.DataFrame | None = None) -> bytes:
 
 def test_uploaded_services_recompute_the_departement(at: AppTest) -> None:
     """A services CSV uploaded in the sidebar recomputes the département; pages use it."""
-    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    run = RunOutputs.load(results.DEMO_RUN_DIR)
     sel = at.session_state[state.SELECTION_KEY]
     before = int(_metrics(at)["Communes en zone blanche"].split(" / ")[0])
     # Keep one service of the selected type: coverage can only get worse.
@@ -257,7 +263,7 @@ def test_uploaded_services_recompute_the_departement(at: AppTest) -> None:
 
 
 def test_bad_services_file_shows_rows_and_columns(at: AppTest) -> None:
-    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    run = RunOutputs.load(results.DEMO_RUN_DIR)
     bad = pd.DataFrame(run.services.drop(columns="geometry")).head(3).astype(object)
     bad.loc[bad.index[1], "lat"] = "pas un nombre"
     bad.loc[bad.index[2], "type_service"] = "crèche"
@@ -276,7 +282,7 @@ def test_bad_services_file_shows_rows_and_columns(at: AppTest) -> None:
 def test_oversized_services_file_is_refused(at: AppTest, monkeypatch: pytest.MonkeyPatch
                                             ) -> None:
     monkeypatch.setattr(upload, "MAX_UPLOAD_BYTES", 100)
-    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    run = RunOutputs.load(results.DEMO_RUN_DIR)
     at.file_uploader(key="services_upload").set_value(
         ("gros.csv", _services_csv(run), "text/csv")).run()
     assert not at.exception
@@ -296,7 +302,7 @@ def test_display_geometries_are_lighter(demo_dir: Path) -> None:
 
 
 def test_combined_view_shows_every_service_type(at: AppTest) -> None:
-    run = RunOutputs.load(state.DEMO_RUN_DIR)
+    run = RunOutputs.load(results.DEMO_RUN_DIR)
     at.selectbox(key="type_service").set_value(NO_SERVICE).run()
     _ok(at)
     sel = at.session_state[state.SELECTION_KEY]
@@ -330,8 +336,8 @@ def test_nouveau_site_page_from_the_router(at: AppTest) -> None:
     assert sel.dept in at.title[0].value
     srcdoc = at.get("iframe")[0].proto.srcdoc
     assert "nouveau-site" in srcdoc and not maps.external_references(srcdoc)
-    run = RunOutputs.load(state.DEMO_RUN_DIR)
-    other = next(d for d in state.run_depts(run) if d != sel.dept)
+    run = RunOutputs.load(results.DEMO_RUN_DIR)
+    other = next(d for d in available_departements(run) if d != sel.dept)
     at.selectbox(key="dept").set_value(other).run()
     _ok(at)
     assert other in at.title[0].value

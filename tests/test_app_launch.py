@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -94,3 +95,34 @@ def test_cli_app_serves_the_app_on_loopback(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_router_stops_with_the_fix_when_coverage_py_shadows_us(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """app.py checks ``import coverage`` first, as the console script does (no traceback)."""
+    from streamlit.testing.v1 import AppTest
+
+    fake = types.ModuleType("coverage")
+    fake.__version__ = "7.6.1"  # type: ignore[attr-defined]
+    fake.__file__ = "/elsewhere/site-packages/coverage/__init__.py"
+    monkeypatch.setitem(sys.modules, "coverage", fake)
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "coverage.py" in message and "pip uninstall coverage" in message
+    assert "7.6.1" in message
+    assert not at.title and not at.metric  # no page ran
+    assert "zb_selection" not in at.session_state  # nor the sidebar
+
+
+def test_router_runs_with_this_project() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("zb_app_router", REPO_ROOT / "app.py")
+    assert spec is not None and spec.loader is not None
+    router = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(router)  # imports only; main() runs under Streamlit
+    assert router.check_coverage_is_ours() is None
+    assert len(router.pages()) == 6

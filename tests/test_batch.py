@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from coverage.batch import RunResult, frame_digest, partition_services, run
+from coverage.batch import RunOptions, RunResult, frame_digest, partition_services, run_batch
 from coverage.errors import CoverageError
 from coverage.io.inputs import Inputs, load_inputs
 from coverage.results import RunFolderError, RunOutputs
@@ -26,6 +26,8 @@ from coverage.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 MF, ER = "mediation_familiale", "espace_rencontre"
+#: In this process, without isochrones (the options of most tests).
+LOCAL = RunOptions(workers=1, isochrones=False)
 
 
 # --- a tiny real-coded territory: two départements far apart (proxy engine) ----------------
@@ -65,11 +67,11 @@ def _outputs(out: Path) -> dict[str, bytes]:
 
 def test_rerun_is_cached_and_identical(tmp_path: Path) -> None:
     inputs = _tiny_inputs()
-    first = run(inputs, out_dir=tmp_path, workers=1, isochrones=False)
+    first = run_batch(inputs, out_dir=tmp_path, options=LOCAL)
     assert sorted(first.computed) == ["15", "2A"] and first.cached == []
     before = _outputs(tmp_path)
     manifest = (tmp_path / "manifest.json").read_bytes()
-    again = run(inputs, out_dir=tmp_path, workers=1, isochrones=False)
+    again = run_batch(inputs, out_dir=tmp_path, options=LOCAL)
     assert again.computed == [] and sorted(again.cached) == ["15", "2A"] and again.reused
     assert _outputs(tmp_path) == before
     assert (tmp_path / "manifest.json").read_bytes() == manifest  # nothing rewritten
@@ -80,28 +82,28 @@ def test_rerun_is_cached_and_identical(tmp_path: Path) -> None:
 
 
 def test_changed_service_reruns_only_its_partition(tmp_path: Path) -> None:
-    run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False)
-    moved = run(_tiny_inputs(er_lon=9.2), out_dir=tmp_path, workers=1, isochrones=False)
+    run_batch(_tiny_inputs(), out_dir=tmp_path, options=LOCAL)
+    moved = run_batch(_tiny_inputs(er_lon=9.2), out_dir=tmp_path, options=LOCAL)
     assert moved.computed == ["2A"] and moved.cached == ["15"] and not moved.reused
     acc = moved.tables["acces_communes"].set_index(["code_insee", "type_service"])
-    fresh = run(_tiny_inputs(er_lon=9.2), out_dir=tmp_path / "fresh", workers=1,
-                isochrones=False)
+    fresh = run_batch(_tiny_inputs(er_lon=9.2), out_dir=tmp_path / "fresh", options=LOCAL)
     pd.testing.assert_frame_equal(
         acc, fresh.tables["acces_communes"].set_index(["code_insee", "type_service"]))
 
 
 def test_threshold_change_recomputes_no_partition(tmp_path: Path) -> None:
-    run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False)
-    res = run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False,
-              thresholds=[15, 60])
+    run_batch(_tiny_inputs(), out_dir=tmp_path, options=LOCAL)
+    res = run_batch(_tiny_inputs(), out_dir=tmp_path,
+                    options=RunOptions(workers=1, isochrones=False, thresholds=[15, 60]))
     assert res.computed == [] and not res.reused
     assert sorted(set(res.tables["zones_blanches"]["seuil_minutes"])) <= [15.0, 60.0]
     assert json.loads((tmp_path / "manifest.json").read_text())["thresholds_min"] == [15, 60]
 
 
 def test_no_cache_recomputes(tmp_path: Path) -> None:
-    run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False)
-    res = run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False, use_cache=False)
+    run_batch(_tiny_inputs(), out_dir=tmp_path, options=LOCAL)
+    res = run_batch(_tiny_inputs(), out_dir=tmp_path,
+                    options=RunOptions(workers=1, isochrones=False, use_cache=False))
     assert sorted(res.computed) == ["15", "2A"] and not res.reused
 
 
@@ -163,7 +165,7 @@ def _validate(folder: Path, name: str) -> int:
 
 
 def test_every_table_validates_against_its_schema(tmp_path: Path) -> None:
-    res = run(load_inputs(), out_dir=tmp_path, workers=1, isochrones=False)  # FICTIONAL demo
+    res = run_batch(load_inputs(), out_dir=tmp_path, options=LOCAL)  # FICTIONAL demo
     names = res.manifest["tables"]
     assert {"acces_communes", "zones_blanches", "couverture_departements",
             "couverture_regions", "couverture_epci", "couverture_cours_appel",
@@ -172,7 +174,7 @@ def test_every_table_validates_against_its_schema(tmp_path: Path) -> None:
 
 
 def test_manifest_and_run_outputs(tmp_path: Path) -> None:
-    res = run(load_inputs(), out_dir=tmp_path, workers=1, isochrones=False)
+    res = run_batch(load_inputs(), out_dir=tmp_path, options=LOCAL)
     m = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
     assert m["fictif"] is True and "FICTIF" in m["fictional_label"]
     assert m["engine"]["name"] == "road" and m["engine"]["parameters"]["reseau_sha256"]
@@ -205,7 +207,7 @@ def test_manifest_and_run_outputs(tmp_path: Path) -> None:
 def test_bad_arguments_write_nothing(tmp_path: Path, kwargs: dict, match: str) -> None:
     out = tmp_path / "out"
     with pytest.raises(CoverageError, match=match):
-        run(_tiny_inputs(), out_dir=out, workers=1, **kwargs)
+        run_batch(_tiny_inputs(), out_dir=out, options=RunOptions(workers=1, **kwargs))
     assert not out.exists()
 
 
@@ -248,15 +250,15 @@ def test_cli_summary_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 _SLOW_RUN = textwrap.dedent("""
     import sys, time
-    import coverage.batch as b
-    _orig = b._run_partition
+    import coverage.batch.executors as b
+    _orig = b.run_partition
     _calls = []
     def _slow(task):
         _calls.append(task.dept)
         if len(_calls) > 1:
             time.sleep(60)  # the test kills the process during this pause
         return _orig(task)
-    b._run_partition = _slow
+    b.run_partition = _slow
     from coverage.cli import main
     sys.exit(main(["run", "--out", sys.argv[1], "--workers", "1", "--no-isochrones"]))
 """)
@@ -288,9 +290,10 @@ def test_kill_and_resume_gives_identical_outputs(tmp_path: Path) -> None:
     # a temporary file of an interrupted write, as a kill during a write leaves it
     (killed / "tables").mkdir(exist_ok=True)
     (killed / "tables" / ".acces_communes.abc123.tmp.csv").write_text("half", "utf-8")
-    resumed = run(load_inputs(), out_dir=killed, workers=1, isochrones=False)
+    resumed = run_batch(load_inputs(), out_dir=killed, options=LOCAL)
     assert len(resumed.cached) >= 1, "the resumed run should reuse the finished partition"
-    run(load_inputs(), out_dir=clean, workers=1, isochrones=False, use_cache=False)
+    run_batch(load_inputs(), out_dir=clean,
+              options=RunOptions(workers=1, isochrones=False, use_cache=False))
     got, ref = _outputs(killed), _outputs(clean)
     assert got.keys() == ref.keys()
     assert not any(Path(k).name.startswith(".") for k in got)  # no temp file left
@@ -303,8 +306,8 @@ def test_kill_and_resume_gives_identical_outputs(tmp_path: Path) -> None:
 
 
 def test_result_type(tmp_path: Path) -> None:
-    res = run(_tiny_inputs(), out_dir=tmp_path, workers=1, isochrones=False,
-              types=[MF], depts=["15"])
+    res = run_batch(_tiny_inputs(), out_dir=tmp_path,
+                    options=RunOptions(workers=1, isochrones=False, types=[MF], depts=["15"]))
     assert isinstance(res, RunResult)
     assert set(res.tables["acces_communes"]["type_service"]) == {MF}
     assert set(res.tables["acces_communes"]["code_dep"]) == {"15"}
@@ -338,8 +341,8 @@ def test_run_writes_isochrones(tmp_path: Path) -> None:
     pytest.importorskip("coverage.isochrones")
     inputs = load_inputs()
     # one 20-minute band keeps the layers (and their GeoJSON copies) small
-    run(inputs, out_dir=tmp_path, workers=1, thresholds=[20.0], isochrones=True,
-        isochrones_geojson=True)
+    run_batch(inputs, out_dir=tmp_path, options=RunOptions(
+        workers=1, thresholds=[20.0], isochrones=True, isochrones_geojson=True))
     loaded = RunOutputs.load(tmp_path)
     layers = loaded.isochrone_layers()
     assert "isochrones_types" in layers and "isochrones_services" in layers
@@ -366,7 +369,8 @@ def test_run_writes_isochrones(tmp_path: Path) -> None:
             diff = a.symmetric_difference(b, align=False).area.to_numpy()
             assert (diff <= 1.0 + 1e-6 * a.area.to_numpy()).all()
     # a later run without the GeoJSON removes the stale files
-    run(inputs, out_dir=tmp_path, workers=1, thresholds=[20.0], isochrones=False)
+    run_batch(inputs, out_dir=tmp_path,
+              options=RunOptions(workers=1, thresholds=[20.0], isochrones=False))
     assert not folder.exists()
     assert json.loads((tmp_path / "manifest.json").read_text())["isochrones_geojson"] is None
 
@@ -374,8 +378,9 @@ def test_run_writes_isochrones(tmp_path: Path) -> None:
 def test_fictional_label_names_the_demo_only_for_the_demo(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from coverage.batch import OTHER_FICTIONAL_LABEL, _fictional_label
-    from coverage.demo import FICTIONAL_LABEL, demo_paths
+    from coverage.batch.manifest import fictional_label as _fictional_label
+    from coverage.demo import demo_paths
+    from coverage.labels import FICTIONAL_LABEL, OTHER_FICTIONAL_LABEL
 
     demo = SimpleNamespace(paths={"communes": str(demo_paths().communes)})
     other = SimpleNamespace(paths={"communes": str(tmp_path / "andorre_fictif.gpkg")})
@@ -387,7 +392,7 @@ def test_fictional_label_names_the_demo_only_for_the_demo(tmp_path: Path) -> Non
 
 def test_cli_passes_the_geojson_flag_and_refuses_it_without_isochrones(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from coverage import batch
+    import coverage.cli.run
     from coverage.cli import main
 
     out = tmp_path / "demo"
@@ -401,7 +406,7 @@ def test_cli_passes_the_geojson_flag_and_refuses_it_without_isochrones(
         seen.append(kwargs)
         raise CoverageError("stop here")
 
-    monkeypatch.setattr(batch, "run", fake_run)
+    monkeypatch.setattr(coverage.cli.run, "run_batch", fake_run)
     assert main(["run", "--out", str(out), "--isochrones-geojson"]) != 0
     assert main(["run", "--out", str(out)]) != 0
-    assert [k["isochrones_geojson"] for k in seen] == [True, False]
+    assert [k["options"].isochrones_geojson for k in seen] == [True, False]

@@ -61,11 +61,11 @@ def demo_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reuse = os.environ.get("ZB_TEST_RUN_DIR")
     if reuse:
         return Path(reuse)
-    from coverage.batch import run
+    from coverage.batch import RunOptions, run_batch
     from coverage.io.inputs import load_inputs
 
     out = tmp_path_factory.mktemp("browser_run") / "demo"
-    run(load_inputs(), out_dir=out, workers=1)
+    run_batch(load_inputs(), out_dir=out, options=RunOptions(workers=1))
     return out
 
 
@@ -121,12 +121,11 @@ def _white_population(run_dir: Path, dept: str) -> int:
     """White-zone population of a département at the sidebar's defaults (first type, 30 min)."""
     import pandas as pd
 
-    from coverage.app import state
-    from coverage.results import RunOutputs
+    from coverage.results import RunOutputs, run_service_types
 
     run = RunOutputs.load(run_dir)
     t = pd.read_parquet(run_dir / "tables" / "couverture_departements.parquet")
-    row = t[(t["code_dep"] == dept) & (t["type_service"] == state.run_types(run)[0])
+    row = t[(t["code_dep"] == dept) & (t["type_service"] == run_service_types(run)[0])
             & (t["seuil_minutes"] == 30.0)]
     return int(row["population_zone_blanche"].sum())
 
@@ -165,6 +164,70 @@ def _wait_for_paths(page: Page, expected: int) -> tuple[int, int]:
     return counts
 
 
+def _check_departement_map(page: Page, dept: str, expected: int, first: bool) -> None:
+    """Wait for the map of ``dept``: every commune drawn, all leaflet-interactive."""
+    counts = _wait_for_paths(page, expected)
+    if first:
+        assert counts == (expected, expected), (
+            f"département {dept}: expected {expected} commune paths "
+            f"(all leaflet-interactive), found {counts}"
+        )
+    else:
+        assert counts == (expected, expected), (
+            f"département {dept}: expected {expected} commune paths, found {counts}"
+        )
+    # Wait for tiles-less vector rendering to finish before the screenshot.
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / f"app_carte_{dept}.png"), full_page=True)
+
+
+def _check_popup_and_tooltip(frame: Frame, n_communes: int) -> None:
+    # Service markers are circle markers (no icon font); a click opens the popup.
+    services = frame.locator("path.leaflet-interactive.service")
+    assert services.count() > 0, "no service marker on the map"
+    services.first.click(force=True)
+    popup = frame.locator(".leaflet-popup-content")
+    popup.wait_for(timeout=10_000)
+    for label in ("Organisme", "Type", "Capacité"):
+        assert label in popup.inner_text()
+    # Hovering a commune shows its tooltip.
+    frame.locator("path.commune").nth(n_communes // 2).hover(force=True)
+    tip = frame.locator(".leaflet-tooltip.foliumtooltip")
+    tip.wait_for(timeout=10_000)
+    for label in ("Population", "Temps d'accès", "Service le plus proche"):
+        assert label in tip.inner_text()
+
+
+def _check_panning_sends_nothing(page: Page, frame: Frame, sent: list[object]) -> None:
+    # Panning the map sends nothing to the server (no rerun).
+    assert sent, "web-socket frames are not recorded (the département switch sent one)"
+    before = len(sent)
+    box = frame.locator(".leaflet-container").bounding_box()
+    iframe_box = page.locator("iframe").first.bounding_box()
+    assert box is not None and iframe_box is not None
+    x = iframe_box["x"] + iframe_box["width"] * 0.3
+    y = iframe_box["y"] + iframe_box["height"] * 0.3
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 150, y + 80, steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(1500)
+    assert len(sent) == before, "panning the map sent messages to the server"
+
+
+def _visit_other_pages(page: Page, white_left: bool) -> None:
+    # The other pages load nothing from outside either.
+    for title in ("Zones blanches", "Nouveau site", "Exports", "À propos"):
+        page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+        page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+        if title == "Nouveau site" and white_left:
+            page.wait_for_timeout(2000)
+            assert max(f.locator(".nouveau-site").count() for f in page.frames), (
+                "no suggested site on the Nouveau site map")
+        page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "app_a_propos.png"))
+
+
 def test_map_in_chromium_offline(app_url: str, demo_run_dir: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -191,69 +254,18 @@ def test_map_in_chromium_offline(app_url: str, demo_run_dir: Path) -> None:
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(app_url, wait_until="domcontentloaded")
-
-            first = _wait_for_paths(page, per_dept[depts[0]])
-            assert first == (per_dept[depts[0]], per_dept[depts[0]]), (
-                f"département {depts[0]}: expected {per_dept[depts[0]]} commune paths "
-                f"(all leaflet-interactive), found {first}"
-            )
-            # Wait for tiles-less vector rendering to finish before the screenshot.
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(ARTIFACTS / f"app_carte_{depts[0]}.png"), full_page=True)
+            _check_departement_map(page, depts[0], per_dept[depts[0]], first=True)
 
             # Switch the département in the shared sidebar.
             sidebar = page.get_by_test_id("stSidebar")
             sidebar.get_by_test_id("stSelectbox").filter(has_text="Département").click()
             page.get_by_role("option", name=re.compile(rf"^{re.escape(depts[1])}\b")).click()
-            second = _wait_for_paths(page, per_dept[depts[1]])
-            assert second == (per_dept[depts[1]], per_dept[depts[1]]), (
-                f"département {depts[1]}: expected {per_dept[depts[1]]} commune paths, "
-                f"found {second}"
-            )
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(ARTIFACTS / f"app_carte_{depts[1]}.png"), full_page=True)
+            _check_departement_map(page, depts[1], per_dept[depts[1]], first=False)
 
             frame = _map_frame(page)
-            # Service markers are circle markers (no icon font); a click opens the popup.
-            services = frame.locator("path.leaflet-interactive.service")
-            assert services.count() > 0, "no service marker on the map"
-            services.first.click(force=True)
-            popup = frame.locator(".leaflet-popup-content")
-            popup.wait_for(timeout=10_000)
-            for label in ("Organisme", "Type", "Capacité"):
-                assert label in popup.inner_text()
-            # Hovering a commune shows its tooltip.
-            frame.locator("path.commune").nth(per_dept[depts[1]] // 2).hover(force=True)
-            tip = frame.locator(".leaflet-tooltip.foliumtooltip")
-            tip.wait_for(timeout=10_000)
-            for label in ("Population", "Temps d'accès", "Service le plus proche"):
-                assert label in tip.inner_text()
-
-            # Panning the map sends nothing to the server (no rerun).
-            assert sent, "web-socket frames are not recorded (the département switch sent one)"
-            before = len(sent)
-            box = frame.locator(".leaflet-container").bounding_box()
-            iframe_box = page.locator("iframe").first.bounding_box()
-            assert box is not None and iframe_box is not None
-            x = iframe_box["x"] + iframe_box["width"] * 0.3
-            y = iframe_box["y"] + iframe_box["height"] * 0.3
-            page.mouse.move(x, y)
-            page.mouse.down()
-            page.mouse.move(x + 150, y + 80, steps=8)
-            page.mouse.up()
-            page.wait_for_timeout(1500)
-            assert len(sent) == before, "panning the map sent messages to the server"
-
-            # The other pages load nothing from outside either.
-            for title in ("Zones blanches", "Nouveau site", "Exports", "À propos"):
-                page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-                page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
-                if title == "Nouveau site" and white_left:
-                    page.wait_for_timeout(2000)
-                    assert max(f.locator(".nouveau-site").count() for f in page.frames), (
-                        "no suggested site on the Nouveau site map")
-                page.wait_for_timeout(1000)
-            page.screenshot(path=str(ARTIFACTS / "app_a_propos.png"))
+            _check_popup_and_tooltip(frame, per_dept[depts[1]])
+            _check_panning_sends_nothing(page, frame, sent)
+            _visit_other_pages(page, white_left)
             assert not errors, f"JavaScript errors in the pages: {errors}"
         finally:
             browser.close()

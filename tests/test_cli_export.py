@@ -1,6 +1,6 @@
 """``zones-blanches export`` on a real run folder of the FICTIONAL demo (proxy engine).
 
-The run is made once per module by :func:`coverage.batch.run` on the embedded demo with
+The run is made once per module by :func:`coverage.batch.run_batch` on the embedded demo with
 the proxy engine (about 2 s), then read back by the CLI through ``RunOutputs.load``.
 """
 
@@ -22,11 +22,12 @@ from coverage.settings import NO_SERVICE
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from coverage import batch
+    from coverage.batch import RunOptions, run_batch
     from coverage.io.inputs import load_inputs
 
     out = tmp_path_factory.mktemp("demo") / "run"
-    batch.run(load_inputs(), engine="proxy", out_dir=out, isochrones=False, workers=1)
+    run_batch(load_inputs(), out_dir=out,
+              options=RunOptions(engine="proxy", isochrones=False, workers=1))
     return out
 
 
@@ -142,7 +143,7 @@ def test_export_of_a_real_territory(shared_data: Path, tmp_path: Path,
     """Cantal from a proxy run on the real Massif Central territory (4 real seed sites)."""
     from openpyxl import load_workbook
 
-    from coverage import batch
+    from coverage.batch import RunOptions, run_batch
     from coverage.io.inputs import load_inputs
 
     gpkg = shared_data / "territoires" / "massif_central_15_12_48.gpkg"
@@ -155,8 +156,9 @@ def test_export_of_a_real_territory(shared_data: Path, tmp_path: Path,
         "date_source": seed["date_source"]})
     services.to_csv(tmp_path / "services_seed.csv", index=False)  # in tmp only
     run_dir = tmp_path / "run"
-    batch.run(load_inputs(communes=gpkg, services=tmp_path / "services_seed.csv"),
-              engine="proxy", depts=["15"], out_dir=run_dir, isochrones=False, workers=1)
+    run_batch(load_inputs(communes=gpkg, services=tmp_path / "services_seed.csv"),
+              out_dir=run_dir, options=RunOptions(engine="proxy", depts=["15"],
+                                                  isochrones=False, workers=1))
     code, _out, err = _export(capsys, "--dept", "15", "--run", str(run_dir), "--formats",
                               "xlsx,gpkg,png", "--out", str(tmp_path / "exp"))
     assert code == 0, err

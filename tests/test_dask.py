@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from coverage.batch import run
+from coverage.batch import RunOptions, run_batch
 from coverage.io.inputs import load_inputs
 
 
@@ -15,12 +15,13 @@ from coverage.io.inputs import load_inputs
 def test_dask_run_equals_local_run(tmp_path: Path, processes: bool) -> None:
     distributed = pytest.importorskip("distributed")
     inputs = load_inputs()  # the FICTIONAL demo territory, road engine
-    local = run(inputs, out_dir=tmp_path / "local", workers=1, isochrones=False)
+    local = run_batch(inputs, out_dir=tmp_path / "local",
+                      options=RunOptions(workers=1, isochrones=False))
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=processes,
                                   host="127.0.0.1", protocol="tcp://", dashboard_address=None,
                                   silence_logs=40) as cluster:
-        remote = run(inputs, out_dir=tmp_path / "dask", scheduler=cluster.scheduler_address,
-                     isochrones=False)
+        remote = run_batch(inputs, out_dir=tmp_path / "dask", options=RunOptions(
+            scheduler=cluster.scheduler_address, isochrones=False))
     assert sorted(remote.computed) == ["ZA", "ZB"] and remote.cached == []
     assert remote.manifest["executor"].startswith("dask tcp://127.0.0.1:")
     assert set(local.tables) == set(remote.tables)
@@ -33,11 +34,11 @@ def test_dask_run_equals_local_run(tmp_path: Path, processes: bool) -> None:
 def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("distributed")
-    import coverage.batch
+    import coverage.batch.executors
     from coverage.errors import CoverageError
 
-    monkeypatch.setattr(coverage.batch, "DASK_CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(coverage.batch.executors, "DASK_CONNECT_TIMEOUT_S", 2.0)
     with pytest.raises(CoverageError, match="Dask scheduler"):
-        run(load_inputs(), out_dir=tmp_path / "o", scheduler="tcp://127.0.0.1:9",
-            isochrones=False)
+        run_batch(load_inputs(), out_dir=tmp_path / "o",
+                  options=RunOptions(scheduler="tcp://127.0.0.1:9", isochrones=False))
     assert not (tmp_path / "o").exists()

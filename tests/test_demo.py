@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coverage.demo import FICTIONAL_LABEL, demo_paths, generate_demo, write_demo
+from coverage.demo import demo_paths, generate_demo, write_demo
+from coverage.labels import FICTIONAL_LABEL
 from coverage.settings import METRO_BBOX, is_fictional_code
 
 

@@ -17,18 +17,18 @@ import pandas as pd
 import pytest
 from shapely.geometry import Point, box
 
-from coverage import export, results
+from coverage import export, results, secrecy
 from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
 from coverage.export import (
-    FICTIONAL_TITLE,
     METHOD_SHEET,
     WAITING_TABLE,
+    departement,
     export_departement,
     flag_column,
-    mask_small_counts,
     parse_formats,
 )
+from coverage.labels import FICTIONAL_TITLE
 from coverage.results import RunOutputs
 from coverage.schemas import OUTPUT_CONTRACTS
 from coverage.settings import NO_SERVICE, Settings
@@ -145,42 +145,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RunOutputs:
 
 
 # --- secrecy -----------------------------------------------------------------------------
-def test_mask_small_counts_text_marker_masks_exactly_the_small_cells() -> None:
-    df = pd.DataFrame({"n": [0, 3, 4, 5, 12, np.nan], "delai": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-                       "other": [1, 2, 3, 4, 5, 6]})
-    out = mask_small_counts(df, ["n"], 5, "< 5", derived={"n": ["delai"]})
-    assert out["n"].tolist() == ["< 5", "< 5", "< 5", 5.0, 12.0, None]
-    assert out["delai"].tolist() == ["< 5", "< 5", "< 5", 4.0, 5.0, 6.0]
-    assert out["other"].tolist() == df["other"].tolist()
-    assert df["n"].iloc[1] == 3  # the input is not modified
-
-
-def test_mask_small_counts_null_and_flag_for_parquet() -> None:
-    df = pd.DataFrame({"n": pd.array([0, 3, 7, None], dtype="Int64"),
-                       "n_taux": [0.0, 1.5, 3.5, np.nan]})
-    out = mask_small_counts(df, ["n"], 5, None, derived={"n": ["n_taux"]})
-    assert list(out.columns) == ["n", "n_masque", "n_taux", "n_taux_masque"]
-    assert out["n_masque"].tolist() == [True, True, False, False]
-    assert out["n"].isna().tolist() == [True, True, False, True]
-    assert out["n"].iloc[2] == 7
-    assert out["n_taux"].isna().tolist() == [True, True, False, True]
-
-
-def test_mask_threshold_is_configurable() -> None:
-    df = pd.DataFrame({"n": [2, 3, 9]})
-    assert mask_small_counts(df, ["n"], 3, "< 3")["n"].tolist() == ["< 3", 3, 9]
-
-
-def test_derived_marker_differs_from_count_marker() -> None:
-    df = pd.DataFrame({"n": [2, 8], "delai": [10.0, 20.0]})
-    out = mask_small_counts(df, ["n"], 5, "< 5", derived={"n": ["delai"]},
-                            derived_marker="secret")
-    assert out["n"].tolist() == ["< 5", 8] and out["delai"].tolist() == ["secret", 20.0]
-
-
 def test_secret_columns_of_waiting_table() -> None:
-    counts, derived = export.secret_columns(make_waiting(),
-                                            OUTPUT_CONTRACTS[WAITING_TABLE])
+    counts, derived = secrecy.secret_columns(make_waiting(),
+                                             OUTPUT_CONTRACTS[WAITING_TABLE])
     assert counts[0] == "familles_en_attente"
     assert {"mediations_engagees", "mesures_judiciaires"} <= set(counts)
     assert "population" not in counts and "services" not in counts
@@ -209,12 +176,23 @@ def test_unknown_departement_lists_those_of_the_run(run: RunOutputs, tmp_path: P
     assert not list(tmp_path.glob(".export-*"))
 
 
+def test_map_of_a_missing_flag_is_a_clear_error(run: RunOutputs, tmp_path: Path) -> None:
+    tables = export.departement_tables(run, "ZA")
+    communes = export.commune_layer(run, "ZA", tables)
+    services = export.service_layer(run, "ZA", tables)
+    options = export.MapOptions(dept="ZA", thresholds=THRESHOLDS, seuil=25.0, engine="road",
+                                fictif=True, source="Source : test.")
+    with pytest.raises(CoverageError, match="no white-zone flag zb_aucun_service_25"):
+        export.render_png_map(communes, services, tmp_path / "carte.png", options)
+    assert not (tmp_path / "carte.png").exists()
+
+
 def test_failure_leaves_no_partial_output(run: RunOutputs, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(export, "render_png_map", boom)
+    monkeypatch.setattr(departement, "render_png_map", boom)
     out = tmp_path / "exp"
     with pytest.raises(RuntimeError, match="disk on fire"):
         export_departement(run, "ZA", out_dir=out)

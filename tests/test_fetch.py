@@ -28,19 +28,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from coverage.errors import ChecksumError, FetchError, NotFoundError, OfflineError
 from coverage.io.official import sources
-from coverage.io.official.fetch import (
-    ChecksumError,
-    FetchError,
-    FetchOptions,
-    NotFoundError,
-    OfflineError,
-    cache_path,
-    download,
-    fetch,
-    fetch_file,
-    read_index,
-)
+from coverage.io.official.cache import cache_path, read_index
+from coverage.io.official.fetch import FetchOptions, download, fetch, fetch_file
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = FetchOptions(timeout_s=2.0, retries=3, backoff_s=0.01, progress=False)

@@ -8,6 +8,8 @@ import pytest
 
 from coverage.errors import InputError
 from coverage.io.inputs import load_inputs, validate_inputs
+from coverage.routing.network import load_network
+from coverage.settings import Settings
 
 
 def test_load_inputs_demo() -> None:
@@ -100,6 +102,25 @@ def test_validate_remapped_codes_are_listed(tests_data: Path, tmp_path: Path) ->
 def test_validate_bad_roads(tmp_path: Path, tests_data: Path) -> None:
     roads = tmp_path / "r.osm"
     roads.write_text("<osm version='0.6'></osm>", encoding="utf-8")
-    report = validate_inputs(communes=tests_data / "io_communes.geojson", roads=roads)
+    report = validate_inputs(communes=tests_data / "io_communes.geojson", roads=roads,
+                             road_check=_road_check)
     assert not report.ok
     assert report.sections[-1].name == "roads"
+
+
+def _road_check(path: Path, settings: Settings) -> str:
+    """Build the network as ``zones-blanches validate`` does (routing is a higher layer)."""
+    return f"{load_network(path, settings=settings, use_cache=False).n_nodes} nodes"
+
+
+def test_validate_roads_without_a_road_check_checks_the_file_only(tmp_path: Path,
+                                                                 tests_data: Path) -> None:
+    roads = tmp_path / "r.osm"
+    roads.write_text("<osm version='0.6'></osm>", encoding="utf-8")
+    report = validate_inputs(communes=tests_data / "io_communes.geojson", roads=roads)
+    assert report.ok
+    assert "road network not built" in report.text()
+    bad = tmp_path / "r.shp"
+    bad.write_bytes(b"x")
+    report = validate_inputs(communes=tests_data / "io_communes.geojson", roads=bad)
+    assert not report.ok and ".osm.pbf" in report.text()

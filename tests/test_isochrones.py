@@ -18,6 +18,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from coverage import isochrones as iso
 from coverage.errors import CRSError, InputError, MissingColumnError
+from coverage.isochrones.bands import _frame
 from coverage.routing.network import RoadNetwork, load_network, network_from_arcs
 from coverage.routing.proxy import ProxyEngine
 from coverage.routing.road import RoadEngine
@@ -206,6 +207,42 @@ def test_wrong_minutes_shape_is_refused() -> None:
         iso.road_band_geometries(net, np.zeros(3), [(0.0, 10.0)])
 
 
+@pytest.mark.parametrize(("buffer_m", "cell_m"), [(0.0, 75.0), (150.0, 0.0), (-1.0, -1.0)])
+def test_a_non_positive_buffer_or_cell_is_refused(buffer_m: float, cell_m: float) -> None:
+    with pytest.raises(ValueError, match="positive metres"):
+        iso.RoadRaster(buffer_m=buffer_m, cell_m=cell_m)
+    net = grid_network(n=5)
+    with pytest.raises(ValueError, match="positive metres"):
+        iso.road_band_geometries(net, np.zeros(net.n_nodes), [(0.0, 10.0)],
+                                 buffer_m=buffer_m, cell_m=cell_m)
+
+
+def test_sparse_minutes_give_the_dense_bands() -> None:
+    # the per-service path (reached nodes only, a reused sampling graph) draws the same
+    # polygons as the dense path from every node's minutes
+    net = grid_network(n=20, hole=(6, 12, 6, 12))
+    minutes = minutes_from(net, [0])
+    bands = [(0.0, 10.0), (10.0, 20.0)]
+    dense = iso.road_band_geometries(net, minutes, bands, direction="from_service")
+    reached = np.flatnonzero(np.isfinite(minutes))
+    sparse = iso.road_band_geometries_sparse(
+        net, reached, minutes[reached], bands, raster=iso.RoadRaster(),
+        graph=iso.sampling_graph(net, "from_service"))
+    assert [g.wkb for g in sparse] == [g.wkb for g in dense]
+    service = iso.SERVICE_RASTER
+    assert (service.cell_m, service.min_hole_m2) == (iso.SERVICE_CELL_M, iso.SERVICE_MIN_HOLE_M2)
+
+
+def test_the_package_hands_on_its_public_names() -> None:
+    import importlib
+
+    for name in iso.__all__:
+        assert getattr(iso, name) is not None, name
+    for module in ("raster", "road", "proxy", "bands", "accuracy", "writing"):
+        sub = importlib.import_module(f"coverage.isochrones.{module}")
+        assert all(hasattr(sub, name) for name in sub.__all__), module
+
+
 @hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(4, 14), source=st.integers(0, 10_000), high=st.floats(1.0, 15.0),
        lake=st.tuples(st.integers(0, 10), st.integers(1, 5), st.integers(0, 10),
@@ -315,7 +352,9 @@ def test_demo_service_bands_are_true_to_each_services_minutes(demo) -> None:  # 
         assert_accurate(acc, what=f"demo service {sid}")
     # on the same raster, a service's 0–20 band lies inside its type's merged 0–20 band
     # (the nearest service is never farther than this one), up to the contour interpolation
-    same = iso.isochrones_services(engine, communes, some, cell_m=iso.CELL_M).to_crs(L93)
+    same = iso.isochrones_services(
+        engine, communes, some,
+        raster=iso.RoadRaster(cell_m=iso.CELL_M, min_hole_m2=iso.SERVICE_MIN_HOLE_M2)).to_crs(L93)
     types = iso.isochrones_types(engine, communes, some).to_crs(L93)
     for sid, t in zip(some["service_id"], some["type_service"], strict=True):
         own = same[(same["service_id"] == sid) & (same["bande_max"] == 20.0)].geometry.iloc[0]
@@ -417,8 +456,8 @@ def test_write_isochrones_refuses_a_metric_frame_and_writes_nothing(demo, tmp_pa
 
 
 def test_empty_layers_are_written(tmp_path: Path) -> None:
-    empty_types = iso._frame([], iso.TYPES_COLUMNS, [])
-    empty_services = iso._frame([], iso.SERVICES_COLUMNS, [])
+    empty_types = _frame([], iso.TYPES_COLUMNS, [])
+    empty_services = _frame([], iso.SERVICES_COLUMNS, [])
     target = tmp_path / "isochrones.gpkg"
     iso.write_isochrones(empty_types, empty_services, target)
     assert len(gpd.read_file(target, layer=iso.LAYER_TYPES_DISPLAY)) == 0

@@ -13,7 +13,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["coverage.settings", "coverage.errors", "coverage.schemas",
                      "coverage.labels", "coverage.files", "coverage._validate", "coverage.geo",
                      "coverage._version",
-                     "coverage.progress", "coverage.formats"], 0),
+                     "coverage.progress"], 0),
     **dict.fromkeys(["coverage.cog", "coverage.secrecy", "coverage.results",
                      "coverage.demo"], 1),
     "coverage.io": 2,
@@ -102,7 +102,7 @@ def test_no_import_circle() -> None:
     for module, path in modules.items():
         for name, _, _ in _imports(path):
             target = _resolve(name, modules) if name.startswith("coverage") else None
-            if target and target != module and target != "coverage":
+            if target and target not in {module, "coverage"}:
                 edges.setdefault(module, set()).add(target)
     state: dict[str, int] = {}
     stack: list[str] = []

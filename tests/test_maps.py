@@ -243,3 +243,44 @@ def test_layers_added_after_access_map_come_before_the_control(communes, access,
         assert page.index(f"var {name} =") < control, name
     assert page.count("L.control.layers(") == 1
     assert maps.map_html(m).count("L.control.layers(") == 1  # idempotent
+
+
+def test_new_sites_added_to_the_access_map(communes, access, services) -> None:
+    from types import SimpleNamespace
+
+    result = SimpleNamespace(
+        table=pd.DataFrame({"rang": [1], "nom": ["Esse"], "lon": [2.075], "lat": [46.075],
+                            "population_nouvellement_couverte": [980.0],
+                            "communes_nouvellement_couvertes": [1]}),
+        covered=pd.DataFrame({"code_insee": ["ZA005"], "rang": [1], "site_id": ["ZA005"],
+                              "minutes": [3.0]}))
+    m = maps.add_new_sites(_build(communes, access, services), result, communes)
+    page = maps.map_html(m)
+    assert page.count('"className": "nouveau-site"') == 1
+    assert "nouvellement-couverte" in page and "Site n° 1 : Esse" in page
+    assert "980 habitants" in page and not maps.external_references(page)
+
+
+def test_shown_services_and_departement_isochrones(communes, access, services) -> None:
+    svc = services.assign(code_dep=["ZB", "ZB", "ZA"])
+    # S1, S2: nearest of a commune (across the border); S3: located in the département
+    assert set(maps.shown_services(svc, access, "ZA")["service_id"]) == {"S1", "S2", "S3"}
+    assert set(maps.shown_services(svc, access.head(1), "ZB")["service_id"]) == {"S1", "S2"}
+    bands = gpd.GeoDataFrame({"code_dep": ["ZA", "ZB"], "bande_max": [20.0, 20.0]},
+                             geometry=[box(1.9, 45.9, 2.5, 46.5), box(2, 46, 2.1, 46.1)],
+                             crs="EPSG:4326")
+    clipped = maps.departement_isochrones(bands, communes, "ZA")
+    assert clipped is not None and len(clipped) == 1
+    assert clipped.total_bounds == pytest.approx(communes.total_bounds)
+    assert maps.departement_isochrones(None, communes, "ZA") is None
+
+
+def test_legend_sources_short_and_escaped() -> None:
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(fictif=True, engine="proxy")
+    line = maps.legend_sources(run)  # type: ignore[arg-type]
+    assert line.startswith("Source : territoire fictif") and "moteur proxy" in line
+    short = maps.legend_sources(run, max_chars=20)  # type: ignore[arg-type]
+    assert short.endswith("… (voir « À propos »)") and len(short) < len(line)
+    assert "&lt;" not in line

@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 
 from coverage.errors import InputError, UnsupportedFormatError
+from coverage.geo import EARTH_RADIUS_M, haversine_m, metric_crs_for_lonlat
 from coverage.routing.network import (
-    EARTH_RADIUS_M,
     KMH_PER_MPH,
     RoadNetwork,
     csr_min,
-    haversine_m,
     load_network,
-    metric_crs_for_lonlat,
     network_from_arcs,
     parse_duration_min,
     parse_maxspeed,

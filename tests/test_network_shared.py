@@ -122,7 +122,7 @@ def test_real_nearest_snapping_and_distances(networks: dict[str, RoadNetwork]) -
     on = out.iloc[:40]
     assert on["minutes"].notna().all() and on["service_id"].isin(["A", "B"]).all()
     assert on["minutes"].iloc[:2].tolist() == [0.0, 0.0]  # the services' own nodes
-    from coverage.routing.network import haversine_m
+    from coverage.geo import haversine_m
 
     chosen = np.where(on["service_id"] == "A", nodes[0], nodes[1])
     crow_km = haversine_m(net.lon[nodes], net.lat[nodes], net.lon[chosen],

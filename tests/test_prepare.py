@@ -32,22 +32,24 @@ from test_fetch import (
 )
 
 from coverage.cli import main
-from coverage.errors import InputError
-from coverage.io.official.fetch import FetchError, FetchOptions, cache_path, fetch
-from coverage.io.official.prepare import (
-    COMMUNES_COLUMNS,
+from coverage.errors import FetchError, InputError
+from coverage.io.official.cache import cache_path
+from coverage.io.official.fetch import FetchOptions, fetch
+from coverage.io.official.prepare import prepare, prepared_paths
+from coverage.io.official.readers import (
     DENSITE7_TO_4,
-    buffer_m,
-    clip_area,
-    clip_osm,
-    harmonise_grid,
-    prepare,
-    prepare_communes,
-    prepared_paths,
     read_contours,
     read_density_grid,
     read_passage,
     read_population,
+)
+from coverage.io.official.territory import (
+    COMMUNES_COLUMNS,
+    buffer_m,
+    clip_area,
+    clip_osm,
+    harmonise_grid,
+    prepare_communes,
 )
 from coverage.schemas import COMMUNES as COMMUNES_CONTRACT
 from coverage.settings import Settings
@@ -367,7 +369,7 @@ def test_density_grid_2025_layout_uses_dens7_not_dens_aav(tmp_path: Path) -> Non
 
 @pytest.mark.shared
 def test_neighbour_departements_of_cantal_on_real_contours(shared_data: Path) -> None:
-    from coverage.io.official.prepare import neighbour_departements
+    from coverage.io.official.territory import neighbour_departements
 
     found = neighbour_departements(shared_data / "communes" / "communes_cog2026.parquet",
                                    ["15"])

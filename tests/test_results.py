@@ -77,3 +77,18 @@ def test_isochrone_layer_read(tmp_path: Path) -> None:
     got = run.isochrones("isochrones_types")
     assert got is not None and got["bande_max"].tolist() == [30.0]
     assert run.isochrones("isochrones_services") is None
+
+
+def test_departement_names_and_service_types(tmp_path: Path) -> None:
+    from coverage.results import departement_names, run_service_types
+
+    run = RunOutputs.load(_fake_run(tmp_path))
+    assert departement_names(run) == {}  # no nom_dep column
+    assert run_service_types(run) == []  # no acces_communes table
+    run.communes["code_dep"] = ["ZA"]
+    run.communes["nom_dep"] = ["Brumeval-Nord"]
+    run.tables["acces_communes"] = pd.DataFrame(
+        {"type_service": ["zz_autre", "espace_rencontre", "mediation_familiale"]})
+    assert departement_names(run) == {"ZA": "Brumeval-Nord"}
+    # the order of the settings first, unknown types after
+    assert run_service_types(run) == ["mediation_familiale", "espace_rencontre", "zz_autre"]

@@ -43,7 +43,8 @@ def demo() -> dict[str, Any]:
     """Demo inputs (FICTIONAL territory « Brumeval »), its road engine, and access rows."""
     from coverage.demo import demo_paths
     from coverage.io.inputs import load_inputs
-    from coverage.routing.road import RoadEngine, make_engine
+    from coverage.routing import make_engine
+    from coverage.routing.road import RoadEngine
 
     paths = demo_paths()
     inputs = load_inputs()
@@ -321,12 +322,12 @@ def test_errors() -> None:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from coverage.batch import run
+    from coverage.batch import RunOptions, run_batch
     from coverage.io.inputs import load_inputs
     from coverage.results import RunOutputs
 
     out = tmp_path_factory.mktemp("siting") / "demo"
-    run(load_inputs(), out_dir=out, workers=1, isochrones=False)
+    run_batch(load_inputs(), out_dir=out, options=RunOptions(workers=1, isochrones=False))
     return RunOutputs.load(out)
 
 
@@ -373,7 +374,8 @@ def test_page_nouveau_site(demo_run: Any) -> None:
 
 def test_cli_sites(demo_run: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from coverage.cli import main
-    from coverage.siting import engine_of_run, sites_for_run
+    from coverage.routing import engine_of_run
+    from coverage.siting import sites_for_run
 
     out = tmp_path / "sites" / "za.csv"
     code = main(["sites", "--dept", "ZA", "--type", ER, "--seuil", "20", "-k", "2",
@@ -382,7 +384,7 @@ def test_cli_sites(demo_run: Any, tmp_path: Any, capsys: pytest.CaptureFixture[s
     assert code == 0
     assert "FICTIONAL" in text and "engine road" in text and "greedy" in text
     written = pd.read_csv(out, dtype={"code_insee": str, "site_id": str})
-    engine = engine_of_run(demo_run, dept="ZA")
+    engine = engine_of_run(demo_run, dept="ZA").engine
     assert engine.name == "road"
     # same as the library on the run's communes and access table
     expected = best_new_sites(demo_run.communes, demo_run.tables["acces_communes"],

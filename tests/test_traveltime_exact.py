@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from coverage.routing.matrix import BoundedSearch
 from coverage.routing.network import RoadNetwork, network_from_arcs
 from coverage.routing.road import RoadEngine
 from coverage.settings import Settings
@@ -344,16 +345,16 @@ def test_bounded_search_on_the_reachable_disc_equals_the_whole_graph(
                             np.concatenate([minutes, minutes[two]]), crs="EPSG:2154")
     engine = RoadEngine(net)
     calls: list[bool] = []
-    original = RoadEngine._disc_graph
+    original = BoundedSearch.disc_graph
 
     def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         out = original(self, *args, **kwargs)
         calls.append(out is not None)
         return out
 
-    monkeypatch.setattr(RoadEngine, "_disc_graph", spy)
+    monkeypatch.setattr(BoundedSearch, "disc_graph", spy)
     # the discs here hold up to a quarter of the nodes: allow them (a speed choice only)
-    monkeypatch.setattr("coverage.routing.road.DISC_MAX_SHARE", 0.5)
+    monkeypatch.setattr("coverage.routing.matrix.DISC_MAX_SHARE", 0.5)
     services = _places(net, rng.choice(net.n_nodes, size=6, replace=False), seed, "s")
     for direction in ("to_service", "from_service"):
         _ids, sparse = engine.node_minutes_per_source_sparse(services, 3.0,

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coverage.errors import DuplicateIdError, InputError, MissingColumnError
+from coverage.export.figures import waiting_charts_png
 from coverage.io.waiting import (
     WAITING_RETURNS,
     load_waiting,
@@ -32,7 +33,6 @@ from coverage.waiting import (
     ranking,
     series_data,
     tension_table,
-    waiting_charts_png,
     waiting_indicators,
 )
 
@@ -437,7 +437,7 @@ def test_xlsx_title_rows_above_the_headings(tmp_path: Path) -> None:
 
 
 def test_demo_figures_are_labelled_fictional(indicators: pd.DataFrame) -> None:
-    from coverage.waiting import figure_ranking, figure_series
+    from coverage.export.figures import figure_ranking, figure_series
 
     demo = waiting_indicators(load_waiting().data, pd.Series({"ZA": 10_000, "ZB": 20_000}))
     fig = figure_series(demo, "ZA", "espace_rencontre")
@@ -471,3 +471,18 @@ def test_aggregation_properties(services: list[tuple[int, float | None]]) -> Non
         if weights:
             expected = sum(f * d for f, d in weights) / sum(f for f, _ in weights)
             assert r["delai_moyen_jours"] == pytest.approx(expected)
+
+
+def test_waiting_is_pure_pandas_and_its_contract_is_declared() -> None:
+    """The stage draws nothing, and its contract exists before any stage is imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from coverage.schemas import OUTPUT_CONTRACTS\n"
+            "assert 'listes_attente_departements' in OUTPUT_CONTRACTS\n"
+            "assert 'coverage.waiting' not in sys.modules\n"
+            "import coverage.waiting\n"
+            "assert not [m for m in sys.modules if m.startswith('matplotlib')]\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert OUTPUT_CONTRACTS["listes_attente_departements"] is LISTES_ATTENTE_DEPARTEMENTS

@@ -24,11 +24,11 @@ TIMEOUT_S = 60
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run of the FICTIONAL demo (proxy engine, no isochrones), with its waiting lists."""
-    from coverage.batch import run
+    from coverage.batch import RunOptions, run_batch
     from coverage.io.inputs import load_inputs
 
     out = tmp_path_factory.mktemp("waiting_app") / "demo"
-    run(load_inputs(), out_dir=out, workers=1, isochrones=False)
+    run_batch(load_inputs(), out_dir=out, options=RunOptions(workers=1, isochrones=False))
     return out
 
 
@@ -144,8 +144,8 @@ def test_valid_upload_replaces_the_run_data(tmp_path: Path, tests_data: Path) ->
 
 
 def test_charts_of_a_run_for_exports(tmp_path: Path, tests_data: Path) -> None:
+    from coverage.export.figures import waiting_charts_for_run
     from coverage.results import RunOutputs
-    from coverage.waiting import waiting_charts_for_run
 
     run = RunOutputs.load(_hand_run(tmp_path, tests_data))
     paths = waiting_charts_for_run(run, "15", tmp_path / "png")

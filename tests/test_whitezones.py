@@ -30,6 +30,8 @@ from coverage.whitezones import (
     access_table,
     coverage_table,
     coverage_tables,
+    is_white_zone,
+    nearest_services,
     white_zones,
 )
 
@@ -210,6 +212,82 @@ def test_white_zone_definitions_on_small_frame() -> None:
     assert combined == {"12002"}  # 45 min and unreachable
 
 
+def test_is_white_zone_the_one_rule() -> None:
+    # beyond the threshold or unreachable; exactly at the threshold is covered
+    assert is_white_zone(30.5, 30.0) is True
+    assert is_white_zone(30.0, 30.0) is False
+    assert is_white_zone(0.0, 30.0) is False
+    assert is_white_zone(float("nan"), 30.0) is True
+    assert is_white_zone(float("inf"), 30.0) is True
+    assert is_white_zone(None, 30.0) is True  # type: ignore[call-overload]
+    values = [5.0, 30.0, 31.0, np.nan, 45.0, np.inf]
+    arr = is_white_zone(np.array(values), 30.0)
+    assert isinstance(arr, np.ndarray) and arr.dtype == bool
+    assert arr.tolist() == [False, False, True, True, True, True]
+    assert arr.tolist() == [_is_white(v, 30.0) for v in values]
+    series = pd.Series([5.0, None, 31.0, "x"], index=["a", "b", "c", "d"], dtype=object)
+    flags = is_white_zone(series, 30.0)
+    assert isinstance(flags, pd.Series) and flags.index.tolist() == ["a", "b", "c", "d"]
+    assert flags.tolist() == [False, True, True, True]  # not a number: unreachable
+    # white_zones applies exactly this rule, row by row
+    acc = access_table(_communes(), _nearest())
+    wz = white_zones(acc, [30.0])
+    expected = {(r.code_insee, r.type_service) for r in acc.itertuples()
+                if is_white_zone(r.minutes, 30.0)}
+    got = {(r.code_insee, r.type_service) for r in wz.itertuples() if r.type_service != NO_SERVICE}
+    assert got == expected
+
+
+def _services() -> pd.DataFrame:
+    # placed near the communes' points of _points() (Cantal, Aveyron)
+    return pd.DataFrame({
+        "service_id": ["m1", "e1", "e2"],
+        "type_service": [MF, ER, ER],
+        "code_dep": ["15", "15", "12"],
+        "lon": [2.44, 2.45, 2.57],
+        "lat": [44.93, 44.92, 44.35],
+    })
+
+
+def _points() -> pd.DataFrame:
+    com = _communes()
+    com.loc[4, ["code_insee", "code_dep"]] = ["97411", "974"]  # La Réunion
+    com["lon"] = [2.44, 2.90, 2.57, 2.10, 55.45]
+    com["lat"] = [44.93, 45.10, 44.35, 44.20, -20.88]
+    return com
+
+
+def test_nearest_services_is_the_access_table_of_the_engine() -> None:
+    from coverage.routing.proxy import ProxyEngine
+
+    engine = ProxyEngine()
+    com, svc = _points(), _services()
+    acc = nearest_services(com, svc, engine=engine)
+    direct = access_table(com, engine.nearest(com, svc, service_types=(MF, ER)),
+                          service_types=(MF, ER), moteur="proxy")
+    pd.testing.assert_frame_equal(acc, direct)
+    assert list(acc.columns) == OUTPUT_CONTRACTS["acces_communes"].columns
+    assert len(acc) == 2 * len(com) and (acc["moteur"] == "proxy").all()
+    # La Réunion has no service in its territory: unreachable, so white at any threshold
+    reunion = acc[acc["code_insee"] == "97411"]
+    assert reunion["minutes"].isna().all() and reunion["service_id"].isna().all()
+    assert is_white_zone(reunion["minutes"], 1e9).all()
+    # default types: those of the services, settings order
+    only_er = nearest_services(com, svc[svc["type_service"] == ER], engine=engine)
+    assert set(only_er["type_service"]) == {ER}
+    # a type asked for without any service: NaN minutes for every commune
+    asked = nearest_services(com, svc[svc["type_service"] == ER], engine=engine,
+                             service_types=(MF, ER))
+    assert asked[asked["type_service"] == MF]["minutes"].isna().all()
+    pd.testing.assert_frame_equal(
+        asked[asked["type_service"] == ER].reset_index(drop=True),
+        only_er.reset_index(drop=True))
+    # no services at all: every commune × type unreachable, named by the engine
+    empty = nearest_services(com, svc.iloc[0:0], engine=engine, service_types=(MF, ER))
+    assert len(empty) == 2 * len(com) and empty["minutes"].isna().all()
+    assert (empty["moteur"] == "proxy").all()
+
+
 def test_aggregates_small_frame_brute_force() -> None:
     acc = access_table(_communes(), _nearest())
     assert check_against_brute(acc, _communes(), [20.0, 30.0, 45.0]) > 100
@@ -278,12 +356,13 @@ def test_aggregates_random_frames_brute_force(rows, thresholds) -> None:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory):
-    from coverage.batch import run
+    from coverage.batch import RunOptions, run_batch
     from coverage.io.inputs import load_inputs
 
     inputs = load_inputs()  # the FICTIONAL demo territory
     out = tmp_path_factory.mktemp("demo")
-    return inputs, run(inputs, out_dir=out, workers=1, isochrones=False)
+    return inputs, run_batch(inputs, out_dir=out,
+                             options=RunOptions(workers=1, isochrones=False))
 
 
 def test_demo_road_white_zones_brute_force(demo_run) -> None:
@@ -295,7 +374,7 @@ def test_demo_road_white_zones_brute_force(demo_run) -> None:
     cells = check_against_brute(acc, inputs.communes, list(result.manifest["thresholds_min"]))
     assert cells > 1000
     # partitions by département give the same minutes as one engine call on everything
-    from coverage.routing.road import make_engine
+    from coverage.routing import make_engine
 
     engine = make_engine("road", inputs.roads, cache_dir=result.out_dir / ".cache" / "network")
     near = engine.nearest(inputs.communes, inputs.services, service_types=(MF, ER))
@@ -333,11 +412,12 @@ def _massif_central_inputs(shared: Path):
 def test_massif_central_proxy_brute_force(shared_data: Path, tmp_path: Path) -> None:
     from pyproj import Transformer
 
-    from coverage.batch import run
+    from coverage.batch import RunOptions, run_batch
     from coverage.settings import Settings
 
     inputs = _massif_central_inputs(shared_data)
-    result = run(inputs, out_dir=tmp_path, workers=1, isochrones=False, engine="proxy")
+    result = run_batch(inputs, out_dir=tmp_path,
+                       options=RunOptions(workers=1, isochrones=False, engine="proxy"))
     acc = result.tables["acces_communes"]
     assert set(acc["moteur"]) == {"proxy"} and set(acc["code_dep"]) == {"12", "15", "48"}
     parts = result.manifest["partitions"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from coverage.app import state, views
+from coverage.results import run_thresholds, sources
 from coverage.settings import Settings
+
+__all__: list[str] = []
 
 sel = state.selection()
 run = state.run_of(sel)
@@ -31,8 +34,6 @@ st.markdown(
 """
 )
 try:
-    from coverage.results import sources
-
     rows = sources(run)
 except Exception as exc:  # the page must still show the rest
     rows = []
@@ -44,7 +45,7 @@ created = (run.manifest.get("created_utc") or run.manifest.get("created")
            or run.manifest.get("date"))
 st.caption(f"Run : {run.run_dir}" + (f", calculé le {created}" if created else "")
            + f". Moteur : {run.engine}. Seuils : "
-           + ", ".join(f"{t:g}" for t in state.run_thresholds(run)) + " min.")
+           + ", ".join(f"{t:g}" for t in run_thresholds(run)) + " min.")
 inputs = run.manifest.get("inputs")
 if isinstance(inputs, dict) and inputs:
     with st.expander("Fichiers d'entrée du run (chemins et empreintes SHA-256)"):

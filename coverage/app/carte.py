@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from coverage import maps
 from coverage.app import state, views
+from coverage.labels import engine_label, type_label
+
+__all__: list[str] = []
 
 MAP_HEIGHT_PX = 700
 
-sel = state.selection()
-run = state.run_of(sel)
-label = maps.service_label(sel.type_service)
-st.title(f"Carte — {label}, département {sel.dept}")
-views.fictional_banner(run)
-
-access, engine, upload_name = state.access_for(sel)
+shown = views.open_access_page("Carte")
+sel, engine, upload_name = shown.sel, shown.engine, shown.upload_name
+label = type_label(sel.type_service)
 if upload_name:
     note = (state.upload_override(sel) or {}).get("note", "")
     st.info(f"Services du fichier importé **{upload_name}** ({note}).")
@@ -36,7 +34,7 @@ st.iframe(page, height=MAP_HEIGHT_PX,
 st.caption(
     f"Zone blanche : commune à plus de {sel.threshold_min:g} min du service le plus proche, "
     f"ou sans service accessible (contour noir pointillé). Moteur : "
-    f"{maps.ENGINE_LABELS.get(engine, engine)}. Survolez une commune pour son temps "
+    f"{engine_label(engine)}. Survolez une commune pour son temps "
     "d'accès ; cliquez sur un service pour sa fiche. Pas de fond de carte par défaut "
     "(hors ligne) : voir « Fond de carte » dans la barre latérale."
 )

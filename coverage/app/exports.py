@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from coverage import maps
 from coverage.app import state, views
 from coverage.errors import CoverageError
+from coverage.labels import type_label
+
+__all__: list[str] = []
 
 PNG_PREVIEW_PX = 720
 
@@ -17,7 +19,7 @@ views.fictional_banner(run, "Les fichiers exportés portent la même mention.")
 if state.upload_override(sel) is not None:
     st.info("Les exports portent sur les services du run, pas sur le fichier importé.")
 st.caption(
-    f"Carte PNG : {maps.service_label(sel.type_service)}, seuil {sel.threshold_min:g} min "
+    f"Carte PNG : {type_label(sel.type_service)}, seuil {sel.threshold_min:g} min "
     f"(sélection de la barre latérale). Moteur du run : {run.engine}. Export public : les "
     "petits effectifs des listes d'attente sont masqués (secret statistique)."
 )

@@ -8,18 +8,36 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coverage.app.state import ENV_RUN_DIR
 from coverage.errors import CoverageError
 from coverage.settings import REPO_ROOT
 
+__all__ = ["APP_FILE", "ENV_RUN_DIR", "HOST", "launch_app", "streamlit_command"]
+
 log = logging.getLogger(__name__)
+
+#: Environment variable naming the run folder the app opens first (set by :func:`launch_app`,
+#: read by :mod:`coverage.app.state`). It lives here so that the launcher needs no Streamlit.
+ENV_RUN_DIR = "ZONES_BLANCHES_RUN_DIR"
 
 APP_FILE = REPO_ROOT / "app.py"
 HOST = "127.0.0.1"
 
 
 def streamlit_command(port: int, *, app_file: Path = APP_FILE) -> list[str]:
-    """The ``streamlit run`` command line of the app (loopback, headless, no telemetry)."""
+    """Return the ``streamlit run`` command line of the app (loopback, headless, no telemetry).
+
+    Parameters
+    ----------
+    port
+        TCP port on 127.0.0.1.
+    app_file
+        The Streamlit router (``app.py`` of the checkout).
+
+    Returns
+    -------
+    list of str
+        The command, starting with the current Python interpreter.
+    """
     return [
         sys.executable, "-m", "streamlit", "run", str(app_file),
         "--server.address", HOST,

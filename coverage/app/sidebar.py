@@ -12,15 +12,26 @@ from pathlib import Path
 
 import streamlit as st
 
-from coverage import maps
+from coverage import maps, results
 from coverage.app import state, upload
 from coverage.errors import CoverageError
+from coverage.labels import DEMO_CHOICE, FICTIONAL_SIDEBAR, engine_label, type_label
+from coverage.results import (
+    RunOutputs,
+    available_departements,
+    departement_names,
+    run_service_types,
+    run_thresholds,
+)
 from coverage.settings import NO_SERVICE
+
+__all__ = ["RUN_CHOICE", "render_sidebar"]
 
 log = logging.getLogger(__name__)
 
-DEMO_CHOICE = "Démo (territoire FICTIF)"
 RUN_CHOICE = "Dossier de sortie d'un run"
+#: Threshold selected first when the run has it, minutes.
+DEFAULT_THRESHOLD_MIN = 30.0
 
 
 def _fmt_threshold(t: float) -> str:
@@ -30,7 +41,8 @@ def _fmt_threshold(t: float) -> str:
 def _open_run(choice: str) -> tuple[str, float] | None:
     """Resolve the data-set choice to (run folder, manifest stamp), running the demo once."""
     if choice == DEMO_CHOICE:
-        out = str(state.DEMO_RUN_DIR)
+        # Read at call time: tests point the demo folder elsewhere.
+        out = str(results.DEMO_RUN_DIR)
         stamp = state.manifest_stamp(out)
         if stamp == 0.0:
             with st.spinner("Premier lancement : calcul de la démo (territoire fictif)…"):
@@ -51,46 +63,31 @@ def _open_run(choice: str) -> tuple[str, float] | None:
     return str(Path(path).resolve()), stamp
 
 
-def render_sidebar() -> state.Selection | None:
-    """Draw the shared sidebar and store the selection; None when no run is open."""
+def _opened_run() -> tuple[str, float, RunOutputs] | None:
+    """Draw the data-set choice and open its run: (folder, stamp, run), None when none."""
     sb = st.sidebar
-    sb.header("Zones blanches")
     initial = state.initial_run_dir()
     is_demo_dir = initial is None or (
-        Path(initial).resolve() == state.DEMO_RUN_DIR.resolve()
+        Path(initial).resolve() == Path(results.DEMO_RUN_DIR).resolve()
     )
     choice = sb.radio(
         "Jeu de données", (DEMO_CHOICE, RUN_CHOICE), key="dataset",
         index=0 if is_demo_dir else 1,
     )
     try:
-        opened = _open_run(choice)
+        opened = _open_run(str(choice))
         if opened is None:
-            st.session_state.pop(state.SELECTION_KEY, None)
             return None
         run_dir, stamp = opened
-        run = state.load_run(run_dir, stamp)
+        return run_dir, stamp, state.load_run(run_dir, stamp)
     except CoverageError as exc:
         sb.error(str(exc))
-        st.session_state.pop(state.SELECTION_KEY, None)
         return None
-    if run.fictif:
-        sb.warning("FICTIF : territoire de démonstration inventé, pas un lieu réel.")
 
-    depts = state.run_depts(run)
-    names = state.dept_names(run)
-    dept = sb.selectbox("Département", depts, key="dept",
-                        format_func=lambda d: f"{d} — {names[d]}" if names.get(d) else d)
-    types = [*state.run_types(run), NO_SERVICE]
-    type_service = sb.selectbox("Type de service", types, key="type_service",
-                                format_func=maps.service_label)
-    thresholds = state.run_thresholds(run)
-    default_t = 30.0 if 30.0 in thresholds else thresholds[len(thresholds) // 2]
-    threshold = sb.selectbox("Seuil de zone blanche", thresholds, key="threshold",
-                             index=thresholds.index(default_t), format_func=_fmt_threshold)
-    sb.caption(f"Moteur du run — {maps.ENGINE_LABELS.get(run.engine, run.engine or '?')}")
 
-    with sb.expander("Fond de carte (optionnel)"):
+def _tiles() -> maps.Tiles | None:
+    """Draw the optional basemap box; the basemap, None when no URL is given."""
+    with st.sidebar.expander("Fond de carte (optionnel)"):
         url = st.text_input(
             "URL de tuiles", value=os.environ.get(state.ENV_TILES_URL, ""), key="tiles_url",
             help="Modèle XYZ, ex. http://127.0.0.1:8080/{z}/{x}/{y}.png. Vide = pas de fond : "
@@ -100,11 +97,43 @@ def render_sidebar() -> state.Selection | None:
             "Attribution", value=os.environ.get(state.ENV_TILES_ATTRIBUTION, ""),
             key="tiles_attr",
         ).strip()
-    tiles = maps.Tiles(url, attribution) if url else None
+    return maps.Tiles(url, attribution) if url else None
+
+
+def render_sidebar() -> state.Selection | None:
+    """Draw the shared sidebar and store the selection.
+
+    Returns
+    -------
+    state.Selection or None
+        The selection (also stored in the session state), None when no run is open.
+    """
+    sb = st.sidebar
+    sb.header("Zones blanches")
+    opened = _opened_run()
+    if opened is None:
+        st.session_state.pop(state.SELECTION_KEY, None)
+        return None
+    run_dir, stamp, run = opened
+    if run.fictif:
+        sb.warning(FICTIONAL_SIDEBAR)
+
+    names = departement_names(run)
+    dept = sb.selectbox("Département", available_departements(run), key="dept",
+                        format_func=lambda d: f"{d} — {names[d]}" if names.get(d) else d)
+    types = [*run_service_types(run), NO_SERVICE]
+    type_service = sb.selectbox("Type de service", types, key="type_service",
+                                format_func=type_label)
+    thresholds = run_thresholds(run)
+    default_t = (DEFAULT_THRESHOLD_MIN if DEFAULT_THRESHOLD_MIN in thresholds
+                 else thresholds[len(thresholds) // 2])
+    threshold = sb.selectbox("Seuil de zone blanche", thresholds, key="threshold",
+                             index=thresholds.index(default_t), format_func=_fmt_threshold)
+    sb.caption(f"Moteur du run — {engine_label(run.engine) if run.engine else '?'}")
 
     sel = state.Selection(
         run_dir=run_dir, stamp=stamp, dept=str(dept), type_service=str(type_service),
-        threshold_min=float(threshold), tiles=tiles,
+        threshold_min=float(threshold), tiles=_tiles(),
     )
     with sb.expander("Tester une autre liste de services"):
         upload.render_services_upload(sel, run)

@@ -4,16 +4,18 @@ The file goes through :func:`coverage.io.services.load_services` (the same valid
 CLI) against the run's communes. Problems are shown in the page, one line per file / row /
 column, never as a traceback. A valid file replaces the run's services for the selected
 département only, in this browser session: the access times are recomputed with the run's
-engine (``road`` when its road file is still readable, else ``proxy``, and the page says
-so), then the map and the tables use them.
+engine (:func:`coverage.routing.engine_of_run`: ``road`` when its road file is still
+readable, else ``proxy``, and the page says so), then the map and the tables use them.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -21,10 +23,21 @@ import streamlit as st
 
 from coverage.app import state
 from coverage.errors import CoverageError, InputError
-from coverage.settings import REPO_ROOT, Settings, metric_crs_for
+from coverage.io.services import load_services
+from coverage.io.tables import Loaded
+from coverage.results import RunOutputs, run_service_types, run_settings
+from coverage.routing import engine_of_run
+from coverage.whitezones import nearest_services
 
-if TYPE_CHECKING:
-    from coverage.results import RunOutputs
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "RecomputedAccess",
+    "UploadedFile",
+    "load_uploaded",
+    "problems_frame",
+    "recompute_access",
+    "render_services_upload",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +45,59 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 5_000_000
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file received from the browser.
+
+    Attributes
+    ----------
+    name
+        Its name as uploaded (only the last path part is kept).
+    content
+        Its bytes.
+    """
+
+    name: str
+    content: bytes
+
+    @property
+    def safe_name(self) -> str:
+        """Return the file name without any folder part (``upload`` when empty)."""
+        return Path(self.name).name or "upload"
+
+
+@dataclass(frozen=True)
+class RecomputedAccess:
+    """Access of a département's communes to uploaded services.
+
+    Attributes
+    ----------
+    access
+        Rows of the ``acces_communes`` contract (minutes, NaN when unreachable).
+    engine
+        Engine name, ``road`` or ``proxy``.
+    note
+        French note naming the engine and why it was chosen.
+    """
+
+    access: pd.DataFrame
+    engine: str
+    note: str
+
+
 def problems_frame(exc: InputError) -> pd.DataFrame:
-    """One row per problem of an :class:`InputError`: fichier, ligne, colonne, attendu, trouvé."""
+    """Return one row per problem of an :class:`InputError`.
+
+    Parameters
+    ----------
+    exc
+        The loader's error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``fichier, ligne, colonne, attendu, trouvé``.
+    """
     return pd.DataFrame(
         {
             "fichier": [Path(p.file).name for p in exc.problems],
@@ -45,105 +109,97 @@ def problems_frame(exc: InputError) -> pd.DataFrame:
     )
 
 
-def _run_settings(run: RunOutputs) -> Settings:
-    """Settings of the run from its manifest when they are there (defaults otherwise)."""
-    raw = run.manifest.get("settings") or run.manifest.get("parameters") or {}
-    base = Settings()
-    kwargs: dict[str, Any] = {}
-    if isinstance(raw, dict):
-        if raw.get("thresholds_min"):
-            kwargs["thresholds_min"] = tuple(float(t) for t in raw["thresholds_min"])
-        for name in ("snap_max_m", "access_speed_kmh", "proxy_detour_factor"):
-            if isinstance(raw.get(name), (int, float)):
-                kwargs[name] = float(raw[name])
-    if run.thresholds:
-        kwargs["thresholds_min"] = tuple(run.thresholds)
-    from dataclasses import replace
+def load_uploaded(upload: UploadedFile, loader: Callable[..., Loaded], **kwargs: Any
+                  ) -> Loaded:
+    """Validate an uploaded file with a library loader, through a temporary copy.
 
-    return replace(base, max_input_bytes=MAX_UPLOAD_BYTES, **kwargs)
-
-
-def _roads_path(run: RunOutputs) -> Path | None:
-    """Road file of the run, from its manifest, when it still exists."""
-    inputs = run.manifest.get("inputs") or {}
-    candidates: list[Any] = []
-    if isinstance(inputs, dict):
-        roads = inputs.get("roads")
-        candidates.append(roads.get("path") if isinstance(roads, dict) else roads)
-    paths = run.manifest.get("paths") or {}
-    if isinstance(paths, dict):
-        candidates.append(paths.get("roads"))
-    engine = run.manifest.get("engine") or {}
-    if isinstance(engine, dict) and isinstance(engine.get("parameters"), dict):
-        candidates.append(engine["parameters"].get("reseau"))
-    for c in candidates:
-        if not c:
-            continue
-        p = Path(str(c))
-        for q in (p, REPO_ROOT / p, run.run_dir / p):
-            if q.exists():
-                return q.resolve()
-    return None
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def road_engine(roads: str, crs: str) -> Any:
-    """The road engine of a road file (graph built once per process, shared read-only)."""
-    from coverage.routing.road import make_engine
-
-    return make_engine("road", Path(roads), Settings(), crs)
-
-
-def engine_for(run: RunOutputs, dept: str, settings: Settings) -> tuple[Any, str]:
-    """The run's engine for a département, and a note naming it.
-
-    ``road`` when the run was routed and its road file is still readable (the graph is
-    built once per process, :func:`road_engine`), else ``proxy``, with the reason.
-    """
-    engine: Any = None
-    note = ""
-    if run.engine == "road":
-        roads = _roads_path(run)
-        if roads is not None:
-            try:
-                engine = road_engine(str(roads), metric_crs_for(dept))
-                note = f"road : graphe routier du run ({roads.name})"
-            except CoverageError as exc:
-                note = f"proxy : le réseau routier du run n'a pas pu être chargé ({exc})"
-        else:
-            note = ("proxy : le fichier routier du run n'est plus disponible ; temps "
-                    "estimés à vol d'oiseau")
-    if engine is None:
-        from coverage.routing.proxy import ProxyEngine
-
-        engine = ProxyEngine(settings)
-        note = note or "proxy : distance à vol d'oiseau × détour ÷ vitesse (comme le run)"
-    return engine, note
-
-
-def recompute_access(
-    run: RunOutputs, dept: str, services: gpd.GeoDataFrame, settings: Settings,
-) -> tuple[pd.DataFrame, str, str]:
-    """Access of a département's communes to the given services.
+    Parameters
+    ----------
+    upload
+        The uploaded file (its extension chooses the reader).
+    loader
+        :func:`coverage.io.services.load_services`, :func:`coverage.io.waiting.load_waiting`…
+    **kwargs
+        Passed on to the loader (``communes``, ``settings``).
 
     Returns
     -------
-    tuple
-        The ``acces_communes`` rows, the engine name (``road``/``proxy``) and a note
-        explaining the engine choice.
-    """
-    from coverage.whitezones import access_table
+    Loaded
+        The loader's result; warnings name the uploaded file, not the temporary copy.
 
+    Raises
+    ------
+    InputError
+        The loader's, unchanged.
+    """
+    with tempfile.TemporaryDirectory(prefix="zb-upload-") as tmp:
+        path = Path(tmp) / upload.safe_name
+        path.write_bytes(upload.content)
+        loaded = loader(path, **kwargs)
+    warnings = [w.replace(str(path), upload.safe_name) for w in loaded.warnings]
+    return replace(loaded, warnings=warnings, path=upload.safe_name)
+
+
+def recompute_access(run: RunOutputs, dept: str, services: gpd.GeoDataFrame
+                     ) -> RecomputedAccess:
+    """Time a département's communes to the given services with the run's engine.
+
+    Parameters
+    ----------
+    run
+        The open run (its engine is rebuilt by :func:`coverage.routing.engine_of_run`,
+        falling back to ``proxy`` when the road file is gone).
+    dept
+        Département code.
+    services
+        Service points, EPSG:4326.
+
+    Returns
+    -------
+    RecomputedAccess
+        The ``acces_communes`` rows of every service type of the run, the engine and a note.
+    """
     communes = run.communes[run.communes["code_dep"].astype(str) == dept]
-    types = state.run_types(run)
-    engine, note = engine_for(run, dept, settings)
-    nearest = engine.nearest(communes, services, service_types=types)
-    access = access_table(communes, nearest, service_types=types)
-    return access.reset_index(drop=True), str(engine.name), note
+    types = run_service_types(run)
+    chosen = engine_of_run(run, dept=dept, fallback_to_proxy=True)
+    access = nearest_services(communes, services, engine=chosen.engine, service_types=types)
+    return RecomputedAccess(access.reset_index(drop=True), str(chosen.engine.name),
+                            chosen.note)
+
+
+def _validated(upload: UploadedFile, run: RunOutputs, dept: str
+               ) -> tuple[Loaded, RecomputedAccess] | None:
+    """Validate and recompute, showing problems in the page; None when it failed."""
+    settings = replace(run_settings(run), max_input_bytes=MAX_UPLOAD_BYTES)
+    try:
+        loaded = load_uploaded(upload, load_services, communes=run.communes,
+                               settings=settings)
+        with st.spinner("Recalcul des temps d'accès du département…"):
+            recomputed = recompute_access(run, dept, loaded.data)
+    except InputError as exc:
+        st.error(f"{upload.name} n'est pas valide ({len(exc.problems)} problème(s)) :")
+        st.dataframe(problems_frame(exc), hide_index=True, width="stretch")
+        return None
+    except CoverageError as exc:
+        st.error(f"{upload.name} : {exc}")
+        return None
+    except Exception as exc:  # shown in the page, never as a traceback
+        log.exception("recomputation with %s failed", upload.name)
+        st.error(f"{upload.name} : le recalcul a échoué ({type(exc).__name__} : {exc}).")
+        return None
+    return loaded, recomputed
 
 
 def render_services_upload(sel: state.Selection, run: RunOutputs) -> None:
-    """Upload widget, validation messages and recomputation for the sidebar."""
+    """Draw the upload widget, its validation messages and the recomputation (sidebar).
+
+    Parameters
+    ----------
+    sel
+        The sidebar's selection (run folder and département).
+    run
+        The open run.
+    """
     st.caption(
         "CSV au format du modèle `data/services/modele_services.csv` "
         f"(≤ {MAX_UPLOAD_BYTES // 1_000_000} Mo). Remplace les services du run pour ce "
@@ -164,32 +220,16 @@ def render_services_upload(sel: state.Selection, run: RunOutputs) -> None:
         st.error(f"{f.name} : {f.size / 1e6:.1f} Mo, au-delà de la limite de "
                  f"{MAX_UPLOAD_BYTES / 1e6:.0f} Mo.")
         return
-    settings = _run_settings(run)
-    try:
-        from coverage.io.services import load_services
-
-        with tempfile.TemporaryDirectory(prefix="zb-upload-") as tmp:
-            path = Path(tmp) / Path(f.name).name
-            path.write_bytes(f.getvalue())
-            loaded = load_services(path, communes=run.communes, settings=settings)
-        services = loaded.data
-        with st.spinner("Recalcul des temps d'accès du département…"):
-            access, engine, note = recompute_access(run, sel.dept, services, settings)
-    except InputError as exc:
-        st.error(f"{f.name} n'est pas valide ({len(exc.problems)} problème(s)) :")
-        st.dataframe(problems_frame(exc), hide_index=True, width="stretch")
+    done = _validated(UploadedFile(f.name, f.getvalue()), run, sel.dept)
+    if done is None:
         return
-    except CoverageError as exc:
-        st.error(f"{f.name} : {exc}")
-        return
-    except Exception as exc:  # shown in the page, never as a traceback
-        log.exception("recomputation with %s failed", f.name)
-        st.error(f"{f.name} : le recalcul a échoué ({type(exc).__name__} : {exc}).")
-        return
+    loaded, recomputed = done
     for w in loaded.warnings:
         st.warning(w)
     st.session_state[state.UPLOAD_KEY] = {
         "token": token, "run_dir": sel.run_dir, "dept": sel.dept, "name": f.name,
-        "services": services, "access": access, "engine": engine, "note": note,
+        "services": loaded.data, "access": recomputed.access, "engine": recomputed.engine,
+        "note": recomputed.note,
     }
-    st.success(f"{f.name} : {len(services)} services, temps recalculés ({note}).")
+    st.success(f"{f.name} : {len(loaded.data)} services, temps recalculés "
+               f"({recomputed.note}).")

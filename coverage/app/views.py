@@ -6,12 +6,12 @@ Streamlit can hash; arguments starting with ``_`` are not hashed and come with a
 
 from __future__ import annotations
 
-import html
 import io
 import logging
 import math
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +22,105 @@ import streamlit as st
 
 from coverage import maps
 from coverage.app import state
+from coverage.export import export_departement
+from coverage.labels import FICTIONAL_DEFAULT_LABEL, FICTIONAL_SHORT, type_label
+from coverage.maps import fmt_int
+from coverage.results import RunOutputs
 from coverage.settings import NO_SERVICE
+from coverage.whitezones import combined_access, coverage_table, is_white_zone
+
+__all__ = [
+    "EXPORT_ITEMS",
+    "ISOCHRONES_LAYER",
+    "AccessPage",
+    "SitingData",
+    "commune_table",
+    "coverage_level",
+    "export_files",
+    "fictional_banner",
+    "fmt_int",
+    "fmt_rate",
+    "has_isochrones",
+    "key_figures",
+    "level_table",
+    "map_page_html",
+    "open_access_page",
+    "show_key_figures",
+    "siting_data",
+    "siting_geometries",
+    "type_rows",
+]
 
 log = logging.getLogger(__name__)
 
 #: Layer of ``isochrones.gpkg`` drawn on the map (bands per service type).
 ISOCHRONES_LAYER = "isochrones_types_affichage"
-#: Longest source line written in the map legend, characters.
-SOURCE_MAX_CHARS = 160
 
 
-def fictional_banner(run: Any, extra: str = "") -> None:
-    """The FICTIF warning at the top of a page when the run is made-up data (else nothing)."""
+def fictional_banner(run: RunOutputs, extra: str = "") -> None:
+    """Draw the FICTIF warning at the top of a page when the run is made-up data.
+
+    Parameters
+    ----------
+    run
+        The open run; nothing is drawn when it is not fictional.
+    extra
+        A sentence added after the label.
+    """
     if run.fictif:
-        label = run.fictional_label or "territoire de démonstration inventé"
-        st.warning(f"FICTIF — {label}" + (f" {extra}" if extra else ""))
+        label = run.fictional_label or FICTIONAL_DEFAULT_LABEL
+        st.warning(f"{FICTIONAL_SHORT} — {label}" + (f" {extra}" if extra else ""))
+
+
+@dataclass(frozen=True)
+class AccessPage:
+    """What a page about the selection's access times draws from.
+
+    Attributes
+    ----------
+    sel
+        The sidebar's selection.
+    run
+        The open run.
+    access
+        ``acces_communes`` rows of the département (an uploaded file's when there is one).
+    engine
+        Engine of those rows, ``road`` or ``proxy``.
+    upload_name
+        Name of the uploaded services file, None without one.
+    """
+
+    sel: state.Selection
+    run: RunOutputs
+    access: pd.DataFrame
+    engine: str
+    upload_name: str | None
+
+
+def open_access_page(title: str) -> AccessPage:
+    """Draw a page's title (type and département of the selection) and FICTIF banner.
+
+    Parameters
+    ----------
+    title
+        The page's name (« Carte », « Zones blanches »).
+
+    Returns
+    -------
+    AccessPage
+        The selection, its run and its access rows.
+    """
+    sel = state.selection()
+    run = state.run_of(sel)
+    st.title(f"{title} — {type_label(sel.type_service)}, département {sel.dept}")
+    fictional_banner(run)
+    access, engine, upload_name = state.access_for(sel)
+    return AccessPage(sel, run, access, engine, upload_name)
 
 
 def type_rows(access: pd.DataFrame, type_service: str) -> pd.DataFrame:
-    """Access rows of one service type (the combined view computed when asked)."""
+    """Return the access rows of one service type (the combined view computed when asked)."""
     if type_service == NO_SERVICE and not (access["type_service"] == NO_SERVICE).any():
-        from coverage.whitezones import combined_access
-
         return combined_access(access)
     return access[access["type_service"] == type_service].reset_index(drop=True)
 
@@ -51,14 +128,12 @@ def type_rows(access: pd.DataFrame, type_service: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=64)
 def coverage_level(access: pd.DataFrame, communes: pd.DataFrame, threshold_min: float,
                    level: str) -> pd.DataFrame:
-    """:func:`coverage.whitezones.coverage_table` of one level at one threshold."""
-    from coverage.whitezones import coverage_table
-
+    """Return :func:`coverage.whitezones.coverage_table` of one level at one threshold."""
     return coverage_table(access, communes, [threshold_min], level)
 
 
 def key_figures(sel: state.Selection) -> dict[str, Any]:
-    """Key figures of the selected département, type and threshold.
+    """Return the key figures of the selected département, type and threshold.
 
     Returns
     -------
@@ -86,13 +161,8 @@ def key_figures(sel: state.Selection) -> dict[str, Any]:
     }
 
 
-def fmt_int(value: float) -> str:
-    """Whole number with a narrow no-break space between thousands."""
-    return f"{int(value):,}".replace(",", "\u202f")
-
-
 def fmt_rate(value: float) -> str:
-    """Ratio 0-1 as a French percentage."""
+    """Return a ratio 0-1 as a French percentage (« — » when not finite)."""
     if not math.isfinite(value):
         return "—"
     return f"{100 * value:.1f} %".replace(".", ",")
@@ -117,7 +187,7 @@ def show_key_figures(sel: state.Selection) -> dict[str, Any]:
 
 
 def commune_table(sel: state.Selection) -> pd.DataFrame:
-    """One row per commune of the département: minutes, nearest service, white-zone flag."""
+    """Return one row per commune of the département: minutes, nearest service, white zone."""
     access, _engine, _up = state.access_for(sel)
     rows = type_rows(access, sel.type_service)
     communes = state.dept_communes(sel.run_dir, sel.stamp, sel.dept)
@@ -133,14 +203,14 @@ def commune_table(sel: state.Selection) -> pd.DataFrame:
     )
     out["service"] = [names.get(str(s), s) if isinstance(s, str) else None
                       for s in out.get("service_id", pd.Series(None, index=out.index))]
-    out["zone_blanche"] = maps.is_white_zone(out["minutes"], sel.threshold_min)
+    out["zone_blanche"] = is_white_zone(out["minutes"], sel.threshold_min)
     out = out.drop(columns=[c for c in ("service_id",) if c in out])
     return out.sort_values("minutes", ascending=False, na_position="first").reset_index(
         drop=True)
 
 
 def level_table(sel: state.Selection, level: str) -> pd.DataFrame:
-    """Coverage by EPCI or density class over the département's communes."""
+    """Return the coverage by EPCI or density class over the département's communes."""
     access, _engine, _up = state.access_for(sel)
     communes = state.dept_communes(sel.run_dir, sel.stamp, sel.dept)
     table = coverage_level(access, communes, sel.threshold_min, level)
@@ -155,60 +225,111 @@ def level_table(sel: state.Selection, level: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _map_page(
-    run_dir: str, stamp: float, dept: str, type_service: str, threshold_min: float,
-    show_isochrones: bool, tiles: maps.Tiles | None, data_key: str,
+    sel: state.Selection, show_isochrones: bool, data_key: str,
     _access: pd.DataFrame, _services: gpd.GeoDataFrame, engine: str,
 ) -> str:
-    run = state.load_run(run_dir, stamp)
-    geoms = state.dept_display_geometries(run_dir, stamp, dept)
-    iso = None
-    if show_isochrones:
-        iso = run.isochrones(ISOCHRONES_LAYER)
-        if iso is not None and "code_dep" in iso:
-            iso = iso[iso["code_dep"].astype(str) == dept]
-        if iso is not None and len(iso) and len(geoms):
-            # Bands of a run cover every département: keep those over this one's communes.
-            iso = gpd.clip(iso.to_crs(geoms.crs), geoms.geometry.union_all())
-    from coverage.results import source_line
-
-    source = source_line(run)
-    if len(source) > SOURCE_MAX_CHARS:
-        source = source[: SOURCE_MAX_CHARS - 1] + "… (voir « À propos »)"
+    """Return the HTML of the Carte map (cached per selection and ``data_key``)."""
+    run = state.load_run(sel.run_dir, sel.stamp)
+    geoms = state.dept_display_geometries(sel.run_dir, sel.stamp, sel.dept)
+    iso = (maps.departement_isochrones(run.isochrones(ISOCHRONES_LAYER), geoms, sel.dept)
+           if show_isochrones else None)
     m = maps.access_map(
-        geoms, type_rows(_access, type_service), shown_services(_services, _access, dept),
-        type_service=type_service,
-        threshold_min=threshold_min, engine=engine, fictif=run.fictif, isochrones=iso,
-        tiles=tiles, sources=html.escape(source),
+        geoms, type_rows(_access, sel.type_service),
+        maps.shown_services(_services, _access, sel.dept), type_service=sel.type_service,
+        threshold_min=sel.threshold_min, engine=engine, fictif=run.fictif, isochrones=iso,
+        tiles=sel.tiles, sources=maps.legend_sources(run),
     )
     return maps.map_html(m)
 
 
-def shown_services(services: gpd.GeoDataFrame, access: pd.DataFrame, dept: str
-                   ) -> gpd.GeoDataFrame:
-    """Services drawn on a département's map: those located in it, plus those that are the
-    nearest service of one of its communes (across the border).
-    """
-    nearest = set(access["service_id"].dropna().astype(str)) if "service_id" in access \
-        else set()
-    keep = services["service_id"].astype(str).isin(nearest)
-    if "code_dep" in services:
-        keep |= services["code_dep"].astype(str) == dept
-    return services[keep]
-
-
 def map_page_html(sel: state.Selection, *, show_isochrones: bool) -> str:
-    """HTML page of the Carte map for the selection (cached per selection and data)."""
+    """Return the HTML page of the Carte map for the selection (cached per selection, data)."""
     access, engine, _up_name = state.access_for(sel)
     up = state.upload_override(sel)
     data_key = "run" if up is None else repr(up["token"])
-    return _map_page(sel.run_dir, sel.stamp, sel.dept, sel.type_service, sel.threshold_min,
-                     show_isochrones, sel.tiles, data_key, access, state.services_for(sel),
-                     engine)
+    return _map_page(sel, show_isochrones, data_key, access, state.services_for(sel), engine)
 
 
 def has_isochrones(sel: state.Selection) -> bool:
-    """Whether the run has the isochrone bands layer drawn by the map."""
+    """Return whether the run has the isochrone bands layer drawn by the map."""
     return ISOCHRONES_LAYER in state.run_of(sel).isochrone_layers()
+
+
+@dataclass(frozen=True)
+class SitingData:
+    """What the « Nouveau site » page plans from: services, existing access, cache key.
+
+    Attributes
+    ----------
+    services
+        Every service of the run (EPSG:4326), the département's replaced by an uploaded
+        file's when there is one.
+    access
+        The run's ``acces_communes`` when timed by the engine that times the new sites,
+        else None (:func:`coverage.siting.plan_new_sites` then times the services itself).
+    data_key
+        ``run``, or the upload's token: the cache key of the data.
+    upload_name
+        Name of the uploaded services file, None without one.
+    """
+
+    services: gpd.GeoDataFrame
+    access: pd.DataFrame | None
+    data_key: str
+    upload_name: str | None
+
+
+def siting_data(sel: state.Selection, engine_name: str) -> SitingData:
+    """Return the services and existing access the new sites of the selection start from.
+
+    Parameters
+    ----------
+    sel
+        The sidebar's selection (an uploaded services file replaces the run's services in
+        its département, as on the other pages).
+    engine_name
+        Name of the engine that times the new sites (``road``/``proxy``): the run's access
+        is kept only when timed by the same engine.
+    """
+    run = state.run_of(sel)
+    up = state.upload_override(sel)
+    if up is not None:
+        others = run.services[run.services["code_dep"].astype(str) != sel.dept]
+        services = gpd.GeoDataFrame(
+            pd.concat([others, up["services"].to_crs(others.crs)], ignore_index=True),
+            crs=others.crs)
+        return SitingData(services, None, repr(up["token"]), str(up["name"]))
+    access = run.tables.get("acces_communes")
+    if access is not None and set(access["moteur"].dropna().astype(str)) != {engine_name}:
+        access = None  # existing coverage recomputed with the engine that times the new sites
+    return SitingData(run.services, access, "run", None)
+
+
+def siting_geometries(sel: state.Selection, covered: pd.DataFrame
+                      ) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """Return the polygons of the « Nouveau site » map and the other départements drawn.
+
+    Parameters
+    ----------
+    sel
+        The sidebar's selection.
+    covered
+        Communes newly covered by the suggested sites (``code_insee, code_dep``).
+
+    Returns
+    -------
+    tuple
+        The département's display polygons (EPSG:4326) plus the newly covered communes of
+        other départements, and the codes of those départements.
+    """
+    geoms = state.dept_display_geometries(sel.run_dir, sel.stamp, sel.dept)
+    outside = sorted({str(d) for d in covered["code_dep"]} - {sel.dept})
+    if not outside:
+        return geoms, outside
+    extra = [state.dept_display_geometries(sel.run_dir, sel.stamp, d) for d in outside]
+    extra = [g[g["code_insee"].isin(covered["code_insee"])] for g in extra]
+    return (gpd.GeoDataFrame(pd.concat([geoms, *extra], ignore_index=True), crs=geoms.crs),
+            outside)
 
 
 #: Files offered by the Exports page: key → (label, export format, MIME type).
@@ -224,6 +345,7 @@ EXPORT_ITEMS: dict[str, tuple[str, str, str]] = {
 
 
 def _zip_folder(folder: Path) -> bytes:
+    """Return a zip of ``folder`` (paths relative to its parent)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for p in sorted(folder.rglob("*")):
@@ -235,7 +357,7 @@ def _zip_folder(folder: Path) -> bytes:
 @st.cache_data(show_spinner=False, max_entries=16)
 def export_files(run_dir: str, stamp: float, dept: str, map_type: str,
                  map_threshold: float) -> dict[str, tuple[str, bytes]]:
-    """Export files of a département as bytes, by :data:`EXPORT_ITEMS` key.
+    """Return the export files of a département as bytes, by :data:`EXPORT_ITEMS` key.
 
     Calls :func:`coverage.export.export_departement` (public export: small waiting-list
     counts masked) in a temporary folder.
@@ -245,8 +367,6 @@ def export_files(run_dir: str, stamp: float, dept: str, map_type: str,
     dict
         key → (file name, content).
     """
-    from coverage.export import export_departement
-
     run = state.load_run(run_dir, stamp)
     out: dict[str, tuple[str, bytes]] = {}
     with tempfile.TemporaryDirectory(prefix="zb-export-") as tmp:

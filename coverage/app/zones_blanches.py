@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from coverage import maps
-from coverage.app import state, views
+from coverage.app import views
+from coverage.labels import density_label, engine_label
 
-DENSITY_LABELS = {1: "1 — dense", 2: "2 — intermédiaire", 3: "3 — peu dense",
-                  4: "4 — très peu dense"}
+__all__: list[str] = []
 
-sel = state.selection()
-run = state.run_of(sel)
-label = maps.service_label(sel.type_service)
-st.title(f"Zones blanches — {label}, département {sel.dept}")
-views.fictional_banner(run)
-access, engine, upload_name = state.access_for(sel)
+shown = views.open_access_page("Zones blanches")
+sel, engine, upload_name = shown.sel, shown.engine, shown.upload_name
 st.caption(f"Seuil : {sel.threshold_min:g} min. Moteur : "
-           f"{maps.ENGINE_LABELS.get(engine, engine)}."
+           f"{engine_label(engine)}."
            + (f" Services du fichier importé {upload_name}." if upload_name else ""))
 
 views.show_key_figures(sel)
@@ -65,6 +60,6 @@ with tab_e:
                "part de population sans service accessible les rend infinis.")
 with tab_d:
     dens = views.level_table(sel, "densite")
-    dens["densite"] = dens["densite"].map(lambda d: DENSITY_LABELS.get(int(d), str(d)))
+    dens["densite"] = dens["densite"].map(density_label)
     st.dataframe(dens, hide_index=True, width="stretch", key="table_densite",
                  column_config={"densite": "Densité (grille INSEE)", **common})

@@ -18,90 +18,58 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from coverage._version import __project__, __version__
+from coverage.cli.arguments import (
+    add_input_args,
+    add_settings_arg,
+    csv_list,
+    settings_from_args,
+    thresholds,
+)
 from coverage.errors import CoverageError, InputError
-from coverage.settings import Settings, settings_with_overrides
+from coverage.settings import Settings
+
+__all__ = [
+    "EXIT_ENVIRONMENT",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "build_parser",
+    "main",
+    "settings_from_args",
+]
 
 EXIT_OK = 0
 EXIT_ERROR = 2
 EXIT_ENVIRONMENT = 3
 EXIT_INTERRUPTED = 130
 
+#: The object ``add_subparsers`` returns.
+_Subparsers = argparse._SubParsersAction  # argparse has no public name for it
+
 log = logging.getLogger(__name__)
 
 
-def _thresholds(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        msg = f"thresholds must be minutes separated by commas (e.g. 20,30,45), got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not values or any(v <= 0 for v in values):
-        msg = f"thresholds must be positive minutes, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return tuple(sorted(set(values)))
-
-
-def _csv_list(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        msg = f"expected KEY=VALUE (e.g. snap_max_m=3000), got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return key.strip(), value
-
-
-def _add_settings_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE",
-                   help="override a setting of coverage/settings.py (repeatable), e.g. "
-                   "--set proxy_detour_factor=1.4 --set snap_max_m=3000 "
-                   "--set max_input_bytes=50000000")
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings of a command: the defaults with the ``--set KEY=VALUE`` overrides."""
-    return settings_with_overrides(Settings(), dict(getattr(args, "overrides", []) or []))
-
-
-def _add_input_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--communes", type=Path, help="communes file (default: the embedded demo)")
-    p.add_argument("--densite", type=Path,
-                   help="INSEE density grid to join to the communes (CSV/XLSX)")
-    p.add_argument("--services", type=Path, help="services file (CSV, XLSX, GeoJSON, …)")
-    p.add_argument("--waiting", type=Path, help="waiting-list / activity-returns file")
-    p.add_argument("--roads", type=Path, help="road network (.osm, .osm.gz/.bz2, .osm.pbf, "
-                   ".graphml)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``zones-blanches``."""
-    parser = argparse.ArgumentParser(
-        prog="zones-blanches",
-        description="White zones of family mediation services and espaces de rencontre.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_validate(sub: _Subparsers) -> None:
+    """Add ``validate``."""
     p = sub.add_parser("validate", help="validate input files (default: the embedded demo)")
-    _add_input_args(p)
-    _add_settings_arg(p)
+    add_input_args(p)
+    add_settings_arg(p)
     p.set_defaults(handler=_cmd_validate)
 
+
+def _add_run(sub: _Subparsers) -> None:
+    """Add ``run``."""
     p = sub.add_parser("run", help="compute access times, white zones and coverage tables")
-    _add_input_args(p)
+    add_input_args(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--dept", nargs="+", metavar="CODE", help="département codes to run")
     g.add_argument("--all", action="store_true", help="every département of the communes file")
-    p.add_argument("--types", type=_csv_list, help="service types, comma-separated")
-    p.add_argument("--thresholds", type=_thresholds, help="minutes, e.g. 20,30,45")
+    p.add_argument("--types", type=csv_list, help="service types, comma-separated")
+    p.add_argument("--thresholds", type=thresholds, help="minutes, e.g. 20,30,45")
     p.add_argument("--engine", choices=("road", "proxy"),
                    help="road (needs --roads) or proxy; default: road when roads are given")
-    p.add_argument("--out", type=Path, help="output folder (default: ./sorties/<data set>)")
+    p.add_argument("--out", type=Path, help="output folder (default: sorties/demo for the "
+                   "demo, else ./sorties/<data set>)")
     p.add_argument("--data-dir", type=Path,
                    help="folder filled by 'fetch' + 'prepare' (used with --dept)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
@@ -112,19 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isochrones-geojson", action="store_true",
                    help="also write each isochrone layer as GeoJSON (EPSG:4326) in "
                         "<out>/isochrones_geojson/")
-    _add_settings_arg(p)
+    add_settings_arg(p)
     p.set_defaults(handler=_cmd_run)
 
+
+def _add_export(sub: _Subparsers) -> None:
+    """Add ``export``."""
     p = sub.add_parser("export", help="export a département's tables and maps from a run")
     p.add_argument("--dept", required=True, metavar="CODE")
     p.add_argument("--run", type=Path, help="run output folder (default: the demo run)")
-    p.add_argument("--formats", type=_csv_list, default=("csv", "xlsx", "gpkg", "png"),
+    p.add_argument("--formats", type=csv_list, default=("csv", "xlsx", "gpkg", "png"),
                    help="csv,csv_fr,xlsx,gpkg,parquet,png,png_attente (or all)")
     p.add_argument("--out", type=Path, help="export folder (default: <run>/exports/<dept>)")
     p.add_argument("--internal", action="store_true",
                    help="do not mask small counts (statistical secrecy applies by default)")
     p.set_defaults(handler=_cmd_export)
 
+
+def _add_sites(sub: _Subparsers) -> None:
+    """Add ``sites``."""
     p = sub.add_parser("sites", help="where would k new sites cover the most families "
                        "(greedy maximal covering, from a run)")
     p.add_argument("--dept", required=True, metavar="CODE", help="département of the sites")
@@ -139,11 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "communes across the border)")
     p.set_defaults(handler=_cmd_sites)
 
+
+def _add_app(sub: _Subparsers) -> None:
+    """Add ``app``."""
     p = sub.add_parser("app", help="start the Streamlit app on 127.0.0.1")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--run", type=Path, help="run output folder to open")
     p.set_defaults(handler=_cmd_app)
 
+
+def _add_official(sub: _Subparsers) -> None:
+    """Add ``fetch`` and ``prepare``."""
     p = sub.add_parser("fetch", help="download official open data for a département")
     p.add_argument("--dept", nargs="+", required=True, metavar="CODE")
     p.add_argument("--year", type=int)
@@ -165,19 +145,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=Path("donnees"))
     p.set_defaults(handler=_cmd_prepare)
 
+
+def _add_demo(sub: _Subparsers) -> None:
+    """Add ``demo``."""
     p = sub.add_parser("demo", help="regenerate the fictional demo territory (deterministic)")
     p.add_argument("--out", type=Path, help="folder (default: the embedded data/demo)")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(handler=_cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``zones-blanches``."""
+    parser = argparse.ArgumentParser(
+        prog="zones-blanches",
+        description="White zones of family mediation services and espaces de rencontre.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_validate, _add_run, _add_export, _add_sites, _add_app, _add_official,
+                _add_demo):
+        add(sub)
     return parser
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from coverage.io.inputs import validate_inputs
+    from coverage.routing.network import load_network
+
+    def road_check(path: Path, settings: Settings) -> str:
+        net = load_network(path, settings=settings, use_cache=False)
+        return (f"{net.n_nodes:,} nodes, {net.minutes.nnz:,} arcs in the car network "
+                f"(metric CRS {net.crs})")
 
     report = validate_inputs(
         communes=args.communes, densite=args.densite, services=args.services,
         waiting=args.waiting, roads=args.roads, settings=settings_from_args(args),
+        road_check=road_check,
     )
     print(report.text())
     return EXIT_OK if report.ok else EXIT_ERROR
@@ -235,21 +240,8 @@ def _configure_logging(verbose: int) -> None:
                         stream=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``zones-blanches``; returns the exit code."""
-    import coverage
-
-    if getattr(coverage, "__project__", None) != __project__:  # pragma: no cover
-        from zones_blanches_entry import check_coverage_is_ours
-
-        sys.stderr.write(check_coverage_is_ours() or "")
-        return EXIT_ENVIRONMENT
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "handler", None) is None:
-        parser.print_help()
-        return EXIT_ERROR
-    _configure_logging(args.verbose)
+def _handle(args: argparse.Namespace) -> int:
+    """Run the subcommand; turn its errors into messages and exit codes."""
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -257,10 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"zones-blanches {args.command}: invalid input\n")
         for line in str(exc).splitlines():
             sys.stderr.write(f"  {line}\n")
-        return EXIT_ERROR
     except CoverageError as exc:
         sys.stderr.write(f"zones-blanches {args.command}: {exc}\n")
-        return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("zones-blanches: interrupted; finished outputs are kept, "
                          "nothing half-written\n")
@@ -272,7 +262,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"zones-blanches {args.command}: internal error: {type(exc).__name__}: {exc}\n"
             "  (rerun with --debug for the traceback, and please report it)\n"
         )
+    return EXIT_ERROR
+
+
+def _foreign_coverage() -> str | None:
+    """Return a message when the loaded ``coverage`` package is not this project, else None.
+
+    The console script (``zones_blanches_entry.py``) checks before importing this package and
+    explains the fix; this guard covers ``python -m coverage.cli`` in an odd environment.
+    """
+    package = sys.modules.get("coverage")
+    if getattr(package, "__project__", None) == __project__:
+        return None
+    where = getattr(package, "__file__", "?")
+    return (f"zones-blanches: the package imported as 'coverage' ({where}) is not this "
+            "project: coverage.py shadows it; run zones-blanches in its own virtual "
+            "environment\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``zones-blanches``; return the exit code."""
+    problem = _foreign_coverage()
+    if problem is not None:  # pragma: no cover
+        sys.stderr.write(problem)
+        return EXIT_ENVIRONMENT
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
         return EXIT_ERROR
+    _configure_logging(args.verbose)
+    return _handle(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

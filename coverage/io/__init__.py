@@ -1,1 +1,3 @@
 """Readers and writers: communes, services, waiting lists, roads, official downloads."""
+
+__all__: list[str] = []

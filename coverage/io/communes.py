@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 import geopandas as gpd
 import numpy as np
@@ -35,6 +36,7 @@ from coverage.cog import (
     normalise_codes,
     normalise_dep_codes,
 )
+from coverage.demo import demo_paths
 from coverage.errors import (
     DuplicateIdError,
     InputError,
@@ -51,6 +53,16 @@ from coverage.io.tables import (
     to_number,
 )
 from coverage.settings import CRS_INPUT_OUTPUT, Settings, is_fictional_code, metric_crs_for
+
+__all__ = [
+    "COMMUNE_ALIASES",
+    "COMMUNE_COLUMNS",
+    "DENS7_TO_DENS4",
+    "DENSITY_ALIASES",
+    "RURAL_FROM_LEVEL4",
+    "load_communes",
+]
+
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +98,12 @@ COMMUNE_COLUMNS = ["code_insee", "nom", "code_dep", "nom_dep", "code_reg", "nom_
                    "population", "densite", "densite7", "rural", "lon", "lat", "code_epci",
                    "nom_epci", "fictif", "geometry"]
 
-#: INSEE's grouping of the 7-level density grid into the 4-level one.
-DENS7_TO_DENS4: Mapping[int, int] = {1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 4, 7: 4}
+#: INSEE's grouping of the 7-level density grid into the 4-level one (documented nesting:
+#: dense = grands centres urbains (1); intermédiaire = centres urbains intermédiaires,
+#: ceintures urbaines, petites villes (2, 3, 4); peu dense = bourgs ruraux (5); très peu
+#: dense = rural à habitat dispersé and très dispersé (6, 7)).
+DENS7_TO_DENS4: Mapping[int, int] = MappingProxyType({1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 4,
+                                                     7: 4})
 #: Smallest 4-level density class counted as rural (INSEE 2020: peu dense, très peu dense).
 RURAL_FROM_LEVEL4 = 3
 
@@ -131,22 +147,10 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
         :class:`~coverage.errors.MissingCRSError`.
     """
     if path is None:
-        from coverage.demo import demo_paths
-
         path = demo_paths().communes
     p = Path(path)
     file = str(p)
-    if layer is None and p.suffix.lower() == ".gpkg" and p.is_file():
-        layers = gpkg_layers(p)
-        layer = "communes" if "communes" in layers else None
-    raw = read_table(p, max_bytes=settings.max_input_bytes, layer=layer)
-    if not isinstance(raw, gpd.GeoDataFrame):
-        raise MissingColumnError(Problem(
-            file, None, "geometry",
-            "commune polygons (a GeoJSON, GeoPackage or GeoParquet file with a CRS)",
-            "a table without geometry"))
-    gdf = raw.reset_index(drop=True)
-    gdf, notes = rename_aliases(gdf, COMMUNE_ALIASES, file=file)
+    gdf, notes = _read_communes_file(p, settings, layer)
     dens_name = str(gdf.attrs.get("aliases", {}).get("densite", "densite"))
     warnings = [f"{file}: {n}" for n in notes if "'densite'" in n or "'rural'" in n]
     require_columns(gdf, ["code_insee"], file=file)
@@ -162,18 +166,52 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
     duplicate_rows(codes0, file=file, column="code_insee", problems=problems)
 
     national = None if fictional else national_communes().set_index("code_insee")
-    fill_from_national = ["nom", "population"]
-    required = ["nom", "population"] if fictional else []
-    require_columns(gdf, required, file=file)
-
+    require_columns(gdf, ["nom", "population"] if fictional else [], file=file)
     if national is not None:
-        for col in fill_from_national:
+        for col in ("nom", "population"):
             if col not in gdf.columns:
                 gdf[col] = gdf["code_insee"].map(national[col])
                 warnings.append(f"{file}: column '{col}' absent, taken from the COG 2026 "
                                 "table (Etalab – découpage administratif)")
 
-    # --- text columns ----------------------------------------------------------------
+    _text_columns(gdf, national, harm.remapped, file, problems)
+    _population(gdf, file, problems)
+    warnings += _check_geometry(gdf, file, problems)
+    warnings += _density_and_rural(gdf, densite, dens_name, settings, file, problems)
+    _fictif(gdf, fictional, problems)
+    warnings += _representative_points(gdf, file, problems)
+
+    problems.raise_if_any()
+
+    gdf = _merge_remapped_duplicates(gdf, harm.remapped, file, warnings)
+    out = gpd.GeoDataFrame(gdf[COMMUNE_COLUMNS], geometry="geometry", crs=CRS_INPUT_OUTPUT)
+    for col in ("code_insee", "nom", "code_dep", "nom_dep", "code_reg", "nom_reg",
+                "code_epci", "nom_epci"):
+        out[col] = out[col].astype("str")
+    out = out.reset_index(drop=True)
+    log.info("%s: %d communes loaded%s", file, len(out), " (FICTIONAL)" if fictional else "")
+    return Loaded(out, warnings, harm.remapped, file)
+
+
+def _read_communes_file(p: Path, settings: Settings,
+                        layer: str | None) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """Read the polygons (layer ``communes`` of a GeoPackage when present), aliases renamed."""
+    file = str(p)
+    if layer is None and p.suffix.lower() == ".gpkg" and p.is_file():
+        layers = gpkg_layers(p)
+        layer = "communes" if "communes" in layers else None
+    raw = read_table(p, max_bytes=settings.max_input_bytes, layer=layer)
+    if not isinstance(raw, gpd.GeoDataFrame):
+        raise MissingColumnError(Problem(
+            file, None, "geometry",
+            "commune polygons (a GeoJSON, GeoPackage or GeoParquet file with a CRS)",
+            "a table without geometry"))
+    return rename_aliases(raw.reset_index(drop=True), COMMUNE_ALIASES, file=file)
+
+
+def _text_columns(gdf: gpd.GeoDataFrame, national: pd.DataFrame | None,
+                  remapped: pd.DataFrame, file: str, problems: ProblemList) -> None:
+    """Check and complete ``nom``, ``code_dep`` and the region/EPCI names and codes."""
     problems.add_rows(is_blank(gdf["nom"]), "nom", "a commune name", gdf["nom"])
     gdf["nom"] = gdf["nom"].astype("str").str.strip()
     derived_dep = dep_of_code(gdf["code_insee"])
@@ -182,7 +220,7 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
     if "code_dep" in gdf.columns:
         given = normalise_dep_codes(gdf["code_dep"])
         remapped_rows = np.zeros(len(gdf), dtype=bool)
-        remapped_rows[harm.remapped["row"].to_numpy() - 1] = True
+        remapped_rows[remapped["row"].to_numpy() - 1] = True
         wrong = (given.notna() & derived_dep.notna()).to_numpy() & \
             (given.fillna("") != derived_dep.fillna("")).to_numpy() & ~remapped_rows
         if wrong.any():
@@ -206,7 +244,9 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
         else:
             gdf[col] = pd.Series(pd.NA, index=gdf.index, dtype="str")
 
-    # --- population ------------------------------------------------------------------
+
+def _population(gdf: gpd.GeoDataFrame, file: str, problems: ProblemList) -> None:
+    """Check ``population``: a whole number of inhabitants ≥ 0 (int64)."""
     if "population" not in gdf.columns:
         raise MissingColumnError(Problem(file, None, "population",
                                          "a column 'population' (inhabitants)"))
@@ -216,28 +256,15 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
                       gdf["population"])
     gdf["population"] = pop.fillna(0).astype("int64")
 
-    # --- geometry ------------------------------------------------------------------------
-    geom_warn = _check_geometry(gdf, file, problems)
-    warnings += geom_warn
 
-    # --- density and rural -------------------------------------------------------------
+def _density_and_rural(gdf: gpd.GeoDataFrame, densite: str | Path | None, dens_name: str,
+                       settings: Settings, file: str, problems: ProblemList) -> list[str]:
+    """Set ``densite`` (4 levels), ``densite7`` and ``rural``; return the warnings."""
+    warnings: list[str] = []
     if densite is not None:
-        dens_col, rural_col, dens_warn, grid_levels = _density_from_grid(
-            Path(densite), gdf["code_insee"], settings, problems)
-        warnings += dens_warn
-        if "densite" in gdf.columns:
-            warnings.append(f"{file}: column 'densite' replaced by the grid {densite}")
-        if rural_col is not None:
-            gdf["rural"] = rural_col
-        dens_name = f"dens{grid_levels}"
-        missing = dens_col.isna() & gdf["code_insee"].notna()
-        if missing.any():
-            dens_col, note = _density_from_neighbours(gdf, dens_col, Path(densite))
-            warnings.append(f"{file}: {note}")
-            problems.add_rows(dens_col.isna() & gdf["code_insee"].notna(), "densite",
-                              f"a density level for this commune in {densite} (absent, and "
-                              "no neighbouring commune has one)", gdf["code_insee"])
-        gdf["densite"] = dens_col
+        dens_name, grid_warnings = _join_density_grid(gdf, Path(densite), settings, file,
+                                                      problems)
+        warnings += grid_warnings
     if "densite" not in gdf.columns:
         raise MissingColumnError(Problem(
             file, None, "densite",
@@ -265,8 +292,31 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
         gdf["rural"] = (dens >= RURAL_FROM_LEVEL4).astype(bool)
         warnings.append(f"{file}: column 'rural' derived from the density grid (rural = "
                         "peu dense or très peu dense, INSEE 2020)")
+    return warnings
 
-    # --- fictif --------------------------------------------------------------------------
+
+def _join_density_grid(gdf: gpd.GeoDataFrame, densite: Path, settings: Settings, file: str,
+                       problems: ProblemList) -> tuple[str, list[str]]:
+    """Replace ``densite`` (and ``rural``) by the grid's; return the level name and warnings."""
+    dens_col, rural_col, warnings, grid_levels = _density_from_grid(
+        densite, gdf["code_insee"], settings, problems)
+    if "densite" in gdf.columns:
+        warnings.append(f"{file}: column 'densite' replaced by the grid {densite}")
+    if rural_col is not None:
+        gdf["rural"] = rural_col
+    missing = dens_col.isna() & gdf["code_insee"].notna()
+    if missing.any():
+        dens_col, note = _density_from_neighbours(gdf, dens_col, densite)
+        warnings.append(f"{file}: {note}")
+        problems.add_rows(dens_col.isna() & gdf["code_insee"].notna(), "densite",
+                          f"a density level for this commune in {densite} (absent, and "
+                          "no neighbouring commune has one)", gdf["code_insee"])
+    gdf["densite"] = dens_col
+    return f"dens{grid_levels}", warnings
+
+
+def _fictif(gdf: gpd.GeoDataFrame, fictional: bool, problems: ProblemList) -> None:
+    """Set ``fictif``; a given column must agree with the codes (True only for Z… codes)."""
     if "fictif" in gdf.columns:
         fict, bad = to_bool(gdf["fictif"])
         problems.add_rows(bad, "fictif", "a boolean", gdf["fictif"])
@@ -274,21 +324,6 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
         problems.add_rows(contradicts, "fictif",
                           "True exactly for the fictional demo's Z… codes", gdf["fictif"])
     gdf["fictif"] = fictional
-
-    # --- representative point ------------------------------------------------------------
-    lonlat_warn = _representative_points(gdf, file, problems)
-    warnings += lonlat_warn
-
-    problems.raise_if_any()
-
-    gdf = _merge_remapped_duplicates(gdf, harm.remapped, file, warnings)
-    out = gpd.GeoDataFrame(gdf[COMMUNE_COLUMNS], geometry="geometry", crs=CRS_INPUT_OUTPUT)
-    for col in ("code_insee", "nom", "code_dep", "nom_dep", "code_reg", "nom_reg",
-                "code_epci", "nom_epci"):
-        out[col] = out[col].astype("str")
-    out = out.reset_index(drop=True)
-    log.info("%s: %d communes loaded%s", file, len(out), " (FICTIONAL)" if fictional else "")
-    return Loaded(out, warnings, harm.remapped, file)
 
 
 def _parse_density(s: pd.Series, source_name: str, file: str,

@@ -21,23 +21,43 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
 
 from coverage.cog import normalise_codes
-from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
+from coverage.demo import demo_paths
+from coverage.errors import (
+    CoverageError,
+    InputError,
+    MissingColumnError,
+    Problem,
+    UnsupportedFormatError,
+)
 from coverage.io.communes import load_communes
 from coverage.io.services import load_services
 from coverage.io.tables import Loaded, check_file, file_suffix, read_table
+from coverage.io.waiting import load_waiting
+from coverage.labels import FICTIONAL_LABEL
 from coverage.schemas import ROAD_FORMATS
 from coverage.settings import Settings, is_fictional_code
 
-if TYPE_CHECKING:
-    from coverage.demo import DemoPaths
+__all__ = [
+    "Inputs",
+    "RoadCheck",
+    "Section",
+    "ValidationReport",
+    "check_roads",
+    "load_inputs",
+    "validate_inputs",
+]
 
 log = logging.getLogger(__name__)
+
+#: Builds the road network of a file and returns a one-line summary; raises when the network
+#: cannot be read (:class:`~coverage.errors.InputError` or another
+#: :class:`~coverage.errors.CoverageError`, or the reader's OSError/RuntimeError/ValueError).
+RoadCheck = Callable[[Path, Settings], str]
 
 
 @dataclass
@@ -74,12 +94,6 @@ class Inputs:
     remapped: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def _demo() -> DemoPaths:
-    from coverage.demo import demo_paths
-
-    return demo_paths()
-
-
 def check_roads(path: str | Path) -> Path:
     """Check that a road file exists, is not empty and has a supported extension.
 
@@ -90,8 +104,6 @@ def check_roads(path: str | Path) -> Path:
     """
     p = check_file(path)
     if file_suffix(p) not in ROAD_FORMATS:
-        from coverage.errors import UnsupportedFormatError
-
         raise UnsupportedFormatError(Problem(
             str(p), None, None, "a road network file: " + ", ".join(ROAD_FORMATS),
             file_suffix(p) or "no extension"))
@@ -99,7 +111,7 @@ def check_roads(path: str | Path) -> Path:
 
 
 def _services_look_fictional(path: Path, settings: Settings) -> bool:
-    """True when every commune code of a services file is a fictional ``Z…`` code."""
+    """Return True when every commune code of a services file is a fictional ``Z…`` code."""
     try:
         df = read_table(path, max_bytes=settings.max_input_bytes)
     except InputError:
@@ -138,7 +150,7 @@ def load_inputs(communes: str | Path | None = None, densite: str | Path | None =
     InputError
         The first invalid file (one line per problem), or a missing services file.
     """
-    demo = _demo() if communes is None else None
+    demo = demo_paths() if communes is None else None
     paths: dict[str, str] = {}
     if demo is not None and services is not None and \
             not _services_look_fictional(Path(services), settings):
@@ -163,8 +175,6 @@ def load_inputs(communes: str | Path | None = None, densite: str | Path | None =
     if waiting is None and demo is not None:
         waiting = demo.waiting
     if waiting is not None:
-        from coverage.io.waiting import load_waiting
-
         w_loaded = load_waiting(waiting, communes=c.data, settings=settings)
         w_data = w_loaded.data
     if roads is None and demo is not None:
@@ -231,8 +241,6 @@ class ValidationReport:
         """Plain-text report: counts, remapped codes, warnings, errors, verdict."""
         lines = ["zones-blanches validate"]
         if self.fictif:
-            from coverage.demo import FICTIONAL_LABEL
-
             lines.append(f"  {FICTIONAL_LABEL}")
         for s in self.sections:
             status = "OK" if s.ok else "ERRORS"
@@ -271,13 +279,25 @@ def _attempt(section: Section, fn: Callable[[], Loaded]) -> Loaded | None:
 def validate_inputs(communes: str | Path | None = None, densite: str | Path | None = None,
                     services: str | Path | None = None, waiting: str | Path | None = None,
                     roads: str | Path | None = None,
-                    settings: Settings = Settings()) -> ValidationReport:
+                    settings: Settings = Settings(), *,
+                    road_check: RoadCheck | None = None) -> ValidationReport:
     """Validate the given input files (all None → the embedded fictional demo).
 
     Every file given is loaded with its loader; errors are collected, not raised, and
-    nothing is written (the road network is built without cache). Services are checked
-    against the communes given, else the demo communes (fictional services) or the
-    national COG 2026 table (real services).
+    nothing is written. Services are checked against the communes given, else the demo
+    communes (fictional services) or the national COG 2026 table (real services).
+
+    Parameters
+    ----------
+    communes, densite, services, waiting, roads
+        Input files, as for :func:`load_inputs`.
+    settings
+        Loader settings (size limit, service types).
+    road_check
+        Builds the road network of a road file (without cache) and returns a one-line
+        summary, raising on an unreadable network; the routing layer provides it (the
+        ``validate`` command passes it). None: only the road file's extension and size
+        are checked here.
 
     Returns
     -------
@@ -286,7 +306,7 @@ def validate_inputs(communes: str | Path | None = None, densite: str | Path | No
     """
     report = ValidationReport()
     nothing = all(v is None for v in (communes, densite, services, waiting, roads))
-    demo = _demo() if nothing else None
+    demo = demo_paths() if nothing else None
     if demo is not None:
         communes = demo.communes
         services = demo.services
@@ -294,85 +314,84 @@ def validate_inputs(communes: str | Path | None = None, densite: str | Path | No
         roads = demo.roads
     elif communes is None and services is not None and \
             _services_look_fictional(Path(services), settings):
-        communes = _demo().communes
+        communes = demo_paths().communes
 
     com_data: gpd.GeoDataFrame | None = None
     if communes is not None:
-        sec = Section("communes", str(communes))
-        com_path = communes
-        loaded = _attempt(sec, lambda: load_communes(com_path, densite=densite,
-                                                     settings=settings))
-        if loaded is not None:
-            com_data = loaded.data
-            report.fictif = bool(com_data["fictif"].all())
-            n_dep = com_data["code_dep"].nunique()
-            sec.summary = (f"{len(com_data):,} communes in {n_dep} département(s), "
-                           f"population {int(com_data['population'].sum()):,}, "
-                           f"{int(com_data['rural'].sum()):,} rural"
-                           + (" — FICTIONAL demo territory" if report.fictif else ""))
-        if densite is not None:
-            sec.notes.append(f"density grid joined: {densite}")
+        sec, com_data = _validate_communes(Path(communes), densite, settings)
+        report.fictif = com_data is not None and bool(com_data["fictif"].all())
         report.sections.append(sec)
     elif densite is not None:
         sec = Section("densite", str(densite),
                       errors=[f"{densite}: a density grid needs a communes file (--communes)"])
         report.sections.append(sec)
-
     if services is not None:
-        sec = Section("services", str(services))
-        svc_path = services
-        if com_data is None:
-            sec.notes.append("checked against the national COG 2026 table (no valid "
-                             "communes file): codes only, no placement")
-        ref = com_data
-        loaded = _attempt(sec, lambda: load_services(svc_path, communes=ref,
-                                                     settings=settings))
-        if loaded is not None:
-            d = loaded.data
-            by_type = ", ".join(f"{t} {n}" for t, n in
-                                d["type_service"].value_counts().sort_index().items())
-            at_commune = d["precision"] == "commune"
-            sec.summary = (f"{len(d)} services ({by_type}); "
-                           f"{int((at_commune & d['lon'].notna()).sum())} placed at their "
-                           f"commune's point, {int(d['lon'].isna().sum())} without position")
-        report.sections.append(sec)
-
+        report.sections.append(_validate_services(Path(services), com_data, settings))
     if waiting is not None:
         sec = Section("waiting", str(waiting))
-        try:
-            from coverage.io.waiting import load_waiting
-        except ImportError:
-            sec.notes.append("waiting-list loader not available in this version: skipped")
-        else:
-            wpath = waiting
-            wcom = com_data
-            loaded = _attempt(sec, lambda: load_waiting(wpath, communes=wcom,
-                                                        settings=settings))
-            if loaded is not None:
-                sec.summary = f"{len(loaded.data)} rows"
+        wpath = waiting
+        loaded = _attempt(sec, lambda: load_waiting(wpath, communes=com_data,
+                                                    settings=settings))
+        if loaded is not None:
+            sec.summary = f"{len(loaded.data)} rows"
         report.sections.append(sec)
-
     if roads is not None:
-        report.sections.append(_validate_roads(Path(roads), settings))
+        report.sections.append(_validate_roads(Path(roads), settings, road_check))
     if not report.sections:
         report.sections.append(Section("inputs", "", errors=["no input file given"]))
     return report
 
 
-def _validate_roads(path: Path, settings: Settings) -> Section:
+def _validate_communes(path: Path, densite: str | Path | None,
+                       settings: Settings) -> tuple[Section, gpd.GeoDataFrame | None]:
+    """Load a communes file for ``validate``; its section and the communes (None if invalid)."""
+    sec = Section("communes", str(path))
+    loaded = _attempt(sec, lambda: load_communes(path, densite=densite, settings=settings))
+    if densite is not None:
+        sec.notes.append(f"density grid joined: {densite}")
+    if loaded is None:
+        return sec, None
+    data = loaded.data
+    fictif = bool(data["fictif"].all())
+    sec.summary = (f"{len(data):,} communes in {data['code_dep'].nunique()} département(s), "
+                   f"population {int(data['population'].sum()):,}, "
+                   f"{int(data['rural'].sum()):,} rural"
+                   + (" — FICTIONAL demo territory" if fictif else ""))
+    return sec, data
+
+
+def _validate_services(path: Path, communes: gpd.GeoDataFrame | None,
+                       settings: Settings) -> Section:
+    """Load a services file for ``validate`` against ``communes`` (else the national table)."""
+    sec = Section("services", str(path))
+    if communes is None:
+        sec.notes.append("checked against the national COG 2026 table (no valid "
+                         "communes file): codes only, no placement")
+    loaded = _attempt(sec, lambda: load_services(path, communes=communes, settings=settings))
+    if loaded is not None:
+        d = loaded.data
+        by_type = ", ".join(f"{t} {n}" for t, n in
+                            d["type_service"].value_counts().sort_index().items())
+        at_commune = d["precision"] == "commune"
+        sec.summary = (f"{len(d)} services ({by_type}); "
+                       f"{int((at_commune & d['lon'].notna()).sum())} placed at their "
+                       f"commune's point, {int(d['lon'].isna().sum())} without position")
+    return sec
+
+
+def _validate_roads(path: Path, settings: Settings, road_check: RoadCheck | None) -> Section:
+    """Check a road file: extension and size here, then the network by ``road_check``."""
     sec = Section("roads", str(path))
     try:
         check_roads(path)
     except InputError as exc:
         sec.errors += [str(p) for p in exc.problems]
         return sec
-    try:
-        from coverage.routing.network import load_network
-    except ImportError:
-        sec.notes.append("road network builder not available: extension and size checked")
+    if road_check is None:
+        sec.notes.append("road network not built: extension and size checked")
         return sec
     try:
-        net = load_network(path, settings=settings, use_cache=False)
+        sec.summary = road_check(path, settings)
     except InputError as exc:
         sec.errors += [str(p) for p in exc.problems]
     except CoverageError as exc:
@@ -380,7 +399,4 @@ def _validate_roads(path: Path, settings: Settings) -> Section:
     except (OSError, RuntimeError, ValueError) as exc:  # osmium/osmnx read errors
         sec.errors.append(f"{path}: expected a readable road network file, found "
                           f"{type(exc).__name__}: {exc}")
-    else:
-        sec.summary = (f"{net.n_nodes:,} nodes, {net.minutes.nnz:,} arcs in the car network "
-                       f"(metric CRS {net.crs})")
     return sec

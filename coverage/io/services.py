@@ -22,10 +22,22 @@ import numpy as np
 import pandas as pd
 
 from coverage._validate import ProblemList, duplicate_rows, require_columns
-from coverage.cog import harmonise_codes, national_communes, normalise_codes
+from coverage.cog import Harmonised, harmonise_codes, national_communes, normalise_codes
+from coverage.demo import demo_paths
 from coverage.errors import OutOfTerritoryError, UnknownCodeError
 from coverage.io.tables import Loaded, gpkg_layers, is_blank, read_table, rename_aliases, to_number
 from coverage.settings import CRS_INPUT_OUTPUT, METRO_BBOX, Settings, is_fictional_code
+
+__all__ = [
+    "DROM_BBOXES",
+    "SERVICE_ALIASES",
+    "SERVICE_COLUMNS",
+    "TERRITORY_MARGIN_DEG",
+    "load_services",
+    "normalise_service_types",
+    "type_key",
+]
+
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +135,6 @@ def load_services(path: str | Path | None = None, *,
         territory (:class:`~coverage.errors.OutOfTerritoryError`)…
     """
     if path is None:
-        from coverage.demo import demo_paths
-
         path = demo_paths().services
     p = Path(path)
     file = str(p)
@@ -132,65 +142,103 @@ def load_services(path: str | Path | None = None, *,
         layers = gpkg_layers(p)
         layer = "services" if "services" in layers else None
     raw = read_table(p, max_bytes=settings.max_input_bytes, layer=layer)
-    df = raw.reset_index(drop=True)
-    df, _notes = rename_aliases(df, SERVICE_ALIASES, file=file)
+    df, _notes = rename_aliases(raw.reset_index(drop=True), SERVICE_ALIASES, file=file)
     warnings: list[str] = []
     problems = ProblemList(file)
-
     com = communes.data if isinstance(communes, Loaded) else communes
-    fictional = bool(com["fictif"].all()) if com is not None and "fictif" in com.columns \
-        else False
-    if com is not None and "fictif" not in com.columns:
-        fictional = bool(com["code_insee"].map(is_fictional_code).all())
-
     require_columns(df, ["type_service", "organisme", "code_insee", "source", "date_source"],
                     file=file, hint={"source": "a column 'source' (alias source_url)"})
 
-    # --- codes -------------------------------------------------------------------------
+    harm, ref, ref_codes, elsewhere = _service_codes(df, com, file, problems)
+    warnings += harm.warnings
+    warnings += _types_and_ids(df, settings, file, problems)
+    warnings += _text_and_capacity(df, file, problems)
+
+    lon, lat = _given_coordinates(df, raw, file, problems)
+    has_xy = lon.notna() & lat.notna()
+    _check_territory(lon, lat, has_xy, com, file, problems)
+    problems.raise_if_any()
+
+    warnings += _across_the_border(elsewhere, has_xy, file)
+    keep = ~(elsewhere & ~has_xy)
+    df, lon, lat, has_xy = df[keep], lon[keep], lat[keep], has_xy[keep]
+    warnings += _place(df, lon, lat, has_xy, ref, file)
+    df["code_dep"] = df["code_insee"].map(ref_codes).astype("str")
+    for col in ("nom", "organisme", "adresse", "source", "date_source", "service_id"):
+        df[col] = df[col].astype("str").str.strip()
+    geometry = gpd.points_from_xy(df["lon"], df["lat"], crs=CRS_INPUT_OUTPUT)
+    out = gpd.GeoDataFrame(df[SERVICE_COLUMNS[:-1]].reset_index(drop=True),
+                           geometry=geometry, crs=CRS_INPUT_OUTPUT)
+    log.info("%s: %d services loaded", file, len(out))
+    return Loaded(out, warnings, harm.remapped, file)
+
+
+def _is_fictional(df: pd.DataFrame, com: pd.DataFrame | None) -> bool:
+    """Return whether the services belong to the fictional demo territory."""
+    if com is not None:
+        if "fictif" in com.columns:
+            return bool(com["fictif"].all())
+        return bool(com["code_insee"].map(is_fictional_code).all())
     codes0 = normalise_codes(df["code_insee"])
-    if not fictional and codes0.notna().any() and bool(
-            codes0.dropna().map(is_fictional_code).all()) and com is None:
-        fictional = True  # fictional services validated alone
+    # fictional services validated alone
+    return bool(codes0.notna().any()) and bool(codes0.dropna().map(is_fictional_code).all())
+
+
+def _service_codes(df: pd.DataFrame, com: pd.DataFrame | None, file: str,
+                   problems: ProblemList) -> tuple[Harmonised, pd.DataFrame, pd.Series,
+                                                   pd.Series]:
+    """Harmonise the commune codes and check them against the communes (else the COG).
+
+    Returns
+    -------
+    tuple
+        The harmonised codes, the reference communes (indexed by code), the département
+        of each reference code, and the mask of services in real communes outside the
+        communes data set (services across the border).
+    """
+    fictional = _is_fictional(df, com)
     harm = harmonise_codes(df["code_insee"], file=file, fictional=fictional,
                            problems=problems)
-    warnings += harm.warnings
     df["code_insee"] = harm.codes
-    if com is not None:
-        known = pd.Index(com["code_insee"].to_numpy(dtype=object)).unique()
-        is_known = known.get_indexer(df["code_insee"].fillna("").to_numpy(dtype=object)) >= 0
-        absent = df["code_insee"].notna() & ~is_known
-        # A real commune outside the data set: a service across the border. It is kept when
-        # its coordinates are given (families may cross the border), and ignored with a
-        # warning otherwise (it cannot be placed).
-        national = national_communes().set_index("code_insee")
-        elsewhere = absent & df["code_insee"].isin(national.index) & (not fictional)
-        where = f"a commune of the communes data set ({len(known)} communes)"
-        problems.add_rows(absent & ~elsewhere, "code_insee", where, df["code_insee"],
-                          kind=UnknownCodeError)
-        ref = com.set_index("code_insee")
-        ref_codes = ref["code_dep"].combine_first(national["code_dep"])
-    else:
-        ref = national_communes().set_index("code_insee")
-        ref_codes = ref["code_dep"]
-        elsewhere = pd.Series(False, index=df.index)
+    national = national_communes().set_index("code_insee")
+    if com is None:
+        return harm, national, national["code_dep"], pd.Series(False, index=df.index)
+    known = pd.Index(com["code_insee"].to_numpy(dtype=object)).unique()
+    is_known = known.get_indexer(df["code_insee"].fillna("").to_numpy(dtype=object)) >= 0
+    absent = df["code_insee"].notna() & ~is_known
+    # A real commune outside the data set: a service across the border. It is kept when
+    # its coordinates are given (families may cross the border), and ignored with a
+    # warning otherwise (it cannot be placed).
+    elsewhere = absent & df["code_insee"].isin(national.index) & (not fictional)
+    where = f"a commune of the communes data set ({len(known)} communes)"
+    problems.add_rows(absent & ~elsewhere, "code_insee", where, df["code_insee"],
+                      kind=UnknownCodeError)
+    ref = com.set_index("code_insee")
+    return harm, ref, ref["code_dep"].combine_first(national["code_dep"]), elsewhere
 
-    # --- type and service id -------------------------------------------------------------
+
+def _types_and_ids(df: pd.DataFrame, settings: Settings, file: str,
+                   problems: ProblemList) -> list[str]:
+    """Check ``type_service`` and ``service_id`` (generated when absent); return warnings."""
     types = normalise_service_types(df["type_service"], settings.service_types)
     problems.add_rows(types.isna(), "type_service",
                       "one of " + ", ".join(settings.service_types), df["type_service"])
     df["type_service"] = types.where(types.notna(), df["type_service"])
     if "service_id" not in df.columns:
         df["service_id"] = _generated_ids(df)
-        warnings.append(f"{file}: no 'service_id' column; stable ids generated from type, "
-                        "commune code, organisme, name and address (S + 10 hex digits)")
-    else:
-        blank = is_blank(df["service_id"])
-        problems.add_rows(blank, "service_id", "a service identifier", df["service_id"])
-        df["service_id"] = df["service_id"].astype("str").str.strip()
-        duplicate_rows(df["service_id"].where(~blank), file=file, column="service_id",
-                       problems=problems)
+        return [f"{file}: no 'service_id' column; stable ids generated from type, "
+                "commune code, organisme, name and address (S + 10 hex digits)"]
+    blank = is_blank(df["service_id"])
+    problems.add_rows(blank, "service_id", "a service identifier", df["service_id"])
+    df["service_id"] = df["service_id"].astype("str").str.strip()
+    duplicate_rows(df["service_id"].where(~blank), file=file, column="service_id",
+                   problems=problems)
+    return []
 
-    # --- text columns --------------------------------------------------------------------
+
+def _text_and_capacity(df: pd.DataFrame, file: str, problems: ProblemList) -> list[str]:
+    """Check the text columns and ``capacite`` (ETP or places); return warnings."""
+    warnings: list[str] = []
     for col in ("organisme", "source", "date_source"):
         problems.add_rows(is_blank(df[col]), col, f"a non-empty '{col}'", df[col])
     if "nom" not in df.columns:
@@ -204,8 +252,6 @@ def load_services(path: str | Path | None = None, *,
         df["nom"] = df["nom"].where(~blank, df["organisme"])
     if "adresse" not in df.columns:
         df["adresse"] = pd.Series(pd.NA, index=df.index, dtype="str")
-
-    # --- capacity ------------------------------------------------------------------------
     if "capacite" in df.columns:
         cap = to_number(df["capacite"])
         bad = (cap.isna() & ~is_blank(df["capacite"])) | (cap < 0)
@@ -214,13 +260,12 @@ def load_services(path: str | Path | None = None, *,
         df["capacite"] = cap.where(~bad)
     else:
         df["capacite"] = np.nan
+    return warnings
 
-    # --- coordinates ---------------------------------------------------------------------
-    lon, lat = _given_coordinates(df, raw, file, problems)
-    has_xy = lon.notna() & lat.notna()
-    _check_territory(lon, lat, has_xy, com, file, problems)
-    problems.raise_if_any()
 
+def _across_the_border(elsewhere: pd.Series, has_xy: pd.Series, file: str) -> list[str]:
+    """Return the warnings about services in communes outside the communes data set."""
+    warnings: list[str] = []
     unplaced = elsewhere & ~has_xy
     if unplaced.any():
         rows = ", ".join(str(i + 1) for i in np.flatnonzero(unplaced.to_numpy())[:20])
@@ -233,9 +278,13 @@ def load_services(path: str | Path | None = None, *,
         warnings.append(
             f"{file}: {int((elsewhere & has_xy).sum())} service(s) outside the communes data "
             "set kept at their coordinates (services across the border)")
-    keep = ~unplaced
-    df, lon, lat, has_xy = df[keep], lon[keep], lat[keep], has_xy[keep]
+    return warnings
 
+
+def _place(df: pd.DataFrame, lon: pd.Series, lat: pd.Series, has_xy: pd.Series,
+           ref: pd.DataFrame, file: str) -> list[str]:
+    """Set ``lon``/``lat``/``precision``: given, else the commune's point; return warnings."""
+    warnings: list[str] = []
     precision = pd.Series("adresse", index=df.index, dtype="str")
     if "precision" in df.columns:  # keep a stated precision of given coordinates
         stated = df["precision"].astype("str").str.strip().str.lower()
@@ -254,14 +303,7 @@ def load_services(path: str | Path | None = None, *,
     df["lon"] = lon.astype("float64")
     df["lat"] = lat.astype("float64")
     df["precision"] = precision
-    df["code_dep"] = df["code_insee"].map(ref_codes).astype("str")
-    for col in ("nom", "organisme", "adresse", "source", "date_source", "service_id"):
-        df[col] = df[col].astype("str").str.strip()
-    geometry = gpd.points_from_xy(df["lon"], df["lat"], crs=CRS_INPUT_OUTPUT)
-    out = gpd.GeoDataFrame(df[SERVICE_COLUMNS[:-1]].reset_index(drop=True),
-                           geometry=geometry, crs=CRS_INPUT_OUTPUT)
-    log.info("%s: %d services loaded", file, len(out))
-    return Loaded(out, warnings, harm.remapped, file)
+    return warnings
 
 
 def _generated_ids(df: pd.DataFrame) -> pd.Series:

@@ -10,6 +10,7 @@ CSV comes back as ``str`` (empty cells are missing values). Problems raise an
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import logging
 import re
@@ -22,17 +23,38 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import pyogrio
 
-from coverage._validate import empty_remapped
+from coverage._validate import empty_remapped, to_input_crs
 from coverage.errors import (
     EmptyInputError,
     FileTooLargeError,
     InputError,
-    MissingCRSError,
     Problem,
     UnsupportedFormatError,
 )
-from coverage.settings import CRS_INPUT_OUTPUT
+
+__all__ = [
+    "CSV_ENCODINGS",
+    "CSV_SUFFIXES",
+    "GEOJSON_SUFFIXES",
+    "GPKG_SUFFIXES",
+    "PARQUET_SUFFIXES",
+    "SUPPORTED_SUFFIXES",
+    "XLSX_SUFFIXES",
+    "Loaded",
+    "check_file",
+    "file_suffix",
+    "gpkg_layers",
+    "is_blank",
+    "normalise_name",
+    "read_table",
+    "rename_aliases",
+    "to_bool",
+    "to_number",
+]
+
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +199,6 @@ def _sniff_separator(text: str) -> str:
 def _read_csv(p: Path) -> pd.DataFrame:
     raw = p.read_bytes()
     if file_suffix(p) == ".csv.gz":
-        import gzip
-
         try:
             raw = gzip.decompress(raw)
         except OSError as exc:
@@ -243,8 +263,6 @@ def _excel_cells_to_str(s: pd.Series) -> pd.Series:
 
 
 def _list_layers(p: Path) -> list[str]:
-    import pyogrio
-
     try:
         return [str(name) for name, _ in pyogrio.list_layers(p)]
     except Exception as exc:  # pyogrio raises several DataSourceError flavours
@@ -281,14 +299,11 @@ def _read_geo(p: Path, suffix: str, layer: str | None) -> pd.DataFrame:
                                  f"{type(exc).__name__}: {exc}")) from None
     if not isinstance(gdf, gpd.GeoDataFrame) or "geometry" not in gdf.columns:
         return pd.DataFrame(gdf)
-    if suffix in GEOJSON_SUFFIXES:
-        _check_geojson_degrees(p, gdf)
-    return _to_4326(p, gdf)
+    out: pd.DataFrame = to_input_crs(gdf, file=str(p), rfc7946=suffix in GEOJSON_SUFFIXES)
+    return out
 
 
 def _read_parquet(p: Path) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
     try:
         meta = pq.read_schema(p).metadata or {}
     except Exception as exc:  # pyarrow.ArrowInvalid and OSError
@@ -301,34 +316,8 @@ def _read_parquet(p: Path) -> pd.DataFrame:
     except Exception as exc:  # invalid GeoParquet metadata
         raise InputError(Problem(str(p), None, None, "a readable GeoParquet file",
                                  f"{type(exc).__name__}: {exc}")) from None
-    return _to_4326(p, gdf)
-
-
-def _check_geojson_degrees(p: Path, gdf: gpd.GeoDataFrame) -> None:
-    """GeoJSON without a ``crs`` member is EPSG:4326 (RFC 7946): its numbers must be degrees."""
-    if gdf.crs is None or not gdf.crs.is_geographic or gdf.geometry.isna().all():
-        return
-    minx, miny, maxx, maxy = gdf.total_bounds
-    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-        raise MissingCRSError(Problem(
-            str(p), None, "geometry",
-            "longitude/latitude degrees (a GeoJSON without a 'crs' member is EPSG:4326, "
-            "RFC 7946); declare the CRS of projected coordinates or reproject with to_crs()",
-            f"coordinates up to ({maxx:.0f}, {maxy:.0f})"))
-
-
-def _to_4326(p: Path, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    if gdf.crs is None:
-        raise MissingCRSError(Problem(
-            str(p), None, "geometry",
-            "a declared coordinate reference system (e.g. EPSG:2154 or EPSG:4326)",
-            "no CRS"))
-    if gdf.crs.to_epsg() != 4326:
-        log.info("%s: reprojecting from %s to %s", p, gdf.crs.to_string(), CRS_INPUT_OUTPUT)
-        gdf = gdf.to_crs(CRS_INPUT_OUTPUT)
-    else:
-        gdf = gdf.set_crs(CRS_INPUT_OUTPUT, allow_override=True)
-    return gdf
+    geo: pd.DataFrame = to_input_crs(gdf, file=str(p))
+    return geo
 
 
 # --- helpers shared by the loaders ---------------------------------------------------------
@@ -411,7 +400,7 @@ def to_number(s: pd.Series) -> pd.Series:
 
 
 def is_blank(s: pd.Series) -> pd.Series:
-    """True where a cell is missing or only blanks."""
+    """Return True where a cell is missing or only blanks."""
     return s.isna() | (s.astype("str").str.strip() == "")
 
 

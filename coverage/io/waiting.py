@@ -52,6 +52,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ import numpy as np
 import pandas as pd
 
 from coverage._validate import empty_remapped
+from coverage.cog import national_communes, normalise_dept
+from coverage.demo import demo_paths
 from coverage.errors import (
     DuplicateIdError,
     InputError,
@@ -69,6 +72,23 @@ from coverage.errors import (
 from coverage.io.tables import Loaded, read_table
 from coverage.schemas import WAITING, Contract, Field
 from coverage.settings import Settings, is_fictional_code
+
+__all__ = [
+    "COLUMN_ALIASES",
+    "COUNT_COLUMNS",
+    "ER_EXTRAS",
+    "EXTRA_COUNTS",
+    "HEADER_SCAN_ROWS",
+    "MF_EXTRAS",
+    "MIN_YEAR",
+    "WAITING_RETURNS",
+    "load_waiting",
+    "match_column",
+    "normalise_dep",
+    "normalise_label",
+    "normalise_type_service",
+]
+
 
 log = logging.getLogger(__name__)
 
@@ -228,21 +248,20 @@ _DEP_RE = re.compile(r"^(\d{1,3}|2[AB]|Z[A-Z0-9]+)(?:\.0+)?(?:(?:\s*[-–—:]\s
 
 
 def normalise_dep(value: object) -> str | None:
-    """Département code of a cell: ``1``/``1.0`` → ``01``, ``2a`` → ``2A``, ``15 - Cantal`` →
-    ``15``; None when the cell does not look like a code.
+    """Return the département code of a cell, or None when it does not look like a code.
+
+    ``1``/``1.0`` → ``01``, ``2a`` → ``2A``, ``15 - Cantal`` → ``15`` (the code rule is
+    :func:`coverage.cog.normalise_dept`).
     """
     s = str(value).strip()
     m = _DEP_RE.match(s.upper()) if s else None
     if m is None:
         return None
-    code = m.group(1)
-    if code.isdigit():
-        code = code.zfill(2) if len(code) <= 2 else code
-    return code
+    return normalise_dept(m.group(1))
 
 
 def _parse_number(value: object) -> float | None:
-    """A float from a cell (``1 234``, ``12,5``, ``12.0``); None when empty; NaN when bad."""
+    """Parse a float from a cell (``1 234``, ``12,5``, ``12.0``); None when empty, NaN when bad."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return None
     if isinstance(value, bool):
@@ -264,8 +283,9 @@ _DATE_YEAR = re.compile(r"^(?:(\d{4})-\d{1,2}-\d{1,2}(?:[T ].*)?|\d{1,2}/\d{1,2}
 
 
 def _parse_year(value: object) -> float | None:
-    """A year from a cell: ``2023``, ``2023.0``, or the year of a date (``2023-12-31``,
-    ``31/12/2023``); None when empty, NaN when not a year.
+    """Parse a year from a cell; None when empty, NaN when not a year.
+
+    ``2023``, ``2023.0``, or the year of a date (``2023-12-31``, ``31/12/2023``).
     """
     m = _DATE_YEAR.match(_text(value))
     if m:
@@ -280,8 +300,6 @@ def _text(value: object) -> str:
 
 
 def _valid_departements(communes: pd.DataFrame | None) -> set[str]:
-    from coverage.cog import national_communes
-
     codes = set(national_communes()["code_dep"].dropna().astype(str))
     if communes is not None and "code_dep" in communes.columns:
         codes |= set(communes["code_dep"].dropna().astype(str))
@@ -325,8 +343,6 @@ def load_waiting(
     """
     demo = path is None
     if path is None:
-        from coverage.demo import demo_paths
-
         path = demo_paths().waiting
     path = Path(path)
     name = str(path)
@@ -334,10 +350,50 @@ def load_waiting(
     warnings: list[str] = []
     if isinstance(raw, gpd.GeoDataFrame):
         raw = pd.DataFrame(raw.drop(columns=raw.geometry.name))
-
     raw = _skip_title_rows(raw, name, warnings)
+    mapping, seen = _map_headings(raw, name, warnings)
 
-    # --- headings ---------------------------------------------------------------------
+    ctx = _Cells(name=name, seen=seen, valid_deps=frozenset(_valid_departements(communes)),
+                 fictional_alone=demo and communes is None,
+                 service_types=settings.service_types, this_year=_dt.date.today().year)
+    records = raw.rename(columns=mapping)
+    values = records[[c for c in records.columns if c in seen]].to_dict(orient="list")
+    problems: list[Problem] = []
+    rows = [ctx.parse_row({str(c): v[i] for c, v in values.items()}, i + 1, problems)
+            for i in range(len(raw))]
+    data = pd.DataFrame(rows, columns=WAITING_RETURNS.columns)
+    if data["service_id"].isna().all() and data["nom_service"].notna().any():
+        data["service_id"] = data["nom_service"]
+        warnings.append(f"{name}: no service identifier column; services are identified "
+                        "by their name")
+    duplicates: list[Problem] = []
+    _check_duplicates(data, name, seen, duplicates)
+    if problems:
+        all_problems = sorted(problems + duplicates, key=lambda p: p.row or 0)
+        raise InputError(all_problems)
+    if duplicates:
+        raise DuplicateIdError(duplicates)
+
+    data = _typed(data)
+    log.info("%s: %d waiting-list rows, %d départements, years %s–%s", name, len(data),
+             data["code_dep"].nunique(), data["annee"].min(), data["annee"].max())
+    return Loaded(data=data, warnings=warnings, remapped=empty_remapped(), path=name)
+
+
+def _map_headings(raw: pd.DataFrame, name: str,
+                  warnings: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Map the file's headings to contract columns.
+
+    Returns
+    -------
+    tuple of dict
+        File heading → contract column, and contract column → file heading.
+
+    Raises
+    ------
+    MissingColumnError
+        A required column is absent, or two headings give the same column.
+    """
     mapping: dict[str, str] = {}  # file heading -> contract column
     seen: dict[str, str] = {}
     problems: list[Problem] = []
@@ -358,112 +414,114 @@ def load_waiting(
     if ignored:
         warnings.append(f"{name}: columns ignored (no matching contract column, see "
                         f"docs/listes_attente.md): {', '.join(ignored)}")
-    for req in ("code_dep", "type_service", "annee"):
-        if req not in seen:
-            problems.append(Problem(name, None, req,
-                                    f"a column {req} (e.g. one of "
-                                    f"{', '.join(COLUMN_ALIASES[req][:3])})"))
+    problems += [Problem(name, None, req, f"a column {req} (e.g. one of "
+                         f"{', '.join(COLUMN_ALIASES[req][:3])})")
+                 for req in ("code_dep", "type_service", "annee") if req not in seen]
     if "familles_en_attente" not in seen and "delai_moyen_jours" not in seen:
         problems.append(Problem(name, None, "familles_en_attente",
                                 "a column familles_en_attente or delai_moyen_jours"))
     if problems:
         raise MissingColumnError(problems)
-    for col in ("familles_en_attente", "delai_moyen_jours"):
-        if col not in seen:
-            warnings.append(f"{name}: no column {col}; values are missing (not reported)")
+    warnings += [f"{name}: no column {col}; values are missing (not reported)"
+                 for col in ("familles_en_attente", "delai_moyen_jours") if col not in seen]
+    return mapping, seen
 
-    # --- cells ------------------------------------------------------------------------
-    valid_deps = _valid_departements(communes)
-    this_year = _dt.date.today().year
-    n = len(raw)
-    out: dict[str, list[Any]] = {c: [None] * n for c in WAITING_RETURNS.columns}
-    records = raw.rename(columns=mapping)
-    keep = [c for c in records.columns if c in seen]
-    values = records[keep].to_dict(orient="list")
 
-    def cell(col: str, i: int) -> object:
-        return values[col][i] if col in values else None
+@dataclass(frozen=True)
+class _Cells:
+    """How the cells of one file are read and checked (one row at a time)."""
 
-    for i in range(n):
-        row = i + 1
-        # code_dep
-        txt = _text(cell("code_dep", i))
+    name: str
+    seen: Mapping[str, str]
+    valid_deps: frozenset[str]
+    fictional_alone: bool
+    service_types: tuple[str, ...]
+    this_year: int
+
+    def parse_row(self, cells: Mapping[str, object], row: int,
+                  problems: list[Problem]) -> dict[str, Any]:
+        """Return the contract values of one data row (1-based ``row``); add its problems."""
+        out: dict[str, Any] = dict.fromkeys(WAITING_RETURNS.columns)
+        out["code_dep"] = self._dep(_text(cells.get("code_dep")), row, problems)
+        out["type_service"] = self._type(_text(cells.get("type_service")), row, problems)
+        out["annee"] = self._year(cells.get("annee"), row, problems)
+        for col in COUNT_COLUMNS:
+            if col in self.seen:
+                out[col] = self._count(col, cells.get(col), row, problems)
+        if "delai_moyen_jours" in self.seen:
+            out["delai_moyen_jours"] = self._delay(cells.get("delai_moyen_jours"), row,
+                                                   problems)
+        for col in ("service_id", "nom_service"):
+            if col in self.seen:
+                out[col] = _text(cells.get(col)) or None
+        return out
+
+    def _problem(self, row: int, col: str, expected: str, found: object) -> Problem:
+        return Problem(self.name, row, self.seen[col], expected, _text(found))
+
+    def _dep(self, txt: str, row: int, problems: list[Problem]) -> str | None:
         dep = normalise_dep(txt)
         if dep is None:
-            problems.append(Problem(name, row, seen["code_dep"],
-                                    "a département code (01…95, 2A, 2B, 971…976)",
-                                    txt))
-        elif dep not in valid_deps and not (demo and communes is None
-                                            and is_fictional_code(dep)):
-            problems.append(Problem(name, row, seen["code_dep"],
-                                    "a current département code (COG) or a département of the "
-                                    "communes file", txt))
-        out["code_dep"][i] = dep
-        # type_service
-        txt = _text(cell("type_service", i))
-        typ = normalise_type_service(txt, settings.service_types)
-        if typ is None:
-            problems.append(Problem(name, row, seen["type_service"],
-                                    "a service type (" + ", ".join(settings.service_types)
-                                    + ", or « Espace de rencontre », « Médiation "
-                                    "familiale », « ER », « MF »)", txt))
-        out["type_service"][i] = typ
-        # annee
-        v = _parse_year(cell("annee", i))
-        if v is None or np.isnan(v) or v != int(v):
-            problems.append(Problem(name, row, seen["annee"], "a year (e.g. 2023)",
-                                    _text(cell("annee", i))))
-        elif not MIN_YEAR <= v <= this_year:
-            problems.append(Problem(name, row, seen["annee"],
-                                    f"a year between {MIN_YEAR} and {this_year}",
-                                    _text(cell("annee", i))))
-        else:
-            out["annee"][i] = int(v)
-        # counts
-        for col in COUNT_COLUMNS:
-            if col not in seen:
-                continue
-            v = _parse_number(cell(col, i))
-            if v is None:
-                continue
-            if np.isnan(v) or v != int(v):
-                problems.append(Problem(name, row, seen[col], "a whole number ≥ 0 or an "
-                                        "empty cell", _text(cell(col, i))))
-            elif v < 0:
-                problems.append(Problem(name, row, seen[col], "a count ≥ 0",
-                                        _text(cell(col, i))))
-            else:
-                out[col][i] = int(v)
-        # delay
-        if "delai_moyen_jours" in seen:
-            v = _parse_number(cell("delai_moyen_jours", i))
-            if v is not None:
-                if np.isnan(v):
-                    problems.append(Problem(name, row, seen["delai_moyen_jours"],
-                                            "a number of days or an empty cell",
-                                            _text(cell("delai_moyen_jours", i))))
-                elif v < 0:
-                    problems.append(Problem(name, row, seen["delai_moyen_jours"],
-                                            "a number of days ≥ 0",
-                                            _text(cell("delai_moyen_jours", i))))
-                else:
-                    out["delai_moyen_jours"][i] = v
-        for col in ("service_id", "nom_service"):
-            if col in seen:
-                out[col][i] = _text(cell(col, i)) or None
-    data = pd.DataFrame(out)
-    if data["service_id"].isna().all() and data["nom_service"].notna().any():
-        data["service_id"] = data["nom_service"]
-        warnings.append(f"{name}: no service identifier column; services are identified "
-                        "by their name")
-    duplicates: list[Problem] = []
-    _check_duplicates(data, name, seen, duplicates)
-    if problems:
-        all_problems = sorted(problems + duplicates, key=lambda p: p.row or 0)
-        raise InputError(all_problems)
-    if duplicates:
-        raise DuplicateIdError(duplicates)
+            problems.append(self._problem(row, "code_dep",
+                                          "a département code (01…95, 2A, 2B, 971…976)", txt))
+        elif dep not in self.valid_deps and not (self.fictional_alone
+                                                 and is_fictional_code(dep)):
+            problems.append(self._problem(row, "code_dep",
+                                          "a current département code (COG) or a département "
+                                          "of the communes file", txt))
+        return dep
 
+    def _type(self, txt: str, row: int, problems: list[Problem]) -> str | None:
+        typ = normalise_type_service(txt, self.service_types)
+        if typ is None:
+            problems.append(self._problem(row, "type_service",
+                                          "a service type (" + ", ".join(self.service_types)
+                                          + ", or « Espace de rencontre », « Médiation "
+                                          "familiale », « ER », « MF »)", txt))
+        return typ
+
+    def _year(self, cell: object, row: int, problems: list[Problem]) -> int | None:
+        v = _parse_year(cell)
+        if v is None or np.isnan(v) or v != int(v):
+            problems.append(self._problem(row, "annee", "a year (e.g. 2023)", cell))
+        elif not MIN_YEAR <= v <= self.this_year:
+            problems.append(self._problem(row, "annee",
+                                          f"a year between {MIN_YEAR} and {self.this_year}",
+                                          cell))
+        else:
+            return int(v)
+        return None
+
+    def _count(self, col: str, cell: object, row: int, problems: list[Problem]) -> int | None:
+        v = _parse_number(cell)
+        if v is None:
+            return None
+        if np.isnan(v) or v != int(v):
+            problems.append(self._problem(row, col, "a whole number ≥ 0 or an empty cell",
+                                          cell))
+        elif v < 0:
+            problems.append(self._problem(row, col, "a count ≥ 0", cell))
+        else:
+            return int(v)
+        return None
+
+    def _delay(self, cell: object, row: int, problems: list[Problem]) -> float | None:
+        v = _parse_number(cell)
+        if v is None:
+            return None
+        if np.isnan(v):
+            problems.append(self._problem(row, "delai_moyen_jours",
+                                          "a number of days or an empty cell", cell))
+        elif v < 0:
+            problems.append(self._problem(row, "delai_moyen_jours", "a number of days ≥ 0",
+                                          cell))
+        else:
+            return v
+        return None
+
+
+def _typed(data: pd.DataFrame) -> pd.DataFrame:
+    """Give each column of valid rows its contract type (counts Int64, delays float)."""
     data["code_dep"] = data["code_dep"].astype("str")
     data["type_service"] = data["type_service"].astype("str")
     data["annee"] = data["annee"].astype("int64")
@@ -471,10 +529,7 @@ def load_waiting(
         data[col] = pd.array(data[col].tolist(), dtype="Int64")
     data["delai_moyen_jours"] = pd.to_numeric(data["delai_moyen_jours"]).astype("float64")
     data["fictif"] = data["code_dep"].map(is_fictional_code).astype(bool)
-    data = data[WAITING_RETURNS.columns]
-    log.info("%s: %d waiting-list rows, %d départements, years %s–%s", name, len(data),
-             data["code_dep"].nunique(), data["annee"].min(), data["annee"].max())
-    return Loaded(data=data, warnings=warnings, remapped=empty_remapped(), path=name)
+    return data[WAITING_RETURNS.columns]
 
 
 #: Rows scanned for the heading row when the first row is a title (spreadsheets).

@@ -18,10 +18,18 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage.errors import CRSError, OutputError
+from coverage._validate import require_crs
+from coverage.errors import OutputError
 from coverage.files import atomic_path, write_text_atomic
 from coverage.schemas import Contract, table_schema
 from coverage.settings import CRS_INPUT_OUTPUT
+
+__all__ = [
+    "conform_to_contract",
+    "write_geoparquet",
+    "write_table",
+]
+
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +164,12 @@ def write_geoparquet(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
 
     Raises
     ------
-    CRSError
-        The frame has no CRS.
+    MissingCRSError
+        The frame has no CRS (a :class:`~coverage.errors.CRSError`; the one CRS policy of
+        :func:`coverage._validate.require_crs`).
     """
     path = Path(path)
-    if gdf.crs is None:
-        msg = f"cannot write {path.name}: the GeoDataFrame has no CRS (call set_crs() first)"
-        raise CRSError(msg)
+    require_crs(gdf, file=f"{path.name} (not written)")
     if gdf.crs != CRS_INPUT_OUTPUT:
         gdf = gdf.to_crs(CRS_INPUT_OUTPUT)
     with atomic_path(path) as tmp:

@@ -1,1 +1,210 @@
-"""Travel-time engines: the road graph, the straight-line proxy, and the engine contract."""
+"""Travel-time engines: the engine contract, the road graph, the straight-line proxy.
+
+* :mod:`coverage.routing.base` — the :class:`~coverage.routing.base.Engine` contract that
+  every stage uses (minutes, NaN when unreachable, ``moteur`` on every row);
+* :mod:`coverage.routing.network` — OSM / GraphML file → car graph → CSR matrices;
+* :mod:`coverage.routing.road` — :class:`~coverage.routing.road.RoadEngine`: snapping and
+  the nearest service per type by Dijkstra on that graph;
+* :mod:`coverage.routing.matrix` — bounded per-source searches (matrices, isochrones);
+* :mod:`coverage.routing.proxy` — :class:`~coverage.routing.proxy.ProxyEngine`: straight
+  line × detour ÷ speed by density level.
+
+Two entry points pick an engine: :func:`make_engine` for a new run, :func:`engine_of_run` —
+the one way to rebuild the engine of a finished run (siting, the app's upload and
+« Nouveau site » pages).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from coverage.errors import CoverageError
+from coverage.results import RunOutputs, run_roads_path, run_settings
+from coverage.routing.base import Engine
+from coverage.routing.network import load_network
+from coverage.routing.proxy import ProxyEngine
+from coverage.routing.road import RoadEngine
+from coverage.settings import Settings, metric_crs_for
+
+__all__ = ["Engine", "RunEngine", "engine_of_run", "make_engine"]
+
+log = logging.getLogger(__name__)
+
+#: Notes of :func:`engine_of_run` (shown to users, in French).
+NOTE_ROAD = "road : graphe routier du run ({name})"
+NOTE_PROXY_RUN = "proxy : distance à vol d'oiseau × détour ÷ vitesse (comme le run)"
+NOTE_ROADS_MISSING = ("proxy : le fichier routier du run n'est plus disponible ; temps "
+                      "estimés à vol d'oiseau, existants compris")
+NOTE_ROADS_UNREADABLE = "proxy : le réseau routier du run n'a pas pu être chargé ({error})"
+#: Road engines kept in memory by :func:`engine_of_run` (one graph each).
+ROAD_ENGINES_CACHED = 4
+
+
+def make_engine(engine: str | None = None, roads: Path | str | None = None,
+                settings: Settings = Settings(), crs: str | None = None, *,
+                cache_dir: Path | str | None = None) -> Engine:
+    """Build the travel-time engine of a run.
+
+    Parameters
+    ----------
+    engine
+        ``"road"``, ``"proxy"`` or ``None`` (road when ``roads`` is given, else proxy).
+    roads
+        OSM / GraphML road file (needed by the road engine).
+    settings
+        Run settings.
+    crs
+        Metric CRS of the road network (``None``: chosen from the data's location).
+    cache_dir
+        Network cache folder (default ``$ZB_CACHE_DIR`` or ``~/.cache/zones-blanches``).
+
+    Returns
+    -------
+    Engine
+        A :class:`~coverage.routing.road.RoadEngine` or a
+        :class:`~coverage.routing.proxy.ProxyEngine`.
+
+    Raises
+    ------
+    CoverageError
+        Unknown engine name, or the road engine without a road file.
+    """
+    if engine is None:
+        engine = "road" if roads is not None else "proxy"
+    if engine == "proxy":
+        return ProxyEngine(settings)
+    if engine == "road":
+        if roads is None:
+            msg = "the road engine needs a road network file (OSM .pbf/.osm/.osm.gz or .graphml)"
+            raise CoverageError(msg)
+        network = load_network(roads, settings=settings, crs=crs, cache_dir=cache_dir)
+        return RoadEngine(network, settings)
+    msg = f"unknown engine {engine!r}: expected 'road' or 'proxy'"
+    raise CoverageError(msg)
+
+
+@dataclass(frozen=True)
+class RunEngine:
+    """The engine rebuilt for a finished run, and a French note naming it and why.
+
+    Attributes
+    ----------
+    engine
+        The engine (``road`` or ``proxy``).
+    note
+        For the user, e.g. « road : graphe routier du run (routes.osm) » or « proxy : le
+        fichier routier du run n'est plus disponible … ».
+    """
+
+    engine: Engine
+    note: str
+
+
+@dataclass(frozen=True)
+class _RoadKey:
+    """What a memoised road engine depends on: the file (as it is now), CRS and settings."""
+
+    path: str
+    mtime_ns: int
+    size: int
+    crs: str
+    snap_max_m: float
+    access_speed_kmh: float
+    include_service_roads: bool
+    ferries: bool
+    default_speeds_kmh: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def of(cls, roads: Path, crs: str, settings: Settings) -> _RoadKey:
+        """Return the key of ``roads`` (resolved) with ``crs`` and the road settings."""
+        path = roads.resolve()
+        stat = path.stat()
+        return cls(str(path), stat.st_mtime_ns, stat.st_size, crs, settings.snap_max_m,
+                   settings.access_speed_kmh, settings.include_service_roads,
+                   settings.ferries, tuple(sorted(settings.default_speeds_kmh.items())))
+
+    def settings(self, base: Settings) -> Settings:
+        """Return ``base`` with the road settings of the key."""
+        return replace(base, snap_max_m=self.snap_max_m,
+                       access_speed_kmh=self.access_speed_kmh,
+                       include_service_roads=self.include_service_roads, ferries=self.ferries,
+                       default_speeds_kmh=dict(self.default_speeds_kmh))
+
+
+@lru_cache(maxsize=ROAD_ENGINES_CACHED)
+def _road_engine(key: _RoadKey) -> Engine:
+    """Return the road engine of a key, built once per process (shared read-only)."""
+    log.info("building the road engine of %s (%s)", key.path, key.crs)
+    return make_engine("road", Path(key.path), key.settings(Settings()), key.crs)
+
+
+def _run_crs(run: RunOutputs, dept: str) -> str:
+    """Return the metric CRS the run's network used (manifest), else that of ``dept``."""
+    engine = run.manifest.get("engine") or {}
+    params = engine.get("parameters") if isinstance(engine, dict) else None
+    crs = params.get("crs_metrique") if isinstance(params, dict) else None
+    return str(crs or metric_crs_for(dept))
+
+
+def _missing_roads_error(run: RunOutputs) -> CoverageError:
+    """Return the error of a road run whose road file is gone (it names the file)."""
+    inputs = run.manifest.get("inputs") or {}
+    roads = inputs.get("roads") if isinstance(inputs, dict) else None
+    name = roads.get("path") if isinstance(roads, dict) else roads
+    msg = (f"the run {run.run_dir} was timed by road but its road file "
+           f"{name or '(unnamed)'} is not found: new sites must be timed by the same "
+           "engine; restore the file or rerun with the proxy engine")
+    return CoverageError(msg)
+
+
+def engine_of_run(run: RunOutputs, *, dept: str, fallback_to_proxy: bool = False
+                  ) -> RunEngine:
+    """Rebuild the engine that timed a finished run, with the run's settings.
+
+    A ``road`` run gets its road graph back from the road file named by the manifest
+    (:func:`coverage.results.run_roads_path`), in the metric CRS it used
+    (``engine.parameters.crs_metrique``, else :func:`coverage.settings.metric_crs_for` of
+    ``dept``). Road engines are memoised per process (file, modification time, CRS, road
+    settings), so the app does not rebuild the graph on every rerun. Any other run gets the
+    proxy engine with the run's detour factor and speeds.
+
+    Parameters
+    ----------
+    run
+        The run folder read back.
+    dept
+        Département whose metric CRS is used when the manifest does not record one.
+    fallback_to_proxy
+        When the road file of a road run is missing or unreadable: False raises, True
+        returns the proxy engine with a note saying why (the app's pages).
+
+    Returns
+    -------
+    RunEngine
+        The engine and a French note naming it and the reason for the choice.
+
+    Raises
+    ------
+    CoverageError
+        ``fallback_to_proxy`` is False and the road file of a road run is not found (the
+        message names it) or cannot be read: new sites must be timed by the same engine
+        as the existing services.
+    """
+    settings = run_settings(run)
+    if run.engine != "road":
+        return RunEngine(ProxyEngine(settings), NOTE_PROXY_RUN)
+    roads = run_roads_path(run)
+    if roads is None:
+        if not fallback_to_proxy:
+            raise _missing_roads_error(run)
+        return RunEngine(ProxyEngine(settings), NOTE_ROADS_MISSING)
+    try:
+        engine = _road_engine(_RoadKey.of(roads, _run_crs(run, dept), settings))
+    except (CoverageError, OSError) as exc:
+        if not fallback_to_proxy:
+            raise
+        return RunEngine(ProxyEngine(settings), NOTE_ROADS_UNREADABLE.format(error=exc))
+    return RunEngine(engine, NOTE_ROAD.format(name=roads.name))

@@ -36,11 +36,10 @@ import functools
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,20 +49,27 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from coverage.errors import InputError, NetworkError, Problem, UnsupportedFormatError
-from coverage.files import atomic_path
-from coverage.geo import project_lonlat
-from coverage.settings import (
-    CRS_DROM,
-    CRS_METRO,
-    FR_IMPLICIT_MAXSPEED_KMH,
-    METRO_BBOX,
-    Settings,
-)
+from coverage.files import atomic_path, sha256_file
+from coverage.geo import haversine_m, metric_crs_for_lonlat, project_lonlat
+from coverage.settings import FR_IMPLICIT_MAXSPEED_KMH, Settings
+
+__all__ = [
+    "BUILD_VERSION",
+    "CACHE_ENV",
+    "FERRY_DEFAULT_SPEED_KMH",
+    "KMH_PER_MPH",
+    "NetworkReport",
+    "RoadNetwork",
+    "csr_min",
+    "default_cache_dir",
+    "load_network",
+    "network_from_arcs",
+    "parse_duration_min",
+    "parse_maxspeed",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Mean Earth radius, metres (the value osmnx uses for great-circle lengths).
-EARTH_RADIUS_M = 6_371_009.0
 #: km/h per mile per hour.
 KMH_PER_MPH = 1.609344
 #: Speed of a ferry whose ``duration`` tag is absent or unreadable, km/h (a slow car ferry;
@@ -81,14 +87,6 @@ _ROUNDABOUT = frozenset({"roundabout", "circular"})
 _DENIED = frozenset({"private", "no"})
 _ALLOWED = frozenset({"yes", "designated", "permissive", "destination", "customers",
                       "delivery", "agricultural;forestry"})
-#: Approximate boxes (lon_min, lat_min, lon_max, lat_max) of the DROM, to pick their CRS.
-_DROM_BBOX: Mapping[str, tuple[float, float, float, float]] = {
-    "971": (-61.9, 15.8, -60.9, 16.6),
-    "972": (-61.3, 14.3, -60.7, 14.95),
-    "973": (-54.7, 2.0, -51.5, 6.0),
-    "974": (55.1, -21.5, 56.0, -20.8),
-    "976": (44.9, -13.1, 45.4, -12.5),
-}
 
 
 @dataclass(frozen=True)
@@ -139,6 +137,7 @@ class RoadNetwork:
     ferry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __post_init__(self) -> None:
+        """Check the ferry flags: one per arc (none given: no ferry)."""
         ferry = np.asarray(self.ferry, dtype=bool)
         nnz = int(self.minutes.nnz)
         if ferry.shape == (0,) and nnz:
@@ -160,8 +159,9 @@ class RoadNetwork:
 
     @functools.cached_property
     def ferry_only_nodes(self) -> np.ndarray:
-        """Boolean per node: every arc at the node is a ferry arc (a node of a crossing,
-        on the water); piers joined to a road are not.
+        """Return, per node, whether every arc at it is a ferry arc (boolean array).
+
+        Such a node is on the water, inside a crossing; piers joined to a road are not.
         """
         if not self.ferry.any():
             return np.zeros(self.n_nodes, dtype=bool)
@@ -183,21 +183,24 @@ class RoadNetwork:
 _NUMBER_UNIT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*(mph|km/h|kmh|kph)?\s*$", re.IGNORECASE)
 
 
-def _parse_one_maxspeed(value: str) -> float | None:
-    value = value.strip()
-    if not value:
-        return None
-    low = value.lower()
-    if low == "none":  # no limit (never signed in France): fall back to the class default
-        return None
-    if low == "walk":
+def _implicit_maxspeed(value: str) -> float | None:
+    """Return the km/h of ``walk`` or of an implicit ``XX:…`` code (French values)."""
+    if value.lower() == "walk":
         return FR_IMPLICIT_MAXSPEED_KMH["FR:walk"]
-    if ":" in value:
-        if value in FR_IMPLICIT_MAXSPEED_KMH:
-            return FR_IMPLICIT_MAXSPEED_KMH[value]
-        # other countries' implicit values (border strips): read with the French values
-        suffix = value.split(":", 1)[1]
-        return FR_IMPLICIT_MAXSPEED_KMH.get(f"FR:{suffix}")
+    if value in FR_IMPLICIT_MAXSPEED_KMH:
+        return FR_IMPLICIT_MAXSPEED_KMH[value]
+    # other countries' implicit values (border strips): read with the French values
+    suffix = value.split(":", 1)[1]
+    return FR_IMPLICIT_MAXSPEED_KMH.get(f"FR:{suffix}")
+
+
+def _parse_one_maxspeed(value: str) -> float | None:
+    """Return the km/h of one ``maxspeed`` value, None when unusable."""
+    value = value.strip()
+    if not value or value.lower() == "none":  # none: no limit (never signed in France)
+        return None
+    if value.lower() == "walk" or ":" in value:
+        return _implicit_maxspeed(value)
     match = _NUMBER_UNIT.match(value)
     if match is None:
         return None
@@ -253,19 +256,12 @@ def parse_duration_min(value: str | None) -> float | None:
     float or None
         Minutes, or ``None`` when absent or unreadable.
     """
-    if value is None:
+    if value is None or not value.strip():
         return None
     value = value.strip()
-    if not value:
-        return None
+    if ":" in value:
+        return _clock_minutes(value)
     try:
-        if ":" in value:
-            parts = [float(p) for p in value.split(":")]
-            if len(parts) == 2:
-                return parts[0] * 60.0 + parts[1]
-            if len(parts) == 3:
-                return parts[0] * 60.0 + parts[1] + parts[2] / 60.0
-            return None
         return float(value.replace(",", "."))
     except ValueError:
         pass
@@ -274,6 +270,19 @@ def parse_duration_min(value: str | None) -> float | None:
         return None
     h, m, s = (float(g) if g else 0.0 for g in match.groups())
     return h * 60.0 + m + s / 60.0
+
+
+def _clock_minutes(value: str) -> float | None:
+    """Return the minutes of ``HH:MM`` or ``HH:MM:SS``, None when unreadable."""
+    try:
+        parts = [float(p) for p in value.split(":")]
+    except ValueError:
+        return None
+    if len(parts) == 2:
+        return parts[0] * 60.0 + parts[1]
+    if len(parts) == 3:
+        return parts[0] * 60.0 + parts[1] + parts[2] / 60.0
+    return None
 
 
 def _oneway(tags: Mapping[str, str], highway: str | None) -> int:
@@ -309,37 +318,6 @@ def _kept_classes(settings: Settings) -> frozenset[str]:
     return frozenset(classes)
 
 
-# --- Geometry helpers --------------------------------------------------------------------
-
-def haversine_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray,
-                lat2: np.ndarray) -> np.ndarray:
-    """Great-circle distance in metres between EPSG:4326 points (degrees)."""
-    phi1, phi2 = np.radians(lat1), np.radians(lat2)
-    dphi = phi2 - phi1
-    dlmb = np.radians(lon2 - lon1)
-    a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
-def metric_crs_for_lonlat(lon: float, lat: float) -> str:
-    """Metric CRS for a place: Lambert-93 in metropolitan France (bbox, border strips and
-    Andorra included), the DROM's CRS in a DROM, else the local UTM zone (WGS 84).
-
-    Parameters
-    ----------
-    lon, lat
-        EPSG:4326 degrees (e.g. the centre of a network's nodes).
-    """
-    lo0, la0, lo1, la1 = METRO_BBOX
-    if lo0 <= lon <= lo1 and la0 <= lat <= la1:
-        return CRS_METRO
-    for dep, (a, b, c, d) in _DROM_BBOX.items():
-        if a <= lon <= c and b <= lat <= d:
-            return CRS_DROM[dep]
-    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
-    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
-
-
 # --- Readers -----------------------------------------------------------------------------
 
 @dataclass
@@ -357,51 +335,67 @@ class _RawGraph:
     ferry: np.ndarray  # bool per arc
 
 
-def _read_osm(path: Path, settings: Settings) -> _RawGraph:
+def _osm_ways(path: Path) -> Iterator[Any]:
+    """Yield the ways tagged ``highway`` or ``route`` of an OSM file, with node locations.
+
+    Node locations are stored before the filters run: only tagged ways reach Python.
+
+    Raises
+    ------
+    NetworkError
+        The file cannot be read as OSM (the message names it).
+    """
     import osmium
 
-    classes = _kept_classes(settings)
-    speeds = settings.default_speeds_kmh
-    counts = {"ways_read": 0, "ways_kept": 0, "ways_missing_nodes": 0,
-              "missing_node_refs": 0, "ways_denied_access": 0, "ways_too_short": 0,
-              "ferry_ways": 0, "ferry_ways_without_duration": 0,
-              "maxspeed_used": 0, "maxspeed_unparsed": 0}
-    unparsed: dict[str, int] = {}
-    seg_u: list[np.ndarray] = []
-    seg_lon: list[np.ndarray] = []
-    seg_lat: list[np.ndarray] = []
-    way_speed: list[float] = []  # km/h, or -duration (minutes) for timed ferries
-    way_dir: list[int] = []
-    way_nseg: list[int] = []
-    way_ferry: list[bool] = []
+    try:
+        processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+        processor = (processor.with_locations()
+                     .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+                     .with_filter(osmium.filter.KeyFilter("highway", "route")))
+        for obj in processor:
+            if isinstance(obj, osmium.osm.Way):
+                yield obj
+    except RuntimeError as exc:
+        msg = f"{path}: not a readable OSM file ({exc})"
+        raise NetworkError(msg) from exc
 
-    # node locations are stored before the filters run: only tagged ways reach Python
-    processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
-    processor = (processor.with_locations()
-                 .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
-                 .with_filter(osmium.filter.KeyFilter("highway", "route")))
-    for obj in processor:
-        if not isinstance(obj, osmium.osm.Way):
-            continue
-        tags = obj.tags
-        highway = tags.get("highway")
-        is_ferry = tags.get("route") == "ferry"
+
+@dataclass
+class _OsmWays:
+    """The car network's ways of an OSM file, as runs of segments, with counts.
+
+    Per kept way: its node ids and locations, its speed (km/h, or −duration in minutes for
+    a timed ferry), its direction (+1, −1, 0), its number of segments and its ferry flag.
+    """
+
+    settings: Settings
+    classes: frozenset[str]
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((
+        "ways_read", "ways_kept", "ways_missing_nodes", "missing_node_refs",
+        "ways_denied_access", "ways_too_short", "ferry_ways", "ferry_ways_without_duration",
+        "maxspeed_used", "maxspeed_unparsed"), 0))
+    unparsed: dict[str, int] = field(default_factory=dict)
+    refs: list[np.ndarray] = field(default_factory=list)
+    lons: list[np.ndarray] = field(default_factory=list)
+    lats: list[np.ndarray] = field(default_factory=list)
+    speed: list[float] = field(default_factory=list)
+    direction: list[int] = field(default_factory=list)
+    nseg: list[int] = field(default_factory=list)
+    ferry: list[bool] = field(default_factory=list)
+
+    def _wanted(self, tags: Any, is_ferry: bool) -> bool:
+        """Return whether a way is of a kept class (or a ferry, when ferries are used)."""
         if is_ferry:
-            if not settings.ferries:
-                continue
-        elif highway not in classes or tags.get("area") == "yes":
-            continue
-        counts["ways_read"] += 1
-        tag_map = {k: str(tags.get(k)) for k in ("access", "motorcar", "motor_vehicle", "oneway",
-                                            "junction") if k in tags}
-        if not _car_allowed(tag_map):
-            counts["ways_denied_access"] += 1
-            continue
-        refs = []
-        lons = []
-        lats = []
+            return self.settings.ferries
+        return tags.get("highway") in self.classes and tags.get("area") != "yes"
+
+    def _points(self, way: Any) -> tuple[list[int], list[float], list[float]] | None:
+        """Return the node ids, lon and lat of a way; None (counted) when unusable."""
+        refs: list[int] = []
+        lons: list[float] = []
+        lats: list[float] = []
         missing = 0
-        for nref in obj.nodes:
+        for nref in way.nodes:
             loc = nref.location
             if not loc.valid():
                 missing += 1
@@ -410,51 +404,89 @@ def _read_osm(path: Path, settings: Settings) -> _RawGraph:
             lons.append(loc.lon)
             lats.append(loc.lat)
         if missing:
-            counts["ways_missing_nodes"] += 1
-            counts["missing_node_refs"] += missing
-            continue
+            self.counts["ways_missing_nodes"] += 1
+            self.counts["missing_node_refs"] += missing
+            return None
         if len(refs) < 2:
-            counts["ways_too_short"] += 1
-            continue
-        if is_ferry:
-            duration = parse_duration_min(tags.get("duration"))
-            counts["ferry_ways"] += 1
-            if duration is None:
-                counts["ferry_ways_without_duration"] += 1
-                speed = FERRY_DEFAULT_SPEED_KMH
-            else:
-                speed = -max(duration, 0.0)
-            direction = _oneway(tag_map, None)
-        else:
-            maxspeed_tag = tags.get("maxspeed")
-            parsed = parse_maxspeed(maxspeed_tag)
-            if parsed is not None:
-                counts["maxspeed_used"] += 1
-                speed = parsed
-            else:
-                if maxspeed_tag is not None:
-                    counts["maxspeed_unparsed"] += 1
-                    unparsed[maxspeed_tag] = unparsed.get(maxspeed_tag, 0) + 1
-                speed = float(speeds[str(highway)])
-            direction = _oneway(tag_map, str(highway))
-        arr = np.asarray(refs, dtype=np.int64)
-        seg_u.append(arr)
-        seg_lon.append(np.asarray(lons, dtype=np.float64))
-        seg_lat.append(np.asarray(lats, dtype=np.float64))
-        way_speed.append(speed)
-        way_dir.append(direction)
-        way_nseg.append(len(refs) - 1)
-        way_ferry.append(is_ferry)
-        counts["ways_kept"] += 1
-    details: dict[str, Any] = dict(counts)
-    details["maxspeed_unparsed_values"] = dict(sorted(unparsed.items())[:50])
-    if not seg_u:
-        msg = f"{path}: no drivable way found (car network filter, settings {settings.ferries=})"
-        raise NetworkError(msg)
-    return _segments_to_raw(seg_u, seg_lon, seg_lat, np.asarray(way_speed),
-                            np.asarray(way_dir, dtype=np.int8),
-                            np.asarray(way_nseg, dtype=np.int64), details,
-                            np.asarray(way_ferry, dtype=bool))
+            self.counts["ways_too_short"] += 1
+            return None
+        return refs, lons, lats
+
+    def _ferry_timing(self, tags: Any, tag_map: Mapping[str, str]) -> tuple[float, int]:
+        """Return (speed km/h, or −duration minutes; direction) of a ferry way."""
+        duration = parse_duration_min(tags.get("duration"))
+        self.counts["ferry_ways"] += 1
+        if duration is None:
+            self.counts["ferry_ways_without_duration"] += 1
+            return FERRY_DEFAULT_SPEED_KMH, _oneway(tag_map, None)
+        return -max(duration, 0.0), _oneway(tag_map, None)
+
+    def _road_timing(self, tags: Any, tag_map: Mapping[str, str]) -> tuple[float, int]:
+        """Return (speed km/h; direction) of a road way: its maxspeed, else its class's."""
+        highway = str(tags.get("highway"))
+        maxspeed_tag = tags.get("maxspeed")
+        parsed = parse_maxspeed(maxspeed_tag)
+        if parsed is not None:
+            self.counts["maxspeed_used"] += 1
+            return parsed, _oneway(tag_map, highway)
+        if maxspeed_tag is not None:
+            self.counts["maxspeed_unparsed"] += 1
+            self.unparsed[maxspeed_tag] = self.unparsed.get(maxspeed_tag, 0) + 1
+        return float(self.settings.default_speeds_kmh[highway]), _oneway(tag_map, highway)
+
+    def add(self, way: Any) -> None:
+        """Keep ``way`` when it belongs to the car network (else count why not)."""
+        tags = way.tags
+        is_ferry = tags.get("route") == "ferry"
+        if not self._wanted(tags, is_ferry):
+            return
+        self.counts["ways_read"] += 1
+        tag_map = {k: str(tags.get(k)) for k in ("access", "motorcar", "motor_vehicle",
+                                                 "oneway", "junction") if k in tags}
+        if not _car_allowed(tag_map):
+            self.counts["ways_denied_access"] += 1
+            return
+        points = self._points(way)
+        if points is None:
+            return
+        speed, direction = (self._ferry_timing(tags, tag_map) if is_ferry
+                            else self._road_timing(tags, tag_map))
+        refs, lons, lats = points
+        self.refs.append(np.asarray(refs, dtype=np.int64))
+        self.lons.append(np.asarray(lons, dtype=np.float64))
+        self.lats.append(np.asarray(lats, dtype=np.float64))
+        self.speed.append(speed)
+        self.direction.append(direction)
+        self.nseg.append(len(refs) - 1)
+        self.ferry.append(is_ferry)
+        self.counts["ways_kept"] += 1
+
+    def raw(self, path: Path) -> _RawGraph:
+        """Return the arcs of the kept ways.
+
+        Raises
+        ------
+        NetworkError
+            No way was kept.
+        """
+        details: dict[str, Any] = dict(self.counts)
+        details["maxspeed_unparsed_values"] = dict(sorted(self.unparsed.items())[:50])
+        if not self.refs:
+            msg = (f"{path}: no drivable way found (car network filter, "
+                   f"settings.ferries={self.settings.ferries})")
+            raise NetworkError(msg)
+        return _segments_to_raw(self.refs, self.lons, self.lats, np.asarray(self.speed),
+                                np.asarray(self.direction, dtype=np.int8),
+                                np.asarray(self.nseg, dtype=np.int64), details,
+                                np.asarray(self.ferry, dtype=bool))
+
+
+def _read_osm(path: Path, settings: Settings) -> _RawGraph:
+    """Read the car network's ways of an OSM file (pyosmium) into arcs."""
+    ways = _OsmWays(settings, _kept_classes(settings))
+    for way in _osm_ways(path):
+        ways.add(way)
+    return ways.raw(path)
 
 
 def _segments_to_raw(refs: list[np.ndarray], lons: list[np.ndarray], lats: list[np.ndarray],
@@ -502,7 +534,51 @@ def _segments_to_raw(refs: list[np.ndarray], lons: list[np.ndarray], lats: list[
                      ferry=np.concatenate([ferry[fwd], ferry[bwd]]))
 
 
+def _graphml_kept(data: Mapping[str, Any], settings: Settings, classes: frozenset[str],
+                  counts: dict[str, int]) -> bool:
+    """Return whether an osmnx edge belongs to the car network (else count why not)."""
+    highway = _graphml_highway(data)
+    is_ferry = data.get("route") == "ferry"
+    if is_ferry and not settings.ferries:
+        return False
+    if not is_ferry and highway is not None and highway not in classes:
+        counts["edges_other_class"] += 1
+        return False
+    if not _car_allowed({k: str(data[k]) for k in ("access", "motorcar", "motor_vehicle")
+                         if isinstance(data.get(k), str)}):
+        counts["edges_denied_access"] += 1
+        return False
+    return True
+
+
+def _graphml_highway(data: Mapping[str, Any]) -> Any:
+    """Return the edge's ``highway`` class (the first one of a merged edge's list)."""
+    highway = data.get("highway")
+    return highway[0] if isinstance(highway, list) else highway
+
+
+def _graphml_minutes(data: Mapping[str, Any], length_m: float, settings: Settings,
+                     counts: dict[str, int]) -> float:
+    """Return an osmnx edge's minutes: its ``travel_time``, else length ÷ speed.
+
+    The speed is the parsed ``maxspeed``, else ``speed_kph``, else the class default.
+    """
+    if data.get("travel_time") is not None:
+        return float(data["travel_time"]) / 60.0
+    maxspeed = data.get("maxspeed")
+    if isinstance(maxspeed, list):
+        maxspeed = ";".join(str(m) for m in maxspeed)
+    speed = parse_maxspeed(str(maxspeed)) if maxspeed is not None else None
+    if speed is not None:
+        counts["maxspeed_used"] += 1
+    else:
+        speed = float(data.get("speed_kph") or settings.default_speeds_kmh.get(
+            str(_graphml_highway(data)), settings.default_speeds_kmh["road"]))
+    return length_m / 1000.0 / speed * 60.0
+
+
 def _read_graphml(path: Path, settings: Settings) -> _RawGraph:
+    """Read the car edges of an osmnx GraphML file into arcs (taken as they are)."""
     import osmnx as ox
 
     graph = ox.load_graphml(path)
@@ -521,43 +597,20 @@ def _read_graphml(path: Path, settings: Settings) -> _RawGraph:
     classes = _kept_classes(settings)
     for u, v, data in graph.edges(data=True):
         counts["edges_read"] += 1
-        highway = data.get("highway")
-        if isinstance(highway, list):
-            highway = highway[0]
-        is_ferry = data.get("route") == "ferry"
-        if is_ferry and not settings.ferries:
-            continue
-        if not is_ferry and highway is not None and highway not in classes:
-            counts["edges_other_class"] += 1
-            continue
-        if not _car_allowed({k: str(data[k]) for k in ("access", "motorcar", "motor_vehicle")
-                             if isinstance(data.get(k), str)}):
-            counts["edges_denied_access"] += 1
+        if not _graphml_kept(data, settings, classes, counts):
             continue
         length = float(data.get("length", 0.0) or 0.0)
         if length <= 0:
             length = float(haversine_m(lon[index[u]], lat[index[u]], lon[index[v]],
                                        lat[index[v]]))
-        if data.get("travel_time") is not None:
-            mins = float(data["travel_time"]) / 60.0
-        else:
-            maxspeed = data.get("maxspeed")
-            if isinstance(maxspeed, list):
-                maxspeed = ";".join(str(m) for m in maxspeed)
-            speed = parse_maxspeed(str(maxspeed)) if maxspeed is not None else None
-            if speed is not None:
-                counts["maxspeed_used"] += 1
-            else:
-                speed = float(data.get("speed_kph") or settings.default_speeds_kmh.get(
-                    str(highway), settings.default_speeds_kmh["road"]))
-            mins = length / 1000.0 / speed * 60.0
+        mins = _graphml_minutes(data, length, settings, counts)
         if u == v:
             continue
         tail.append(index[u])
         head.append(index[v])
         minutes.append(mins)
         metres.append(length)
-        ferry.append(is_ferry)
+        ferry.append(data.get("route") == "ferry")
     return _RawGraph(node_ids=node_ids, lon=lon, lat=lat,
                      tail=np.asarray(tail, dtype=np.int64), head=np.asarray(head, np.int64),
                      minutes=np.asarray(minutes, dtype=np.float64),
@@ -656,11 +709,11 @@ def _finish(raw: _RawGraph, source: str, crs: str | None) -> RoadNetwork:
                        ferry=ferry.data > 0.5)
 
 
-def network_from_arcs(lon: np.ndarray, lat: np.ndarray, tail: np.ndarray, head: np.ndarray,
-                      minutes: np.ndarray, metres: np.ndarray | None = None, *,
-                      crs: str | None = None, node_ids: np.ndarray | None = None,
-                      largest_component: bool = True,
-                      source: str = "arcs", ferry: np.ndarray | None = None) -> RoadNetwork:
+def network_from_arcs(  # noqa: PLR0913 - the columns of one arc table, as numpy arrays
+        lon: np.ndarray, lat: np.ndarray, tail: np.ndarray, head: np.ndarray,
+        minutes: np.ndarray, metres: np.ndarray | None = None, *, crs: str | None = None,
+        node_ids: np.ndarray | None = None, largest_component: bool = True,
+        source: str = "arcs", ferry: np.ndarray | None = None) -> RoadNetwork:
     """Build a :class:`RoadNetwork` from plain arrays (tests, benchmarks, other sources).
 
     Parameters
@@ -674,7 +727,7 @@ def network_from_arcs(lon: np.ndarray, lat: np.ndarray, tail: np.ndarray, head: 
     metres
         Arc lengths, metres (default: great-circle length between the ends).
     crs
-        Metric CRS (default from the location, see :func:`metric_crs_for_lonlat`).
+        Metric CRS (default from the location, see :func:`coverage.geo.metric_crs_for_lonlat`).
     node_ids
         Node identifiers (default 0 … n-1).
     largest_component
@@ -719,15 +772,6 @@ def default_cache_dir() -> Path:
     """Cache folder: ``$ZB_CACHE_DIR`` or ``~/.cache/zones-blanches``."""
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path.home() / ".cache" / "zones-blanches"
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _cache_key(file_hash: str, settings: Settings, crs: str | None) -> str:
@@ -784,8 +828,8 @@ def load_network(path: str | Path, *, settings: Settings = Settings(), crs: str 
         Road classes, default speeds by class, ferries switch, service roads.
     crs
         Metric CRS of the node coordinates; ``None`` picks it from the data's location
-        (:func:`metric_crs_for_lonlat`: Lambert-93 in metropolitan France and its border
-        strips, the DROM's CRS in a DROM, else local UTM).
+        (:func:`coverage.geo.metric_crs_for_lonlat`: Lambert-93 in metropolitan France and
+        its border strips, the DROM's CRS in a DROM, else local UTM).
     cache_dir
         Cache folder (default :func:`default_cache_dir`). The key is the file's SHA-256
         plus the parameters above and the build version.
@@ -818,7 +862,7 @@ def load_network(path: str | Path, *, settings: Settings = Settings(), crs: str 
     target: Path | None = None
     file_hash = ""
     if use_cache:
-        file_hash = file_sha256(path)
+        file_hash = sha256_file(path)
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         target = folder / "networks" / f"{_cache_key(file_hash, settings, crs)}.npz"
         if target.is_file():

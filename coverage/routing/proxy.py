@@ -25,10 +25,13 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from coverage._validate import require_columns
 from coverage.errors import InputError, Problem
-from coverage.geo import lonlat_to_xy
-from coverage.routing.road import _lonlat, empty_nearest, require_columns
+from coverage.geo import lonlat_to_xy, metric_crs_for_lonlat
+from coverage.routing.base import empty_matrix, empty_nearest, lonlat
 from coverage.settings import Settings, metric_crs_for
+
+__all__ = ["DETOUR_SOURCE", "SPEED_SOURCE", "ProxyEngine", "proxy_minutes"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +82,6 @@ def proxy_minutes(distance_m: np.ndarray | float, densite: np.ndarray | int,
 
 def _territory_crs(frame: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Metric CRS of each row: from ``code_dep`` when present, else from its location."""
-    from coverage.routing.network import metric_crs_for_lonlat
-
     out = np.empty(len(frame), dtype=object)
     deps = frame["code_dep"] if "code_dep" in frame.columns else pd.Series([None] * len(frame))
     for i, dep in enumerate(deps.to_numpy(dtype=object)):
@@ -92,7 +93,7 @@ def _territory_crs(frame: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> np.
 
 
 def _densities(communes: pd.DataFrame, settings: Settings) -> np.ndarray:
-    require_columns(communes, ("densite",), "communes")
+    require_columns(communes, ("densite",), file="communes")
     dens = pd.to_numeric(communes["densite"], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isin(dens, np.array(sorted(settings.proxy_speed_kmh_by_density), dtype=float))
     if bad.any():
@@ -153,14 +154,14 @@ class ProxyEngine:
             the type), ``distance_km`` = straight line × detour factor, ``moteur = "proxy"``,
             ``acces_hors_reseau = False``.
         """
-        require_columns(communes, ("code_insee", "lon", "lat"), "communes")
-        require_columns(services, ("service_id", "type_service", "lon", "lat"), "services")
+        require_columns(communes, ("code_insee", "lon", "lat"), file="communes")
+        require_columns(services, ("service_id", "type_service", "lon", "lat"), file="services")
         dens = _densities(communes, self.settings)
-        c_lon, c_lat = _lonlat(communes, "communes")
+        c_lon, c_lat = lonlat(communes, "communes")
         c_crs = _territory_crs(communes, c_lon, c_lat)
         codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
         stypes = services["type_service"].astype(str).to_numpy()
-        s_lon, s_lat = _lonlat(services, "services")
+        s_lon, s_lat = lonlat(services, "services")
         s_crs = _territory_crs(services, s_lon, s_lat)
         ids = services["service_id"].astype(str).to_numpy(dtype=object)
         frames = []
@@ -199,11 +200,11 @@ class ProxyEngine:
             ``service_id``, ``code_insee``, ``minutes`` (float32), pairs of the same
             territory within the cut-off only.
         """
-        require_columns(communes, ("code_insee", "lon", "lat"), "communes")
-        require_columns(services, ("service_id", "lon", "lat"), "services")
+        require_columns(communes, ("code_insee", "lon", "lat"), file="communes")
+        require_columns(services, ("service_id", "lon", "lat"), file="services")
         dens = _densities(communes, self.settings)
-        c_lon, c_lat = _lonlat(communes, "communes")
-        s_lon, s_lat = _lonlat(services, "services")
+        c_lon, c_lat = lonlat(communes, "communes")
+        s_lon, s_lat = lonlat(services, "services")
         c_crs = _territory_crs(communes, c_lon, c_lat)
         s_crs = _territory_crs(services, s_lon, s_lat)
         codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
@@ -231,7 +232,5 @@ class ProxyEngine:
                                        "code_insee": codes[c_sel[ci[keep]]],
                                        "minutes": minutes[keep].astype(np.float32)}))
         if not parts:
-            return pd.DataFrame({"service_id": pd.Series([], dtype=object),
-                                 "code_insee": pd.Series([], dtype=object),
-                                 "minutes": pd.Series([], dtype=np.float32)})
+            return empty_matrix()
         return pd.concat(parts, ignore_index=True)

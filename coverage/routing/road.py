@@ -1,10 +1,11 @@
-"""Travel times: snap places to the network, nearest service per type, bounded matrix.
+"""Road engine: snap places to the network, nearest service per type by Dijkstra.
 
-:class:`Engine` is the one interface that the batch, the isochrones, the exports and the app
-use, whichever engine ran. :class:`RoadEngine` routes on a
-:class:`~coverage.routing.network.RoadNetwork` with ``scipy.sparse.csgraph.dijkstra``;
-:class:`coverage.routing.proxy.ProxyEngine` is the labelled straight-line proxy;
-:func:`make_engine` picks one.
+:class:`RoadEngine` is the ``road`` engine of the :class:`~coverage.routing.base.Engine`
+contract: it routes on a :class:`~coverage.routing.network.RoadNetwork` with
+``scipy.sparse.csgraph.dijkstra``. Its bounded searches (the service × commune matrix and
+the per-source minutes of the isochrones) are those of
+:class:`~coverage.routing.matrix.BoundedSearch`; :func:`coverage.routing.make_engine` picks
+an engine.
 
 Method of :class:`RoadEngine` (all times in minutes, distances in metres inside, km out):
 
@@ -24,22 +25,19 @@ Method of :class:`RoadEngine` (all times in minutes, distances in metres inside,
   per step), and includes both connector legs. All types share one augmented graph; on
   graphs of ≥ ``PARALLEL_MIN_NODES`` nodes the types run in forked processes when that is
   safe (``RoadEngine(workers=1)`` turns it off).
-* **Bounded matrix**: one Dijkstra per service node with ``limit`` = cut-off, in chunks of
-  sources, kept as float32, returned as a long table of pairs within the cut-off.
-* **Per-source minutes for the isochrones** (``node_minutes_per_source_sparse``): one
-  bounded Dijkstra per service node on the disc it can reach — the nodes within
-  cut-off × the largest straight-line speed of any arc (no path of ``t`` minutes ends
-  farther), gathered from square buckets of nodes — so that the time follows the reach,
-  not the graph; the same minutes as on the whole graph (tested exactly), returned as a
-  CSR of the reached nodes.
+* **Bounded matrix** and **per-source minutes for the isochrones**: see
+  :mod:`coverage.routing.matrix` (one bounded Dijkstra per service node, on the disc it
+  can reach for the isochrones).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
-from pathlib import Path
-from typing import Any, Protocol
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -48,127 +46,21 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from coverage.errors import CoverageError, InputError, MissingColumnError, Problem
+from coverage._validate import require_columns
+from coverage.errors import CoverageError
 from coverage.geo import project_lonlat
-from coverage.routing.network import RoadNetwork, load_network
+from coverage.routing.base import empty_matrix, empty_nearest, lonlat
+from coverage.routing.matrix import BoundedSearch, Snap
+from coverage.routing.network import RoadNetwork
 from coverage.settings import Settings
+
+__all__ = ["PARALLEL_MIN_NODES", "RoadEngine", "Snap"]
 
 logger = logging.getLogger(__name__)
 
-#: Columns of the table returned by ``nearest``.
-NEAREST_COLUMNS = ("code_insee", "type_service", "minutes", "service_id", "distance_km",
-                   "moteur", "acces_hors_reseau")
-#: Columns of the table returned by ``matrix``.
-MATRIX_COLUMNS = ("service_id", "code_insee", "minutes")
 #: Graphs with at least this many nodes run the per-type passes of ``nearest`` in parallel
 #: processes (see :meth:`RoadEngine._type_workers`).
 PARALLEL_MIN_NODES = 1_000_000
-#: Memory budget of one chunk of the bounded per-source Dijkstra (float64 rows), bytes.
-CHUNK_BYTES = 256 * 2**20
-#: A bounded per-source search runs on the disc it can reach when the nodes gathered for it
-#: are at most this share of the graph (else on the whole graph). Measured on the synthetic
-#: benchmark graphs (45 min, 120 km/h): at 3 % of 4.2 M nodes the disc costs 14 ms per site
-#: against 20 ms on the whole graph; at 13 % of 1 M nodes 12 ms against 6 ms.
-DISC_MAX_SHARE = 0.06
-#: Side of the buckets of nodes used to gather a disc, metres (at least).
-DISC_BUCKET_M = 5_000.0
-
-
-class Engine(Protocol):
-    """A travel-time engine: ``road`` (OSM graph) or ``proxy`` (straight line).
-
-    Inputs are GeoDataFrames in EPSG:4326. ``communes`` has at least ``code_insee``,
-    ``code_dep``, ``densite``, ``lon``, ``lat`` (the representative point); ``services`` has
-    ``service_id``, ``type_service``, ``lon``, ``lat``.
-    """
-
-    name: str
-
-    def parameters(self) -> dict[str, Any]:
-        """JSON-ready parameters of the engine, recorded in every manifest."""
-        ...
-
-    def nearest(
-        self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame,
-        *, service_types: tuple[str, ...],
-    ) -> pd.DataFrame:
-        """Nearest service of each type for every commune.
-
-        Returns
-        -------
-        pandas.DataFrame
-            One row per commune × type: ``code_insee``, ``type_service``, ``minutes``
-            (float, NaN when unreachable or off-network), ``service_id`` (None when
-            unreachable), ``distance_km`` (float), ``moteur`` (``road``/``proxy``),
-            ``acces_hors_reseau`` (bool).
-        """
-        ...
-
-    def matrix(
-        self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *, cutoff_min: float,
-    ) -> pd.DataFrame:
-        """Bounded service × commune matrix as a long table.
-
-        Returns
-        -------
-        pandas.DataFrame
-            ``service_id``, ``code_insee``, ``minutes`` (float32), only pairs within
-            ``cutoff_min`` minutes.
-        """
-        ...
-
-
-def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
-    """Raise :class:`MissingColumnError` naming every absent column of ``frame``."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise MissingColumnError([Problem(name, None, c, f"a column '{c}'") for c in missing])
-
-
-def _lonlat(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
-    lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(dtype=np.float64)
-    lat = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~(np.isfinite(lon) & np.isfinite(lat))
-    if bad.any():
-        rows = np.flatnonzero(bad)[:20]
-        raise InputError([Problem(name, int(r) + 1, "lon/lat", "numeric WGS 84 coordinates",
-                                  f"{frame['lon'].iloc[r]}, {frame['lat'].iloc[r]}")
-                          for r in rows])
-    return lon, lat
-
-
-def empty_nearest() -> pd.DataFrame:
-    """An empty ``nearest`` table with the contract's columns and dtypes."""
-    return pd.DataFrame({"code_insee": pd.Series([], dtype=object),
-                         "type_service": pd.Series([], dtype=object),
-                         "minutes": pd.Series([], dtype=np.float64),
-                         "service_id": pd.Series([], dtype=object),
-                         "distance_km": pd.Series([], dtype=np.float64),
-                         "moteur": pd.Series([], dtype=object),
-                         "acces_hors_reseau": pd.Series([], dtype=bool)})
-
-
-class Snap:
-    """Places snapped to a network's nodes.
-
-    Attributes
-    ----------
-    node
-        Index of the nearest node (int64).
-    distance_m
-        Straight-line distance to it, metres, in the network's metric CRS.
-    minutes
-        Connector-leg minutes at the access speed.
-    off_network
-        True where ``distance_m`` exceeds the snap limit (minutes are then NaN).
-    """
-
-    def __init__(self, node: np.ndarray, distance_m: np.ndarray, minutes: np.ndarray,
-                 off_network: np.ndarray) -> None:
-        self.node = node
-        self.distance_m = distance_m
-        self.minutes = minutes
-        self.off_network = off_network
 
 
 class RoadEngine:
@@ -191,19 +83,15 @@ class RoadEngine:
         self.workers = workers
         self._tree = cKDTree(np.column_stack([network.x, network.y]))
         self._reverse: tuple[sp.csr_array, sp.csr_array] | None = None
-        self._speed: float | None = None
-        self._cells: tuple[float, float, float, int, int, np.ndarray, np.ndarray] | None = None
+        self._search = BoundedSearch(network)
 
     def _type_workers(self, n_types: int) -> int:
-        """Processes for the per-type passes of :meth:`nearest` (1 = in this process).
+        """Return the processes for the per-type passes of :meth:`nearest` (1 = this one).
 
         ``workers=None`` (auto) uses up to one process per CPU only on large graphs
         (≥ ``PARALLEL_MIN_NODES``) and when forking is safe: a ``fork`` start method, this
         process single-threaded (no lock can be held by another thread) and not a daemon.
         """
-        import multiprocessing
-        import threading
-
         wanted = self.workers
         if wanted is None:
             if self.network.n_nodes < PARALLEL_MIN_NODES:
@@ -230,6 +118,18 @@ class RoadEngine:
             metres.sort_indices()
             self._reverse = (minutes, metres)
         return self._reverse
+
+    def _routed(self, direction: str) -> sp.csr_array:
+        """Return the graph searched from the services for ``direction`` (minutes)."""
+        if _check_direction(direction) == "to_service":
+            return self._graph()[0]
+        return self.network.minutes
+
+    def _snapped_services(self, services: pd.DataFrame) -> tuple[np.ndarray, Snap]:
+        """Return the ``service_id`` values (object array) and the snapped services."""
+        require_columns(services, ("service_id", "lon", "lat"), file="services")
+        lon, lat = lonlat(services, "services")
+        return services["service_id"].astype(str).to_numpy(dtype=object), self.snap(lon, lat)
 
     # -- snapping ------------------------------------------------------------------------
     def snap(self, lon: np.ndarray, lat: np.ndarray) -> Snap:
@@ -268,7 +168,7 @@ class RoadEngine:
         the ``j``-th on-network place of set ``i``; nothing leads to a virtual node, so a
         search from one set's virtual nodes never sees the others'.
         """
-        graph = self._graph()[0] if direction == "to_service" else self.network.minutes
+        graph = self._routed(direction)
         n = self.network.n_nodes
         oks = [np.flatnonzero(~sn.off_network) for sn in snaps]
         bases = [0, *np.cumsum([o.shape[0] for o in oks])[:-1].tolist()]
@@ -402,8 +302,8 @@ class RoadEngine:
         numpy.ndarray
             float64, one value per node (minutes), NaN when unreachable.
         """
-        require_columns(services, ("lon", "lat"), "services")
-        lon, lat = _lonlat(services, "services")
+        require_columns(services, ("lon", "lat"), file="services")
+        lon, lat = lonlat(services, "services")
         minutes, _, _ = self._multi_source(self.snap(lon, lat),
                                            direction=_check_direction(direction))
         minutes = minutes.copy()
@@ -433,14 +333,8 @@ class RoadEngine:
             partition, or use :meth:`node_minutes_per_source_sparse` (the same values, only
             the nodes reached; what the per-service isochrones use).
         """
-        require_columns(services, ("service_id", "lon", "lat"), "services")
-        lon, lat = _lonlat(services, "services")
-        snap = self.snap(lon, lat)
-        ids = services["service_id"].astype(str).to_numpy(dtype=object)
-        out = np.full((len(ids), self.network.n_nodes), np.nan, dtype=np.float32)
-        for rows, block in self._bounded_blocks(snap, cutoff_min, _check_direction(direction)):
-            out[rows] = block
-        return ids, out
+        ids, snap = self._snapped_services(services)
+        return ids, self._search.per_source_dense(self._routed(direction), snap, cutoff_min)
 
     def node_minutes_per_source_sparse(self, services: pd.DataFrame, cutoff_min: float, *,
                                        direction: str = "to_service"
@@ -469,166 +363,8 @@ class RoadEngine:
             (``indptr``/``indices``/``data``), never ``toarray()``: absent entries are
             beyond the cut-off, unreachable, or the service is off the network.
         """
-        require_columns(services, ("service_id", "lon", "lat"), "services")
-        lon, lat = _lonlat(services, "services")
-        snap = self.snap(lon, lat)
-        ids = services["service_id"].astype(str).to_numpy(dtype=object)
-        n = self.network.n_nodes
-        cols: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(ids)
-        vals: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(ids)
-        for row, nodes, minutes in self._bounded_sparse(snap, cutoff_min,
-                                                        _check_direction(direction)):
-            cols[row], vals[row] = nodes, minutes
-        counts = np.array([c.shape[0] for c in cols], dtype=np.int64)
-        indptr = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        out = sp.csr_array((np.concatenate([np.zeros(0, np.float32), *vals]),
-                            np.concatenate([np.zeros(0, np.int64), *cols]), indptr),
-                           shape=(len(ids), n))
-        out.has_sorted_indices = True
-        return ids, out
-
-    def _max_speed_m_per_min(self) -> float:
-        """Largest straight-line speed of an arc, metres (network CRS) per minute.
-
-        No path of ``t`` minutes ends farther than ``t`` × this speed from its start
-        (triangle inequality over its arcs), so a search bounded at ``t`` never leaves that
-        disc. ``inf`` when an arc of non-zero length takes 0 minutes.
-        """
-        if self._speed is None:
-            net = self.network
-            tails, heads = net.arcs()
-            length = np.hypot(net.x[heads] - net.x[tails], net.y[heads] - net.y[tails])
-            minutes = np.asarray(net.minutes.data, dtype=np.float64)
-            speed = np.divide(length, minutes, out=np.zeros_like(length), where=minutes > 0)
-            speed[(minutes <= 0) & (length > 0)] = np.inf
-            self._speed = float(speed.max()) if speed.size else 0.0
-        return self._speed
-
-    def _buckets(self) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray]:
-        """Nodes sorted by square bucket (row-major): origin, side, shape, order, starts."""
-        if self._cells is None:
-            x, y = self.network.x, self.network.y
-            x0, y0 = float(x.min()), float(y.min())
-            area = max(float(x.max()) - x0, 1.0) * max(float(y.max()) - y0, 1.0)
-            side = max(DISC_BUCKET_M, float(np.sqrt(area / 4e6)))  # at most ~4 M buckets
-            cx = ((x - x0) // side).astype(np.int64)
-            cy = ((y - y0) // side).astype(np.int64)
-            ncx, ncy = int(cx.max()) + 1, int(cy.max()) + 1
-            key = cy * ncx + cx
-            order = np.argsort(key, kind="stable")
-            starts = np.searchsorted(key[order], np.arange(ncx * ncy + 1))
-            self._cells = (x0, y0, side, ncx, ncy, order, starts)
-        return self._cells
-
-    def _disc_graph(self, graph: sp.csr_array, indptr: np.ndarray, centre: int,
-                    radius_m: float, local: np.ndarray) -> tuple[sp.csr_array, np.ndarray] | None:
-        """The subgraph of the nodes in the buckets meeting the square around node
-        ``centre`` of half-side ``radius_m`` (a superset of the disc: sorted global indices,
-        the arcs between them); None when it holds more than ``DISC_MAX_SHARE``. ``local``
-        is a scratch array of -1 per node (the caller's own: no state shared between
-        threads), restored before returning.
-        """
-        n = self.network.n_nodes
-        x0, y0, side, ncx, ncy, order, starts = self._buckets()
-        px, py = float(self.network.x[centre]), float(self.network.y[centre])
-        c0, c1 = (int(np.clip((v - x0) // side, 0, ncx - 1))
-                  for v in (px - radius_m, px + radius_m))
-        r0, r1 = (int(np.clip((v - y0) // side, 0, ncy - 1))
-                  for v in (py - radius_m, py + radius_m))
-        rows = np.arange(r0, r1 + 1) * ncx
-        lo, hi = starts[rows + c0], starts[rows + c1 + 1]
-        if int((hi - lo).sum()) > DISC_MAX_SHARE * n:
-            return None
-        inside = np.sort(np.concatenate([order[a:b] for a, b in zip(lo, hi, strict=True)]))
-        local[inside] = np.arange(inside.shape[0])
-        try:
-            starts = indptr[inside]
-            counts = indptr[inside + 1] - starts
-            first = np.cumsum(counts) - counts
-            arc = np.arange(int(counts.sum())) + np.repeat(starts - first, counts)
-            cols = local[np.asarray(graph.indices)[arc]]
-            row = np.repeat(np.arange(inside.shape[0]), counts)
-            keep = cols >= 0
-            sub_ptr = np.zeros(inside.shape[0] + 1, dtype=np.int64)
-            np.cumsum(np.bincount(row[keep], minlength=inside.shape[0]), out=sub_ptr[1:])
-            itype = np.int32 if int(keep.sum()) < 2**31 - 1 else np.int64
-            # built from CSR arrays: explicit zero-minute arcs stay arcs
-            sub = sp.csr_array((np.asarray(graph.data)[arc[keep]], cols[keep].astype(itype),
-                                sub_ptr.astype(itype)), shape=(inside.shape[0],) * 2)
-        finally:
-            local[inside] = -1
-        return sub, inside
-
-    def _bounded_sparse(self, snap: Snap, cutoff_min: float, direction: str
-                        ):  # type: ignore[no-untyped-def]
-        """Yield ``(service row, node indices, float32 minutes)`` of bounded per-source runs.
-
-        The values and the cut-off test are those of :meth:`_bounded_blocks` (float64
-        Dijkstra minutes plus the connector leg, rounded to float32, kept when
-        ``<= float32(cutoff_min)``). Each search runs on the disc it can reach
-        (:meth:`_max_speed_m_per_min`), which holds every path within the bound: the same
-        minutes as on the whole graph, in time and memory following the disc, not the
-        graph (the whole graph when the disc would hold most of it).
-        """
-        graph = self._graph()[0] if direction == "to_service" else self.network.minutes
-        ok, nodes, inverse, min_conn = _source_nodes(snap, cutoff_min)
-        if ok.shape[0] == 0:
-            return
-        members: dict[int, list[int]] = {}
-        for j in range(ok.shape[0]):
-            members.setdefault(int(inverse[j]), []).append(j)
-        cut = np.float32(cutoff_min)
-        speed = self._max_speed_m_per_min()
-        indptr = np.asarray(graph.indptr, dtype=np.int64)
-        scratch = np.full(self.network.n_nodes, -1, dtype=np.int64)
-        for c in range(nodes.shape[0]):
-            limit = float(cutoff_min - min_conn[c])
-            radius = limit * speed * (1.0 + 1e-9) + 1.0
-            disc = (self._disc_graph(graph, indptr, int(nodes[c]), radius, scratch)
-                    if np.isfinite(radius) else None)
-            if disc is None:
-                row = dijkstra(graph, directed=True, indices=int(nodes[c]), limit=limit)
-                reached = np.flatnonzero(row <= limit)  # dijkstra leaves inf beyond it
-                base = row[reached]
-            else:
-                sub, inside = disc
-                source = int(np.searchsorted(inside, nodes[c]))
-                row = dijkstra(sub, directed=True, indices=source, limit=limit)
-                local = np.flatnonzero(row <= limit)
-                base, reached = row[local], inside[local]
-            for j in members[c]:
-                minutes = (base + snap.minutes[ok[j]]).astype(np.float32)
-                within = minutes <= cut
-                yield int(ok[j]), reached[within], minutes[within]
-
-    def _bounded_blocks(self, snap: Snap, cutoff_min: float, direction: str,
-                        columns: np.ndarray | None = None):  # type: ignore[no-untyped-def]
-        """Yield ``(service rows, float32 minutes block)`` of bounded per-source runs.
-
-        Minutes include the service's connector leg; values beyond ``cutoff_min`` or
-        unreachable are NaN. ``columns`` restricts the block to those nodes.
-        """
-        graph = self._graph()[0] if direction == "to_service" else self.network.minutes
-        n = self.network.n_nodes
-        ok, nodes, inverse, min_conn = _source_nodes(snap, cutoff_min)
-        if ok.shape[0] == 0:
-            return
-        per_chunk = max(1, int(CHUNK_BYTES // (8 * n)))
-        order = np.argsort(min_conn, kind="stable")
-        for start in range(0, nodes.shape[0], per_chunk):
-            chunk = order[start:start + per_chunk]
-            limit = float(cutoff_min - min_conn[chunk].min())
-            dist = dijkstra(graph, directed=True, indices=nodes[chunk], limit=limit)
-            if columns is not None:
-                dist = dist[:, columns]
-            pos_in_chunk = {int(c): i for i, c in enumerate(chunk)}
-            members = [j for j in range(ok.shape[0]) if int(inverse[j]) in pos_in_chunk]
-            for j in members:
-                row = dist[pos_in_chunk[int(inverse[j])]] + snap.minutes[ok[j]]
-                row = row.astype(np.float32)
-                row[~(row <= np.float32(cutoff_min))] = np.nan
-                yield np.array([ok[j]]), row[None, :]
+        ids, snap = self._snapped_services(services)
+        return ids, self._search.per_source_sparse(self._routed(direction), snap, cutoff_min)
 
     # -- Engine API ----------------------------------------------------------------------
     def parameters(self) -> dict[str, Any]:
@@ -687,9 +423,9 @@ class RoadEngine:
             :meth:`node_minutes` (float64, NaN unreachable), ready for the isochrones
             without a second search.
         """
-        require_columns(communes, ("code_insee", "lon", "lat"), "communes")
-        require_columns(services, ("service_id", "type_service", "lon", "lat"), "services")
-        c_lon, c_lat = _lonlat(communes, "communes")
+        require_columns(communes, ("code_insee", "lon", "lat"), file="communes")
+        require_columns(services, ("service_id", "type_service", "lon", "lat"), file="services")
+        c_lon, c_lat = lonlat(communes, "communes")
         c_snap = self.snap(c_lon, c_lat)
         codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
         frames = []
@@ -698,7 +434,7 @@ class RoadEngine:
         snaps = []
         for stype in service_types:
             sel = services[services["type_service"].astype(str) == stype]
-            s_lon, s_lat = _lonlat(sel, "services")
+            s_lon, s_lat = lonlat(sel, "services")
             s_snap = self.snap(s_lon, s_lat)
             if s_snap.off_network.any():
                 logger.warning("%d service(s) of type %s are more than %.0f m from the road "
@@ -738,8 +474,9 @@ class RoadEngine:
 
     def _passes(self, snaps: list[Snap], targets: np.ndarray
                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """One multi-source pass per snap set (one augmented graph for all), in forked
-        processes when worthwhile.
+        """Run one multi-source pass per snap set, in forked processes when worthwhile.
+
+        All sets share one augmented graph.
         """
         if not snaps:
             return []
@@ -748,9 +485,6 @@ class RoadEngine:
         if workers == 1:
             return [self._multi_source(sn, targets=targets, shared=(aug, b))
                     for sn, b in zip(snaps, bases, strict=True)]
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         _FORK_STATE.update(engine=self, aug=aug, bases=bases, snaps=snaps, targets=targets)
         try:
             ctx = multiprocessing.get_context("fork")
@@ -781,49 +515,24 @@ class RoadEngine:
             ``service_id``, ``code_insee``, ``minutes`` (float32, commune → service, both
             connector legs included), pairs within ``cutoff_min`` only.
         """
-        require_columns(communes, ("code_insee", "lon", "lat"), "communes")
-        require_columns(services, ("service_id", "lon", "lat"), "services")
-        c_lon, c_lat = _lonlat(communes, "communes")
-        s_lon, s_lat = _lonlat(services, "services")
+        require_columns(communes, ("code_insee", "lon", "lat"), file="communes")
+        require_columns(services, ("service_id", "lon", "lat"), file="services")
+        c_lon, c_lat = lonlat(communes, "communes")
+        s_lon, s_lat = lonlat(services, "services")
         c_snap = self.snap(c_lon, c_lat)
         s_snap = self.snap(s_lon, s_lat)
         codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
         ids = services["service_id"].astype(str).to_numpy(dtype=object)
-        c_ok = np.flatnonzero(~c_snap.off_network)
-        c_conn = c_snap.minutes[c_ok].astype(np.float32)
-        parts_s, parts_c, parts_m = [], [], []
-        for rows, block in self._bounded_blocks(s_snap, cutoff_min, "to_service",
-                                                columns=c_snap.node[c_ok]):
-            total = block + c_conn[None, :]
-            r, c = np.nonzero(total <= np.float32(cutoff_min))
-            parts_s.append(ids[rows[r]])
-            parts_c.append(codes[c_ok[c]])
-            parts_m.append(total[r, c])
-        if not parts_s:
-            return pd.DataFrame({"service_id": pd.Series([], dtype=object),
-                                 "code_insee": pd.Series([], dtype=object),
-                                 "minutes": pd.Series([], dtype=np.float32)})
-        return pd.DataFrame({"service_id": np.concatenate(parts_s),
-                             "code_insee": np.concatenate(parts_c),
-                             "minutes": np.concatenate(parts_m).astype(np.float32)})
+        rows, cols, minutes = self._search.pairs(self._routed("to_service"), s_snap, c_snap,
+                                                 cutoff_min)
+        if not rows.shape[0]:
+            return empty_matrix()
+        return pd.DataFrame({"service_id": ids[rows], "code_insee": codes[cols],
+                             "minutes": minutes})
 
 
 #: Engine, augmented graph and inputs inherited by forked children (set while a pool runs).
 _FORK_STATE: dict[str, Any] = {}
-
-
-def _source_nodes(snap: Snap, cutoff_min: float
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sources on the network within ``cutoff_min`` of their node, grouped by node.
-
-    Returns the indices of those sources, their distinct nodes, each source's position in
-    that node array, and the smallest connector minutes per node.
-    """
-    ok = np.flatnonzero(~snap.off_network & (snap.minutes <= cutoff_min))
-    nodes, inverse = np.unique(snap.node[ok], return_inverse=True)
-    min_conn = np.full(nodes.shape[0], np.inf)
-    np.minimum.at(min_conn, inverse, snap.minutes[ok])
-    return ok, nodes, inverse, min_conn
 
 
 def _pass_in_child(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -839,46 +548,3 @@ def _check_direction(direction: str) -> str:
         msg = f"direction must be 'to_service' or 'from_service', not {direction!r}"
         raise ValueError(msg)
     return direction
-
-
-def make_engine(engine: str | None, roads: Path | str | None, settings: Settings = Settings(),
-                crs: str | None = None, *, cache_dir: Path | str | None = None) -> Engine:
-    """Build the travel-time engine of a run.
-
-    Parameters
-    ----------
-    engine
-        ``"road"``, ``"proxy"`` or ``None`` (road when ``roads`` is given, else proxy).
-    roads
-        OSM / GraphML road file (needed by the road engine).
-    settings
-        Run settings.
-    crs
-        Metric CRS of the road network (``None``: chosen from the data's location).
-    cache_dir
-        Network cache folder (default ``$ZB_CACHE_DIR`` or ``~/.cache/zones-blanches``).
-
-    Returns
-    -------
-    Engine
-        A :class:`RoadEngine` or a :class:`coverage.routing.proxy.ProxyEngine`.
-
-    Raises
-    ------
-    CoverageError
-        Unknown engine name, or the road engine without a road file.
-    """
-    if engine is None:
-        engine = "road" if roads is not None else "proxy"
-    if engine == "proxy":
-        from coverage.routing.proxy import ProxyEngine
-
-        return ProxyEngine(settings)
-    if engine == "road":
-        if roads is None:
-            msg = "the road engine needs a road network file (OSM .pbf/.osm/.osm.gz or .graphml)"
-            raise CoverageError(msg)
-        network = load_network(roads, settings=settings, crs=crs, cache_dir=cache_dir)
-        return RoadEngine(network, settings)
-    msg = f"unknown engine {engine!r}: expected 'road' or 'proxy'"
-    raise CoverageError(msg)

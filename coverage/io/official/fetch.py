@@ -23,12 +23,9 @@ Behaviour
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import errno
 import hashlib
 import http.client
-import json
 import logging
 import os
 import socket
@@ -37,38 +34,44 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
 from coverage._version import __version__
-from coverage.errors import FetchError
-from coverage.files import sha256_file, write_text_atomic
+from coverage.errors import ChecksumError, FetchError, NotFoundError, OfflineError
+from coverage.files import sha256_file
 from coverage.io.official import sources
+from coverage.io.official.cache import (
+    FetchRecord,
+    cache_dir,
+    cache_path,
+    now_utc,
+    read_index,
+    record,
+)
 from coverage.io.official.sources import SourceFile
+from coverage.io.official.territory import neighbour_departements
+
+__all__ = [
+    "CHUNK_BYTES",
+    "RETRY_STATUSES",
+    "USER_AGENT",
+    "FetchOptions",
+    "download",
+    "fetch",
+    "fetch_file",
+    "plan",
+]
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 16
 USER_AGENT = f"zones-blanches/{__version__} (+open data fetch; urllib)"
-INDEX_NAME = "index.json"
 #: HTTP statuses worth retrying (temporary server trouble).
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-class NotFoundError(FetchError):
-    """The server answered 404/410: the file does not exist at that URL."""
-
-
-class ChecksumError(FetchError):
-    """The downloaded bytes do not have the expected SHA-256."""
-
-
-class OfflineError(FetchError):
-    """The host could not be reached at all (no network, DNS failure, refused)."""
 
 
 @dataclass(frozen=True)
@@ -96,61 +99,6 @@ class FetchOptions:
     progress: bool = True
 
 
-@dataclass(frozen=True)
-class FetchRecord:
-    """One entry of the cache index."""
-
-    key: str
-    url: str
-    fetched_from: str
-    path: str
-    size: int
-    sha256: str
-    date: str
-    year: int | None = None
-    dept: str | None = None
-    note: str = ""
-    checksum: str = ""
-
-
-def cache_dir(data_dir: str | Path) -> Path:
-    """``<data-dir>/cache``."""
-    return Path(data_dir) / "cache"
-
-
-def cache_path(data_dir: str | Path, url: str) -> Path:
-    """Where the file of an official ``url`` is kept: ``cache/<host>/<path>``."""
-    parts = urlsplit(url)
-    rel = unquote(parts.path).lstrip("/")
-    if not rel or rel.endswith("/") or ".." in Path(rel).parts:
-        msg = f"cannot derive a file name from URL {url!r}"
-        raise FetchError(msg)
-    return cache_dir(data_dir) / parts.netloc / rel
-
-
-def read_index(data_dir: str | Path) -> dict[str, dict[str, object]]:
-    """The cache index: official URL → record (dict). Empty when there is none."""
-    path = cache_dir(data_dir) / INDEX_NAME
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        msg = f"{path}: the cache index is unreadable ({exc}); delete it to rebuild it"
-        raise FetchError(msg) from None
-    files = data.get("files", {}) if isinstance(data, dict) else {}
-    return dict(files)
-
-
-def _write_index(data_dir: str | Path, files: dict[str, dict[str, object]]) -> None:
-    payload = {"generator": f"zones-blanches {__version__}",
-               "note": "sha256 of each file as downloaded; url = official URL, fetched_from "
-                       "= URL actually used (mirror)",
-               "files": dict(sorted(files.items()))}
-    write_text_atomic(cache_dir(data_dir) / INDEX_NAME,
-                      json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-
-
 def _progress_disabled(enabled: bool) -> bool:
     flag = os.environ.get("ZB_PROGRESS")
     if not enabled or flag == "0":
@@ -159,7 +107,7 @@ def _progress_disabled(enabled: bool) -> bool:
 
 
 def _is_offline(reason: object) -> bool:
-    """True when a URLError reason means the host cannot be reached at all."""
+    """Return True when a URLError reason means the host cannot be reached at all."""
     if isinstance(reason, socket.gaierror | ConnectionRefusedError):
         return True
     unreachable = (errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN)
@@ -203,48 +151,7 @@ def download(url: str, dest: str | Path, *, expected_sha256: str | None = None,
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    last: str = ""
-    offline = False
-    for attempt in range(options.retries + 1):
-        if attempt:
-            wait = options.backoff_s * 2 ** (attempt - 1)
-            log.info("retrying %s in %.1f s (attempt %d/%d): %s", url, wait, attempt + 1,
-                     options.retries + 1, last)
-            sleep(wait)
-        try:
-            _download_once(url, part, options)
-            break
-        except urllib.error.HTTPError as exc:
-            exc.close()  # release the socket of the error response
-            if exc.code in (404, 410):
-                msg = f"{url}: not found (HTTP {exc.code})"
-                raise NotFoundError(msg) from None
-            if exc.code == 416:  # the .part is stale or already complete: restart clean
-                part.unlink(missing_ok=True)
-                last = "HTTP 416 (range not satisfiable), restarting from zero"
-                continue
-            last = f"HTTP {exc.code} {exc.reason}"
-            if exc.code not in RETRY_STATUSES:
-                msg = f"{url}: the server refused the download ({last})"
-                raise FetchError(msg) from None
-        except urllib.error.URLError as exc:
-            offline = _is_offline(exc.reason)
-            last = f"cannot reach the host ({exc.reason})"
-        except TimeoutError as exc:
-            offline = False
-            last = f"timed out after {options.timeout_s:g} s ({exc or 'no answer'})"
-        except (http.client.HTTPException, ConnectionError, OSError) as exc:
-            offline = _is_offline(exc)
-            last = f"connection lost ({type(exc).__name__}: {exc})"
-    else:
-        tries = options.retries + 1
-        if offline:
-            msg = f"{url}: {last} after {tries} attempt(s)"
-            raise OfflineError(msg)
-        kept = f"; {part.stat().st_size} bytes kept in {part} for resuming" \
-            if part.exists() else ""
-        msg = f"{url}: download failed after {tries} attempt(s): {last}{kept}"
-        raise FetchError(msg)
+    _download_with_retries(url, part, options, sleep)
     _check_not_html(part, url)
     digest = sha256_file(part)
     if expected_sha256 is not None and digest != expected_sha256.lower():
@@ -255,6 +162,68 @@ def download(url: str, dest: str | Path, *, expected_sha256: str | None = None,
     size = part.stat().st_size
     os.replace(part, dest)
     return size, digest
+
+
+def _download_with_retries(url: str, part: Path, options: FetchOptions,
+                           sleep: Callable[[float], None]) -> None:
+    """Fill ``part`` with the bytes of ``url``, retrying with exponential backoff.
+
+    Raises
+    ------
+    NotFoundError
+        404 or 410.
+    OfflineError
+        The host could not be reached after every retry.
+    FetchError
+        A refusal that retrying cannot cure, or any other failure after every retry.
+    """
+    last: str = ""
+    offline = False
+    for attempt in range(options.retries + 1):
+        if attempt:
+            wait = options.backoff_s * 2 ** (attempt - 1)
+            log.info("retrying %s in %.1f s (attempt %d/%d): %s", url, wait, attempt + 1,
+                     options.retries + 1, last)
+            sleep(wait)
+        try:
+            _download_once(url, part, options)
+        except urllib.error.HTTPError as exc:
+            last = _http_failure(url, part, exc)
+        except urllib.error.URLError as exc:
+            offline = _is_offline(exc.reason)
+            last = f"cannot reach the host ({exc.reason})"
+        except TimeoutError as exc:
+            offline = False
+            last = f"timed out after {options.timeout_s:g} s ({exc or 'no answer'})"
+        except (http.client.HTTPException, ConnectionError, OSError) as exc:
+            offline = _is_offline(exc)
+            last = f"connection lost ({type(exc).__name__}: {exc})"
+        else:
+            return
+    tries = options.retries + 1
+    if offline:
+        msg = f"{url}: {last} after {tries} attempt(s)"
+        raise OfflineError(msg)
+    kept = f"; {part.stat().st_size} bytes kept in {part} for resuming" \
+        if part.exists() else ""
+    msg = f"{url}: download failed after {tries} attempt(s): {last}{kept}"
+    raise FetchError(msg)
+
+
+def _http_failure(url: str, part: Path, exc: urllib.error.HTTPError) -> str:
+    """Return why an HTTP error answer is worth retrying; raise when it is not."""
+    exc.close()  # release the socket of the error response
+    if exc.code in (404, 410):
+        msg = f"{url}: not found (HTTP {exc.code})"
+        raise NotFoundError(msg) from None
+    if exc.code == 416:  # the .part is stale or already complete: restart clean
+        part.unlink(missing_ok=True)
+        return "HTTP 416 (range not satisfiable), restarting from zero"
+    last = f"HTTP {exc.code} {exc.reason}"
+    if exc.code not in RETRY_STATUSES:
+        msg = f"{url}: the server refused the download ({last})"
+        raise FetchError(msg) from None
+    return last
 
 
 #: Suffixes of binary files: an HTML page received instead is an error page.
@@ -339,13 +308,13 @@ def fetch_file(source: SourceFile, data_dir: str | Path, *,
             if trusted and (expected_sha256 is None or digest == expected_sha256.lower()):
                 how = "cached" if known else "placed by hand"
                 log.info("%s: %s (%s)", url, how, dest)
-                record = FetchRecord(
+                entry = FetchRecord(
                     source.key, url, str(known.get("fetched_from", "local file"))
                     if known else "local file", str(dest), dest.stat().st_size, digest,
-                    str(known.get("date")) if known else _now(), source.year, source.dept,
+                    str(known.get("date")) if known else now_utc(), source.year, source.dept,
                     source.note)
-                _record(data_dir, record)
-                return record
+                record(data_dir, entry)
+                return entry
             log.warning("%s: cached file does not match its recorded checksum; "
                         "downloading it again", dest)
         fetched_from = sources.mirror_url(url, options.mirror)
@@ -359,10 +328,10 @@ def fetch_file(source: SourceFile, data_dir: str | Path, *,
         checksum = ""
         if source.md5_sidecar:
             checksum = _check_md5_sidecar(url, dest, options)
-        record = FetchRecord(source.key, url, fetched_from, str(dest), size, digest, _now(),
+        entry = FetchRecord(source.key, url, fetched_from, str(dest), size, digest, now_utc(),
                              source.year, source.dept, source.note, checksum)
-        _record(data_dir, record)
-        return record
+        record(data_dir, entry)
+        return entry
     assert last_error is not None
     tried = ", ".join((source.url, *source.fallbacks))
     msg = f"{source.title}: not found at any official URL ({tried})"
@@ -404,16 +373,6 @@ def _check_md5_sidecar(url: str, dest: Path, options: FetchOptions) -> str:
     return f"md5 verified against {md5_url}"
 
 
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
-def _record(data_dir: str | Path, record: FetchRecord) -> None:
-    index = read_index(data_dir)
-    index[record.url] = asdict(record)
-    _write_index(data_dir, index)
-
-
 def plan(depts: Iterable[str], *, year: int = sources.DEFAULT_YEAR,
          generalisation: str = sources.DEFAULT_GENERALISATION,
          osm: bool = True) -> list[SourceFile]:
@@ -446,8 +405,8 @@ def fetch(depts: Iterable[str], data_dir: str | Path, *, year: int = sources.DEF
         Also fetch the OSM extract of each département.
     neighbours
         Also fetch the OSM extracts of the neighbouring départements (those within the road
-        buffer of :func:`coverage.io.official.prepare.buffer_m`), so that ``prepare`` can clip the
-        département plus its buffer.
+        buffer of :func:`coverage.io.official.territory.buffer_m`, metres), so that
+        ``prepare`` can clip the département plus its buffer.
     options
         Download options (timeouts, retries, mirror…).
 
@@ -469,8 +428,6 @@ def fetch(depts: Iterable[str], data_dir: str | Path, *, year: int = sources.DEF
             records.append(fetch_file(source, data_dir, options=options, sleep=sleep))
             done.add(source.url)
         if osm and neighbours:
-            from coverage.io.official.prepare import neighbour_departements
-
             contours = next(r for r in records if r.key == "contours")
             wanted = [sources.normalise_dept(d) for d in depts]
             extra = [d for d in neighbour_departements(Path(contours.path), wanted)
@@ -493,27 +450,3 @@ def fetch(depts: Iterable[str], data_dir: str | Path, *, year: int = sources.DEF
         lines += [f"  {f.url}\n    -> {cache_path(data_dir, f.url)}" for f in missing]
         raise OfflineError("\n".join(lines)) from None
     return records
-
-
-def fetch_from_cli(args: argparse.Namespace) -> int:
-    """``zones-blanches fetch``: fetch, then print one line per file. Returns the exit code."""
-    options = FetchOptions(
-        timeout_s=getattr(args, "timeout", None) or FetchOptions.timeout_s,
-        retries=(args.retries if getattr(args, "retries", None) is not None
-                 else FetchOptions.retries),
-        mirror=args.mirror,
-    )
-    year = args.year or sources.DEFAULT_YEAR
-    generalisation = getattr(args, "generalisation", None) or sources.DEFAULT_GENERALISATION
-    records = fetch(args.dept, args.data_dir, year=year, generalisation=generalisation,
-                    osm=not args.no_osm,
-                    neighbours=not getattr(args, "no_neighbours", False), options=options)
-    print(f"Official open data in {cache_dir(args.data_dir)} "
-          f"(index: {cache_dir(args.data_dir) / INDEX_NAME}):")
-    for r in records:
-        extra = f"  [{r.note}]" if r.note else ""
-        print(f"  {r.key:<12} {r.size:>12,d} B  sha256 {r.sha256[:12]}…  {r.path}{extra}")
-    with contextlib.suppress(Exception):
-        depts = " ".join(sources.normalise_dept(d) for d in args.dept)
-        print(f"Next: zones-blanches prepare --dept {depts} --data-dir {args.data_dir}")
-    return 0

@@ -30,7 +30,7 @@ Sources
 ``densite4``
     INSEE grid at 4 levels (zip of XLSX, up to the 2022 edition). From 2023 INSEE publishes
     the 7-level grid only; ``prepare`` then derives the 4 levels from the 7 (INSEE's
-    documented nesting, see :data:`coverage.io.official.prepare.DENSITE7_TO_4`).
+    documented nesting, see :data:`coverage.io.official.readers.DENSITE7_TO_4`).
 ``population``
     INSEE « populations légales » (zip with ``donnees_communes.csv``).
 ``osm``
@@ -46,7 +46,38 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from coverage.cog import normalise_dept as cog_normalise_dept
 from coverage.errors import FetchError
+
+__all__ = [
+    "COG_COMMUNES",
+    "COG_COMMUNES_VERIFIED",
+    "DEFAULT_GENERALISATION",
+    "DEFAULT_YEAR",
+    "DENSITE4",
+    "DENSITE7",
+    "DEPARTEMENTS",
+    "ETALAB_CONTOURS",
+    "ETALAB_YEARS",
+    "GENERALISATIONS",
+    "GEOFABRIK",
+    "INSEE_FILES",
+    "OSMFR_EXTRACTS",
+    "PASSAGE",
+    "PASSAGE_VERIFIED",
+    "POPULATION",
+    "SourceFile",
+    "cog_communes_file",
+    "contours_file",
+    "densite4_file",
+    "densite7_file",
+    "mirror_url",
+    "national_files",
+    "normalise_dept",
+    "osm_file",
+    "passage_file",
+    "population_file",
+]
 
 #: COG year fetched when ``--year`` is not given.
 DEFAULT_YEAR = 2026
@@ -214,16 +245,17 @@ class SourceFile:
 
 
 def normalise_dept(code: str) -> str:
-    """Département code as the COG writes it: ``"1"`` → ``"01"``, ``"2a"`` → ``"2A"``.
+    """Return a real département code as the COG writes it: ``"1"`` → ``"01"``, ``"2a"`` → ``"2A"``.
+
+    The code rule is :func:`coverage.cog.normalise_dept`; this one also refuses the codes
+    that have no official data (unknown codes and the fictional demo codes).
 
     Raises
     ------
     FetchError
         When the code is not a département of metropolitan France or a DROM.
     """
-    text = code.strip().upper()
-    if text.isdigit() and len(text) == 1:
-        text = "0" + text
+    text = cog_normalise_dept(code)
     if text not in _METRO_OSM and text not in _DROM_OSM:
         msg = (f"unknown département code {code!r}: expected 01…95, 2A, 2B or 971…976 "
                "(the fictional demo codes ZA/ZB have no official data)")
@@ -232,7 +264,7 @@ def normalise_dept(code: str) -> str:
 
 
 def _edition(table: Mapping[int, str], year: int) -> tuple[int, str]:
-    """The edition of ``year``, else the latest earlier one, else the earliest."""
+    """Return the edition of ``year``, else the latest earlier one, else the earliest."""
     if year in table:
         return year, ""
     earlier = [y for y in table if y < year]
@@ -307,7 +339,7 @@ def osm_file(dept: str) -> SourceFile:
 
 def national_files(year: int = DEFAULT_YEAR, *,
                    generalisation: str = DEFAULT_GENERALISATION) -> list[SourceFile]:
-    """The national files every département needs (contours, COG, passage, grids, populations).
+    """Return the national files every département needs (contours, COG, grids, populations).
 
     The 4-level grid is listed only for years up to its last edition (2022): later, the
     7-level grid is the source of both.

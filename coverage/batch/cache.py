@@ -1,0 +1,242 @@
+"""The per-partition cache and the keys of a run.
+
+A partition is computed unless the cache ``<out>/.cache/partitions/`` already holds it. The
+cache key is a SHA-256 of the partition's commune rows, its service rows, the engine and its
+parameters (and the road file's SHA-256), the settings that shape travel times, and the code
+version (package version + the source of the modules that compute times,
+:func:`keyed_modules`). The thresholds are not part of it: travel times do not depend on
+them.
+
+A killed run leaves finished partitions in the cache and no half-written file
+(:func:`clean_stale_temps` removes the temporary files of interrupted writes); rerunning the
+same command resumes from there and gives the same outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from coverage import geo, schemas, whitezones
+from coverage._version import __version__
+from coverage.batch import executors, partitions
+from coverage.batch.partitions import EngineSpec, PartitionOutput
+from coverage.errors import CoverageError
+from coverage.files import atomic_path, sha256_file, write_text_atomic
+from coverage.results import CACHE_DIR, TABLES_DIR
+from coverage.routing import base, matrix, network, proxy, road
+
+__all__ = [
+    "PARTITIONS_DIR",
+    "cache_read",
+    "cache_write",
+    "clean_stale_temps",
+    "code_version",
+    "file_sha256",
+    "frame_digest",
+    "json_digest",
+    "keyed_modules",
+    "partition_key",
+    "row_hashes",
+    "rows_digest",
+]
+
+log = logging.getLogger(__name__)
+
+#: Folder of the partition cache inside ``<out>/.cache``.
+PARTITIONS_DIR = "partitions"
+_TMP_RE = re.compile(r"^\..+\.tmp")
+#: Settings fields that do not change travel times (left out of the partition key).
+_NOT_IN_PARTITION_KEY = ("thresholds_min", "secrecy_threshold", "max_input_bytes",
+                         "service_types")
+
+
+# --- Hashing -------------------------------------------------------------------------------
+
+def json_digest(obj: Any) -> str:
+    """Return the SHA-256 (hex) of ``obj`` as sorted JSON (``str`` for other values)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def frame_digest(df: pd.DataFrame) -> str:
+    """Return the SHA-256 of a frame's content: column names, dtypes, values (geometry as WKB).
+
+    Row order matters; the index does not.
+    """
+    h = hashlib.sha256()
+    for col in df.columns:
+        s = df[col]
+        h.update(f"{col}:{s.dtype}".encode())
+        if isinstance(s, gpd.GeoSeries) or str(s.dtype) == "geometry":
+            for wkb in shapely.to_wkb(np.asarray(s.values), hex=False):
+                h.update(b"\x00" if wkb is None else wkb)
+        else:
+            h.update(pd.util.hash_pandas_object(s, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """Return one uint64 hash per row of the (non-geometry) columns, vectorised."""
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def rows_digest(columns: Iterable[str], dtypes: Iterable[Any], hashes: np.ndarray) -> str:
+    """Return the SHA-256 of some rows: column names, dtypes and their :func:`row_hashes`."""
+    h = hashlib.sha256(json.dumps([list(columns), [str(d) for d in dtypes]]).encode())
+    h.update(np.ascontiguousarray(hashes).tobytes())
+    return h.hexdigest()
+
+
+def keyed_modules() -> tuple[ModuleType, ...]:
+    """Return the imported modules whose source is part of the cache key.
+
+    They are module *objects*, imported at the top of this module: moving or renaming one
+    breaks the import (loudly) instead of silently dropping it from the key. They are the
+    batch modules that shape a partition's table (its services, its computation, its cache),
+    the engines, the stages and the contracts.
+    """
+    return (partitions, executors, sys.modules[__name__], geo, base, network, matrix, proxy,
+            road, whitezones, schemas)
+
+
+def code_version(modules: Sequence[ModuleType] | None = None) -> str:
+    """Return the package version plus a digest of the modules that compute times and tables.
+
+    Each module contributes its dotted name and the bytes of its source file, so a change, a
+    move or a rename of a keyed module changes the key.
+
+    Parameters
+    ----------
+    modules
+        The keyed modules (default: :func:`keyed_modules`).
+
+    Raises
+    ------
+    CoverageError
+        When a keyed module has no readable source file.
+    """
+    h = hashlib.sha256(__version__.encode())
+    for module in keyed_modules() if modules is None else modules:
+        source = getattr(module, "__file__", None)
+        try:
+            data = Path(source).read_bytes() if source else None
+        except OSError:
+            data = None
+        if data is None:
+            msg = (f"the cache key cannot read the source of module {module.__name__!r} "
+                   f"({source}); reinstall the package")
+            raise CoverageError(msg)
+        h.update(module.__name__.encode() + b"\x00" + data)
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+def file_sha256(path: Path, memo_file: Path | None) -> str:
+    """Return the SHA-256 of a file, memoised on (path, size, mtime) in ``memo_file``."""
+    st = path.stat()
+    stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    memo: dict[str, str] = {}
+    if memo_file is not None and memo_file.exists():
+        try:
+            memo = json.loads(memo_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            memo = {}
+    if stamp in memo:
+        return memo[stamp]
+    digest = sha256_file(path)
+    if memo_file is not None:
+        memo[stamp] = digest
+        write_text_atomic(memo_file, json.dumps(memo, indent=1, sort_keys=True))
+    return digest
+
+
+def partition_key(communes_digest: str, services_digest: str, dept: str, spec: EngineSpec,
+                  roads_sha: str | None, types: Sequence[str], version: str) -> str:
+    """Return the cache key of a partition (see the module docstring).
+
+    Parameters
+    ----------
+    communes_digest, services_digest
+        :func:`rows_digest` of the partition's communes and services.
+    dept
+        Département code.
+    spec
+        The engine (its name and the settings that shape travel times).
+    roads_sha
+        SHA-256 of the road file (road engine), else None.
+    types
+        Service types of the run.
+    version
+        :func:`code_version`.
+    """
+    settings = {k: v for k, v in spec.settings.as_dict().items()
+                if k not in _NOT_IN_PARTITION_KEY}
+    return json_digest({
+        "dept": dept, "version": version, "engine": spec.name, "roads_sha256": roads_sha,
+        "settings": settings, "types": list(types), "communes": communes_digest,
+        "services": services_digest,
+    })
+
+
+# --- Cache ---------------------------------------------------------------------------------
+
+def _cache_paths(cache: Path, dept: str, key: str) -> tuple[Path, Path]:
+    """Return the table and metadata files of a cache entry."""
+    stem = f"{dept}-{key[:20]}"
+    return cache / f"{stem}.parquet", cache / f"{stem}.json"
+
+
+def cache_read(cache: Path, dept: str, key: str) -> PartitionOutput | None:
+    """Return the cached output of a partition, or None when absent, stale or unreadable."""
+    data, meta = _cache_paths(cache, dept, key)
+    if not (data.exists() and meta.exists()):
+        return None
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+        if info.get("key") != key:
+            return None
+        access = pd.read_parquet(data)
+    except (OSError, ValueError) as exc:
+        log.warning("cache entry %s unreadable (%s): recomputing", data.name, exc)
+        return None
+    return PartitionOutput(dept, key, access, float(info.get("seconds", 0.0)),
+                           dict(info.get("engine_parameters", {})))
+
+
+def cache_write(cache: Path, out: PartitionOutput) -> None:
+    """Write a partition's output atomically (table first, metadata last).
+
+    Entries of older keys of the same département are removed.
+    """
+    data, meta = _cache_paths(cache, out.dept, out.key)
+    with atomic_path(data) as tmp:
+        out.access.to_parquet(tmp, index=False)
+    write_text_atomic(meta, json.dumps({
+        "dept": out.dept, "key": out.key, "seconds": round(out.seconds, 4),
+        "engine_parameters": out.engine_parameters}, ensure_ascii=False, indent=1,
+        default=str))
+    for old in cache.glob(f"{out.dept}-*"):  # entries of older keys of this département
+        if old.name not in (data.name, meta.name) and not old.name.startswith("."):
+            old.unlink(missing_ok=True)
+
+
+def clean_stale_temps(out_dir: Path) -> None:
+    """Remove temporary files left by a killed run (hidden ``.<name>.*.tmp*`` files)."""
+    for folder in (out_dir, out_dir / TABLES_DIR, out_dir / CACHE_DIR,
+                   out_dir / CACHE_DIR / PARTITIONS_DIR):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_file() and _TMP_RE.match(p.name):
+                    log.info("removing %s left by an interrupted run", p)
+                    p.unlink(missing_ok=True)

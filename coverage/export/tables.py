@@ -1,0 +1,396 @@
+"""Tables and layers of one département, cut from a finished run, and the cells kept secret.
+
+:func:`departement_tables` keeps the rows of one département (the EPCIs touching it, whole;
+the density table recomputed over its communes); :func:`commune_layer` and
+:func:`service_layer` are the geographic layers of the GeoPackage, the GeoParquet and the
+PNG map, in EPSG:4326. :func:`secret_cells` says which cells a public export masks
+(statistical secrecy, :mod:`coverage.secrecy`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage._validate import require_crs
+from coverage.errors import CoverageError
+from coverage.io.waiting import WAITING_RETURNS
+from coverage.results import (
+    COMMUNES_FILE,
+    SERVICES_FILE,
+    RunOutputs,
+    check_departement,
+    run_thresholds,
+)
+from coverage.schemas import (
+    LISTES_ATTENTE_DEPARTEMENTS,
+    OUTPUT_CONTRACTS,
+    Contract,
+    Field,
+    FieldType,
+)
+from coverage.secrecy import mask_small_counts, secret_columns
+from coverage.settings import CRS_INPUT_OUTPUT, NO_SERVICE, SERVICE_TYPES, Settings
+from coverage.waiting import mask_public
+from coverage.whitezones import NO_EPCI_CODE, coverage_table
+
+__all__ = [
+    "ALSO_SECRET",
+    "WAITING_TABLE",
+    "commune_layer",
+    "contract_for",
+    "departement_tables",
+    "flag_column",
+    "run_types",
+    "secret_cells",
+    "service_layer",
+    "seuil_label",
+    "table_contract",
+]
+
+#: Name of the waiting-list output table (written by the waiting-list stage when present).
+WAITING_TABLE = LISTES_ATTENTE_DEPARTEMENTS.name
+
+#: Columns of ``listes_attente_departements`` that may reveal a masked count besides the
+#: counts and their ``<count>_…`` columns (changes on the previous year, services with a
+#: list): :func:`coverage.waiting.mask_public` decides their cells.
+ALSO_SECRET: tuple[str, ...] = ("variation_delai_jours", "services_avec_liste",
+                                "part_services_avec_liste")
+
+
+# --- Département tables ------------------------------------------------------------------
+def run_types(run: RunOutputs, settings: Settings = Settings()) -> list[str]:
+    """Return the service types of a run (without the combined view), in the settings' order.
+
+    Parameters
+    ----------
+    run
+        A finished run (its ``acces_communes`` table).
+    settings
+        ``service_types``: their order comes first, then the other known types, then the
+        unknown ones sorted.
+
+    Returns
+    -------
+    list of str
+        The types found in ``acces_communes``.
+    """
+    acces = run.tables.get("acces_communes")
+    found = set() if acces is None else set(acces["type_service"].dropna().astype(str))
+    found.discard(NO_SERVICE)
+    order = list(settings.service_types) + [t for t in SERVICE_TYPES
+                                            if t not in settings.service_types]
+    return [t for t in order if t in found] + sorted(found - set(order))
+
+
+def _epci_table(run: RunOutputs, communes: pd.DataFrame, acces: pd.DataFrame,
+                thresholds: list[float]) -> pd.DataFrame | None:
+    """Return the EPCIs with a commune in ``communes``, whole; None without ``code_epci``.
+
+    Communes outside any EPCI have a national row in the run: it is recomputed over the
+    département's such communes.
+    """
+    if "code_epci" not in communes.columns:
+        return None
+    epci = run.tables.get("couverture_epci")
+    if epci is None:
+        return coverage_table(acces, communes, thresholds, "epci")
+    no_epci = communes["code_epci"].isna() \
+        | (communes["code_epci"].astype(str).str.strip() == "")
+    codes = set(communes.loc[~no_epci, "code_epci"].astype(str))
+    keep = epci[epci["code_epci"].astype(str).isin(codes)]
+    if no_epci.any():
+        own = coverage_table(acces, communes, thresholds, "epci")
+        keep = pd.concat([keep, own[own["code_epci"] == NO_EPCI_CODE]], ignore_index=True)
+    return keep.reset_index(drop=True)
+
+
+def departement_tables(
+    run: RunOutputs, dept: str, *, settings: Settings = Settings()
+) -> dict[str, pd.DataFrame]:
+    """Return the tables of one département, by contract name, unmasked.
+
+    Parameters
+    ----------
+    run
+        A finished run.
+    dept
+        Département code; must be in the run.
+    settings
+        Used for the thresholds and types when the run does not record them.
+
+    Returns
+    -------
+    dict
+        ``couverture_departements``, ``acces_communes``, ``zones_blanches``,
+        ``couverture_epci`` (EPCIs touching the département, whole-EPCI figures),
+        ``couverture_densite`` (recomputed over the département's communes) and, when
+        the run has it, ``listes_attente_departements``.
+
+    Raises
+    ------
+    CoverageError
+        The département is not in the run, or the run lacks one of its first three tables.
+    """
+    dept = check_departement(run, dept)
+    out: dict[str, pd.DataFrame] = {}
+    for name in ("couverture_departements", "acces_communes", "zones_blanches"):
+        table = run.tables.get(name)
+        if table is None:
+            msg = f"the run has no table {name!r}: rerun `zones-blanches run`"
+            raise CoverageError(msg)
+        out[name] = table[table["code_dep"].astype(str) == dept].reset_index(drop=True)
+
+    communes = run.communes[run.communes["code_dep"].astype(str) == dept]
+    acces = out["acces_communes"]
+    thresholds = run_thresholds(run, settings)
+    epci = _epci_table(run, communes, acces, thresholds)
+    if epci is not None:
+        out["couverture_epci"] = epci
+    out["couverture_densite"] = coverage_table(acces, communes, thresholds, "densite")
+    waiting = run.tables.get(WAITING_TABLE)
+    if waiting is not None and "code_dep" in waiting.columns:
+        out[WAITING_TABLE] = waiting[waiting["code_dep"].astype(str) == dept] \
+            .reset_index(drop=True)
+    return out
+
+
+def _inferred_type(s: pd.Series) -> FieldType:
+    """Return the Table Schema type of a column from its dtype."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return "integer"
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return "number"
+    return "string"
+
+
+def contract_for(name: str, df: pd.DataFrame) -> Contract:
+    """Return the output contract of a table, or one inferred when the name has none.
+
+    Parameters
+    ----------
+    name
+        Table (contract) name, e.g. ``acces_communes``.
+    df
+        The table; its columns make the inferred contract.
+
+    Returns
+    -------
+    coverage.schemas.Contract
+        The declared contract; else columns of the waiting-list returns keep their field
+        (type, unit, title, not required) and the others get a type from their dtype.
+    """
+    contract = OUTPUT_CONTRACTS.get(name)
+    if contract is not None:
+        return contract
+    known = {f.name: dataclasses.replace(f, required=False) for f in WAITING_RETURNS.fields}
+    fields = [known.get(str(col)) or Field(str(col), _inferred_type(df[col]), False, "", str(col))
+              for col in df.columns]
+    return Contract(name, name.replace("_", " ").capitalize(), tuple(fields))
+
+
+def table_contract(name: str, df: pd.DataFrame, dept: str) -> Contract:
+    """Return the contract of an exported table, its title naming the département's cut.
+
+    Parameters
+    ----------
+    name
+        Table name.
+    df
+        The table.
+    dept
+        Département code, named in the titles of ``couverture_densite`` and
+        ``couverture_epci``.
+
+    Returns
+    -------
+    coverage.schemas.Contract
+        :func:`contract_for`, retitled for those two tables.
+    """
+    contract = contract_for(name, df)
+    if name == "couverture_densite":
+        contract = dataclasses.replace(
+            contract, title=f"{contract.title} — communes du département {dept}")
+    elif name == "couverture_epci":
+        contract = dataclasses.replace(
+            contract, title=f"{contract.title} — EPCI ayant une commune dans le "
+                            f"département {dept}")
+    return contract
+
+
+def secret_cells(
+    name: str, df: pd.DataFrame, *, settings: Settings = Settings()
+) -> dict[str, pd.Series]:
+    """Return the cells to mask in a public export of a table, per column subject to secrecy.
+
+    For ``listes_attente_departements`` the cells are those
+    :func:`coverage.waiting.mask_public` empties (counts below the threshold, what derives
+    from them, and the changes that would reveal a masked previous year); for another
+    table with count columns (:func:`coverage.secrecy.secret_columns`), the counts below
+    ``settings.secrecy_threshold`` and their derived columns.
+
+    Parameters
+    ----------
+    name
+        Table name.
+    df
+        The table, unmasked.
+    settings
+        ``secrecy_threshold`` (families).
+
+    Returns
+    -------
+    dict
+        Column → boolean Series (True = masked), for every column subject to secrecy
+        present in ``df`` (empty when the table has none).
+    """
+    counts, derived = secret_columns(df, contract_for(name, df))
+    subject = [*counts, *(d for ds in derived.values() for d in ds)]
+    subject += [c for c in ALSO_SECRET if c in df.columns]
+    subject = list(dict.fromkeys(subject))
+    if not subject:
+        return {}
+    none = pd.Series(False, index=df.index)
+    if name == WAITING_TABLE:
+        masked = mask_public(df, settings)
+        cells = {c: (masked[c].isna() & df[c].notna()) for c in df.columns}
+    else:
+        flagged = mask_small_counts(df, counts, settings.secrecy_threshold, None,
+                                    derived=derived)
+        cells = {c: flagged[f"{c}_masque"] for c in subject if f"{c}_masque" in flagged}
+    subject += [c for c, rows in cells.items() if bool(rows.any()) and c not in subject]
+    return {c: cells.get(c, none).astype(bool) for c in subject}
+
+
+# --- Commune and service layers ----------------------------------------------------------
+def seuil_label(minutes: float) -> str:
+    """Return a threshold as in column and file names: ``30`` → ``"30"``, 22.5 → ``"22_5"``.
+
+    Parameters
+    ----------
+    minutes
+        Threshold, minutes.
+
+    Returns
+    -------
+    str
+        The label.
+    """
+    if float(minutes).is_integer():
+        return str(int(minutes))
+    return f"{minutes:g}".replace(".", "_")
+
+
+def flag_column(type_service: str, minutes: float) -> str:
+    """Return the name of the white-zone flag column: ``zb_<type>_<seuil>``.
+
+    Parameters
+    ----------
+    type_service
+        Service type, or ``aucun_service`` for the combined view.
+    minutes
+        Threshold, minutes.
+
+    Returns
+    -------
+    str
+        E.g. ``zb_aucun_service_30``.
+    """
+    return f"zb_{type_service}_{seuil_label(minutes)}"
+
+
+def commune_layer(
+    run: RunOutputs, dept: str, tables: Mapping[str, pd.DataFrame], *,
+    settings: Settings = Settings(),
+) -> gpd.GeoDataFrame:
+    """Build the communes of a département with minutes per type and white-zone flags.
+
+    Parameters
+    ----------
+    run
+        A finished run (its communes must declare their CRS).
+    dept
+        Département code.
+    tables
+        :func:`departement_tables` output (``acces_communes``, ``zones_blanches``).
+    settings
+        Fallback thresholds and types when the run does not record them.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        EPSG:4326. Columns: ``code_insee, nom, code_dep, population, densite, rural`` (+
+        ``code_epci, nom_epci`` when known), ``minutes_<type>`` (minutes, NaN
+        unreachable), ``service_<type>`` (nearest service id), ``minutes_aucun_service``
+        (minutes to the nearest service of any type, NaN when none is reachable),
+        ``moteur``, one boolean ``zb_<type>_<seuil>`` per type (combined view
+        ``aucun_service`` included) × threshold, taken from the run's ``zones_blanches``
+        table, ``fictif``, ``geometry``.
+    """
+    communes = run.communes[run.communes["code_dep"].astype(str) == dept]
+    keep = [c for c in ("code_insee", "nom", "code_dep", "population", "densite", "rural",
+                        "code_epci", "nom_epci") if c in communes.columns]
+    layer = communes[[*keep, "geometry"]].copy()
+    layer["code_insee"] = layer["code_insee"].astype(str)
+    acces = tables["acces_communes"].assign(
+        code_insee=lambda d: d["code_insee"].astype(str))
+    types = run_types(run, settings)
+    for t in types:
+        sub = acces[acces["type_service"] == t].set_index("code_insee")
+        layer[f"minutes_{t}"] = layer["code_insee"].map(sub["minutes"]).astype(float)
+        layer[f"service_{t}"] = layer["code_insee"].map(sub["service_id"])
+    if types:  # combined view: the nearest service of any type
+        layer[f"minutes_{NO_SERVICE}"] = layer[[f"minutes_{t}" for t in types]].min(
+            axis=1, skipna=True)
+    moteurs = acces.groupby("code_insee")["moteur"].first()
+    layer["moteur"] = layer["code_insee"].map(moteurs).fillna(run.engine)
+    zb = tables["zones_blanches"]
+    for t in [*types, NO_SERVICE]:
+        for s in run_thresholds(run, settings):
+            sel = zb[(zb["type_service"] == t) & np.isclose(zb["seuil_minutes"], s)]
+            layer[flag_column(t, s)] = layer["code_insee"].isin(set(sel["code_insee"]
+                                                                    .astype(str)))
+    layer["fictif"] = bool(run.fictif)
+    gdf = gpd.GeoDataFrame(layer, geometry="geometry", crs=run.communes.crs)
+    require_crs(gdf, file=str(run.run_dir / COMMUNES_FILE))
+    return gdf.to_crs(CRS_INPUT_OUTPUT).reset_index(drop=True)
+
+
+def service_layer(
+    run: RunOutputs, dept: str, tables: Mapping[str, pd.DataFrame]
+) -> gpd.GeoDataFrame:
+    """Select the services in the département plus those outside nearest to its communes.
+
+    A boolean column ``dans_departement`` tells them apart (families may use a service of
+    the next département).
+
+    Parameters
+    ----------
+    run
+        A finished run (its services must declare their CRS).
+    dept
+        Département code.
+    tables
+        :func:`departement_tables` output (``acces_communes``: the nearest services).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The services' columns and ``dans_departement``, EPSG:4326.
+    """
+    services = run.services
+    used = set(tables["acces_communes"]["service_id"].dropna().astype(str))
+    ids = services["service_id"].astype(str)
+    in_dept = (services["code_dep"].astype(str) == dept) if "code_dep" in services.columns \
+        else pd.Series(False, index=services.index)
+    sel = services[in_dept | ids.isin(used)].copy()
+    sel["dans_departement"] = in_dept[sel.index].to_numpy(dtype=bool)
+    gdf = gpd.GeoDataFrame(sel, geometry="geometry", crs=services.crs)
+    require_crs(gdf, file=str(run.run_dir / SERVICES_FILE))
+    return gdf.to_crs(CRS_INPUT_OUTPUT).reset_index(drop=True)

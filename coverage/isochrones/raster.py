@@ -1,0 +1,249 @@
+"""Raster of minutes → band polygons: the grid, the land's minutes, holes, the contours.
+
+Shared by the road bands (:mod:`coverage.isochrones.road`) and the proxy bands
+(:mod:`coverage.isochrones.proxy`); everything here is in a metric CRS (metres) until
+:func:`_to_wgs84` projects the polygons to EPSG:4326.
+
+- **Grid**: a regular grid of cell centres (:class:`_Grid`) over the points, padded; above
+  :data:`MAX_CELLS` cells the cell is enlarged (logged).
+- **Field**: points carrying minutes are dropped onto the grid keeping the *minimum* per
+  cell. A grey erosion with a cone over a disc of radius ``buffer_m`` then gives each cell
+  centre the minutes of the land there: the minimum, over the points within ``buffer_m``,
+  of the point's minutes plus the distance at the access speed (none: a flat buffer).
+- **Unreached value**: cells with no point within ``buffer_m`` are unreached, +inf in the
+  field. At contouring they take the top bound plus one minute rather than a mask:
+  masked quads pinch rings into self-touching (invalid) polygons, while a finite field
+  gives marching squares with saddle disambiguation, hence valid rings. The edge then lies
+  between the last reached cell centre and the next one, within one cell of where a mask
+  would put it.
+- **Hole filling**: enclosed unreached patches (not touching the grid edge) smaller than
+  ``min_hole_m2`` are filled with the earliest minutes of the reached cells around them,
+  plus the off-road leg across the patch: they are the inside of street blocks, not lakes
+  or mountains, and would multiply the vertices.
+- **Contours**: the band ``[a, b)`` is the filled contour of the field between ``a`` and
+  ``b`` (``contourpy``); the filled contours of one band are valid and disjoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import contourpy
+import numpy as np
+import shapely
+from scipy import ndimage
+
+from coverage.geo import transformer
+from coverage.settings import CRS_INPUT_OUTPUT
+
+__all__ = ["MAX_CELLS"]
+
+log = logging.getLogger(__name__)
+
+#: Largest number of grid cells of one raster; above it the cell is enlarged (logged).
+MAX_CELLS = 40_000_000
+
+#: Field values this close to a band bound are lifted above it before contouring, minutes.
+_LEVEL_EPS_MIN = 1e-6
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A regular grid of cell centres in a metric CRS."""
+
+    x0: float  # centre of the first column, metres
+    y0: float  # centre of the first row, metres
+    cell: float
+    nx: int
+    ny: int
+
+    @classmethod
+    def around(cls, xmin: float, ymin: float, xmax: float, ymax: float, cell: float,
+               pad: float) -> _Grid:
+        """Build the grid covering a box padded by ``pad`` metres (cell enlarged if needed).
+
+        The cell grows beyond ``cell`` metres when the grid would exceed :data:`MAX_CELLS`.
+        """
+        width, height = xmax - xmin + 2 * pad, ymax - ymin + 2 * pad
+        n = (width / cell + 1) * (height / cell + 1)
+        if n > MAX_CELLS:
+            new_cell = cell * math.sqrt(n / MAX_CELLS) * 1.01
+            log.warning("isochrone grid of %.0f cells: cell enlarged from %.0f m to %.0f m",
+                        n, cell, new_cell)
+            cell = new_cell
+        nx = math.ceil(width / cell) + 1
+        ny = math.ceil(height / cell) + 1
+        return cls(xmin - pad, ymin - pad, cell, nx, ny)
+
+    def index(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return the flat index of the cell whose centre is nearest to each point."""
+        ix = np.clip(np.rint((x - self.x0) / self.cell).astype(np.int64), 0, self.nx - 1)
+        iy = np.clip(np.rint((y - self.y0) / self.cell).astype(np.int64), 0, self.ny - 1)
+        return iy * self.nx + ix
+
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return 1-D arrays of the column and row centre coordinates, metres."""
+        return (self.x0 + self.cell * np.arange(self.nx),
+                self.y0 + self.cell * np.arange(self.ny))
+
+
+def _disc(radius_cells: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return a disc footprint of a radius in cells and each cell's distance to its centre."""
+    r = max(math.floor(radius_cells), 0)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    dist = np.hypot(xx, yy)
+    return np.asarray(dist <= radius_cells + 1e-9), dist
+
+
+def _fill_small_holes(field: np.ndarray, max_cells: float,
+                      access_min_per_cell: float) -> np.ndarray:
+    """Fill the small enclosed unreached patches of a field of minutes.
+
+    A patch of at most ``max_cells`` cells that does not touch the grid edge takes the
+    earliest minutes of the reached cells within ``r`` cells, plus ``r`` cells at the
+    access speed (``access_min_per_cell`` minutes per cell; 0: flat fill).
+    """
+    unreached = ~np.isfinite(field)
+    if max_cells <= 0 or not unreached.any():
+        return field
+    labels, n = ndimage.label(unreached)
+    if n == 0:
+        return field
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    small = sizes <= max_cells
+    small[0] = False
+    small[edge] = False
+    if not small.any():
+        return field
+    todo = np.flatnonzero(small[labels])
+    out = np.array(field, copy=True, order="C")
+    flat = out.reshape(-1)  # a view: writing it fills out
+    # a patch of at most max_cells cells has no cell farther than r from its edge: one
+    # (2r + 1)² minimum filter reaches every cell (a wider pass finishes odd shapes)
+    r = max(math.ceil(math.sqrt(max_cells) / 2), 1)
+    while todo.size:
+        grown = ndimage.minimum_filter(field, size=2 * r + 1, mode="constant", cval=np.inf)
+        values = grown.reshape(-1)[todo] + np.asarray(r * access_min_per_cell,
+                                                      dtype=field.dtype)
+        ready = np.isfinite(values)
+        flat[todo[ready]] = values[ready]
+        todo = todo[~ready]
+        r *= 2
+    return out
+
+
+def _field_from_samples(
+    xs: np.ndarray, ys: np.ndarray, ts: np.ndarray, *, cell_m: float, buffer_m: float,
+    access_m_per_min: float | None = None, min_hole_m2: float = 0.0,
+) -> tuple[_Grid, np.ndarray]:
+    """Compute the minutes of the land around sample points on a grid.
+
+    Each cell centre takes ``min(t(p) + d(p)/access speed)`` over the samples ``p`` within
+    ``buffer_m`` metres (``d`` the distance; no access term when the speed, metres per
+    minute, is None); +inf where there is none. Enclosed unreached patches smaller than
+    ``min_hole_m2`` (m²) are then filled.
+    """
+    pad = buffer_m + 2 * cell_m
+    grid = _Grid.around(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()),
+                        cell_m, pad)
+    field = np.full(grid.nx * grid.ny, np.inf, dtype=np.float32)
+    np.minimum.at(field, grid.index(xs, ys), ts.astype(np.float32))
+    field2d = field.reshape(grid.ny, grid.nx)
+    radius = buffer_m / grid.cell
+    if radius >= 1.0:
+        footprint, dist = _disc(radius)
+        if access_m_per_min is None:
+            field2d = ndimage.minimum_filter(field2d, footprint=footprint, mode="constant",
+                                             cval=np.inf)
+        else:  # grey erosion with a cone: min over the disc of t + distance / speed
+            cone = (-dist * grid.cell / access_m_per_min).astype(np.float32)
+            field2d = ndimage.grey_erosion(field2d, footprint=footprint, structure=cone,
+                                           mode="constant", cval=np.inf)
+    access_per_cell = 0.0 if access_m_per_min is None else grid.cell / access_m_per_min
+    field2d = _fill_small_holes(field2d, min_hole_m2 / grid.cell**2, access_per_cell)
+    return grid, field2d
+
+
+def _contour_bands(
+    grid: _Grid, field: np.ndarray, bands: Sequence[tuple[float, float]],
+) -> list[shapely.Geometry]:
+    """Return one (Multi)Polygon per band from the filled contours of ``field`` (metric CRS).
+
+    Unreached cells (non-finite) take the top bound plus one minute rather than a mask
+    (see the module docstring).
+    """
+    xc, yc = grid.centres()
+    top = max(high for _, high in bands)
+    z = np.where(np.isfinite(field), field, top + 1.0).astype(np.float64)
+    # a value within rounding of a level puts the contour through the grid point itself,
+    # where two quads' rings then touch (invalid): lift such values clear of the level
+    for low, high in bands:
+        for level in (low, high):
+            close = np.abs(z - level) <= _LEVEL_EPS_MIN
+            z[close] = level + 2 * _LEVEL_EPS_MIN
+    gen = contourpy.contour_generator(
+        xc, yc, z, name="serial", fill_type=contourpy.FillType.ChunkCombinedOffsetOffset,
+    )
+    out: list[shapely.Geometry] = []
+    for low, high in bands:
+        # contourpy fills low < z <= high: start the first band below zero to keep z == 0
+        lower = low if low > 0 else -1.0
+        points, offsets, outer = gen.filled(lower, high)  # type: ignore[misc]
+        out.append(_polygons_from_contour(points[0], offsets[0], outer[0]))
+    return out
+
+
+def _polygons_from_contour(points: Any, offsets: Any, outer: Any) -> shapely.Geometry:
+    """Build the MultiPolygon of one filled contour (contourpy's offset arrays)."""
+    if points is None or len(points) == 0:
+        return shapely.MultiPolygon()
+    polys = shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON, np.asarray(points, dtype=np.float64),
+        (np.asarray(offsets, dtype=np.int64), np.asarray(outer, dtype=np.int64)),
+    )
+    # filled contours of one band are valid and disjoint (tested): no costly re-validation
+    return shapely.multipolygons(polys)
+
+
+def _as_multipolygon(geom: shapely.Geometry) -> shapely.Geometry:
+    """Return the polygonal parts of a valid geometry as one MultiPolygon (not validated)."""
+    if geom is None or geom.is_empty:
+        return shapely.MultiPolygon()
+    if geom.geom_type == "MultiPolygon":
+        return geom
+    if geom.geom_type == "Polygon":
+        return shapely.MultiPolygon([geom])
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon" and not g.is_empty]
+    return shapely.MultiPolygon(parts)
+
+
+def _as_valid_multipolygon(geom: shapely.Geometry) -> shapely.Geometry:
+    """Return a valid MultiPolygon (repaired with make_valid, polygonal parts kept)."""
+    if geom is None or geom.is_empty:
+        return shapely.MultiPolygon()
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom, method="structure", keep_collapsed=False)
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon" and not g.is_empty]
+    if not parts:
+        return shapely.MultiPolygon()
+    return shapely.MultiPolygon(parts)
+
+
+def _to_wgs84(geoms: list[shapely.Geometry], crs: str) -> list[shapely.Geometry]:
+    """Project metric MultiPolygons to EPSG:4326 MultiPolygons (every vertex via pyproj)."""
+    if not geoms:
+        return []
+    to_wgs84 = transformer(crs, CRS_INPUT_OUTPUT)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    moved = shapely.transform(np.asarray([_as_multipolygon(g) for g in geoms], dtype=object),
+                              project)
+    return list(moved)
