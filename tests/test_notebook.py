@@ -39,3 +39,18 @@ def test_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if "image/png" in o.get("data", {})]
     assert len(images) == 1  # the map
+
+
+def test_notebook_uses_the_public_api() -> None:
+    """Only ``import coverage as zb`` (and the FICTIONAL label) — no reach into the modules."""
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    imports = [line.strip() for line in code.splitlines()
+               if line.strip().startswith(("import coverage", "from coverage"))]
+    assert "import coverage as zb" in imports
+    assert set(imports) <= {"import coverage as zb", "from coverage.labels import FICTIONAL_LABEL"}
+    for name in ("load_inputs", "make_engine", "nearest_services", "white_zones",
+                 "coverage_tables", "isochrones_types", "plan_new_sites", "run_batch",
+                 "open_run", "export_departement"):
+        assert f"zb.{name}(" in code, name
