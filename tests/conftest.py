@@ -29,6 +29,32 @@ def tests_data() -> Path:
     return TESTS_DATA
 
 
+@pytest.fixture(scope="session")
+def demo_road_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of the FICTIONAL demo, road engine, no isochrones: made once per session.
+
+    Read-only for the tests that use it (they may write exports under ``<run>/exports``).
+    """
+    from coverage.batch import RunOptions, run_batch
+    from coverage.io.inputs import load_inputs
+
+    out = tmp_path_factory.mktemp("session_road") / "demo"
+    run_batch(load_inputs(), out_dir=out, options=RunOptions(workers=1, isochrones=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_proxy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of the FICTIONAL demo, proxy engine, no isochrones: made once per session."""
+    from coverage.batch import RunOptions, run_batch
+    from coverage.io.inputs import load_inputs
+
+    out = tmp_path_factory.mktemp("session_proxy") / "demo"
+    run_batch(load_inputs(), out_dir=out,
+              options=RunOptions(engine="proxy", isochrones=False, workers=1))
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _restore_main_module() -> Iterator[None]:
     """Streamlit's AppTest replaces ``sys.modules["__main__"]`` with the page script; restore

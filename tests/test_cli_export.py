@@ -21,14 +21,8 @@ from coverage.settings import NO_SERVICE
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from coverage.batch import RunOptions, run_batch
-    from coverage.io.inputs import load_inputs
-
-    out = tmp_path_factory.mktemp("demo") / "run"
-    run_batch(load_inputs(), out_dir=out,
-              options=RunOptions(engine="proxy", isochrones=False, workers=1))
-    return out
+def demo_run(demo_proxy_run: Path) -> Path:
+    return demo_proxy_run
 
 
 def _export(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -321,14 +322,10 @@ def test_errors() -> None:
 # --- the page « Nouveau site » (AppTest, on a demo run without isochrones) -----------------
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from coverage.batch import RunOptions, run_batch
-    from coverage.io.inputs import load_inputs
+def demo_run(demo_road_run: Path) -> Any:
     from coverage.results import RunOutputs
 
-    out = tmp_path_factory.mktemp("siting") / "demo"
-    run_batch(load_inputs(), out_dir=out, options=RunOptions(workers=1, isochrones=False))
-    return RunOutputs.load(out)
+    return RunOutputs.load(demo_road_run)
 
 
 def test_page_nouveau_site(demo_run: Any) -> None:

@@ -22,14 +22,9 @@ TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run of the FICTIONAL demo (proxy engine, no isochrones), with its waiting lists."""
-    from coverage.batch import RunOptions, run_batch
-    from coverage.io.inputs import load_inputs
-
-    out = tmp_path_factory.mktemp("waiting_app") / "demo"
-    run_batch(load_inputs(), out_dir=out, options=RunOptions(workers=1, isochrones=False))
-    return out
+def demo_run(demo_road_run: Path) -> Path:
+    """A run of the FICTIONAL demo (road engine, no isochrones), with its waiting lists."""
+    return demo_road_run
 
 
 def _texts(elements: object) -> str:

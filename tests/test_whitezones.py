@@ -355,14 +355,11 @@ def test_aggregates_random_frames_brute_force(rows, thresholds) -> None:
 # --- the FICTIONAL demo territory, road engine ---------------------------------------------
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory):
-    from coverage.batch import RunOptions, run_batch
+def demo_run(demo_road_run):
     from coverage.io.inputs import load_inputs
+    from coverage.results import RunOutputs
 
-    inputs = load_inputs()  # the FICTIONAL demo territory
-    out = tmp_path_factory.mktemp("demo")
-    return inputs, run_batch(inputs, out_dir=out,
-                             options=RunOptions(workers=1, isochrones=False))
+    return load_inputs(), RunOutputs.load(demo_road_run)  # the FICTIONAL demo territory
 
 
 def test_demo_road_white_zones_brute_force(demo_run) -> None:
@@ -376,7 +373,7 @@ def test_demo_road_white_zones_brute_force(demo_run) -> None:
     # partitions by département give the same minutes as one engine call on everything
     from coverage.routing import make_engine
 
-    engine = make_engine("road", inputs.roads, cache_dir=result.out_dir / ".cache" / "network")
+    engine = make_engine("road", inputs.roads, cache_dir=result.run_dir / ".cache" / "network")
     near = engine.nearest(inputs.communes, inputs.services, service_types=(MF, ER))
     direct = access_table(inputs.communes, near)
     pd.testing.assert_series_equal(acc["minutes"], direct["minutes"])
