@@ -9,11 +9,15 @@ from notebooks and tests.
 Geometries are expected in EPSG:4326 at the boundary; simplification for display is done in
 the metric CRS of the département (:func:`coverage.settings.metric_crs_for`). Labels (service
 types, engines, the FICTIONAL banner) come from :mod:`coverage.labels`.
+
+Every string that enters a map (names of communes and services, organisms, the « Nouveau
+site » tooltips, the legend, the tile attribution) goes through
+:func:`coverage.safe_text.html_js_safe`: folium writes tooltips and popups inside JavaScript
+template literals, where ``html.escape`` alone would let a backtick or ``${…}`` run code.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 import re
@@ -27,8 +31,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from coverage.errors import CoverageError
 from coverage.labels import ENGINE_SHORT, FICTIONAL_BANNER, FICTIONAL_LEGEND, type_label
 from coverage.results import RunOutputs, source_line
+from coverage.safe_text import html_js_safe
 from coverage.settings import CRS_INPUT_OUTPUT, NO_SERVICE, metric_crs_for
 from coverage.whitezones import is_white_zone
 
@@ -106,6 +112,10 @@ SITE_COLOUR = "#e6007e"
 SOURCE_MAX_CHARS = 160
 
 
+#: A tile URL template: http or https, a host, then a path.
+_TILE_URL = re.compile(r"^https?://[^/\s\\\"'<>`]+/\S*$", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Tiles:
     """An optional raster basemap.
@@ -116,11 +126,31 @@ class Tiles:
         XYZ tile URL template (``https://…/{z}/{x}/{y}.png``). Requests go to this host: use a
         local tile server to stay offline.
     attribution
-        Attribution shown on the map (required by most tile providers).
+        Attribution shown on the map (required by most tile providers), as plain text: it
+        is escaped like every other string of a map (:func:`coverage.safe_text.html_js_safe`),
+        so HTML tags show as typed.
+
+    Raises
+    ------
+    coverage.errors.CoverageError
+        The URL is not ``http(s)://host/…``.
     """
 
     url: str
     attribution: str = ""
+
+    def __post_init__(self) -> None:
+        """Check the URL: ``http(s)://host/…`` only.
+
+        Raises
+        ------
+        coverage.errors.CoverageError
+            Another scheme (``javascript:``, ``data:``, ``file:``…) or no host.
+        """
+        if not _TILE_URL.match(self.url):
+            msg = (f"URL de tuiles refusée : {self.url!r} ; attendu un modèle "
+                   "http(s)://hôte/{z}/{x}/{y}.png")
+            raise CoverageError(msg)
 
 
 def minutes_colour(minutes: float | None) -> str:
@@ -274,8 +304,8 @@ def commune_features(
             for t, k in zip(out["service_txt"], km, strict=True)
         ]
     # Tooltips insert these strings as HTML: escape what comes from input files.
-    out["nom_txt"] = [html.escape(str(n)) for n in out["nom"]]
-    out["service_txt"] = [html.escape(t) for t in out["service_txt"]]
+    out["nom_txt"] = [html_js_safe(str(n)) for n in out["nom"]]
+    out["service_txt"] = [html_js_safe(t) for t in out["service_txt"]]
     out["population_txt"] = [fmt_int(p) for p in out.get("population", pd.Series(dtype=int))]
     out["minutes_txt"] = [_fmt_minutes(m) for m in out["minutes"]]
     out["zone_txt"] = np.where(out["zone_blanche"], "oui", "non")
@@ -321,7 +351,7 @@ def offline_map(
     if tiles is not None:
         folium.TileLayer(
             tiles=tiles.url,
-            attr=tiles.attribution or html.escape(tiles.url.split("/")[2]),
+            attr=html_js_safe(tiles.attribution or tiles.url.split("/")[2]),
             name="Fond de carte",
             overlay=False,
             control=True,
@@ -344,7 +374,7 @@ def _legend_html(
     swatch = ("display:inline-block;width:12px;height:9px;border:1px solid #555;"
               "margin-right:4px;vertical-align:middle")
     items = "".join(
-        f'<div><span style="{swatch};background:{c}"></span>{html.escape(t)}</div>'
+        f'<div><span style="{swatch};background:{c}"></span>{html_js_safe(t)}</div>'
         for c, t in rows
     )
     white = (
@@ -358,22 +388,22 @@ def _legend_html(
         '<div><span style="display:inline-block;width:9px;height:9px;border-radius:50%;'
         f'background:{SERVICE_COLOURS.get(t, "#333")};border:2px solid #fff;'
         'outline:1px solid #333;margin-right:4px;vertical-align:middle"></span>'
-        f"service : {html.escape(type_label(t))}</div>"
+        f"service : {html_js_safe(type_label(t))}</div>"
         for t in shown
     )
     iso = ("<div><i>Bandes isochrones affichées (couche « Isochrones »)</i></div>"
            if has_isochrones else "")
-    fict = (f'<div style="color:#b00;font-weight:bold">{html.escape(FICTIONAL_LEGEND)}'
+    fict = (f'<div style="color:#b00;font-weight:bold">{html_js_safe(FICTIONAL_LEGEND)}'
             "</div>" if fictif else "")
     return (
         '<div id="zb-legend" style="position:fixed;bottom:22px;right:8px;z-index:1000;'
         "background:rgba(255,255,255,.92);padding:5px 8px;border:1px solid #999;"
         'border-radius:4px;font:11px/1.3 sans-serif;max-width:250px">'
-        f"{fict}<b>Temps d'accès en voiture — {html.escape(type_label(type_service))}</b>"
+        f"{fict}<b>Temps d'accès en voiture — {html_js_safe(type_label(type_service))}</b>"
         '<div style="display:grid;grid-template-columns:1fr 1fr;column-gap:6px">'
         f"{items}</div>{white}{marker}{iso}"
-        f'<div style="margin-top:3px">Moteur : <b>{html.escape(engine)}</b> '
-        f"({html.escape(ENGINE_SHORT.get(engine, ''))})</div>"
+        f'<div style="margin-top:3px">Moteur : <b>{html_js_safe(engine)}</b> '
+        f"({html_js_safe(ENGINE_SHORT.get(engine, ''))})</div>"
         f'<div style="margin-top:2px;color:#555;font-size:9.5px">{sources}</div></div>'
     )
 
@@ -382,7 +412,7 @@ def _banner_html() -> str:
     return (
         '<div id="zb-fictif" style="position:fixed;top:8px;left:50%;transform:translateX(-50%);'
         "z-index:1000;background:#b00;color:#fff;padding:3px 12px;border-radius:3px;"
-        f'font:bold 13px sans-serif">{html.escape(FICTIONAL_BANNER)}</div>'
+        f'font:bold 13px sans-serif">{html_js_safe(FICTIONAL_BANNER)}</div>'
     )
 
 
@@ -410,7 +440,8 @@ class MapExtras(TypedDict, total=False):
     static_url
         URL prefix of the app's ``static/`` folder (vendored Leaflet).
     sources
-        Attribution text of the data shown (HTML allowed).
+        Attribution of the data shown, as HTML whose user text is already escaped
+        (:func:`legend_sources`).
     """
 
     isochrones: gpd.GeoDataFrame | None
@@ -487,10 +518,10 @@ def _communes_layer(feats: gpd.GeoDataFrame, *, threshold_min: float, fill_opaci
 def _service_popup(row: Any) -> str:
     """Return the HTML popup of a service marker (input text escaped)."""
     return (
-        f"<b>{html.escape(str(row.nom))}</b><br>"
-        f"Organisme : {html.escape(str(getattr(row, 'organisme', '') or '—'))}<br>"
-        f"Type : {html.escape(type_label(str(row.type_service)))}<br>"
-        f"Capacité : {html.escape(_fmt_number(getattr(row, 'capacite', None)))}"
+        f"<b>{html_js_safe(str(row.nom))}</b><br>"
+        f"Organisme : {html_js_safe(str(getattr(row, 'organisme', '') or '—'))}<br>"
+        f"Type : {html_js_safe(type_label(str(row.type_service)))}<br>"
+        f"Capacité : {html_js_safe(_fmt_number(getattr(row, 'capacite', None)))}"
     )
 
 
@@ -513,7 +544,7 @@ def _services_layer(services: gpd.GeoDataFrame, type_service: str) -> folium.Fea
             fill_opacity=1.0,
             class_name="service",
             popup=folium.Popup(_service_popup(row), max_width=320),
-            tooltip=html.escape(str(row.nom)),
+            tooltip=html_js_safe(str(row.nom)),
         ).add_to(layer)
     return layer
 
@@ -563,7 +594,7 @@ def access_map(
     **extras
         :class:`MapExtras`: ``isochrones`` (bands, EPSG:4326), ``tiles`` (a basemap, off by
         default), ``static_url`` (default :data:`STATIC_URL`), ``sources`` (attribution,
-        HTML allowed).
+        escaped HTML, :func:`legend_sources`).
 
     Returns
     -------
@@ -598,7 +629,7 @@ def access_map(
 def _site_marker(row: Mapping[Hashable, Any]) -> folium.Marker:
     """Return the numbered marker of one suggested site (class ``nouveau-site``)."""
     rank = int(row["rang"])
-    label = html.escape(
+    label = html_js_safe(
         f"Site n° {rank} : {row['nom']} — "
         f"{fmt_int(float(row['population_nouvellement_couverte']))} habitants "
         f"nouvellement couverts ({int(row['communes_nouvellement_couvertes'])} communes)")
@@ -638,7 +669,7 @@ def add_new_sites(m: folium.Map, result: SitingResult, communes: gpd.GeoDataFram
     cov = communes.merge(result.covered[["code_insee", "rang", "site_id", "minutes"]],
                          on="code_insee", how="inner")
     if len(cov):
-        cov["txt"] = [html.escape(f"{n} : couverte par le site n° {r} ({mi:.0f} min)")
+        cov["txt"] = [html_js_safe(f"{n} : couverte par le site n° {r} ({mi:.0f} min)")
                       for n, r, mi in zip(cov["nom"], cov["rang"], cov["minutes"],
                                           strict=True)]
         covered = folium.FeatureGroup(name="Communes nouvellement couvertes", show=True)
@@ -730,7 +761,7 @@ def legend_sources(run: RunOutputs, max_chars: int = SOURCE_MAX_CHARS) -> str:
     text = source_line(run)
     if len(text) > max_chars:
         text = text[: max_chars - 1] + "… (voir « À propos »)"
-    return html.escape(text)
+    return html_js_safe(text)
 
 
 _EXTERNAL_REF = re.compile(

@@ -12,7 +12,7 @@ LAYERS: dict[str, int] = {
     "coverage": 8,  # the public API re-exports every layer; nothing inside imports it
     **dict.fromkeys(["coverage.settings", "coverage.errors", "coverage.schemas",
                      "coverage.labels", "coverage.files", "coverage._validate", "coverage.geo",
-                     "coverage._version",
+                     "coverage._version", "coverage.safe_text",
                      "coverage.progress"], 0),
     **dict.fromkeys(["coverage.cog", "coverage.secrecy", "coverage.results",
                      "coverage.demo"], 1),

@@ -278,7 +278,7 @@ def test_shown_services_and_departement_isochrones(communes, access, services) -
 def test_legend_sources_short_and_escaped() -> None:
     from types import SimpleNamespace
 
-    run = SimpleNamespace(fictif=True, engine="proxy")
+    run = SimpleNamespace(fictif=True, engine="proxy", manifest={})
     line = maps.legend_sources(run)  # type: ignore[arg-type]
     assert line.startswith("Source : territoire fictif") and "moteur proxy" in line
     short = maps.legend_sources(run, max_chars=20)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from coverage.labels import engine_label, type_label
 from coverage.results import RunOutputs, run_service_types
 from coverage.routing import RunEngine, engine_of_run
 from coverage.routing.base import Engine
+from coverage.safe_text import spreadsheet_safe_frame
 from coverage.settings import NO_SERVICE
 from coverage.siting import SitingResult, candidate_matrix, candidate_sites, plan_new_sites
 from coverage.whitezones import nearest_services
@@ -133,7 +134,7 @@ def _sites_table(result: SitingResult, dept: str, type_service: str, threshold: 
             "moteur": "Moteur", "seuil_minutes": "Seuil (min)",
         },
     )
-    csv = table.to_csv(index=False).encode("utf-8")
+    csv = spreadsheet_safe_frame(table).to_csv(index=False).encode("utf-8")
     st.download_button("Télécharger le tableau (CSV)", csv, key="sites_csv",
                        file_name=f"nouveaux_sites_{dept}_{type_service}_{threshold:g}min.csv",
                        mime="text/csv")

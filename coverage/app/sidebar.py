@@ -95,9 +95,15 @@ def _tiles() -> maps.Tiles | None:
         ).strip()
         attribution = st.text_input(
             "Attribution", value=os.environ.get(state.ENV_TILES_ATTRIBUTION, ""),
-            key="tiles_attr",
+            key="tiles_attr", help="Texte affiché tel quel sur la carte (pas de HTML).",
         ).strip()
-    return maps.Tiles(url, attribution) if url else None
+        if not url:
+            return None
+        try:  # the map escapes the attribution; the URL must be http(s)://host/…
+            return maps.Tiles(url, attribution)
+        except CoverageError as exc:
+            st.error(str(exc))
+            return None
 
 
 def render_sidebar() -> state.Selection | None:

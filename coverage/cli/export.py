@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from coverage.batch.outdir import check_export_out
 from coverage.export import EXPORT_FORMATS, export_departement, parse_formats
 from coverage.labels import FICTIONAL_TITLE
 from coverage.results import check_departement, load_finished_run
@@ -19,7 +20,8 @@ def export_from_cli(args: argparse.Namespace) -> int:
     ----------
     args
         ``dept``, ``run`` (default: the demo's run folder), ``formats``, ``out`` (default
-        ``<run>/exports/<dept>``), ``internal``.
+        ``<run>/exports/<dept>``; never a run folder nor inside one elsewhere than in its
+        ``exports/``, :func:`coverage.batch.outdir.check_export_out`), ``internal``.
 
     Returns
     -------
@@ -28,6 +30,8 @@ def export_from_cli(args: argparse.Namespace) -> int:
         CLI to print).
     """
     formats = parse_formats(getattr(args, "formats", None) or EXPORT_FORMATS)
+    if getattr(args, "out", None):  # never into a run folder: checked before reading it
+        check_export_out(args.out, dept=args.dept)
     run = load_finished_run(getattr(args, "run", None))
     dept = check_departement(run, args.dept)
     out = Path(args.out) if getattr(args, "out", None) else run.run_dir / "exports" / dept

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from coverage.errors import OutputError
+from coverage.batch.outdir import check_file_out
+from coverage.errors import OutputError, os_error_cause
 from coverage.files import atomic_path
 from coverage.results import check_departement, load_finished_run
-from coverage.siting import SitingResult, sites_for_run
+from coverage.safe_text import spreadsheet_safe_frame
+from coverage.siting import SITES_COLUMNS, SitingResult, sites_for_run
 
-__all__ = ["format_sites", "sites_from_cli", "write_sites_csv"]
+__all__ = ["format_sites", "is_sites_csv", "sites_from_cli", "write_sites_csv"]
 
 
 def format_sites(result: SitingResult) -> str:
@@ -50,19 +52,35 @@ def format_sites(result: SitingResult) -> str:
     return "\n".join(lines)
 
 
+def is_sites_csv(path: Path) -> bool:
+    """Return whether ``path`` is a sites table written by :func:`write_sites_csv`.
+
+    Recognised by its header: the columns of :data:`coverage.siting.SITES_COLUMNS`.
+    """
+    try:
+        with path.open(encoding="utf-8-sig") as fh:
+            header = fh.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return header.split(",") == list(SITES_COLUMNS)
+
+
 def write_sites_csv(table: pd.DataFrame, out: Path) -> None:
     """Write the sites table to ``out`` as UTF-8 CSV, atomically.
+
+    Text cells that a spreadsheet would read as a formula get a leading quote
+    (:func:`coverage.safe_text.spreadsheet_safe_frame`); numbers are unchanged.
 
     Raises
     ------
     OutputError
-        The file cannot be written (the message names it).
+        The file cannot be written (the message names it and the cause, in French).
     """
     try:
         with atomic_path(out) as tmp:
-            table.to_csv(tmp, index=False, encoding="utf-8")
+            spreadsheet_safe_frame(table).to_csv(tmp, index=False, encoding="utf-8")
     except OSError as exc:
-        msg = f"cannot write {out}: {exc.strerror or exc}"
+        msg = f"impossible d'écrire {out} : {os_error_cause(exc)}"
         raise OutputError(msg) from exc
 
 
@@ -73,8 +91,10 @@ def sites_from_cli(args: argparse.Namespace) -> int:
     ----------
     args
         ``dept``, ``type``, ``seuil`` (minutes), ``k``, ``run`` (default ``sorties/demo``),
-        ``out`` (optional CSV, written atomically), ``dept_only`` (count only the families
-        of the département, not those of the run's other départements).
+        ``out`` (optional CSV, written atomically; never a file of a run folder, and an
+        existing file not written by ``sites`` only with ``force``:
+        :func:`coverage.batch.outdir.check_file_out`), ``dept_only`` (count only the
+        families of the département, not those of the run's other départements).
 
     Returns
     -------
@@ -82,11 +102,13 @@ def sites_from_cli(args: argparse.Namespace) -> int:
         0 (errors are raised as :class:`~coverage.errors.CoverageError` for the CLI to
         print).
     """
+    out = getattr(args, "out", None)
+    if out:  # checked before the run is read: never a run's file, nor a user's file
+        check_file_out(out, is_ours=is_sites_csv, force=bool(getattr(args, "force", False)))
     run = load_finished_run(getattr(args, "run", None))
     dept = check_departement(run, args.dept)
     result = sites_for_run(run, dept, type_service=args.type, threshold_min=float(args.seuil),
                            k=int(args.k), neighbours=not getattr(args, "dept_only", False))
-    out = getattr(args, "out", None)
     if out:
         write_sites_csv(result.table, Path(out))
     print(format_sites(result))

@@ -4,6 +4,13 @@ Two flavours: the open one (UTF-8 without BOM, ``,`` separator, ``.`` decimal, e
 missing) with a Frictionless Table Schema beside it, and the French-Excel one (``;``
 separator, decimal comma, UTF-8 with BOM, CRLF). A masked cell holds ``< 5`` (a count) or
 ``secret`` (a derived figure); the schema lists both in ``missingValues``.
+
+Both flavours are opened in spreadsheets, so a text cell starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return gets a leading single quote
+(:func:`coverage.safe_text.spreadsheet_safe_frame`, the OWASP advice on CSV injection): a
+commune or service named ``=cmd|' /C calc'!A0`` is written ``'=cmd|' /C calc'!A0``.
+Numbers are never altered (a negative float stays ``-3.5``). The run's own tables
+(``<run>/tables/*.csv``, :mod:`coverage.io.writers`) are machine-readable and stay exact.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.files import atomic_path
+from coverage.safe_text import spreadsheet_safe_frame
 from coverage.schemas import Contract, table_schema
 from coverage.secrecy import SECRET_MARKER
 
@@ -66,7 +74,7 @@ def _decimal_comma(value: Any) -> Any:
 
 
 def write_csv(df: pd.DataFrame, path: Path, *, french: bool) -> Path:
-    """Write a table as CSV (atomic write).
+    """Write a table as CSV (atomic write), text cells neutralised against formulas.
 
     Parameters
     ----------
@@ -83,10 +91,10 @@ def write_csv(df: pd.DataFrame, path: Path, *, french: bool) -> Path:
     pathlib.Path
         ``path``.
     """
+    df = spreadsheet_safe_frame(df)  # text only: before floats become "3,5" text
     if french:
         # text columns holding numbers (a masked column mixes "< 5" and floats) get the
         # decimal comma too; float columns get it from to_csv(decimal=",")
-        df = df.copy()
         for col in df.columns:
             if df[col].dtype == object:
                 df[col] = pd.Series([_decimal_comma(v) for v in df[col].tolist()],

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coverage.errors import CoverageError, OutputError
+from coverage.batch.outdir import check_export_out
+from coverage.errors import CoverageError, OutputError, os_error_cause
 from coverage.export.csv_files import masked_schema, write_csv
 from coverage.export.figures import MapOptions, render_png_map, waiting_charts_png
 from coverage.export.tables import (
@@ -184,6 +185,9 @@ def method_rows(run: RunOutputs, dept: str, *, public: bool,
                                or run.manifest.get("created") or "inconnue")),
         ("Moteur de temps d'accès", engine_label(engine)),
     ]
+    # empty offers of the whole list, or of this département (manifest « avertissements »)
+    rows += [("Avertissement", str(w)) for w in run.manifest.get("avertissements") or []
+             if "département" not in str(w) or f"département {dept} :" in str(w)]
     params = run.manifest.get("engine", {})
     if isinstance(params, Mapping):
         params = params.get("parameters", params)
@@ -487,7 +491,10 @@ def export_departement(
         ``parquet``, ``png``, ``png_attente`` (see :mod:`coverage.export` for the files of
         each).
     out_dir
-        Export folder (created). Files already there with other names are left alone.
+        Export folder (created). Files already there with other names are left alone. A run
+        folder, or a folder inside one elsewhere than in its ``exports/``, is refused
+        (:func:`coverage.batch.outdir.check_export_out`): the export would replace the
+        run's tables.
     public
         Mask small waiting-list counts (statistical secrecy, see :mod:`coverage.export`).
         ``False`` for an internal export.
@@ -508,27 +515,30 @@ def export_departement(
     ------
     CoverageError
         Unknown département (the message lists those of the run) or format, or a map
-        type/threshold the run does not have. Nothing is written then.
+        type/threshold the run does not have, or a refused ``out_dir``. Nothing is written
+        then.
     OutputError
         The export folder cannot be written; nothing is left half-written.
     """
     fmts = parse_formats(formats)
     dept = check_departement(run, dept)
+    out_dir = check_export_out(out_dir, dept=dept)
     threshold = _map_threshold(run, fmts, map_type=map_type, map_threshold=map_threshold,
                                settings=settings)
     tables = departement_tables(run, dept, settings=settings)
-    out_dir = Path(out_dir)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".export-{dept}-", dir=out_dir.parent))
     except OSError as exc:
-        msg = f"cannot write the export of département {dept} to {out_dir}: {exc}"
+        msg = (f"impossible d'écrire l'export du département {dept} dans {out_dir} : "
+               f"{os_error_cause(exc)}" + (f" ({exc.filename})" if exc.filename else ""))
         raise OutputError(msg) from exc
     job = _Job(run, dept, fmts, public, settings, map_type, threshold, staging)
     try:
         final = _move_into_place(staging, _write_all(job, tables), out_dir)
     except OSError as exc:
-        msg = f"cannot write the export of département {dept} to {out_dir}: {exc}"
+        msg = (f"impossible d'écrire l'export du département {dept} dans {out_dir} : "
+               f"{os_error_cause(exc)}" + (f" ({exc.filename})" if exc.filename else ""))
         raise OutputError(msg) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -12,6 +12,10 @@ renders from several sessions) and every PNG is written atomically.
   writes them (masked by :func:`coverage.waiting.mask_public` in a public export).
 
 Figures of fictional data say so (« TERRITOIRE FICTIF », « DONNÉES FICTIVES »).
+
+Text is drawn as typed: every text of a figure is made plain (:func:`plain_text`: no
+mathtext, no TeX) before it is returned or saved, so a ``$`` in a file name of the source
+line or in a name never breaks a PNG.
 """
 
 from __future__ import annotations
@@ -29,27 +33,41 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.path import Path as MplPath
+from matplotlib.text import Text
 
 from coverage.errors import CoverageError
 from coverage.export.tables import flag_column, seuil_label
 from coverage.files import atomic_path
-from coverage.labels import FICTIONAL_CHART_NOTE, FICTIONAL_TITLE, type_label
+from coverage.labels import (
+    DISTANCE_COLUMN_TITLES,
+    FICTIONAL_CHART_NOTE,
+    FICTIONAL_TITLE,
+    type_label,
+)
 from coverage.results import RunOutputs
 from coverage.schemas import LISTES_ATTENTE_DEPARTEMENTS
 from coverage.settings import NO_SERVICE, Settings, metric_crs_for
-from coverage.waiting import mask_public, ranking, series_data, tension_table
+from coverage.waiting import (
+    mask_public,
+    mixed_periods_note,
+    ranking,
+    series_data,
+    tension_table,
+)
 
 __all__ = [
     "MapOptions",
     "figure_ranking",
     "figure_series",
     "figure_tension",
+    "plain_text",
     "render_png_map",
     "waiting_charts_for_run",
     "waiting_charts_png",
@@ -62,6 +80,28 @@ _SERVICE_MARKERS = {"mediation_familiale": ("o", "#E66101"),
                     "espace_rencontre": ("s", "#5E3C99")}
 _UNREACHABLE_GREY = (0.55, 0.55, 0.55, 1.0)
 _WHITE_ZONE_EDGE = "#3B0000"
+
+
+def plain_text(fig: Figure) -> Figure:
+    """Return ``fig`` with every text drawn as typed (no mathtext, no TeX).
+
+    Matplotlib reads text between ``$`` signs as mathtext: a file named ``a$b.csv`` in the
+    source line would raise a parse error at save time, and ``$x$`` would be typeset.
+
+    Parameters
+    ----------
+    fig
+        A figure whose texts, titles, labels and legends are all created.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig`` itself.
+    """
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+        text.set_usetex(False)
+    return fig
 
 
 # --- PNG map -----------------------------------------------------------------------------
@@ -222,8 +262,11 @@ def _caption(fig: Figure, ax: Axes, handles: list[Any], options: MapOptions, crs
              ) -> None:
     """Write the title (FICTIONAL for the demo), the legend and the source line."""
     what = type_label(options.type_service)
+    how = (f"temps estimés, moteur {options.engine} : "
+           f"{DISTANCE_COLUMN_TITLES['distance_estimee_km'].lower()}"
+           if options.engine == "proxy" else f"temps d'accès moteur {options.engine}")
     title = (f"Zones blanches à {seuil_label(options.seuil)} min — {what}\n"
-             f"Département {options.dept} · temps d'accès moteur {options.engine}")
+             f"Département {options.dept} · {how}")
     if options.fictif:
         title = f"{FICTIONAL_TITLE}\n{title}"
     ax.set_title(title, fontsize=11, color="#C00000" if options.fictif else "black")
@@ -307,6 +350,7 @@ def render_png_map(
     _draw_scale_and_north(ax, bounds, pad)
     _caption(fig, ax, handles, options, crs)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.2)
+    plain_text(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=options.dpi)
     return path
@@ -320,8 +364,29 @@ def _fictional_note(fig: Figure, fictif: bool) -> None:
                  color="#b00020")
 
 
+#: Most periods labelled one by one on the time axis of a series (beyond: automatic dates).
+MAX_PERIOD_TICKS = 12
+
+
+def _period_axis(ax: Axes, data: pd.DataFrame) -> None:
+    """Label the time axis: one tick per period at its real date (end of the period)."""
+    if len(data) <= MAX_PERIOD_TICKS:
+        ax.set_xticks(data["date_periode"].tolist(), data["periode"].astype(str).tolist(),
+                      rotation=30 if len(data) > 6 else 0)
+    else:
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel("Période (fin de période, espacement réel)")
+
+
 def figure_series(indicators: pd.DataFrame, code_dep: str, type_service: str) -> Figure:
-    """Draw families waiting (left axis) and mean delay in days (right axis) by year.
+    """Draw families waiting (left axis) and mean delay in days (right axis) over time.
+
+    The time axis is a real date axis (the end of each period), so that years, half-years,
+    quarters, months and dates of observation keep their real spacing; a series mixing
+    kinds of period says so under the chart
+    (:func:`coverage.waiting.mixed_periods_note`).
 
     Parameters
     ----------
@@ -340,13 +405,13 @@ def figure_series(indicators: pd.DataFrame, code_dep: str, type_service: str) ->
     data = series_data(indicators, code_dep, type_service)
     fig = Figure(figsize=(7, 4), dpi=100)
     ax = fig.add_subplot()
-    ax.plot(data["annee"], data["familles_en_attente"].astype("float64"), marker="o",
-            color="#1f77b4", label="Familles en attente au 31/12")
-    ax.set_xlabel("Année")
+    when = data["date_periode"].to_numpy()
+    ax.plot(when, data["familles_en_attente"].astype("float64"), marker="o",
+            color="#1f77b4", label="Familles en attente en fin de période")
     ax.set_ylabel("Familles en attente", color="#1f77b4")
-    ax.set_xticks(data["annee"].tolist())
+    _period_axis(ax, data)
     ax2 = ax.twinx()
-    ax2.plot(data["annee"], data["delai_moyen_jours"], marker="s", linestyle="--",
+    ax2.plot(when, data["delai_moyen_jours"].astype("float64"), marker="s", linestyle="--",
              color="#d62728", label="Délai moyen (jours)")
     ax2.set_ylabel("Délai moyen (jours)", color="#d62728")
     ax.set_ylim(bottom=0)
@@ -354,7 +419,11 @@ def figure_series(indicators: pd.DataFrame, code_dep: str, type_service: str) ->
     ax.set_title(f"{type_label(type_service, plural=True)} — département {code_dep}")
     fictif = bool(indicators.loc[indicators["code_dep"] == code_dep, "fictif"].any())
     _fictional_note(fig, fictif)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    note = mixed_periods_note(indicators, code_dep, type_service)
+    if note:
+        fig.text(0.5, 0.035 if fictif else 0.005, textwrap.fill(note, 110), ha="center",
+                 va="bottom", fontsize=7, color="#444444")
+    plain_text(fig).tight_layout(rect=(0, 0.1 if note else 0.03, 1, 1))
     return fig
 
 
@@ -393,7 +462,7 @@ def figure_ranking(indicators: pd.DataFrame, *, type_service: str, annee: int,
     ax.set_xlabel(f"{label.title} ({label.unit})" if label.unit else label.title)
     ax.set_title(f"{type_label(type_service, plural=True)} — {annee}")
     _fictional_note(fig, bool(r["fictif"].any()))
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    plain_text(fig).tight_layout(rect=(0, 0.03, 1, 1))  # plain before text is measured
     return fig
 
 
@@ -430,12 +499,13 @@ def figure_tension(tension: pd.DataFrame) -> Figure:
     ax.set_ylabel("Familles en attente pour 100 000 hab.")
     ax.set_title(f"Tension — {type_label(typ, plural=True)}")
     _fictional_note(fig, bool(tension["fictif"].any()) if len(tension) else False)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    plain_text(fig).tight_layout(rect=(0, 0.03, 1, 1))  # plain before text is measured
     return fig
 
 
 def _save_png(fig: Figure, path: Path) -> Path:
-    """Write a figure as PNG (atomic write)."""
+    """Write a figure as PNG (atomic write), its text plain."""
+    plain_text(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return path

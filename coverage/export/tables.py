@@ -36,7 +36,12 @@ from coverage.schemas import (
 from coverage.secrecy import mask_small_counts, secret_columns
 from coverage.settings import CRS_INPUT_OUTPUT, NO_SERVICE, SERVICE_TYPES, Settings
 from coverage.waiting import mask_public
-from coverage.whitezones import NO_EPCI_CODE, coverage_table
+from coverage.whitezones import (
+    ENGINE_SPECIFIC_COLUMNS,
+    NO_EPCI_CODE,
+    coverage_table,
+    without_empty_engine_columns,
+)
 
 __all__ = [
     "ALSO_SECRET",
@@ -143,15 +148,17 @@ def departement_tables(
         if table is None:
             msg = f"the run has no table {name!r}: rerun `zones-blanches run`"
             raise CoverageError(msg)
-        out[name] = table[table["code_dep"].astype(str) == dept].reset_index(drop=True)
+        out[name] = without_empty_engine_columns(
+            table[table["code_dep"].astype(str) == dept].reset_index(drop=True))
 
     communes = run.communes[run.communes["code_dep"].astype(str) == dept]
     acces = out["acces_communes"]
     thresholds = run_thresholds(run, settings)
     epci = _epci_table(run, communes, acces, thresholds)
     if epci is not None:
-        out["couverture_epci"] = epci
-    out["couverture_densite"] = coverage_table(acces, communes, thresholds, "densite")
+        out["couverture_epci"] = without_empty_engine_columns(epci)
+    out["couverture_densite"] = without_empty_engine_columns(
+        coverage_table(acces, communes, thresholds, "densite"))
     waiting = run.tables.get(WAITING_TABLE)
     if waiting is not None and "code_dep" in waiting.columns:
         out[WAITING_TABLE] = waiting[waiting["code_dep"].astype(str) == dept] \
@@ -214,6 +221,11 @@ def table_contract(name: str, df: pd.DataFrame, dept: str) -> Contract:
         :func:`contract_for`, retitled for those two tables.
     """
     contract = contract_for(name, df)
+    # an engine-specific column left out of the table (e.g. the road distance of a proxy
+    # run, :func:`coverage.whitezones.without_empty_engine_columns`) leaves its contract too
+    contract = dataclasses.replace(contract, fields=tuple(
+        f for f in contract.fields if f.name in df.columns or f.name not in
+        ENGINE_SPECIFIC_COLUMNS))
     if name == "couverture_densite":
         contract = dataclasses.replace(
             contract, title=f"{contract.title} — communes du département {dept}")

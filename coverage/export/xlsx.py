@@ -3,6 +3,13 @@
 Each table sheet has an optional banner row (the FICTIONAL label of the demo), a title row
 with the units, a row with the column codes, frozen panes, widths, number formats and an
 auto-filter. Cells arrive already masked when the export is public (``< 5``, ``secret``).
+
+Every cell is written by :func:`_put`: text is stored with the string type, never as a
+formula (openpyxl would otherwise store ``=…`` text as a live formula, e.g. a DDE
+``=cmd|' /C calc'!A0``), and text that a spreadsheet would read as a formula once edited
+(first character in :data:`coverage.safe_text.FORMULA_PREFIXES`) also gets Excel's « quote
+prefix » style, which keeps it text without changing it. Control characters that XLSX
+cannot hold become U+FFFD. Numbers are written as numbers, unchanged.
 """
 
 from __future__ import annotations
@@ -15,12 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from coverage.export.tables import WAITING_TABLE
 from coverage.files import atomic_path
+from coverage.safe_text import FORMULA_PREFIXES
 from coverage.schemas import Contract, Field
 
 __all__ = ["FICTIONAL_RUBRIQUE", "METHOD_SHEET", "SHEETS", "write_xlsx"]
@@ -78,6 +87,34 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _put(ws: Worksheet, row: int, column: int, value: Any) -> Cell:
+    """Write one cell: text as a string (never a formula), numbers unchanged.
+
+    Parameters
+    ----------
+    ws
+        The sheet.
+    row, column
+        1-based cell position.
+    value
+        Any table value (:func:`_cell` converts it).
+
+    Returns
+    -------
+    openpyxl.cell.cell.Cell
+        The cell written.
+    """
+    value = _cell(value)
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    cell: Cell = ws.cell(row=row, column=column, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+        if value.startswith(FORMULA_PREFIXES):
+            cell.quotePrefix = True
+    return cell
+
+
 def _write_headers(ws: Worksheet, columns: Sequence[str], fields: Mapping[str, Field],
                    head: int) -> None:
     """Write the title row (titles with units) on ``head`` and the code row below it."""
@@ -90,10 +127,10 @@ def _write_headers(ws: Worksheet, columns: Sequence[str], fields: Mapping[str, F
         title = (f.title or col) if f else col
         if f and f.unit and f"({f.unit})" not in title:
             title = f"{title} ({f.unit})"
-        c = ws.cell(row=head, column=j, value=title)
+        c = _put(ws, head, j, title)
         c.font, c.fill = bold, fill
         c.alignment = Alignment(wrap_text=True, vertical="center")
-        c2 = ws.cell(row=head + 1, column=j, value=col)
+        c2 = _put(ws, head + 1, j, col)
         c2.font, c2.fill = code_font, code_fill
 
 
@@ -120,13 +157,13 @@ def _write_sheet(ws: Worksheet, df: pd.DataFrame, contract: Contract, *,
     columns = list(df.columns)
     head = 1
     if banner:
-        ws.cell(row=1, column=1, value=banner).font = Font(bold=True, color="C00000")
+        _put(ws, 1, 1, banner).font = Font(bold=True, color="C00000")
         head = 2
     codes, first = head + 1, head + 2
     _write_headers(ws, columns, fields, head)
     for i, row in enumerate(df.itertuples(index=False, name=None), start=first):
         for j, value in enumerate(row, start=1):
-            ws.cell(row=i, column=j, value=_cell(value))
+            _put(ws, i, j, value)
     _format_columns(ws, df, fields, head=head, first=first)
     ws.row_dimensions[head].height = 32
     ws.freeze_panes = ws.cell(row=first, column=freeze_cols + 1).coordinate
@@ -139,11 +176,11 @@ def _write_method_sheet(ws: Worksheet, method: Sequence[tuple[str, str]]) -> Non
     head = Font(bold=True, color="FFFFFF")
     fill = PatternFill("solid", fgColor=_HEADER_FILL)
     for j, text in enumerate(("Rubrique", "Valeur"), start=1):
-        c = ws.cell(row=1, column=j, value=text)
+        c = _put(ws, 1, j, text)
         c.font, c.fill = head, fill
     for i, (k, v) in enumerate(method, start=2):
-        ws.cell(row=i, column=1, value=k).font = Font(bold=True)
-        ws.cell(row=i, column=2, value=v).alignment = Alignment(wrap_text=True,
+        _put(ws, i, 1, k).font = Font(bold=True)
+        _put(ws, i, 2, v).alignment = Alignment(wrap_text=True,
                                                                  vertical="top")
         if k == FICTIONAL_RUBRIQUE:
             ws.cell(row=i, column=1).font = Font(bold=True, color="C00000")
