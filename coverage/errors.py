@@ -7,6 +7,7 @@ carry one :class:`Problem` per bad cell so the CLI and the app can print one cle
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,9 +19,11 @@ __all__ = [
     "EmptyInputError",
     "FetchError",
     "FileTooLargeError",
+    "FolderBusyError",
     "InputError",
     "MissingCRSError",
     "MissingColumnError",
+    "NetworkCoverageError",
     "NetworkError",
     "NotFoundError",
     "OfflineError",
@@ -29,6 +32,8 @@ __all__ = [
     "Problem",
     "UnknownCodeError",
     "UnsupportedFormatError",
+    "os_error_cause",
+    "os_error_sentence",
 ]
 
 
@@ -144,3 +149,62 @@ class OfflineError(FetchError):
 
 class OutputError(CoverageError):
     """An output could not be written."""
+
+
+class FolderBusyError(OutputError):
+    """An output folder is locked by another run (its lock was not released in time)."""
+
+
+class NetworkCoverageError(NetworkError):
+    """Most of a run's communes fall off the road network (wrong or partial road file)."""
+
+
+#: French cause of the system errors a user meets when reading or writing files.
+_OS_CAUSES: dict[int, str] = {
+    errno.ENOSPC: "disque plein",
+    errno.EDQUOT: "quota disque dépassé",
+    errno.EFBIG: "fichier trop grand pour le système (limite de taille de fichier)",
+    errno.EROFS: "système de fichiers en lecture seule",
+    errno.EACCES: "permission refusée",
+    errno.EPERM: "opération non permise",
+    errno.ENOENT: "fichier ou dossier introuvable",
+    errno.EEXIST: "le chemin existe déjà",
+    errno.ENOTDIR: "un élément du chemin n'est pas un dossier",
+    errno.EISDIR: "c'est un dossier, pas un fichier",
+    errno.ENAMETOOLONG: "nom de fichier trop long",
+    errno.EMFILE: "trop de fichiers ouverts",
+    errno.EIO: "erreur d'entrée-sortie du disque",
+}
+
+
+def os_error_cause(exc: OSError) -> str:
+    """Return the cause of a system error in French (« disque plein »…).
+
+    Parameters
+    ----------
+    exc
+        Any :class:`OSError`; an unlisted ``errno`` gives the system's own text.
+    """
+    return _OS_CAUSES.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+
+
+def os_error_sentence(exc: OSError, path: object = None) -> str:
+    """Return one French sentence naming the path of a system error and its cause.
+
+    Parameters
+    ----------
+    exc
+        Any :class:`OSError` (its ``filename`` and ``filename2`` when set).
+    path
+        The path to name when the error has none (a failed ``write`` names no file): the
+        output folder of the command, say.
+
+    Returns
+    -------
+    str
+        E.g. « opération sur fichier impossible sur /data/out/tables/x.csv : disque plein ».
+    """
+    named = [p for p in (exc.filename, exc.filename2) if p is not None]
+    paths = " → ".join(str(p) for p in named) if named else str(path or "")
+    where = f" sur {paths}" if paths else ""
+    return f"opération sur fichier impossible{where} : {os_error_cause(exc)}"

@@ -9,15 +9,21 @@ Layout of a run folder (written by :func:`coverage.batch.run_batch`)::
     <out>/communes.parquet         GeoParquet EPSG:4326, communes of the run
     <out>/services.parquet         GeoParquet EPSG:4326, service points
     <out>/isochrones.gpkg          isochrone bands (optional)
-    <out>/.cache/                  per-partition cache
+    <out>/.cache/                  per-partition cache, the run's lock and staging folder
 
-The manifest is written last: a folder without it is not a (finished) run.
+The manifest is written last: a folder without it is not a (finished) run. It records the
+SHA-256 and size of every output (entry ``outputs``, relative path → ``sha256``, ``bytes``):
+:meth:`RunOutputs.load` checks them and refuses a folder whose files do not match (a run
+interrupted while it replaced the files, or files edited by hand), naming the fix: run
+``zones-blanches run`` again. Manifests of older versions, without ``outputs``, are read
+without this check.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ import pandas as pd
 
 from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
+from coverage.files import sha256_file
 from coverage.labels import FICTIONAL_TITLE
 from coverage.settings import REPO_ROOT, SERVICE_TYPES, Settings
 
@@ -36,14 +43,20 @@ __all__ = [
     "DEMO_RUN_DIR",
     "ISOCHRONES_FILE",
     "MANIFEST",
+    "OUTPUTS_KEY",
+    "RUN_FORMAT",
     "SERVICES_FILE",
+    "SWITCHING",
     "TABLES_DIR",
     "RunFolderError",
     "RunOutputs",
     "available_departements",
     "check_departement",
+    "check_outputs",
     "departement_names",
     "load_finished_run",
+    "output_digests",
+    "rerun_hint",
     "run_roads_path",
     "run_service_types",
     "run_settings",
@@ -58,10 +71,98 @@ COMMUNES_FILE = "communes.parquet"
 SERVICES_FILE = "services.parquet"
 ISOCHRONES_FILE = "isochrones.gpkg"
 CACHE_DIR = ".cache"
+#: Manifest entry recording every output: relative path → ``sha256`` and ``bytes``.
+OUTPUTS_KEY = "outputs"
+#: ``format`` of a run's manifest.
+RUN_FORMAT = "zones-blanches-run"
+#: ``state`` of the marker that stands for the manifest while a run replaces the files
+#: (:mod:`coverage.batch.folder`): a folder showing it is being written, or was interrupted.
+SWITCHING = "remplacement_en_cours"
+
+log = logging.getLogger(__name__)
 
 
 class RunFolderError(CoverageError):
     """A folder is not a finished run output folder."""
+
+
+#: In-process memo of file digests: (path, size, mtime ns, inode) → SHA-256.
+_DIGEST_MEMO: dict[tuple[str, int, int, int], str] = {}
+
+
+def _digest(path: Path) -> str:
+    """Return the SHA-256 of a file, memoised on its path, size, mtime and inode."""
+    st = path.stat()
+    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    digest = _DIGEST_MEMO.get(stamp)
+    if digest is None:
+        digest = sha256_file(path)
+        _DIGEST_MEMO[stamp] = digest
+    return digest
+
+
+def output_digests(folder: str | Path, relpaths: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Return the manifest's ``outputs`` entry: SHA-256 and size of each file of a run.
+
+    Parameters
+    ----------
+    folder
+        The folder holding the files (the run folder, or the staging folder of a run).
+    relpaths
+        Paths relative to ``folder``, POSIX style (``tables/acces_communes.csv``).
+    """
+    root = Path(folder)
+    out: dict[str, dict[str, Any]] = {}
+    for rel in sorted(set(relpaths)):
+        path = root / rel
+        out[rel] = {"sha256": _digest(path), "bytes": path.stat().st_size}
+    return out
+
+
+def rerun_hint(run_dir: str | Path) -> str:
+    """Return the French sentence naming the fix of a broken run folder."""
+    return (f"relancez `zones-blanches run --out {run_dir}` avec les mêmes fichiers "
+            "d'entrée pour le réécrire en entier")
+
+
+def check_outputs(run_dir: str | Path, manifest: Mapping[str, Any]) -> None:
+    """Check that a run folder's files are those its manifest recorded (SHA-256 and size).
+
+    Parameters
+    ----------
+    run_dir
+        The run folder.
+    manifest
+        Its parsed ``manifest.json``. Without an ``outputs`` entry (older versions) nothing
+        is checked.
+
+    Raises
+    ------
+    RunFolderError
+        A recorded file is missing or differs (the folder mixes two runs, or a file was
+        edited); the message names the file and the fix (:func:`rerun_hint`).
+    """
+    root = Path(run_dir)
+    if manifest.get("state") == SWITCHING:
+        msg = (f"{root} n'est pas un calcul cohérent : un calcul remplaçait ses fichiers et a "
+               f"été interrompu (ou est en cours) ; {rerun_hint(root)}")
+        raise RunFolderError(msg)
+    recorded = manifest.get(OUTPUTS_KEY)
+    if not isinstance(recorded, Mapping):
+        return
+    for rel, info in sorted(recorded.items()):
+        path = root / rel
+        expected = info.get("sha256") if isinstance(info, Mapping) else None
+        if not path.is_file():
+            problem = f"{rel} est absent"
+        elif (isinstance(info, Mapping) and info.get("bytes") is not None
+              and path.stat().st_size != info.get("bytes")) or _digest(path) != expected:
+            problem = (f"{rel} ne correspond pas au manifeste (empreinte SHA-256 "
+                       "différente : fichiers de deux calculs mêlés, ou modifiés à la main)")
+        else:
+            continue
+        msg = f"{root} n'est pas un calcul cohérent : {problem} ; {rerun_hint(root)}"
+        raise RunFolderError(msg)
 
 
 @dataclass
@@ -128,7 +229,7 @@ class RunOutputs:
             return self._iso_cache[layer]
         path = self.run_dir / ISOCHRONES_FILE
         result: gpd.GeoDataFrame | None = None
-        if path.exists():
+        if self._isochrones_recorded():
             layers = set(gpd.list_layers(path)["name"])
             if layer in layers:
                 result = gpd.read_file(path, layer=layer)
@@ -137,10 +238,20 @@ class RunOutputs:
 
     def isochrone_layers(self) -> list[str]:
         """Names of the layers of ``isochrones.gpkg`` (empty when absent)."""
-        path = self.run_dir / ISOCHRONES_FILE
-        if not path.exists():
+        if not self._isochrones_recorded():
             return []
-        return [str(n) for n in gpd.list_layers(path)["name"]]
+        return [str(n) for n in gpd.list_layers(self.run_dir / ISOCHRONES_FILE)["name"]]
+
+    def _isochrones_recorded(self) -> bool:
+        """Return True when ``isochrones.gpkg`` exists and belongs to this run.
+
+        A manifest with ``outputs`` must list it: a GeoPackage left by an earlier run is
+        not this run's.
+        """
+        if not (self.run_dir / ISOCHRONES_FILE).exists():
+            return False
+        recorded = self.manifest.get(OUTPUTS_KEY)
+        return not isinstance(recorded, Mapping) or ISOCHRONES_FILE in recorded
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunOutputs:
@@ -167,13 +278,17 @@ class RunOutputs:
         for p in required:
             if not p.exists():
                 msg = (f"{run_dir} is not a finished run output folder: {p.name} is missing "
-                       "(run `zones-blanches run --out` on it first)")
+                       f"({rerun_hint(run_dir)})")
                 raise RunFolderError(msg)
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             msg = f"{manifest_path}: expected a JSON run manifest ({exc})"
             raise RunFolderError(msg) from exc
+        if not isinstance(manifest, dict):
+            msg = f"{manifest_path}: expected a JSON run manifest (an object)"
+            raise RunFolderError(msg)
+        check_outputs(run_dir, manifest)
         names = manifest.get("tables") or sorted(
             p.name[: -len(".parquet")] for p in (run_dir / TABLES_DIR).glob("*.parquet")
         )
@@ -182,7 +297,7 @@ class RunOutputs:
             path = run_dir / TABLES_DIR / f"{name}.parquet"
             if not path.exists():
                 msg = (f"{run_dir} is not a finished run output folder: "
-                       f"{TABLES_DIR}/{path.name} is missing")
+                       f"{TABLES_DIR}/{path.name} is missing ({rerun_hint(run_dir)})")
                 raise RunFolderError(msg)
             tables[name] = pd.read_parquet(path)
         communes = gpd.read_parquet(run_dir / COMMUNES_FILE)
@@ -210,7 +325,10 @@ def load_finished_run(run_dir: str | Path | None) -> RunOutputs:
         hint = "" if run_dir else f" (il écrit la démo dans {folder})"
         msg = (f"aucun calcul terminé dans {folder} (pas de {MANIFEST}) : lancez d'abord "
                f"`zones-blanches run`{hint}")
-        raise CoverageError(msg)
+        if (folder / CACHE_DIR).is_dir():  # a run started there and did not finish
+            msg = (f"aucun calcul terminé dans {folder} (pas de {MANIFEST} : un calcul y a "
+                   f"été interrompu) ; {rerun_hint(folder)}")
+        raise RunFolderError(msg)
     return RunOutputs.load(folder)
 
 
@@ -348,6 +466,10 @@ def source_line(run: RunOutputs) -> str:
                 names.append(name.split(" (")[0])
         src = " / ".join(names)
     engine = run.engine or "?"
+    params = (run.manifest.get("engine") or {}).get("parameters") or {}
+    if engine == "matrice" and isinstance(params, dict):  # the imported table, by name and digest
+        engine += (f" (tableau {params.get('fichier', '?')}, SHA-256 "
+                   f"{str(params.get('sha256', ''))[:12]})")
     return f"Source : {src}. Temps d'accès : moteur {engine}."
 
 
@@ -359,12 +481,18 @@ def run_settings(run: RunOutputs) -> Settings:
     raw = run.manifest.get("parameters") or {}
     kwargs: dict[str, Any] = {}
     if isinstance(raw, dict):
-        for name in ("snap_max_m", "access_speed_kmh", "proxy_detour_factor"):
+        for name in ("snap_max_m", "access_speed_kmh", "proxy_detour_factor",
+                     "proxy_speed_near_kmh", "proxy_speed_far_kmh", "proxy_speed_break_km",
+                     "land_mass_gap_m"):
             if isinstance(raw.get(name), (int, float)):
                 kwargs[name] = float(raw[name])
-        speeds = raw.get("proxy_speed_kmh_by_density")
-        if isinstance(speeds, dict) and speeds:
-            kwargs["proxy_speed_kmh_by_density"] = {int(k): float(v) for k, v in speeds.items()}
+        access = raw.get("proxy_access_min_by_density")
+        if isinstance(access, dict) and access:
+            kwargs["proxy_access_min_by_density"] = {int(k): float(v)
+                                                     for k, v in access.items()}
+        bounds = raw.get("proxy_detour_bounds")
+        if isinstance(bounds, list) and len(bounds) == 2:
+            kwargs["proxy_detour_bounds"] = tuple(float(b) for b in bounds)
     return replace(Settings(), **kwargs)
 
 

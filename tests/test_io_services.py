@@ -163,7 +163,10 @@ def _invalid() -> list[tuple[str, list[str], type[Exception], int, str, str]]:
          "code_insee", "passage table"),
         ("fictional code", ["T1,mediation_familiale,M,A,,ZA001,,,,s,d"], UnknownCodeError, 1,
          "code_insee", "fictional"),
-        ("duplicate ids", [GOOD, GOOD.replace("15014", "15187")], DuplicateIdError, 2,
+        # the second row in Saint-Flour (15187) with Saint-Flour's coordinates: a service
+        # placed 50 km from its declared commune is an error of its own since issue 17
+        ("duplicate ids", [GOOD, GOOD.replace("15014,2.44,44.93", "15187,3.09,45.03")],
+         DuplicateIdError, 2,
          "service_id", "unique"),
         ("outside France", ["T1,mediation_familiale,M,A,,15014,-70.5,40.1,,s,d"],
          OutOfTerritoryError, 1, "lon", "metropolitan France"),

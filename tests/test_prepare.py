@@ -296,9 +296,12 @@ def test_fetch_prepare_run_one_path(server: Server, tmp_path: Path) -> None:  # 
         "T1,mediation_familiale,Service inventé pour le test,TEST,15014,test,2026-11-26\n",
         encoding="utf-8")
     out = tmp_path / "sortie"
+    # the test's OSM extract reaches one commune of three: since issue 17 such a run is
+    # refused unless forced (--force-reseau), and the share is reported
     res = _cli("run", "--dept", "15", "--data-dir", str(data_dir), "--out", str(out),
-               "--workers", "1", "--no-isochrones", cwd=REPO)
+               "--workers", "1", "--no-isochrones", "--force-reseau", cwd=REPO)
     assert res.returncode == 0, res.stderr
+    assert "1 communes sur 3 (33,3 %)" in res.stderr
     access = pd.read_csv(out / "tables" / "acces_communes.csv", dtype=str)
     assert sorted(access["code_insee"].unique()) == ["15014", "15120", "15187"]
     assert set(access["moteur"]) == {"road"}  # the clipped OSM extract was used

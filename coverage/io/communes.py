@@ -1,6 +1,7 @@
 """Load and validate a communes file (contract :data:`coverage.schemas.COMMUNES`).
 
-Accepted formats: GeoJSON, GeoPackage (layer ``communes`` when present), GeoParquet; the
+Accepted formats: GeoJSON, GeoPackage (layer ``communes`` when present, else its only
+layer, else the layer named by ``layer=`` / ``--layer``), GeoParquet; the
 communes need polygons. Documented column aliases (case- and accent-insensitive) are in
 :data:`COMMUNE_ALIASES`. The INSEE density grid can come from the file itself (``densite``
 / ``dens4`` …) or from a separate CSV/XLSX joined by commune code (``densite=``).
@@ -10,10 +11,20 @@ Density levels
     absent is levels 3–4 (INSEE's 2020 definition of rural communes).
     7-level grid (1 grands centres urbains, 2 centres urbains intermédiaires, 3 ceintures
     urbaines, 4 petites villes, 5 bourgs ruraux, 6 rural à habitat dispersé, 7 rural à
-    habitat très dispersé), recognised by a column named ``dens7``/``densite7`` or by values
-    above 4: ``densite7`` keeps it, and ``densite`` is INSEE's 4-level grouping
-    (1→1, 2–4→2, 5→3, 6–7→4), so that ``rural`` (levels 5–7) is still ``densite`` ≥ 3 and
-    the proxy engine's speeds by 4-level class apply.
+    habitat très dispersé), declared by a column named with a 7 (``dens7``/``densite7``)
+    or by ``density_levels=7`` (``--densite-niveaux 7``): ``densite7`` keeps it, and
+    ``densite`` is INSEE's 4-level grouping (1→1, 2–4→2, 5→3, 6–7→4), so that ``rural``
+    (levels 5–7) is still ``densite`` ≥ 3 and the proxy engine's speeds by 4-level class
+    apply. The grid is never guessed from the values: a 5 in a 4-level column is an error
+    naming its row, not a switch of the whole file to 7 levels.
+
+Where the communes are
+    Every commune's point must fall in metropolitan France or an overseas territory of the
+    COG (:data:`FRANCE_BBOXES`, with a margin of ``TERRITORY_MARGIN_DEG``): a file whose
+    longitudes and latitudes are swapped (a GeoJSON without CRS written as lat/lon) lands
+    off Somalia and is refused with a hint. A given ``lon``/``lat`` must fall inside the
+    commune's polygon, within :data:`POINT_TOLERANCE_M` (1 km; beyond: an error naming the
+    row, closer: a warning).
 """
 
 from __future__ import annotations
@@ -38,28 +49,43 @@ from coverage.cog import (
 )
 from coverage.demo import demo_paths
 from coverage.errors import (
+    CoverageError,
     DuplicateIdError,
     InputError,
     MissingColumnError,
+    OutOfTerritoryError,
     Problem,
 )
+from coverage.io.services import DROM_BBOXES, TERRITORY_MARGIN_DEG
 from coverage.io.tables import (
     Loaded,
     gpkg_layers,
     is_blank,
+    normalise_name,
     read_table,
     rename_aliases,
     to_bool,
     to_number,
 )
-from coverage.settings import CRS_INPUT_OUTPUT, Settings, is_fictional_code, metric_crs_for
+from coverage.settings import (
+    CRS_INPUT_OUTPUT,
+    METRO_BBOX,
+    Settings,
+    is_fictional_code,
+    metric_crs_for,
+)
 
 __all__ = [
     "COMMUNE_ALIASES",
     "COMMUNE_COLUMNS",
     "DENS7_TO_DENS4",
     "DENSITY_ALIASES",
+    "DENSITY_LEVELS",
+    "FRANCE_BBOXES",
+    "MAX_POPULATION",
+    "POINT_TOLERANCE_M",
     "RURAL_FROM_LEVEL4",
+    "in_france",
     "load_communes",
 ]
 
@@ -106,11 +132,54 @@ DENS7_TO_DENS4: Mapping[int, int] = MappingProxyType({1: 1, 2: 2, 3: 2, 4: 2, 5:
                                                      7: 4})
 #: Smallest 4-level density class counted as rural (INSEE 2020: peu dense, très peu dense).
 RURAL_FROM_LEVEL4 = 3
+#: Largest population of one commune accepted, inhabitants (Paris has about 2.1 million).
+MAX_POPULATION = 10_000_000
+#: The INSEE density grids a file may declare (``density_levels``): 4 or 7 levels.
+DENSITY_LEVELS = (4, 7)
+
+#: Lon/lat boxes (degrees, EPSG:4326) of the territories whose communes are accepted:
+#: metropolitan France with Corsica, the five DROM, Saint-Pierre-et-Miquelon (975),
+#: Saint-Barthélemy (977) and Saint-Martin (978).
+FRANCE_BBOXES: Mapping[str, tuple[float, float, float, float]] = MappingProxyType({
+    "metropole": METRO_BBOX, **DROM_BBOXES,
+    "975": (-56.5, 46.7, -56.1, 47.2),
+    "977": (-62.95, 17.85, -62.78, 17.98),
+    "978": (-63.17, 18.0, -62.96, 18.13),
+})
+#: Largest distance between a given commune point (``lon``/``lat``) and its polygon, metres:
+#: beyond it the row is an error; closer but outside, a warning.
+POINT_TOLERANCE_M = 1000.0
+
+
+def in_france(lon: np.ndarray, lat: np.ndarray, *,
+              margin_deg: float = TERRITORY_MARGIN_DEG) -> np.ndarray:
+    """Return, per point, whether it falls in one of :data:`FRANCE_BBOXES` (with a margin).
+
+    Parameters
+    ----------
+    lon, lat
+        Degrees, EPSG:4326 (NaN: False).
+    margin_deg
+        Margin added around every box, degrees.
+
+    Returns
+    -------
+    numpy.ndarray
+        Booleans, one per point.
+    """
+    boxes = np.array(list(FRANCE_BBOXES.values()), dtype=float)
+    x = np.asarray(lon, dtype=float)[:, None]
+    y = np.asarray(lat, dtype=float)[:, None]
+    m = margin_deg
+    hit = ((x >= boxes[:, 0] - m) & (y >= boxes[:, 1] - m) & (x <= boxes[:, 2] + m)
+           & (y <= boxes[:, 3] + m))
+    return np.asarray(hit.any(axis=1), dtype=bool)
 
 
 def load_communes(path: str | Path | None = None, *, densite: str | Path | None = None,
-                  settings: Settings = Settings(),
-                  layer: str | None = None) -> Loaded:
+                  settings: Settings = Settings(), layer: str | None = None,
+                  density_levels: int | None = None,
+                  density_layer: str | None = None) -> Loaded:
     """Read, validate and complete a communes file.
 
     Parameters
@@ -125,7 +194,14 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
     settings
         ``max_input_bytes`` is used.
     layer
-        GeoPackage layer (default: ``communes`` when present, else the first layer).
+        GeoPackage layer (default: ``communes`` when present, else the only layer; a
+        GeoPackage of several layers without a ``communes`` one needs it).
+    density_levels
+        The density grid's number of levels, 4 or 7 (of the communes file's density column
+        and of ``densite``); None: 7 when the column's name has a 7 (``dens7``), else 4.
+        Cells that do not fit the grid are errors naming their rows.
+    density_layer
+        GeoPackage layer of ``densite`` (needed when it has several layers).
 
     Returns
     -------
@@ -144,8 +220,16 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
         :class:`~coverage.errors.MissingColumnError`,
         :class:`~coverage.errors.UnknownCodeError`,
         :class:`~coverage.errors.DuplicateIdError`,
-        :class:`~coverage.errors.MissingCRSError`.
+        :class:`~coverage.errors.MissingCRSError`,
+        :class:`~coverage.errors.OutOfTerritoryError` (a commune outside France, e.g.
+        longitudes and latitudes swapped; a given point far from its polygon).
+    CoverageError
+        ``density_levels`` is neither 4 nor 7.
     """
+    if density_levels is not None and density_levels not in DENSITY_LEVELS:
+        msg = (f"density_levels={density_levels!r} : une grille de densité INSEE a 4 ou 7 "
+               "niveaux")
+        raise CoverageError(msg)
     if path is None:
         path = demo_paths().communes
     p = Path(path)
@@ -177,9 +261,12 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
     _text_columns(gdf, national, harm.remapped, file, problems)
     _population(gdf, file, problems)
     warnings += _check_geometry(gdf, file, problems)
-    warnings += _density_and_rural(gdf, densite, dens_name, settings, file, problems)
+    warnings += _density_and_rural(gdf, (densite, density_levels, density_layer), dens_name,
+                                   settings, file, problems)
     _fictif(gdf, fictional, problems)
+    point_column = "lon" if "lon" in gdf.columns else "geometry"
     warnings += _representative_points(gdf, file, problems)
+    _check_in_france(gdf, (file, point_column), problems)
 
     problems.raise_if_any()
 
@@ -251,26 +338,35 @@ def _population(gdf: gpd.GeoDataFrame, file: str, problems: ProblemList) -> None
         raise MissingColumnError(Problem(file, None, "population",
                                          "a column 'population' (inhabitants)"))
     pop = to_number(gdf["population"])
-    bad_pop = pop.isna() | (pop < 0) | (np.floor(pop) != pop)
-    problems.add_rows(bad_pop, "population", "a whole number of inhabitants ≥ 0",
-                      gdf["population"])
-    gdf["population"] = pop.fillna(0).astype("int64")
+    # the range is checked before the integer cast: 1e20 must not wrap to a negative int64
+    bad_pop = pop.isna() | (pop < 0) | (pop > MAX_POPULATION) | (np.floor(pop) != pop)
+    problems.add_rows(bad_pop, "population",
+                      f"a whole number of inhabitants from 0 to {MAX_POPULATION:,}"
+                      .replace(",", " "), gdf["population"])
+    gdf["population"] = pop.where(~bad_pop, 0).astype("int64")
 
 
-def _density_and_rural(gdf: gpd.GeoDataFrame, densite: str | Path | None, dens_name: str,
+def _density_and_rural(gdf: gpd.GeoDataFrame,
+                       grid: tuple[str | Path | None, int | None, str | None], dens_name: str,
                        settings: Settings, file: str, problems: ProblemList) -> list[str]:
-    """Set ``densite`` (4 levels), ``densite7`` and ``rural``; return the warnings."""
+    """Set ``densite`` (4 levels), ``densite7`` and ``rural``; return the warnings.
+
+    ``grid`` is the density grid file (or None), the declared number of levels (or None:
+    from the column's name) and the grid's GeoPackage layer (or None).
+    """
     warnings: list[str] = []
+    densite, declared, layer = grid
     if densite is not None:
-        dens_name, grid_warnings = _join_density_grid(gdf, Path(densite), settings, file,
-                                                      problems)
+        dens_name, grid_warnings = _join_density_grid(gdf, (Path(densite), layer), declared,
+                                                      settings, (file, problems))
         warnings += grid_warnings
+        declared = None  # the grid's levels were checked in its own file
     if "densite" not in gdf.columns:
         raise MissingColumnError(Problem(
             file, None, "densite",
             "a column 'densite' (INSEE density grid level, alias dens4) or a density grid "
             "given with --densite / densite="))
-    levels, dens = _parse_density(gdf["densite"], dens_name, file, problems)
+    levels, dens = _parse_density(gdf["densite"], dens_name, problems, declared)
     if levels == 7:
         gdf["densite7"] = dens.astype("Int64")
         dens = dens.map(DENS7_TO_DENS4).astype("int64")
@@ -295,11 +391,18 @@ def _density_and_rural(gdf: gpd.GeoDataFrame, densite: str | Path | None, dens_n
     return warnings
 
 
-def _join_density_grid(gdf: gpd.GeoDataFrame, densite: Path, settings: Settings, file: str,
-                       problems: ProblemList) -> tuple[str, list[str]]:
-    """Replace ``densite`` (and ``rural``) by the grid's; return the level name and warnings."""
+def _join_density_grid(gdf: gpd.GeoDataFrame, source: tuple[Path, str | None],
+                       declared: int | None, settings: Settings,
+                       where: tuple[str, ProblemList]) -> tuple[str, list[str]]:
+    """Replace ``densite`` (and ``rural``) by the grid's; return the level name and warnings.
+
+    ``source`` is the grid file and its GeoPackage layer; ``where`` the communes file and
+    its problem list.
+    """
+    file, problems = where
+    densite = source[0]
     dens_col, rural_col, warnings, grid_levels = _density_from_grid(
-        densite, gdf["code_insee"], settings, problems)
+        source, gdf["code_insee"], settings, declared)
     if "densite" in gdf.columns:
         warnings.append(f"{file}: column 'densite' replaced by the grid {densite}")
     if rural_col is not None:
@@ -326,29 +429,39 @@ def _fictif(gdf: gpd.GeoDataFrame, fictional: bool, problems: ProblemList) -> No
     gdf["fictif"] = fictional
 
 
-def _parse_density(s: pd.Series, source_name: str, file: str,
-                   problems: ProblemList) -> tuple[int, pd.Series]:
-    """Density levels as int; 7 levels when the source column says so or values exceed 4."""
+def _parse_density(s: pd.Series, source_name: str, problems: ProblemList,
+                   declared: int | None = None) -> tuple[int, pd.Series]:
+    """Density levels as int, on the declared grid (else 7 when the column's name has a 7).
+
+    The values never choose the grid: a cell that does not fit it is a problem of its row.
+    """
     num = to_number(s)
-    hint7 = "7" in source_name or (bool(num.max(skipna=True) > 4) if num.notna().any()
-                                   else False)
-    levels = 7 if hint7 else 4
+    if declared is not None:
+        levels, why = declared, f"density_levels={declared}"
+    elif "7" in normalise_name(source_name):
+        levels, why = 7, f"column '{source_name}'"
+    else:
+        levels, why = 4, (f"column '{source_name}'; a 7-level grid is declared by a column "
+                          "named dens7/densite7 or with --densite-niveaux 7")
     bad = num.isna() | (np.floor(num) != num) | (num < 1) | (num > levels)
     problems.add_rows(bad, "densite",
-                      f"an INSEE density level, a whole number 1–{levels}", s)
+                      f"an INSEE density level, a whole number 1–{levels} ({levels}-level "
+                      f"grid: {why})", s)
     return levels, num.where(~bad, 1).fillna(1).astype("int64")
 
 
-def _density_from_grid(path: Path, codes: pd.Series, settings: Settings,
-                       problems: ProblemList) -> tuple[pd.Series, pd.Series | None, list[str],
-                                                       int]:
+def _density_from_grid(source: tuple[Path, str | None], codes: pd.Series, settings: Settings,
+                       declared: int | None) -> tuple[pd.Series, pd.Series | None, list[str],
+                                                      int]:
     """Density level (and rural flag) of each commune code from an INSEE grid file.
 
     Returns the levels as given, the rural flags (or None), warnings and the grid's number
-    of levels (4 or 7).
+    of levels (4 or 7). ``source`` is the grid file and its GeoPackage layer (or None).
     """
+    path, layer = source
     file = str(path)
-    grid = read_table(path, max_bytes=settings.max_input_bytes).reset_index(drop=True)
+    grid = read_table(path, max_bytes=settings.max_input_bytes,
+                      layer=layer).reset_index(drop=True)
     grid, _ = rename_aliases(grid, DENSITY_ALIASES, file=file)
     grid_dens_name = str(grid.attrs.get("aliases", {}).get("densite", "densite"))
     require_columns(grid, ["code_insee", "densite"], file=file, hint={
@@ -359,7 +472,7 @@ def _density_from_grid(path: Path, codes: pd.Series, settings: Settings,
     warnings += harm.warnings
     grid["code_insee"] = harm.codes
     grid_problems = ProblemList(file)
-    levels, dens = _parse_density(grid["densite"], grid_dens_name, file, grid_problems)
+    levels, dens = _parse_density(grid["densite"], grid_dens_name, grid_problems, declared)
     grid_problems.raise_if_any()
     grid["densite"] = dens
     cols = ["densite"]
@@ -473,7 +586,78 @@ def _representative_points(gdf: gpd.GeoDataFrame, file: str,
                             "point inside their polygon")
     gdf["lon"] = lon.astype("float64")
     gdf["lat"] = lat.astype("float64")
+    warnings += _given_points_in_polygons(gdf, ~todo, file, problems)
     return warnings
+
+
+def _given_points_in_polygons(gdf: gpd.GeoDataFrame, given: np.ndarray, file: str,
+                              problems: ProblemList) -> list[str]:
+    """Check that given commune points fall in their polygons; return the warnings.
+
+    A point farther than :data:`POINT_TOLERANCE_M` from its polygon (measured in the
+    département's metric CRS) is a problem of its row; a closer point outside, a warning.
+    """
+    geoms = gdf.geometry.to_numpy()
+    lon = gdf["lon"].to_numpy(dtype=float)
+    lat = gdf["lat"].to_numpy(dtype=float)
+    check = given & ~(shapely.is_missing(geoms) | shapely.is_empty(geoms)) & \
+        np.isfinite(lon) & np.isfinite(lat)
+    idx = np.flatnonzero(check)
+    if not idx.size:
+        return []
+    outside = idx[~shapely.intersects_xy(geoms[idx], lon[idx], lat[idx])]
+    if not outside.size:
+        return []
+    dist = np.zeros(len(gdf))
+    crs_of = gdf["code_dep"].astype("str").map(metric_crs_for).to_numpy()
+    for crs in np.unique(crs_of[outside]):
+        rows = outside[crs_of[outside] == crs]
+        polys = gpd.GeoSeries(geoms[rows], crs=CRS_INPUT_OUTPUT).to_crs(crs)
+        pts = gpd.GeoSeries(shapely.points(lon[rows], lat[rows]),
+                            crs=CRS_INPUT_OUTPUT).to_crs(crs)
+        dist[rows] = shapely.distance(polys.to_numpy(), pts.to_numpy())
+    far = np.zeros(len(gdf), dtype=bool)
+    far[outside] = dist[outside] > POINT_TOLERANCE_M
+    found = [f"lon {x:.5f}, lat {y:.5f} : à {d / 1000:.1f} km du polygone de la commune"
+             for x, y, d in zip(lon, lat, dist, strict=True)]
+    problems.add_rows(far, "lon", "un point (lon, lat) dans le polygone de la commune, à "
+                      f"{POINT_TOLERANCE_M:g} m près", found, kind=OutOfTerritoryError)
+    near = outside[dist[outside] <= POINT_TOLERANCE_M]
+    if not near.size:
+        return []
+    return [f"{file}: {near.size} commune point(s) (lon/lat) outside their polygon by less "
+            f"than {POINT_TOLERANCE_M:g} m, kept: rows "
+            + ", ".join(str(r + 1) for r in near[:30]) + (" …" if near.size > 30 else "")]
+
+
+def _check_in_france(gdf: gpd.GeoDataFrame, where: tuple[str, str],
+                     problems: ProblemList) -> None:
+    """Refuse communes whose point is outside France (:data:`FRANCE_BBOXES`).
+
+    ``where`` is the file and the column the points come from (``lon`` or ``geometry``).
+    The usual cause is a file written as lat/lon: the hint says so when the swapped point
+    falls in France.
+    """
+    file, column = where
+    lon = gdf["lon"].to_numpy(dtype=float)
+    lat = gdf["lat"].to_numpy(dtype=float)
+    known = np.isfinite(lon) & np.isfinite(lat)
+    out = known & ~in_france(lon, lat)
+    if not out.any():
+        return
+    swapped = in_france(lat, lon)
+    found = [f"lon {x:.5f}, lat {y:.5f}" + (" (longitude et latitude inversées ?)" if sw
+                                             else "")
+             for x, y, sw in zip(lon, lat, swapped, strict=True)]
+    problems.add_rows(out, column, "une commune en France métropolitaine ou d'outre-mer "
+                      "(EPSG:4326 : longitude puis latitude)", found, kind=OutOfTerritoryError)
+    if (out & swapped).sum() * 2 >= out.sum():
+        problems.add(Problem(
+            file, None, column,
+            "des coordonnées longitude, latitude (x = longitude) : un GeoJSON sans « crs » "
+            "est en EPSG:4326 longitude/latitude (RFC 7946)",
+            f"{int((out & swapped).sum())} commune(s) qui tombent en France une fois "
+            "longitude et latitude inversées"), OutOfTerritoryError)
 
 
 def _merge_remapped_duplicates(gdf: gpd.GeoDataFrame, remapped: pd.DataFrame, file: str,

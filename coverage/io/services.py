@@ -5,7 +5,9 @@ Formats: CSV, XLSX, GeoJSON, GeoPackage, (Geo)Parquet. Column aliases are listed
 ``source_url`` and no ``service_id`` nor ``nom``). A service without coordinates is placed
 at its commune's representative point (``precision="commune"``); coordinates given are
 checked against metropolitan France and the communes data set's territory
-(``precision="adresse"``).
+(``precision="adresse"``), and must lie within :data:`SERVICE_MAX_KM_FROM_COMMUNE` (20 km)
+of the polygon of the commune given in ``code_insee`` (a row beyond is an error naming the
+distance: a wrong code or wrong coordinates). Capacities must be finite numbers ≥ 0.
 """
 
 from __future__ import annotations
@@ -20,18 +22,27 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from coverage._validate import ProblemList, duplicate_rows, require_columns
 from coverage.cog import Harmonised, harmonise_codes, national_communes, normalise_codes
 from coverage.demo import demo_paths
 from coverage.errors import OutOfTerritoryError, UnknownCodeError
 from coverage.io.tables import Loaded, gpkg_layers, is_blank, read_table, rename_aliases, to_number
-from coverage.settings import CRS_INPUT_OUTPUT, METRO_BBOX, Settings, is_fictional_code
+from coverage.settings import (
+    CRS_INPUT_OUTPUT,
+    METRO_BBOX,
+    Settings,
+    is_fictional_code,
+    metric_crs_for,
+)
 
 __all__ = [
     "DROM_BBOXES",
+    "MAX_CAPACITY",
     "SERVICE_ALIASES",
     "SERVICE_COLUMNS",
+    "SERVICE_MAX_KM_FROM_COMMUNE",
     "TERRITORY_MARGIN_DEG",
     "load_services",
     "normalise_service_types",
@@ -62,8 +73,13 @@ SERVICE_COLUMNS = ["service_id", "type_service", "nom", "organisme", "adresse", 
                    "code_dep", "lon", "lat", "capacite", "source", "date_source", "precision",
                    "geometry"]
 
+#: Largest capacity of one service accepted (ETP or places); also refuses ``inf``.
+MAX_CAPACITY = 10_000
 #: Margin around the communes data set's département boxes for service coordinates, degrees.
 TERRITORY_MARGIN_DEG = 0.2
+#: Largest distance between a service's given coordinates and the polygon of its commune
+#: (``code_insee``), km; beyond it the row is an error.
+SERVICE_MAX_KM_FROM_COMMUNE = 20.0
 
 #: Rough lon/lat boxes of the five DROM (degrees, EPSG:4326), used as the territory when
 #: the services are checked against the national table (no commune polygons given).
@@ -118,7 +134,8 @@ def load_services(path: str | Path | None = None, *,
     settings
         ``service_types`` and ``max_input_bytes`` are used.
     layer
-        GeoPackage layer (default: ``services`` when present, else the first layer).
+        GeoPackage layer (default: ``services`` when present, else the only layer; a
+        GeoPackage of several layers without a ``services`` one needs it).
 
     Returns
     -------
@@ -132,7 +149,9 @@ def load_services(path: str | Path | None = None, *,
         One problem per bad row/column: missing columns, unknown types, unknown codes or
         communes absent from the data set (:class:`~coverage.errors.UnknownCodeError`),
         duplicate ids (:class:`~coverage.errors.DuplicateIdError`), coordinates out of the
-        territory (:class:`~coverage.errors.OutOfTerritoryError`)…
+        territory or more than :data:`SERVICE_MAX_KM_FROM_COMMUNE` km from the commune's
+        polygon (:class:`~coverage.errors.OutOfTerritoryError`), a capacity that is not a
+        finite number ≥ 0…
     """
     if path is None:
         path = demo_paths().services
@@ -157,6 +176,7 @@ def load_services(path: str | Path | None = None, *,
     lon, lat = _given_coordinates(df, raw, file, problems)
     has_xy = lon.notna() & lat.notna()
     _check_territory(lon, lat, has_xy, com, file, problems)
+    _check_near_commune(df["code_insee"], (lon, lat), has_xy, com, problems)
     problems.raise_if_any()
 
     warnings += _across_the_border(elsewhere, has_xy, file)
@@ -254,9 +274,9 @@ def _text_and_capacity(df: pd.DataFrame, file: str, problems: ProblemList) -> li
         df["adresse"] = pd.Series(pd.NA, index=df.index, dtype="str")
     if "capacite" in df.columns:
         cap = to_number(df["capacite"])
-        bad = (cap.isna() & ~is_blank(df["capacite"])) | (cap < 0)
-        problems.add_rows(bad, "capacite", "a number ≥ 0 (ETP or places), or empty",
-                          df["capacite"])
+        bad = (cap.isna() & ~is_blank(df["capacite"])) | (cap < 0) | (cap > MAX_CAPACITY)
+        problems.add_rows(bad, "capacite", "a finite number ≥ 0 (ETP or places) up to "
+                          f"{MAX_CAPACITY:,}, or empty".replace(",", " "), df["capacite"])
         df["capacite"] = cap.where(~bad)
     else:
         df["capacite"] = np.nan
@@ -381,3 +401,41 @@ def _check_territory(lon: pd.Series, lat: pd.Series, has_xy: pd.Series,
     problems.add_rows(out, "lon", f"coordinates (EPSG:4326) in {where}", found,
                       kind=OutOfTerritoryError)
 
+
+def _check_near_commune(codes: pd.Series, xy: tuple[pd.Series, pd.Series], has_xy: pd.Series,
+                        com: gpd.GeoDataFrame | None, problems: ProblemList) -> None:
+    """Given coordinates must lie near the polygon of the service's commune.
+
+    Distances are measured in the commune département's metric CRS; a service farther than
+    :data:`SERVICE_MAX_KM_FROM_COMMUNE` km from its commune's polygon is a problem of its
+    row (:class:`~coverage.errors.OutOfTerritoryError`). Services of communes outside the
+    data set (across the border) have no polygon here and are not checked.
+    """
+    if not isinstance(com, gpd.GeoDataFrame) or not len(com) or not has_xy.any():
+        return
+    ref = com.drop_duplicates("code_insee").set_index("code_insee")
+    polygons = ref.geometry
+    code = codes.to_numpy(dtype=object)
+    known = has_xy.to_numpy() & codes.isin(polygons.index).to_numpy()
+    rows = np.flatnonzero(known)
+    if not rows.size:
+        return
+    lon, lat = (v.to_numpy(dtype=float) for v in xy)
+    dist = np.zeros(len(codes))
+    crs_of = ref["code_dep"].astype("str").map(metric_crs_for)
+    row_crs = crs_of.reindex(code[rows]).to_numpy()
+    for crs in np.unique(row_crs):
+        sel = rows[row_crs == crs]
+        polys = gpd.GeoSeries(polygons.reindex(code[sel]).to_numpy(),
+                              crs=CRS_INPUT_OUTPUT).to_crs(crs)
+        pts = gpd.GeoSeries(shapely.points(lon[sel], lat[sel]),
+                            crs=CRS_INPUT_OUTPUT).to_crs(crs)
+        dist[sel] = shapely.distance(polys.to_numpy(), pts.to_numpy()) / 1000.0
+    far = np.zeros(len(codes), dtype=bool)
+    far[rows] = dist[rows] > SERVICE_MAX_KM_FROM_COMMUNE
+    found = [f"lon {x:.5f}, lat {y:.5f} : à {d:.0f} km du polygone de la commune {c}"
+             for x, y, d, c in zip(lon, lat, dist, code, strict=True)]
+    problems.add_rows(far, "lon", "des coordonnées à moins de "
+                      f"{SERVICE_MAX_KM_FROM_COMMUNE:g} km de la commune du service "
+                      "(code_insee) : code ou coordonnées erronés ?", found,
+                      kind=OutOfTerritoryError)

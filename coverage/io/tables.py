@@ -10,15 +10,15 @@ CSV comes back as ``str`` (empty cells are missing values). Problems raise an
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import logging
 import re
 import unicodedata
 import zipfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from xml.etree import ElementTree
 
 import geopandas as gpd
 import numpy as np
@@ -34,6 +34,7 @@ from coverage.errors import (
     Problem,
     UnsupportedFormatError,
 )
+from coverage.io.limits import TableLimits, check_xlsx, read_capped_bytes
 
 __all__ = [
     "CSV_ENCODINGS",
@@ -45,6 +46,7 @@ __all__ = [
     "XLSX_SUFFIXES",
     "Loaded",
     "check_file",
+    "check_headers",
     "file_suffix",
     "gpkg_layers",
     "is_blank",
@@ -53,6 +55,7 @@ __all__ = [
     "rename_aliases",
     "to_bool",
     "to_number",
+    "xlsx_formula_cells",
 ]
 
 
@@ -130,7 +133,8 @@ def check_file(path: str | Path, *, max_bytes: int | None = None) -> Path:
 
 
 def read_table(path: str | Path, *, max_bytes: int | None = None,
-               layer: str | None = None) -> pd.DataFrame | gpd.GeoDataFrame:
+               layer: str | None = None,
+               limits: TableLimits | None = None) -> pd.DataFrame | gpd.GeoDataFrame:
     """Read a table from CSV, XLSX, GeoJSON, GeoPackage or (Geo)Parquet.
 
     Parameters
@@ -139,9 +143,15 @@ def read_table(path: str | Path, *, max_bytes: int | None = None,
         The file. Its extension chooses the reader: ``.csv``/``.txt``/``.csv.gz``,
         ``.xlsx``, ``.geojson``/``.json``, ``.gpkg``, ``.parquet``/``.geoparquet``.
     max_bytes
-        Largest accepted file size, bytes (``None``: no limit).
+        Largest accepted file size, bytes (``None``: no limit); for CSV and XLSX also the
+        largest decoded size (text after decompression, XML of the workbook).
     layer
-        GeoPackage layer; default: the only layer, else the first one (with a log line).
+        GeoPackage layer; default: the only layer. A GeoPackage of several layers needs it
+        (never the first one silently).
+    limits
+        Columns, rows and cells of a CSV or XLSX table (default
+        :class:`coverage.io.limits.TableLimits`: 500 columns, 2 million rows, 20 million
+        cells), checked before parsing (:mod:`coverage.io.limits`).
 
     Returns
     -------
@@ -153,7 +163,7 @@ def read_table(path: str | Path, *, max_bytes: int | None = None,
     Raises
     ------
     InputError
-        Missing, empty (:class:`EmptyInputError`), too large
+        Missing, empty (:class:`EmptyInputError`), too large on disk or once decoded
         (:class:`FileTooLargeError`), of an unsupported extension
         (:class:`UnsupportedFormatError`), unreadable, or a geographic file without CRS
         (:class:`MissingCRSError`).
@@ -164,10 +174,13 @@ def read_table(path: str | Path, *, max_bytes: int | None = None,
         raise UnsupportedFormatError(Problem(
             str(p), None, None,
             "one of the extensions " + ", ".join(SUPPORTED_SUFFIXES), suffix or "none"))
+    limits = replace(limits or TableLimits(),
+                     max_bytes=max_bytes if max_bytes is not None else
+                     (limits.max_bytes if limits else None))
     if suffix in CSV_SUFFIXES:
-        df: pd.DataFrame = _read_csv(p)
+        df: pd.DataFrame = _read_csv(p, limits)
     elif suffix in XLSX_SUFFIXES:
-        df = _read_xlsx(p)
+        df = _read_xlsx(p, limits)
     else:
         df = _read_geo(p, suffix, layer)
     if len(df) == 0:
@@ -196,14 +209,8 @@ def _sniff_separator(text: str) -> str:
         return max(counts, key=lambda s: counts[s])
 
 
-def _read_csv(p: Path) -> pd.DataFrame:
-    raw = p.read_bytes()
-    if file_suffix(p) == ".csv.gz":
-        try:
-            raw = gzip.decompress(raw)
-        except OSError as exc:
-            raise InputError(Problem(str(p), None, None, "a gzip-compressed CSV file",
-                                     str(exc))) from None
+def _read_csv(p: Path, limits: TableLimits) -> pd.DataFrame:
+    raw = read_capped_bytes(p, limits, gzipped=file_suffix(p) == ".csv.gz")
     text, encoding = _decode(p, raw)
     if not text.strip():
         raise EmptyInputError(Problem(str(p), None, None, "a header and data rows",
@@ -232,18 +239,110 @@ def _read_csv(p: Path) -> pd.DataFrame:
     return df
 
 
-def _read_xlsx(p: Path) -> pd.DataFrame:
+def _read_xlsx(p: Path, limits: TableLimits) -> pd.DataFrame:
+    check_xlsx(p, limits)
     try:
         df = pd.read_excel(p, sheet_name=0, dtype=object, engine="openpyxl")
     except (zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
         raise InputError(Problem(str(p), None, None, "a readable XLSX workbook",
                                  f"{type(exc).__name__}: {exc}")) from None
     df.columns = [str(c).strip() for c in df.columns]
+    check_headers(df.columns, file=str(p))
+    _check_formulas(p)
     df = df.dropna(how="all").reset_index(drop=True)
     out = pd.DataFrame(index=df.index)
     for col in df.columns:
         out[col] = _excel_cells_to_str(df[col])
     return out
+
+
+_SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+#: Formula cells listed in an error or a warning before « … et N autres ».
+_FORMULAS_LISTED = 20
+
+
+def _first_sheet_part(zf: zipfile.ZipFile) -> str | None:
+    """Return the zip part of the workbook's first sheet (the one pandas reads)."""
+    try:
+        book = ElementTree.fromstring(zf.read("xl/workbook.xml"))
+        rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ElementTree.ParseError):
+        return None
+    first = book.find(f"{_SHEET_NS}sheets/{_SHEET_NS}sheet")
+    rid = first.get(_REL_ID) if first is not None else None
+    target = next((r.get("Target") for r in rels if r.get("Id") == rid), None)
+    if not target:
+        return None
+    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+
+def xlsx_formula_cells(path: str | Path) -> list[tuple[str, str, bool]]:
+    """Return the formula cells of a workbook's first sheet, streamed from its XML.
+
+    Parameters
+    ----------
+    path
+        An ``.xlsx`` / ``.xlsm`` file.
+
+    Returns
+    -------
+    list of (str, str, bool)
+        Per formula cell: its reference (``C3``), its formula (``=A3*2``, ``=…`` for a
+        shared formula) and whether the file holds a value computed for it (cached by
+        the spreadsheet program that saved it; a workbook written by a script has none).
+    """
+    found: list[tuple[str, str, bool]] = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            part = _first_sheet_part(zf)
+            if part is None or part not in zf.namelist():
+                return found
+            with zf.open(part) as fh:
+                for _event, elem in ElementTree.iterparse(fh, events=("end",)):
+                    if elem.tag == f"{_SHEET_NS}c":
+                        formula = elem.find(f"{_SHEET_NS}f")
+                        if formula is not None:
+                            value = elem.find(f"{_SHEET_NS}v")
+                            found.append((str(elem.get("r", "?")), f"={formula.text or '…'}",
+                                          value is not None and bool(value.text)))
+                    elif elem.tag == f"{_SHEET_NS}row":
+                        elem.clear()
+    except (zipfile.BadZipFile, ElementTree.ParseError, OSError):
+        return found  # pandas reports the unreadable workbook
+    return found
+
+
+def _check_formulas(p: Path) -> None:
+    """Refuse formula cells without a computed value; say when cached values are read.
+
+    Raises
+    ------
+    InputError
+        One problem per formula cell whose value the file does not hold (it would read as
+        an empty cell): the cell's reference and formula.
+    """
+    cells = xlsx_formula_cells(p)
+    if not cells:
+        return
+    blind = [(ref, formula) for ref, formula, cached in cells if not cached]
+    if blind:
+        problems = [Problem(str(p), None, None,
+                            "une valeur, pas une formule sans valeur calculée (ouvrez et "
+                            "enregistrez le classeur dans Excel ou LibreOffice pour calculer "
+                            "ses formules, ou collez-les en valeurs)",
+                            f"cellule {ref} : {formula}")
+                    for ref, formula in blind[:_FORMULAS_LISTED]]
+        if len(blind) > _FORMULAS_LISTED:
+            problems.append(Problem(str(p), None, None, "des valeurs, pas des formules",
+                                    f"{len(blind) - _FORMULAS_LISTED} autres cellules à "
+                                    "formule sans valeur calculée"))
+        raise InputError(problems)
+    refs = ", ".join(ref for ref, _, _ in cells[:_FORMULAS_LISTED])
+    more = f" … et {len(cells) - _FORMULAS_LISTED} autres" if len(cells) > _FORMULAS_LISTED \
+        else ""
+    log.warning("%s : %d cellule(s) à formule lue(s) par la valeur calculée enregistrée "
+                "dans le fichier (%s%s)", p, len(cells), refs, more)
 
 
 def _excel_cells_to_str(s: pd.Series) -> pd.Series:
@@ -285,9 +384,12 @@ def _read_geo(p: Path, suffix: str, layer: str | None) -> pd.DataFrame:
             if not layers:
                 raise EmptyInputError(Problem(str(p), None, None, "at least one layer",
                                               "no layer"))
-            layer = layers[0]
             if len(layers) > 1:
-                log.info("%s: %d layers, reading the first one (%s)", p, len(layers), layer)
+                raise InputError(Problem(
+                    str(p), None, "layer",
+                    "le nom de la couche à lire (option --layer, paramètre layer=) : ce "
+                    f"GeoPackage a {len(layers)} couches", ", ".join(layers)))
+            layer = layers[0]
         elif layer not in layers:
             raise InputError(Problem(str(p), None, "layer",
                                      "one of the layers " + ", ".join(layers), layer))
@@ -330,6 +432,45 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
 
 
+_MANGLED = re.compile(r"^(?P<base>.+)\.(?P<n>\d+)$")
+
+
+def check_headers(columns: Iterable[object], *, file: str) -> None:
+    """Refuse a header that appears twice in a table.
+
+    Headers are compared after trimming blanks; pandas renames a repeated header ``x`` to
+    ``x.1`` while reading, so a pair ``x`` / ``x.1`` is a repeated header too.
+
+    Parameters
+    ----------
+    columns
+        The headers as read.
+    file
+        File name for the messages.
+
+    Raises
+    ------
+    InputError
+        One problem per repeated header, naming both.
+    """
+    names = [str(c).strip() for c in columns]
+    present = set(names)
+    seen: set[str] = set()
+    problems: list[Problem] = []
+    for name in names:
+        if name in seen:
+            problems.append(Problem(file, None, name, "des en-têtes de colonnes distincts",
+                                    f"l'en-tête '{name}' répété"))
+        seen.add(name)
+        mangled = _MANGLED.match(name)
+        if mangled and mangled.group("base") in present:
+            base = mangled.group("base")
+            problems.append(Problem(file, None, base, "des en-têtes de colonnes distincts",
+                                    f"'{base}' et '{name}' (l'en-tête '{base}' répété)"))
+    if problems:
+        raise InputError(problems)
+
+
 def rename_aliases(df: pd.DataFrame, aliases: Mapping[str, Sequence[str]], *,
                    file: str) -> tuple[pd.DataFrame, list[str]]:
     """Rename columns found under a documented alias to their contract name.
@@ -340,7 +481,7 @@ def rename_aliases(df: pd.DataFrame, aliases: Mapping[str, Sequence[str]], *,
         The table as read.
     aliases
         Contract name → accepted names (compared case- and accent-insensitively; the
-        contract name itself is always accepted first).
+        contract name itself is always accepted).
     file
         File name for the messages.
 
@@ -352,51 +493,54 @@ def rename_aliases(df: pd.DataFrame, aliases: Mapping[str, Sequence[str]], *,
     Raises
     ------
     InputError
-        Two columns of the file map to the same contract column.
+        A header is repeated (:func:`check_headers`), or two columns of the file map to
+        the same contract column (e.g. ``lon`` and ``longitude``, or ``Lon`` and
+        ``lon``): both are named, never one dropped silently.
     """
-    by_key: dict[str, str] = {}
+    check_headers(df.columns, file=file)
+    groups: dict[str, list[str]] = {}
     for col in df.columns:
-        by_key.setdefault(normalise_name(col), col)
+        groups.setdefault(normalise_name(col), []).append(col)
     rename: dict[str, str] = {}
+    claimed: set[str] = set()
     notes: list[str] = []
     problems: list[Problem] = []
     for target, names in aliases.items():
-        found = [by_key[k] for k in dict.fromkeys(normalise_name(n) for n in (target, *names))
-                 if k in by_key]
-        found = [c for c in found if c not in rename]
+        keys = dict.fromkeys(normalise_name(n) for n in (target, *names))
+        found = [c for k in keys for c in groups.get(k, []) if c not in claimed]
         if not found:
             continue
-        exact = [c for c in found if c == target]
-        chosen = exact[0] if exact else found[0]
-        if chosen in rename.values() or chosen in rename:
-            continue
-        if len(found) > 1 and not exact:
-            problems.append(Problem(file, None, chosen,
+        if len(found) > 1:
+            problems.append(Problem(file, None, found[0],
                                     f"a single column for '{target}'",
-                                    "columns " + ", ".join(found)))
+                                    "columns " + ", ".join(map(str, found))))
             continue
+        chosen = found[0]
+        claimed.add(chosen)
         if chosen != target:
             rename[chosen] = target
             notes.append(f"column '{chosen}' read as '{target}'")
     if problems:
         raise InputError(problems)
-    # a column already named like a target must not be shadowed by its renamed alias
-    clash = [src for src, dst in rename.items() if dst in df.columns and dst != src]
-    for src in clash:
-        del rename[src]
-        notes = [n for n in notes if not n.startswith(f"column '{src}'")]
     out = df.rename(columns=rename)
     out.attrs["aliases"] = {dst: src for src, dst in rename.items()}
     return out, notes
 
 
 def to_number(s: pd.Series) -> pd.Series:
-    """Parse numbers written with ``.`` or a French decimal comma; bad cells become NaN."""
+    """Parse numbers written with ``.`` or a French decimal comma; bad cells become NaN.
+
+    Non-finite values (``inf``, ``-inf``, ``1e999``) are bad cells too: the loaders then
+    report them as not a number, naming the cell.
+    """
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-        return s.astype("float64")
-    text = s.astype("str").str.strip().str.replace("\u00a0", "", regex=False)
-    text = text.str.replace(" ", "", regex=False).str.replace(",", ".", regex=False)
-    return pd.to_numeric(text.where(text != ""), errors="coerce").astype("float64")
+        number = s.astype("float64")
+    else:
+        text = s.astype("str").str.strip().str.replace("\u00a0", "", regex=False)
+        text = text.str.replace(" ", "", regex=False).str.replace(",", ".", regex=False)
+        number = pd.to_numeric(text.where(text != ""), errors="coerce").astype("float64")
+    # ``inf``, ``-inf`` (and ``nan`` as text) are not numbers of any input: bad cells
+    return number.where(np.isfinite(number.to_numpy(dtype="float64", na_value=np.nan)))
 
 
 def is_blank(s: pd.Series) -> pd.Series:

@@ -28,6 +28,12 @@ Method of :class:`RoadEngine` (all times in minutes, distances in metres inside,
 * **Bounded matrix** and **per-source minutes for the isochrones**: see
   :mod:`coverage.routing.matrix` (one bounded Dijkstra per service node, on the disc it
   can reach for the isochrones).
+
+A road file that does not cover the run's communes (another country, a partial extract)
+would give a run where every commune is unreachable: :meth:`RoadEngine.snap_coverage`
+measures the share of communes within ``settings.snap_max_m`` of the network, and
+:func:`require_snap_coverage` refuses a run where more than
+:data:`MAX_OFF_NETWORK_SHARE` of them fall off it, unless forced.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -47,20 +54,164 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from coverage._validate import require_columns
-from coverage.errors import CoverageError
+from coverage.errors import CoverageError, NetworkCoverageError
 from coverage.geo import project_lonlat
+from coverage.labels import fr_decimal, fr_int, fr_percent
 from coverage.routing.base import empty_matrix, empty_nearest, lonlat
 from coverage.routing.matrix import BoundedSearch, Snap
 from coverage.routing.network import RoadNetwork
 from coverage.settings import Settings
 
-__all__ = ["PARALLEL_MIN_NODES", "RoadEngine", "Snap"]
+__all__ = [
+    "MAX_OFF_NETWORK_SHARE",
+    "PARALLEL_MIN_NODES",
+    "RoadEngine",
+    "Snap",
+    "SnapCoverage",
+    "check_network_coverage",
+    "require_snap_coverage",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Graphs with at least this many nodes run the per-type passes of ``nearest`` in parallel
 #: processes (see :meth:`RoadEngine._type_workers`).
 PARALLEL_MIN_NODES = 1_000_000
+#: Largest share of a run's communes that may fall off the road network (farther than
+#: ``settings.snap_max_m`` from every node) before the run is refused (unless forced).
+MAX_OFF_NETWORK_SHARE = 0.5
+
+_BBox = tuple[float, float, float, float]
+
+
+def _bbox(lon: np.ndarray, lat: np.ndarray) -> _BBox:
+    """Return ``(min lon, min lat, max lon, max lat)`` of finite points (NaN when none)."""
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    if not ok.any():
+        return (np.nan, np.nan, np.nan, np.nan)
+    return (float(lon[ok].min()), float(lat[ok].min()), float(lon[ok].max()),
+            float(lat[ok].max()))
+
+
+def _fr_bbox(box: _BBox) -> str:
+    """Return a lon/lat box in French (degrees, 2 decimals)."""
+    return (f"longitudes {fr_decimal(box[0], 2)} à {fr_decimal(box[2], 2)}, latitudes "
+            f"{fr_decimal(box[1], 2)} à {fr_decimal(box[3], 2)}")
+
+
+@dataclass(frozen=True)
+class SnapCoverage:
+    """How many of a run's communes the road network reaches (within the snap distance).
+
+    Attributes
+    ----------
+    source
+        The road file.
+    communes
+        Communes checked (those with a representative point).
+    snapped
+        Communes within ``snap_max_m`` of a network node.
+    snap_max_m
+        The snap distance, metres.
+    network_bbox, communes_bbox
+        ``(min lon, min lat, max lon, max lat)``, degrees EPSG:4326.
+    """
+
+    source: str
+    communes: int
+    snapped: int
+    snap_max_m: float
+    network_bbox: _BBox
+    communes_bbox: _BBox
+
+    @property
+    def share(self) -> float:
+        """Share of the communes on the network, 0–1 (1 when there is none to check)."""
+        return self.snapped / self.communes if self.communes else 1.0
+
+    @property
+    def boxes_overlap(self) -> bool:
+        """Whether the network's and the communes' lon/lat boxes intersect."""
+        n, c = self.network_bbox, self.communes_bbox
+        return bool(n[0] <= c[2] and c[0] <= n[2] and n[1] <= c[3] and c[1] <= n[3])
+
+    def line(self) -> str:
+        """Return the French report line: communes on the network, share, snap distance."""
+        return (f"réseau routier {self.source} : {fr_int(self.snapped)} communes sur "
+                f"{fr_int(self.communes)} ({fr_percent(self.share)}) à moins de "
+                f"{fr_int(self.snap_max_m)} m d'un nœud du réseau")
+
+    def refusal(self) -> str:
+        """Return the French error of a network that misses most communes."""
+        where = ("leurs emprises ne se recouvrent pas : le fichier routier couvre-t-il un "
+                 "autre territoire ?" if not self.boxes_overlap else
+                 "l'extrait est-il incomplet ou coupé ?")
+        return (f"le réseau routier {self.source} ne dessert que {fr_int(self.snapped)} "
+                f"communes sur {fr_int(self.communes)} ({fr_percent(self.share)} à moins de "
+                f"{fr_int(self.snap_max_m)} m d'un nœud) ; emprise du réseau : "
+                f"{_fr_bbox(self.network_bbox)} ; emprise des communes : "
+                f"{_fr_bbox(self.communes_bbox)} ; {where} Donnez le fichier routier du "
+                "territoire, ou relancez avec --force-reseau pour calculer quand même (les "
+                "communes hors réseau seront « non accessibles »).")
+
+
+def check_network_coverage(engine: object, communes: pd.DataFrame, *, force: bool = False
+                           ) -> SnapCoverage | None:
+    """Report and check the share of a run's communes on the road network.
+
+    Parameters
+    ----------
+    engine
+        The run's engine; only a :class:`RoadEngine` is checked (others: None).
+    communes
+        The run's communes (``lon``, ``lat`` in EPSG:4326).
+    force
+        Accept a network that misses most communes (``--force-reseau``).
+
+    Returns
+    -------
+    SnapCoverage or None
+        What was measured (logged: a warning when a commune is off the network).
+
+    Raises
+    ------
+    NetworkCoverageError
+        See :func:`require_snap_coverage`.
+    """
+    if not isinstance(engine, RoadEngine) or not len(communes):
+        return None
+    coverage = engine.snap_coverage(communes)
+    level = logging.INFO if coverage.snapped == coverage.communes else logging.WARNING
+    logger.log(level, "%s", coverage.line())
+    require_snap_coverage(coverage, force=force)
+    return coverage
+
+
+def require_snap_coverage(coverage: SnapCoverage, *, force: bool = False,
+                          max_off_share: float = MAX_OFF_NETWORK_SHARE) -> None:
+    """Refuse a network that leaves most communes off it, unless ``force``.
+
+    Parameters
+    ----------
+    coverage
+        From :meth:`RoadEngine.snap_coverage`.
+    force
+        Accept the network anyway (the refusal is logged as a warning).
+    max_off_share
+        Largest accepted share of communes off the network, 0–1.
+
+    Raises
+    ------
+    NetworkCoverageError
+        More than ``max_off_share`` of the communes are off the network and not ``force``;
+        the French message names the road file, the share and both extents.
+    """
+    if 1.0 - coverage.share <= max_off_share:
+        return
+    if force:
+        logger.warning("--force-reseau : %s", coverage.refusal())
+        return
+    raise NetworkCoverageError(coverage.refusal())
 
 
 class RoadEngine:
@@ -158,6 +309,30 @@ class RoadEngine:
         minutes = dist / 1000.0 / self.settings.access_speed_kmh * 60.0
         minutes[off] = np.nan
         return Snap(np.asarray(node, dtype=np.int64), dist, minutes, off)
+
+    def snap_coverage(self, communes: pd.DataFrame) -> SnapCoverage:
+        """Return how many communes are within ``settings.snap_max_m`` of the network.
+
+        Parameters
+        ----------
+        communes
+            Rows with ``lon``, ``lat`` (EPSG:4326 representative points); rows without
+            coordinates are not counted.
+
+        Returns
+        -------
+        SnapCoverage
+            Counts, snap distance (metres) and both lon/lat extents (degrees).
+        """
+        require_columns(communes, ("lon", "lat"), file="communes")
+        lon, lat = lonlat(communes, "communes")
+        ok = np.isfinite(lon) & np.isfinite(lat)
+        snap = self.snap(lon[ok], lat[ok])
+        return SnapCoverage(
+            source=self.network.report.source, communes=int(ok.sum()),
+            snapped=int((~snap.off_network).sum()), snap_max_m=self.settings.snap_max_m,
+            network_bbox=_bbox(self.network.lon, self.network.lat),
+            communes_bbox=_bbox(lon[ok], lat[ok]))
 
     # -- multi-source pass ---------------------------------------------------------------
     def _augmented(self, snaps: list[Snap], direction: str
