@@ -153,3 +153,43 @@ def test_charts_of_a_run_for_exports(tmp_path: Path, tests_data: Path) -> None:
     # 48's médiation (0 families, masked in public) has nothing to draw; internal has
     internal = waiting_charts_for_run(run, "48", tmp_path / "internes", public=False)
     assert "listes_attente_48_mediation_familiale.png" in {p.name for p in internal}
+
+
+_SERVICE_RETURN = (b"code_dep,type_service,annee,service_id,familles_en_attente,"
+                   b"delai_moyen_jours\n15,ER,2022,ER15A,6,30\n15,ER,2023,ER15A,9,40\n")
+_CAF_RETURN = (b"source;code_dep;type_service;periode;service_id;familles_en_attente;"
+               b"date_retour\nCAF;15;ER;2023;ER15A;11;2024-01-10\n"
+               b"CAF;15;ER;2024-T1;ER15A;7;2024-04-10\n")
+
+
+def test_two_uploaded_files_provenance_conflicts_and_partners(tmp_path: Path,
+                                                              tests_data: Path) -> None:
+    run_dir = _hand_run(tmp_path, tests_data)
+    at = AppTest.from_function(_page, args=(str(run_dir),), default_timeout=TIMEOUT_S)
+    at.run()
+    at.file_uploader(key="waiting_file").set_value([
+        ("service_er15.csv", _SERVICE_RETURN, "text/csv"),
+        ("caf.csv", _CAF_RETURN, "text/csv")]).run()
+    assert not at.exception, at.exception
+    assert "fichiers importés « service_er15.csv », « caf.csv »" in _texts(at.caption)
+    assert "« caf.csv » chargé : 2 lignes" in _texts(at.success)
+    # provenance: the service's own 2023 return is kept (9, not the CAF's 11)
+    provenance = next(d.value for d in at.dataframe if "sources" in d.value.columns)
+    row = provenance[provenance["periode"] == "2023"].iloc[0]
+    assert (row["familles_en_attente"], row["source"], row["sources"]) == (9, "service",
+                                                                           "service ; CAF")
+    assert "1 conflit(s) entre sources" in _texts(at.warning)
+    conflicts = next(d.value for d in at.dataframe if "regle" in d.value.columns)
+    assert conflicts["regle"].tolist() == ["retour du service"]
+    assert "natures différentes" in _texts(at.info)  # years then a quarter
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Familles en attente en fin de période (2024-T1)"] == "7"
+    # partner filter: the CAF only
+    assert at.multiselect(key="waiting_partners").value == ["CAF", "service"]
+    at.multiselect(key="waiting_partners").set_value(["CAF"]).run()
+    assert not at.exception, at.exception
+    provenance = next(d.value for d in at.dataframe if "sources" in d.value.columns)
+    assert set(provenance["source"]) == {"CAF"}
+    assert provenance.loc[provenance["periode"] == "2023", "familles_en_attente"].tolist() \
+        == [11]
+    assert "Aucun conflit entre sources." in _texts(at.caption)

@@ -1,16 +1,19 @@
-"""Page « Listes d'attente »: the département's series, its rank, the tension view, an upload.
+"""Page « Listes d'attente »: the département's series, its rank, the tension view, uploads.
 
-Data, in order of preference: a returns file uploaded in this session (validated by
-:func:`coverage.io.waiting.load_waiting` against the run's communes), the run's
-``listes_attente_departements`` table, or, for the demo run, the demo's FICTIONAL waiting
-lists. Indicators come from :mod:`coverage.waiting`; small counts are masked by default
-(statistical secrecy, as in public exports).
+Data, in order of preference: the return files uploaded in this session (one or several,
+each validated by :func:`coverage.io.waiting.load_waiting` against the run's communes, then
+reconciled by :func:`coverage.waiting.reconcile_returns`, optionally restricted to some
+partners), the run's ``listes_attente_departements`` table, or, for the demo run, the
+demo's FICTIONAL waiting lists. The page shows the provenance of the rows (source, file) and
+the conflicts between sources. Indicators come from :mod:`coverage.waiting`; small counts
+are masked by default (statistical secrecy, as in public exports). Series are drawn on a
+time axis (end of each period), so periods keep their real spacing.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +25,24 @@ from coverage import waiting as wl
 from coverage.app import state
 from coverage.app.upload import UploadedFile, load_uploaded, problems_frame
 from coverage.errors import CoverageError, InputError
-from coverage.io.waiting import load_waiting
+from coverage.io.waiting import SOURCES, load_waiting
 from coverage.labels import FICTIONAL_WAITING, type_label
 from coverage.results import RunOutputs
-from coverage.schemas import LISTES_ATTENTE_DEPARTEMENTS
+from coverage.schemas import CONFLITS_LISTES_ATTENTE, LISTES_ATTENTE_DEPARTEMENTS
+from coverage.secrecy import mask_small_counts
 from coverage.settings import NO_SERVICE, SERVICE_TYPES, Settings
+from coverage.waiting.followup import mask_conflicts
 
-__all__ = ["MAX_UPLOAD_BYTES", "WAITING_UPLOAD_KEY", "render", "validate_upload",
-           "waiting_source"]
+__all__ = ["MAX_UPLOAD_BYTES", "PARTNER_KEY", "WAITING_UPLOAD_KEY", "WaitingView", "render",
+           "uploaded_returns", "validate_upload", "waiting_source"]
 
 log = logging.getLogger(__name__)
 
-#: Session-state key of the uploaded returns file (dict: name, data | problems, warnings).
+#: Session-state key of the uploaded return files: a list of dicts (name, data | problems,
+#: warnings); a single dict (one file) is read too.
 WAITING_UPLOAD_KEY = "zb_waiting_upload"
+#: Widget key of the partner filter (sources kept).
+PARTNER_KEY = "waiting_partners"
 #: Largest returns file accepted by the page, bytes.
 MAX_UPLOAD_BYTES = 5_000_000
 #: Colours of the charts: the selected département, the others.
@@ -75,64 +83,179 @@ def validate_upload(name: str, content: bytes, communes: pd.DataFrame | None,
     return {"name": upload.safe_name, "data": loaded.data, "warnings": loaded.warnings}
 
 
-def waiting_source(run: RunOutputs) -> tuple[pd.DataFrame | None, str]:
-    """Return the indicators to show and a sentence saying where they come from.
-
-    In order of preference: the returns file uploaded in this session, the run's
-    ``listes_attente_departements`` table, the demo's FICTIONAL waiting lists.
-    """
+def uploaded_returns() -> list[dict[str, Any]]:
+    """Return the uploaded files of this session (valid or not), in upload order."""
     up = st.session_state.get(WAITING_UPLOAD_KEY)
+    if not up:
+        return []
+    return [up] if isinstance(up, dict) else list(up)
+
+
+@dataclass(frozen=True)
+class WaitingView:
+    """What the page shows.
+
+    Attributes
+    ----------
+    indicators
+        Indicators by département, type and period (None: nothing to show).
+    origin
+        French sentence saying where they come from.
+    rows
+        The uploaded rows with their provenance, reconciled (None for the run's table).
+    conflicts
+        Conflicts between sources (uploads, or the run's ``conflits_listes_attente``).
+    """
+
+    indicators: pd.DataFrame | None
+    origin: str
+    rows: pd.DataFrame | None = None
+    conflicts: pd.DataFrame | None = None
+
+
+def _uploaded_view(valid: list[dict[str, Any]], communes: pd.DataFrame,
+                   partners: list[str] | None) -> WaitingView:
+    rows = pd.concat([u["data"].assign(ordre_fichier=i) for i, u in enumerate(valid)],
+                     ignore_index=True)
+    if partners is not None:
+        rows = rows[rows["source"].isin(partners)]
+    names = ", ".join(f"« {u['name']} »" for u in valid)
+    origin = (f"fichier importé {names}" if len(valid) == 1
+              else f"fichiers importés {names}")
+    if rows.empty:
+        return WaitingView(None, origin)
+    reconciled, conflicts = wl.reconcile_returns(rows)
+    return WaitingView(wl.indicators_for_run(reconciled, communes), origin, reconciled,
+                       conflicts)
+
+
+def waiting_source(run: RunOutputs, partners: list[str] | None = None) -> WaitingView:
+    """Return the indicators to show, where they come from, the rows and the conflicts.
+
+    In order of preference: the return files uploaded in this session (restricted to
+    ``partners`` when given), the run's ``listes_attente_departements`` table, the demo's
+    FICTIONAL waiting lists.
+    """
+    valid = [u for u in uploaded_returns() if "data" in u]
     communes = pd.DataFrame(run.communes.drop(columns="geometry"))
-    if up and "data" in up:
-        return (wl.indicators_for_run(up["data"], communes),
-                f"fichier importé « {up['name']} »")
+    if valid:
+        return _uploaded_view(valid, communes, partners)
     table = run.tables.get(LISTES_ATTENTE_DEPARTEMENTS.name)
     if table is not None and len(table):
-        return table, "table listes_attente_departements du run"
+        return WaitingView(wl.with_periods(table), "table listes_attente_departements du run",
+                           conflicts=run.tables.get(CONFLITS_LISTES_ATTENTE.name))
     if run.fictif:
         demo = load_waiting(communes=communes).data
-        return wl.indicators_for_run(demo, communes), "listes d'attente FICTIVES de la démo"
-    return None, ""
+        return WaitingView(wl.indicators_for_run(demo, communes),
+                           "listes d'attente FICTIVES de la démo")
+    return WaitingView(None, "")
 
 
 def _line(df: pd.DataFrame, column: str, title: str) -> alt.Chart:
-    """Return the line chart of one measure by year."""
+    """Return the line chart of one measure over time (real spacing of the periods)."""
     return alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("annee:O", title="Année"),
+        x=alt.X("date_periode:T", title="Fin de période"),
         y=alt.Y(f"{column}:Q", title=title),
-        tooltip=[alt.Tooltip("annee:O", title="Année"),
+        tooltip=[alt.Tooltip("periode:N", title="Période"),
                  alt.Tooltip(f"{column}:Q", title=title, format=",.1f")],
     ).properties(height=260)
 
 
+def _validate_files(run: RunOutputs, files: list[Any]) -> None:
+    """Validate the uploaded files when they changed; keep the results in the session."""
+    token = [(f.name, f.size) for f in files]
+    current = uploaded_returns()
+    if [(u.get("name"), u.get("size")) for u in current] == token:
+        return
+    communes = pd.DataFrame(run.communes.drop(columns="geometry"))
+    results = []
+    for f in files:
+        result = validate_upload(f.name, f.getvalue(), communes)
+        result["size"] = f.size
+        results.append(result)
+    st.session_state[WAITING_UPLOAD_KEY] = results
+
+
 def render_upload(run: RunOutputs) -> None:
-    """Draw the upload box: validate a returns file and keep it in this session."""
-    with st.expander("Importer un fichier de retours d'activité (CSV ou XLSX)"):
-        st.caption("Colonnes : département, type de service, année, familles en attente au "
-                   "31/12, délai moyen (jours), et facultativement service, familles reçues, "
-                   "mesures judiciaires, demandes spontanées, entretiens, médiations. Les "
-                   "intitulés français usuels sont reconnus (voir docs/listes_attente.md).")
-        file = st.file_uploader("Fichier de retours", type=["csv", "xlsx"],
-                                key="waiting_file", max_upload_size=5)
-        if file is not None:
-            up = st.session_state.get(WAITING_UPLOAD_KEY)
-            if not up or up.get("name") != file.name or up.get("size") != file.size:
-                communes = pd.DataFrame(run.communes.drop(columns="geometry"))
-                result = validate_upload(file.name, file.getvalue(), communes)
-                result["size"] = file.size
-                st.session_state[WAITING_UPLOAD_KEY] = result
-        up = st.session_state.get(WAITING_UPLOAD_KEY)
-        if up and "problems" in up:
-            st.error(f"Fichier « {up['name']} » refusé : {len(up['problems'])} problème(s). "
-                     "Corrigez-les et importez-le à nouveau.")
-            st.dataframe(up["problems"], hide_index=True)
-        elif up:
-            st.success(f"Fichier « {up['name']} » chargé : {len(up['data'])} lignes.")
-            for w in up.get("warnings", []):
-                st.warning(w)
-        if up and st.button("Revenir aux données du run", key="waiting_forget"):
+    """Draw the upload box: validate one or several return files, keep them in the session."""
+    with st.expander("Importer des fichiers de retours d'activité (CSV ou XLSX, un ou "
+                     "plusieurs)"):
+        st.caption("Colonnes : département, type de service, période (2025, 2025-S1, "
+                   "2025-T3, 2025-03 ou une date d'observation) ou année, familles en "
+                   "attente, délai moyen (jours), et facultativement source (CAF, MSA, cour "
+                   "d'appel, service, autre), date du retour, service, familles reçues, "
+                   "mesures judiciaires, demandes spontanées, entretiens, médiations. Sans "
+                   "colonne source, le début du nom du fichier la donne (caf_…, msa_…, "
+                   "service_…), sinon « autre ». Les intitulés français usuels sont "
+                   "reconnus (voir docs/listes_attente.md).")
+        files = st.file_uploader("Fichiers de retours", type=["csv", "xlsx"],
+                                 key="waiting_file", max_upload_size=5,
+                                 accept_multiple_files=True)
+        if files:
+            _validate_files(run, list(files))
+        ups = uploaded_returns()
+        for up in ups:
+            if "problems" in up:
+                st.error(f"Fichier « {up['name']} » refusé : {len(up['problems'])} "
+                         "problème(s). Corrigez-les et importez-le à nouveau.")
+                st.dataframe(up["problems"], hide_index=True)
+            else:
+                st.success(f"Fichier « {up['name']} » chargé : {len(up['data'])} lignes.")
+                for w in up.get("warnings", []):
+                    st.warning(w)
+        if ups and st.button("Revenir aux données du run", key="waiting_forget"):
             st.session_state.pop(WAITING_UPLOAD_KEY, None)
             st.rerun()
+
+
+def _partners() -> list[str] | None:
+    """Draw the partner filter when uploaded rows have sources; return those kept."""
+    present = sorted({str(s) for u in uploaded_returns() if "data" in u
+                      for s in u["data"]["source"].dropna()},
+                     key=lambda s: SOURCES.index(s) if s in SOURCES else len(SOURCES))
+    if not present:
+        return None
+    chosen = st.multiselect("Partenaires (sources des retours)", present, default=present,
+                            key=PARTNER_KEY)
+    return [str(c) for c in chosen]
+
+
+#: Columns of the provenance table, with their headings.
+PROVENANCE_COLUMNS: dict[str, Any] = {
+    "code_dep": st.column_config.TextColumn("Département"),
+    "type_service": st.column_config.TextColumn("Type"),
+    "periode": st.column_config.TextColumn("Période"),
+    "service_id": st.column_config.TextColumn("Service"),
+    "familles_en_attente": st.column_config.NumberColumn("Familles en attente"),
+    "delai_moyen_jours": st.column_config.NumberColumn("Délai moyen (j)", format="%.0f"),
+    "source": st.column_config.TextColumn("Source retenue"),
+    "sources": st.column_config.TextColumn("Sources"),
+    "fichier": st.column_config.TextColumn("Fichier"),
+    "ligne": st.column_config.NumberColumn("Ligne", format="%d"),
+}
+
+
+def _provenance_section(view: WaitingView, public: bool) -> None:
+    """Draw the provenance of the rows and the conflicts between sources."""
+    conflicts = view.conflicts
+    n = 0 if conflicts is None else len(conflicts)
+    st.subheader("Provenance et conflits entre sources")
+    if view.rows is not None:
+        rows = view.rows
+        if public:
+            rows = mask_small_counts(rows, ["familles_en_attente"],
+                                     Settings().secrecy_threshold, None,
+                                     derived={"familles_en_attente": ("delai_moyen_jours",)})
+        st.dataframe(rows, hide_index=True, column_order=list(PROVENANCE_COLUMNS),
+                     column_config=PROVENANCE_COLUMNS)
+    if n and conflicts is not None:
+        st.warning(f"{n} conflit(s) entre sources : pour un même service (ou département), "
+                   "type et période, le retour du service l'emporte, puis la date de retour "
+                   "la plus récente, puis le fichier importé en dernier.")
+        shown = mask_conflicts(conflicts, Settings()) if public else conflicts
+        st.dataframe(shown, hide_index=True)
+    else:
+        st.caption("Aucun conflit entre sources.")
 
 
 def _highlight(dept: str) -> Any:
@@ -160,10 +283,12 @@ def _controls(sel: state.Selection, indicators: pd.DataFrame) -> tuple[str, str,
     return str(typ), str(dept), bool(public)
 
 
-def _series_metrics(row: pd.Series, year: int) -> None:
-    """Draw the last year's figures of a département and type."""
+def _series_metrics(row: pd.Series) -> None:
+    """Draw the last period's figures of a département and type."""
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric(f"Familles en attente au 31/12/{year}",
+    label = f"au 31/12/{row['annee']}" if row["type_periode"] == "annee" else \
+        f"en fin de période ({row['periode']})"
+    m1.metric(f"Familles en attente {label}",
               _fmt(row["familles_en_attente"], "{:.0f}"),
               delta=_fmt(row["familles_en_attente_variation"], "{:+.0f}", None),
               delta_color="inverse")
@@ -186,8 +311,11 @@ def _series_section(shown: pd.DataFrame, dept: str, typ: str) -> None:
         return
     last = series.iloc[-1]
     row = shown[(shown["code_dep"] == dept) & (shown["type_service"] == typ)
-                & (shown["annee"] == last["annee"])].iloc[0]
-    _series_metrics(row, int(last["annee"]))
+                & (shown["periode"] == last["periode"])].iloc[0]
+    _series_metrics(row)
+    note = wl.mixed_periods_note(shown, dept, typ)
+    if note:
+        st.info(note)
     g1, g2 = st.columns(2)
     for col, column, title in ((g1, "familles_en_attente", "Familles en attente au 31/12"),
                                (g2, "delai_moyen_jours", "Délai moyen (jours)")):
@@ -242,6 +370,7 @@ def _tension_chart(pts: pd.DataFrame, dept: str, threshold_min: float) -> alt.La
 TENSION_COLUMNS: dict[str, Any] = {
     "code_dep": st.column_config.TextColumn("Département"),
     "annee": st.column_config.NumberColumn("Année", format="%d"),
+    "periode": st.column_config.TextColumn("Période"),
     "familles_en_attente": st.column_config.NumberColumn("Familles en attente"),
     "familles_en_attente_pour_100k": st.column_config.NumberColumn(
         "Familles / 100 000 hab.", format="%.1f"),
@@ -279,7 +408,7 @@ def _tension_section(run: RunOutputs, indicators: pd.DataFrame, *, dept: str, ty
                 "couverture calculée.")
     else:
         st.altair_chart(_tension_chart(pts, dept, threshold_min), width="stretch")
-    order = ["code_dep", "annee", "familles_en_attente", "familles_en_attente_pour_100k",
+    order = ["code_dep", "annee", "periode", "familles_en_attente", "familles_en_attente_pour_100k",
              "delai_moyen_jours", "population_zone_blanche", "part_population_zone_blanche",
              "quadrant"]
     st.dataframe(tension, hide_index=True, column_order=order, column_config=TENSION_COLUMNS)
@@ -291,12 +420,14 @@ def render() -> None:
     sel = state.selection()
     run = state.run_of(sel)
     st.title("Listes d'attente")
+    render_upload(run)
+    partners = _partners()
     try:
-        indicators, origin = waiting_source(run)
+        view = waiting_source(run, partners)
     except CoverageError as exc:
         st.error(str(exc))
-        indicators, origin = None, ""
-    render_upload(run)
+        view = WaitingView(None, "")
+    indicators, origin = view.indicators, view.origin
     if indicators is None or indicators.empty:
         st.info("Ce run n'a pas de listes d'attente : importez un fichier de retours "
                 "d'activité ci-dessus.")
@@ -305,12 +436,14 @@ def render() -> None:
         st.warning(FICTIONAL_WAITING)
     typ, dept, public = _controls(sel, indicators)
     shown = wl.mask_public(indicators) if public else indicators
-    st.caption(f"Source : {origin}. Données par département, type et année ; délai moyen "
+    st.caption(f"Source : {origin}. Données par département, type et période ; délai moyen "
                "pondéré par les familles en attente.")
     _series_section(shown, dept, typ)
     _ranking_section(shown, dept, typ)
     _tension_section(run, indicators, dept=dept, typ=typ, public=public,
                      threshold_min=sel.threshold_min)
+    if view.rows is not None or view.conflicts is not None:
+        _provenance_section(view, public)
     with st.expander("Tableau complet (listes_attente_departements)"):
         st.dataframe(shown[shown["type_service"] == typ], hide_index=True)
 

@@ -36,10 +36,11 @@ Cell values
   other types of ``settings.service_types`` by their exact name.
 - ``annee``: an integer year in [:data:`MIN_YEAR`, current year], or a date whose year is
   taken (``2023-12-31``, ``31/12/2023``).
-- counts (families, measures, interviews, mediations): whole numbers ≥ 0; spaces as thousands
-  separators are allowed; an empty cell means *not reported* (missing, never 0).
-- ``delai_moyen_jours``: a number of days ≥ 0, ``.`` or ``,`` as decimal mark; empty = not
-  reported.
+- counts (families, measures, interviews, mediations): whole numbers from 0 to
+  :data:`MAX_COUNT`; spaces as thousands separators are allowed; an empty cell means *not
+  reported* (missing, never 0).
+- ``delai_moyen_jours``: a number of days from 0 to :data:`MAX_DELAY_DAYS`, ``.`` or ``,``
+  as decimal mark; empty = not reported.
 - One row per (code_dep, type_service, annee[, service]): duplicates are errors, and so is a
   département row mixed with per-service rows for the same département, type and year (the
   counts would be added twice).
@@ -51,8 +52,8 @@ import datetime as _dt
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,24 +70,44 @@ from coverage.errors import (
     MissingColumnError,
     Problem,
 )
+from coverage.files import sha256_file
 from coverage.io.tables import Loaded, read_table
-from coverage.schemas import WAITING, Contract, Field
+from coverage.schemas import PERIODE, TYPE_PERIODE, WAITING, Contract, Field
 from coverage.settings import Settings, is_fictional_code
 
 __all__ = [
     "COLUMN_ALIASES",
     "COUNT_COLUMNS",
+    "DEFAULT_SOURCE",
     "ER_EXTRAS",
     "EXTRA_COUNTS",
     "HEADER_SCAN_ROWS",
+    "MAX_COUNT",
+    "MAX_DELAY_DAYS",
     "MF_EXTRAS",
     "MIN_YEAR",
+    "PERIOD_KINDS",
+    "PERIOD_KIND_LABELS",
+    "RETURN_SUFFIXES",
+    "SOURCES",
     "WAITING_RETURNS",
+    "Period",
+    "WaitingFile",
+    "WaitingReturns",
+    "WaitingSpecs",
     "load_waiting",
+    "load_waiting_files",
     "match_column",
     "normalise_dep",
     "normalise_label",
+    "normalise_source",
     "normalise_type_service",
+    "parse_period",
+    "parse_waiting_arg",
+    "shift_period",
+    "source_from_name",
+    "waiting_files",
+    "waiting_paths",
 ]
 
 
@@ -94,6 +115,10 @@ log = logging.getLogger(__name__)
 
 #: Earliest year accepted in a return (the national ER survey of reference is 2018).
 MIN_YEAR = 2000
+#: Largest count accepted in a return (families, measures…): checked before any integer cast.
+MAX_COUNT = 1_000_000
+#: Longest mean waiting time accepted, days (ten years).
+MAX_DELAY_DAYS = 3650
 
 #: Count columns of activity returns besides ``familles_en_attente`` (all optional).
 ER_EXTRAS: tuple[str, ...] = ("familles_recues", "mesures_judiciaires",
@@ -123,6 +148,17 @@ _EXTRA_FIELDS: tuple[Field, ...] = (
           "Médiations familiales terminées dans l'année."),
     Field("fictif", "boolean", False, "", "Fictif",
           "Vrai pour le territoire de démonstration FICTIF."),
+    replace(PERIODE, required=False),
+    replace(TYPE_PERIODE, required=False),
+    Field("date_periode", "date", False, "", "Date de la période",
+          "Fin de la période (date à laquelle la liste d'attente est observée)."),
+    Field("source", "string", False, "", "Source",
+          "Partenaire qui a transmis le retour : CAF, MSA, cour d'appel, service, autre."),
+    Field("fichier", "string", False, "", "Fichier", "Nom du fichier du retour."),
+    Field("ligne", "integer", False, "", "Ligne",
+          "Ligne du fichier (1 = première ligne de données)."),
+    Field("date_retour", "date", False, "", "Date du retour",
+          "Date de transmission du retour (vide si non indiquée)."),
 )
 
 #: The waiting-list contract plus the activity-return extras: the columns of
@@ -138,6 +174,13 @@ COLUMN_ALIASES: Mapping[str, tuple[str, ...]] = {
                      "Type de structure", "Nature du service", "Activité"),
     "annee": ("annee", "Année", "Exercice", "Année d'activité", "Année de référence",
               "year"),
+    "periode": ("periode", "Période", "period", "Période d'activité", "Période de référence",
+                "Date d'observation", "Date de l'observation", "Mois", "Trimestre",
+                "Semestre"),
+    "source": ("source", "Partenaire", "Provenance", "Origine", "Émetteur",
+               "Organisme déclarant"),
+    "date_retour": ("date_retour", "Date du retour", "Date de retour",
+                    "Date de transmission", "Date d'envoi"),
     "service_id": ("service_id", "Identifiant du service", "Id service", "Identifiant",
                    "Code service", "id"),
     "nom_service": ("nom_service", "Nom du service", "Service", "Structure",
@@ -299,6 +342,205 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
+# --- Periods ------------------------------------------------------------------------------
+
+#: Kinds of period, from the longest to the shortest; ``date`` is a date of observation.
+PERIOD_KINDS: tuple[str, ...] = ("annee", "semestre", "trimestre", "mois", "date")
+#: French adjective of each kind of period (notes of the charts and tables).
+PERIOD_KIND_LABELS: Mapping[str, str] = {
+    "annee": "annuelle", "semestre": "semestrielle", "trimestre": "trimestrielle",
+    "mois": "mensuelle", "date": "date d'observation"}
+_MONTHS_PER = {"annee": 12, "semestre": 6, "trimestre": 3, "mois": 1}
+
+
+@dataclass(frozen=True)
+class Period:
+    """A period of a return.
+
+    Attributes
+    ----------
+    label
+        Canonical label: ``2025``, ``2025-S1``, ``2025-T3``, ``2025-03`` or ``2025-03-31``.
+    kind
+        One of :data:`PERIOD_KINDS`.
+    start, end
+        First and last day of the period (the same day for a date of observation). The
+        waiting list is the one observed at ``end``.
+    """
+
+    label: str
+    kind: str
+    start: _dt.date
+    end: _dt.date
+
+    @property
+    def year(self) -> int:
+        """Return the calendar year of the period."""
+        return self.start.year
+
+
+def _month_end(year: int, month: int) -> _dt.date:
+    nxt = _dt.date(year + month // 12, month % 12 + 1, 1)
+    return nxt - _dt.timedelta(days=1)
+
+
+def _sub_period(year: int, kind: str, index: int) -> Period:
+    """Return the ``index``-th (1-based) half-year, quarter or month of ``year``."""
+    size = _MONTHS_PER[kind]
+    first = (index - 1) * size + 1
+    label = {"semestre": f"{year}-S{index}", "trimestre": f"{year}-T{index}",
+             "mois": f"{year}-{index:02d}"}[kind]
+    return Period(label, kind, _dt.date(year, first, 1), _month_end(year, first + size - 1))
+
+
+def _annual(year: int) -> Period:
+    return Period(str(year), "annee", _dt.date(year, 1, 1), _dt.date(year, 12, 31))
+
+
+_P_YEAR = re.compile(r"^(\d{4})(?:\.0+)?$")
+_P_HALF = re.compile(r"^(?:(\d{4})\s*[-/ ]?\s*S([12])|S([12])\s*[-/ ]?\s*(\d{4}))$")
+_P_QUARTER = re.compile(r"^(?:(\d{4})\s*[-/ ]?\s*[TQ]([1-4])|[TQ]([1-4])\s*[-/ ]?\s*(\d{4}))$")
+_P_MONTH = re.compile(r"^(?:(\d{4})-(\d{1,2})|(\d{1,2})/(\d{4}))$")
+_P_DATE = re.compile(r"^(?:(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ][\d:.]*)?|"
+                     r"(\d{1,2})/(\d{1,2})/(\d{4}))$")
+
+
+def _first(m: re.Match[str], *groups: int) -> int:
+    return int(next(m.group(g) for g in groups if m.group(g) is not None))
+
+
+def _date_period(m: re.Match[str]) -> Period:
+    day = _dt.date(_first(m, 1, 6), _first(m, 2, 5), _first(m, 3, 4))
+    return Period(day.isoformat(), "date", day, day)
+
+
+_PERIOD_PARSERS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Period]], ...] = (
+    (_P_YEAR, lambda m: _annual(int(m.group(1)))),
+    (_P_HALF, lambda m: _sub_period(_first(m, 1, 4), "semestre", _first(m, 2, 3))),
+    (_P_QUARTER, lambda m: _sub_period(_first(m, 1, 4), "trimestre", _first(m, 2, 3))),
+    (_P_MONTH, lambda m: _sub_period(_first(m, 1, 4), "mois", _first(m, 2, 3))),
+    (_P_DATE, _date_period),
+)
+
+
+def parse_period(value: object) -> Period | None:
+    """Return the period of a cell, or None when it is not a period.
+
+    Accepted: ``2025`` (year), ``2025-S1`` / ``S1 2025`` (half-year), ``2025-T3`` /
+    ``2025-Q3`` / ``T3 2025`` (quarter), ``2025-03`` / ``03/2025`` (month), a date of
+    observation ``2025-03-31`` / ``31/03/2025`` (or an Excel date cell).
+
+    Parameters
+    ----------
+    value
+        The cell.
+
+    Returns
+    -------
+    Period or None
+        None for an empty or unreadable cell (month 13, 31 February…).
+    """
+    s = _text(value).upper()
+    for pattern, build in _PERIOD_PARSERS:
+        m = pattern.match(s)
+        if m:
+            try:
+                return build(m)
+            except ValueError:  # month 13, 31 February…
+                return None
+    return None
+    return None
+
+
+def shift_period(label: str, kind: str, years: int = 0, steps: int = 0) -> str | None:
+    """Return the label of the period ``steps`` periods and ``years`` years away.
+
+    Parameters
+    ----------
+    label, kind
+        A period (:attr:`Period.label`, :attr:`Period.kind`).
+    years
+        Whole years to add (negative: earlier). For a date, the same day ``years`` away
+        (None for 29 February without a match).
+    steps
+        Periods of the same kind to add (not for dates: None).
+
+    Returns
+    -------
+    str or None
+        The shifted label.
+    """
+    p = parse_period(label)
+    if p is None or p.kind != kind:
+        return None
+    if kind == "date":
+        if steps:
+            return None
+        try:
+            return p.end.replace(year=p.end.year + years).isoformat()
+        except ValueError:
+            return None
+    size = _MONTHS_PER[kind]
+    months = p.start.year * 12 + p.start.month - 1 + years * 12 + steps * size
+    year, month0 = divmod(months, 12)
+    return _annual(year).label if kind == "annee" else \
+        _sub_period(year, kind, month0 // size + 1).label
+
+
+# --- Sources ------------------------------------------------------------------------------
+
+#: Partners a return may come from (column ``source``).
+SOURCES: tuple[str, ...] = ("CAF", "MSA", "cour d'appel", "service", "autre")
+#: Source of rows whose file has no ``source`` column and none was given for the file.
+DEFAULT_SOURCE = "autre"
+
+
+def normalise_source(value: object) -> str | None:
+    """Return the source of a cell (« caf », « CAF du Cantal », « Cour d'appel de Riom »…).
+
+    Parameters
+    ----------
+    value
+        The cell, or a source given for a whole file.
+
+    Returns
+    -------
+    str or None
+        One of :data:`SOURCES`, None when it is none of them (or empty).
+    """
+    s = normalise_label(value)
+    first = s.split(" ")[0] if s else ""
+    if first in {"caf", "cnaf"}:
+        return "CAF"
+    if first in {"msa", "ccmsa"}:
+        return "MSA"
+    if s.startswith("cour appel") or s in {"ca", "cours appel"}:
+        return "cour d'appel"
+    if first in {"service", "services", "structure", "gestionnaire"}:
+        return "service"
+    if first in {"autre", "autres", "other"}:
+        return "autre"
+    return None
+
+
+def source_from_name(name: str | Path) -> str | None:
+    """Return the source a file name starts with (``caf_2025.csv`` → CAF), else None.
+
+    Parameters
+    ----------
+    name
+        A file name or path (only its name counts).
+
+    Returns
+    -------
+    str or None
+        One of :data:`SOURCES` when the first word of the name is one
+        (:func:`normalise_source`), else None.
+    """
+    stem = Path(name).name.split(".")[0]
+    return normalise_source(stem)
+
+
 def _valid_departements(communes: pd.DataFrame | None) -> set[str]:
     codes = set(national_communes()["code_dep"].dropna().astype(str))
     if communes is not None and "code_dep" in communes.columns:
@@ -311,6 +553,7 @@ def load_waiting(
     *,
     communes: pd.DataFrame | gpd.GeoDataFrame | None = None,
     settings: Settings = Settings(),
+    source: str | None = None,
 ) -> Loaded:
     """Read and validate a waiting-list / activity-return file (CSV or XLSX).
 
@@ -324,6 +567,10 @@ def load_waiting(
         the current national ones (this is how the fictional ``Z…`` codes are accepted).
     settings
         ``service_types`` (accepted types) and ``max_input_bytes``.
+    source
+        Source of the rows whose ``source`` cell is empty or absent (one of
+        :data:`SOURCES`); None → the source the file name starts with
+        (:func:`source_from_name`), else :data:`DEFAULT_SOURCE` with a warning.
 
     Returns
     -------
@@ -331,8 +578,11 @@ def load_waiting(
         ``data``: one row per input row with the columns of :data:`WAITING_RETURNS`
         (``code_dep``, ``type_service``, ``annee`` (int), ``familles_en_attente``
         (Int64, families), ``delai_moyen_jours`` (float, days, NaN = not reported),
-        ``service_id`` (str or None), ``nom_service``, the extra counts (Int64) and
-        ``fictif`` (bool)). ``warnings``: ignored headings, absent measure columns.
+        ``service_id`` (str or None), ``nom_service``, the extra counts (Int64),
+        ``fictif`` (bool), the period (``periode``, ``type_periode``, ``date_periode``
+        (datetime64, end of the period)) and the provenance (``source``, ``fichier``: the
+        file name, ``ligne``: 1-based data row, ``date_retour``: datetime64 or NaT)).
+        ``warnings``: ignored headings, absent measure columns, defaulted source.
 
     Raises
     ------
@@ -353,15 +603,19 @@ def load_waiting(
     raw = _skip_title_rows(raw, name, warnings)
     mapping, seen = _map_headings(raw, name, warnings)
 
+    default_source = _file_source(name, source)
     ctx = _Cells(name=name, seen=seen, valid_deps=frozenset(_valid_departements(communes)),
                  fictional_alone=demo and communes is None,
-                 service_types=settings.service_types, this_year=_dt.date.today().year)
+                 service_types=settings.service_types, today=_dt.date.today(),
+                 default_source=default_source)
     records = raw.rename(columns=mapping)
     values = records[[c for c in records.columns if c in seen]].to_dict(orient="list")
     problems: list[Problem] = []
     rows = [ctx.parse_row({str(c): v[i] for c, v in values.items()}, i + 1, problems)
             for i in range(len(raw))]
     data = pd.DataFrame(rows, columns=WAITING_RETURNS.columns)
+    data["fichier"] = path.name
+    data["ligne"] = range(1, len(data) + 1)
     if data["service_id"].isna().all() and data["nom_service"].notna().any():
         data["service_id"] = data["nom_service"]
         warnings.append(f"{name}: no service identifier column; services are identified "
@@ -375,9 +629,27 @@ def load_waiting(
         raise DuplicateIdError(duplicates)
 
     data = _typed(data)
-    log.info("%s: %d waiting-list rows, %d départements, years %s–%s", name, len(data),
-             data["code_dep"].nunique(), data["annee"].min(), data["annee"].max())
+    log.info("%s: %d waiting-list rows, %d départements, periods %s–%s", name, len(data),
+             data["code_dep"].nunique(), data["periode"].min(), data["periode"].max())
     return Loaded(data=data, warnings=warnings, remapped=empty_remapped(), path=name)
+
+
+def _file_source(name: str, source: str | None) -> str:
+    """Return the source of the rows of a file whose ``source`` cell is empty or absent.
+
+    Raises
+    ------
+    InputError
+        ``source`` is given but is not one of :data:`SOURCES`.
+    """
+    if source is not None:
+        given = normalise_source(source)
+        if given is None:
+            raise InputError(Problem(name, None, "source", "a source among "
+                                     + ", ".join(SOURCES), str(source)))
+        return given
+    from_name = source_from_name(name)
+    return DEFAULT_SOURCE if from_name is None else from_name
 
 
 def _map_headings(raw: pd.DataFrame, name: str,
@@ -416,7 +688,10 @@ def _map_headings(raw: pd.DataFrame, name: str,
                         f"docs/listes_attente.md): {', '.join(ignored)}")
     problems += [Problem(name, None, req, f"a column {req} (e.g. one of "
                          f"{', '.join(COLUMN_ALIASES[req][:3])})")
-                 for req in ("code_dep", "type_service", "annee") if req not in seen]
+                 for req in ("code_dep", "type_service") if req not in seen]
+    if "annee" not in seen and "periode" not in seen:
+        problems.append(Problem(name, None, "annee", "a column annee or periode (e.g. one "
+                                "of annee, Année, Période)"))
     if "familles_en_attente" not in seen and "delai_moyen_jours" not in seen:
         problems.append(Problem(name, None, "familles_en_attente",
                                 "a column familles_en_attente or delai_moyen_jours"))
@@ -436,7 +711,8 @@ class _Cells:
     valid_deps: frozenset[str]
     fictional_alone: bool
     service_types: tuple[str, ...]
-    this_year: int
+    today: _dt.date
+    default_source: str = DEFAULT_SOURCE
 
     def parse_row(self, cells: Mapping[str, object], row: int,
                   problems: list[Problem]) -> dict[str, Any]:
@@ -444,7 +720,13 @@ class _Cells:
         out: dict[str, Any] = dict.fromkeys(WAITING_RETURNS.columns)
         out["code_dep"] = self._dep(_text(cells.get("code_dep")), row, problems)
         out["type_service"] = self._type(_text(cells.get("type_service")), row, problems)
-        out["annee"] = self._year(cells.get("annee"), row, problems)
+        period = self._period(cells, row, problems)
+        if period is not None:
+            out.update(annee=period.year, periode=period.label, type_periode=period.kind,
+                       date_periode=period.end)
+        out["source"] = self._source(cells.get("source"), row, problems)
+        if "date_retour" in self.seen:
+            out["date_retour"] = self._date(cells.get("date_retour"), row, problems)
         for col in COUNT_COLUMNS:
             if col in self.seen:
                 out[col] = self._count(col, cells.get(col), row, problems)
@@ -484,21 +766,74 @@ class _Cells:
         v = _parse_year(cell)
         if v is None or np.isnan(v) or v != int(v):
             problems.append(self._problem(row, "annee", "a year (e.g. 2023)", cell))
-        elif not MIN_YEAR <= v <= self.this_year:
+        elif not MIN_YEAR <= v <= self.today.year:
             problems.append(self._problem(row, "annee",
-                                          f"a year between {MIN_YEAR} and {self.this_year}",
+                                          f"a year between {MIN_YEAR} and {self.today.year}",
                                           cell))
         else:
             return int(v)
+        return None
+
+    def _period(self, cells: Mapping[str, object], row: int,
+                problems: list[Problem]) -> Period | None:
+        """Return the period of a row: its ``periode`` cell, else its ``annee`` (a year)."""
+        if "periode" not in self.seen:
+            year = self._year(cells.get("annee"), row, problems)
+            return None if year is None else _annual(year)
+        cell = cells.get("periode")
+        p = parse_period(cell)
+        if p is None:
+            problems.append(self._problem(
+                row, "periode", "a period: 2025, 2025-S1, 2025-T3, 2025-03 or a date of "
+                "observation 2025-03-31", cell))
+        elif p.year < MIN_YEAR:
+            problems.append(self._problem(row, "periode", f"a period from {MIN_YEAR} on",
+                                          cell))
+        elif p.start > self.today:
+            problems.append(self._problem(
+                row, "periode", f"a period begun by today ({self.today.isoformat()}), not a "
+                "future one", cell))
+        elif "annee" in self.seen and _text(cells.get("annee")) and \
+                _parse_year(cells.get("annee")) != p.year:
+            problems.append(self._problem(row, "annee", f"the year of the period ({p.year})",
+                                          cells.get("annee")))
+        else:
+            return p
+        return None
+
+    def _source(self, cell: object, row: int, problems: list[Problem]) -> str | None:
+        txt = _text(cell)
+        if not txt:
+            return self.default_source
+        src = normalise_source(txt)
+        if src is None:
+            problems.append(self._problem(row, "source",
+                                          "a source among " + ", ".join(SOURCES), txt))
+        return src
+
+    def _date(self, cell: object, row: int, problems: list[Problem]) -> _dt.date | None:
+        if not _text(cell):
+            return None
+        p = parse_period(cell)
+        if p is None or p.kind != "date":
+            problems.append(self._problem(row, "date_retour",
+                                          "a date (2025-04-15 or 15/04/2025) or an empty cell",
+                                          cell))
+        elif p.end > self.today:
+            problems.append(self._problem(row, "date_retour",
+                                          f"a date by today ({self.today.isoformat()})", cell))
+        else:
+            return p.end
         return None
 
     def _count(self, col: str, cell: object, row: int, problems: list[Problem]) -> int | None:
         v = _parse_number(cell)
         if v is None:
             return None
-        if np.isnan(v) or v != int(v):
-            problems.append(self._problem(row, col, "a whole number ≥ 0 or an empty cell",
-                                          cell))
+        if np.isnan(v) or not -MAX_COUNT <= v <= MAX_COUNT or v != int(v):
+            problems.append(self._problem(
+                row, col, f"a whole number between 0 and {MAX_COUNT:,} or an empty cell"
+                .replace(",", " "), cell))
         elif v < 0:
             problems.append(self._problem(row, col, "a count ≥ 0", cell))
         else:
@@ -512,8 +847,9 @@ class _Cells:
         if np.isnan(v):
             problems.append(self._problem(row, "delai_moyen_jours",
                                           "a number of days or an empty cell", cell))
-        elif v < 0:
-            problems.append(self._problem(row, "delai_moyen_jours", "a number of days ≥ 0",
+        elif not 0 <= v <= MAX_DELAY_DAYS:
+            problems.append(self._problem(row, "delai_moyen_jours",
+                                          f"a number of days between 0 and {MAX_DELAY_DAYS}",
                                           cell))
         else:
             return v
@@ -529,6 +865,11 @@ def _typed(data: pd.DataFrame) -> pd.DataFrame:
         data[col] = pd.array(data[col].tolist(), dtype="Int64")
     data["delai_moyen_jours"] = pd.to_numeric(data["delai_moyen_jours"]).astype("float64")
     data["fictif"] = data["code_dep"].map(is_fictional_code).astype(bool)
+    for col in ("periode", "type_periode", "source", "fichier"):
+        data[col] = data[col].astype("str")
+    data["date_periode"] = pd.to_datetime(data["date_periode"])
+    data["date_retour"] = pd.to_datetime(data["date_retour"])
+    data["ligne"] = data["ligne"].astype("int64")
     return data[WAITING_RETURNS.columns]
 
 
@@ -545,7 +886,9 @@ def _skip_title_rows(raw: pd.DataFrame, name: str, warnings: list[str]) -> pd.Da
     (the warning gives its position).
     """
     def keys(labels: list[object]) -> int:
-        return len({match_column(v) for v in labels} & set(_KEY_COLUMNS))
+        found = {match_column(v) for v in labels}
+        found |= {"annee"} if "periode" in found else set()
+        return len(found & set(_KEY_COLUMNS))
 
     if keys(list(raw.columns)) == len(_KEY_COLUMNS):
         return raw
@@ -567,22 +910,21 @@ def _check_duplicates(data: pd.DataFrame, name: str, seen: Mapping[str, str],
     dep_rows: dict[tuple[Any, ...], int] = {}
     service_rows: dict[tuple[Any, ...], int] = {}
     mixed: set[tuple[Any, ...]] = set()
-    for i, (dep, typ, year, sid) in enumerate(
-        zip(data["code_dep"], data["type_service"], data["annee"], data["service_id"],
+    for i, (dep, typ, period, sid) in enumerate(
+        zip(data["code_dep"], data["type_service"], data["periode"], data["service_id"],
             strict=True)
     ):
-        key = (dep, typ, year)
-        if dep is None or typ is None or year is None or pd.isna(year):
+        if dep is None or typ is None or period is None or pd.isna(period):
             continue
-        year = int(year)
-        key = (dep, typ, year)
+        key = (dep, typ, period)
         full = (*key, sid)
         sid = None if pd.isna(sid) else sid
-        what = f"{dep}, {typ}, {year}" + ("" if sid is None else f", service {sid}")
+        what = f"{dep}, {typ}, {period}" + ("" if sid is None else f", service {sid}")
         if full in first:
             problems.append(Problem(
                 name, i + 1, column,
-                f"one row per département, type and year{'' if sid is None else ' and service'}"
+                f"one row per département, type and period"
+                f"{'' if sid is None else ' and service'}"
                 f" (same as row {first[full]}: {what})"))
             continue
         first[full] = i + 1
@@ -592,5 +934,216 @@ def _check_duplicates(data: pd.DataFrame, name: str, seen: Mapping[str, str],
             other = service_rows[key] if sid is None else dep_rows[key]
             problems.append(Problem(
                 name, i + 1, column,
-                f"either per-service rows or one département row for {dep}, {typ}, {year} "
+                f"either per-service rows or one département row for {dep}, {typ}, {period} "
                 f"(row {other} is the other kind: counts would be added twice)"))
+
+
+# --- Several returns ----------------------------------------------------------------------
+
+#: Extensions of the return files taken from a folder.
+RETURN_SUFFIXES: tuple[str, ...] = (".csv", ".xlsx")
+
+
+@dataclass(frozen=True)
+class WaitingFile:
+    """A return file and the source of its rows when the file does not say.
+
+    Attributes
+    ----------
+    path
+        CSV or XLSX file.
+    source
+        One of :data:`SOURCES` (any spelling :func:`normalise_source` reads), or None: the
+        ``source`` column, else the file name (:func:`source_from_name`), else
+        :data:`DEFAULT_SOURCE`.
+    """
+
+    path: Path
+    source: str | None = None
+
+
+def parse_waiting_arg(text: str | Path) -> WaitingFile:
+    """Read one ``--waiting`` argument: ``FILE``, ``FOLDER`` or ``SOURCE=FILE``.
+
+    Parameters
+    ----------
+    text
+        E.g. ``retours_caf.csv``, ``CAF=retours.csv``, ``"cour d'appel=riom.xlsx"``.
+
+    Returns
+    -------
+    WaitingFile
+        The path and the source given before ``=`` (None when there is none; a prefix
+        that is not a source is taken as part of the path).
+    """
+    raw = str(text)
+    head, sep, tail = raw.partition("=")
+    if sep and tail and normalise_source(head) is not None:
+        return WaitingFile(Path(tail), head.strip())
+    return WaitingFile(Path(raw))
+
+
+#: What ``--waiting`` and ``load_inputs(waiting=...)`` accept: one file or folder, or several.
+WaitingSpecs = str | Path | WaitingFile | Sequence[str | Path | WaitingFile]
+
+
+def waiting_files(specs: WaitingSpecs) -> list[WaitingFile]:
+    """Expand the ``--waiting`` arguments into files, in the order given.
+
+    Parameters
+    ----------
+    specs
+        One or several files, folders or ``SOURCE=FILE`` texts (:func:`parse_waiting_arg`).
+        A folder gives
+        its ``.csv`` and ``.xlsx`` files (not its sub-folders, not hidden files), sorted by
+        name, with the folder's source when one is given.
+
+    Returns
+    -------
+    list of WaitingFile
+        One per file; the order is the *file order* of the reconciliation rule.
+
+    Raises
+    ------
+    InputError
+        A folder without any return file.
+    """
+    if isinstance(specs, str | Path | WaitingFile):
+        specs = [specs]
+    out: list[WaitingFile] = []
+    for spec in specs:
+        wf = spec if isinstance(spec, WaitingFile) else parse_waiting_arg(spec)
+        if not wf.path.is_dir():
+            out.append(wf)
+            continue
+        found = sorted(f for f in wf.path.iterdir() if f.is_file()
+                       and not f.name.startswith((".", "~$"))
+                       and f.name.lower().endswith(RETURN_SUFFIXES))
+        if not found:
+            raise InputError(Problem(str(wf.path), None, None,
+                                     "a folder holding .csv or .xlsx return files", "none"))
+        out += [WaitingFile(f, wf.source) for f in found]
+    return out
+
+
+def waiting_paths(specs: WaitingSpecs | None) -> list[Path]:
+    """Return the paths named by ``--waiting`` arguments (files or folders, not expanded).
+
+    Parameters
+    ----------
+    specs
+        As for :func:`waiting_files`; None → no path.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The path of each argument, without its ``SOURCE=`` prefix.
+    """
+    if specs is None:
+        return []
+    if isinstance(specs, str | Path | WaitingFile):
+        specs = [specs]
+    return [s.path if isinstance(s, WaitingFile) else parse_waiting_arg(s).path
+            for s in specs]
+
+
+@dataclass(frozen=True)
+class WaitingReturns:
+    """Every row of several return files, with their provenance.
+
+    Attributes
+    ----------
+    rows
+        The rows of all files (:data:`WAITING_RETURNS` columns plus ``ordre_fichier``,
+        0-based position of the file in the order given), not yet reconciled
+        (:func:`coverage.waiting.reconcile_returns`).
+    files
+        One row per file (the « Sources » sheet): ``ordre_fichier``, ``fichier`` (name),
+        ``chemin``, ``sha256`` (:func:`coverage.files.sha256_file`), ``source`` (given for
+        the file, or the sources of its rows), ``lignes``.
+    warnings
+        Warnings of every file.
+    """
+
+    rows: pd.DataFrame
+    files: pd.DataFrame
+    warnings: list[str]
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """Return the rows (the name :class:`~coverage.io.tables.Loaded` uses)."""
+        return self.rows
+
+    @property
+    def remapped(self) -> pd.DataFrame:
+        """Return no remapped commune codes (returns hold département codes only)."""
+        return empty_remapped()
+
+    @property
+    def path(self) -> str:
+        """Return the files' paths, joined by `` ; ``."""
+        return " ; ".join(self.files["chemin"].astype(str)) if len(self.files) else ""
+
+
+def load_waiting_files(
+    specs: WaitingSpecs,
+    *,
+    communes: pd.DataFrame | gpd.GeoDataFrame | None = None,
+    settings: Settings = Settings(),
+) -> WaitingReturns:
+    """Read and validate several return files (files, folders, ``SOURCE=FILE``).
+
+    Every file is checked with :func:`load_waiting`; the problems of all files are
+    collected and raised together (one line per bad cell), so nothing is written when
+    one file is bad.
+
+    Parameters
+    ----------
+    specs
+        See :func:`waiting_files`.
+    communes
+        Communes of the run (their départements are accepted).
+    settings
+        ``service_types`` and ``max_input_bytes``.
+
+    Returns
+    -------
+    WaitingReturns
+
+    Raises
+    ------
+    InputError
+        One :class:`~coverage.errors.Problem` per bad cell of any file (the subclass of
+        the only failing file when a single file fails).
+    """
+    files = waiting_files(specs)
+    if not files:
+        raise InputError(Problem("--waiting", None, None, "at least one return file", ""))
+    errors: list[InputError] = []
+    loaded: list[pd.DataFrame] = []
+    sources: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for order, wf in enumerate(files):
+        try:
+            one = load_waiting(wf.path, communes=communes, settings=settings,
+                               source=wf.source)
+        except InputError as exc:
+            errors.append(exc)
+            continue
+        warnings += one.warnings
+        if len(files) > 1 and wf.source is None and set(one.data["source"]) == {
+                DEFAULT_SOURCE} and source_from_name(wf.path) is None:
+            warnings.append(f"{wf.path}: no source column, none given (SOURCE=FILE) and "
+                            f"none in the file name; rows marked '{DEFAULT_SOURCE}'")
+        loaded.append(one.data.assign(ordre_fichier=order))
+        sources.append({"ordre_fichier": order, "fichier": wf.path.name,
+                        "chemin": str(wf.path), "sha256": sha256_file(wf.path),
+                        "source": " ; ".join(dict.fromkeys(one.data["source"]))
+                        or (wf.source or ""),
+                        "lignes": len(one.data)})
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise InputError([p for e in errors for p in e.problems])
+    rows = pd.concat(loaded, ignore_index=True)
+    return WaitingReturns(rows, pd.DataFrame(sources), warnings)
