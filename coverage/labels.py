@@ -14,6 +14,7 @@ from coverage.settings import NO_SERVICE
 __all__ = [
     "DEMO_CHOICE",
     "DENSITY_LABELS",
+    "DISTANCE_COLUMN_TITLES",
     "ENGINE_LABELS",
     "ENGINE_SHORT",
     "FICTIONAL_BANNER",
@@ -28,10 +29,18 @@ __all__ = [
     "FICTIONAL_TITLE",
     "FICTIONAL_WAITING",
     "OTHER_FICTIONAL_LABEL",
+    "RANGE_NOTE",
+    "REASON_ISLAND",
+    "REASON_TOO_FAR",
+    "REASON_UNREACHABLE",
     "TYPE_LABELS",
     "TYPE_LABELS_PLURAL",
     "density_label",
+    "empty_offer_warning",
     "engine_label",
+    "fr_decimal",
+    "fr_int",
+    "fr_percent",
     "type_label",
 ]
 
@@ -51,13 +60,17 @@ TYPE_LABELS_PLURAL: Mapping[str, str] = {
 #: Engines, the long form (method sheets, captions): what the minutes are.
 ENGINE_LABELS: Mapping[str, str] = {
     "road": "road : temps de trajet sur le graphe routier OpenStreetMap",
-    "proxy": "proxy : distance à vol d'oiseau × facteur de détour ÷ vitesse par classe "
-             "de densité (estimation, pas un itinéraire)",
+    "proxy": "proxy : temps d'accès de chaque extrémité selon sa densité + distance à vol "
+             "d'oiseau × facteur de détour à une vitesse croissant avec la distance "
+             "(estimation, pas un itinéraire)",
+    "matrice": "matrice : temps importés d'un tableau fourni (Metric, OSRM, Valhalla, "
+               "openrouteservice…) ; paire absente du tableau = injoignable",
 }
 #: Engines, the short form (legends).
 ENGINE_SHORT: Mapping[str, str] = {
     "road": "graphe routier OSM",
     "proxy": "estimation à vol d'oiseau",
+    "matrice": "temps importés (tableau fourni)",
 }
 
 #: INSEE density levels (grille communale de densité, 4 levels).
@@ -132,3 +145,56 @@ FICTIONAL_WAITING = ("FICTIF — listes d'attente inventées du territoire de d�
                      "aucune donnée réelle.")
 #: Note at the foot of the waiting-list charts of fictional data (PNG exports).
 FICTIONAL_CHART_NOTE = "DONNÉES FICTIVES — territoire de démonstration, pas un lieu réel"
+
+
+# --- Reasons, estimated distances, ranges, empty offer (issue 12) ------------------------
+#: Why a commune is in a white zone: its nearest service is beyond the threshold.
+REASON_TOO_FAR = "trop loin"
+#: … or it has no route to any service (off the road network, no path, no service at all).
+REASON_UNREACHABLE = "non accessible"
+#: … or its land mass (island) has no service of the type and no ferry link to one.
+REASON_ISLAND = "pas de service sur l'île"
+
+#: Title of the km column of ``acces_communes`` by engine (XLSX, PNG, app).
+DISTANCE_COLUMN_TITLES: Mapping[str, str] = {
+    "distance_km": "Distance routière (km)",
+    "distance_estimee_km": "Distance estimée (vol d'oiseau × détour)",
+}
+
+#: How the low–high ranges of the proxy are made (tables, CLI, app).
+RANGE_NOTE = ("bornes basse et haute : paramètres du proxy à leurs bornes plausibles "
+              "(facteur de détour {low} à {high})")
+
+
+def empty_offer_warning(type_service: str, dept: str | None = None) -> str:
+    """Return the French warning of an empty offer: no service of a type (in a département).
+
+    Parameters
+    ----------
+    type_service
+        Service type code.
+    dept
+        Département code, or None for the whole list.
+    """
+    label = type_label(type_service)
+    if dept is None:
+        return (f"Aucun service « {label} » dans la liste des services : tout le territoire "
+                "est en zone blanche pour ce type.")
+    return (f"Aucun service « {label} » dans le département {dept} : ses communes dépendent "
+            "des services des départements voisins.")
+
+
+# --- French number formats (reports, CLI messages) ----------------------------------------
+def fr_int(value: float) -> str:
+    """Return a whole number in French: thousands separated by a space (``12 345``)."""
+    return f"{round(value):,}".replace(",", " ")
+
+
+def fr_decimal(value: float, digits: int = 1) -> str:
+    """Return a decimal number in French: decimal comma, thousands space (``1 234,5``)."""
+    return f"{value:,.{digits}f}".replace(",", " ").replace(".", ",")
+
+
+def fr_percent(share: float, digits: int = 1) -> str:
+    """Return a share (0–1) as a French percentage: ``0.125`` → ``12,5 %``."""
+    return f"{fr_decimal(100.0 * share, digits)} %"

@@ -17,6 +17,7 @@ __all__ = [
     "CODE_DEP",
     "CODE_INSEE",
     "COMMUNES",
+    "CONFLITS_LISTES_ATTENTE",
     "COUVERTURE_COURS_APPEL",
     "COUVERTURE_DENSITE",
     "COUVERTURE_DEPARTEMENTS",
@@ -29,11 +30,15 @@ __all__ = [
     "NOM",
     "OUTPUT_CONTRACTS",
     "OUTPUT_CONTRACT_VERSION",
+    "PERIODE",
     "POPULATION",
     "ROAD_FORMATS",
     "RURAL",
     "SERVICES",
     "SEUIL",
+    "SOURCES_LISTES_ATTENTE",
+    "SUIVI_LISTES_ATTENTE",
+    "TYPE_PERIODE",
     "TYPE_SERVICE",
     "WAITING",
     "ZONES_BLANCHES",
@@ -44,7 +49,7 @@ __all__ = [
 ]
 
 
-OUTPUT_CONTRACT_VERSION = "1.0"
+OUTPUT_CONTRACT_VERSION = "1.1"
 
 FieldType = Literal["string", "integer", "number", "boolean", "date", "year", "geometry"]
 
@@ -125,6 +130,11 @@ RURAL = _f("rural", "boolean", "Commune rurale",
 TYPE_SERVICE = _f("type_service", "string", "Type de service",
                   "mediation_familiale, espace_rencontre, ou aucun_service (vue combinée).")
 SEUIL = _f("seuil_minutes", "number", "Seuil", "Seuil de temps d'accès.", unit="min")
+PERIODE = _f("periode", "string", "Période",
+              "2025 (année), 2025-S1 (semestre), 2025-T3 (trimestre), 2025-03 (mois) ou "
+              "2025-03-31 (date d'observation).")
+TYPE_PERIODE = _f("type_periode", "string", "Nature de la période",
+                  "annee, semestre, trimestre, mois ou date.")
 MOTEUR = _f("moteur", "string", "Moteur de calcul",
             "road : graphe routier OpenStreetMap ; proxy : distance à vol d'oiseau × "
             "facteur de détour ÷ vitesse par classe de densité.")
@@ -187,17 +197,53 @@ ACCES_COMMUNES = Contract(
            unit="min", required=False),
         _f("service_id", "string", "Service le plus proche", required=False),
         _f("distance_km", "number", "Distance routière",
-           "Distance du trajet le plus rapide (route) ou distance estimée (proxy).",
+           "Distance du trajet le plus rapide sur le réseau routier (moteurs road et "
+           "matrice) ; vide avec le moteur proxy, qui ne connaît pas la route.",
            unit="km", required=False),
         MOTEUR,
+        # issue 12 (appended: the earlier columns keep their places)
+        _f("distance_estimee_km", "number", "Distance estimée (vol d'oiseau × détour)",
+           "Moteur proxy : distance à vol d'oiseau × facteur de détour (traversées en bac "
+           "exclues), une estimation ; vide avec les autres moteurs.",
+           unit="km", required=False),
+        _f("minutes_min", "number", "Temps d'accès, borne basse",
+           "Moteur proxy : temps avec les paramètres optimistes (facteur de détour bas, "
+           "settings.proxy_detour_bounds) ; vide avec les autres moteurs.",
+           unit="min", required=False),
+        _f("minutes_max", "number", "Temps d'accès, borne haute",
+           "Moteur proxy : temps avec les paramètres pessimistes (facteur de détour haut) ; "
+           "vide avec les autres moteurs.", unit="min", required=False),
+        _f("raison", "string", "Raison de l'inaccessibilité",
+           "Quand le temps est vide : « non accessible » (hors réseau, pas de chemin, aucun "
+           "service du type) ou « pas de service sur l'île » (aucun service du type sur la "
+           "masse terrestre de la commune, ni liaison maritime vers un service).",
+           required=False),
     ),
     ("code_insee", "type_service"),
 )
 
 ZONES_BLANCHES = Contract(
     "zones_blanches", "Communes en zone blanche",
-    (CODE_INSEE, NOM, CODE_DEP, POPULATION, TYPE_SERVICE, SEUIL),
+    (CODE_INSEE, NOM, CODE_DEP, POPULATION, TYPE_SERVICE, SEUIL,
+     _f("raison", "string", "Raison",
+        "« trop loin » (service le plus proche au-delà du seuil), « non accessible » ou "
+        "« pas de service sur l'île ».", required=False)),
     ("code_insee", "type_service", "seuil_minutes"),
+)
+
+
+#: Low–high ranges of the white-zone figures (proxy engine; empty with the other engines).
+_RANGE_FIELDS = (
+    _f("communes_zone_blanche_min", "integer", "Communes en zone blanche, borne basse",
+       "Moteur proxy : avec les paramètres optimistes (facteur de détour bas) ; vide avec "
+       "les autres moteurs.", unit="communes", required=False),
+    _f("communes_zone_blanche_max", "integer", "Communes en zone blanche, borne haute",
+       "Moteur proxy : avec les paramètres pessimistes (facteur de détour haut).",
+       unit="communes", required=False),
+    _f("population_zone_blanche_min", "integer", "Population en zone blanche, borne basse",
+       "Moteur proxy : avec les paramètres optimistes.", unit="habitants", required=False),
+    _f("population_zone_blanche_max", "integer", "Population en zone blanche, borne haute",
+       "Moteur proxy : avec les paramètres pessimistes.", unit="habitants", required=False),
 )
 
 
@@ -212,6 +258,7 @@ def _coverage_fields(key: Sequence[Field]) -> tuple[Field, ...]:
         _f("communes_zone_blanche", "integer", "Communes en zone blanche", unit="communes"),
         _f("population_zone_blanche", "integer", "Population en zone blanche",
            unit="habitants"),
+        *_RANGE_FIELDS,
         _f("minutes_mediane", "number", "Temps médian",
            "Médiane des temps d'accès des communes, pondérée par la population.",
            unit="min", required=False),
@@ -264,6 +311,10 @@ LISTES_ATTENTE_DEPARTEMENTS = Contract(
     (
         CODE_DEP, TYPE_SERVICE,
         _f("annee", "year", "Année", "Année de l'activité (liste d'attente au 31 décembre)."),
+        PERIODE, TYPE_PERIODE,
+        _f("date_periode", "string", "Date de la période",
+           "Fin de la période (AAAA-MM-JJ) : date à laquelle la liste d'attente est "
+           "observée (axe du temps des graphiques)."),
         _f("services", "integer", "Services déclarants",
            "Services ayant une ligne dans les retours (vide : données départementales).",
            unit="services", required=False),
@@ -288,14 +339,25 @@ LISTES_ATTENTE_DEPARTEMENTS = Contract(
            "Moyenne des délais des services pondérée par leurs familles en attente "
            "(moyenne simple si aucune famille n'attend).", unit="jours", required=False),
         _f("familles_en_attente_variation", "number", "Variation des familles en attente",
-           "Différence avec l'année précédente, en familles (vide sans année précédente). "
+           "Différence avec la période précédente de même nature (l'année précédente pour "
+           "des données annuelles), en familles (vide sans période précédente). "
            "Type number : un écart peut être négatif, ce n'est pas un effectif.",
            unit="familles", required=False),
         _f("familles_en_attente_variation_pct", "number", "Variation des familles en attente (%)",
-           "100 × variation / valeur de l'année précédente (vide si celle-ci est 0 ou "
+           "100 × variation / valeur de la période précédente (vide si celle-ci est 0 ou "
            "absente).", unit="%", required=False),
         _f("variation_delai_jours", "number", "Variation du délai moyen",
-           "Différence avec l'année précédente.", unit="jours", required=False),
+           "Différence avec la période précédente.", unit="jours", required=False),
+        _f("variation_annuelle_familles", "number",
+           "Variation sur un an des familles en attente",
+           "Différence avec la même période un an plus tôt, en familles.",
+           unit="familles", required=False),
+        _f("variation_annuelle_familles_pct", "number",
+           "Variation sur un an des familles en attente (%)",
+           "100 × variation sur un an / valeur un an plus tôt (vide si 0 ou absente).",
+           unit="%", required=False),
+        _f("variation_delai_annuelle_jours", "number", "Variation sur un an du délai moyen",
+           "Différence avec la même période un an plus tôt.", unit="jours", required=False),
         _f("familles_recues", "integer", "Familles reçues",
            "Familles reçues / accueillies (espaces de rencontre).", unit="familles",
            required=False),
@@ -313,9 +375,100 @@ LISTES_ATTENTE_DEPARTEMENTS = Contract(
            required=False),
         _f("mediations_terminees", "integer", "Médiations terminées", unit="médiations",
            required=False),
+        _f("periodes_mixtes", "boolean", "Périodes de natures différentes",
+           "Vrai quand la série du département et du type mêle des périodes de natures "
+           "différentes (ex. années et trimestres) : les variations ne comparent que des "
+           "périodes de même nature."),
         _f("fictif", "boolean", "Fictif", "Vrai pour le territoire de démonstration FICTIF."),
     ),
-    ("code_dep", "type_service", "annee"),
+    ("code_dep", "type_service", "periode"),
+)
+
+#: Conflicts between returns of several sources for the same service (or département),
+#: type and period (:func:`coverage.waiting.reconcile_returns`): one row per value set aside.
+CONFLITS_LISTES_ATTENTE = Contract(
+    "conflits_listes_attente",
+    "Conflits entre retours de listes d'attente de sources différentes",
+    (
+        CODE_DEP, TYPE_SERVICE, PERIODE,
+        _f("service_id", "string", "Identifiant du service",
+           "Vide : ligne départementale.", required=False),
+        _f("colonne", "string", "Colonne", "Mesure dont les valeurs diffèrent."),
+        _f("valeur_retenue", "number", "Valeur retenue", required=False),
+        _f("source_retenue", "string", "Source retenue"),
+        _f("fichier_retenu", "string", "Fichier retenu"),
+        _f("ligne_retenue", "integer", "Ligne retenue",
+           "Ligne du fichier (1 = première ligne de données) ; vide pour une somme des "
+           "services.", required=False),
+        _f("valeur_ecartee", "number", "Valeur écartée", required=False),
+        _f("source_ecartee", "string", "Source écartée"),
+        _f("fichier_ecarte", "string", "Fichier écarté"),
+        _f("ligne_ecartee", "integer", "Ligne écartée", required=False),
+        _f("regle", "string", "Règle appliquée",
+           "retour du service ; date de retour la plus récente ; seul retour daté ; fichier "
+           "donné en dernier ; lignes par service plutôt que ligne départementale."),
+        _f("fictif", "boolean", "Fictif", "Vrai pour le territoire de démonstration FICTIF."),
+    ),
+)
+
+#: The shared follow-up table (:mod:`coverage.waiting_followup`), sent to the partners:
+#: one row per département, type and period, small counts masked.
+SUIVI_LISTES_ATTENTE = Contract(
+    "suivi_listes_attente", "Suivi partagé des listes d'attente",
+    (
+        CODE_DEP, TYPE_SERVICE, PERIODE, TYPE_PERIODE,
+        _f("date_periode", "date", "Date de la période", "Fin de la période."),
+        _f("familles_en_attente", "integer", "Familles en attente", unit="familles",
+           required=False),
+        _f("delai_moyen_jours", "number", "Délai moyen d'attente",
+           "Pondéré par les familles en attente.", unit="jours", required=False),
+        _f("familles_en_attente_variation", "number",
+           "Variation sur la période précédente", unit="familles", required=False),
+        _f("variation_delai_jours", "number", "Variation du délai sur la période précédente",
+           unit="jours", required=False),
+        _f("variation_annuelle_familles", "number", "Variation sur un an",
+           "Différence avec la même période un an plus tôt.", unit="familles",
+           required=False),
+        _f("variation_delai_annuelle_jours", "number", "Variation du délai sur un an",
+           unit="jours", required=False),
+        _f("services_attendus", "integer", "Services attendus",
+           "Services du type dans le département (liste des services du run).",
+           unit="services", required=False),
+        _f("services_declarants", "integer", "Services déclarants",
+           "Services attendus ayant un retour pour la période.", unit="services",
+           required=False),
+        _f("part_services_declarants", "number", "Part des services déclarants",
+           "services_declarants / services_attendus.", unit="ratio 0-1", required=False),
+        _f("services_manquants", "string", "Services sans retour",
+           "Identifiants (et noms) des services attendus sans retour pour la période.",
+           required=False),
+        POPULATION,
+        _f("population_zone_blanche", "integer", "Population en zone blanche",
+           "Au seuil indiqué, d'après la couverture du run.", unit="habitants",
+           required=False),
+        _f("part_population_zone_blanche", "number", "Part de la population en zone blanche",
+           unit="ratio 0-1", required=False),
+        _f("seuil_minutes", "number", "Seuil de la zone blanche", unit="min",
+           required=False),
+        _f("sources", "string", "Sources", "Partenaires dont les retours ont été retenus."),
+        _f("note", "string", "Note", "Ex. série mêlant des périodes de natures "
+           "différentes.", required=False),
+        _f("fictif", "boolean", "Fictif", "Vrai pour le territoire de démonstration FICTIF."),
+    ),
+    ("code_dep", "type_service", "periode"),
+)
+
+#: The « Sources » sheet of the follow-up: one row per return file.
+SOURCES_LISTES_ATTENTE = Contract(
+    "sources_listes_attente", "Fichiers de retours",
+    (
+        _f("fichier", "string", "Fichier"),
+        _f("sha256", "string", "Empreinte SHA-256"),
+        _f("source", "string", "Source", "CAF, MSA, cour d'appel, service ou autre."),
+        _f("lignes", "integer", "Lignes", unit="lignes"),
+        _f("ordre_fichier", "integer", "Ordre", "Position du fichier dans l'ordre donné "
+           "(0 = premier) : à date de retour égale, le dernier fichier l'emporte."),
+    ),
 )
 
 #: Every output contract, by name: a static table (nothing is registered at import).
@@ -324,7 +477,7 @@ OUTPUT_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
     for c in (
         ACCES_COMMUNES, ZONES_BLANCHES, COUVERTURE_DEPARTEMENTS, COUVERTURE_REGIONS,
         COUVERTURE_EPCI, COUVERTURE_COURS_APPEL, COUVERTURE_DENSITE, COUVERTURE_FRANCE,
-        LISTES_ATTENTE_DEPARTEMENTS,
+        LISTES_ATTENTE_DEPARTEMENTS, CONFLITS_LISTES_ATTENTE,
     )
 })
 

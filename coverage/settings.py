@@ -6,6 +6,7 @@ and source, and can be overridden (``dataclasses.replace``) or from the CLI.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -27,15 +28,23 @@ __all__ = [
     "METRO_BBOX",
     "NO_SERVICE",
     "PACKAGE_DIR",
+    "PROXY_ACCESS_MIN_BY_DENSITY",
+    "PROXY_DETOUR_BOUNDS",
     "PROXY_DETOUR_FACTOR",
-    "PROXY_SPEED_KMH_BY_DENSITY",
+    "PROXY_SPEED_BREAK_KM",
+    "PROXY_SPEED_FAR_KMH",
+    "PROXY_SPEED_NEAR_KMH",
     "REPO_ROOT",
     "SERVICES_DATA_DIR",
     "SERVICE_TYPES",
+    "SETTING_BOUNDS",
     "STATIC_DIR",
+    "Bound",
     "Settings",
+    "check_settings",
     "is_fictional_code",
     "metric_crs_for",
+    "settings_from_file",
     "settings_with_overrides",
 ]
 
@@ -117,11 +126,28 @@ FR_IMPLICIT_MAXSPEED_KMH: Mapping[str, float] = MappingProxyType(
 #: detour index for French roads between communes (road/crow-fly ratios of 1.2 to 1.4 are
 #: reported for rural France); override it when a local calibration exists.
 PROXY_DETOUR_FACTOR = 1.3
-#: Mean door-to-door speed of the proxy engine by INSEE density level (1 dense … 4 très peu
-#: dense), km/h: slower in dense towns (traffic, lights), faster on rural roads.
-PROXY_SPEED_KMH_BY_DENSITY: Mapping[int, float] = MappingProxyType(
-    {1: 30.0, 2: 45.0, 3: 60.0, 4: 65.0}
+#: Plausible (optimistic, pessimistic) bounds of the detour factor, for the low–high ranges
+#: of the white-zone figures (issue 12): 1.2 to 1.45 spans the road / straight-line ratios
+#: reported between French communes. Only detour ÷ speed enters the proxy minutes, so these
+#: bounds also span a speed uncertainty of about −10 % … +8 %.
+PROXY_DETOUR_BOUNDS: tuple[float, float] = (1.2, 1.45)
+#: Access (terminal) time of one end of a proxy trip by INSEE density level (1 dense … 4 très
+#: peu dense), minutes: from the commune's centre onto the inter-urban network. Counted once
+#: at each end; sparse communes reach the main roads slowly. These defaults (and the two
+#: speeds below) are the calibration on real OSRM car times between the communes of Isère,
+#: fit half, pairs within 50 km, detour 1.3 and break 10 km fixed: see docs/calibration.md
+#: (``zones-blanches calibrer``, :mod:`coverage.routing.calibration`).
+PROXY_ACCESS_MIN_BY_DENSITY: Mapping[int, float] = MappingProxyType(
+    {1: 0.0, 2: 0.82, 3: 3.3, 4: 12.36}
 )
+#: Proxy speed on the first :data:`PROXY_SPEED_BREAK_KM` road km of a trip, km/h
+#: (Isère calibration, docs/calibration.md).
+PROXY_SPEED_NEAR_KMH = 49.5
+#: Proxy speed beyond :data:`PROXY_SPEED_BREAK_KM` road km, km/h (long trips use main roads;
+#: Isère calibration, docs/calibration.md).
+PROXY_SPEED_FAR_KMH = 65.1
+#: Road km at which the proxy speed changes from near to far, km.
+PROXY_SPEED_BREAK_KM = 10.0
 
 
 @dataclass(frozen=True)
@@ -149,8 +175,19 @@ class Settings:
         Speed by OSM highway class when ``maxspeed`` is absent, km/h.
     proxy_detour_factor
         Road / straight-line distance ratio of the proxy engine.
-    proxy_speed_kmh_by_density
-        Proxy speed by INSEE density level, km/h.
+    proxy_access_min_by_density
+        Proxy access time of one trip end by INSEE density level, minutes.
+    proxy_speed_near_kmh
+        Proxy speed on the first ``proxy_speed_break_km`` road km, km/h.
+    proxy_speed_far_kmh
+        Proxy speed beyond ``proxy_speed_break_km`` road km, km/h.
+    proxy_speed_break_km
+        Road distance where the proxy speed changes, km.
+    proxy_detour_bounds
+        (optimistic, pessimistic) detour factors of the proxy ranges.
+    land_mass_gap_m
+        Largest gap between two commune polygons still counted as touching when the land
+        masses (islands) are found, metres.
     secrecy_threshold
         Counts below this are masked in public exports (statistical secrecy).
     max_input_bytes
@@ -166,9 +203,14 @@ class Settings:
     ferries: bool = True
     default_speeds_kmh: Mapping[str, float] = field(default_factory=lambda: DEFAULT_SPEEDS_KMH)
     proxy_detour_factor: float = PROXY_DETOUR_FACTOR
-    proxy_speed_kmh_by_density: Mapping[int, float] = field(
-        default_factory=lambda: PROXY_SPEED_KMH_BY_DENSITY
+    proxy_access_min_by_density: Mapping[int, float] = field(
+        default_factory=lambda: PROXY_ACCESS_MIN_BY_DENSITY
     )
+    proxy_speed_near_kmh: float = PROXY_SPEED_NEAR_KMH
+    proxy_speed_far_kmh: float = PROXY_SPEED_FAR_KMH
+    proxy_speed_break_km: float = PROXY_SPEED_BREAK_KM
+    proxy_detour_bounds: tuple[float, ...] = PROXY_DETOUR_BOUNDS
+    land_mass_gap_m: float = 300.0
     secrecy_threshold: int = 5
     max_input_bytes: int = 1_000_000_000
 
@@ -189,9 +231,14 @@ class Settings:
             "ferries": self.ferries,
             "default_speeds_kmh": dict(self.default_speeds_kmh),
             "proxy_detour_factor": self.proxy_detour_factor,
-            "proxy_speed_kmh_by_density": {
-                str(k): v for k, v in self.proxy_speed_kmh_by_density.items()
+            "proxy_access_min_by_density": {
+                str(k): v for k, v in self.proxy_access_min_by_density.items()
             },
+            "proxy_speed_near_kmh": self.proxy_speed_near_kmh,
+            "proxy_speed_far_kmh": self.proxy_speed_far_kmh,
+            "proxy_speed_break_km": self.proxy_speed_break_km,
+            "proxy_detour_bounds": list(self.proxy_detour_bounds),
+            "land_mass_gap_m": self.land_mass_gap_m,
             "secrecy_threshold": self.secrecy_threshold,
             "max_input_bytes": self.max_input_bytes,
         }
@@ -300,7 +347,7 @@ def settings_with_overrides(base: Settings, overrides: Mapping[str, str]) -> Set
         Field name → text: numbers (``snap_max_m=3000``), booleans (``ferries=false``),
         comma lists (``thresholds_min=15,30``), ``key:value`` pairs merged into a mapping
         (``default_speeds_kmh=unclassified:40,residential:25``,
-        ``proxy_speed_kmh_by_density=4:60``).
+        ``proxy_access_min_by_density=4:8``).
 
     Raises
     ------
@@ -321,5 +368,152 @@ def settings_with_overrides(base: Settings, overrides: Mapping[str, str]) -> Set
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             msg = f"setting {name}={text!r}: expected a value ≥ 0"
             raise CoverageError(msg)
+        _check_bounds(name, value, text)
         changes[name] = value
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Accepted range of a numeric setting (every value of a list or mapping setting).
+
+    Attributes
+    ----------
+    lo, hi
+        Smallest and largest accepted value (``hi`` included).
+    lo_open
+        True when ``lo`` itself is refused (a value must be > ``lo``).
+    unit
+        Unit shown in the message (French).
+    """
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    unit: str = ""
+
+    def accepts(self, value: float) -> bool:
+        """Return True when ``value`` is finite and in the range."""
+        if not math.isfinite(value):
+            return False
+        above = value > self.lo if self.lo_open else value >= self.lo
+        return above and value <= self.hi
+
+    def text(self) -> str:
+        """Return the range in French (« entre 1 et 150 km/h », « > 0 et ≤ 600 min »)."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.lo_open:
+            return f"une valeur > {self.lo:g} et ≤ {self.hi:g}{unit}"
+        return f"une valeur entre {self.lo:g} et {self.hi:g}{unit}"
+
+
+#: Accepted ranges of the numeric settings (fields absent from :class:`Settings` are skipped).
+SETTING_BOUNDS: Mapping[str, Bound] = MappingProxyType({
+    "thresholds_min": Bound(0, 600, lo_open=True, unit="min"),
+    "matrix_cutoff_min": Bound(0, 1440, lo_open=True, unit="min"),
+    "snap_max_m": Bound(0, 100_000, lo_open=True, unit="m"),
+    "access_speed_kmh": Bound(1, 150, unit="km/h"),
+    "default_speeds_kmh": Bound(1, 150, unit="km/h"),
+    "proxy_detour_factor": Bound(1, 3),
+    "proxy_detour_bounds": Bound(1, 3),
+    "proxy_speed_kmh_by_density": Bound(1, 150, unit="km/h"),
+    "proxy_speed_near_kmh": Bound(1, 150, unit="km/h"),
+    "proxy_speed_far_kmh": Bound(1, 150, unit="km/h"),
+    "proxy_speed_break_km": Bound(0, 1000, lo_open=True, unit="km"),
+    "proxy_access_min_by_density": Bound(0, 120, unit="min"),
+    "secrecy_threshold": Bound(0, 1000),
+    "max_input_bytes": Bound(0, 1e12, lo_open=True, unit="octets"),
+})
+
+
+def _numbers(value: object) -> list[float]:
+    """Return the numbers of a setting's value (itself, a list's items, a mapping's values)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [float(v) for v in value if isinstance(v, (int, float)) and not
+                isinstance(v, bool)]
+    return []
+
+
+def _check_bounds(name: str, value: object, text: str | None = None) -> None:
+    """Refuse a value of setting ``name`` out of its :data:`SETTING_BOUNDS` range."""
+    bound = SETTING_BOUNDS.get(name)
+    if bound is None:
+        return
+    bad = [v for v in _numbers(value) if not bound.accepts(v)]
+    if bad:
+        shown = text if text is not None else f"{bad[0]:g}"
+        msg = f"réglage {name}={shown} refusé : {bound.text()} attendue"
+        raise CoverageError(msg)
+
+
+def check_settings(settings: Settings) -> Settings:
+    """Return ``settings`` when every numeric field is in its :data:`SETTING_BOUNDS` range.
+
+    Raises
+    ------
+    coverage.errors.CoverageError
+        A field out of range; the French message names it and gives the accepted range.
+    """
+    for name in SETTING_BOUNDS:
+        if hasattr(settings, name):
+            _check_bounds(name, getattr(settings, name))
+    return settings
+
+
+def _override_text(value: object) -> str:
+    """Return the ``--set`` text of a JSON value (list → ``a,b``, object → ``k:v,k:v``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def settings_from_file(path: str | Path, base: Settings | None = None) -> Settings:
+    """Return settings with the overrides of a JSON settings file (``run --settings FILE``).
+
+    The file is a JSON object of :class:`Settings` field names → values (numbers, booleans,
+    lists, objects for mappings), e.g. what ``zones-blanches calibrer`` writes. A top-level
+    ``"settings"`` object is read when present (the other keys then document the file).
+    Values are checked exactly as ``--set KEY=VALUE`` (:func:`settings_with_overrides`).
+
+    Parameters
+    ----------
+    path
+        The JSON file.
+    base
+        Settings to start from (default: the defaults).
+
+    Raises
+    ------
+    coverage.errors.CoverageError
+        The file is missing or not a JSON object, or a field is unknown or badly typed.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        msg = f"settings file {p}: cannot be read ({exc})"
+        raise CoverageError(msg) from None
+    except json.JSONDecodeError as exc:
+        msg = f"settings file {p}, line {exc.lineno}: expected JSON ({exc.msg})"
+        raise CoverageError(msg) from None
+    if isinstance(data, dict) and isinstance(data.get("settings"), dict):
+        data = data["settings"]
+    if not isinstance(data, dict):
+        msg = f"settings file {p}: expected a JSON object of setting names and values"
+        raise CoverageError(msg)
+    try:
+        return settings_with_overrides(base or Settings(),
+                                       {str(k): _override_text(v) for k, v in data.items()})
+    except CoverageError as exc:
+        msg = f"settings file {p}: {exc}"
+        raise CoverageError(msg) from None

@@ -38,8 +38,9 @@ import pandas as pd
 
 from coverage.cog import courts_for
 from coverage.errors import CoverageError
-from coverage.labels import FICTIONAL_TERRITORY
+from coverage.labels import FICTIONAL_TERRITORY, REASON_TOO_FAR, REASON_UNREACHABLE
 from coverage.routing.base import Engine, empty_nearest
+from coverage.routing.proxy import ProxyEngine
 from coverage.schemas import (
     ACCES_COMMUNES,
     COUVERTURE_COURS_APPEL,
@@ -54,19 +55,24 @@ from coverage.schemas import (
 from coverage.settings import NO_SERVICE, SERVICE_TYPES, is_fictional_code
 
 __all__ = [
+    "ENGINE_SPECIFIC_COLUMNS",
+    "ESTIMATED_DISTANCE_ENGINE",
     "FICTIONAL_TERRITORY",
     "FRANCE_CODE",
     "LEVELS",
     "NO_EPCI_CODE",
     "NO_EPCI_NAME",
+    "RANGE_COLUMNS",
     "UNKNOWN",
     "access_table",
     "combined_access",
     "coverage_table",
     "coverage_tables",
+    "distance_column",
     "is_white_zone",
     "nearest_services",
     "white_zones",
+    "without_empty_engine_columns",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,12 @@ NO_EPCI_NAME = "Sans EPCI à fiscalité propre"
 UNKNOWN = "inconnu"
 #: Territory label of the national total row.
 FRANCE_CODE = "FR"
+
+#: Engine whose km are estimates (``distance_estimee_km``) rather than road distances.
+ESTIMATED_DISTANCE_ENGINE = "proxy"
+#: Low–high range columns of the coverage tables (proxy; empty with the other engines).
+RANGE_COLUMNS = ("communes_zone_blanche_min", "communes_zone_blanche_max",
+                 "population_zone_blanche_min", "population_zone_blanche_max")
 
 #: Coverage levels → (output contract, key columns).
 LEVELS: dict[str, tuple[Contract, tuple[str, ...]]] = {
@@ -90,6 +102,8 @@ LEVELS: dict[str, tuple[Contract, tuple[str, ...]]] = {
 
 _COMMUNE_COLS = ["code_insee", "nom", "code_dep", "population", "densite", "rural"]
 _NEAREST_COLS = ["code_insee", "type_service", "minutes", "service_id", "distance_km", "moteur"]
+#: Columns an engine may add to its nearest table (the proxy's ``nearest_with_ranges``).
+_ENGINE_EXTRA_COLS = ("minutes_min", "minutes_max", "raison")
 
 
 @overload
@@ -178,7 +192,8 @@ def access_table(
         raise CoverageError(msg)
     com = pd.DataFrame(communes[_COMMUNE_COLS]).copy()
     com["code_insee"] = com["code_insee"].astype(str)
-    near = pd.DataFrame(nearest[_NEAREST_COLS]).copy()
+    extra = [c for c in _ENGINE_EXTRA_COLS if c in nearest.columns]
+    near = pd.DataFrame(nearest[[*_NEAREST_COLS, *extra]]).copy()
     near["code_insee"] = near["code_insee"].astype(str)
     unknown = set(near["code_insee"]) - set(com["code_insee"])
     if unknown:
@@ -196,10 +211,77 @@ def access_table(
             raise CoverageError(msg)
         out["moteur"] = out["moteur"].fillna(moteurs[0])
     out["minutes"] = pd.to_numeric(out["minutes"]).astype("float64")
-    out["distance_km"] = pd.to_numeric(out["distance_km"]).astype("float64")
+    out = _labelled_distances(_ranges_and_reasons(out))
     out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
     out = out.sort_values(["code_insee", "_t"], kind="mergesort").drop(columns="_t")
     return out[ACCES_COMMUNES.columns].reset_index(drop=True)
+
+
+def _labelled_distances(out: pd.DataFrame) -> pd.DataFrame:
+    """Move the proxy's km into ``distance_estimee_km`` (an estimate, not a road distance)."""
+    km = pd.to_numeric(out["distance_km"]).astype("float64")
+    estimated = (out["moteur"] == ESTIMATED_DISTANCE_ENGINE).to_numpy()
+    out["distance_estimee_km"] = km.where(estimated)
+    out["distance_km"] = km.where(~estimated)
+    return out
+
+
+def _ranges_and_reasons(out: pd.DataFrame) -> pd.DataFrame:
+    """Complete ``minutes_min``/``minutes_max`` (NaN unless the engine gave them) and ``raison``.
+
+    ``raison`` is empty where the minutes are known; else the engine's reason (the proxy's
+    « pas de service sur l'île »), else « non accessible ».
+    """
+    for col in ("minutes_min", "minutes_max"):
+        out[col] = (pd.to_numeric(out[col]).astype("float64") if col in out.columns
+                    else np.nan)
+    reason = (out["raison"] if "raison" in out.columns
+              else pd.Series(None, index=out.index, dtype=object))
+    reason = reason.where(reason.notna(), REASON_UNREACHABLE).astype(object)
+    # text with missing values, as the table reads back from its files
+    out["raison"] = reason.where(out["minutes"].isna(), None).astype("str")
+    return out
+
+
+#: Columns that only one kind of engine fills (left out of exports and pages when empty).
+ENGINE_SPECIFIC_COLUMNS = ("distance_km", "distance_estimee_km", "minutes_min", "minutes_max",
+                           *RANGE_COLUMNS)
+
+
+def without_empty_engine_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Return ``table`` without the engine-specific columns its engine left empty.
+
+    A proxy run has no road ``distance_km``; a road run has no estimate and no ranges: the
+    XLSX, PNG and app show only the columns that mean something for the run's engine.
+
+    Parameters
+    ----------
+    table
+        An ``acces_communes`` or coverage table.
+    """
+    empty = [c for c in ENGINE_SPECIFIC_COLUMNS
+             if c in table.columns and len(table) and table[c].isna().all()]
+    return table.drop(columns=empty)
+
+
+def distance_column(access: pd.DataFrame) -> str | None:
+    """Return the km column that holds values: ``distance_km`` (road) or the proxy's estimate.
+
+    Parameters
+    ----------
+    access
+        ``acces_communes`` rows (or a subset of its columns).
+
+    Returns
+    -------
+    str or None
+        ``distance_estimee_km`` when it has values, else ``distance_km`` when present, else
+        None. Titles: :data:`coverage.labels.DISTANCE_COLUMN_TITLES`.
+    """
+    est = "distance_estimee_km"
+    if est in access.columns and pd.to_numeric(access[est], errors="coerce").notna().any():
+        return est
+    return "distance_km" if "distance_km" in access.columns else None
 
 
 def nearest_services(communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
@@ -207,9 +289,10 @@ def nearest_services(communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
                      ) -> pd.DataFrame:
     """Return the ``acces_communes`` table: the nearest service of each type, by ``engine``.
 
-    One call of ``engine.nearest`` (road graph or proxy, see :mod:`coverage.routing`), then
-    :func:`access_table`: every commune × type, in minutes (NaN when unreachable, off the
-    network or when no service of the type exists), with ``moteur`` on every row.
+    One call of ``engine.nearest`` (road graph or proxy, see :mod:`coverage.routing`; the
+    proxy's ``nearest_with_ranges``, which adds the low–high minutes and the island reason),
+    then :func:`access_table`: every commune × type, in minutes (NaN when unreachable, off
+    the network or when no service of the type exists), with ``moteur`` on every row.
 
     Parameters
     ----------
@@ -232,7 +315,9 @@ def nearest_services(communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
     """
     present = [str(t) for t in pd.unique(services["type_service"])] if len(services) else []
     types = tuple(_type_order(list(service_types) if service_types is not None else present))
-    if len(services) and types:
+    if len(services) and types and isinstance(engine, ProxyEngine):
+        nearest = engine.nearest_with_ranges(communes, services, service_types=types)
+    elif len(services) and types:
         nearest = engine.nearest(communes, services, service_types=types)
     else:
         nearest = empty_nearest()
@@ -261,7 +346,13 @@ def combined_access(access: pd.DataFrame) -> pd.DataFrame:
     best["type_service"] = NO_SERVICE
     unreachable = best["minutes"].isna()
     best.loc[unreachable, ["service_id"]] = np.nan
-    best.loc[unreachable, ["distance_km"]] = np.nan
+    for col in ("distance_km", "distance_estimee_km"):
+        if col in best.columns:
+            best.loc[unreachable, [col]] = np.nan
+    for col in ("minutes_min", "minutes_max"):  # the bounds of the best over the types
+        if col in base.columns:
+            bound = base.groupby("code_insee", sort=False)[col].min()
+            best[col] = best["code_insee"].map(bound).to_numpy(dtype=np.float64)
     return best.reset_index(drop=True)
 
 
@@ -295,10 +386,13 @@ def white_zones(access: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFra
     types = _type_order(list(pd.unique(full["type_service"])))
     parts = []
     minutes = full["minutes"].to_numpy(dtype=float)
+    reason = (full["raison"].where(full["raison"].notna(), REASON_UNREACHABLE)
+              if "raison" in full.columns else pd.Series(REASON_UNREACHABLE, index=full.index))
+    reason = reason.where(full["minutes"].isna(), REASON_TOO_FAR).astype(object)
     for t in sorted(float(x) for x in thresholds):
         white = is_white_zone(minutes, t)
         part = full.loc[white, ["code_insee", "nom", "code_dep", "population", "type_service"]]
-        parts.append(part.assign(seuil_minutes=t))
+        parts.append(part.assign(seuil_minutes=t, raison=reason[white].to_numpy()))
     cols = ZONES_BLANCHES.columns
     if not parts:
         return pd.DataFrame({c: [] for c in cols})
@@ -358,6 +452,20 @@ def _weighted_percentiles(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return result.drop(columns="_tot")
 
 
+def _has_ranges(full: pd.DataFrame) -> bool:
+    """Return True when the access rows carry low–high minutes (proxy engine)."""
+    return all(c in full.columns for c in ("minutes_min", "minutes_max")) and bool(
+        full["minutes_min"].notna().any() or full["minutes"].isna().all())
+
+
+def _add_range_counts(f: pd.DataFrame, full: pd.DataFrame, pop: np.ndarray, t: float) -> None:
+    """Add the white-zone counts under the optimistic and pessimistic minutes (in place)."""
+    for bound, col in (("min", "minutes_min"), ("max", "minutes_max")):
+        white = is_white_zone(full[col].to_numpy(dtype=float), t)
+        f[f"communes_zone_blanche_{bound}"] = white.astype("int64")
+        f[f"population_zone_blanche_{bound}"] = np.where(white, pop, 0)
+
+
 def coverage_table(
     access: pd.DataFrame, communes: pd.DataFrame | None, thresholds: Sequence[float],
     level: str,
@@ -406,10 +514,13 @@ def coverage_table(
     pop = full["population"].to_numpy(dtype="int64")
     rural = full["rural"].to_numpy(dtype=bool)
     pct = _weighted_percentiles(full, gkeys)
+    ranged = _has_ranges(full)
     parts = []
     for t in sorted(float(x) for x in thresholds):
         white = is_white_zone(minutes, t)
         f = full[gkeys].copy()
+        if ranged:
+            _add_range_counts(f, full, pop, t)
         f["population"] = pop
         f["population_couverte"] = np.where(white, 0, pop)
         f["communes_zone_blanche"] = white.astype("int64")
@@ -425,6 +536,9 @@ def coverage_table(
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = out["population_couverte"] / out["population"].where(out["population"] > 0)
     out["taux_couverture"] = rate.astype("float64")
+    for col in RANGE_COLUMNS:  # engines without ranges: empty columns (Int64)
+        out[col] = out[col].astype("Int64") if col in out.columns else pd.array(
+            [pd.NA] * len(out), dtype="Int64")
     out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
     out = out.sort_values([*keys, "_t", "seuil_minutes"], kind="mergesort")
     return out[contract.columns].reset_index(drop=True)

@@ -159,14 +159,16 @@ def test_engine_of_run_road_file_unreadable(tmp_path: Path, network_cache: Path)
 def test_engine_of_run_proxy_run(tmp_path: Path) -> None:
     manifest: dict[str, object] = {"engine": {"name": "proxy", "parameters": {}},
                                    "parameters": {"proxy_detour_factor": 1.4,
-                                                  "proxy_speed_kmh_by_density":
-                                                  {"1": 20, "2": 30, "3": 45, "4": 60}}}
+                                                  "proxy_access_min_by_density":
+                                                  {"1": 2, "2": 3, "3": 4, "4": 60},
+                                                  "proxy_speed_far_kmh": 90}}
     for fallback in (False, True):
         chosen = engine_of_run(_run(tmp_path, manifest), dept="ZA",
                                fallback_to_proxy=fallback)
         assert isinstance(chosen.engine, ProxyEngine)
         assert chosen.engine.settings.proxy_detour_factor == 1.4
-        assert chosen.engine.settings.proxy_speed_kmh_by_density[4] == 60.0
+        assert chosen.engine.settings.proxy_access_min_by_density[4] == 60.0
+        assert chosen.engine.settings.proxy_speed_far_kmh == 90.0
         assert chosen.note.startswith("proxy : ") and "comme le run" in chosen.note
 
 

@@ -16,14 +16,14 @@ BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "zones-blanches"
 def test_overrides_parse_each_kind_of_field() -> None:
     s = settings_with_overrides(Settings(), {
         "snap_max_m": "3000", "ferries": "false", "thresholds_min": "15,30",
-        "secrecy_threshold": "11", "proxy_speed_kmh_by_density": "4:55",
+        "secrecy_threshold": "11", "proxy_access_min_by_density": "4:55",
         "default_speeds_kmh": "unclassified:40"})
     assert s.snap_max_m == 3000.0
     assert s.ferries is False
     assert s.thresholds_min == (15.0, 30.0)
     assert s.secrecy_threshold == 11
-    assert s.proxy_speed_kmh_by_density[4] == 55.0
-    assert s.proxy_speed_kmh_by_density[1] == Settings().proxy_speed_kmh_by_density[1]
+    assert s.proxy_access_min_by_density[4] == 55.0
+    assert s.proxy_access_min_by_density[1] == Settings().proxy_access_min_by_density[1]
     assert s.default_speeds_kmh["unclassified"] == 40.0
     assert s.default_speeds_kmh["motorway"] == 130.0
 
@@ -32,7 +32,7 @@ def test_overrides_parse_each_kind_of_field() -> None:
     ("snap_max", "3000", "unknown setting 'snap_max'"),
     ("snap_max_m", "far", "expected a number"),
     ("secrecy_threshold", "2.5", "expected a whole number"),
-    ("proxy_speed_kmh_by_density", "x:5", "key:value pairs"),
+    ("proxy_access_min_by_density", "x:5", "key:value pairs"),
     ("ferries", "maybe", "expected true or false"),
     ("snap_max_m", "-5", "≥ 0"),
     ("default_speeds_kmh", "fast", "key:value pairs"),

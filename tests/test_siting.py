@@ -26,6 +26,7 @@ from pyproj import Transformer
 
 from coverage.errors import CoverageError, InputError, MissingColumnError
 from coverage.routing.proxy import ProxyEngine
+from coverage.settings import Settings
 from coverage.siting import (
     COVERED_COLUMNS,
     SITES_COLUMNS,
@@ -164,11 +165,17 @@ def test_off_network_commune_is_never_covered(demo: dict[str, Any]) -> None:
 
 # --- proxy engine on a hand-made line of communes ------------------------------------------
 
+#: Proxy parameters of the hand-made line: no access time, one speed (65 km/h).
+_LINE_SETTINGS = Settings(proxy_access_min_by_density={1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0},
+                          proxy_speed_near_kmh=65.0, proxy_speed_far_kmh=65.0)
+
+
 def _line(deps: list[str] | None = None) -> gpd.GeoDataFrame:
     """Six communes on an east-west line in Lambert-93 (Cantal-like), density level 4.
 
-    Proxy at level 4: minutes = straight_m × 1.3 / 1000 / 65 × 60 = 0.0012 × metres, so
-    30 min ↔ 25 km in a straight line.
+    Proxy with :data:`_LINE_SETTINGS` (no access time, 65 km/h throughout): minutes =
+    straight_m × 1.3 / 1000 / 65 × 60 = 0.0012 × metres, so 30 min ↔ 25 km in a straight
+    line.
     """
     x_km = [0.0, 20.0, 40.0, 60.0, 90.0, 100.0]
     pops = [100, 50, 300, 200, 500, 10]
@@ -194,7 +201,7 @@ def test_proxy_hand_computed() -> None:
     # New coverage per candidate (25 km radius): A 0, B {C} 300, C {C,D} 500, D {C,D} 500,
     # E {E,F} 510, F {E,F} 510 → E (tie with F, same communes, E first by code).
     # Then C and D tie at 500 with 2 communes each → C.
-    table = best_new_sites(communes, None, services, ProxyEngine(), type_service=ER,
+    table = best_new_sites(communes, None, services, ProxyEngine(_LINE_SETTINGS), type_service=ER,
                            threshold_min=30.0, k=3)
     assert table["code_insee"].tolist() == ["15005", "15003"]  # third: nothing left
     assert table["population_nouvellement_couverte"].tolist() == [510, 500]
@@ -209,7 +216,7 @@ def test_proxy_hand_computed() -> None:
 def test_proxy_candidates_limited_to_dept_count_across_border() -> None:
     communes = _line(["15"] * 5 + ["43"])  # F in the neighbouring département
     services = _service_at(communes, 0)
-    res = plan_new_sites(communes, None, services, ProxyEngine(), type_service=ER,
+    res = plan_new_sites(communes, None, services, ProxyEngine(_LINE_SETTINGS), type_service=ER,
                          threshold_min=30.0, k=2, depts=["15"])
     t = res.table
     assert set(t["code_dep"]) == {"15"}
@@ -233,7 +240,7 @@ def test_given_candidates_and_nan_access() -> None:
                                "lon": [communes["lon"].iloc[3], communes["lon"].iloc[5]],
                                "lat": [communes["lat"].iloc[3], communes["lat"].iloc[5]],
                                "code_dep": ["15", "15"]})
-    res = plan_new_sites(communes, access, None, ProxyEngine(), type_service=ER,
+    res = plan_new_sites(communes, access, None, ProxyEngine(_LINE_SETTINGS), type_service=ER,
                          threshold_min=30.0, candidates=candidates, k=2)
     assert res.table["site_id"].tolist() == ["P2", "P1"]  # {E, F} 510, then {C, D} 500
     assert res.table["population_nouvellement_couverte"].tolist() == [510, 500]
@@ -423,6 +430,7 @@ def test_cli_sites(demo_run: Any, tmp_path: Any, capsys: pytest.CaptureFixture[s
 @pytest.mark.shared
 def test_massif_central_proxy_k1_brute_force(shared_data: Any) -> None:
     from coverage.io.communes import load_communes
+    from coverage.routing.proxy import best_connected_level, trip_minutes
     from coverage.settings import Settings
 
     communes = load_communes(shared_data / "territoires" / "massif_central_15_12_48.gpkg").data
@@ -439,22 +447,26 @@ def test_massif_central_proxy_k1_brute_force(shared_data: Any) -> None:
                          k=3, depts=["15"])
     assert len(res.table) >= 1 and set(res.table["code_dep"]) == {"15"}
     assert (res.table["moteur"] == "proxy").all() and not res.table["fictif"].any()
-    # brute force with the proxy formula written out: Lambert-93 distances, × detour ÷
-    # speed of the commune's density level
+    # brute force with the proxy model: Lambert-93 distances, trip minutes between the
+    # commune's and the site's density levels
     s = Settings()
     tr = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
     cx, cy = tr.transform(communes["lon"].to_numpy(float), communes["lat"].to_numpy(float))
     sel = svc[svc["type_service"] == stype]
     sx, sy = tr.transform(sel["lon"].to_numpy(float), sel["lat"].to_numpy(float))
-    speed = np.array([s.proxy_speed_kmh_by_density[int(d)] for d in communes["densite"]])
+    dens = communes["densite"].to_numpy(np.int64)
+    dens_of = dict(zip(communes["code_insee"].astype(str), dens, strict=True))
+    # a service's end: its commune's level, else (outside the table) the best-connected one
+    sdens = np.array([dens_of.get(c, best_connected_level(s)) for c in sel["code_insee"]])
 
-    def minutes(px: np.ndarray, py: np.ndarray) -> np.ndarray:
-        d = np.hypot(cx[:, None] - px[None, :], cy[:, None] - py[None, :])
-        return d * s.proxy_detour_factor / 1000 / speed[:, None] * 60
+    def minutes(px: np.ndarray, py: np.ndarray, pdens: np.ndarray) -> np.ndarray:
+        d = np.hypot(cx[:, None] - px[None, :], cy[:, None] - py[None, :]) / 1000
+        return trip_minutes(d, dens[:, None], pdens[None, :], s)
 
-    already = minutes(np.asarray(sx), np.asarray(sy)).min(axis=1) <= t
+    already = minutes(np.asarray(sx), np.asarray(sy), sdens).min(axis=1) <= t
     cand = (communes["code_dep"] == "15").to_numpy()
-    new = (minutes(np.asarray(cx)[cand], np.asarray(cy)[cand]) <= t) & ~already[:, None]
+    new = (minutes(np.asarray(cx)[cand], np.asarray(cy)[cand], dens[cand]) <= t) \
+        & ~already[:, None]
     pop = communes["population"].to_numpy(np.int64)
     gains = pop @ new
     assert int(res.table["population_nouvellement_couverte"].iloc[0]) == int(gains.max())

@@ -263,7 +263,8 @@ def test_nearest_services_is_the_access_table_of_the_engine() -> None:
     engine = ProxyEngine()
     com, svc = _points(), _services()
     acc = nearest_services(com, svc, engine=engine)
-    direct = access_table(com, engine.nearest(com, svc, service_types=(MF, ER)),
+    # the proxy's nearest with its low–high minutes and island reasons (issue 12)
+    direct = access_table(com, engine.nearest_with_ranges(com, svc, service_types=(MF, ER)),
                           service_types=(MF, ER), moteur="proxy")
     pd.testing.assert_frame_equal(acc, direct)
     assert list(acc.columns) == OUTPUT_CONTRACTS["acces_communes"].columns
@@ -410,6 +411,7 @@ def test_massif_central_proxy_brute_force(shared_data: Path, tmp_path: Path) -> 
     from pyproj import Transformer
 
     from coverage.batch import RunOptions, run_batch
+    from coverage.routing.proxy import best_connected_level, trip_minutes
     from coverage.settings import Settings
 
     inputs = _massif_central_inputs(shared_data)
@@ -426,16 +428,20 @@ def test_massif_central_proxy_brute_force(shared_data: Path, tmp_path: Path) -> 
     sx, sy = tr.transform(inputs.services.lon.to_numpy(), inputs.services.lat.to_numpy())
     stypes = inputs.services.type_service.tolist()
     com = inputs.communes.set_index("code_insee")
+    # destination density: the service's commune, else the best-connected level
+    dens_of = dict(zip(inputs.communes.code_insee.astype(str),
+                       inputs.communes.densite.astype(int), strict=True))
+    sdens = [dens_of.get(str(code), best_connected_level(s))
+             for code in inputs.services.code_insee]
     checked = 0
     for rec in acc.to_dict("records"):
         c = com.loc[rec["code_insee"]]
         cx, cy = tr.transform(float(c.lon), float(c.lat))
-        best = math.inf
-        for x, y, t in zip(sx, sy, stypes, strict=True):
+        expect = math.inf
+        for x, y, t, d in zip(sx, sy, stypes, sdens, strict=True):
             if t == rec["type_service"]:
-                best = min(best, math.hypot(x - cx, y - cy))
-        speed = s.proxy_speed_kmh_by_density[int(c.densite)]
-        expect = best * s.proxy_detour_factor / 1000 / speed * 60
+                km = math.hypot(x - cx, y - cy) / 1000
+                expect = min(expect, float(trip_minutes(km, int(c.densite), d, s)))
         assert math.isclose(rec["minutes"], expect, rel_tol=1e-9), rec
         checked += 1
     assert checked == 2 * len(inputs.communes)

@@ -42,7 +42,7 @@ def test_write_table_files_columns_and_types(tmp_path: Path) -> None:
     assert header.split(",") == ACCES_COMMUNES.columns
     assert first.startswith("ZA001,Alpha,ZA,120,4,True,mediation_familiale,12.5,S1,9.0,road")
     # unreachable: empty cells, never a magic number
-    assert second == "ZA002,Béta,ZA,30,3,True,mediation_familiale,,,,road"
+    assert second == "ZA002,Béta,ZA,30,3,True,mediation_familiale,,,,road,,,,"
     back = pd.read_parquet(tmp_path / "tables" / "acces_communes.parquet")
     assert list(back.columns) == ACCES_COMMUNES.columns
     assert back["population"].dtype == np.int64

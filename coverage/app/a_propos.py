@@ -67,10 +67,13 @@ st.markdown(
   type est calculé depuis son point représentatif (chef-lieu).
 - Moteur **`road`** : temps sur le graphe routier OpenStreetMap (vitesses par classe de
   route et `maxspeed`, plus court chemin de Dijkstra multi-sources).
-- Moteur **`proxy`** : distance à vol d'oiseau × facteur de détour
-  ({Settings().proxy_detour_factor:g}) ÷ vitesse, la vitesse dépendant du niveau de densité
-  INSEE de la commune. C'est une **estimation**, utilisée quand aucun réseau routier
-  n'est fourni ; chaque temps est étiqueté par son moteur.
+- Moteur **`proxy`** : un temps d'accès à chaque extrémité du trajet selon son niveau de
+  densité INSEE, plus la distance à vol d'oiseau × facteur de détour
+  ({str(Settings().proxy_detour_factor).replace(".", ",")}) parcourue à une vitesse qui
+  croît avec la distance ; les trajets restent sur leur île (sauf liaison maritime donnée).
+  C'est une **estimation**, utilisée quand aucun réseau routier n'est fourni ; chaque temps
+  est étiqueté par son moteur, la distance s'appelle « distance estimée », et chaque
+  chiffre de zone blanche a une fourchette (détour 1,2 à 1,45).
 - Une commune est en **zone blanche** pour un seuil (20, 30 ou 45 min par défaut) quand
   son service le plus proche est à plus que ce seuil, ou inaccessible. La vue combinée
   « Tous services » prend le plus proche des services de tous types.

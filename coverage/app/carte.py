@@ -18,6 +18,8 @@ if upload_name:
     note = (state.upload_override(sel) or {}).get("note", "")
     st.info(f"Services du fichier importé **{upload_name}** ({note}).")
 
+for note in views.empty_offer_notes(state.run_of(sel), sel.dept):
+    st.warning(note)
 views.show_key_figures(sel)
 
 iso_available = views.has_isochrones(sel)

@@ -36,8 +36,10 @@ __all__ = [
     "SitingData",
     "commune_table",
     "coverage_level",
+    "empty_offer_notes",
     "export_files",
     "fictional_banner",
+    "fmt_decimal",
     "fmt_int",
     "fmt_rate",
     "has_isochrones",
@@ -158,7 +160,23 @@ def key_figures(sel: state.Selection) -> dict[str, Any]:
         "communes_zone_blanche": int(r["communes_zone_blanche"]),
         "population_zone_blanche": int(r["population_zone_blanche"]),
         "minutes_mediane": float(r["minutes_mediane"]),
+        **_ranges(r),
     }
+
+
+def _ranges(row: pd.Series) -> dict[str, int]:
+    """Return the low–high white-zone figures of a coverage row (proxy), else nothing."""
+    cols = ("communes_zone_blanche_min", "communes_zone_blanche_max",
+            "population_zone_blanche_min", "population_zone_blanche_max")
+    if any(c not in row.index or pd.isna(row[c]) for c in cols):
+        return {}
+    return {c: int(row[c]) for c in cols}
+
+
+def empty_offer_notes(run: RunOutputs, dept: str) -> list[str]:
+    """Return the run's empty-offer warnings about the whole list or about ``dept``."""
+    return [str(w) for w in run.manifest.get("avertissements") or []
+            if "département" not in str(w) or f"département {dept} :" in str(w)]
 
 
 def fmt_rate(value: float) -> str:
@@ -183,7 +201,22 @@ def show_key_figures(sel: state.Selection) -> dict[str, Any]:
     cols[3].metric("Communes en zone blanche",
                    f"{fig['communes_zone_blanche']} / {fig['communes']}")
     cols[4].metric("Population en zone blanche", fmt_int(fig["population_zone_blanche"]))
+    if "population_zone_blanche_min" in fig:
+        low, high = state.run_of(sel).manifest.get("parameters", {}).get(
+            "proxy_detour_bounds", ["?", "?"])
+        st.caption(
+            f"Fourchette (moteur proxy, facteur de détour {fmt_decimal(low)} à "
+            f"{fmt_decimal(high)}) : communes en zone blanche "
+            f"{fmt_int(fig['communes_zone_blanche_min'])} à "
+            f"{fmt_int(fig['communes_zone_blanche_max'])} ; population en zone blanche "
+            f"{fmt_int(fig['population_zone_blanche_min'])} à "
+            f"{fmt_int(fig['population_zone_blanche_max'])}.")
     return fig
+
+
+def fmt_decimal(value: object) -> str:
+    """Return a number with a decimal comma (the text itself when not a number)."""
+    return str(value).replace(".", ",")
 
 
 def commune_table(sel: state.Selection) -> pd.DataFrame:
@@ -197,8 +230,8 @@ def commune_table(sel: state.Selection) -> pd.DataFrame:
     keep = [c for c in ("code_insee", "nom", "population", "densite", "rural", "nom_epci")
             if c in communes]
     out = communes[keep].merge(
-        rows[[c for c in ("code_insee", "minutes", "service_id", "distance_km", "moteur")
-              if c in rows]],
+        rows[[c for c in ("code_insee", "minutes", "service_id", "distance_km",
+                          "distance_estimee_km", "moteur") if c in rows]],
         on="code_insee", how="left",
     )
     out["service"] = [names.get(str(s), s) if isinstance(s, str) else None

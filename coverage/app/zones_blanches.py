@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from coverage.app import views
-from coverage.labels import density_label, engine_label
+from coverage.labels import DISTANCE_COLUMN_TITLES, density_label, engine_label
+from coverage.whitezones import distance_column
 
 __all__: list[str] = []
 
@@ -35,15 +36,18 @@ common = {
 tab_c, tab_e, tab_d = st.tabs(["Par commune", "Par EPCI", "Par classe de densité"])
 with tab_c:
     table = views.commune_table(sel)
+    distance = distance_column(table)  # the road km, or the proxy's estimate
     st.dataframe(
         table, hide_index=True, width="stretch", key="table_communes",
         column_order=["code_insee", "nom", "population", "minutes", "zone_blanche", "service",
-                      "distance_km", "densite", "rural", "nom_epci", "moteur"],
+                      *([distance] if distance else []), "densite", "rural", "nom_epci",
+                      "moteur"],
         column_config={
             "code_insee": "Code INSEE", "nom": "Commune",
             "population": common["population"], "densite": "Densité", "rural": "Rurale",
             "nom_epci": "EPCI", "minutes": minutes,
-            "distance_km": st.column_config.NumberColumn("Distance (km)", format="%.1f"),
+            **({distance: st.column_config.NumberColumn(DISTANCE_COLUMN_TITLES[distance],
+                                                        format="%.1f")} if distance else {}),
             "moteur": "Moteur", "service": "Service le plus proche",
             "zone_blanche": st.column_config.CheckboxColumn(
                 f"Zone blanche (> {sel.threshold_min:g} min)"),

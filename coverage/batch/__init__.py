@@ -11,11 +11,14 @@ writes, ``manifest.json`` last. Each step has its module:
 - :mod:`coverage.batch.executors` — this process, local worker processes or an existing Dask
   cluster;
 - :mod:`coverage.batch.manifest` — what a run records, and the reuse of unchanged outputs;
+- :mod:`coverage.batch.folder` — the run folder's lock, the staging folder and the switch
+  that puts a finished run in place (whole or absent);
 - :mod:`coverage.batch.run` — the sequence check → partition → compute → aggregate → write →
   manifest.
 
-A killed run leaves finished partitions in the cache and no half-written file; rerunning the
-same command resumes from there and gives the same outputs.
+A killed run leaves finished partitions in the cache and no half-written file, and never a
+folder mixing two runs; rerunning the same command resumes from there and gives the same
+outputs.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from coverage.batch.partitions import EngineSpec, PartitionOutput
 from coverage.errors import CoverageError
 from coverage.files import atomic_path, sha256_file, write_text_atomic
 from coverage.results import CACHE_DIR, TABLES_DIR
-from coverage.routing import base, matrix, network, proxy, road
+from coverage.routing import base, imported, landmass, matrix, network, proxy, road
 
 __all__ = [
     "PARTITIONS_DIR",
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 #: Folder of the partition cache inside ``<out>/.cache``.
 PARTITIONS_DIR = "partitions"
-_TMP_RE = re.compile(r"^\..+\.tmp")
+_TMP_RE = re.compile(r"^\.(?P<stem>.+?)\.[^.]+\.tmp")
 #: Settings fields that do not change travel times (left out of the partition key).
 _NOT_IN_PARTITION_KEY = ("thresholds_min", "secrecy_threshold", "max_input_bytes",
                          "service_types")
@@ -108,7 +108,7 @@ def keyed_modules() -> tuple[ModuleType, ...]:
     the engines, the stages and the contracts.
     """
     return (partitions, executors, sys.modules[__name__], geo, base, network, matrix, proxy,
-            road, whitezones, schemas)
+            road, imported, landmass, whitezones, schemas)
 
 
 def code_version(modules: Sequence[ModuleType] | None = None) -> str:
@@ -186,6 +186,10 @@ def partition_key(communes_digest: str, services_digest: str, dept: str, spec: E
         "dept": dept, "version": version, "engine": spec.name, "roads_sha256": roads_sha,
         "settings": settings, "types": list(types), "communes": communes_digest,
         "services": services_digest,
+        # only for the matrice engine: the keys of road and proxy runs stay as they were
+        **({"times_sha256": spec.times_sha256} if spec.times_sha256 else {}),
+        # only with ferry links (proxy): the keys of runs without links stay as they were
+        **({"liaisons": spec.ferries.as_dict()} if spec.ferries and spec.ferries.links else {}),
     })
 
 
@@ -231,12 +235,26 @@ def cache_write(cache: Path, out: PartitionOutput) -> None:
             old.unlink(missing_ok=True)
 
 
+def _own_stems() -> frozenset[str]:
+    """Return the names (without suffix) of the files a run writes in its folder."""
+    return frozenset({*schemas.OUTPUT_CONTRACTS, "manifest", "communes", "services", "isochrones"})
+
+
 def clean_stale_temps(out_dir: Path) -> None:
-    """Remove temporary files left by a killed run (hidden ``.<name>.*.tmp*`` files)."""
-    for folder in (out_dir, out_dir / TABLES_DIR, out_dir / CACHE_DIR,
-                   out_dir / CACHE_DIR / PARTITIONS_DIR):
-        if folder.is_dir():
-            for p in folder.iterdir():
-                if p.is_file() and _TMP_RE.match(p.name):
-                    log.info("removing %s left by an interrupted run", p)
-                    p.unlink(missing_ok=True)
+    """Remove temporary files left by a killed run (hidden ``.<name>.*.tmp*`` files).
+
+    In ``.cache`` (the tool's own folder) every such file goes; in the run folder and its
+    ``tables/`` only those of the files a run writes (``.acces_communes.x1y2.tmp.csv``),
+    never a user's file that merely looks alike (``.brouillon.tmp.txt``).
+    """
+    own = _own_stems()
+    for folder, everything in ((out_dir, False), (out_dir / TABLES_DIR, False),
+                               (out_dir / CACHE_DIR, True),
+                               (out_dir / CACHE_DIR / PARTITIONS_DIR, True)):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            m = _TMP_RE.match(p.name)
+            if p.is_file() and m and (everything or m.group("stem") in own):
+                log.info("removing %s left by an interrupted run", p)
+                p.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from coverage.batch.partitions import EngineSpec, PartitionOutput, PartitionTask
 from coverage.errors import CoverageError
 from coverage.routing import Engine, make_engine
 from coverage.routing.base import empty_nearest
+from coverage.routing.proxy import ProxyEngine
 from coverage.whitezones import access_table
 
 __all__ = [
@@ -56,7 +57,8 @@ def engine_for(spec: EngineSpec) -> Engine:
     key = spec.memo_key()
     if key not in _ENGINES:
         _ENGINES[key] = make_engine(spec.name, spec.roads, spec.settings,
-                                    cache_dir=spec.cache_dir)
+                                    cache_dir=spec.cache_dir, times=spec.times,
+                                    times_unit=spec.times_unit, ferries=spec.ferries)
     return _ENGINES[key]
 
 
@@ -76,7 +78,10 @@ def run_partition(task: PartitionTask) -> PartitionOutput:
     """
     t0 = time.perf_counter()
     engine = engine_for(task.engine)
-    if len(task.services):
+    if len(task.services) and isinstance(engine, ProxyEngine):  # with the low–high range
+        nearest = engine.nearest_with_ranges(task.communes, task.services,
+                                             service_types=task.types)
+    elif len(task.services):
         nearest = engine.nearest(task.communes, task.services, service_types=task.types)
     else:
         nearest = empty_nearest()

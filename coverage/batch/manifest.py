@@ -1,7 +1,9 @@
 """The run's manifest: what a run records, and the reuse of unchanged outputs.
 
-Every file of a run is written atomically (:mod:`coverage.files`), ``manifest.json`` last:
-a folder with a manifest holds a finished run (layout in :mod:`coverage.results`). The
+Every file of a run is written into a staging folder and switched into place
+(:mod:`coverage.batch.folder`), ``manifest.json`` last: a folder with a manifest holds a
+finished run (layout in :mod:`coverage.results`). The manifest records the SHA-256 and size
+of every output (``outputs``), which :class:`coverage.results.RunOutputs` checks. The
 manifest records the inputs (path, SHA-256, bytes), the engine and its parameters, the
 départements, types, thresholds (minutes) and settings, each partition's key and timing, the
 cross-border rule, the executor, the tables and isochrone files written, the code version,
@@ -14,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import logging
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,11 +33,16 @@ from coverage.files import write_text_atomic
 from coverage.io.inputs import Inputs
 from coverage.labels import FICTIONAL_LABEL, OTHER_FICTIONAL_LABEL
 from coverage.results import (
+    CACHE_DIR,
     COMMUNES_FILE,
     ISOCHRONES_FILE,
     MANIFEST,
+    OUTPUTS_KEY,
     SERVICES_FILE,
     TABLES_DIR,
+    RunFolderError,
+    check_outputs,
+    output_digests,
 )
 from coverage.schemas import OUTPUT_CONTRACT_VERSION
 from coverage.settings import REPO_ROOT, Settings
@@ -58,6 +66,8 @@ ISOCHRONES_GEOJSON_DIR = "isochrones_geojson"
 CROSS_BORDER_RULE = ("proxy: services within the buffer (or the farthest nearest-service "
                      "distance) of the département's communes; road: whole network and all "
                      "services")
+log = logging.getLogger(__name__)
+
 _LIBRARIES = ("numpy", "pandas", "geopandas", "shapely", "pyproj", "scipy", "pyarrow",
               "networkx", "osmium", "dask", "distributed")
 
@@ -148,6 +158,11 @@ def reusable_outputs(out_dir: Path, run_key: str
                                  previous.get("isochrones_geojson") or ())
     if not all(p.exists() for p in expected):
         return None
+    try:
+        check_outputs(out_dir, previous)
+    except RunFolderError as exc:
+        log.info("previous outputs not reused: %s", exc)
+        return None
     tables = {name: pd.read_parquet(out_dir / TABLES_DIR / f"{name}.parquet")
               for name in previous.get("tables", [])}
     return previous, tables
@@ -202,6 +217,9 @@ class RunRecord:
         Seconds per stage.
     warnings
         Warnings of the input loaders.
+    avertissements
+        French warnings for the user: empty offers, a type with no service in the list or
+        none in a département of the run (``proxy_inputs.empty_offer_warnings``).
     """
 
     fictif: bool
@@ -223,6 +241,7 @@ class RunRecord:
     run_key: str
     timings: dict[str, float]
     warnings: list[str]
+    avertissements: list[str] = field(default_factory=list)
 
     def as_manifest(self) -> dict[str, Any]:
         """Return the manifest's content (stamped with the current UTC time)."""
@@ -249,12 +268,24 @@ class RunRecord:
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "run_key": self.run_key,
             "warnings": self.warnings,
+            "avertissements": self.avertissements,
         }
 
 
 def write_manifest(out_dir: Path, record: RunRecord) -> dict[str, Any]:
-    """Write ``<out_dir>/manifest.json`` atomically (the run's last file); return its content."""
+    """Write ``<out_dir>/manifest.json`` atomically (the run's last file); return its content.
+
+    The manifest records the SHA-256 and size of every output file (entry ``outputs``):
+    those the record names, and any other file written in ``out_dir`` (the run's staging
+    folder, :mod:`coverage.batch.folder`).
+    """
     manifest = record.as_manifest()
+    files = _expected_outputs(out_dir, record.tables, bool(record.isochrones_file),
+                              record.isochrones_geojson)
+    files += [p for p in out_dir.rglob("*") if p.is_file() and p.name != MANIFEST
+              and CACHE_DIR not in p.relative_to(out_dir).parts]
+    manifest[OUTPUTS_KEY] = output_digests(
+        out_dir, [p.relative_to(out_dir).as_posix() for p in files])
     write_text_atomic(out_dir / MANIFEST,
                       json.dumps(manifest, ensure_ascii=False, indent=2, default=str) + "\n")
     return manifest

@@ -3,12 +3,14 @@
 A partition holds the département's communes and the services a family there may use,
 including services across the border:
 
-- ``proxy`` engine: the services within ``B = max threshold / 60 × fastest proxy speed``
-  (km, straight line) of one of the département's communes, and, per type, within the
-  distance of the farthest commune's nearest service when that is larger. The proxy's
-  nearest service in time is its nearest in straight line, so the partition's minutes are
-  exactly those of a run on all services, while a change to a far service leaves the
-  partition untouched.
+- ``proxy`` engine: the services within ``B`` (:func:`buffer_km`: the longest straight
+  line a proxy trip covers within the largest threshold) of one of the département's
+  communes, and, per type and land mass, every service of that land mass within the radius
+  beyond which no service can beat a commune's nearest in straight line (that nearest's
+  drive minutes + the largest difference of access times, :func:`_exact_radius_m`). So the
+  partition's minutes are exactly those of a run on all services, while a change to a far
+  service leaves the partition untouched. With ferry links, every service is kept.
+- ``matrice`` engine (imported time table): all services and the whole table, like road.
 - ``road`` engine: the whole road network of the file given (one network per run, loaded
   once per worker process and cached on disk by :func:`coverage.routing.network.load_network`)
   and all services. Clipping a national network to each département's box plus
@@ -36,6 +38,8 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from coverage.geo import lonlat_to_xy
+from coverage.routing.landmass import LAND_MASS_COLUMN, FerryNetwork
+from coverage.routing.proxy import drive_minutes, straight_km_within
 from coverage.settings import Settings, metric_crs_for
 
 __all__ = [
@@ -51,9 +55,10 @@ __all__ = [
 
 #: Commune columns sent to the workers (engines use ``lon``/``lat``, EPSG:4326).
 COMMUNE_TASK_COLUMNS = ("code_insee", "nom", "code_dep", "population", "densite", "rural",
-                        "lon", "lat")
-#: Service columns sent to the workers.
-SERVICE_TASK_COLUMNS = ("service_id", "type_service", "code_insee", "code_dep", "lon", "lat")
+                        "lon", "lat", "masse_terrestre")
+#: Service columns sent to the workers (``densite``, ``masse_terrestre``: proxy runs).
+SERVICE_TASK_COLUMNS = ("service_id", "type_service", "code_insee", "code_dep", "lon", "lat",
+                        "densite", "masse_terrestre")
 
 
 @dataclass(frozen=True)
@@ -63,19 +68,32 @@ class EngineSpec:
     Attributes
     ----------
     name
-        ``road`` or ``proxy``.
+        ``road``, ``proxy`` or ``matrice``.
     roads
         Road file (road engine), as a string path.
     cache_dir
         Network cache folder of :func:`coverage.routing.network.load_network`.
     settings
         Run settings.
+    times
+        Time table (matrice engine), as a string path; the whole table serves every
+        partition, like the road network.
+    times_unit
+        Unit of its times (``min``, ``s``, ``h``) or None (from its columns).
+    times_sha256
+        SHA-256 of the time table (in the partitions' cache keys).
+    ferries
+        Ferry links of the proxy engine with their ports placed, or None.
     """
 
     name: str
     roads: str | None
     cache_dir: str | None
     settings: Settings
+    times: str | None = None
+    times_unit: str | None = None
+    times_sha256: str | None = None
+    ferries: FerryNetwork | None = None
 
     def __post_init__(self) -> None:
         """Give the workers plain dicts instead of the settings' read-only mappings.
@@ -90,7 +108,9 @@ class EngineSpec:
 
     def memo_key(self) -> str:
         """Return the key of the per-process engine memo."""
-        return json.dumps([self.name, self.roads, self.cache_dir, self.settings.as_dict()],
+        return json.dumps([self.name, self.roads, self.cache_dir, self.settings.as_dict(),
+                           self.times, self.times_unit,
+                           self.ferries.as_dict() if self.ferries else []],
                           sort_keys=True, default=str)
 
 
@@ -117,67 +137,101 @@ class PartitionOutput:
     engine_parameters: dict[str, Any]
 
 
-def _max_speed_kmh(engine: str, settings: Settings) -> float:
-    """Return the fastest speed of an engine, km/h."""
-    if engine == "proxy":
-        return float(max(settings.proxy_speed_kmh_by_density.values()))
+def _max_speed_kmh(settings: Settings) -> float:
+    """Return the fastest default road speed, km/h."""
     return float(max(settings.default_speeds_kmh.values()))
 
 
 def buffer_km(engine: str, settings: Settings) -> float:
     """Return the cross-border search distance of a partition, km.
 
-    It is the largest threshold (minutes) × the fastest speed.
+    Road: the largest threshold (minutes) × the fastest default road speed. Proxy: the
+    longest straight line a proxy trip covers within the largest threshold (both ends at the
+    smallest access time, :func:`coverage.routing.proxy.straight_km_within`).
 
     Parameters
     ----------
     engine
-        ``proxy`` (fastest proxy speed) or ``road`` (fastest default road speed).
+        ``proxy`` or ``road``.
     settings
         ``thresholds_min`` (minutes) and the speeds (km/h).
     """
-    return settings.max_threshold_min / 60.0 * _max_speed_kmh(engine, settings)
+    if engine == "proxy":
+        tau_min = float(min(settings.proxy_access_min_by_density.values()))
+        return float(straight_km_within(settings.max_threshold_min - 2 * tau_min, settings))
+    return settings.max_threshold_min / 60.0 * _max_speed_kmh(settings)
+
+
+def _exact_radius_m(c_xy: np.ndarray, s_xy: np.ndarray, settings: Settings) -> float:
+    """Return the straight radius (m) beyond which no service beats a commune's nearest.
+
+    For a commune whose nearest service in straight line is ``d1`` away, a service farther
+    than ``straight_km_within(drive(d1) + τmax − τmin)`` takes more drive minutes than the
+    nearest plus the largest difference of access times, so it is never faster. The
+    largest such radius over the communes is returned.
+    """
+    d1_km = cKDTree(s_xy).query(c_xy, k=1)[0] / 1000.0
+    access = settings.proxy_access_min_by_density.values()
+    spread = float(max(access) - min(access))
+    drive = drive_minutes(d1_km.max() * settings.proxy_detour_factor, settings)
+    return float(straight_km_within(drive + spread, settings)) * 1000.0
+
+
+def _masses(frame: pd.DataFrame) -> np.ndarray:
+    """Return the land mass of each row ('' when unknown: it matches every land mass)."""
+    if LAND_MASS_COLUMN not in frame.columns:
+        return np.full(len(frame), "", dtype=object)
+    return frame[LAND_MASS_COLUMN].fillna("").astype(str).to_numpy(dtype=object)
 
 
 def partition_services(
     communes: pd.DataFrame, services: pd.DataFrame, dept: str, engine: str,
-    settings: Settings,
+    settings: Settings, *, ferries: FerryNetwork | None = None,
 ) -> pd.DataFrame:
     """Select the services a partition needs (see the module docstring for the rule).
 
     Parameters
     ----------
     communes
-        The département's communes (``lon``, ``lat`` in EPSG:4326).
+        The département's communes (``lon``, ``lat`` in EPSG:4326; ``masse_terrestre``
+        when known).
     services
-        All services of the run's types (``lon``, ``lat``, ``type_service``).
+        All services of the run's types (``lon``, ``lat``, ``type_service``;
+        ``masse_terrestre`` when known).
     dept
         Département code (chooses the metric CRS, :func:`coverage.settings.metric_crs_for`).
     engine
         ``road`` or ``proxy``.
     settings
         Thresholds and speeds.
+    ferries
+        Ferry links of the proxy: with any link, every service is kept.
 
     Returns
     -------
     pandas.DataFrame
         The selected rows of ``services``, in their original order.
     """
-    if engine != "proxy" or services.empty or communes.empty:
+    if (engine != "proxy" or services.empty or communes.empty
+            or (ferries is not None and ferries.links)):
         return services
     crs = metric_crs_for(dept)
     c_xy = lonlat_to_xy(communes["lon"].to_numpy(float), communes["lat"].to_numpy(float), crs)
     s_xy = lonlat_to_xy(services["lon"].to_numpy(float), services["lat"].to_numpy(float), crs)
-    tree = cKDTree(c_xy)
-    d_to_dept, _ = tree.query(s_xy, k=1)
+    d_to_dept, _ = cKDTree(c_xy).query(s_xy, k=1)
     base_m = buffer_km(engine, settings) * 1000.0
-    keep = np.zeros(len(services), dtype=bool)
+    keep = d_to_dept <= base_m * (1 + 1e-9) + 1.0
     types = services["type_service"].astype(str).to_numpy()
+    c_mass, s_mass = _masses(communes), _masses(services)
     for t in np.unique(types):
-        sel = types == t
-        far_m = float(cKDTree(s_xy[sel]).query(c_xy, k=1)[0].max())
-        radius = max(base_m, far_m) * (1 + 1e-9) + 1.0
-        keep |= sel & (d_to_dept <= radius)
+        for mass in np.unique(c_mass):
+            c_sel = c_mass == mass
+            sel = (types == t) & ((s_mass == mass) | (s_mass == "") | (mass == ""))
+            if not sel.any():
+                continue
+            radius = _exact_radius_m(c_xy[c_sel], s_xy[sel], settings) * (1 + 1e-9) + 1.0
+            d_mass, _ = cKDTree(c_xy[c_sel]).query(s_xy, k=1)
+            keep |= sel & (d_mass <= radius)
     return services[keep]
 
 

@@ -13,9 +13,15 @@
    (:mod:`coverage.whitezones`), waiting-list indicators when a waiting file is given
    (:mod:`coverage.waiting`), isochrones when asked (:mod:`coverage.isochrones`), the
    communes and services as GeoParquet (EPSG:4326).
-5. **Write** every file atomically, ``manifest.json`` last
-   (:mod:`coverage.batch.manifest`). When nothing changed since the previous run in the same
+5. **Write** every file into a staging folder, ``manifest.json`` last with the SHA-256 of
+   every output (:mod:`coverage.batch.manifest`), then switch it into place
+   (:mod:`coverage.batch.folder`). When nothing changed since the previous run in the same
    folder (same run key), the outputs are left as they are.
+
+The whole run holds the folder's lock (:func:`coverage.batch.folder.locked_run_folder`): a
+second run into the same folder waits a few seconds, then is refused. A run killed or failing
+at any point leaves the previous run, the new run, or a folder that readers refuse with the
+fix (« relancez zones-blanches run … »), never a mix of two runs.
 """
 
 from __future__ import annotations
@@ -46,16 +52,17 @@ from coverage.batch.cache import (
     rows_digest,
 )
 from coverage.batch.executors import check_scheduler, engine_for, execute
+from coverage.batch.folder import RunFolder, locked_run_folder, reached, writing_into
 from coverage.batch.manifest import (
     ISOCHRONES_GEOJSON_DIR,
     RunRecord,
     fictional_label,
     partitions_record,
     relative_path,
-    remove_stale_geojson,
     reusable_outputs,
     write_manifest,
 )
+from coverage.batch.outdir import check_run_out, run_input_files
 from coverage.batch.partitions import (
     COMMUNE_TASK_COLUMNS,
     SERVICE_TASK_COLUMNS,
@@ -66,6 +73,7 @@ from coverage.batch.partitions import (
     partition_services,
     task_frame,
 )
+from coverage.batch.proxy_inputs import ProxyInputs, empty_offer_warnings, proxy_inputs
 from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
 from coverage.io.inputs import Inputs
@@ -73,18 +81,31 @@ from coverage.io.writers import write_geoparquet, write_table
 from coverage.isochrones import isochrones_services, isochrones_types, write_isochrones
 from coverage.progress import progress
 from coverage.results import CACHE_DIR, COMMUNES_FILE, ISOCHRONES_FILE, SERVICES_FILE, TABLES_DIR
+from coverage.routing.imported import ENGINE_NAME as MATRIX_ENGINE
+from coverage.routing.imported import ImportedCheck, ImportedEngine
+from coverage.routing.road import check_network_coverage
 from coverage.schemas import (
     ACCES_COMMUNES,
+    CONFLITS_LISTES_ATTENTE,
+    COUVERTURE_DEPARTEMENTS,
     LISTES_ATTENTE_DEPARTEMENTS,
     OUTPUT_CONTRACT_VERSION,
     OUTPUT_CONTRACTS,
     ZONES_BLANCHES,
 )
-from coverage.settings import CRS_INPUT_OUTPUT, Settings, metric_crs_for
-from coverage.waiting import indicators_for_run
+from coverage.settings import CRS_INPUT_OUTPUT, Settings, check_settings, metric_crs_for
+from coverage.waiting import indicators_for_run, reconcile_returns
+from coverage.waiting.followup import RunFollowup, followup_for_run
 from coverage.whitezones import coverage_tables, white_zones
 
-__all__ = ["ROAD_NETWORK_NEEDED", "ProgressCallback", "RunOptions", "RunResult", "run_batch"]
+__all__ = [
+    "ROAD_NETWORK_NEEDED",
+    "TIMES_NEEDED",
+    "ProgressCallback",
+    "RunOptions",
+    "RunResult",
+    "run_batch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +115,9 @@ ProgressCallback = Callable[[str, int, int], None]
 #: Error of the road engine without a road file (also raised by the CLI before loading).
 ROAD_NETWORK_NEEDED = ("the road engine needs a road network: give --roads FILE (.osm, .osm.pbf, "
                        ".osm.gz/.bz2, .graphml) or use --engine proxy")
+#: Error of the matrice engine without a time table.
+TIMES_NEEDED = ("the matrice engine needs a time table: give --temps FILE (CSV, XLSX or "
+                "Parquet: origine, destination, minutes)")
 _DEPTS_SHOWN = 12
 
 
@@ -110,7 +134,13 @@ class RunOptions:
     thresholds
         White-zone thresholds, minutes; None: ``settings.thresholds_min``.
     engine
-        ``road`` (needs road inputs) or ``proxy``; None: road when roads are given.
+        ``road`` (needs road inputs), ``proxy`` or ``matrice`` (needs ``times``); None:
+        matrice when ``times`` is given, else road when roads are given, else proxy.
+    times
+        Time table of the ``matrice`` engine (:mod:`coverage.routing.imported`: commune ×
+        service or commune × commune, minutes), or None.
+    times_unit
+        Unit of its times (``min``, ``s``, ``h``); None: from its columns, else minutes.
     isochrones
         Write ``isochrones.gpkg`` (bands of the thresholds, :mod:`coverage.isochrones`).
     isochrones_geojson
@@ -123,17 +153,33 @@ class RunOptions:
         ``tcp://HOST:PORT`` of an existing Dask distributed scheduler; None: local.
     use_cache
         Reuse cached partitions and unchanged outputs; False recomputes everything.
+    force_network
+        Run the road engine even when most communes are farther than
+        ``settings.snap_max_m`` from its network (``--force-reseau``); by default such a
+        run is refused (:func:`coverage.routing.road.require_snap_coverage`).
+    force_out
+        Write into a non-empty folder that is not a run folder (``--force``;
+        :func:`coverage.batch.outdir.check_run_out`).
+    liaisons
+        Ferry links table of the proxy engine (``--liaisons``: ``port_1``, ``port_2``,
+        ``minutes``; :func:`coverage.routing.landmass.read_ferry_links`), or None: no
+        link, land masses never reach each other.
     """
 
     depts: Sequence[str] | None = None
     types: Sequence[str] | None = None
     thresholds: Sequence[float] | None = None
     engine: str | None = None
+    times: str | Path | None = None
+    times_unit: str | None = None
     isochrones: bool = True
     isochrones_geojson: bool = False
     workers: int | None = None
     scheduler: str | None = None
     use_cache: bool = True
+    force_network: bool = False
+    force_out: bool = False
+    liaisons: str | Path | None = None
 
     def __post_init__(self) -> None:
         """Store the sequences as tuples (a lone string is one code, not its letters)."""
@@ -193,6 +239,8 @@ class _Plan:
     depts: list[str]
     communes: gpd.GeoDataFrame
     services_run: gpd.GeoDataFrame
+    times_check: ImportedCheck | None = None
+    proxy: ProxyInputs | None = None
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -260,18 +308,52 @@ def _checked_settings(options: RunOptions, settings: Settings) -> Settings:
             msg = f"thresholds must be positive minutes, got {list(options.thresholds)}"
             raise CoverageError(msg)
         settings = replace(settings, thresholds_min=tuple(sorted(set(values))))
-    return settings
+    return check_settings(settings)
 
 
-def _checked_engine(engine: str | None, roads: Path | None) -> str:
-    """Return the engine's name (default: road when roads are given, else proxy)."""
-    name = engine if engine is not None else ("road" if roads is not None else "proxy")
-    if name not in ("road", "proxy"):
-        msg = f"unknown engine {name!r}: expected 'road' or 'proxy'"
+def _checked_engine(engine: str | None, roads: Path | None, times: str | Path | None
+                    ) -> str:
+    """Return the engine's name (default: matrice with a time table, road with roads, proxy)."""
+    default = MATRIX_ENGINE if times is not None else "road" if roads is not None else "proxy"
+    name = engine if engine is not None else default
+    if name not in ("road", "proxy", MATRIX_ENGINE):
+        msg = f"unknown engine {name!r}: expected 'road', 'proxy' or 'matrice'"
         raise CoverageError(msg)
     if name == "road" and roads is None:
         raise CoverageError(ROAD_NETWORK_NEEDED)
+    if name == MATRIX_ENGINE and times is None:
+        raise CoverageError(TIMES_NEEDED)
+    if name != MATRIX_ENGINE and times is not None:
+        msg = f"a time table (--temps) is used by the matrice engine, not by {name!r}"
+        raise CoverageError(msg)
     return name
+
+
+def _times_spec(options: RunOptions, settings: Settings) -> EngineSpec:
+    """Return the matrice engine's spec (the same in the check and in the workers)."""
+    return EngineSpec(MATRIX_ENGINE, None, None, settings,
+                      times=str(Path(str(options.times)).resolve()),
+                      times_unit=options.times_unit)
+
+
+def _checked_times(options: RunOptions, settings: Settings, inputs: Inputs,
+                   services_run: gpd.GeoDataFrame) -> ImportedCheck:
+    """Read the time table and check it against the inputs (before anything is written).
+
+    Raises
+    ------
+    InputError
+        A bad table: one line per problem (file, row, column, what was expected).
+    """
+    engine = engine_for(_times_spec(options, settings))
+    if not isinstance(engine, ImportedEngine):  # pragma: no cover (make_engine's contract)
+        msg = "internal: the matrice engine is not an ImportedEngine"
+        raise CoverageError(msg)
+    check = engine.check(inputs.communes, services_run)
+    note = check.warning(engine.table.path.name)
+    if note:
+        log.warning("%s", note)
+    return check
 
 
 def _checked_depts(communes: gpd.GeoDataFrame | None, depts: Sequence[str] | None
@@ -300,8 +382,12 @@ def _check(inputs: Inputs, out_dir: Path, options: RunOptions, settings: Setting
         msg = ("GeoJSON isochrones need the isochrones: drop --no-isochrones or "
                "--isochrones-geojson")
         raise CoverageError(msg)
+    if options.workers is not None and options.workers < 1:
+        msg = (f"workers={options.workers} refusé : un nombre entier de processus ≥ 1 est "
+               "attendu (1 calcule dans ce processus)")
+        raise CoverageError(msg)
     settings = _checked_settings(options, settings)
-    engine = _checked_engine(options.engine, inputs.roads)
+    engine = _checked_engine(options.engine, inputs.roads, options.times)
     depts = _checked_depts(inputs.communes, options.depts)
     if options.scheduler:  # fail before writing anything when the cluster is not there
         check_scheduler(options.scheduler)
@@ -309,9 +395,28 @@ def _check(inputs: Inputs, out_dir: Path, options: RunOptions, settings: Setting
     communes_run = communes[communes["code_dep"].astype(str).isin(depts)]
     services = inputs.services
     services_run = services[services["type_service"].astype(str).isin(
-        settings.service_types)]
-    return _Plan(inputs, out_dir, options, settings, engine, depts,
-                 communes_run.reset_index(drop=True), services_run.reset_index(drop=True))
+        settings.service_types)].reset_index(drop=True)
+    times_check = (_checked_times(options, settings, inputs, services_run)
+                   if engine == MATRIX_ENGINE else None)
+    communes_run = communes_run.reset_index(drop=True)
+    return _Plan(inputs, out_dir, options, settings, engine, depts, communes_run,
+                 services_run, times_check,
+                 _checked_proxy(engine, options, inputs, communes_run, services_run,
+                                settings))
+
+
+def _checked_proxy(engine: str, options: RunOptions, inputs: Inputs,
+                   communes_run: gpd.GeoDataFrame, services_run: gpd.GeoDataFrame,
+                   settings: Settings) -> ProxyInputs | None:
+    """Return the proxy's land masses and ferry links (proxy runs), None otherwise."""
+    if engine != "proxy":
+        if options.liaisons is not None:
+            msg = f"ferry links (--liaisons) are used by the proxy engine, not by {engine!r}"
+            raise CoverageError(msg)
+        return None
+    return proxy_inputs(inputs.communes, communes_run, services_run, settings,
+                        options.liaisons)
+
 
 
 # --- 2. Partition ----------------------------------------------------------------------------
@@ -319,7 +424,6 @@ def _check(inputs: Inputs, out_dir: Path, options: RunOptions, settings: Setting
 def _hash_inputs(plan: _Plan) -> _Keys:
     """Prepare the run folder and hash the input files (memoised in the cache folder)."""
     out_dir = plan.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_dir)
     cache_root = out_dir / CACHE_DIR
     part_cache = cache_root / PARTITIONS_DIR
@@ -337,22 +441,34 @@ def _hash_inputs(plan: _Plan) -> _Keys:
         roads_sha = file_sha256(Path(roads), hash_memo)
         input_files.setdefault("roads", {"path": relative_path(roads), "sha256": roads_sha,
                                          "bytes": Path(roads).stat().st_size})
-    spec = EngineSpec(plan.engine, str(roads) if plan.engine == "road" else None,
-                      str(cache_root / "network"), plan.settings)
+    if plan.engine == MATRIX_ENGINE:
+        spec = _times_spec(plan.options, plan.settings)
+        times = Path(str(spec.times))
+        times_sha = file_sha256(times, hash_memo)
+        spec = replace(spec, times_sha256=times_sha)
+        input_files.setdefault("temps", {"path": relative_path(times), "sha256": times_sha,
+                                         "bytes": times.stat().st_size})
+    else:
+        spec = EngineSpec(plan.engine, str(roads) if plan.engine == "road" else None,
+                          str(cache_root / "network"), plan.settings,
+                          ferries=plan.proxy.ferries if plan.proxy else None)
     return _Keys(input_files, roads_sha, spec, code_version(), part_cache)
 
 
 def _partition(plan: _Plan, keys: _Keys) -> list[PartitionTask]:
     """Split the run by département; key each partition for the cache."""
-    com_all = task_frame(plan.communes, COMMUNE_TASK_COLUMNS)
-    svc_all = task_frame(plan.services_run, SERVICE_TASK_COLUMNS)
+    com_all = task_frame(plan.proxy.communes if plan.proxy else plan.communes,
+                         COMMUNE_TASK_COLUMNS)
+    svc_all = task_frame(plan.proxy.services if plan.proxy else plan.services_run,
+                         SERVICE_TASK_COLUMNS)
     com_hash, svc_hash = row_hashes(com_all), row_hashes(svc_all)
     com_dep = com_all["code_dep"].astype(str).to_numpy()
     tasks: list[PartitionTask] = []
     for dept in plan.depts:
         c_sel = np.flatnonzero(com_dep == dept)
         com = com_all.iloc[c_sel].reset_index(drop=True)
-        s_rows = partition_services(com, svc_all, dept, plan.engine, plan.settings).index
+        s_rows = partition_services(com, svc_all, dept, plan.engine, plan.settings,
+                                    ferries=keys.spec.ferries).index
         s_sel = svc_all.index.get_indexer(s_rows)
         svc = svc_all.iloc[s_sel].reset_index(drop=True)
         key = partition_key(
@@ -400,8 +516,11 @@ def _compute(plan: _Plan, keys: _Keys, tasks: list[PartitionTask],
                  ", ".join(cached))
     done = len(cached)
     scheduler = plan.options.scheduler
-    if todo and plan.engine == "road" and not scheduler:
-        engine_for(keys.spec)  # build the network once here; worker processes read its cache
+    if todo and plan.engine == "road":
+        # build the network once here (worker processes read its cache), and refuse one that
+        # misses most communes before any partition is computed (issue 17)
+        check_network_coverage(engine_for(keys.spec), plan.communes,
+                               force=plan.options.force_network)
     for out in progress(execute(todo, scheduler=scheduler, workers=plan.options.workers),
                         total=len(todo), desc=f"partitions ({plan.engine})", unit="dépt"):
         cache_write(keys.part_cache, out)
@@ -426,8 +545,9 @@ def _aggregate(plan: _Plan, tasks: Sequence[PartitionTask], computed: _Computed
     }
     tables.update(coverage_tables(access, plan.communes, plan.thresholds))
     if plan.inputs.waiting is not None:
-        tables[LISTES_ATTENTE_DEPARTEMENTS.name] = indicators_for_run(plan.inputs.waiting,
-                                                                      plan.communes)
+        rows, conflicts = reconcile_returns(plan.inputs.waiting)
+        tables[LISTES_ATTENTE_DEPARTEMENTS.name] = indicators_for_run(rows, plan.communes)
+        tables[CONFLITS_LISTES_ATTENTE.name] = conflicts
     return tables
 
 
@@ -446,8 +566,9 @@ def _isochrone_groups(spec: EngineSpec, communes: gpd.GeoDataFrame,
     return groups
 
 
-def _write_isochrones(plan: _Plan, spec: EngineSpec) -> tuple[str | None, list[str]]:
-    """Write the run's isochrone bands into ``isochrones.gpkg`` (and GeoJSON when asked).
+def _write_isochrones(plan: _Plan, spec: EngineSpec, out_dir: Path
+                      ) -> tuple[str | None, list[str]]:
+    """Write the run's isochrone bands into ``<out_dir>/isochrones.gpkg`` (and GeoJSON).
 
     Returns
     -------
@@ -474,7 +595,6 @@ def _write_isochrones(plan: _Plan, spec: EngineSpec) -> tuple[str | None, list[s
                                  crs=CRS_INPUT_OUTPUT)
     services_gdf = gpd.GeoDataFrame(pd.concat(service_parts, ignore_index=True),
                                     crs=CRS_INPUT_OUTPUT)
-    out_dir = plan.out_dir
     geojson_dir = out_dir / ISOCHRONES_GEOJSON_DIR if plan.options.isochrones_geojson else None
     written = write_isochrones(types_gdf, services_gdf, out_dir / ISOCHRONES_FILE,
                                geojson_dir=geojson_dir)
@@ -484,26 +604,31 @@ def _write_isochrones(plan: _Plan, spec: EngineSpec) -> tuple[str | None, list[s
 
 # --- 5. Write --------------------------------------------------------------------------------
 
-def _write_tables(plan: _Plan, tables: dict[str, pd.DataFrame]) -> None:
+def _write_tables(plan: _Plan, tables: dict[str, pd.DataFrame], out_dir: Path) -> None:
     """Write the tables (CSV, Parquet, schema) and the communes and services (GeoParquet)."""
-    tables_dir = plan.out_dir / TABLES_DIR
+    tables_dir = out_dir / TABLES_DIR
     for name, df in tables.items():
         write_table(df, OUTPUT_CONTRACTS[name], tables_dir)
-    write_geoparquet(plan.communes, plan.out_dir / COMMUNES_FILE)
-    write_geoparquet(plan.inputs.services, plan.out_dir / SERVICES_FILE)
+    write_geoparquet(plan.communes, out_dir / COMMUNES_FILE)
+    write_geoparquet(plan.inputs.services, out_dir / SERVICES_FILE)
+    if plan.inputs.waiting is not None:  # the shared follow-up (secrecy applied)
+        followup_for_run(plan.inputs.waiting, RunFollowup(
+            plan.communes, plan.inputs.services, tables.get(COUVERTURE_DEPARTEMENTS.name),
+            plan.inputs.waiting_files), out_dir, settings=plan.settings)
 
 
-def _isochrones_step(plan: _Plan, spec: EngineSpec, timings: dict[str, float]
+def _isochrones_step(plan: _Plan, spec: EngineSpec, timings: dict[str, float], out_dir: Path
                      ) -> tuple[str | None, list[str]]:
-    """Write the isochrones when asked, else remove those of an earlier run."""
-    out_dir = plan.out_dir
-    if not plan.options.isochrones_geojson:
-        remove_stale_geojson(out_dir)
-    if plan.options.isochrones:
+    """Write the isochrones into the staging folder ``out_dir`` when asked.
+
+    Those of an earlier run are removed when the new run is switched into place.
+    """
+    if plan.options.isochrones and plan.engine == MATRIX_ENGINE:
+        log.warning("isochrones non calculées : un tableau de temps (moteur matrice) ne "
+                    "donne pas de temps hors des communes et services qu'il relie")
+    elif plan.options.isochrones:
         with _timed(timings, "isochrones_s"):
-            return _write_isochrones(plan, spec)
-    if (out_dir / ISOCHRONES_FILE).exists():
-        (out_dir / ISOCHRONES_FILE).unlink()
+            return _write_isochrones(plan, spec, out_dir)
     return None, []
 
 
@@ -513,6 +638,11 @@ def _record(plan: _Plan, keys: _Keys, tasks: Sequence[PartitionTask], computed: 
     outputs = computed.outputs
     engine_parameters = next((outputs[t.dept].engine_parameters for t in tasks
                               if outputs[t.dept].engine_parameters), {})
+    warnings = list(plan.inputs.warnings or [])
+    if plan.times_check is not None:
+        engine_parameters = {**engine_parameters, **plan.times_check.record()}
+        note = plan.times_check.warning(str(engine_parameters.get("fichier", "")))
+        warnings += [note] if note else []
     fictif = bool(plan.inputs.fictif)
     return RunRecord(
         fictif=fictif, fictional_label=fictional_label(plan.inputs) if fictif else None,
@@ -522,7 +652,9 @@ def _record(plan: _Plan, keys: _Keys, tasks: Sequence[PartitionTask], computed: 
         buffer_km=buffer_km(plan.engine, plan.settings), scheduler=plan.options.scheduler,
         tables=written.tables, isochrones_file=written.isochrones_file,
         isochrones_geojson=written.isochrones_geojson, code_version=keys.version,
-        run_key=run_key, timings=timings, warnings=list(plan.inputs.warnings or []))
+        run_key=run_key, timings=timings, warnings=warnings,
+        avertissements=[*(plan.proxy.warnings if plan.proxy else ()),
+                        *empty_offer_warnings(plan.services_run, plan.depts, plan.types)])
 
 
 # --- The run ---------------------------------------------------------------------------------
@@ -560,6 +692,16 @@ def run_batch(inputs: Inputs, *, out_dir: str | Path, options: RunOptions | None
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     plan = _check(inputs, Path(out_dir), options or RunOptions(), settings or Settings())
+    check_run_out(plan.out_dir, inputs=run_input_files(inputs, plan.options.times),
+                  force=plan.options.force_out)
+    with locked_run_folder(plan.out_dir) as folder, writing_into(plan.out_dir):
+        return _run_locked(plan, folder, on_progress, timings, t_start)
+
+
+def _run_locked(plan: _Plan, folder: RunFolder, on_progress: ProgressCallback | None,
+                timings: dict[str, float], t_start: float) -> RunResult:
+    """Run the checked plan in its locked folder: stage every output, then switch."""
+    fictif = bool(plan.inputs.fictif)
     with _timed(timings, "partitions_s"):
         keys = _hash_inputs(plan)
         tasks = _partition(plan, keys)
@@ -567,18 +709,23 @@ def run_batch(inputs: Inputs, *, out_dir: str | Path, options: RunOptions | None
     if plan.options.use_cache and (kept := reusable_outputs(plan.out_dir, run_key)):
         timings["total_s"] = time.perf_counter() - t_start
         log.info("nothing changed since the previous run: outputs in %s kept", plan.out_dir)
-        return RunResult(plan.out_dir, kept[0], kept[1], plan.engine, bool(inputs.fictif), [],
+        return RunResult(plan.out_dir, kept[0], kept[1], plan.engine, fictif, [],
                          [t.dept for t in tasks], reused=True, timings=timings)
     with _timed(timings, "compute_s"):
         computed = _compute(plan, keys, tasks, on_progress)
+    reached("computed")
     with _timed(timings, "aggregate_s"):
         tables = _aggregate(plan, tasks, computed)
+    staging = folder.stage()
     with _timed(timings, "write_s"):
-        _write_tables(plan, tables)
-    iso_file, iso_geojson = _isochrones_step(plan, keys.spec, timings)
+        _write_tables(plan, tables, staging)
+    iso_file, iso_geojson = _isochrones_step(plan, keys.spec, timings, staging)
     timings["total_s"] = time.perf_counter() - t_start
     written = _Written(list(tables), iso_file, iso_geojson)
-    manifest = write_manifest(plan.out_dir,
-                              _record(plan, keys, tasks, computed, written, run_key, timings))
-    return RunResult(plan.out_dir, manifest, tables, plan.engine, bool(inputs.fictif),
-                     computed.computed, computed.cached, reused=False, timings=timings)
+    manifest = write_manifest(staging, _record(plan, keys, tasks, computed, written,
+                                               run_key, timings))
+    reached("staged")
+    folder.switch()
+    reached("switched")
+    return RunResult(plan.out_dir, manifest, tables, plan.engine, fictif, computed.computed,
+                     computed.cached, reused=False, timings=timings)

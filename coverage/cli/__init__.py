@@ -16,17 +16,23 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coverage._version import __project__, __version__
 from coverage.cli.arguments import (
     add_input_args,
+    add_read_choice_args,
     add_settings_arg,
     csv_list,
     settings_from_args,
     thresholds,
 )
-from coverage.errors import CoverageError, InputError
+from coverage.errors import CoverageError, InputError, os_error_sentence
 from coverage.settings import Settings
+
+if TYPE_CHECKING:
+    from coverage.io.inputs import ValidationReport
+    from coverage.routing.network import RoadNetwork
 
 __all__ = [
     "EXIT_ENVIRONMENT",
@@ -49,10 +55,30 @@ _Subparsers = argparse._SubParsersAction  # argparse has no public name for it
 log = logging.getLogger(__name__)
 
 
+def _workers(text: str) -> int:
+    """Parse ``--workers``: a whole number ≥ 1.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not a whole number, or below 1 (the message gives the accepted values).
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = (f"--workers {text} refusé : un nombre entier de processus ≥ 1 est attendu "
+               "(1 calcule dans ce processus)")
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _add_validate(sub: _Subparsers) -> None:
     """Add ``validate``."""
     p = sub.add_parser("validate", help="validate input files (default: the embedded demo)")
     add_input_args(p)
+    add_read_choice_args(p)
     add_settings_arg(p)
     p.set_defaults(handler=_cmd_validate)
 
@@ -66,22 +92,58 @@ def _add_run(sub: _Subparsers) -> None:
     g.add_argument("--all", action="store_true", help="every département of the communes file")
     p.add_argument("--types", type=csv_list, help="service types, comma-separated")
     p.add_argument("--thresholds", type=thresholds, help="minutes, e.g. 20,30,45")
-    p.add_argument("--engine", choices=("road", "proxy"),
-                   help="road (needs --roads) or proxy; default: road when roads are given")
+    p.add_argument("--engine", choices=("road", "proxy", "matrice"),
+                   help="road (needs --roads), proxy, or matrice (needs --temps); default: "
+                        "matrice with --temps, road when roads are given, else proxy")
     p.add_argument("--out", type=Path, help="output folder (default: sorties/demo for the "
                    "demo, else ./sorties/<data set>)")
     p.add_argument("--data-dir", type=Path,
                    help="folder filled by 'fetch' + 'prepare' (used with --dept)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="run the partitions on an existing Dask distributed cluster")
-    p.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
+    p.add_argument("--workers", type=_workers,
+                   help="local worker processes, ≥ 1 (default: CPU count)")
     p.add_argument("--no-cache", action="store_true", help="recompute every partition")
     p.add_argument("--no-isochrones", action="store_true", help="skip the isochrone bands")
     p.add_argument("--isochrones-geojson", action="store_true",
                    help="also write each isochrone layer as GeoJSON (EPSG:4326) in "
                         "<out>/isochrones_geojson/")
     add_settings_arg(p)
+    _add_times_args(p)
+    _add_liaisons_arg(p)
+    _add_force_arg(p, "write into a non-empty folder that is not a run folder (files the "
+                      "run did not write are never modified or removed)")
+    add_read_choice_args(p)
+    p.add_argument("--force-reseau", dest="force_network", action="store_true",
+                   help="run the road engine even when most communes are off its network "
+                        "(by default such a run is refused)")
     p.set_defaults(handler=_cmd_run)
+
+
+def _add_liaisons_arg(p: argparse.ArgumentParser) -> None:
+    """Add ``--liaisons FILE``: the ferry links of the proxy engine."""
+    p.add_argument("--liaisons", type=Path, metavar="FILE",
+                   help="ferry links of the proxy engine (CSV/XLSX: port_1, port_2 = commune "
+                        "INSEE codes, minutes = crossing time, both ways); default: none, "
+                        "islands reach only their own services")
+
+
+def _add_force_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--force``: accept an output the safety checks of ``--out`` would refuse."""
+    p.add_argument("--force", action="store_true", help=what)
+
+
+def _add_times_args(p: argparse.ArgumentParser) -> None:
+    """Add ``--temps FILE``, ``--temps-unite`` and ``--settings FILE`` to ``run``."""
+    p.add_argument("--temps", type=Path, metavar="FILE",
+                   help="imported travel times (CSV/XLSX/Parquet: origine, destination, "
+                        "minutes[, km]; or a matrix) used as the 'matrice' engine")
+    p.add_argument("--temps-unite", choices=("min", "s", "h"),
+                   help="unit of the times of --temps (default: from the column names, "
+                        "else minutes)")
+    p.add_argument("--settings", type=Path, metavar="FILE", dest="settings_file",
+                   help="JSON settings file (e.g. written by 'calibrer'); --set applies "
+                        "on top")
 
 
 def _add_export(sub: _Subparsers) -> None:
@@ -111,6 +173,7 @@ def _add_sites(sub: _Subparsers) -> None:
     p.add_argument("--dept-only", action="store_true",
                    help="count only the département's families (default: also the run's "
                    "communes across the border)")
+    _add_force_arg(p, "replace an existing --out file not written by 'sites'")
     p.set_defaults(handler=_cmd_sites)
 
 
@@ -146,12 +209,58 @@ def _add_official(sub: _Subparsers) -> None:
     p.set_defaults(handler=_cmd_prepare)
 
 
+def _add_suivi_parser(sub: _Subparsers) -> None:
+    """Add ``suivi`` (the shared follow-up of waiting lists)."""
+    p = sub.add_parser("suivi", help="write the shared waiting-list follow-up "
+                       "(suivi_listes_attente.xlsx/.csv) of a run from return files")
+    p.add_argument("--run", type=Path, default=None,
+                   help="finished run folder (default: the demo run)")
+    p.add_argument("--waiting", nargs="+", required=True, metavar="FILE|FOLDER|SOURCE=FILE",
+                   help="waiting-list return files (CSV/XLSX) or folders of them")
+    p.add_argument("--seuil", type=float, default=None, metavar="MINUTES",
+                   help="threshold of the white-zone population (default: 30 if the run "
+                   "has it, else its smallest)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder of the follow-up files (default: the run folder)")
+    add_settings_arg(p)
+    p.set_defaults(handler=_cmd_suivi)
+
+
+def _cmd_suivi(args: argparse.Namespace) -> int:
+    from coverage.cli.suivi import suivi_from_cli
+
+    return suivi_from_cli(args)
+
+
 def _add_demo(sub: _Subparsers) -> None:
     """Add ``demo``."""
     p = sub.add_parser("demo", help="regenerate the fictional demo territory (deterministic)")
     p.add_argument("--out", type=Path, help="folder (default: the embedded data/demo)")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(handler=_cmd_demo)
+
+
+def _add_calibrer(sub: _Subparsers) -> None:
+    """Add ``calibrer``."""
+    p = sub.add_parser("calibrer", help="fit the proxy's parameters to real road times "
+                       "(road file or time table) and write a settings file")
+    p.add_argument("--communes", type=Path, required=True,
+                   help="commune points: code_insee, lon, lat, densite (1-4) or --densite")
+    p.add_argument("--densite", type=Path, help="INSEE density grid joined on the codes")
+    p.add_argument("--roads", type=Path, help="road network timing every pair of communes")
+    p.add_argument("--temps", type=Path, help="real times instead of a road file (long "
+                   "table or matrix, like run --temps)")
+    p.add_argument("--temps-unite", choices=("min", "s", "h"),
+                   help="unit of the times of --temps (default: from the columns, else min)")
+    p.add_argument("--out", type=Path, help="settings file to write (JSON, for run --settings)")
+    add_settings_arg(p)
+    p.set_defaults(handler=_cmd_calibrer)
+
+
+def _cmd_calibrer(args: argparse.Namespace) -> int:
+    from coverage.cli.calibrer import calibrer_from_cli
+
+    return calibrer_from_cli(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,27 +274,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_validate, _add_run, _add_export, _add_sites, _add_app, _add_official,
-                _add_demo):
+                _add_demo, _add_suivi_parser, _add_calibrer):
         add(sub)
     return parser
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from coverage.cli.arguments import read_choices_from_args
     from coverage.io.inputs import validate_inputs
-    from coverage.routing.network import load_network
+    from coverage.routing.network import load_network, network_summary
+
+    built: list[RoadNetwork] = []
 
     def road_check(path: Path, settings: Settings) -> str:
         net = load_network(path, settings=settings, use_cache=False)
-        return (f"{net.n_nodes:,} nodes, {net.minutes.nnz:,} arcs in the car network "
-                f"(metric CRS {net.crs})")
+        built.append(net)
+        return "\n".join(network_summary(net).lines())
 
+    settings = settings_from_args(args)
     report = validate_inputs(
         communes=args.communes, densite=args.densite, services=args.services,
-        waiting=args.waiting, roads=args.roads, settings=settings_from_args(args),
-        road_check=road_check,
+        waiting=args.waiting, roads=args.roads, settings=settings,
+        road_check=road_check, choices=read_choices_from_args(args),
     )
+    if built:
+        _validate_snapping(report, built[0], settings)
     print(report.text())
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _validate_snapping(report: ValidationReport, network: RoadNetwork,
+                       settings: Settings) -> None:
+    """Add to the roads section the share of communes on the network (an error when low)."""
+    from coverage.errors import NetworkCoverageError
+    from coverage.routing.road import RoadEngine, require_snap_coverage
+
+    section = next((s for s in report.sections if s.name == "roads"), None)
+    if section is None or report.communes is None:
+        return
+    coverage = RoadEngine(network, settings).snap_coverage(report.communes)
+    section.summary += "\n" + coverage.line()
+    try:
+        require_snap_coverage(coverage)
+    except NetworkCoverageError as exc:
+        section.errors.append(str(exc))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -207,9 +339,12 @@ def _cmd_sites(args: argparse.Namespace) -> int:
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
-    from coverage.app.launch import launch_app
+    from coverage.app.launch import prepare_app, serve_app
 
-    return launch_app(port=args.port, run_dir=args.run)
+    launch = prepare_app(port=args.port, run_dir=args.run)
+    sys.stderr.write(f"zones-blanches app: {launch.url}  (Ctrl-C pour arrêter)\n")
+    sys.stderr.flush()
+    return serve_app(launch)
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -251,6 +386,11 @@ def _handle(args: argparse.Namespace) -> int:
             sys.stderr.write(f"  {line}\n")
     except CoverageError as exc:
         sys.stderr.write(f"zones-blanches {args.command}: {exc}\n")
+    except OSError as exc:  # a full disk, a read-only folder…: the path and the cause
+        if args.debug:
+            raise
+        where = getattr(args, "out", None)  # a failed write names no file: name the output
+        sys.stderr.write(f"zones-blanches {args.command}: {os_error_sentence(exc, where)}\n")
     except KeyboardInterrupt:
         sys.stderr.write("zones-blanches: interrupted; finished outputs are kept, "
                          "nothing half-written\n")

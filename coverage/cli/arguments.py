@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coverage.settings import Settings, settings_with_overrides
 
+if TYPE_CHECKING:
+    from coverage.io.inputs import ReadChoices
+
 __all__ = [
     "add_input_args",
+    "add_read_choice_args",
     "add_settings_arg",
     "csv_list",
     "key_value",
+    "layer_choice",
+    "read_choices_from_args",
     "settings_from_args",
     "thresholds",
 ]
@@ -80,6 +87,46 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--densite", type=Path,
                    help="INSEE density grid to join to the communes (CSV/XLSX)")
     p.add_argument("--services", type=Path, help="services file (CSV, XLSX, GeoJSON, …)")
-    p.add_argument("--waiting", type=Path, help="waiting-list / activity-returns file")
+    p.add_argument("--waiting", nargs="+", metavar="FILE|FOLDER|SOURCE=FILE",
+                   help="waiting-list / activity-return files (CSV/XLSX), or folders of them; "
+                   "SOURCE=FILE gives the source of a file without a 'source' column (CAF, "
+                   "MSA, \"cour d'appel\", service, autre)")
     p.add_argument("--roads", type=Path, help="road network (.osm, .osm.gz/.bz2, .osm.pbf, "
                    ".graphml)")
+
+
+def layer_choice(text: str) -> tuple[str, str]:
+    """Parse ``--layer``: ``NAME`` (the communes file's layer) or ``INPUT=NAME``.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        An empty layer name.
+    """
+    key, sep, value = text.partition("=")
+    name, layer = (key.strip(), value.strip()) if sep else ("communes", text.strip())
+    if not layer or not name:
+        msg = (f"attendu COUCHE ou ENTREE=COUCHE (ex. --layer communes ou --layer "
+               f"services=sites), reçu {text!r}")
+        raise argparse.ArgumentTypeError(msg)
+    return name, layer
+
+
+def add_read_choice_args(p: argparse.ArgumentParser) -> None:
+    """Add ``--layer`` (repeatable) and ``--densite-niveaux`` to a subcommand."""
+    p.add_argument("--layer", dest="layers", type=layer_choice, action="append", default=[],
+                   metavar="[ENTREE=]COUCHE",
+                   help="GeoPackage layer to read: COUCHE for the communes file, or "
+                        "communes=…, services=…, densite=… (repeatable); required when a "
+                        "GeoPackage has several layers and none named like the input")
+    p.add_argument("--densite-niveaux", dest="density_levels", type=int, choices=(4, 7),
+                   help="levels of the INSEE density grid (4 or 7); default: 7 when the "
+                        "density column's name has a 7 (dens7), else 4")
+
+
+def read_choices_from_args(args: argparse.Namespace) -> ReadChoices:
+    """Return the reading choices (layers, density levels) of a command's arguments."""
+    from coverage.io.inputs import ReadChoices
+
+    return ReadChoices(layers=dict(getattr(args, "layers", None) or []),
+                       density_levels=getattr(args, "density_levels", None))

@@ -14,18 +14,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from coverage.batch import ISOCHRONES_GEOJSON_DIR, RunOptions, RunResult, run_batch
+from coverage.batch.outdir import check_run_out
 from coverage.batch.run import ROAD_NETWORK_NEEDED
-from coverage.cli.arguments import settings_from_args
+from coverage.cli.arguments import read_choices_from_args
 from coverage.errors import CoverageError
 from coverage.io.inputs import Inputs, load_inputs
 from coverage.io.official.prepare import prepared_paths
-from coverage.labels import FICTIONAL_LABEL
+from coverage.io.waiting import waiting_paths
+from coverage.labels import FICTIONAL_LABEL, RANGE_NOTE, fr_decimal, fr_int
 from coverage.results import DEMO_RUN_DIR
 from coverage.schemas import ACCES_COMMUNES
-from coverage.settings import NO_SERVICE
+from coverage.settings import NO_SERVICE, Settings, settings_from_file, settings_with_overrides
 
-__all__ = ["options_from_args", "run_from_cli", "summary_lines"]
+__all__ = ["options_from_args", "run_from_cli", "run_settings", "summary_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,8 @@ def _input_files(args: argparse.Namespace) -> dict[str, Path | None]:
         prepared = _data_dir_inputs(Path(args.data_dir), depts)
         files["communes"] = files["communes"] or prepared["communes"]
         files["services"] = files["services"] or prepared["services"]
-        if files["roads"] is None and args.engine != "proxy":
+        if files["roads"] is None and args.engine != "proxy" and \
+                getattr(args, "temps", None) is None:
             files["roads"] = prepared["roads"]
     if args.engine == "road" and files["roads"] is None and files["communes"] is not None:
         raise CoverageError(ROAD_NETWORK_NEEDED)
@@ -91,18 +96,43 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         workers=args.workers, use_cache=not args.no_cache,
         isochrones=not args.no_isochrones,
         isochrones_geojson=bool(getattr(args, "isochrones_geojson", False)),
+        times=getattr(args, "temps", None), times_unit=getattr(args, "temps_unite", None),
+        force_out=bool(getattr(args, "force", False)),
+        force_network=bool(getattr(args, "force_network", False)),
+        liaisons=getattr(args, "liaisons", None),
     )
+
+
+def run_settings(args: argparse.Namespace) -> Settings:
+    """Return the settings of ``run``: defaults, then ``--settings FILE``, then ``--set``."""
+    file = getattr(args, "settings_file", None)
+    base = settings_from_file(file) if file is not None else Settings()
+    return settings_with_overrides(base, dict(getattr(args, "overrides", []) or []))
 
 
 def _engine_line(result: RunResult) -> str:
     """Return the summary line of the engine, communes and partitions."""
-    how = "OSM road graph" if result.engine == "road" else \
-        "straight line × detour ÷ speed, an estimate"
+    how = {"road": "OSM road graph",
+           "matrice": _times_label(result.manifest)}.get(
+        result.engine, "straight line × detour ÷ speed, an estimate")
     n_com = int(result.tables[ACCES_COMMUNES.name]["code_insee"].nunique())
     return (f"Engine: {result.engine} ({how}); "
             f"{n_com} communes in {len(result.manifest.get('depts', []))} département(s); "
             f"{len(result.computed)} partition(s) computed, {len(result.cached)} from "
             "the cache" + (" (outputs unchanged)" if result.reused else ""))
+
+
+def _times_label(manifest: dict[str, object]) -> str:
+    """Return « imported times <file>, SHA-256 <12 hex> (N pairs missing) » for a matrice run."""
+    engine = manifest.get("engine")
+    params = engine.get("parameters") if isinstance(engine, dict) else None
+    params = params if isinstance(params, dict) else {}
+    missing = params.get("paires_absentes")
+    text = (f"imported times {params.get('fichier', '?')}, SHA-256 "
+            f"{str(params.get('sha256', ''))[:12]}")
+    if isinstance(missing, int) and missing:
+        text += f"; {missing:,} commune × service pairs missing = unreachable".replace(",", " ")
+    return text
 
 
 def _white_zone_lines(result: RunResult) -> list[str]:
@@ -121,8 +151,29 @@ def _white_zone_lines(result: RunResult) -> list[str]:
                 str(r["type_service"])
             n = int(r["communes_zone_blanche"])
             parts.append(f"{label}: {int(r['population_zone_blanche']):,} inhabitants in "
-                         f"{n} commune{'' if n == 1 else 's'}".replace(",", " "))
+                         f"{n} commune{'' if n == 1 else 's'}".replace(",", " ")
+                         + _range_text(r))
         lines.append(f"White zones beyond {t:g} min — " + "; ".join(parts))
+    return lines
+
+
+def _range_text(row: pd.Series) -> str:
+    """Return « (fourchette 1 200–1 900 hab., 10–14 communes) » for a proxy row, else ''."""
+    lo, hi = row.get("population_zone_blanche_min"), row.get("population_zone_blanche_max")
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return ""
+    c_lo, c_hi = row["communes_zone_blanche_min"], row["communes_zone_blanche_max"]
+    return (f" (fourchette {fr_int(lo)}–{fr_int(hi)} hab., {fr_int(c_lo)}–{fr_int(c_hi)} "
+            "communes)")
+
+
+def _warning_lines(result: RunResult, shown: int = 8) -> list[str]:
+    """Return the run's French warnings (empty offers), the first ``shown`` and a count."""
+    notes = [str(w) for w in result.manifest.get("avertissements") or []]
+    lines = [f"Avertissement : {w}" for w in notes[:shown]]
+    if len(notes) > shown:
+        lines.append(f"… et {len(notes) - shown} autre(s) avertissement(s) "
+                     "(manifest.json, « avertissements »)")
     return lines
 
 
@@ -140,6 +191,13 @@ def summary_lines(result: RunResult) -> list[str]:
         lines.append(f"FICTIONAL DATA — {label}")
     lines.append(_engine_line(result))
     lines += _white_zone_lines(result)
+    if result.engine == "proxy":
+        low, high = result.manifest.get("parameters", {}).get("proxy_detour_bounds",
+                                                               [None, None])
+        if low is not None:
+            lines.append("Fourchettes : " + RANGE_NOTE.format(
+                low=fr_decimal(float(low), 2), high=fr_decimal(float(high), 2)))
+    lines += _warning_lines(result)
     lines.append(f"Outputs: {result.out_dir}/ (tables/, manifest.json, communes.parquet, "
                  "services.parquet" + (", isochrones.gpkg" if result.manifest.get(
                      "isochrones_file") else "")
@@ -158,10 +216,15 @@ def run_from_cli(args: argparse.Namespace) -> int:
         without traceback, exit non-zero); nothing is written when the arguments are bad.
     """
     files = _input_files(args)
-    settings = settings_from_args(args)
+    if args.out:  # a bad --out is refused before any input is read
+        check_run_out(args.out, force=bool(getattr(args, "force", False)), inputs=[
+            *files.values(), args.densite, *waiting_paths(args.waiting),
+            getattr(args, "temps", None)])
+    settings = run_settings(args)
     inputs = load_inputs(communes=files["communes"], densite=args.densite,
                          services=files["services"], waiting=args.waiting,
-                         roads=files["roads"], settings=settings)
+                         roads=files["roads"], settings=settings,
+                         choices=read_choices_from_args(args))
     for w in inputs.warnings:
         log.warning("%s", w)
     out_dir = args.out or _default_out(inputs, files["communes"])

@@ -18,9 +18,11 @@ Which communes the services are checked against
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import TypeVar
 
 import geopandas as gpd
 import pandas as pd
@@ -37,13 +39,15 @@ from coverage.errors import (
 from coverage.io.communes import load_communes
 from coverage.io.services import load_services
 from coverage.io.tables import Loaded, check_file, file_suffix, read_table
-from coverage.io.waiting import load_waiting
+from coverage.io.waiting import WaitingReturns, WaitingSpecs, load_waiting_files, waiting_paths
 from coverage.labels import FICTIONAL_LABEL
 from coverage.schemas import ROAD_FORMATS
 from coverage.settings import Settings, is_fictional_code
 
 __all__ = [
+    "LAYER_INPUTS",
     "Inputs",
+    "ReadChoices",
     "RoadCheck",
     "Section",
     "ValidationReport",
@@ -54,10 +58,50 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Builds the road network of a file and returns a one-line summary; raises when the network
-#: cannot be read (:class:`~coverage.errors.InputError` or another
-#: :class:`~coverage.errors.CoverageError`, or the reader's OSError/RuntimeError/ValueError).
+#: Builds the road network of a file and returns its summary (one line or several, printed
+#: indented); raises when the network cannot be read (:class:`~coverage.errors.InputError` or
+#: another :class:`~coverage.errors.CoverageError`, or the reader's OSError/RuntimeError/
+#: ValueError).
 RoadCheck = Callable[[Path, Settings], str]
+#: What :func:`_attempt` loads: a table file, or several waiting-list returns.
+_LoadedT = TypeVar("_LoadedT", Loaded, WaitingReturns)
+
+#: Inputs that may be GeoPackages read by layer (keys of :attr:`ReadChoices.layers`).
+LAYER_INPUTS = ("communes", "services", "densite")
+
+
+@dataclass(frozen=True)
+class ReadChoices:
+    """Explicit reading choices of the inputs: nothing is guessed silently.
+
+    Attributes
+    ----------
+    layers
+        Input name (``communes``, ``services``, ``densite``) → GeoPackage layer to read. A
+        GeoPackage of several layers needs one unless it has a layer named like the input
+        (``communes``, ``services``).
+    density_levels
+        The INSEE density grid's number of levels (4 or 7); None: from the density
+        column's name (7 when it has a 7, e.g. ``dens7``, else 4).
+    """
+
+    layers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    density_levels: int | None = None
+
+    def __post_init__(self) -> None:
+        """Check the input names of ``layers``.
+
+        Raises
+        ------
+        CoverageError
+            A layer is given for an input that is not read by layer.
+        """
+        unknown = sorted(set(self.layers) - set(LAYER_INPUTS))
+        if unknown:
+            msg = (f"couche donnée pour {', '.join(unknown)} : --layer s'applique à "
+                   + ", ".join(LAYER_INPUTS) + " (forme ENTREE=COUCHE)")
+            raise CoverageError(msg)
+        object.__setattr__(self, "layers", MappingProxyType(dict(self.layers)))
 
 
 @dataclass
@@ -71,7 +115,8 @@ class Inputs:
     services
         GeoDataFrame of points (EPSG:4326) of :func:`~coverage.io.services.load_services`.
     waiting
-        Waiting lists / activity returns (:func:`coverage.io.waiting.load_waiting`), or None.
+        Waiting lists / activity returns, every row of every file with its provenance
+        (:func:`coverage.io.waiting.load_waiting_files`), or None.
     roads
         Road network file (OSM or GraphML), or None (proxy engine).
     fictif
@@ -92,6 +137,7 @@ class Inputs:
     warnings: list[str] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)
     remapped: pd.DataFrame = field(default_factory=pd.DataFrame)
+    waiting_files: pd.DataFrame | None = None
 
 
 def check_roads(path: str | Path) -> Path:
@@ -126,9 +172,10 @@ def _services_look_fictional(path: Path, settings: Settings) -> bool:
 
 
 def load_inputs(communes: str | Path | None = None, densite: str | Path | None = None,
-                services: str | Path | None = None, waiting: str | Path | None = None,
+                services: str | Path | None = None, waiting: WaitingSpecs | None = None,
                 roads: str | Path | None = None,
-                settings: Settings = Settings()) -> Inputs:
+                settings: Settings = Settings(), *,
+                choices: ReadChoices = ReadChoices()) -> Inputs:
     """Load every input of a run; all None → the embedded fictional demo territory.
 
     Parameters
@@ -140,6 +187,8 @@ def load_inputs(communes: str | Path | None = None, densite: str | Path | None =
         when not given (the run then uses the proxy engine).
     settings
         Loader settings (size limit, service types).
+    choices
+        GeoPackage layers and the density grid's levels (:class:`ReadChoices`).
 
     Returns
     -------
@@ -160,8 +209,8 @@ def load_inputs(communes: str | Path | None = None, densite: str | Path | None =
             "communes are the FICTIONAL demo territory"))
     if demo is not None:
         log.info("no communes file given: using the FICTIONAL demo territory")
-    c = load_communes(communes if demo is None else demo.communes,
-                      densite=densite, settings=settings)
+    c = _load_communes(communes if demo is None else demo.communes, densite, settings,
+                       choices)
     fictif = bool(c.data["fictif"].all())
     if services is None:
         if demo is None:
@@ -169,13 +218,14 @@ def load_inputs(communes: str | Path | None = None, densite: str | Path | None =
                 "--services", None, None,
                 "a services file with real communes (the demo services are fictional)"))
         services = demo.services
-    s = load_services(services, communes=c, settings=settings)
+    s = load_services(services, communes=c, settings=settings,
+                      layer=choices.layers.get("services"))
     w_data = None
-    w_loaded: Loaded | None = None
+    w_loaded = None
     if waiting is None and demo is not None:
         waiting = demo.waiting
     if waiting is not None:
-        w_loaded = load_waiting(waiting, communes=c.data, settings=settings)
+        w_loaded = load_waiting_files(waiting, communes=c.data, settings=settings)
         w_data = w_loaded.data
     if roads is None and demo is not None:
         roads = demo.roads
@@ -188,7 +238,8 @@ def load_inputs(communes: str | Path | None = None, densite: str | Path | None =
     remapped = pd.concat([df.assign(fichier=name) for name, df in
                           (("communes", c.remapped), ("services", s.remapped)) if len(df)]
                          or [c.remapped.assign(fichier="")], ignore_index=True)
-    return Inputs(c.data, s.data, w_data, road_path, fictif, warnings, paths, remapped)
+    return Inputs(c.data, s.data, w_data, road_path, fictif, warnings, paths, remapped,
+                  waiting_files=w_loaded.files if w_loaded is not None else None)
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -222,10 +273,14 @@ class ValidationReport:
         One per input checked (communes, services, waiting lists, roads).
     fictif
         The communes are the fictional demo territory.
+    communes
+        The valid communes (EPSG:4326), for checks of a higher layer (e.g. the share of
+        communes on the road network); None when absent or invalid.
     """
 
     sections: list[Section] = field(default_factory=list)
     fictif: bool = False
+    communes: gpd.GeoDataFrame | None = None
 
     @property
     def ok(self) -> bool:
@@ -245,8 +300,7 @@ class ValidationReport:
         for s in self.sections:
             status = "OK" if s.ok else "ERRORS"
             lines.append(f"\n[{s.name}] {s.path}  — {status}")
-            if s.summary:
-                lines.append(f"  {s.summary}")
+            lines += [f"  {line}" for line in s.summary.splitlines()]
             lines += [f"  note: {n}" for n in s.notes]
             if s.remapped is not None and len(s.remapped):
                 lines.append(f"  remapped codes ({len(s.remapped)}):")
@@ -262,7 +316,16 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _attempt(section: Section, fn: Callable[[], Loaded]) -> Loaded | None:
+def _load_communes(path: str | Path | None, densite: str | Path | None, settings: Settings,
+                   choices: ReadChoices) -> Loaded:
+    """Return :func:`load_communes` of ``path`` with the reading choices."""
+    return load_communes(path, densite=densite, settings=settings,
+                         layer=choices.layers.get("communes"),
+                         density_layer=choices.layers.get("densite"),
+                         density_levels=choices.density_levels)
+
+
+def _attempt(section: Section, fn: Callable[[], _LoadedT]) -> _LoadedT | None:
     try:
         loaded = fn()
     except InputError as exc:
@@ -277,10 +340,11 @@ def _attempt(section: Section, fn: Callable[[], Loaded]) -> Loaded | None:
 
 
 def validate_inputs(communes: str | Path | None = None, densite: str | Path | None = None,
-                    services: str | Path | None = None, waiting: str | Path | None = None,
+                    services: str | Path | None = None, waiting: WaitingSpecs | None = None,
                     roads: str | Path | None = None,
                     settings: Settings = Settings(), *,
-                    road_check: RoadCheck | None = None) -> ValidationReport:
+                    road_check: RoadCheck | None = None,
+                    choices: ReadChoices = ReadChoices()) -> ValidationReport:
     """Validate the given input files (all None → the embedded fictional demo).
 
     Every file given is loaded with its loader; errors are collected, not raised, and
@@ -298,6 +362,8 @@ def validate_inputs(communes: str | Path | None = None, densite: str | Path | No
         summary, raising on an unreadable network; the routing layer provides it (the
         ``validate`` command passes it). None: only the road file's extension and size
         are checked here.
+    choices
+        GeoPackage layers and the density grid's levels (:class:`ReadChoices`).
 
     Returns
     -------
@@ -318,22 +384,25 @@ def validate_inputs(communes: str | Path | None = None, densite: str | Path | No
 
     com_data: gpd.GeoDataFrame | None = None
     if communes is not None:
-        sec, com_data = _validate_communes(Path(communes), densite, settings)
+        sec, com_data = _validate_communes(Path(communes), densite, settings, choices)
         report.fictif = com_data is not None and bool(com_data["fictif"].all())
+        report.communes = com_data
         report.sections.append(sec)
     elif densite is not None:
         sec = Section("densite", str(densite),
                       errors=[f"{densite}: a density grid needs a communes file (--communes)"])
         report.sections.append(sec)
     if services is not None:
-        report.sections.append(_validate_services(Path(services), com_data, settings))
+        report.sections.append(_validate_services(Path(services), com_data, settings,
+                                                  choices.layers.get("services")))
     if waiting is not None:
-        sec = Section("waiting", str(waiting))
+        sec = Section("waiting", " ; ".join(map(str, waiting_paths(waiting))))
         wpath = waiting
-        loaded = _attempt(sec, lambda: load_waiting(wpath, communes=com_data,
-                                                    settings=settings))
+        loaded = _attempt(sec, lambda: load_waiting_files(wpath, communes=com_data,
+                                                          settings=settings))
         if loaded is not None:
-            sec.summary = f"{len(loaded.data)} rows"
+            sec.summary = f"{len(loaded.data)} rows" + (
+                f" in {len(loaded.files)} files" if len(loaded.files) > 1 else "")
         report.sections.append(sec)
     if roads is not None:
         report.sections.append(_validate_roads(Path(roads), settings, road_check))
@@ -342,11 +411,11 @@ def validate_inputs(communes: str | Path | None = None, densite: str | Path | No
     return report
 
 
-def _validate_communes(path: Path, densite: str | Path | None,
-                       settings: Settings) -> tuple[Section, gpd.GeoDataFrame | None]:
+def _validate_communes(path: Path, densite: str | Path | None, settings: Settings,
+                       choices: ReadChoices) -> tuple[Section, gpd.GeoDataFrame | None]:
     """Load a communes file for ``validate``; its section and the communes (None if invalid)."""
     sec = Section("communes", str(path))
-    loaded = _attempt(sec, lambda: load_communes(path, densite=densite, settings=settings))
+    loaded = _attempt(sec, lambda: _load_communes(path, densite, settings, choices))
     if densite is not None:
         sec.notes.append(f"density grid joined: {densite}")
     if loaded is None:
@@ -361,13 +430,14 @@ def _validate_communes(path: Path, densite: str | Path | None,
 
 
 def _validate_services(path: Path, communes: gpd.GeoDataFrame | None,
-                       settings: Settings) -> Section:
+                       settings: Settings, layer: str | None = None) -> Section:
     """Load a services file for ``validate`` against ``communes`` (else the national table)."""
     sec = Section("services", str(path))
     if communes is None:
         sec.notes.append("checked against the national COG 2026 table (no valid "
                          "communes file): codes only, no placement")
-    loaded = _attempt(sec, lambda: load_services(path, communes=communes, settings=settings))
+    loaded = _attempt(sec, lambda: load_services(path, communes=communes, settings=settings,
+                                                 layer=layer))
     if loaded is not None:
         d = loaded.data
         by_type = ", ".join(f"{t} {n}" for t, n in

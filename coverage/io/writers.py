@@ -84,15 +84,18 @@ def conform_to_contract(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     Raises
     ------
     OutputError
-        A contract column is absent or a value does not fit its type.
+        A required contract column is absent (an absent optional one is written empty)
+        or a value does not fit its type.
     """
-    missing = [c for c in contract.columns if c not in df.columns]
+    missing = [c for c in contract.required if c not in df.columns]
     if missing:
         msg = f"table {contract.name!r} lacks the contract column(s) {missing}"
         raise OutputError(msg)
     out = {}
     for f in contract.fields:
-        s = df[f.name].reset_index(drop=True)
+        # an optional column absent from the table is written empty
+        s = (df[f.name].reset_index(drop=True) if f.name in df.columns
+             else pd.Series([None] * len(df), dtype=object))
         if f.type == "string":
             out[f.name] = _as_str(s)
         elif f.type in ("integer", "year"):

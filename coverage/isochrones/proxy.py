@@ -2,13 +2,17 @@
 
 A ``proxy_cell_m`` grid (:data:`PROXY_CELL_M`, 500 m) covers each territory (the communes
 sharing one metric CRS: EPSG:2154 in metropolitan France, the local UTM zone of each DROM,
-:func:`coverage.settings.metric_crs_for`). Each cell's minutes are the straight distance
-to the nearest service of the territory × the detour factor ÷ the proxy speed of the
-density class of the commune containing the cell
-(:func:`coverage.routing.proxy.proxy_minutes`); cells outside every commune take the value
-of the nearest cell inside. The field is contoured (:mod:`coverage.isochrones.raster`),
-then clipped to the territory (the union of its communes). A service's own bands are
-contoured on the window of the grid it can reach within the top bound.
+:func:`coverage.settings.metric_crs_for`). Each cell takes the commune containing it (cells
+outside every commune take the commune of the nearest cell inside): its density level and
+its land mass (:mod:`coverage.routing.landmass`). Each cell's minutes are those of the
+engine's trip-level model (:func:`coverage.routing.proxy.trip_minutes`): the cell's access
+time + the best, over the services **of its land mass**, of the service's access time + the
+drive minutes of the straight distance × detour. As in the engine, the best is exact: one
+KD-tree per destination density class, the nearest of each class, the smallest time kept.
+Ferry links are not drawn (a land mass without a service has no band). The field is
+contoured (:mod:`coverage.isochrones.raster`), then clipped to the territory (the union of
+its communes). A service's own bands are contoured on the window of the grid it can reach
+within the top bound.
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ from coverage.errors import InputError, Problem
 from coverage.geo import metric_crs_for_lonlat
 from coverage.isochrones.raster import _as_multipolygon, _contour_bands, _Grid
 from coverage.progress import progress
-from coverage.routing.proxy import proxy_minutes
+from coverage.routing.landmass import LAND_MASS_COLUMN, land_masses
+from coverage.routing.proxy import (
+    access_minutes,
+    best_connected_level,
+    drive_minutes,
+    straight_km_within,
+)
 from coverage.settings import Settings, metric_crs_for
 
 __all__ = ["PROXY_CELL_M"]
@@ -43,7 +53,9 @@ class _ProxyTerritory:
 
     crs: str
     grid: _Grid
-    min_per_m: np.ndarray  # proxy minutes per straight-line metre of each cell (ny, nx)
+    tau: np.ndarray  # access minutes of each cell's commune (ny, nx)
+    mass: np.ndarray  # land mass number of each cell's commune (ny, nx), int
+    commune: np.ndarray  # row of each cell's commune in the territory's communes (ny, nx)
     xc: np.ndarray  # cell centres (ny, nx), metres
     yc: np.ndarray
     union: shapely.Geometry  # the territory (union of its communes), metric CRS
@@ -52,7 +64,7 @@ class _ProxyTerritory:
 def _densities(communes_m: gpd.GeoDataFrame, settings: Settings) -> np.ndarray:
     """Return the communes' INSEE density levels, or raise InputError naming the bad rows."""
     dens = pd.to_numeric(communes_m["densite"], errors="coerce").to_numpy(dtype=np.float64)
-    known = np.array(sorted(settings.proxy_speed_kmh_by_density), dtype=np.float64)
+    known = np.array(sorted(settings.proxy_access_min_by_density), dtype=np.float64)
     bad = np.flatnonzero(~np.isin(dens, known))
     if bad.size:
         raise InputError([
@@ -64,19 +76,11 @@ def _densities(communes_m: gpd.GeoDataFrame, settings: Settings) -> np.ndarray:
     return np.asarray(dens, dtype=np.int64)
 
 
-def _proxy_territory(communes_m: gpd.GeoDataFrame, settings: Settings, cell_m: float,
-                     crs: str) -> _ProxyTerritory:
-    """Build the grid over the communes; each cell takes the density class of its commune."""
-    per_m = proxy_minutes(np.ones(len(communes_m)), _densities(communes_m, settings), settings)
-    geoms = communes_m.geometry.to_numpy()
-    union = shapely.union_all(geoms)
-    xmin, ymin, xmax, ymax = union.bounds
-    grid = _Grid.around(xmin, ymin, xmax, ymax, cell_m, cell_m)
-    xc, yc = grid.centres()
+def _commune_raster(geoms: np.ndarray, xc: np.ndarray, yc: np.ndarray) -> np.ndarray:
+    """Return the row of the commune containing each cell centre (nearest inside if none)."""
     gx, gy = np.meshgrid(xc, yc)
-    cell_per_m = np.full(gx.shape, np.nan)
-    # rasterise the communes: each cell centre takes its commune's minutes per metre
-    for geom, value in zip(geoms, per_m, strict=True):
+    which = np.full(gx.shape, -1, dtype=np.int64)
+    for i, geom in enumerate(geoms):
         if geom is None or geom.is_empty:
             continue
         bx0, by0, bx1, by1 = geom.bounds
@@ -85,18 +89,94 @@ def _proxy_territory(communes_m: gpd.GeoDataFrame, settings: Settings, cell_m: f
         if c1 <= c0 or r1 <= r0:
             continue
         inside = shapely.contains_xy(geom, gx[r0:r1, c0:c1], gy[r0:r1, c0:c1])
-        cell_per_m[r0:r1, c0:c1][inside] = value
-    # cells outside every commune (border, slivers) take the value of the nearest cell
+        which[r0:r1, c0:c1][inside] = i
+    # cells outside every commune (border, slivers) take the commune of the nearest cell
     # inside; the bands are clipped to the territory at the end
-    missing = np.isnan(cell_per_m)
+    missing = which < 0
     if missing.all():
-        cell_per_m[:] = float(np.nanmin(per_m))
+        which[:] = 0
     elif missing.any():
         nearest = ndimage.distance_transform_edt(missing, return_distances=False,
                                                  return_indices=True)
-        cell_per_m = cell_per_m[nearest[0], nearest[1]]
+        which = which[nearest[0], nearest[1]]
+    return which
+
+
+def _mass_numbers(communes_m: gpd.GeoDataFrame, settings: Settings) -> np.ndarray:
+    """Return each commune's land mass as a number (column, else from the polygons)."""
+    if LAND_MASS_COLUMN in communes_m.columns and communes_m[LAND_MASS_COLUMN].notna().all():
+        labels = communes_m[LAND_MASS_COLUMN].astype(str).to_numpy()
+    elif "code_dep" in communes_m.columns and "code_insee" in communes_m.columns:
+        labels = land_masses(communes_m, settings).astype(str).to_numpy()
+    else:
+        labels = np.zeros(len(communes_m), dtype=str)
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
+def _proxy_territory(communes_m: gpd.GeoDataFrame, settings: Settings, cell_m: float,
+                     crs: str) -> _ProxyTerritory:
+    """Build the grid over the communes; each cell takes its commune's τ and land mass."""
+    tau = access_minutes(_densities(communes_m, settings), settings)
+    mass = _mass_numbers(communes_m, settings)
+    geoms = communes_m.geometry.to_numpy()
+    union = shapely.union_all(geoms)
+    xmin, ymin, xmax, ymax = union.bounds
+    grid = _Grid.around(xmin, ymin, xmax, ymax, cell_m, cell_m)
+    xc, yc = grid.centres()
+    gx, gy = np.meshgrid(xc, yc)
+    which = _commune_raster(geoms, xc, yc)
     shapely.prepare(union)
-    return _ProxyTerritory(crs, grid, cell_per_m, gx, gy, union)
+    return _ProxyTerritory(crs, grid, tau[which], mass[which], which, gx, gy, union)
+
+
+def _service_cells(terr: _ProxyTerritory, pts: gpd.GeoSeries) -> np.ndarray:
+    """Return the flat index of the grid cell under each service point (clipped to the grid)."""
+    grid = terr.grid
+    col = np.clip(((pts.x.to_numpy() - grid.x0) // grid.cell).astype(np.int64), 0, grid.nx - 1)
+    row = np.clip(((pts.y.to_numpy() - grid.y0) // grid.cell).astype(np.int64), 0, grid.ny - 1)
+    return np.asarray(row * grid.nx + col, dtype=np.int64)
+
+
+def _service_ends(terr: _ProxyTerritory, sv: gpd.GeoDataFrame, cm: gpd.GeoDataFrame,
+                  settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """Return each service's access minutes and land mass number.
+
+    The density is the service's ``densite``, else its commune's (``code_insee``), else
+    the best-connected level, as in the engine; the land mass is that of the commune under
+    it.
+    """
+    cells = _service_cells(terr, sv.geometry)
+    dens = _densities(cm, settings)
+    dens_s = pd.Series(float(best_connected_level(settings)), index=sv.index)
+    if "code_insee" in sv.columns:
+        by_code = pd.Series(dens, index=cm["code_insee"].astype(str).to_numpy())
+        by_code = by_code[~by_code.index.duplicated()]
+        mapped = sv["code_insee"].astype(str).map(by_code)
+        dens_s = mapped.where(mapped.notna(), dens_s)
+    if "densite" in sv.columns:
+        own = pd.to_numeric(sv["densite"], errors="coerce")
+        ok = own.isin(list(settings.proxy_access_min_by_density))
+        dens_s = own.where(ok, dens_s)
+    tau = access_minutes(dens_s.to_numpy(dtype=np.int64), settings)
+    return tau, terr.mass.ravel()[cells]
+
+
+def _type_field(terr: _ProxyTerritory, pts: gpd.GeoSeries, tau_s: np.ndarray,
+                mass_s: np.ndarray, settings: Settings) -> np.ndarray:
+    """Return the minutes field of one type: exact best over the services of each land mass."""
+    best = np.full(terr.xc.size, np.inf)
+    cells_xy = np.column_stack([terr.xc.ravel(), terr.yc.ravel()])
+    cell_mass = terr.mass.ravel()
+    s_xy = np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
+    for m in np.unique(mass_s):
+        on = np.flatnonzero(cell_mass == m)
+        for t in np.unique(tau_s[mass_s == m]):  # one tree per destination access time
+            pool = np.flatnonzero((mass_s == m) & (tau_s == t))
+            dist, _ = cKDTree(s_xy[pool]).query(cells_xy[on])
+            time = t + drive_minutes(dist / 1000.0 * settings.proxy_detour_factor, settings)
+            best[on] = np.minimum(best[on], time)
+    field = best.reshape(terr.xc.shape) + terr.tau
+    return np.where(np.isfinite(field), field, np.nan)
 
 
 def _proxy_band_geometries(terr: _ProxyTerritory, minutes: np.ndarray,
@@ -165,26 +245,31 @@ def _proxy_type_geometries(
         terr = _proxy_territory(cm, settings, cell_m, territory)
         by_type: dict[str, list[shapely.Geometry]] = {}
         for t in types:
-            pts = sv[sv["type_service"].astype(str) == t].geometry
-            if len(pts) == 0:
+            sel = sv[sv["type_service"].astype(str) == t]
+            if len(sel) == 0:
                 continue
-            tree = cKDTree(np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()]))
-            dist, _ = tree.query(np.column_stack([terr.xc.ravel(), terr.yc.ravel()]))
-            field = dist.reshape(terr.xc.shape) * terr.min_per_m
+            tau_s, mass_s = _service_ends(terr, sel, cm, settings)
+            field = _type_field(terr, sel.geometry, tau_s, mass_s, settings)
             by_type[t] = _proxy_band_geometries(terr, field, bands)
         out.append((territory, by_type))
     return out
 
 
-def _reach_m(terr: _ProxyTerritory, cutoff_min: float) -> float:
+def _reach_m(terr: _ProxyTerritory, cutoff_min: float, settings: Settings) -> float:
     """Return the farthest straight distance reached within ``cutoff_min``, metres (+2 cells)."""
-    fastest = float(np.nanmin(terr.min_per_m))  # minutes per metre
-    return cutoff_min / fastest + 2 * terr.grid.cell
+    tau_min = float(np.nanmin(terr.tau))
+    km = float(straight_km_within(cutoff_min - 2 * tau_min, settings))
+    return km * 1000.0 + 2 * terr.grid.cell
 
 
-def _service_window_geometries(terr: _ProxyTerritory, pt: shapely.Point, reach: float,
-                               bands: Sequence[tuple[float, float]]) -> list[shapely.Geometry]:
-    """Contour one service's bands on the window of the grid within ``reach`` metres."""
+def _service_window_geometries(terr: _ProxyTerritory, pt: shapely.Point, ends: tuple[float, int],
+                               reach: float, bands: Sequence[tuple[float, float]],
+                               settings: Settings) -> list[shapely.Geometry]:
+    """Contour one service's bands on the window of the grid within ``reach`` metres.
+
+    ``ends`` is the service's (access minutes, land mass number); cells of another land
+    mass are unreachable.
+    """
     grid = terr.grid
     c0 = max(int((pt.x - reach - grid.x0) // grid.cell), 0)
     c1 = min(int((pt.x + reach - grid.x0) // grid.cell) + 2, grid.nx)
@@ -194,7 +279,11 @@ def _service_window_geometries(terr: _ProxyTerritory, pt: shapely.Point, reach: 
         return [shapely.MultiPolygon() for _ in bands]
     win = (slice(r0, r1), slice(c0, c1))
     dist = np.hypot(terr.xc[win] - pt.x, terr.yc[win] - pt.y)
-    return _proxy_band_geometries(terr, dist * terr.min_per_m[win], bands, window=win)
+    tau_s, mass_s = ends
+    minutes = (terr.tau[win] + tau_s
+               + drive_minutes(dist / 1000.0 * settings.proxy_detour_factor, settings))
+    minutes = np.where(terr.mass[win] == mass_s, minutes, np.nan)
+    return _proxy_band_geometries(terr, minutes, bands, window=win)
 
 
 def _proxy_service_geometries(
@@ -211,10 +300,13 @@ def _proxy_service_geometries(
         if len(sv) == 0:
             continue
         terr = _proxy_territory(cm, settings, cell_m, territory)
-        reach = _reach_m(terr, bands[-1][1])
+        reach = _reach_m(terr, bands[-1][1], settings)
+        tau_s, mass_s = _service_ends(terr, sv, cm, settings)
         sids, metric = [], []
-        for sid, pt in progress(zip(sv["service_id"].astype(str), sv.geometry, strict=True),
-                                total=len(sv), desc="isochrones per service", unit="service"):
+        rows = zip(sv["service_id"].astype(str), sv.geometry, tau_s, mass_s, strict=True)
+        for sid, pt, tau, mass in progress(rows, total=len(sv), desc="isochrones per service",
+                                           unit="service"):
             sids.append(sid)
-            metric.append(_service_window_geometries(terr, pt, reach, bands))
+            metric.append(_service_window_geometries(terr, pt, (float(tau), int(mass)),
+                                                     reach, bands, settings))
         yield territory, sids, metric

@@ -7,7 +7,11 @@
   the nearest service per type by Dijkstra on that graph;
 * :mod:`coverage.routing.matrix` — bounded per-source searches (matrices, isochrones);
 * :mod:`coverage.routing.proxy` — :class:`~coverage.routing.proxy.ProxyEngine`: straight
-  line × detour ÷ speed by density level.
+  line × detour ÷ speed by density level;
+* :mod:`coverage.routing.imported` — :class:`~coverage.routing.imported.ImportedEngine`
+  (``matrice``): minutes looked up in a time table made by another router (``--temps``).
+* :mod:`coverage.routing.calibration` — fit of the proxy's parameters to real road times
+  (``zones-blanches calibrer``).
 
 Two entry points pick an engine: :func:`make_engine` for a new run, :func:`engine_of_run` —
 the one way to rebuild the engine of a finished run (siting, the app's upload and
@@ -24,6 +28,9 @@ from pathlib import Path
 from coverage.errors import CoverageError
 from coverage.results import RunOutputs, run_roads_path, run_settings
 from coverage.routing.base import Engine
+from coverage.routing.imported import ENGINE_NAME as MATRIX_ENGINE
+from coverage.routing.imported import ImportedEngine
+from coverage.routing.landmass import FerryNetwork
 from coverage.routing.network import load_network
 from coverage.routing.proxy import ProxyEngine
 from coverage.routing.road import RoadEngine
@@ -39,19 +46,25 @@ NOTE_PROXY_RUN = "proxy : distance à vol d'oiseau × détour ÷ vitesse (comme 
 NOTE_ROADS_MISSING = ("proxy : le fichier routier du run n'est plus disponible ; temps "
                       "estimés à vol d'oiseau, existants compris")
 NOTE_ROADS_UNREADABLE = "proxy : le réseau routier du run n'a pas pu être chargé ({error})"
+NOTE_TIMES = ("matrice : tableau de temps du run ({name}) ; un site absent du tableau est "
+              "injoignable")
+NOTE_TIMES_MISSING = ("proxy : le tableau de temps du run ({name}) n'est plus disponible ou a "
+                      "changé ; temps estimés à vol d'oiseau, existants compris")
 #: Road engines kept in memory by :func:`engine_of_run` (one graph each).
 ROAD_ENGINES_CACHED = 4
 
 
 def make_engine(engine: str | None = None, roads: Path | str | None = None,
                 settings: Settings = Settings(), crs: str | None = None, *,
-                cache_dir: Path | str | None = None) -> Engine:
+                cache_dir: Path | str | None = None, times: Path | str | None = None,
+                times_unit: str | None = None, ferries: FerryNetwork | None = None) -> Engine:
     """Build the travel-time engine of a run.
 
     Parameters
     ----------
     engine
-        ``"road"``, ``"proxy"`` or ``None`` (road when ``roads`` is given, else proxy).
+        ``"road"``, ``"proxy"``, ``"matrice"`` or ``None`` (matrice when ``times`` is
+        given, else road when ``roads`` is given, else proxy).
     roads
         OSM / GraphML road file (needed by the road engine).
     settings
@@ -60,29 +73,43 @@ def make_engine(engine: str | None = None, roads: Path | str | None = None,
         Metric CRS of the road network (``None``: chosen from the data's location).
     cache_dir
         Network cache folder (default ``$ZB_CACHE_DIR`` or ``~/.cache/zones-blanches``).
+    times
+        Time table of the ``matrice`` engine (:func:`coverage.routing.imported.read_times`).
+    times_unit
+        Unit of its times (``min``, ``s``, ``h``; default: from its columns, else minutes).
+    ferries
+        Ferry links of the proxy engine (:func:`coverage.routing.landmass.ferry_network`).
 
     Returns
     -------
     Engine
-        A :class:`~coverage.routing.road.RoadEngine` or a
-        :class:`~coverage.routing.proxy.ProxyEngine`.
+        A :class:`~coverage.routing.road.RoadEngine`, a
+        :class:`~coverage.routing.proxy.ProxyEngine` or an
+        :class:`~coverage.routing.imported.ImportedEngine`.
 
     Raises
     ------
     CoverageError
-        Unknown engine name, or the road engine without a road file.
+        Unknown engine name, the road engine without a road file, or the matrice engine
+        without a time table (or a bad table: :class:`~coverage.errors.InputError`).
     """
     if engine is None:
-        engine = "road" if roads is not None else "proxy"
+        engine = MATRIX_ENGINE if times is not None else "road" if roads is not None \
+            else "proxy"
+    if engine == MATRIX_ENGINE:
+        if times is None:
+            msg = "the matrice engine needs a time table: give --temps FILE"
+            raise CoverageError(msg)
+        return ImportedEngine.from_file(times, settings, unit=times_unit)
     if engine == "proxy":
-        return ProxyEngine(settings)
+        return ProxyEngine(settings, ferries)
     if engine == "road":
         if roads is None:
             msg = "the road engine needs a road network file (OSM .pbf/.osm/.osm.gz or .graphml)"
             raise CoverageError(msg)
         network = load_network(roads, settings=settings, crs=crs, cache_dir=cache_dir)
         return RoadEngine(network, settings)
-    msg = f"unknown engine {engine!r}: expected 'road' or 'proxy'"
+    msg = f"unknown engine {engine!r}: expected 'road', 'proxy' or 'matrice'"
     raise CoverageError(msg)
 
 
@@ -194,6 +221,8 @@ def engine_of_run(run: RunOutputs, *, dept: str, fallback_to_proxy: bool = False
         as the existing services.
     """
     settings = run_settings(run)
+    if run.engine == MATRIX_ENGINE:
+        return _times_engine_of_run(run, settings, fallback_to_proxy=fallback_to_proxy)
     if run.engine != "road":
         return RunEngine(ProxyEngine(settings), NOTE_PROXY_RUN)
     roads = run_roads_path(run)
@@ -208,3 +237,29 @@ def engine_of_run(run: RunOutputs, *, dept: str, fallback_to_proxy: bool = False
             raise
         return RunEngine(ProxyEngine(settings), NOTE_ROADS_UNREADABLE.format(error=exc))
     return RunEngine(engine, NOTE_ROAD.format(name=roads.name))
+
+
+def _times_engine_of_run(run: RunOutputs, settings: Settings, *, fallback_to_proxy: bool
+                         ) -> RunEngine:
+    """Rebuild the ``matrice`` engine of a run from its table (same file, same SHA-256)."""
+    engine = run.manifest.get("engine") or {}
+    params = engine.get("parameters") if isinstance(engine, dict) else None
+    params = params if isinstance(params, dict) else {}
+    path = Path(str(params.get("chemin") or ""))
+    name = str(params.get("fichier") or path.name or "?")
+    unit = params.get("unite")
+    found = next((q for q in (path, run.run_dir / path) if str(path) and q.is_file()), None)
+    if found is not None:
+        try:
+            imported = ImportedEngine.from_file(
+                found, settings, unit=unit if unit in ("min", "s", "h") else None)
+        except (CoverageError, OSError):
+            imported = None
+        if imported is not None and imported.table.sha256 == params.get("sha256"):
+            return RunEngine(imported, NOTE_TIMES.format(name=name))
+    if not fallback_to_proxy:
+        msg = (f"the run {run.run_dir} was timed from the table {name}, which is not found "
+               "or has changed: new sites must be timed by the same engine; restore the file "
+               "or rerun")
+        raise CoverageError(msg)
+    return RunEngine(ProxyEngine(settings), NOTE_TIMES_MISSING.format(name=name))

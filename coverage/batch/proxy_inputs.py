@@ -1,0 +1,163 @@
+"""What a proxy run adds to its inputs, once per run: land masses, ferry links, densities.
+
+The proxy engine (:mod:`coverage.routing.proxy`) keeps every trip on its land mass
+(:mod:`coverage.routing.landmass`) and times each end by its density level. A partition only
+holds one département's communes, so the run computes, once, from **all** the communes
+loaded (polygons, :func:`coverage.routing.landmass.land_masses`):
+
+- ``masse_terrestre`` for the run's communes and for the services (the land mass of the
+  service's commune, ``code_insee``);
+- ``densite`` for the services (that of their commune), so that a service across a
+  partition's border is timed with its own density level;
+- the ferry network of the run's links file (``--liaisons``), ports placed on their land
+  masses.
+
+It also finds the empty offers: a service type with no service at all in the list, or none
+in a département of the run (:func:`empty_offer_warnings`, French messages for the
+manifest's ``avertissements``, the CLI summary and the app).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from coverage.labels import empty_offer_warning
+from coverage.routing.landmass import (
+    LAND_MASS_COLUMN,
+    FerryNetwork,
+    ferry_network,
+    land_masses,
+    read_ferry_links,
+)
+from coverage.settings import Settings, metric_crs_for
+
+__all__ = ["ProxyInputs", "empty_offer_warnings", "proxy_inputs"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProxyInputs:
+    """The run's communes and services with ``masse_terrestre`` (and services' ``densite``).
+
+    Attributes
+    ----------
+    communes
+        The run's communes, with ``masse_terrestre``.
+    services
+        The run's services, with ``masse_terrestre`` and ``densite`` (when their commune is
+        known).
+    ferries
+        The ferry network (empty without a links file).
+    warnings
+        French warnings (polygons that do not tile a territory: islands not found).
+    """
+
+    communes: gpd.GeoDataFrame
+    services: gpd.GeoDataFrame
+    ferries: FerryNetwork
+    warnings: tuple[str, ...] = ()
+
+
+def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
+                 services: gpd.GeoDataFrame, settings: Settings,
+                 links_file: str | Path | None = None) -> ProxyInputs:
+    """Return the run's communes and services with land masses, and its ferry network.
+
+    Parameters
+    ----------
+    all_communes
+        Every commune loaded (polygons, ``code_insee``, ``code_dep``, ``densite``, ``lon``,
+        ``lat`` in EPSG:4326): the land masses are found on them.
+    communes, services
+        The run's communes and services.
+    settings
+        ``land_mass_gap_m``.
+    links_file
+        Ferry links table (:func:`coverage.routing.landmass.read_ferry_links`), or None.
+
+    Returns
+    -------
+    ProxyInputs
+
+    Raises
+    ------
+    coverage.errors.InputError
+        A bad links file (file, row and column named), or a port absent from the communes.
+    """
+    if not _has_polygons(all_communes):  # points only: each territory is one land mass
+        return ProxyInputs(communes, services, _links(links_file, all_communes, None))
+    mass = land_masses(all_communes, settings)
+    notes = tuple(mass.attrs.get("avertissements", ()))
+    mass = mass[~mass.index.duplicated()]
+    communes = communes.assign(**{LAND_MASS_COLUMN: communes["code_insee"].astype(str)
+                                  .map(mass).to_numpy()})
+    codes = services["code_insee"].astype(str) if "code_insee" in services.columns else None
+    if codes is not None:
+        services = services.assign(**{LAND_MASS_COLUMN: codes.map(mass).to_numpy()})
+        if "densite" not in services.columns and "densite" in all_communes.columns:
+            dens = pd.Series(all_communes["densite"].to_numpy(),
+                             index=all_communes["code_insee"].astype(str))
+            dens = dens[~dens.index.duplicated()]
+            services = services.assign(densite=codes.map(dens).to_numpy())
+    ferries = _links(links_file, all_communes, mass)
+    log.info("land masses: %d (largest %d communes); ferry links: %d", mass.nunique(),
+             int(mass.value_counts().iloc[0]) if len(mass) else 0, len(ferries.links))
+    return ProxyInputs(communes, services, ferries, notes)
+
+
+def _has_polygons(frame: gpd.GeoDataFrame) -> bool:
+    """Return True when ``frame`` has (multi)polygon geometries."""
+    if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame.columns:
+        return False
+    kinds = set(frame.geometry.geom_type.dropna())
+    return bool(kinds) and kinds <= {"Polygon", "MultiPolygon"}
+
+
+def _links(links_file: str | Path | None, all_communes: gpd.GeoDataFrame,
+           mass: pd.Series | None) -> FerryNetwork:
+    """Return the run's ferry network (empty without a links file)."""
+    if links_file is None:
+        return FerryNetwork()
+    links = read_ferry_links(links_file)
+    if mass is None:  # no land masses: the engine's fallback, one per territory (its CRS)
+        mass = pd.Series(all_communes["code_dep"].astype(str).map(metric_crs_for).to_numpy(),
+                         index=all_communes["code_insee"].astype(str))
+        mass = mass[~mass.index.duplicated()]
+    return ferry_network(links, all_communes, mass, file=Path(links_file).name)
+
+
+def empty_offer_warnings(services: pd.DataFrame, depts: Sequence[str],
+                         types: Sequence[str]) -> list[str]:
+    """Return the French warnings of empty offers, for any engine.
+
+    A type with no service at all in the list gets one warning; otherwise each département
+    of the run with no service of the type (services' ``code_dep``) gets one.
+
+    Parameters
+    ----------
+    services
+        The run's services (``type_service``, ``code_dep``).
+    depts
+        Départements of the run.
+    types
+        Service types of the run.
+    """
+    out: list[str] = []
+    stypes = services["type_service"].astype(str) if len(services) else pd.Series([], dtype=str)
+    deps = (services["code_dep"].astype(str) if "code_dep" in services.columns and len(services)
+            else pd.Series([""] * len(services), dtype=str))
+    for stype in types:
+        sel = stypes == stype
+        if not sel.any():
+            out.append(empty_offer_warning(stype))
+            continue
+        have = set(deps[sel])
+        out.extend(empty_offer_warning(stype, d) for d in depts if d not in have)
+    return out
