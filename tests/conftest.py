@@ -14,6 +14,43 @@ TESTS_DATA = Path(__file__).resolve().parent / "data"
 SHARED_DATA = Path(os.environ.get("ZB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+#: Tests measured above ~1.3 s on a 2-core development machine, or modules whose shared
+#: fixture builds a run: marked ``slow`` here so that ``pytest -m "not slow"`` is a loop of
+#: under 2 minutes (``make test`` runs everything). Browser tests are always slow.
+SLOW_MODULES = frozenset({
+    "test_app.py", "test_browser.py", "test_dask.py", "test_network_shared.py",
+    "test_notebook.py", "test_run_folder.py", "test_outputs_safety.py",
+})
+SLOW_TESTS = frozenset({
+    "test_isochrones.py::test_write_isochrones_layers_display_and_geojson",
+    "test_isochrones.py::test_demo_service_bands_are_true_to_each_services_minutes",
+    "test_whitezones.py::test_aggregates_random_frames_brute_force",
+    "test_whitezones.py::test_massif_central_proxy_brute_force",
+    "test_batch.py::test_run_writes_isochrones",
+    "test_batch.py::test_kill_and_resume_gives_identical_outputs",
+    "test_batch.py::test_cli_bad_dept_exits_nonzero_without_output",
+    "test_cli_validate.py::test_validate_real_shared_data",
+    "test_prepare.py::test_fetch_prepare_run_one_path",
+    "test_prepare.py::test_cli_prepare_exit_codes",
+    "test_settings.py::test_cli_set_is_applied_and_checked",
+    "test_io_communes.py::test_real_national_with_density_grid",
+    "test_app_launch.py::test_cli_app_serves_the_app_on_loopback",
+    "test_fetch.py::test_cli_fetch_through_a_mirror",
+    "test_cli_export.py::test_export_all_formats_default_folder",
+    "test_cli_export.py::test_console_script_prints_no_traceback",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of :data:`SLOW_MODULES`, :data:`SLOW_TESTS` and every browser test slow."""
+    for item in items:
+        module = item.path.name
+        name = f"{module}::{item.originalname}" if hasattr(item, "originalname") else item.nodeid
+        if (module in SLOW_MODULES or name in SLOW_TESTS
+                or item.get_closest_marker("browser") is not None):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Folder of the real reference data (``../shared/data``); skips when it is absent."""

@@ -1,0 +1,25 @@
+"""The slow marks of conftest name tests and modules that exist (a stale name would do nothing)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import SLOW_MODULES, SLOW_TESTS
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_every_slow_module_exists() -> None:
+    missing = [m for m in SLOW_MODULES if not (TESTS / m).is_file()]
+    assert not missing, missing
+
+
+def test_every_slow_test_exists() -> None:
+    missing = []
+    for name in SLOW_TESTS:
+        module, _, function = name.partition("::")
+        tree = ast.parse((TESTS / module).read_text(encoding="utf-8"))
+        if function not in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}:
+            missing.append(name)
+    assert not missing, missing
