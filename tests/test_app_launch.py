@@ -126,3 +126,17 @@ def test_router_runs_with_this_project() -> None:
     spec.loader.exec_module(router)  # imports only; main() runs under Streamlit
     assert router.check_coverage_is_ours() is None
     assert len(router.pages()) == 6
+
+
+def test_missing_app_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Streamlit (the ``app`` extra), the launcher says what to install."""
+    import importlib.util
+
+    from coverage.app import launch
+    from coverage.errors import CoverageError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "streamlit" else real(name, *a))
+    with pytest.raises(CoverageError, match=r"streamlit.*extra « app »"):
+        launch.prepare_app(port=8599)

@@ -10,6 +10,7 @@ Streamlit server outlives the command. Nothing here prints: the CLI prints the U
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from coverage.settings import REPO_ROOT
 
 __all__ = [
     "APP_FILE",
+    "APP_MODULES",
     "ENV_RUN_DIR",
     "HOST",
     "STOP_GRACE_S",
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 ENV_RUN_DIR = "ZONES_BLANCHES_RUN_DIR"
 
 APP_FILE = REPO_ROOT / "app.py"
+#: Third-party modules of the ``app`` extra (pyproject), checked before Streamlit starts.
+APP_MODULES = ("streamlit", "folium", "altair")
 HOST = "127.0.0.1"
 #: Seconds Streamlit is given to stop after ``SIGTERM`` before it is killed.
 STOP_GRACE_S = 10.0
@@ -114,7 +118,8 @@ def prepare_app(port: int = 8501, run_dir: Path | str | None = None) -> AppLaunc
     Raises
     ------
     CoverageError
-        ``app.py`` is missing, the port is invalid or ``run_dir`` is not a finished run.
+        ``app.py`` is missing, the port is invalid, the ``app`` extra is not installed or
+        ``run_dir`` is not a finished run.
     """
     if not APP_FILE.exists():
         msg = (f"{APP_FILE} introuvable : l'application a besoin du dépôt source de "
@@ -122,6 +127,11 @@ def prepare_app(port: int = 8501, run_dir: Path | str | None = None) -> AppLaunc
         raise CoverageError(msg)
     if not 0 < port < 65536:
         msg = f"le port doit être compris entre 1 et 65535 (reçu : {port})"
+        raise CoverageError(msg)
+    missing = [name for name in APP_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        msg = (f"l'application a besoin de {', '.join(missing)} : installez l'extra « app » "
+               "(pip install -e \".[app]\" ou pip install \"zones-blanches[app]\")")
         raise CoverageError(msg)
     env = dict(os.environ)
     if run_dir is not None:
@@ -231,6 +241,7 @@ def launch_app(port: int = 8501, run_dir: Path | str | None = None) -> int:
     Raises
     ------
     CoverageError
-        ``app.py`` is missing, the port is invalid or ``run_dir`` is not a finished run.
+        ``app.py`` is missing, the port is invalid, the ``app`` extra is not installed or
+        ``run_dir`` is not a finished run.
     """
     return serve_app(prepare_app(port, run_dir))
