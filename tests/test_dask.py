@@ -42,3 +42,22 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path,
         run_batch(load_inputs(), out_dir=tmp_path / "o",
                   options=RunOptions(scheduler="tcp://127.0.0.1:9", isochrones=False))
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_dask_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without dask.distributed, a --scheduler run says which extra to install."""
+    import builtins
+
+    from coverage.batch import executors
+    from coverage.errors import CoverageError
+
+    real_import = builtins.__import__
+
+    def no_distributed(name: str, *args: object, **kwargs: object) -> object:
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    with pytest.raises(CoverageError, match=r"extra « dask »"):
+        executors._dask_client("tcp://127.0.0.1:1")

@@ -140,8 +140,8 @@ def _dask_client(scheduler: str) -> Any:
     try:
         from distributed import Client
     except ImportError as exc:
-        msg = ("--scheduler needs dask.distributed: pip install 'zones-blanches[dask]' "
-               "(or 'dask[distributed]')")
+        msg = ("--scheduler a besoin de dask.distributed : installez l'extra « dask » "
+               "(pip install \"zones-blanches[dask]\", ou \"dask[distributed]\")")
         raise CoverageError(msg) from exc
     if not str(scheduler).startswith(("tcp://", "tls://")):
         msg = f"--scheduler expects tcp://HOST:PORT, got {scheduler!r}"
