@@ -19,9 +19,9 @@ The public API, what a notebook needs::
 Everything else stays importable from its own module (each lists its public names in
 ``__all__``); ``docs/architecture.md`` gives the layers.
 
-The names are resolved on first use (PEP 562), so that ``import coverage.settings`` or the
-command line do not load geopandas, matplotlib and the whole pipeline (0.1 s instead of 2 s
-measured on the development machine). The import name ``coverage`` is shared with
+The names are resolved on first use (PEP 562, no import of the pipeline here), so that
+``import coverage.settings`` or the command line do not load geopandas, matplotlib and the
+whole pipeline (0.1 s instead of 2 s measured on the development machine). The import name ``coverage`` is shared with
 coverage.py; ``__project__`` lets the entry points check that the package found on
 ``sys.path`` is this one.
 """
@@ -29,20 +29,9 @@ coverage.py; ``__project__`` lets the entry points check that the package found 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from coverage._version import __project__, __version__
-
-if TYPE_CHECKING:
-    from coverage.batch import RunOptions, run_batch
-    from coverage.export import export_departement
-    from coverage.io.inputs import load_inputs
-    from coverage.isochrones import isochrones_services, isochrones_types
-    from coverage.results import RunOutputs
-    from coverage.results import load_finished_run as open_run
-    from coverage.routing import engine_of_run, make_engine
-    from coverage.siting import plan_new_sites
-    from coverage.whitezones import coverage_tables, is_white_zone, nearest_services, white_zones
 
 #: Public name → (module, attribute in that module).
 _API: dict[str, tuple[str, str]] = {

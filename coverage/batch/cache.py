@@ -29,9 +29,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
+import coverage.batch.executors
+import coverage.batch.partitions
+import coverage.batch.proxy_inputs
 from coverage import geo, schemas, whitezones
 from coverage._version import __version__
-from coverage.batch import executors, partitions
 from coverage.batch.partitions import EngineSpec, PartitionOutput
 from coverage.errors import CoverageError
 from coverage.files import atomic_path, sha256_file, write_text_atomic
@@ -107,8 +109,9 @@ def keyed_modules() -> tuple[ModuleType, ...]:
     batch modules that shape a partition's table (its services, its computation, its cache),
     the engines, the stages and the contracts.
     """
-    return (partitions, executors, sys.modules[__name__], geo, base, network, matrix, proxy,
-            road, imported, landmass, whitezones, schemas)
+    return (coverage.batch.partitions, coverage.batch.proxy_inputs, coverage.batch.executors,
+            sys.modules[__name__], geo, base, network, matrix, proxy, road, imported, landmass,
+            whitezones, schemas)
 
 
 def code_version(modules: Sequence[ModuleType] | None = None) -> str:
