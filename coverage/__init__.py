@@ -21,9 +21,9 @@ Everything else stays importable from its own module (each lists its public name
 
 The names are resolved on first use (PEP 562, no import of the pipeline here), so that
 ``import coverage.settings`` or the command line do not load geopandas, matplotlib and the
-whole pipeline (0.1 s instead of 2 s measured on the development machine). The import name ``coverage`` is shared with
-coverage.py; ``__project__`` lets the entry points check that the package found on
-``sys.path`` is this one.
+whole pipeline (0.1 s instead of 2 s measured on the development machine). The import name
+``coverage`` is shared with coverage.py; ``__project__`` lets the entry points check that
+the package found on ``sys.path`` is this one.
 """
 
 from __future__ import annotations
