@@ -6,6 +6,7 @@ import streamlit as st
 
 from coverage.app import state, views
 from coverage.errors import CoverageError
+from coverage.export.rapport import build_report, report_docx, report_html
 from coverage.labels import type_label
 
 __all__: list[str] = []
@@ -40,3 +41,24 @@ for key, (label, _fmt, mime) in views.EXPORT_ITEMS.items():
                        file_name=name, mime=mime, key=f"dl_{key}", on_click="ignore")
 if "png" in files:
     st.image(files["png"][1], caption=files["png"][0], width=PNG_PREVIEW_PX)
+
+st.subheader("Rapport du département (SDSF)")
+st.caption("Document Word (DOCX) et page HTML autonome : synthèse, cartes, communes en zone "
+           "blanche, tableaux, listes d'attente (secret statistique), méthode et sources, "
+           f"au seuil de {sel.threshold_min:g} min.")
+if st.button("Préparer le rapport", key="rapport_build"):
+    try:
+        with st.spinner("Rédaction du rapport…"):
+            report = build_report(run, sel.dept, seuil=sel.threshold_min)
+            rapport_docx, rapport_html = report_docx(report), report_html(report)
+    except CoverageError as exc:
+        st.error(f"Rapport impossible : {exc}")
+    else:
+        st.download_button(
+            f"Rapport DOCX — {sel.dept}_rapport.docx", data=rapport_docx,
+            file_name=f"{sel.dept}_rapport.docx", key="dl_rapport_docx", on_click="ignore",
+            mime="application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+        st.download_button(f"Rapport HTML — {sel.dept}_rapport.html",
+                           data=rapport_html.encode("utf-8"),
+                           file_name=f"{sel.dept}_rapport.html", mime="text/html",
+                           key="dl_rapport_html", on_click="ignore")
