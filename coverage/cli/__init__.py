@@ -263,6 +263,26 @@ def _cmd_calibrer(args: argparse.Namespace) -> int:
     return calibrer_from_cli(args)
 
 
+def _add_rapport_parser(sub: _Subparsers) -> None:
+    """Add ``rapport`` (the département report, DOCX and HTML)."""
+    p = sub.add_parser("rapport", help="écrire le rapport d'un département (DOCX et page "
+                       "HTML autonome) à partir d'un calcul")
+    p.add_argument("--dept", required=True, metavar="CODE", help="code du département")
+    p.add_argument("--run", type=Path,
+                   help="dossier du calcul (défaut : le calcul de la démo)")
+    p.add_argument("--seuil", type=float, default=None, metavar="MINUTES",
+                   help="seuil des cartes et des listes (défaut : 30 si le calcul l'a)")
+    p.add_argument("--out", type=Path,
+                   help="dossier du rapport (défaut : <calcul>/exports/<département>)")
+    p.set_defaults(handler=_cmd_rapport)
+
+
+def _cmd_rapport(args: argparse.Namespace) -> int:
+    from coverage.cli.rapport import rapport_from_cli
+
+    return rapport_from_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``zones-blanches``."""
     parser = argparse.ArgumentParser(
@@ -274,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_validate, _add_run, _add_export, _add_sites, _add_app, _add_official,
-                _add_demo, _add_suivi_parser, _add_calibrer):
+                _add_demo, _add_suivi_parser, _add_calibrer, _add_rapport_parser):
         add(sub)
     return parser
 
