@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -31,6 +31,7 @@ from coverage.labels import empty_offer_warning
 from coverage.routing.landmass import (
     LAND_MASS_COLUMN,
     FerryNetwork,
+    RunLandMasses,
     ferry_network,
     land_masses,
     read_ferry_links,
@@ -57,12 +58,17 @@ class ProxyInputs:
         The ferry network (empty without a links file).
     warnings
         French warnings (polygons that do not tile a territory: islands not found).
+    recorded
+        What the manifest records to rebuild the engine exactly
+        (:class:`coverage.routing.landmass.RunLandMasses`: land masses, densities of the
+        services' communes outside the run, ferry ports).
     """
 
     communes: gpd.GeoDataFrame
     services: gpd.GeoDataFrame
     ferries: FerryNetwork
     warnings: tuple[str, ...] = ()
+    recorded: RunLandMasses = field(default_factory=RunLandMasses)
 
 
 def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
@@ -92,7 +98,9 @@ def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
         A bad links file (file, row and column named), or a port absent from the communes.
     """
     if not _has_polygons(all_communes):  # points only: each territory is one land mass
-        return ProxyInputs(communes, services, _links(links_file, all_communes, None))
+        ferries = _links(links_file, all_communes, None)
+        return ProxyInputs(communes, services, ferries,
+                           recorded=RunLandMasses.of_run(None, ferries))
     mass = land_masses(all_communes, settings)
     notes = tuple(mass.attrs.get("avertissements", ()))
     mass = mass[~mass.index.duplicated()]
@@ -109,7 +117,19 @@ def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
     ferries = _links(links_file, all_communes, mass)
     log.info("land masses: %d (largest %d communes); ferry links: %d", mass.nunique(),
              int(mass.value_counts().iloc[0]) if len(mass) else 0, len(ferries.links))
-    return ProxyInputs(communes, services, ferries, notes)
+    return ProxyInputs(communes, services, ferries, notes, RunLandMasses.of_run(
+        mass, ferries, _outside_densities(communes, services)))
+
+
+def _outside_densities(communes: pd.DataFrame, services: pd.DataFrame) -> dict[str, int]:
+    """Return the density level of the services' communes outside the run's communes."""
+    if "densite" not in services.columns or "code_insee" not in services.columns:
+        return {}
+    codes = services["code_insee"].astype(str)
+    dens = pd.to_numeric(services["densite"], errors="coerce")
+    keep = ~codes.isin(communes["code_insee"].astype(str)) & dens.notna() & \
+        services["code_insee"].notna()
+    return {str(c): int(d) for c, d in zip(codes[keep], dens[keep], strict=True)}
 
 
 def _has_polygons(frame: gpd.GeoDataFrame) -> bool:

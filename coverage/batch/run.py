@@ -83,6 +83,7 @@ from coverage.progress import progress
 from coverage.results import CACHE_DIR, COMMUNES_FILE, ISOCHRONES_FILE, SERVICES_FILE, TABLES_DIR
 from coverage.routing.imported import ENGINE_NAME as MATRIX_ENGINE
 from coverage.routing.imported import ImportedCheck, ImportedEngine
+from coverage.routing.landmass import RECORD_KEY
 from coverage.routing.road import check_network_coverage
 from coverage.schemas import (
     ACCES_COMMUNES,
@@ -643,6 +644,9 @@ def _record(plan: _Plan, keys: _Keys, tasks: Sequence[PartitionTask], computed: 
         engine_parameters = {**engine_parameters, **plan.times_check.record()}
         note = plan.times_check.warning(str(engine_parameters.get("fichier", "")))
         warnings += [note] if note else []
+    if plan.proxy is not None:  # what engine_of_run needs to rebuild the engine exactly
+        engine_parameters = {**engine_parameters,
+                             RECORD_KEY: plan.proxy.recorded.as_record()}
     fictif = bool(plan.inputs.fictif)
     return RunRecord(
         fictif=fictif, fictional_label=fictional_label(plan.inputs) if fictif else None,

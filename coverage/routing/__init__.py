@@ -24,13 +24,14 @@ import logging
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from coverage.errors import CoverageError
 from coverage.results import RunOutputs, run_roads_path, run_settings
 from coverage.routing.base import Engine
 from coverage.routing.imported import ENGINE_NAME as MATRIX_ENGINE
 from coverage.routing.imported import ImportedEngine
-from coverage.routing.landmass import FerryNetwork
+from coverage.routing.landmass import RECORD_KEY, FerryNetwork, RunLandMasses, links_of_record
 from coverage.routing.network import load_network
 from coverage.routing.proxy import ProxyEngine
 from coverage.routing.road import RoadEngine
@@ -170,9 +171,7 @@ def _road_engine(key: _RoadKey) -> Engine:
 
 def _run_crs(run: RunOutputs, dept: str) -> str:
     """Return the metric CRS the run's network used (manifest), else that of ``dept``."""
-    engine = run.manifest.get("engine") or {}
-    params = engine.get("parameters") if isinstance(engine, dict) else None
-    crs = params.get("crs_metrique") if isinstance(params, dict) else None
+    crs = _engine_parameters(run).get("crs_metrique")
     return str(crs or metric_crs_for(dept))
 
 
@@ -196,7 +195,11 @@ def engine_of_run(run: RunOutputs, *, dept: str, fallback_to_proxy: bool = False
     (``engine.parameters.crs_metrique``, else :func:`coverage.settings.metric_crs_for` of
     ``dept``). Road engines are memoised per process (file, modification time, CRS, road
     settings), so the app does not rebuild the graph on every rerun. Any other run gets the
-    proxy engine with the run's detour factor and speeds.
+    proxy engine with the run's detour factor and speeds, and with the land masses, service
+    densities and ferry links the run recorded (``engine.parameters.masses_terrestres`` and
+    ``liaisons``, :class:`coverage.routing.landmass.RunLandMasses`): new sites are timed
+    across the sea as the run timed its services. Runs older than that record get the land
+    masses of their communes' polygons and no ferry link.
 
     Parameters
     ----------
@@ -224,7 +227,7 @@ def engine_of_run(run: RunOutputs, *, dept: str, fallback_to_proxy: bool = False
     if run.engine == MATRIX_ENGINE:
         return _times_engine_of_run(run, settings, fallback_to_proxy=fallback_to_proxy)
     if run.engine != "road":
-        return RunEngine(ProxyEngine(settings), NOTE_PROXY_RUN)
+        return RunEngine(_proxy_engine_of_run(run, settings), NOTE_PROXY_RUN)
     roads = run_roads_path(run)
     if roads is None:
         if not fallback_to_proxy:
@@ -239,12 +242,27 @@ def engine_of_run(run: RunOutputs, *, dept: str, fallback_to_proxy: bool = False
     return RunEngine(engine, NOTE_ROAD.format(name=roads.name))
 
 
+def _engine_parameters(run: RunOutputs) -> dict[str, Any]:
+    """Return the manifest's ``engine.parameters`` (empty when absent or malformed)."""
+    engine = run.manifest.get("engine") or {}
+    params = engine.get("parameters") if isinstance(engine, dict) else None
+    return params if isinstance(params, dict) else {}
+
+
+def _proxy_engine_of_run(run: RunOutputs, settings: Settings) -> ProxyEngine:
+    """Rebuild a proxy run's engine with its recorded land masses and ferry links."""
+    params = _engine_parameters(run)
+    known = RunLandMasses.from_record(params.get(RECORD_KEY))
+    if known is None:  # a run older than the record: polygons, no link
+        return ProxyEngine(settings)
+    return ProxyEngine(settings, known.ferries(links_of_record(params.get("liaisons"))),
+                       known=known)
+
+
 def _times_engine_of_run(run: RunOutputs, settings: Settings, *, fallback_to_proxy: bool
                          ) -> RunEngine:
     """Rebuild the ``matrice`` engine of a run from its table (same file, same SHA-256)."""
-    engine = run.manifest.get("engine") or {}
-    params = engine.get("parameters") if isinstance(engine, dict) else None
-    params = params if isinstance(params, dict) else {}
+    params = _engine_parameters(run)
     path = Path(str(params.get("chemin") or ""))
     name = str(params.get("fichier") or path.name or "?")
     unit = params.get("unite")

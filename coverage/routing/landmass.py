@@ -29,14 +29,21 @@ default). :func:`read_ferry_links` validates it (one problem per bad cell, namin
 and column) and :func:`ferry_network` places each port on its land mass. A proxy trip
 through a link costs the drive to the port + the crossing + the drive from the other port
 (:mod:`coverage.routing.proxy`).
+
+A proxy run **records** its land masses, the density levels of its services' communes
+outside its départements and its ferry ports in the manifest (:class:`RunLandMasses`, key
+:data:`RECORD_KEY` of ``engine.parameters``; the links themselves are ``liaisons``), so that
+:func:`coverage.routing.engine_of_run` times new sites exactly as the run timed its
+services, with only the run's communes at hand.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -46,6 +53,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from coverage._validate import require_columns
+from coverage.cog import dep_of_code
 from coverage.errors import EmptyInputError, InputError, Problem
 from coverage.io.tables import read_table
 from coverage.settings import Settings, metric_crs_for
@@ -55,12 +63,15 @@ __all__ = [
     "FRAGMENTED_WARNING",
     "LAND_MASS_COLUMN",
     "MAX_LAND_MASSES",
+    "RECORD_KEY",
     "ROAD_BRIDGES",
     "FerryLink",
     "FerryNetwork",
     "Port",
+    "RunLandMasses",
     "ferry_network",
     "land_masses",
+    "links_of_record",
     "read_ferry_links",
 ]
 
@@ -234,7 +245,6 @@ def land_masses(communes: gpd.GeoDataFrame, settings: Settings = Settings()) -> 
     return series
 
 
-
 @dataclass(frozen=True)
 class FerryLink:
     """A ferry crossing between two port communes, both ways.
@@ -395,3 +405,165 @@ def ferry_network(links: Sequence[FerryLink], communes: pd.DataFrame,
     lat = pd.to_numeric(ref["lat"]).astype(np.float64)
     ports = tuple(Port(c, float(lon[c]), float(lat[c]), str(land_mass[c])) for c in codes)
     return FerryNetwork(ports, tuple(links))
+
+
+# --- What a run records to rebuild its proxy engine ----------------------------------------
+
+#: Key of the manifest's ``engine.parameters`` holding :meth:`RunLandMasses.as_record`.
+RECORD_KEY = "masses_terrestres"
+
+
+def _port_of(raw: object) -> Port | None:
+    """Return the port of one recorded entry, None when malformed."""
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return Port(str(raw["code_insee"]), float(raw["lon"]), float(raw["lat"]),
+                    str(raw[LAND_MASS_COLUMN]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class RunLandMasses:
+    """The land masses, service densities and ferry ports of a proxy run, as it recorded them.
+
+    What :func:`coverage.routing.engine_of_run` needs to time new sites exactly as the run
+    did, without the communes the run loaded outside its départements: the land mass of any
+    commune of the run's communes file, the density level of the services' communes outside
+    the run's départements, and the ports of the ferry links (point, land mass). Recorded in
+    the manifest (``engine.parameters.masses_terrestres``, :meth:`as_record`), compactly: the
+    label of the main land mass of each département and the communes off it (islands), so a
+    national run records a few hundred codes.
+
+    Attributes
+    ----------
+    main
+        Département code → label of the land mass of most of its communes.
+    islands
+        Commune code → land mass label, for the communes off their département's main land
+        mass.
+    densities
+        Commune code → INSEE density level (1 … 4) of the services' communes outside the
+        run's départements.
+    ports
+        The ports of the run's ferry links, placed on their land masses.
+    """
+
+    main: Mapping[str, str] = field(default_factory=dict)
+    islands: Mapping[str, str] = field(default_factory=dict)
+    densities: Mapping[str, int] = field(default_factory=dict)
+    ports: tuple[Port, ...] = ()
+
+    @classmethod
+    def of_run(cls, mass: pd.Series | None, ferries: FerryNetwork,
+               densities: Mapping[str, int] | None = None) -> RunLandMasses:
+        """Return the record of a run's land masses.
+
+        Parameters
+        ----------
+        mass
+            :func:`land_masses` of every commune loaded (indexed by ``code_insee``), or None
+            without polygons (the engine then uses one land mass per territory, its metric
+            CRS: nothing to record but the ports).
+        ferries
+            The run's ferry network.
+        densities
+            Density level of the services' communes outside the run's départements.
+        """
+        main: dict[str, str] = {}
+        islands: dict[str, str] = {}
+        if mass is not None and len(mass):
+            labels = pd.Series(mass.astype(str).to_numpy(), index=mass.index.astype(str))
+            labels = labels[~labels.index.duplicated()]
+            deps = dep_of_code(pd.Series(labels.index, index=labels.index))
+            mode = labels.groupby(deps).agg(lambda s: s.value_counts().index[0])
+            main = {str(d): str(m) for d, m in mode.items()}
+            off = labels[labels.to_numpy() != deps.map(mode).to_numpy()]
+            islands = {str(c): str(m) for c, m in off.items()}
+        return cls(main, islands, dict(densities or {}), tuple(ferries.ports))
+
+    def as_record(self) -> dict[str, Any]:
+        """Return the record as plain JSON (for the manifest's engine parameters)."""
+        by_mass: dict[str, list[str]] = {}
+        for code, label in sorted(self.islands.items()):
+            by_mass.setdefault(label, []).append(code)
+        return {
+            "principales": dict(sorted(self.main.items())),
+            "iles": by_mass,
+            "densites_services": {c: int(d) for c, d in sorted(self.densities.items())},
+            "ports": [{"code_insee": p.code_insee, "lon": p.lon, "lat": p.lat,
+                       LAND_MASS_COLUMN: p.land_mass} for p in self.ports],
+        }
+
+    @classmethod
+    def from_record(cls, raw: object) -> RunLandMasses | None:
+        """Return the record read back from a manifest, None when absent (older runs).
+
+        Malformed entries are skipped (a port without its point, a density that is not a
+        number).
+        """
+        if not isinstance(raw, Mapping):
+            return None
+        main = raw.get("principales")
+        islands = raw.get("iles")
+        dens = raw.get("densites_services")
+        ports = raw.get("ports")
+        by_code = {str(c): str(label) for label, codes in
+                   (islands.items() if isinstance(islands, Mapping) else ())
+                   if isinstance(codes, list) for c in codes}
+        levels = {str(c): int(d) for c, d in (dens.items() if isinstance(dens, Mapping) else ())
+                  if isinstance(d, (int, float)) and np.isfinite(d)}
+        placed = tuple(p for p in map(_port_of, ports if isinstance(ports, list) else [])
+                       if p is not None)
+        return cls({str(d): str(m) for d, m in main.items()} if isinstance(main, Mapping)
+                   else {}, by_code, levels, placed)
+
+    def land_mass_of(self, codes: pd.Series) -> np.ndarray:
+        """Return the recorded land mass of commune codes (None where unknown).
+
+        Parameters
+        ----------
+        codes
+            Commune INSEE codes (missing codes give None).
+        """
+        text = codes.astype(object).where(codes.notna(), None)
+        deps = dep_of_code(codes)
+        out = [self.islands.get(str(c), self.main.get(str(d))) if c is not None else None
+               for c, d in zip(text, deps, strict=True)]
+        return np.array(out, dtype=object)
+
+    def ferries(self, links: Sequence[FerryLink]) -> FerryNetwork | None:
+        """Return the ferry network of ``links`` on the recorded ports (None without link).
+
+        A link whose ports were not recorded is dropped, with a log warning.
+        """
+        known = {p.code_insee for p in self.ports}
+        kept = tuple(link for link in links if {link.port_1, link.port_2} <= known)
+        if len(kept) < len(links):
+            log.warning("%d ferry link(s) without recorded ports ignored",
+                        len(links) - len(kept))
+        if not kept:
+            return None
+        used = {c for link in kept for c in (link.port_1, link.port_2)}
+        return FerryNetwork(tuple(p for p in self.ports if p.code_insee in used), kept)
+
+
+def links_of_record(raw: object) -> tuple[FerryLink, ...]:
+    """Return the ferry links of a manifest's ``engine.parameters.liaisons`` (JSON list).
+
+    Parameters
+    ----------
+    raw
+        :meth:`FerryNetwork.as_dict` read back; entries that are not a link are skipped.
+    """
+    out: list[FerryLink] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            out.append(FerryLink(str(item["port_1"]), str(item["port_2"]),
+                                 float(item["minutes"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return tuple(out)

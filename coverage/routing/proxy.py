@@ -63,7 +63,12 @@ from coverage.errors import CoverageError, InputError, Problem
 from coverage.geo import lonlat_to_xy, metric_crs_for_lonlat
 from coverage.labels import REASON_ISLAND
 from coverage.routing.base import empty_matrix, empty_nearest, lonlat
-from coverage.routing.landmass import LAND_MASS_COLUMN, FerryNetwork, land_masses
+from coverage.routing.landmass import (
+    LAND_MASS_COLUMN,
+    FerryNetwork,
+    RunLandMasses,
+    land_masses,
+)
 from coverage.settings import Settings, metric_crs_for
 
 __all__ = [
@@ -290,11 +295,19 @@ def _project(lon: np.ndarray, lat: np.ndarray, crs: np.ndarray) -> np.ndarray:
     return xy
 
 
-def _commune_masses(communes: pd.DataFrame, c_crs: np.ndarray, settings: Settings
-                    ) -> np.ndarray:
-    """Return each commune's land mass: its column, else from its polygons, else its CRS."""
+def _commune_masses(communes: pd.DataFrame, c_crs: np.ndarray, settings: Settings,
+                    known: RunLandMasses | None = None) -> np.ndarray:
+    """Return each commune's land mass.
+
+    Its column, else the run's record (``known``, when it knows every commune), else from
+    its polygons, else its territory's CRS.
+    """
     if LAND_MASS_COLUMN in communes.columns and communes[LAND_MASS_COLUMN].notna().all():
         return communes[LAND_MASS_COLUMN].astype(str).to_numpy(dtype=object)
+    if known is not None and len(communes):
+        recorded = known.land_mass_of(communes["code_insee"].astype(str))
+        if all(m is not None for m in recorded):
+            return recorded
     if _has_polygons(communes) and "code_dep" in communes.columns:
         return land_masses(communes, settings).to_numpy(dtype=object)
     return np.asarray(c_crs, dtype=object)
@@ -327,14 +340,33 @@ def best_connected_level(settings: Settings) -> int:
     return int(min(sorted(table), key=lambda k: table[k]))
 
 
-def _places(communes: pd.DataFrame, services: pd.DataFrame, settings: Settings) -> _Places:
+def _with_known(by_code: pd.Series, mass_by_code: pd.Series, services: pd.DataFrame,
+                known: RunLandMasses | None) -> tuple[pd.Series, pd.Series]:
+    """Return the density and land mass by commune code, with the run's record added.
+
+    The record (``known``) gives the land mass and density of the services' communes
+    outside the communes table, as the run that recorded it found them.
+    """
+    if known is None or "code_insee" not in services.columns:
+        return by_code, mass_by_code
+    codes = pd.Series(services["code_insee"].dropna().astype(str).unique())
+    codes = codes[~codes.isin(mass_by_code.index)]
+    masses = pd.Series(known.land_mass_of(codes), index=codes.to_numpy()).dropna()
+    dens = pd.Series(known.densities, dtype=object)
+    dens = dens[dens.index.isin(codes) & ~dens.index.isin(by_code.index)]
+    return (pd.concat([by_code, dens]) if len(dens) else by_code,
+            pd.concat([mass_by_code, masses]) if len(masses) else mass_by_code)
+
+
+def _places(communes: pd.DataFrame, services: pd.DataFrame, settings: Settings,
+            known: RunLandMasses | None = None) -> _Places:
     """Read, place and project the communes and services (see the module docstring)."""
     dens = _densities(communes, settings)
     c_lon, c_lat = lonlat(communes, "communes")
     s_lon, s_lat = lonlat(services, "services")
     c_crs = _territory_crs(communes, c_lon, c_lat)
     s_crs = _territory_crs(services, s_lon, s_lat)
-    c_mass = _commune_masses(communes, c_crs, settings)
+    c_mass = _commune_masses(communes, c_crs, settings, known)
     codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
     mass_crs = {str(m): str(c) for m, c in zip(c_mass, c_crs, strict=True)}
     c_xy = _project(c_lon, c_lat, c_crs)
@@ -350,6 +382,7 @@ def _places(communes: pd.DataFrame, services: pd.DataFrame, settings: Settings) 
     by_code = by_code[~by_code.index.duplicated()]
     mass_by_code = pd.Series(c_mass, index=codes)
     mass_by_code = mass_by_code[~mass_by_code.index.duplicated()]
+    by_code, mass_by_code = _with_known(by_code, mass_by_code, services, known)
     town = best_connected_level(settings)
     # no commune code (e.g. a candidate site): the commune nearest its point; a code
     # outside the communes table: the best-connected level (see the module docstring)
@@ -592,15 +625,22 @@ class ProxyEngine:
     ferries
         Ferry links between land masses (:func:`coverage.routing.landmass.ferry_network`);
         None: no link, land masses never reach each other.
+    known
+        The land masses and service densities a finished run recorded
+        (:class:`coverage.routing.landmass.RunLandMasses`, given by
+        :func:`coverage.routing.engine_of_run`): used for the communes and services that
+        have no ``masse_terrestre`` / ``densite`` column, before the polygons. None: found
+        from the tables given.
     """
 
     name = "proxy"
 
-    def __init__(self, settings: Settings = Settings(), ferries: FerryNetwork | None = None
-                 ) -> None:
+    def __init__(self, settings: Settings = Settings(), ferries: FerryNetwork | None = None,
+                 *, known: RunLandMasses | None = None) -> None:
         check_proxy_settings(settings)
         self.settings = settings
         self.ferries = ferries
+        self.known = known
 
     def parameters(self) -> dict[str, Any]:
         """Return the JSON-ready parameters with their sources."""
@@ -677,7 +717,7 @@ class ProxyEngine:
         require_columns(services, ("service_id", "type_service", "lon", "lat"), file="services")
         if len(communes) == 0 or not service_types:
             return empty_nearest()
-        places = _places(communes, services, self.settings)
+        places = _places(communes, services, self.settings, self.known)
         ferry = _ferry(self.ferries, places)
         n = places.codes.shape[0]
         frames = []
@@ -723,7 +763,7 @@ class ProxyEngine:
             return empty_matrix()
         services = services if "type_service" in services.columns else services.assign(
             type_service="")
-        places = _places(communes, services, self.settings)
+        places = _places(communes, services, self.settings, self.known)
         parts = [_same_mass_pairs(places, cutoff_min, self.settings)]
         ferry = _ferry(self.ferries, places)
         if ferry is not None:
