@@ -8,6 +8,7 @@ its commune, formula cells read as empty, a repeated or alias-clashing header dr
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -221,10 +222,11 @@ def _with_cached_values(src: Path, dst: Path, values: dict[str, str]) -> Path:
             data = zin.read(item.filename)
             if item.filename == "xl/worksheets/sheet1.xml":
                 text = data.decode("utf-8")
-                for ref, value in values.items():  # openpyxl writes an empty <v />
+                for ref, value in values.items():  # openpyxl writes an empty value element
                     start = text.index(f'<c r="{ref}"')
                     end = text.index("</c>", start)
-                    cell = text[start:end].replace("<v />", "") + f"<v>{value}</v>"
+                    empty = re.sub(r"<v\s*/>|<v></v>", "", text[start:end])
+                    cell = empty + f"<v>{value}</v>"
                     text = text[:start] + cell + text[end:]
                 data = text.encode("utf-8")
             zout.writestr(item, data)
