@@ -38,6 +38,7 @@ SLOW_TESTS = frozenset({
     "test_fetch.py::test_cli_fetch_through_a_mirror",
     "test_cli_export.py::test_export_all_formats_default_folder",
     "test_cli_export.py::test_console_script_prints_no_traceback",
+    "test_rapport.py::test_app_exports_page_builds_the_report",
 })
 
 

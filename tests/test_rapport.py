@@ -69,10 +69,10 @@ def _check_report(run_dir: Path, dept: str, out: Path, *, fictional: bool) -> No
         ["type_service", "code_insee"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, _expected_codes(run, dept, 30.0))
     assert (wz["raison"].notna()).all()
+    cells = text + "\n".join(c.text for t in docx.Document(str(docx_path)).tables
+                             for r in t.rows for c in r.cells)
     for code in wz["code_insee"]:
-        assert f"<td>{code}</td>" in page and code in text + "\n".join(
-            c.text for t in docx.Document(str(docx_path)).tables for r in t.rows
-            for c in r.cells)
+        assert f"<td>{code}</td>" in page and code in cells
     assert (FICTIONAL_TITLE in text and FICTIONAL_TITLE in page) == fictional
     if fictional:  # on every page: the DOCX header and the fixed HTML banner
         doc = docx.Document(str(docx_path))
