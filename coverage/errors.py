@@ -78,6 +78,18 @@ class Problem:
             text += f", found {self.found!r}"
         return text
 
+    def french(self) -> str:
+        """Return the same line in French: fichier, ligne, colonne, attendu, trouvé."""
+        where = self.file
+        if self.row is not None:
+            where += f", ligne {self.row}"
+        if self.column is not None:
+            where += f", colonne « {self.column} »"
+        text = f"{where} : attendu {self.expected}"
+        if self.found is not None:
+            text += f", trouvé « {self.found} »"
+        return text
+
 
 class InputError(CoverageError, ValueError):
     """An input file is malformed. ``problems`` lists every bad row/column found."""

@@ -263,3 +263,11 @@ def test_matrice_without_table_is_refused(tmp_path: Path) -> None:
         run_batch(load_inputs(), out_dir=tmp_path / "x",
                   options=RunOptions(engine="matrice", **NO_ISO))
     assert not (tmp_path / "x").exists()
+
+
+def test_problem_line_in_french() -> None:
+    from coverage.errors import Problem
+
+    line = Problem("t.csv", 3, "minutes", "un nombre ≥ 0", "-2").french()
+    assert line == "t.csv, ligne 3, colonne « minutes » : attendu un nombre ≥ 0, trouvé « -2 »"
+    assert Problem("t.csv", None, None, "un fichier").french() == "t.csv : attendu un fichier"

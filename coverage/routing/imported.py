@@ -68,7 +68,6 @@ __all__ = [
     "ImportedCheck",
     "ImportedEngine",
     "TimesTable",
-    "problem_line",
     "read_times",
 ]
 
@@ -110,25 +109,12 @@ TIMES_MAX_CELLS = 300_000_000
 _EXPECT_UNIT = "une unité de temps (" + ", ".join(sorted(set(UNITS))) + ")"
 
 
-def problem_line(problem: Problem) -> str:
-    """Return the French line of a problem: file, row, column, what was expected and found."""
-    where = problem.file
-    if problem.row is not None:
-        where += f", ligne {problem.row}"
-    if problem.column is not None:
-        where += f", colonne « {problem.column} »"
-    text = f"{where} : attendu {problem.expected}"
-    if problem.found is not None:
-        text += f", trouvé « {problem.found} »"
-    return text
-
-
 def _raise_in_french(problems: ProblemList) -> None:
     """Raise the collected problems (same error classes) with one French line each."""
     try:
         problems.raise_if_any()
     except InputError as exc:
-        raise type(exc)(exc.problems, "\n".join(problem_line(p) for p in exc.problems)
+        raise type(exc)(exc.problems, "\n".join(p.french() for p in exc.problems)
                         ) from None
 
 
@@ -183,7 +169,7 @@ def _unit_factor(unit: str | None, file: str) -> tuple[str | None, float | None]
     key = str(unit).strip().lower()
     if key not in UNITS:
         problem = Problem(file, None, None, _EXPECT_UNIT + " pour l'option d'unité", str(unit))
-        raise InputError(problem, problem_line(problem))
+        raise InputError(problem, problem.french())
     return key, UNITS[key]
 
 
@@ -347,7 +333,7 @@ def read_times(path: str | Path, *, unit: str | None = None,
                           "les colonnes origine, destination et minutes (ou secondes), ou "
                           "une matrice (1re colonne : origines, une colonne par destination)",
                           ", ".join(str(c) for c in df.columns[:8]))
-        raise InputError(problem, problem_line(problem))
+        raise InputError(problem, problem.french())
     return TimesTable(
         path=p, sha256=sha256_file(p),
         origin=table["origine"].to_numpy(dtype=object),
