@@ -1,4 +1,4 @@
-"""New sites by greedy maximal covering, checked against independent computations.
+"""New sites by maximal covering (greedy and exact), checked against independent computations.
 
 * On the FICTIONAL demo territory with the road engine, every candidate is evaluated by
   brute force with ``engine.nearest`` (one multi-source Dijkstra over the existing services
@@ -8,6 +8,10 @@
 * The proxy engine on a tiny hand-made line of communes whose result is computed by hand.
 * Random covering instances (hypothesis) against exhaustive enumeration.
 * NaN / unreachable communes are never counted as covered.
+* The default base is the département's families; ``neighbours`` counts the others apart.
+
+The exact optimum against brute force and spopt, the p-median and the candidate filters are
+in ``test_siting_exact.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from coverage.siting import (
     COVERED_COLUMNS,
     SITES_COLUMNS,
     MaximalCovering,
+    SitingOptions,
     best_new_sites,
     plan_new_sites,
 )
@@ -72,9 +77,11 @@ def _minutes_with(engine: Any, communes: pd.DataFrame, services: pd.DataFrame,
     return near["minutes"].to_numpy(dtype=np.float64)
 
 
-def _brute_gain(before: np.ndarray, after: np.ndarray, pop: np.ndarray, t: float
-                ) -> tuple[int, int]:
+def _brute_gain(before: np.ndarray, after: np.ndarray, pop: np.ndarray, t: float,
+                base: np.ndarray | None = None) -> tuple[int, int]:
     new = (after <= t) & ~(before <= t)
+    if base is not None:  # the communes counted (the département's by default)
+        new &= base
     return int(pop[new].sum()), int(new.sum())
 
 
@@ -83,12 +90,14 @@ def test_k1_equals_brute_force_on_demo(demo: dict[str, Any], stype: str,
                                        threshold: float) -> None:
     communes, services, engine = demo["communes"], demo["services"], demo["engine"]
     pop = communes["population"].to_numpy(dtype=np.int64)
+    za = (communes["code_dep"] == "ZA").to_numpy()
     before = _minutes_with(engine, communes, services, communes.iloc[:0], stype)
     cands = communes[communes["code_dep"] == "ZA"]
     brute: dict[str, tuple[int, int]] = {}
     for i in range(len(cands)):
         after = _minutes_with(engine, communes, services, cands.iloc[[i]], stype)
-        brute[str(cands["code_insee"].iloc[i])] = _brute_gain(before, after, pop, threshold)
+        brute[str(cands["code_insee"].iloc[i])] = _brute_gain(before, after, pop, threshold,
+                                                              za)
     best_pop = max(g for g, _ in brute.values())
     assert best_pop > 0  # the demo has white zones at this threshold
 
@@ -106,7 +115,6 @@ def test_k1_equals_brute_force_on_demo(demo: dict[str, Any], stype: str,
     # Remaining white-zone population of ZA, recomputed from the brute-force minutes.
     after = _minutes_with(engine, communes, services,
                           communes[communes["code_insee"] == row["code_insee"]], stype)
-    za = (communes["code_dep"] == "ZA").to_numpy()
     assert int(row["population_zone_blanche_restante"]) == int(pop[za & ~(after <= threshold)]
                                                                .sum())
     assert int(row["population_couverte_cumulee"]) == int(pop[za & (after <= threshold)].sum())
@@ -116,10 +124,17 @@ def test_greedy_k2_on_demo_no_double_count(demo: dict[str, Any]) -> None:
     communes, services, engine = demo["communes"], demo["services"], demo["engine"]
     stype, threshold = ER, 20.0
     pop = communes["population"].to_numpy(dtype=np.int64)
+    greedy = SitingOptions(method="gloutonne")
     one = plan_new_sites(communes, demo["access"], services, engine, type_service=stype,
-                         threshold_min=threshold, k=1)
+                         threshold_min=threshold, k=1, options=greedy)
     two = plan_new_sites(communes, demo["access"], services, engine, type_service=stype,
-                         threshold_min=threshold, k=2)
+                         threshold_min=threshold, k=2, options=greedy)
+    exact = plan_new_sites(communes, demo["access"], services, engine, type_service=stype,
+                           threshold_min=threshold, k=2)
+    assert exact.parameters["optimum_population"] >= int(
+        two.table["population_nouvellement_couverte"].sum())
+    assert exact.parameters["glouton_population"] == int(
+        two.table["population_nouvellement_couverte"].sum())
     assert len(two.table) == 2
     t1, t2 = one.table, two.table
     assert t2.iloc[0]["site_id"] == t1.iloc[0]["site_id"]
@@ -213,18 +228,32 @@ def test_proxy_hand_computed() -> None:
     assert not table["fictif"].any()
 
 
-def test_proxy_candidates_limited_to_dept_count_across_border() -> None:
+def test_proxy_candidates_limited_to_dept_base_and_neighbours() -> None:
     communes = _line(["15"] * 5 + ["43"])  # F in the neighbouring département
     services = _service_at(communes, 0)
+    # Base 15 only (default): C {C,D} 500, D {C,D} 500, E {E} 500 → C (two communes),
+    # then E; F is not counted.
     res = plan_new_sites(communes, None, services, ProxyEngine(_LINE_SETTINGS), type_service=ER,
                          threshold_min=30.0, k=2, depts=["15"])
     t = res.table
     assert set(t["code_dep"]) == {"15"}
-    assert t["code_insee"].tolist() == ["15005", "15003"]
-    assert t["population_nouvellement_couverte"].tolist() == [510, 500]  # F counted
-    assert t["population_nouvellement_couverte_hors_departement"].tolist() == [10, 0]
-    # white zone of département 15 only: C + D + E = 1000, then 500, then 0
+    assert t["code_insee"].tolist() == ["15003", "15005"]
+    assert t["population_nouvellement_couverte"].tolist() == [500, 500]
+    assert t["population_nouvellement_couverte_hors_departement"].isna().all()
     assert t["population_zone_blanche_restante"].tolist() == [500, 0]
+    assert "43006" not in set(res.covered["code_insee"])
+    assert (t["base_comptage"] == "département 15").all()
+    # With the neighbours: E covers E and F (510) and goes first; F's 10 inhabitants are in
+    # the separate column, the other columns stay on département 15.
+    res = plan_new_sites(communes, None, services, ProxyEngine(_LINE_SETTINGS), type_service=ER,
+                         threshold_min=30.0, k=2, depts=["15"],
+                         options=SitingOptions(neighbours=True))
+    t = res.table
+    assert t["code_insee"].tolist() == ["15005", "15003"]
+    assert t["population_nouvellement_couverte"].tolist() == [500, 500]
+    assert t["population_nouvellement_couverte_hors_departement"].tolist() == [10, 0]
+    assert t["population_zone_blanche_restante"].tolist() == [500, 0]
+    assert res.parameters["optimum_population"] == 1010
     assert res.covered.set_index("code_insee").loc["43006", "rang"] == 1
     assert res.covered.set_index("code_insee").loc["43006", "minutes"] == pytest.approx(12.0,
                                                                                         abs=1e-3)
@@ -303,12 +332,12 @@ def test_errors() -> None:
     services = _service_at(communes, 0)
     eng = ProxyEngine()
     kw: dict[str, Any] = {"type_service": ER, "threshold_min": 30.0}
-    with pytest.raises(CoverageError, match="combined view"):
+    with pytest.raises(CoverageError, match="vue combinée"):
         best_new_sites(communes, None, services, eng, type_service="aucun_service",
                        threshold_min=30.0)
     with pytest.raises(CoverageError, match="k"):
         best_new_sites(communes, None, services, eng, k=0, **kw)
-    with pytest.raises(CoverageError, match="threshold"):
+    with pytest.raises(CoverageError, match="seuil"):
         best_new_sites(communes, None, services, eng, type_service=ER, threshold_min=float("nan"))
     road_access = pd.DataFrame({"code_insee": communes["code_insee"], "type_service": ER,
                                 "minutes": 1.0, "moteur": "road"})
@@ -372,7 +401,9 @@ def test_page_nouveau_site(demo_run: Any) -> None:
     table3 = at.dataframe[0].value
     assert 1 <= len(table3) <= 3
     assert table3["rang"].tolist() == list(range(1, len(table3) + 1))
-    assert table3.iloc[0]["site_id"] == table.iloc[0]["site_id"]
+    # the exact optimum of 3 sites need not contain the best single site; it covers more
+    assert table3["population_nouvellement_couverte"].sum() >= table[
+        "population_nouvellement_couverte"].sum()
     assert at.get("iframe")[0].proto.srcdoc.count('"className": "nouveau-site"') == len(table3)
 
 
@@ -386,7 +417,8 @@ def test_cli_sites(demo_run: Any, tmp_path: Any, capsys: pytest.CaptureFixture[s
                  "--run", str(demo_run.run_dir), "--out", str(out)])
     text = capsys.readouterr().out
     assert code == 0
-    assert "FICTIONAL" in text and "engine road" in text and "greedy" in text
+    assert "TERRITOIRE FICTIF" in text and "moteur road" in text
+    assert "Optimum exact" in text and "Base des comptes : familles du département ZA" in text
     written = pd.read_csv(out, dtype={"code_insee": str, "site_id": str})
     engine = engine_of_run(demo_run, dept="ZA").engine
     assert engine.name == "road"
@@ -400,9 +432,10 @@ def test_cli_sites(demo_run: Any, tmp_path: Any, capsys: pytest.CaptureFixture[s
                                             "population_nouvellement_couverte"]],
                                   check_dtype=False)
     assert written["fictif"].all() and (written["moteur"] == "road").all()
+    assert written["population_nouvellement_couverte_hors_departement"].isna().all()
     assert sites_for_run(demo_run, "ZA", type_service=ER, threshold_min=20.0,
                          k=2).table["code_insee"].tolist() == written["code_insee"].tolist()
-    # --dept-only: the families of ZA only
+    # --dept-only is the default, kept as an explicit choice: same table
     only = tmp_path / "only.csv"
     assert main(["sites", "--dept", "ZA", "--type", ER, "--seuil", "20", "-k", "2",
                  "--run", str(demo_run.run_dir), "--out", str(only), "--dept-only"]) == 0
@@ -414,14 +447,21 @@ def test_cli_sites(demo_run: Any, tmp_path: Any, capsys: pytest.CaptureFixture[s
     assert got["code_insee"].tolist() == exp["code_insee"].tolist()
     assert got["population_nouvellement_couverte"].tolist() == exp[
         "population_nouvellement_couverte"].tolist()
-    assert (got["population_nouvellement_couverte_hors_departement"] == 0).all()
-    # errors: exit 2, one line, no traceback, nothing written
+    # --avec-voisins: the neighbours' families in their own column
+    both = tmp_path / "both.csv"
+    assert main(["sites", "--dept", "ZA", "--type", ER, "--seuil", "20", "-k", "2",
+                 "--run", str(demo_run.run_dir), "--out", str(both), "--avec-voisins"]) == 0
+    assert "Pop. des voisins (à part)" in capsys.readouterr().out
+    assert pd.read_csv(both)["population_nouvellement_couverte_hors_departement"].notna().all()
+    # errors: exit 2, one French line, no traceback, nothing written
     bad = tmp_path / "bad.csv"
     for argv in (["--dept", "ZQ", "--type", ER], ["--dept", "ZA", "--type", "inconnu"],
-                 ["--dept", "ZA", "--type", ER, "-k", "0"]):
+                 ["--dept", "ZA", "--type", ER, "-k", "0"],
+                 ["--dept", "ZA", "--type", ER, "--avec-voisins", "--dept-only"]):
         assert main(["sites", *argv, "--run", str(demo_run.run_dir), "--out", str(bad)]) == 2
         err = capsys.readouterr().err
-        assert "zones-blanches sites:" in err and "Traceback" not in err
+        assert "zones-blanches sites" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
     assert not bad.exists()
 
 
@@ -444,7 +484,7 @@ def test_massif_central_proxy_k1_brute_force(shared_data: Any) -> None:
     svc["code_dep"] = svc["code_insee"].str[:2]
     engine, stype, t = ProxyEngine(), MF, 30.0
     res = plan_new_sites(communes, None, svc, engine, type_service=stype, threshold_min=t,
-                         k=3, depts=["15"])
+                         k=3, depts=["15"])  # base: the families of Cantal
     assert len(res.table) >= 1 and set(res.table["code_dep"]) == {"15"}
     assert (res.table["moteur"] == "proxy").all() and not res.table["fictif"].any()
     # brute force with the proxy model: Lambert-93 distances, trip minutes between the
@@ -467,7 +507,7 @@ def test_massif_central_proxy_k1_brute_force(shared_data: Any) -> None:
     cand = (communes["code_dep"] == "15").to_numpy()
     new = (minutes(np.asarray(cx)[cand], np.asarray(cy)[cand], dens[cand]) <= t) \
         & ~already[:, None]
-    pop = communes["population"].to_numpy(np.int64)
+    pop = communes["population"].to_numpy(np.int64) * cand  # Cantal's families only
     gains = pop @ new
     assert int(res.table["population_nouvellement_couverte"].iloc[0]) == int(gains.max())
     assert int(res.model.gains[0]) == int(gains.max())
