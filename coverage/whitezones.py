@@ -22,23 +22,38 @@ Definitions (the output contract documents them too):
 - Levels: ``departements`` (``code_dep``), ``regions`` (``code_reg``), ``epci``
   (``code_epci``, ``nom_epci``; communes outside any EPCI get INSEE's ``ZZZZZZZZZ``),
   ``cours_appel`` (``cour_appel``, see :mod:`coverage.cog`), ``densite`` and ``france``
-  (one total row per type × threshold, ``territoire`` = ``FR``, or ``FICTIF`` for the
-  fictional demo territory; the total covers the communes of the run only).
+  (one total row per type × threshold, ``territoire`` = ``FR`` when the run holds every
+  département of metropolitan France and the DROM, ``FR-PARTIEL`` otherwise, ``FICTIF``
+  for the fictional demo territory; the total covers the communes of the run only, and
+  ``perimetre`` names its départements, e.g. « 3 départements : 12, 15, 48 »).
+- **Partial units.** A région, EPCI or cour d'appel (and the national total) whose
+  départements, by the national commune table (:func:`coverage.cog.national_communes`,
+  COG 2026) or the cours d'appel table, are not all in the run gets
+  ``couverture_partielle`` = true and the missing codes in ``departements_manquants``
+  (``","``-separated). Its figures cover its communes of the run only. A unit unknown to
+  those tables (fictional, another vintage's EPCI code) is not flagged.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import overload
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage.cog import courts_for
+from coverage.cog import courts_for, courts_table, national_communes
 from coverage.errors import CoverageError
-from coverage.labels import FICTIONAL_TERRITORY, REASON_TOO_FAR, REASON_UNREACHABLE
+from coverage.labels import (
+    FICTIONAL_TERRITORY,
+    REASON_TOO_FAR,
+    REASON_UNREACHABLE,
+    WHOLE_FRANCE_LABEL,
+    departements_label,
+)
 from coverage.routing.base import Engine, empty_nearest
 from coverage.routing.proxy import ProxyEngine
 from coverage.schemas import (
@@ -59,6 +74,7 @@ __all__ = [
     "ESTIMATED_DISTANCE_ENGINE",
     "FICTIONAL_TERRITORY",
     "FRANCE_CODE",
+    "FRANCE_PARTIAL_CODE",
     "LEVELS",
     "NO_EPCI_CODE",
     "NO_EPCI_NAME",
@@ -71,6 +87,7 @@ __all__ = [
     "distance_column",
     "is_white_zone",
     "nearest_services",
+    "sorted_departements",
     "white_zones",
     "without_empty_engine_columns",
 ]
@@ -81,8 +98,10 @@ log = logging.getLogger(__name__)
 NO_EPCI_CODE = "ZZZZZZZZZ"
 NO_EPCI_NAME = "Sans EPCI à fiscalité propre"
 UNKNOWN = "inconnu"
-#: Territory label of the national total row.
+#: Territory label of the national total row when the run holds all of France.
 FRANCE_CODE = "FR"
+#: Territory label of the national total row when the run holds only some départements.
+FRANCE_PARTIAL_CODE = "FR-PARTIEL"
 
 #: Engine whose km are estimates (``distance_estimee_km``) rather than road distances.
 ESTIMATED_DISTANCE_ENGINE = "proxy"
@@ -410,8 +429,10 @@ def _level_keys(frame: pd.DataFrame, communes: pd.DataFrame | None, level: str) 
     deps = frame["code_dep"].astype(str)
     if level == "france":
         uniq = list(pd.unique(deps))
+        real = {d for d in uniq if not is_fictional_code(d)}
+        code = FRANCE_CODE if _france_departements() <= real else FRANCE_PARTIAL_CODE
         frame["territoire"] = deps.map({d: FICTIONAL_TERRITORY if is_fictional_code(d)
-                                        else FRANCE_CODE for d in uniq})
+                                        else code for d in uniq})
         return frame
     if level == "cours_appel":
         uniq = list(pd.unique(deps))
@@ -433,6 +454,84 @@ def _level_keys(frame: pd.DataFrame, communes: pd.DataFrame | None, level: str) 
         frame.loc[no_epci, "code_epci"] = NO_EPCI_CODE
         frame.loc[no_epci & frame["nom_epci"].isna(), "nom_epci"] = NO_EPCI_NAME
     return frame
+
+
+def sorted_departements(codes: Iterable[str]) -> list[str]:
+    """Return département codes in the COG order: ``01`` … ``19``, ``2A``, ``2B``, ``21`` … ``976``.
+
+    Parameters
+    ----------
+    codes
+        Département codes (duplicates removed).
+
+    Returns
+    -------
+    list of str
+        The codes sorted.
+    """
+    def key(code: str) -> tuple[int, str]:
+        if code in ("2A", "2B"):
+            return 2, "20" + code[1]
+        return len(code), code
+
+    return sorted({str(c) for c in codes}, key=key)
+
+
+@functools.cache
+def _unit_departements(level: str) -> dict[str, frozenset[str]]:
+    """Return the départements of every région, EPCI or cour d'appel of France."""
+    if level == "cours_appel":
+        table = courts_table()
+        groups = table.groupby("cour_appel")["code_dep"]
+    else:
+        column = "code_reg" if level == "regions" else "code_epci"
+        nat = national_communes()
+        groups = nat[nat[column].notna()].groupby(column)["code_dep"]
+    return {str(unit): frozenset(str(d) for d in deps) for unit, deps in groups}
+
+
+@functools.cache
+def _france_departements() -> frozenset[str]:
+    """Return the départements of metropolitan France and the DROM (COG 2026)."""
+    nat = national_communes()
+    return frozenset(nat.loc[nat["zone"].isin(["metro", "drom"]), "code_dep"].astype(str))
+
+
+def _add_partial_columns(out: pd.DataFrame, level: str, run_deps: frozenset[str]) -> None:
+    """Add ``couverture_partielle``, ``departements_manquants`` (and ``perimetre``) in place.
+
+    Parameters
+    ----------
+    out
+        A coverage table of ``level``.
+    level
+        ``regions``, ``epci``, ``cours_appel`` or ``france`` (other levels: nothing added).
+    run_deps
+        The départements of the communes aggregated.
+    """
+    if level == "france":
+        missing_of: dict[str, list[str]] = {}
+        labels: dict[str, str] = {}
+        real = sorted_departements(d for d in run_deps if not is_fictional_code(d))
+        fictional = sorted_departements(d for d in run_deps if is_fictional_code(d))
+        missing = sorted_departements(_france_departements() - set(real))
+        for code in (FRANCE_CODE, FRANCE_PARTIAL_CODE):
+            missing_of[code] = missing
+            labels[code] = (WHOLE_FRANCE_LABEL.format(n=len(real)) if not missing
+                            else departements_label(real))
+        missing_of[FICTIONAL_TERRITORY] = []
+        labels[FICTIONAL_TERRITORY] = departements_label(fictional, fictional=True)
+        units = out["territoire"].astype(str)
+        out["perimetre"] = units.map(labels)
+    elif level in ("regions", "epci", "cours_appel"):
+        whole = _unit_departements(level)
+        units = out[LEVELS[level][1][0]].astype(str)
+        missing_of = {u: sorted_departements(whole.get(u, frozenset()) - run_deps)
+                      for u in pd.unique(units)}
+    else:
+        return
+    out["couverture_partielle"] = units.map(lambda u: bool(missing_of[u])).astype(bool)
+    out["departements_manquants"] = units.map(lambda u: ",".join(missing_of[u]))
 
 
 def _weighted_percentiles(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -539,6 +638,7 @@ def coverage_table(
     for col in RANGE_COLUMNS:  # engines without ranges: empty columns (Int64)
         out[col] = out[col].astype("Int64") if col in out.columns else pd.array(
             [pd.NA] * len(out), dtype="Int64")
+    _add_partial_columns(out, level, frozenset(full["code_dep"].astype(str)))
     out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
     out = out.sort_values([*keys, "_t", "seuil_minutes"], kind="mergesort")
     return out[contract.columns].reset_index(drop=True)

@@ -223,7 +223,7 @@ def test_csv_tables_are_the_departement_s_with_schemas(run: RunOutputs, tmp_path
     files = export_departement(run, "ZA", formats=["csv"], out_dir=tmp_path / "exp")
     names = {p.name for p in files}
     for table in ("couverture_departements", "acces_communes", "zones_blanches",
-                  "couverture_epci", "couverture_densite", WAITING_TABLE):
+                  "couverture_epci_departement", "couverture_densite", WAITING_TABLE):
         assert f"{table}.csv" in names and f"{table}.schema.json" in names
     acces = pd.read_csv(tmp_path / "exp/tables/acces_communes.csv", dtype={"code_insee": str})
     assert set(acces["code_dep"]) == {"ZA"}
@@ -238,24 +238,32 @@ def test_csv_tables_are_the_departement_s_with_schemas(run: RunOutputs, tmp_path
     assert set(dep["code_dep"]) == {"ZA"}
 
 
-def test_epci_are_those_touching_the_departement_whole(run: RunOutputs) -> None:
+def test_epci_lines_are_the_departement_s_communes_whole_epci_beside(run: RunOutputs) -> None:
     tables = export.departement_tables(run, "ZA")
-    epci = tables["couverture_epci"]
+    epci = tables["couverture_epci_departement"]
     assert set(epci["code_epci"]) == {"E1", "E2"}
-    # E2 straddles ZA and ZB: its figures cover its ZB commune too
+    assert set(epci["code_dep"]) == {"ZA"}
+    # E2 straddles ZA and ZB: the line holds its ZA communes, the whole EPCI is beside
     row = epci.query("code_epci == 'E2' and type_service == @MF and seuil_minutes == 30")
-    e2_pop = sum(c[2] for c in COMMUNES if c[4] == "E2")
-    assert row["population"].item() == e2_pop
+    assert row["population"].item() == sum(c[2] for c in COMMUNES
+                                           if c[4] == "E2" and c[1] == "ZA")
+    assert row["population_epci"].item() == sum(c[2] for c in COMMUNES if c[4] == "E2")
+    white_za = sum(c[2] for c in COMMUNES if c[4] == "E2" and c[1] == "ZA"
+                   and not c[5] <= 30)  # NaN <= 30 is False: unreachable is white
+    white_all = sum(c[2] for c in COMMUNES if c[4] == "E2" and not c[5] <= 30)
+    assert row["population_zone_blanche"].item() == white_za
+    assert row["population_zone_blanche_epci"].item() == white_all
 
 
 def test_communes_outside_any_epci_are_counted_for_the_departement(tmp_path: Path) -> None:
     from coverage.whitezones import NO_EPCI_CODE
 
     run = make_run(tmp_path, no_epci=("ZA007", "ZB003"))
-    epci = export.departement_tables(run, "ZA")["couverture_epci"]
+    epci = export.departement_tables(run, "ZA")["couverture_epci_departement"]
     none = epci[epci["code_epci"] == NO_EPCI_CODE]
     assert len(none) == 3 * len(THRESHOLDS)  # two types + the combined view
     assert set(none["population"]) == {60}  # ZA007 only, not ZB003
+    assert none["population_epci"].isna().all()  # not an EPCI: no whole figure beside
     assert set(epci["code_epci"]) == {"E1", "E2", NO_EPCI_CODE}
 
 

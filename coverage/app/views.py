@@ -22,8 +22,8 @@ import streamlit as st
 
 from coverage import maps
 from coverage.app import state
-from coverage.export import export_departement
-from coverage.labels import FICTIONAL_DEFAULT_LABEL, FICTIONAL_SHORT, type_label
+from coverage.export import epci_departement_table, export_departement, run_digest
+from coverage.labels import FICTIONAL_DEFAULT_LABEL, FICTIONAL_SHORT, fr_minutes, type_label
 from coverage.maps import fmt_int
 from coverage.results import RunOutputs
 from coverage.settings import NO_SERVICE
@@ -37,7 +37,7 @@ __all__ = [
     "commune_table",
     "coverage_level",
     "empty_offer_notes",
-    "export_files",
+    "export_file",
     "fictional_banner",
     "fmt_decimal",
     "fmt_int",
@@ -47,6 +47,7 @@ __all__ = [
     "level_table",
     "map_page_html",
     "open_access_page",
+    "run_digest_of",
     "show_key_figures",
     "siting_data",
     "siting_geometries",
@@ -196,7 +197,7 @@ def show_key_figures(sel: state.Selection) -> dict[str, Any]:
     cols[0].metric("Population", fmt_int(fig["population"]),
                    help=f"{fig['communes']} communes du département")
     cols[1].metric("Population couverte", fmt_int(fig["population_couverte"]),
-                   help=f"À {sel.threshold_min:g} min ou moins du service le plus proche")
+                   help=f"À {fr_minutes(sel.threshold_min)} ou moins du service le plus proche")
     cols[2].metric("Taux de couverture", fmt_rate(fig["taux_couverture"]))
     cols[3].metric("Communes en zone blanche",
                    f"{fig['communes_zone_blanche']} / {fig['communes']}")
@@ -242,11 +243,40 @@ def commune_table(sel: state.Selection) -> pd.DataFrame:
         drop=True)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _epci_level(access: pd.DataFrame, communes: pd.DataFrame, threshold_min: float,
+                dept: str, whole: pd.DataFrame | None) -> pd.DataFrame:
+    """Return :func:`coverage.export.epci_departement_table` at one threshold."""
+    return epci_departement_table(access, communes, [threshold_min], dept, whole)
+
+
+def _whole_epci(sel: state.Selection) -> pd.DataFrame | None:
+    """Return the run's whole-EPCI rows at the selection's threshold (None: no table)."""
+    whole = state.run_of(sel).tables.get("couverture_epci")
+    if whole is None:
+        return None
+    return whole[np.isclose(whole["seuil_minutes"], sel.threshold_min)].reset_index(drop=True)
+
+
 def level_table(sel: state.Selection, level: str) -> pd.DataFrame:
-    """Return the coverage by EPCI or density class over the département's communes."""
-    access, _engine, _up = state.access_for(sel)
+    """Return the coverage by EPCI or density class over the département's communes.
+
+    An EPCI line is the département's communes of the EPCI, the whole EPCI beside it
+    (``population_epci`` …, :func:`coverage.export.epci_departement_table`): the same lines
+    as the export's XLSX and CSV and the report. With an uploaded services file, the
+    whole-EPCI white-zone figures (computed with the run's services) are left empty.
+    """
+    access, _engine, up = state.access_for(sel)
     communes = state.dept_communes(sel.run_dir, sel.stamp, sel.dept)
-    table = coverage_level(access, communes, sel.threshold_min, level)
+    if level == "epci":
+        table = _epci_level(access, communes, sel.threshold_min, sel.dept, _whole_epci(sel))
+        table = table.drop(columns=["code_dep"])
+        if up is not None:
+            table["population_zone_blanche_epci"] = pd.array([pd.NA] * len(table),
+                                                             dtype="Int64")
+            table["taux_couverture_epci"] = np.nan
+    else:
+        table = coverage_level(access, communes, sel.threshold_min, level)
     table = table[(table["type_service"] == sel.type_service)
                   & np.isclose(table["seuil_minutes"], sel.threshold_min)]
     table = table.drop(columns=["type_service", "seuil_minutes"])
@@ -387,35 +417,48 @@ def _zip_folder(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def export_files(run_dir: str, stamp: float, dept: str, map_type: str,
-                 map_threshold: float) -> dict[str, tuple[str, bytes]]:
-    """Return the export files of a département as bytes, by :data:`EXPORT_ITEMS` key.
+def run_digest_of(sel: state.Selection) -> str:
+    """Return the digest of the selection's run (:func:`coverage.export.run_digest`)."""
+    return run_digest(state.run_of(sel))
 
-    Calls :func:`coverage.export.export_departement` (public export: small waiting-list
-    counts masked) in a temporary folder.
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def export_file(run_dir: str, digest: str, dept: str, key: str, map_type: str,
+                map_threshold: float) -> tuple[str, bytes]:
+    """Return one export file of a département as (file name, bytes), built on demand.
+
+    Calls :func:`coverage.export.export_departement` with the one format of ``key`` (public
+    export: small waiting-list counts masked) in a temporary folder. Cached per run digest:
+    a rewritten run folder gives new files, never the former run's.
+
+    Parameters
+    ----------
+    run_dir
+        Run folder.
+    digest
+        The run's digest (the cache key; :func:`run_digest_of`).
+    dept
+        Département code.
+    key
+        A key of :data:`EXPORT_ITEMS`.
+    map_type, map_threshold
+        Service type and threshold (minutes) of the PNG map.
 
     Returns
     -------
-    dict
-        key → (file name, content).
+    tuple
+        File name and content (the CSV flavours as one zip).
     """
-    run = state.load_run(run_dir, stamp)
-    out: dict[str, tuple[str, bytes]] = {}
+    del digest  # cache key only: the run is read as it is now
+    run = state.load_run(run_dir, state.manifest_stamp(run_dir))
+    fmt = EXPORT_ITEMS[key][1]
     with tempfile.TemporaryDirectory(prefix="zb-export-") as tmp:
         folder = Path(tmp) / f"export_{dept}"
-        paths = export_departement(
-            run, dept, formats=("csv", "csv_fr", "xlsx", "gpkg", "png"), out_dir=folder,
-            public=True, map_type=map_type, map_threshold=map_threshold,
-        )
-        for p in paths:
-            if p.suffix == ".xlsx":
-                out["xlsx"] = (p.name, p.read_bytes())
-            elif p.suffix == ".gpkg":
-                out["gpkg"] = (p.name, p.read_bytes())
-            elif p.suffix == ".png":
-                out["png"] = (p.name, p.read_bytes())
-        for key, sub in (("csv", "tables"), ("csv_fr", "csv_fr")):
-            if (folder / sub).is_dir():
-                out[key] = (f"{dept}_{sub}.zip", _zip_folder(folder / sub))
-    return out
+        paths = export_departement(run, dept, formats=(fmt,), out_dir=folder, public=True,
+                                   map_type=map_type, map_threshold=map_threshold)
+        if key in ("csv", "csv_fr"):
+            sub = "tables" if key == "csv" else "csv_fr"
+            return f"{dept}_{sub}.zip", _zip_folder(folder / sub)
+        suffix = {"xlsx": ".xlsx", "gpkg": ".gpkg", "png": ".png"}[key]
+        path = next(p for p in paths if p.suffix == suffix)
+        return path.name, path.read_bytes()

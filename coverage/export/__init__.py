@@ -36,9 +36,12 @@ what concerns one département and writes it in stable, documented formats:
 
 Tables exported (``tables/`` and ``csv_fr/``): ``couverture_departements`` (the
 département's rows), ``acces_communes`` and ``zones_blanches`` (its communes),
-``couverture_epci`` (the EPCIs with at least one commune in the département, each described
-over all its communes of the run), ``couverture_densite`` (recomputed over the
-département's communes only, with :func:`coverage.whitezones.coverage_table`) and
+``couverture_epci_departement`` (one line per EPCI with a commune in the département, over
+**the département's communes** of that EPCI, with the whole EPCI — all its communes of the
+run — in the ``*_epci`` columns and ``couverture_partielle`` when the EPCI reaches other
+départements: the same lines as the app's EPCI table and the report's),
+``couverture_densite`` (recomputed over the département's communes only, with
+:func:`coverage.whitezones.coverage_table`) and
 ``listes_attente_departements`` when the run holds waiting lists.
 
 Statistical secrecy
@@ -69,6 +72,13 @@ sources (the « Sources et méthode » sheet as text).
 Every export is first written to a temporary folder beside ``out_dir``; the files are moved
 into place only when all of them are written, so a failure leaves no partial output.
 
+Provenance (:mod:`~coverage.export.provenance`): the export folder's record
+``provenance_export.json`` lists every file with its SHA-256 and the **run digest** it was
+made from (SHA-256 of the run's manifest); the XLSX carries it in its document properties
+and its « Sources et méthode » sheet, ``LISEZMOI.txt`` and the report too. Before moving the
+new files in, the files of a stale export (another digest: the run was rewritten since) are
+deleted, so a folder never mixes two runs.
+
 Modules: :mod:`~coverage.export.tables` (the département's tables, commune and service
 layers, secret cells), :mod:`~coverage.export.csv_files` (CSV and Table Schema),
 :mod:`~coverage.export.xlsx` (the workbook), :mod:`~coverage.export.figures` (PNG map and
@@ -80,6 +90,7 @@ from __future__ import annotations
 
 from coverage.export.csv_files import masked_schema, write_csv
 from coverage.export.departement import (
+    DEFAULT_EXPORT_FORMATS,
     EXPORT_FORMATS,
     README_NAME,
     export_departement,
@@ -96,12 +107,24 @@ from coverage.export.figures import (
     waiting_charts_for_run,
     waiting_charts_png,
 )
+from coverage.export.provenance import (
+    EXPORT_RECORD,
+    ExportStatus,
+    clean_stale_exports,
+    export_status,
+    folder_digest,
+    record_export,
+    remove_stale,
+    run_digest,
+)
 from coverage.export.tables import (
     ALSO_SECRET,
+    EPCI_TABLE,
     WAITING_TABLE,
     commune_layer,
     contract_for,
     departement_tables,
+    epci_departement_table,
     flag_column,
     run_types,
     secret_cells,
@@ -113,26 +136,37 @@ from coverage.export.xlsx import FICTIONAL_RUBRIQUE, METHOD_SHEET, SHEETS, write
 
 __all__ = [
     "ALSO_SECRET",
+    "DEFAULT_EXPORT_FORMATS",
+    "EPCI_TABLE",
     "EXPORT_FORMATS",
+    "EXPORT_RECORD",
     "FICTIONAL_RUBRIQUE",
     "METHOD_SHEET",
     "README_NAME",
     "SHEETS",
     "WAITING_TABLE",
+    "ExportStatus",
     "MapOptions",
+    "clean_stale_exports",
     "commune_layer",
     "contract_for",
     "departement_tables",
+    "epci_departement_table",
     "export_departement",
+    "export_status",
     "figure_ranking",
     "figure_series",
     "figure_tension",
     "flag_column",
+    "folder_digest",
     "masked_schema",
     "method_rows",
     "parse_formats",
     "readme_text",
+    "record_export",
+    "remove_stale",
     "render_png_map",
+    "run_digest",
     "run_types",
     "secret_cells",
     "service_layer",

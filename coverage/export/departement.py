@@ -29,6 +29,7 @@ from coverage.batch.outdir import check_export_out
 from coverage.errors import CoverageError, OutputError, os_error_cause
 from coverage.export.csv_files import masked_schema, write_csv
 from coverage.export.figures import MapOptions, render_png_map, waiting_charts_png
+from coverage.export.provenance import record_export, remove_stale, run_digest
 from coverage.export.tables import (
     WAITING_TABLE,
     commune_layer,
@@ -55,6 +56,7 @@ from coverage.secrecy import SECRET_MARKER, mask_cells, secrecy_marker, secret_c
 from coverage.settings import NO_SERVICE, Settings
 
 __all__ = [
+    "DEFAULT_EXPORT_FORMATS",
     "EXPORT_FORMATS",
     "README_NAME",
     "export_departement",
@@ -68,6 +70,9 @@ log = logging.getLogger(__name__)
 #: Every format :func:`export_departement` writes.
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "csv_fr", "xlsx", "gpkg", "parquet", "png",
                                    "png_attente")
+#: Formats of ``zones-blanches export`` without ``--formats`` (the README says the same):
+#: CSV, CSV for French Excel, XLSX, GeoPackage and the PNG map.
+DEFAULT_EXPORT_FORMATS: tuple[str, ...] = ("csv", "csv_fr", "xlsx", "gpkg", "png")
 README_NAME = "LISEZMOI.txt"
 
 _FILE_KINDS: tuple[tuple[str, str], ...] = (
@@ -105,8 +110,15 @@ _SHEET_ROWS: tuple[tuple[str, str], ...] = (
                             "centile des minutes pondérés par la population)."),
     ("Feuille Communes", "Temps d'accès par commune et type de service."),
     ("Feuille Zones blanches", "Une ligne par commune en zone blanche × type × seuil."),
-    ("Feuille EPCI", "EPCI ayant au moins une commune dans le département ; chiffres sur "
-                     "l'ensemble des communes de l'EPCI présentes dans le calcul."),
+    ("Feuille EPCI", "EPCI ayant au moins une commune dans le département : chaque ligne "
+                     "porte sur les communes du département de l'EPCI ; les colonnes « EPCI "
+                     "entier » donnent l'EPCI sur toutes ses communes du calcul, et « Ligne "
+                     "partielle » signale un EPCI qui s'étend sur d'autres départements "
+                     "(listés)."),
+    ("Couverture partielle", "Dans les tables du calcul par région, EPCI et cour d'appel, "
+                             "couverture_partielle = vrai quand des départements de l'unité "
+                             "manquent au calcul (departements_manquants) : ses chiffres ne "
+                             "portent que sur ses communes du calcul."),
     ("Feuille Densité", "Couverture par niveau de la grille communale de densité INSEE, "
                         "recalculée sur les seules communes du département."),
 )
@@ -184,6 +196,8 @@ def method_rows(run: RunOutputs, dept: str, *, public: bool,
         ("Date du calcul", str(run.manifest.get("created_utc")
                                or run.manifest.get("created") or "inconnue")),
         ("Moteur de temps d'accès", engine_label(engine)),
+        ("Empreinte du calcul", f"{run_digest(run)} (SHA-256 du manifeste du calcul ; un "
+                                "export d'une autre empreinte est périmé)"),
     ]
     # empty offers of the whole list, or of this département (manifest « avertissements »)
     rows += [("Avertissement", str(w)) for w in run.manifest.get("avertissements") or []
@@ -398,7 +412,8 @@ def _write_workbook(job: _Job, tables: _Tables) -> list[Path]:
     write_xlsx(job.staging / rel, {n: tables.masked(n, text=True) for n in tables.typed},
                tables.contracts,
                method_rows(job.run, job.dept, public=job.public, settings=job.settings),
-               banner=banner)
+               banner=banner, run_digest=run_digest(job.run),
+               title=f"Zones blanches — département {job.dept}")
     return [rel]
 
 
@@ -535,7 +550,13 @@ def export_departement(
         raise OutputError(msg) from exc
     job = _Job(run, dept, fmts, public, settings, map_type, threshold, staging)
     try:
-        final = _move_into_place(staging, _write_all(job, tables), out_dir)
+        written = _write_all(job, tables)
+        stale = remove_stale(out_dir, run_digest(run))  # files of an earlier run: gone
+        if stale:
+            log.info("département %s: %d files of an earlier run removed from %s", dept,
+                     len(stale), out_dir)
+        final = _move_into_place(staging, written, out_dir)
+        record_export(out_dir, run, final, dept=dept, kind="export")
     except OSError as exc:
         msg = (f"impossible d'écrire l'export du département {dept} dans {out_dir} : "
                f"{os_error_cause(exc)}" + (f" ({exc.filename})" if exc.filename else ""))

@@ -1,7 +1,8 @@
 """Tables and layers of one département, cut from a finished run, and the cells kept secret.
 
-:func:`departement_tables` keeps the rows of one département (the EPCIs touching it, whole;
-the density table recomputed over its communes); :func:`commune_layer` and
+:func:`departement_tables` keeps the rows of one département (its communes of each EPCI, the
+whole EPCI beside them, :func:`epci_departement_table`; the density table recomputed over
+its communes); :func:`commune_layer` and
 :func:`service_layer` are the geographic layers of the GeoPackage, the GeoParquet and the
 PNG map, in EPSG:4326. :func:`secret_cells` says which cells a public export masks
 (statistical secrecy, :mod:`coverage.secrecy`).
@@ -10,7 +11,7 @@ PNG map, in EPSG:4326. :func:`secret_cells` says which cells a public export mas
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -27,6 +28,7 @@ from coverage.results import (
     run_thresholds,
 )
 from coverage.schemas import (
+    COUVERTURE_EPCI_DEPARTEMENT,
     LISTES_ATTENTE_DEPARTEMENTS,
     OUTPUT_CONTRACTS,
     Contract,
@@ -45,10 +47,12 @@ from coverage.whitezones import (
 
 __all__ = [
     "ALSO_SECRET",
+    "EPCI_TABLE",
     "WAITING_TABLE",
     "commune_layer",
     "contract_for",
     "departement_tables",
+    "epci_departement_table",
     "flag_column",
     "run_types",
     "secret_cells",
@@ -59,6 +63,14 @@ __all__ = [
 
 #: Name of the waiting-list output table (written by the waiting-list stage when present).
 WAITING_TABLE = LISTES_ATTENTE_DEPARTEMENTS.name
+#: Name of the EPCI table of a département's export: its communes of each EPCI.
+EPCI_TABLE = COUVERTURE_EPCI_DEPARTEMENT.name
+#: Contracts of the tables an export makes itself (not in a run folder).
+_EXPORT_CONTRACTS = {EPCI_TABLE: COUVERTURE_EPCI_DEPARTEMENT}
+#: Whole-EPCI columns of :data:`EPCI_TABLE` ← their column in the run's ``couverture_epci``.
+_WHOLE_EPCI = {"population_epci": "population",
+               "population_zone_blanche_epci": "population_zone_blanche",
+               "taux_couverture_epci": "taux_couverture"}
 
 #: Columns of ``listes_attente_departements`` that may reveal a masked count besides the
 #: counts and their ``<count>_…`` columns (changes on the previous year, services with a
@@ -92,26 +104,53 @@ def run_types(run: RunOutputs, settings: Settings = Settings()) -> list[str]:
     return [t for t in order if t in found] + sorted(found - set(order))
 
 
-def _epci_table(run: RunOutputs, communes: pd.DataFrame, acces: pd.DataFrame,
-                thresholds: list[float]) -> pd.DataFrame | None:
-    """Return the EPCIs with a commune in ``communes``, whole; None without ``code_epci``.
+def epci_departement_table(access: pd.DataFrame, communes: pd.DataFrame,
+                           thresholds: Sequence[float], dept: str,
+                           whole: pd.DataFrame | None) -> pd.DataFrame:
+    """Return the EPCI lines of a département: its communes of each EPCI, the EPCI beside.
 
-    Communes outside any EPCI have a national row in the run: it is recomputed over the
-    département's such communes.
+    One meaning everywhere (export CSV, XLSX, report, app): a line describes **the
+    département's communes** of the EPCI; the ``*_epci`` columns give the whole EPCI (all
+    its communes of the run, other départements included), and ``couverture_partielle``
+    says that the EPCI reaches other départements (``departements_manquants``, COG 2026).
+
+    Parameters
+    ----------
+    access
+        ``acces_communes`` rows of the département's communes.
+    communes
+        The département's communes (``code_insee``, ``code_epci``, ``nom_epci``).
+    thresholds
+        Thresholds, minutes.
+    dept
+        Département code.
+    whole
+        The run's ``couverture_epci`` (whole EPCIs), or None: the ``*_epci`` columns are
+        then empty. Communes outside any EPCI (``ZZZZZZZZZ``) get empty ``*_epci`` cells.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`coverage.schemas.COUVERTURE_EPCI_DEPARTEMENT`.
     """
-    if "code_epci" not in communes.columns:
-        return None
-    epci = run.tables.get("couverture_epci")
-    if epci is None:
-        return coverage_table(acces, communes, thresholds, "epci")
-    no_epci = communes["code_epci"].isna() \
-        | (communes["code_epci"].astype(str).str.strip() == "")
-    codes = set(communes.loc[~no_epci, "code_epci"].astype(str))
-    keep = epci[epci["code_epci"].astype(str).isin(codes)]
-    if no_epci.any():
-        own = coverage_table(acces, communes, thresholds, "epci")
-        keep = pd.concat([keep, own[own["code_epci"] == NO_EPCI_CODE]], ignore_index=True)
-    return keep.reset_index(drop=True)
+    own = coverage_table(access, communes, thresholds, "epci")
+    own.insert(0, "code_dep", dept)
+    keys = ["code_epci", "type_service", "seuil_minutes"]
+    if whole is not None and len(whole):
+        beside = whole[[*keys, *_WHOLE_EPCI.values()]].rename(
+            columns={v: k for k, v in _WHOLE_EPCI.items()})
+        beside = beside[beside["code_epci"].astype(str) != NO_EPCI_CODE]
+        beside = beside.assign(code_epci=beside["code_epci"].astype(str),
+                               seuil_minutes=beside["seuil_minutes"].astype(float))
+        own = own.assign(code_epci=own["code_epci"].astype(str),
+                         seuil_minutes=own["seuil_minutes"].astype(float))
+        own = own.merge(beside, on=keys, how="left")
+    for col in _WHOLE_EPCI:
+        if col not in own.columns:
+            own[col] = np.nan
+    for col in ("population_epci", "population_zone_blanche_epci"):
+        own[col] = own[col].astype("Int64")
+    return own[COUVERTURE_EPCI_DEPARTEMENT.columns].reset_index(drop=True)
 
 
 def departement_tables(
@@ -132,7 +171,8 @@ def departement_tables(
     -------
     dict
         ``couverture_departements``, ``acces_communes``, ``zones_blanches``,
-        ``couverture_epci`` (EPCIs touching the département, whole-EPCI figures),
+        ``couverture_epci_departement`` (the département's communes of each EPCI, the
+        whole EPCI beside, :func:`epci_departement_table`),
         ``couverture_densite`` (recomputed over the département's communes) and, when
         the run has it, ``listes_attente_departements``.
 
@@ -154,9 +194,9 @@ def departement_tables(
     communes = run.communes[run.communes["code_dep"].astype(str) == dept]
     acces = out["acces_communes"]
     thresholds = run_thresholds(run, settings)
-    epci = _epci_table(run, communes, acces, thresholds)
-    if epci is not None:
-        out["couverture_epci"] = without_empty_engine_columns(epci)
+    if "code_epci" in communes.columns:
+        out[EPCI_TABLE] = without_empty_engine_columns(epci_departement_table(
+            acces, communes, thresholds, dept, run.tables.get("couverture_epci")))
     out["couverture_densite"] = without_empty_engine_columns(
         coverage_table(acces, communes, thresholds, "densite"))
     waiting = run.tables.get(WAITING_TABLE)
@@ -193,7 +233,7 @@ def contract_for(name: str, df: pd.DataFrame) -> Contract:
         The declared contract; else columns of the waiting-list returns keep their field
         (type, unit, title, not required) and the others get a type from their dtype.
     """
-    contract = OUTPUT_CONTRACTS.get(name)
+    contract = OUTPUT_CONTRACTS.get(name) or _EXPORT_CONTRACTS.get(name)
     if contract is not None:
         return contract
     known = {f.name: dataclasses.replace(f, required=False) for f in WAITING_RETURNS.fields}
@@ -213,7 +253,7 @@ def table_contract(name: str, df: pd.DataFrame, dept: str) -> Contract:
         The table.
     dept
         Département code, named in the titles of ``couverture_densite`` and
-        ``couverture_epci``.
+        ``couverture_epci_departement``.
 
     Returns
     -------
@@ -229,10 +269,10 @@ def table_contract(name: str, df: pd.DataFrame, dept: str) -> Contract:
     if name == "couverture_densite":
         contract = dataclasses.replace(
             contract, title=f"{contract.title} — communes du département {dept}")
-    elif name == "couverture_epci":
+    elif name == EPCI_TABLE:
         contract = dataclasses.replace(
-            contract, title=f"{contract.title} — EPCI ayant une commune dans le "
-                            f"département {dept}")
+            contract, title=f"Couverture par EPCI — communes du département {dept} de "
+                            "chaque EPCI (EPCI entier à côté)")
     return contract
 
 

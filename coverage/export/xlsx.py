@@ -27,7 +27,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from coverage.export.tables import WAITING_TABLE
+from coverage.export.tables import EPCI_TABLE, WAITING_TABLE
 from coverage.files import atomic_path
 from coverage.safe_text import FORMULA_PREFIXES
 from coverage.schemas import Contract, Field
@@ -39,7 +39,7 @@ SHEETS: tuple[tuple[str, str], ...] = (
     ("couverture_departements", "Département"),
     ("acces_communes", "Communes"),
     ("zones_blanches", "Zones blanches"),
-    ("couverture_epci", "EPCI"),
+    (EPCI_TABLE, "EPCI"),
     ("couverture_densite", "Densité"),
     (WAITING_TABLE, "Listes d'attente"),
 )
@@ -192,7 +192,7 @@ def _write_method_sheet(ws: Worksheet, method: Sequence[tuple[str, str]]) -> Non
 
 def write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame],
                contracts: Mapping[str, Contract], method: Sequence[tuple[str, str]], *,
-               banner: str | None = None) -> Path:
+               banner: str | None = None, run_digest: str = "", title: str = "") -> Path:
     """Write the XLSX workbook (atomic write).
 
     One sheet per table of :data:`SHEETS` present, then the « Sources et méthode » sheet.
@@ -210,6 +210,12 @@ def write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame],
     banner
         A line put above the headers of every table sheet (the FICTIONAL label of the
         demo); the headers then start on row 2.
+    run_digest
+        Digest of the run the workbook is made from
+        (:func:`coverage.export.provenance.run_digest`), stored in the document
+        properties (``identifier``, and in the description and keywords).
+    title
+        Document title (properties).
 
     Returns
     -------
@@ -227,6 +233,15 @@ def write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame],
         freeze = 2 if name in ("acces_communes", "zones_blanches") else 0
         _write_sheet(ws, tables[name], contracts[name], freeze_cols=freeze, banner=banner)
     _write_method_sheet(wb.create_sheet(METHOD_SHEET), method)
+    wb.properties.creator = "zones-blanches"
+    wb.properties.language = "fr-FR"
+    if title:
+        wb.properties.title = title
+    if run_digest:
+        wb.properties.identifier = run_digest
+        wb.properties.keywords = f"empreinte_calcul={run_digest}"
+        wb.properties.description = (f"Fait à partir du calcul d'empreinte {run_digest} "
+                                     "(SHA-256 du manifeste du calcul).")
     with atomic_path(path) as tmp:
         wb.save(tmp)
     return path
