@@ -15,6 +15,9 @@ Prints, in one run:
     isochrone recipe), its time, the ratio, and its accuracy (hulls claim unreachable land);
 (d) per-service bands (``isochrones_services``) for 550 sites on the France-sized graph of
     ``benchmarks/bench_engine.py`` (4.2 M nodes), target ≤ 120 s;
+(d') issue 18: the same per-service bands on every ``PEER_STEP``-th site, drawn by our code
+    and by the drawing before issue 18 (kept verbatim below as the peer), alternated, with
+    the CPU ratio and the largest gap between the two drawings' vertices;
 (e) the peer on the same graph: networkx ``single_source_dijkstra_path_length`` bounded at
     45 min + convex hulls, for a sample of the same sites (a networkx graph of 13 M arcs
     costs minutes and GBs to build: it runs in a child process), per site and projected to
@@ -28,12 +31,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
@@ -53,6 +59,9 @@ SHARED = Path(os.environ.get("ZB_SHARED_DATA", REPO.parent / "shared" / "data"))
 TERRITORY = SHARED / "territoires" / "massif_central_15_12_48.gpkg"
 TERRITORY_SPACING_M = 250.0
 N_PEER_SITES = 10
+#: (d') the drawing before issue 18 runs on every PEER_STEP-th site, PEER_ROUNDS times.
+PEER_STEP = int(os.environ.get("ZB_BENCH_ISO_PEER_STEP", "5"))
+PEER_ROUNDS = int(os.environ.get("ZB_BENCH_ISO_PEER_ROUNDS", "1"))
 
 
 def territory_graph(bounds: tuple[float, float, float, float], spacing: float = 250.0,
@@ -153,13 +162,156 @@ class _TimedRouting:
         self.name = engine.name
         self.network = engine.network
         self.seconds = 0.0
+        self.cpu = 0.0
 
     def node_minutes_per_source_sparse(self, services: pd.DataFrame, cutoff_min: float
                                        ) -> tuple[np.ndarray, sp.csr_array]:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = self.engine.node_minutes_per_source_sparse(services, cutoff_min)
         self.seconds += time.perf_counter() - t
+        self.cpu += time.process_time() - c
         return out
+
+
+# --- the drawing before issue 18, kept verbatim as the peer of (d) -----------------------
+# (ndimage grey erosion and minimum filter over the whole grid, six passes lifting the
+# field off the levels, every vertex projected by pyproj)
+
+
+def _previous_fill_small_holes(field: np.ndarray, max_cells: float,
+                               access_min_per_cell: float) -> np.ndarray:
+    from scipy import ndimage
+
+    unreached = ~np.isfinite(field)
+    if max_cells <= 0 or not unreached.any():
+        return field
+    labels, n = ndimage.label(unreached)
+    if n == 0:
+        return field
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    small = sizes <= max_cells
+    small[0] = False
+    small[edge] = False
+    if not small.any():
+        return field
+    todo = np.flatnonzero(small[labels])
+    out = np.array(field, copy=True, order="C")
+    flat = out.reshape(-1)
+    r = max(math.ceil(math.sqrt(max_cells) / 2), 1)
+    while todo.size:
+        grown = ndimage.minimum_filter(field, size=2 * r + 1, mode="constant", cval=np.inf)
+        values = grown.reshape(-1)[todo] + np.asarray(r * access_min_per_cell,
+                                                      dtype=field.dtype)
+        ready = np.isfinite(values)
+        flat[todo[ready]] = values[ready]
+        todo = todo[~ready]
+        r *= 2
+    return out
+
+
+def _previous_field_from_samples(  # type: ignore[no-untyped-def]
+    xs: np.ndarray, ys: np.ndarray, ts: np.ndarray, *, cell_m: float, buffer_m: float,
+    access_m_per_min: float | None = None, min_hole_m2: float = 0.0,
+):
+    from scipy import ndimage
+
+    from coverage.isochrones.raster import _disc, _Grid
+
+    pad = buffer_m + 2 * cell_m
+    grid = _Grid.around(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()),
+                        cell_m, pad)
+    field = np.full(grid.nx * grid.ny, np.inf, dtype=np.float32)
+    np.minimum.at(field, grid.index(xs, ys), ts.astype(np.float32))
+    field2d = field.reshape(grid.ny, grid.nx)
+    radius = buffer_m / grid.cell
+    if radius >= 1.0:
+        footprint, dist = _disc(radius)
+        if access_m_per_min is None:
+            field2d = ndimage.minimum_filter(field2d, footprint=footprint, mode="constant",
+                                             cval=np.inf)
+        else:
+            cone = (-dist * grid.cell / access_m_per_min).astype(np.float32)
+            field2d = ndimage.grey_erosion(field2d, footprint=footprint, structure=cone,
+                                           mode="constant", cval=np.inf)
+    access_per_cell = 0.0 if access_m_per_min is None else grid.cell / access_m_per_min
+    field2d = _previous_fill_small_holes(field2d, min_hole_m2 / grid.cell**2,
+                                         access_per_cell)
+    return grid, field2d
+
+
+def _previous_contour_bands(grid, field, bands):  # type: ignore[no-untyped-def]
+    import contourpy
+
+    from coverage.isochrones.raster import _polygons_from_contour
+
+    xc, yc = grid.centres()
+    top = max(high for _, high in bands)
+    z = np.where(np.isfinite(field), field, top + 1.0).astype(np.float64)
+    for low, high in bands:
+        for level in (low, high):
+            close = np.abs(z - level) <= 1e-6
+            z[close] = level + 2 * 1e-6
+    gen = contourpy.contour_generator(
+        xc, yc, z, name="serial", fill_type=contourpy.FillType.ChunkCombinedOffsetOffset)
+    out = []
+    for low, high in bands:
+        lower = low if low > 0 else -1.0
+        points, offsets, outer = gen.filled(lower, high)  # type: ignore[misc]
+        out.append(_polygons_from_contour(points[0], offsets[0], outer[0]))
+    return out
+
+
+def _previous_to_wgs84(geoms, crs):  # type: ignore[no-untyped-def]
+    import shapely
+
+    from coverage.geo import transformer
+    from coverage.isochrones.raster import _as_multipolygon
+
+    if not geoms:
+        return []
+    to_wgs84 = transformer(crs, "EPSG:4326")
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    moved = shapely.transform(np.asarray([_as_multipolygon(g) for g in geoms], dtype=object),
+                              project)
+    return list(moved)
+
+
+@contextmanager
+def _previous_drawing() -> Iterator[None]:
+    """Draw with the code before issue 18 (patched where it is called, then restored)."""
+    import coverage.isochrones.bands as bands_mod
+    import coverage.isochrones.road as road_mod
+
+    patches = [(road_mod, "_field_from_samples", _previous_field_from_samples),
+               (road_mod, "_contour_bands", _previous_contour_bands),
+               (bands_mod, "_to_wgs84", _previous_to_wgs84)]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    for module, name, previous in patches:
+        setattr(module, name, previous)
+    try:
+        yield
+    finally:
+        for module, name, current in saved:
+            setattr(module, name, current)
+
+
+def _max_vertex_gap(ours: gpd.GeoDataFrame, peer: gpd.GeoDataFrame) -> float:
+    """Largest distance between matching vertices of two drawings, degrees (inf: differ)."""
+    import shapely
+
+    worst = 0.0
+    for a, b in zip(ours.geometry.to_numpy(), peer.geometry.to_numpy(), strict=True):
+        ca, cb = shapely.get_coordinates(a), shapely.get_coordinates(b)
+        if ca.shape != cb.shape:
+            return float("inf")
+        if ca.size:
+            worst = max(worst, float(np.abs(ca - cb).max()))
+    return worst
 
 
 def _snap_nodes(engine: RoadEngine, services: pd.DataFrame) -> np.ndarray:
@@ -238,6 +390,43 @@ def _territory(args: argparse.Namespace) -> None:
         print(f"    peer accuracy {t_}: {_fmt_acc(acc)}")
 
 
+def _france_previous(engine: RoadEngine, services: gpd.GeoDataFrame,
+                     settings: Settings) -> None:
+    """(d') Ours against the drawing before issue 18 on every PEER_STEP-th site, alternated."""
+    sub = services.iloc[::PEER_STEP]
+    empty = gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+    best: dict[str, tuple[float, float, float]] = {}
+    frames: dict[str, gpd.GeoDataFrame] = {}
+    cases = {"ours": _no_patch, "previous (before issue 18)": _previous_drawing}
+    for _ in range(PEER_ROUNDS):
+        for label, patch in cases.items():
+            routing = _TimedRouting(engine)
+            with patch():
+                t, c = time.perf_counter(), time.process_time()
+                frames[label] = iso.isochrones_services(
+                    routing, empty, sub, settings=settings)  # type: ignore[arg-type]
+                wall, cpu = time.perf_counter() - t, time.process_time() - c
+            old = best.get(label, (np.inf, np.inf, np.inf))
+            best[label] = (min(old[0], wall), min(old[1], cpu),
+                           min(old[2], cpu - routing.cpu))
+    print(f"(d') the same bands on {len(sub)} of the sites (every {PEER_STEP}th), best of "
+          f"{PEER_ROUNDS} alternated rounds, routing included:")
+    for label, (wall, cpu, draw) in best.items():
+        print(f"    {label:<28} wall {wall:6.1f} s  CPU {cpu:6.1f} s  of which drawing "
+              f"{draw:6.1f} s CPU ({draw / len(sub) * 1000:.0f} ms per site)")
+    ours, prev = best["ours"], best["previous (before issue 18)"]
+    gap = _max_vertex_gap(frames["ours"], frames["previous (before issue 18)"])
+    print(f"    ratio previous / ours: {prev[1] / ours[1]:.2f}× CPU, drawing alone "
+          f"{prev[2] / ours[2]:.2f}× CPU, {prev[0] / ours[0]:.2f}× wall  [target ≥ 2×]; "
+          f"same vertices, largest gap {gap:.1e}° (the polynomial projection); load "
+          f"average {os.getloadavg()[0]:.1f}")
+
+
+@contextmanager
+def _no_patch() -> Iterator[None]:
+    yield
+
+
 def _france(args: argparse.Namespace) -> None:
     from benchmarks.bench_engine import N_SERVICES, _places, road_like_graph
 
@@ -273,6 +462,7 @@ def _france(args: argparse.Namespace) -> None:
           f"{t_d - routing.seconds:.1f} s")
     sample = per.iloc[:: max(len(per) // 30, 1)]
     print(f"    valid (30-band sample): {bool(sample.is_valid.all())}")
+    _france_previous(engine, services, settings)
     if args.no_networkx:
         return
     nodes = _snap_nodes(engine, services.iloc[:N_PEER_SITES])

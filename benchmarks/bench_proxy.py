@@ -11,7 +11,12 @@ no cache), alternated A B A B … and the best of each kept:
   run), the trip-level model with one KD-tree per destination density class, and the
   low–high ranges (detour 1.2 and 1.45) from the same queries;
 - **C** — B without the ranges (``nearest`` instead of ``nearest_with_ranges``), to show
-  what the ranges themselves cost.
+  what the ranges themselves cost;
+- **B before issue 18** — B with the land masses' ``intersects`` pass on every pair of
+  boxes and the proxy frames built column by column, as before issue 18 (the peer of the
+  issue-18 speed-up; its tables must be identical to B's).
+
+Issue 18 target: load + B ≤ 10 s CPU end to end.
 
 Target: B ≤ 1.5 × A (wall). The sites are SYNTHETIC, not the real offer.
 """
@@ -34,6 +39,9 @@ from scipy.spatial import cKDTree
 from benchmarks.bench_batch import SHARED, _Clock, synthetic_sites
 
 TARGET_RATIO = 1.5
+#: Issue 18: the national proxy run, end to end (load + run), CPU seconds.
+TARGET_CPU_S = 10.0
+B18 = "B before issue 18 (land masses, proxy frames)"
 ROUNDS = int(os.environ.get("ZB_BENCH_PROXY_ROUNDS", "2"))
 _OLD_SPEEDS = {1: 30.0, 2: 45.0, 3: 60.0, 4: 65.0}
 
@@ -115,6 +123,68 @@ def _without_ranges() -> Iterator[None]:
         ProxyEngine.nearest_with_ranges = old  # type: ignore[method-assign]
 
 
+def _previous_touching(native: Any, tree: Any, bridges: Any) -> Any:
+    """The land masses' first pass before issue 18: ``intersects`` on every box pair."""
+    from coverage.routing.landmass import _connected
+
+    left, right = tree.query(native, predicate="intersects")
+    return _connected(native.shape[0], np.concatenate([left, bridges[:, 0]]),
+                      np.concatenate([right, bridges[:, 1]]))
+
+
+def _previous_nearest(self: Any, communes: pd.DataFrame, services: pd.DataFrame,
+                      service_types: Any, *, ranges: bool) -> pd.DataFrame:
+    """``ProxyEngine._nearest`` before issue 18: one frame per type, columns set one by one."""
+    from coverage._validate import require_columns
+    from coverage.labels import REASON_ISLAND
+    from coverage.routing import proxy as px
+    from coverage.routing.base import empty_nearest
+
+    require_columns(communes, ("code_insee", "lon", "lat"), file="communes")
+    require_columns(services, ("service_id", "type_service", "lon", "lat"), file="services")
+    if len(communes) == 0 or not service_types:
+        return empty_nearest()
+    places = px._places(communes, services, self.settings, self.known)
+    ferry = px._ferry(self.ferries, places)
+    n = places.codes.shape[0]
+    frames = []
+    for stype in service_types:
+        geo = px._type_geometry(places, ferry, stype)
+        best = px._best_trips(geo, ferry, places.c_dens, self.settings)
+        frame = pd.DataFrame({
+            "code_insee": places.codes, "type_service": stype, "minutes": best.minutes,
+            "service_id": pd.Series(best.ids, dtype=object), "distance_km": best.road_km,
+            "moteur": self.name, "acces_hors_reseau": np.zeros(n, bool)})
+        if ranges:
+            exists = bool((places.s_type == stype).any())
+            frame["raison"] = px._ids_where(np.isnan(best.minutes) & exists,
+                                            np.full(n, REASON_ISLAND, dtype=object))
+            low, high = self.bound_settings()
+            frame["minutes_min"] = px._best_trips(geo, ferry, places.c_dens, low).minutes
+            frame["minutes_max"] = px._best_trips(geo, ferry, places.c_dens, high).minutes
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("type_service", "moteur", "raison"):
+        if col in out.columns:
+            out[col] = out[col].astype(object)
+    return out
+
+
+@contextmanager
+def _before_issue_18() -> Iterator[None]:
+    """B with the land masses and proxy frames as before issue 18 (patched, then restored)."""
+    from coverage.routing import landmass
+    from coverage.routing.proxy import ProxyEngine
+
+    saved = landmass._touching_components, ProxyEngine._nearest
+    landmass._touching_components = _previous_touching
+    ProxyEngine._nearest = _previous_nearest  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        landmass._touching_components, ProxyEngine._nearest = saved  # type: ignore[method-assign]
+
+
 @contextmanager
 def _as_is() -> Iterator[None]:
     yield
@@ -133,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     if not communes_file.exists():
         print(f"  proxy benchmark skipped: {communes_file} not found")
         return 0
-    communes = load_communes(communes_file, densite=grid).data
+    with _Clock() as load:
+        communes = load_communes(communes_file, densite=grid).data
+    load_cpu = load.cpu
     sites = synthetic_sites(communes)
     inputs = Inputs(communes=communes, services=sites, waiting=None, roads=None, fictif=False,
                     paths={})
@@ -143,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "A baseline (issue 11 model, no land masses, no ranges)": _baseline,
         "B issue 12 (land masses + trip model + ranges)": _as_is,
         "C issue 12 without the ranges": _without_ranges,
+        B18: _before_issue_18,
     }
     best: dict[str, tuple[float, float]] = {}
     figures: dict[str, pd.DataFrame] = {}
@@ -167,6 +240,15 @@ def main(argv: list[str] | None = None) -> int:
           f"({ratio:.2f}×); load average {os.getloadavg()[0]:.1f} at the end, "
           f"{os.cpu_count()} CPUs")
     b = figures["B issue 12 (land masses + trip model + ranges)"]
+    same = b.equals(figures[B18])
+    b_wall, b_cpu = best["B issue 12 (land masses + trip model + ranges)"]
+    p_wall, p_cpu = best[B18]
+    print(f"  issue 18: B {b_cpu:.2f} s CPU against {p_cpu:.2f} s before (peer, same run): "
+          f"{p_cpu / b_cpu:.2f}× CPU, {p_wall / b_wall:.2f}× wall; tables identical: {same}")
+    print(f"  end to end (load {load_cpu:.2f} s CPU + run B): {load_cpu + b_cpu:.2f} s CPU  "
+          f"[target ≤ {TARGET_CPU_S:g} s CPU]: "
+          f"{'OK' if load_cpu + b_cpu <= TARGET_CPU_S else 'OVER'}; before issue 18 "
+          f"{load_cpu + p_cpu:.2f} s")
     w45 = b[(b.seuil_minutes == 45) & (b.type_service == "aucun_service")].iloc[0]
     print(f"  SYNTHETIC sites, 45 min, no type: {int(w45.population_zone_blanche):,} inhabitants"
           f" in white zone (range {int(w45.population_zone_blanche_min):,}–"

@@ -240,8 +240,8 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
     require_columns(gdf, ["code_insee"], file=file)
 
     codes0 = normalise_codes(gdf["code_insee"])
-    fictional = bool(codes0.notna().all()) and bool(
-        codes0.map(is_fictional_code, na_action="ignore").all())
+    fictional = bool(codes0.notna().all()) and all(
+        is_fictional_code(c) for c in pd.unique(codes0.to_numpy(dtype=object)))
     problems = ProblemList(file)
     harm = harmonise_codes(gdf["code_insee"], file=file, fictional=fictional,
                            problems=problems)

@@ -22,6 +22,14 @@ Shared by the road bands (:mod:`coverage.isochrones.road`) and the proxy bands
   or mountains, and would multiply the vertices.
 - **Contours**: the band ``[a, b)`` is the filled contour of the field between ``a`` and
   ``b`` (``contourpy``); the filled contours of one band are valid and disjoint.
+- **Projection** to EPSG:4326 (:func:`_to_wgs84`): the vertices of a large polygon go
+  through a polynomial fitted on points projected by pyproj over the polygon's box, used
+  only when it agrees with pyproj within 1e-10 degrees (0.01 mm) on check points; else,
+  and for small polygons, every vertex goes through pyproj.
+
+The erosion, the minimum filters and the lifting off the levels are written as whole-array
+passes giving the same values as the ``scipy.ndimage`` calls they replace (issue 18, tested
+against them).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from typing import Any
 import contourpy
 import numpy as np
 import shapely
+from pyproj import Transformer
 from scipy import ndimage
 
 from coverage.geo import transformer
@@ -49,6 +58,14 @@ MAX_CELLS = 40_000_000
 
 #: Field values this close to a band bound are lifted above it before contouring, minutes.
 _LEVEL_EPS_MIN = 1e-6
+
+#: Polynomial projection of the polygons' vertices to EPSG:4326 (:func:`_project_xy`):
+#: total degrees tried, Chebyshev points per axis, largest error accepted (degrees),
+#: fewest vertices worth it.
+_POLY_DEGREES = (5, 7)
+_POLY_NODES = 12
+_POLY_TOL_DEG = 1e-10
+_POLY_MIN_VERTICES = 2_000
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,38 @@ def _disc(radius_cells: float) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(dist <= radius_cells + 1e-9), dist
 
 
+def _running_min(a: np.ndarray, width: int, axis: int) -> np.ndarray:
+    """Return the minimum of every ``width`` consecutive values of ``a`` along ``axis``.
+
+    Windows of 1, 2, 4, … values are built by doubling, then two overlapping ones cover
+    ``width``: ``log2(width) + 1`` passes; the result is ``width − 1`` shorter.
+    """
+    def cut(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+        index: list[slice] = [slice(None)] * x.ndim
+        index[axis] = slice(start, stop)
+        return x[tuple(index)]
+
+    size, m = 1, a
+    while size * 2 <= width:
+        n = m.shape[axis]
+        m = np.minimum(cut(m, 0, n - size), cut(m, size, n))
+        size *= 2
+    n, rest = m.shape[axis], width - size
+    return m if rest == 0 else np.minimum(cut(m, 0, n - rest), cut(m, rest, n))
+
+
+def _square_min(field: np.ndarray, r: int) -> np.ndarray:
+    """Return the minimum over the (2r + 1)² square around every cell, +inf beyond the edge.
+
+    The same values as ``ndimage.minimum_filter(field, size=2r + 1, mode="constant",
+    cval=inf)``, by running minima along each axis (a few whole-array passes).
+    """
+    ny, nx = field.shape
+    padded = np.full((ny + 2 * r, nx + 2 * r), np.inf, dtype=field.dtype)
+    padded[r:r + ny, r:r + nx] = field
+    return _running_min(_running_min(padded, 2 * r + 1, 0), 2 * r + 1, 1)
+
+
 def _fill_small_holes(field: np.ndarray, max_cells: float,
                       access_min_per_cell: float) -> np.ndarray:
     """Fill the small enclosed unreached patches of a field of minutes.
@@ -127,13 +176,39 @@ def _fill_small_holes(field: np.ndarray, max_cells: float,
     # (2r + 1)² minimum filter reaches every cell (a wider pass finishes odd shapes)
     r = max(math.ceil(math.sqrt(max_cells) / 2), 1)
     while todo.size:
-        grown = ndimage.minimum_filter(field, size=2 * r + 1, mode="constant", cval=np.inf)
+        grown = _square_min(field, r)
         values = grown.reshape(-1)[todo] + np.asarray(r * access_min_per_cell,
                                                       dtype=field.dtype)
         ready = np.isfinite(values)
         flat[todo[ready]] = values[ready]
         todo = todo[~ready]
         r *= 2
+    return out
+
+
+def _erode_cone(field: np.ndarray, footprint: np.ndarray, cone: np.ndarray) -> np.ndarray:
+    """Grey erosion of ``field`` by a cone, +inf beyond the edges, as shifted minima.
+
+    The same values as ``ndimage.grey_erosion(field, footprint=footprint,
+    structure=cone, mode="constant", cval=inf)`` for a symmetric ``cone`` ≤ 0, a few
+    times faster for the small discs used here: the footprint cells at one distance are
+    reduced by ``min`` first, then the cone's value is subtracted once (rounding is
+    monotonic, so ``min(a, b) − c`` is ``min(a − c, b − c)`` exactly).
+    """
+    r = footprint.shape[0] // 2
+    ny, nx = field.shape
+    padded = np.full((ny + 2 * r, nx + 2 * r), np.inf, dtype=field.dtype)
+    padded[r:r + ny, r:r + nx] = field
+    out: np.ndarray | None = None
+    for value in np.unique(cone[footprint]):
+        ring: np.ndarray | None = None
+        for dy, dx in zip(*np.nonzero(footprint & (cone == value)), strict=True):
+            view = padded[dy:dy + ny, dx:dx + nx]
+            ring = view.copy() if ring is None else np.minimum(ring, view, out=ring)
+        assert ring is not None  # value comes from the footprint
+        ring -= value
+        out = ring if out is None else np.minimum(out, ring, out=out)
+    assert out is not None  # the footprint holds its centre
     return out
 
 
@@ -162,11 +237,30 @@ def _field_from_samples(
                                              cval=np.inf)
         else:  # grey erosion with a cone: min over the disc of t + distance / speed
             cone = (-dist * grid.cell / access_m_per_min).astype(np.float32)
-            field2d = ndimage.grey_erosion(field2d, footprint=footprint, structure=cone,
-                                           mode="constant", cval=np.inf)
+            field2d = _erode_cone(field2d, footprint, cone)
     access_per_cell = 0.0 if access_m_per_min is None else grid.cell / access_m_per_min
     field2d = _fill_small_holes(field2d, min_hole_m2 / grid.cell**2, access_per_cell)
     return grid, field2d
+
+
+def _lift_levels(z: np.ndarray, field: np.ndarray, levels: Sequence[float]) -> None:
+    """Lift the values of ``z`` within :data:`_LEVEL_EPS_MIN` of a level just above it.
+
+    ``z`` is the float64 copy of ``field`` (unreached cells replaced). For a float32
+    ``field`` the candidates are found on it, within one float32 step beyond the
+    tolerance (a quarter of the memory traffic), then checked exactly on ``z``.
+    """
+    flat = z.reshape(-1)
+    small = type(field) is np.ndarray and field.dtype == np.float32
+    for level in levels:
+        if small:
+            lo = np.nextafter(np.float32(level - _LEVEL_EPS_MIN), np.float32(-np.inf))
+            hi = np.nextafter(np.float32(level + _LEVEL_EPS_MIN), np.float32(np.inf))
+            cand = np.flatnonzero((field >= lo) & (field <= hi))
+            cand = cand[np.abs(flat[cand] - level) <= _LEVEL_EPS_MIN]
+        else:
+            cand = np.flatnonzero(np.abs(flat - level) <= _LEVEL_EPS_MIN)
+        flat[cand] = level + 2 * _LEVEL_EPS_MIN
 
 
 def _contour_bands(
@@ -182,10 +276,7 @@ def _contour_bands(
     z = np.where(np.isfinite(field), field, top + 1.0).astype(np.float64)
     # a value within rounding of a level puts the contour through the grid point itself,
     # where two quads' rings then touch (invalid): lift such values clear of the level
-    for low, high in bands:
-        for level in (low, high):
-            close = np.abs(z - level) <= _LEVEL_EPS_MIN
-            z[close] = level + 2 * _LEVEL_EPS_MIN
+    _lift_levels(z, field, sorted({float(v) for band in bands for v in band}))
     gen = contourpy.contour_generator(
         xc, yc, z, name="serial", fill_type=contourpy.FillType.ChunkCombinedOffsetOffset,
     )
@@ -234,16 +325,77 @@ def _as_valid_multipolygon(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.MultiPolygon(parts)
 
 
+def _poly_basis(u: np.ndarray, v: np.ndarray, degree: int) -> np.ndarray:
+    """Return the monomials ``u**i * v**j`` (i + j ≤ degree) of points, one row each."""
+    return np.column_stack([u**i * v**j for j in range(degree + 1)
+                            for i in range(degree + 1 - j)])
+
+
+def _poly_eval(coef: np.ndarray, u: np.ndarray, v: np.ndarray, degree: int) -> np.ndarray:
+    """Evaluate the fitted polynomials (columns of ``coef``) at points, by Horner's rule.
+
+    ``coef`` rows follow :func:`_poly_basis`; returns one row per output (lon, lat).
+    """
+    rows = {term: k for k, term in enumerate(
+        (i, j) for j in range(degree + 1) for i in range(degree + 1 - j))}
+    c = coef.T[:, :, None]  # (outputs, terms, 1)
+    total: np.ndarray | None = None
+    for j in range(degree, -1, -1):  # Horner in v of the polynomials in u
+        acc = np.repeat(c[:, rows[(degree - j, j)]], u.size, axis=1)
+        for i in range(degree - j - 1, -1, -1):
+            acc *= u
+            acc += c[:, rows[(i, j)]]
+        if total is None:
+            total = acc
+        else:
+            total *= v
+            total += acc
+    assert total is not None  # degree ≥ 0
+    return total
+
+
+def _project_xy(xy: np.ndarray, to_wgs84: Transformer) -> np.ndarray:
+    """Project metric vertices to EPSG:4326 degrees, by a checked polynomial when many.
+
+    A geometry of many vertices spans a box of at most a few hundred kilometres, where
+    the inverse projection is smooth: a polynomial fitted on Chebyshev points projected
+    by pyproj reproduces it to about 1e-12 degrees. It is used only when its largest
+    error on a grid of check points (pyproj again, the box's edges included) is at most
+    :data:`_POLY_TOL_DEG` (1e-10 degrees, 0.01 mm); degree 5 is tried, then 7,
+    otherwise every vertex goes through pyproj.
+    """
+    n = xy.shape[0]
+    if n < _POLY_MIN_VERTICES:
+        lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+    cols = np.ascontiguousarray(xy.T)  # column reductions of an (n, 2) array are slow
+    lo, hi = cols.min(axis=1), cols.max(axis=1)
+    centre, half = (lo + hi) / 2.0, np.maximum((hi - lo) / 2.0, 1.0)
+    nodes = np.cos(np.pi * (np.arange(_POLY_NODES) + 0.5) / _POLY_NODES)
+    check = np.linspace(-1.0, 1.0, _POLY_NODES + 1)
+    fit_u, fit_v = (a.ravel() for a in np.meshgrid(nodes, nodes))
+    chk_u, chk_v = (a.ravel() for a in np.meshgrid(check, check))
+    u, v = np.concatenate([fit_u, chk_u]), np.concatenate([fit_v, chk_v])
+    lon, lat = to_wgs84.transform(centre[0] + half[0] * u, centre[1] + half[1] * v)
+    exact = np.column_stack([lon, lat])
+    k = fit_u.size
+    for degree in _POLY_DEGREES:
+        basis = _poly_basis(u, v, degree)
+        coef = np.linalg.lstsq(basis[:k], exact[:k], rcond=None)[0]
+        error = float(np.abs(basis[k:] @ coef - exact[k:]).max())
+        if np.isfinite(error) and error <= _POLY_TOL_DEG:
+            out = _poly_eval(coef, (cols[0] - centre[0]) / half[0],
+                             (cols[1] - centre[1]) / half[1], degree)
+            return np.ascontiguousarray(out.T)
+    log.debug("polynomial projection off by %.1e degrees: pyproj for %d vertices", error, n)
+    lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
+    return np.column_stack([lon, lat])
+
+
 def _to_wgs84(geoms: list[shapely.Geometry], crs: str) -> list[shapely.Geometry]:
-    """Project metric MultiPolygons to EPSG:4326 MultiPolygons (every vertex via pyproj)."""
+    """Project metric MultiPolygons to EPSG:4326 MultiPolygons (see :func:`_project_xy`)."""
     if not geoms:
         return []
     to_wgs84 = transformer(crs, CRS_INPUT_OUTPUT)
-
-    def project(xy: np.ndarray) -> np.ndarray:
-        lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([lon, lat])
-
-    moved = shapely.transform(np.asarray([_as_multipolygon(g) for g in geoms], dtype=object),
-                              project)
-    return list(moved)
+    return [shapely.transform(_as_multipolygon(g), lambda xy: _project_xy(xy, to_wgs84))
+            for g in geoms]

@@ -117,12 +117,10 @@ def _components(geoms: gpd.GeoSeries, crs: str, gap_m: float, codes: np.ndarray
     native = geoms.to_numpy()
     geographic = geoms.crs is None or geoms.crs.is_geographic
     tree = shapely.STRtree(native)
-    left, right = tree.query(native, predicate="intersects")
     where = {str(c): i for i, c in enumerate(codes)}
     bridges = np.array([(where[a], where[b]) for a, b in ROAD_BRIDGES
                         if a in where and b in where], dtype=np.int64).reshape(-1, 2)
-    labels = _connected(n, np.concatenate([left, bridges[:, 0]]),
-                        np.concatenate([right, bridges[:, 1]]))
+    labels = _touching_components(native, tree, bridges)
     largest = np.bincount(labels).argmax()
     outside = np.flatnonzero(labels != largest)
     if outside.size == 0 or gap_m <= 0:
@@ -137,10 +135,58 @@ def _components(geoms: gpd.GeoSeries, crs: str, gap_m: float, codes: np.ndarray
         keep = shapely.dwithin(metric[near_left], metric[near_right], gap_m)
         near_left, near_right = near_left[keep], near_right[keep]
     # each node joined to one representative node of its first-pass component
-    rep = np.zeros(labels.max() + 1, dtype=np.int64)
-    rep[labels] = np.arange(n)
+    rep = _representative(labels)
     return _connected(n, np.concatenate([rep[labels], near_left]),
                       np.concatenate([np.arange(n), near_right]))
+
+
+#: One vertex in this many (a power of 2) is used to join communes sharing it.
+_VERTEX_SAMPLE = 8
+
+
+def _touching_components(native: np.ndarray, tree: shapely.STRtree, bridges: np.ndarray
+                         ) -> np.ndarray:
+    """Return the components of the geometries joined when they intersect (or are bridged).
+
+    The components of ``tree.query(native, predicate="intersects")`` plus the bridges,
+    found cheaply: geometries sharing a vertex intersect (the point is in both), which
+    joins the communes of a tiling along their common boundaries (a sample of the points,
+    chosen by their coordinates so that it is the same on both sides: one in
+    :data:`_VERTEX_SAMPLE`); the ``intersects`` test then runs only on the pairs of
+    overlapping boxes still in two components.
+    """
+    n = native.shape[0]
+    xy, owner = shapely.get_coordinates(native, return_index=True)
+    # a sample of the points, the same in every geometry (by their bits): a boundary shared
+    # over a few dozen vertices keeps some of them; a pair missed is tested below
+    bits = np.ascontiguousarray(xy).view(np.int64)
+    mixed = bits[:, 0] * np.int64(-7046029254386353131) + bits[:, 1]
+    sample = ((mixed ^ (mixed >> 29)) & (_VERTEX_SAMPLE - 1)) == 0
+    xy, owner = xy[sample], owner[sample]
+    # one code per distinct point (float equality, by hashing each coordinate)
+    cx = pd.factorize(xy[:, 0])[0].astype(np.int64)
+    cy = pd.factorize(xy[:, 1])[0].astype(np.int64)
+    point = pd.factorize(cx * (int(cy.max(initial=0)) + 1) + cy)[0]
+    first = np.full(int(point.max(initial=-1)) + 1, -1, dtype=np.int64)
+    first[point] = owner  # a geometry holding each point (any one will do)
+    labels = _connected(n, np.concatenate([owner, bridges[:, 0]]),
+                        np.concatenate([first[point], bridges[:, 1]]))
+    left, right = tree.query(native)
+    cross = labels[left] != labels[right]
+    if not cross.any():
+        return labels
+    left, right = left[cross], right[cross]
+    hit = shapely.intersects(native[left], native[right])
+    # each node joined to one node of its component, plus the pairs found intersecting
+    return _connected(n, np.concatenate([np.arange(n), left[hit]]),
+                      np.concatenate([_representative(labels)[labels], right[hit]]))
+
+
+def _representative(labels: np.ndarray) -> np.ndarray:
+    """Return, for each component label, one node of that component."""
+    rep = np.zeros(int(labels.max(initial=-1)) + 1, dtype=np.int64)
+    rep[labels] = np.arange(labels.size)
+    return rep
 
 
 def _connected(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -227,7 +273,8 @@ def land_masses(communes: gpd.GeoDataFrame, settings: Settings = Settings()) -> 
     """
     require_columns(communes, ("code_insee", "code_dep", "geometry"), file="communes")
     deps = communes["code_dep"].astype(str).to_numpy(dtype=object)
-    keys = np.array([_territory_key(d) for d in deps], dtype=object)
+    dep_index, dep_codes = pd.factorize(deps, use_na_sentinel=False)  # one key per code
+    keys = np.array([_territory_key(d) for d in dep_codes], dtype=object)[dep_index]
     out = np.empty(len(communes), dtype=object)
     notes = []
     for key in sorted(set(keys)):

@@ -720,27 +720,33 @@ class ProxyEngine:
         places = _places(communes, services, self.settings, self.known)
         ferry = _ferry(self.ferries, places)
         n = places.codes.shape[0]
-        frames = []
+        columns: dict[str, list[np.ndarray]] = {}
+
+        def add(name: str, values: np.ndarray) -> None:
+            columns.setdefault(name, []).append(values)
+
         for stype in service_types:
             geo = _type_geometry(places, ferry, stype)
             best = _best_trips(geo, ferry, places.c_dens, self.settings)
-            frame = pd.DataFrame({
-                "code_insee": places.codes, "type_service": stype, "minutes": best.minutes,
-                "service_id": pd.Series(best.ids, dtype=object), "distance_km": best.road_km,
-                "moteur": self.name, "acces_hors_reseau": np.zeros(n, bool)})
+            add("code_insee", places.codes)
+            add("type_service", np.full(n, stype, dtype=object))
+            add("minutes", best.minutes)
+            add("service_id", np.asarray(best.ids, dtype=object))
+            add("distance_km", best.road_km)
+            add("moteur", np.full(n, self.name, dtype=object))
+            add("acces_hors_reseau", np.zeros(n, bool))
             if ranges:
                 exists = bool((places.s_type == stype).any())
-                frame["raison"] = _ids_where(np.isnan(best.minutes) & exists,
-                                             np.full(n, REASON_ISLAND, dtype=object))
+                add("raison", _ids_where(np.isnan(best.minutes) & exists,
+                                         np.full(n, REASON_ISLAND, dtype=object)))
                 low, high = self.bound_settings()
-                frame["minutes_min"] = _best_trips(geo, ferry, places.c_dens, low).minutes
-                frame["minutes_max"] = _best_trips(geo, ferry, places.c_dens, high).minutes
-            frames.append(frame)
-        out = pd.concat(frames, ignore_index=True)
-        for col in ("type_service", "moteur", "raison"):
-            if col in out.columns:
-                out[col] = out[col].astype(object)
-        return out
+                add("minutes_min", _best_trips(geo, ferry, places.c_dens, low).minutes)
+                add("minutes_max", _best_trips(geo, ferry, places.c_dens, high).minutes)
+        # one frame from whole columns; these stay object (not inferred as strings)
+        kept = ("type_service", "service_id", "moteur", "raison")
+        return pd.DataFrame({
+            name: pd.Series(np.concatenate(parts), dtype=object) if name in kept
+            else np.concatenate(parts) for name, parts in columns.items()})
 
     def matrix(self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
                cutoff_min: float) -> pd.DataFrame:
