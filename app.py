@@ -35,8 +35,12 @@ def pages() -> list[st.Page]:
         st.Page("coverage/app/zones_blanches.py", title="Zones blanches",
                 url_path="zones_blanches"),
         st.Page("coverage/app/nouveau_site.py", title="Nouveau site", url_path="nouveau_site"),
+        st.Page("coverage/app/accessibilite.py", title="Accessibilité",
+                url_path="accessibilite"),
         st.Page("coverage/app/listes_attente.py", title="Listes d'attente",
                 url_path="listes_attente"),
+        st.Page("coverage/app/comparer.py", title="Comparer deux calculs",
+                url_path="comparer"),
         st.Page("coverage/app/exports.py", title="Exports", url_path="exports"),
         st.Page("coverage/app/a_propos.py", title="À propos", url_path="a_propos"),
     ]

@@ -14,13 +14,14 @@ __all__ = ["COLLISION_MESSAGE", "PROJECT", "check_coverage_is_ours", "main"]
 PROJECT = "zones-blanches"
 
 COLLISION_MESSAGE = (
-    "zones-blanches: the Python package imported as 'coverage' is not this project "
+    "zones-blanches : le paquet Python importé sous le nom « coverage » n'est pas ce projet "
     "({found}).\n"
-    "  coverage.py (the test-coverage tool, also imported as 'coverage') is installed in this "
-    "environment and shadows zones-blanches.\n"
-    "  Fix: run zones-blanches in its own virtual environment, or remove the other one:\n"
+    "  coverage.py (l'outil de mesure de couverture des tests, importé lui aussi sous le nom "
+    "« coverage ») est installé dans cet environnement et masque zones-blanches.\n"
+    "  Solution : lancez zones-blanches dans son propre environnement virtuel, ou retirez "
+    "l'autre paquet :\n"
     "      python -m pip uninstall coverage pytest-cov\n"
-    "      python -m pip install -e .   # from the zones-blanches checkout\n"
+    "      python -m pip install -e .   # depuis le dossier de zones-blanches\n"
 )
 
 
@@ -29,11 +30,11 @@ def check_coverage_is_ours() -> str | None:
     try:
         import coverage
     except ImportError as exc:  # pragma: no cover - only in a broken install
-        return COLLISION_MESSAGE.format(found=f"import failed: {exc}")
+        return COLLISION_MESSAGE.format(found=f"échec de l'import : {exc}")
     if getattr(coverage, "__project__", None) != PROJECT:
         where = getattr(coverage, "__file__", "?")
         version = getattr(coverage, "__version__", "?")
-        return COLLISION_MESSAGE.format(found=f"found version {version} at {where}")
+        return COLLISION_MESSAGE.format(found=f"version {version} trouvée dans {where}")
     return None
 
 

@@ -67,19 +67,7 @@ class Problem:
     found: str | None = None
 
     def __str__(self) -> str:
-        """Return the one-line message: file, row, column, what was expected and found."""
-        where = self.file
-        if self.row is not None:
-            where += f", row {self.row}"
-        if self.column is not None:
-            where += f", column '{self.column}'"
-        text = f"{where}: expected {self.expected}"
-        if self.found is not None:
-            text += f", found {self.found!r}"
-        return text
-
-    def french(self) -> str:
-        """Return the same line in French: fichier, ligne, colonne, attendu, trouvé."""
+        """Return the one-line French message: fichier, ligne, colonne, attendu, trouvé."""
         where = self.file
         if self.row is not None:
             where += f", ligne {self.row}"
@@ -90,6 +78,10 @@ class Problem:
             text += f", trouvé « {self.found} »"
         return text
 
+    def french(self) -> str:
+        """Return the one-line French message (the same as ``str(problem)``)."""
+        return str(self)
+
 
 class InputError(CoverageError, ValueError):
     """An input file is malformed. ``problems`` lists every bad row/column found."""
@@ -99,7 +91,7 @@ class InputError(CoverageError, ValueError):
             problems = [problems]
         self.problems: list[Problem] = list(problems)
         if message is None:
-            message = "\n".join(str(p) for p in self.problems) or "invalid input"
+            message = "\n".join(str(p) for p in self.problems) or "entrée invalide"
         super().__init__(message)
 
 

@@ -7,11 +7,14 @@ FICTIONAL wording of the demo cannot drift between outputs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from coverage.settings import NO_SERVICE
 
 __all__ = [
+    "CHANGE_ENTERING",
+    "CHANGE_LEAVING",
+    "CHART_NUMBER_LOCALE",
     "DEMO_CHOICE",
     "DENSITY_LABELS",
     "DISTANCE_COLUMN_TITLES",
@@ -29,17 +32,26 @@ __all__ = [
     "FICTIONAL_TITLE",
     "FICTIONAL_WAITING",
     "OTHER_FICTIONAL_LABEL",
+    "PLACEHOLDER_CHOICE",
+    "PLACEHOLDER_CHOICES",
     "RANGE_NOTE",
     "REASON_ISLAND",
     "REASON_TOO_FAR",
     "REASON_UNREACHABLE",
+    "SERVICE_ADDED",
+    "SERVICE_CHANGED",
+    "SERVICE_REMOVED",
+    "SITING_TITLES",
     "TYPE_LABELS",
     "TYPE_LABELS_PLURAL",
+    "WHOLE_FRANCE_LABEL",
     "density_label",
+    "departements_label",
     "empty_offer_warning",
     "engine_label",
     "fr_decimal",
     "fr_int",
+    "fr_minutes",
     "fr_percent",
     "type_label",
 ]
@@ -103,6 +115,10 @@ FICTIONAL_BANNER = "FICTIF — données de démonstration, pas un territoire ré
 FICTIONAL_COURT = "Cour fictive (territoire de démonstration FICTIF)"
 #: The demo's entry in the app's data-set selector.
 DEMO_CHOICE = "Démo (territoire FICTIF)"
+#: Placeholder of the app's single-choice lists (Streamlit's own is English).
+PLACEHOLDER_CHOICE = "Choisir…"
+#: Placeholder of the app's multiple-choice lists.
+PLACEHOLDER_CHOICES = "Choisir une ou plusieurs valeurs…"
 
 
 def type_label(type_service: str, *, plural: bool = False) -> str:
@@ -195,6 +211,73 @@ def fr_decimal(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}".replace(",", " ").replace(".", ",")
 
 
+#: French number formats of the app's charts (Vega ``config.locale``, d3-format): decimal
+#: comma, narrow space for thousands and before « % » (« 12,5 % »).
+CHART_NUMBER_LOCALE: Mapping[str, object] = {
+    "decimal": ",", "thousands": "\u202f", "grouping": [3], "currency": ["", "\u00a0€"],
+    "percent": "\u202f%", "minus": "−",
+}
+
+
+def fr_minutes(value: float) -> str:
+    """Return a threshold or a duration in whole or half minutes: ``30 min``, ``22,5 min``."""
+    value = float(value)
+    return f"{fr_decimal(value, 0 if value.is_integer() else 1)} min"
+
+
 def fr_percent(share: float, digits: int = 1) -> str:
     """Return a share (0–1) as a French percentage: ``0.125`` → ``12,5 %``."""
     return f"{fr_decimal(100.0 * share, digits)} %"
+
+
+# --- Perimeter of a run's totals (couverture_france, issue 13) ----------------------------
+#: ``perimetre`` of a national total that covers every département of France (metro + DROM).
+WHOLE_FRANCE_LABEL = "France entière ({n} départements)"
+
+
+def departements_label(codes: Sequence[str], *, fictional: bool = False) -> str:
+    """Return « 3 départements : 12, 15, 48 » (« 1 département fictif : ZA »).
+
+    Parameters
+    ----------
+    codes
+        Département codes, in the order to write them.
+    fictional
+        The départements are those of the fictional demo territory.
+    """
+    n = len(codes)
+    noun = "département" if n == 1 else "départements"
+    adjective = (" fictif" if n == 1 else " fictifs") if fictional else ""
+    return f"{n} {noun}{adjective} : {', '.join(codes)}"
+
+
+# --- Run-to-run comparison (zones-blanches comparer, issue 14) ----------------------------
+#: ``changement`` of a commune that is a white zone in the second run and not in the first.
+CHANGE_ENTERING = "entre en zone blanche"
+#: … and of one that was a white zone in the first run and is no longer in the second.
+CHANGE_LEAVING = "sort de la zone blanche"
+#: ``changement`` of a service present in the second run only, the first only, or both
+#: with different details.
+SERVICE_ADDED = "ajouté"
+SERVICE_REMOVED = "retiré"
+SERVICE_CHANGED = "modifié"
+
+
+# --- New sites (zones-blanches sites, issue 14) -------------------------------------------
+#: Column titles of the new-sites tables (maximal covering and p-median); ``{base}`` is the
+#: base of the counts (« dép. 48 »), stated in every population title.
+SITING_TITLES: Mapping[str, str] = {
+    "rang": "Rang",
+    "code_insee": "Code INSEE",
+    "nom": "Candidat",
+    "population_nouvellement_couverte": "Pop. nouvellement couverte ({base})",
+    "communes_nouvellement_couvertes": "Communes nouvellement couvertes ({base})",
+    "population_nouvellement_couverte_hors_departement": "Pop. des voisins (à part)",
+    "population_couverte_cumulee": "Pop. couverte cumulée ({base})",
+    "population_zone_blanche_restante": "Pop. restant en zone blanche ({base})",
+    "population_rattachee": "Pop. rattachée ({base})",
+    "communes_rattachees": "Communes rattachées ({base})",
+    "minutes_moyennes_avant": "Minutes moyennes avant ({base})",
+    "minutes_moyennes_apres": "Minutes moyennes après ({base})",
+    "population_rattachee_hors_departement": "Pop. des voisins rattachée (à part)",
+}

@@ -13,15 +13,21 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 __all__ = [
+    "ACCESSIBILITE_COMMUNES",
+    "ACCESSIBILITE_DEPARTEMENT",
+    "ACCESSIBILITE_EPCI",
+    "ACCESSIBILITE_SERVICES",
     "ACCES_COMMUNES",
     "CODE_DEP",
     "CODE_INSEE",
     "COMMUNES",
+    "COMPARAISON_CONTRACTS",
     "CONFLITS_LISTES_ATTENTE",
     "COUVERTURE_COURS_APPEL",
     "COUVERTURE_DENSITE",
     "COUVERTURE_DEPARTEMENTS",
     "COUVERTURE_EPCI",
+    "COUVERTURE_EPCI_DEPARTEMENT",
     "COUVERTURE_FRANCE",
     "COUVERTURE_REGIONS",
     "DENSITE",
@@ -49,7 +55,7 @@ __all__ = [
 ]
 
 
-OUTPUT_CONTRACT_VERSION = "1.1"
+OUTPUT_CONTRACT_VERSION = "1.2"
 
 FieldType = Literal["string", "integer", "number", "boolean", "date", "year", "geometry"]
 
@@ -271,24 +277,75 @@ def _coverage_fields(key: Sequence[Field]) -> tuple[Field, ...]:
     )
 
 
+#: Whether the run holds every département of a unit (région, EPCI, cour d'appel, France),
+#: from the national commune table (COG 2026) and the cours d'appel table.
+_PARTIAL_FIELDS = (
+    _f("couverture_partielle", "boolean", "Couverture partielle",
+       "Vrai quand des départements de l'unité (table nationale des communes COG 2026) sont "
+       "absents du calcul : les chiffres ne portent alors que sur ses communes du calcul. "
+       "Faux aussi pour une unité inconnue de la table nationale (territoire fictif, code "
+       "d'un autre millésime)."),
+    _f("departements_manquants", "string", "Départements manquants",
+       "Codes des départements de l'unité absents du calcul, séparés par « , » ; vide "
+       "quand la couverture est complète.", required=False),
+)
+
+
 COUVERTURE_DEPARTEMENTS = Contract(
     "couverture_departements", "Couverture par département",
     _coverage_fields([CODE_DEP]), ("code_dep", "type_service", "seuil_minutes"),
 )
 COUVERTURE_REGIONS = Contract(
     "couverture_regions", "Couverture par région",
-    _coverage_fields([_f("code_reg", "string", "Code région")]),
+    (*_coverage_fields([_f("code_reg", "string", "Code région")]), *_PARTIAL_FIELDS),
     ("code_reg", "type_service", "seuil_minutes"),
 )
 COUVERTURE_EPCI = Contract(
     "couverture_epci", "Couverture par EPCI",
-    _coverage_fields([_f("code_epci", "string", "SIREN de l'EPCI"),
-                      _f("nom_epci", "string", "Nom de l'EPCI", required=False)]),
+    (*_coverage_fields([_f("code_epci", "string", "SIREN de l'EPCI"),
+                        _f("nom_epci", "string", "Nom de l'EPCI", required=False)]),
+     *_PARTIAL_FIELDS),
     ("code_epci", "type_service", "seuil_minutes"),
+)
+
+
+def _departement_part(fields: Sequence[Field]) -> tuple[Field, ...]:
+    """Return coverage fields retitled « … (communes du département) »."""
+    return tuple(Field(f.name, f.type, f.required, f.unit, f"{f.title} (communes du "
+                       f"département)", f.description)
+                 if f.unit and f.name != "seuil_minutes" else f for f in fields)
+
+
+#: An EPCI line of a département's export (and of the app): the département's communes of
+#: the EPCI, with the whole EPCI (its communes of the run) beside them in ``*_epci`` columns.
+COUVERTURE_EPCI_DEPARTEMENT = Contract(
+    "couverture_epci_departement",
+    "Couverture par EPCI — communes du département de chaque EPCI",
+    (CODE_DEP,
+     *_departement_part(_coverage_fields([_f("code_epci", "string", "SIREN de l'EPCI"),
+                                          _f("nom_epci", "string", "Nom de l'EPCI",
+                                             required=False)])),
+     _f("population_epci", "integer", "Population de l'EPCI entier (communes du calcul)",
+        "Population de toutes les communes de l'EPCI présentes dans le calcul, y compris "
+        "hors du département.", unit="habitants", required=False),
+     _f("population_zone_blanche_epci", "integer",
+        "Population en zone blanche de l'EPCI entier (communes du calcul)",
+        "Au même seuil, sur toutes les communes de l'EPCI présentes dans le calcul.",
+        unit="habitants", required=False),
+     _f("taux_couverture_epci", "number", "Taux de couverture de l'EPCI entier (communes du "
+        "calcul)", "population_couverte / population sur toutes les communes de l'EPCI "
+        "présentes dans le calcul.", unit="ratio 0-1", required=False),
+     _f("couverture_partielle", "boolean", "Ligne partielle (EPCI hors du département)",
+        "Vrai quand l'EPCI a des communes dans d'autres départements (table nationale des "
+        "communes COG 2026) : la ligne ne porte que sur ses communes du département."),
+     _f("departements_manquants", "string", "Autres départements de l'EPCI",
+        "Codes des autres départements de l'EPCI, absents de la ligne, séparés par « , ».",
+        required=False)),
+    ("code_dep", "code_epci", "type_service", "seuil_minutes"),
 )
 COUVERTURE_COURS_APPEL = Contract(
     "couverture_cours_appel", "Couverture par ressort de cour d'appel",
-    _coverage_fields([_f("cour_appel", "string", "Cour d'appel")]),
+    (*_coverage_fields([_f("cour_appel", "string", "Cour d'appel")]), *_PARTIAL_FIELDS),
     ("cour_appel", "type_service", "seuil_minutes"),
 )
 COUVERTURE_DENSITE = Contract(
@@ -297,9 +354,15 @@ COUVERTURE_DENSITE = Contract(
 )
 COUVERTURE_FRANCE = Contract(
     "couverture_france", "Couverture, total de l'ensemble des communes du calcul",
-    _coverage_fields([_f("territoire", "string", "Territoire",
-                         "FR : total des communes réelles du calcul (la France entière pour "
-                         "un calcul national) ; FICTIF : territoire de démonstration fictif.")]),
+    (*_coverage_fields([_f("territoire", "string", "Territoire",
+                           "FR : France entière (tous les départements de métropole et des "
+                           "DROM dans le calcul) ; FR-PARTIEL : communes réelles d'une partie "
+                           "des départements seulement (voir perimetre) ; FICTIF : territoire "
+                           "de démonstration fictif.")]),
+     _f("perimetre", "string", "Périmètre du calcul",
+        "Départements réellement couverts, ex. « 3 départements : 12, 15, 48 » ou « France "
+        "entière (101 départements) »."),
+     *_PARTIAL_FIELDS),
     ("territoire", "type_service", "seuil_minutes"),
 )
 
@@ -472,6 +535,138 @@ SOURCES_LISTES_ATTENTE = Contract(
 )
 
 #: Every output contract, by name: a static table (nothing is registered at import).
+# --- Accessibility index (zones-blanches accessibilite, issue 14) ------------------------
+_ACC_UNIT = "ETP ou places pour 100 000 habitants"
+_ACC_HEAD = (
+    TYPE_SERVICE,
+    _f("methode", "string", "Méthode",
+       "2sfca (poids 1 jusqu'au seuil) ou e2sfca (poids décroissants par bande de temps, "
+       "docs/accessibilite.md)."),
+    _f("seuil_minutes", "number", "Aire de chalandise",
+       "Temps d'accès jusqu'auquel un service est à portée.", unit="min"),
+)
+_ACC_TAIL = (MOTEUR, _f("fictif", "boolean", "Données fictives",
+                        "Vrai pour le territoire de démonstration FICTIF."))
+_ACC_LEVEL = (
+    *_ACC_HEAD,
+    _f("communes", "integer", "Communes"),
+    _f("population", "number", "Population (demande)",
+       "Somme de la colonne de demande des communes.", unit="habitants"),
+    _f("communes_sans_service", "integer", "Communes sans service à portée",
+       "Communes sans aucun service à portée (indice 0)."),
+    _f("population_sans_service", "number", "Population sans service à portée",
+       unit="habitants"),
+    _f("indice_moyen_pour_100k", "number", "Indice moyen",
+       "Moyenne de l'indice des communes pondérée par leur population ; vide quand la "
+       "population est nulle.", unit=_ACC_UNIT),
+    *_ACC_TAIL,
+)
+ACCESSIBILITE_COMMUNES = Contract(
+    "accessibilite_communes", "Indice d'accessibilité par commune",
+    (CODE_INSEE, NOM, CODE_DEP,
+     _f("code_epci", "string", "SIREN de l'EPCI", required=False),
+     _f("nom_epci", "string", "EPCI", required=False),
+     _f("population", "number", "Population (demande)",
+        "Colonne de demande choisie (population par défaut).", unit="habitants"),
+     *_ACC_HEAD,
+     _f("services_accessibles", "integer", "Services à portée",
+        "Services à portée de la commune (temps ≤ seuil)."),
+     _f("capacite_accessible", "number", "Capacité à portée",
+        "Somme des capacités des services à portée, sans pondération.",
+        unit="ETP ou places"),
+     _f("indice_pour_100k", "number", "Indice d'accessibilité",
+        "Capacité à portée partagée entre les habitants qui l'atteignent (2SFCA/E2SFCA) ; 0 "
+        "sans service à portée.", unit=_ACC_UNIT),
+     *_ACC_TAIL),
+    primary_key=("code_insee", "type_service"),
+)
+ACCESSIBILITE_DEPARTEMENT = Contract(
+    "accessibilite_departement", "Indice d'accessibilité du département",
+    (CODE_DEP, *_ACC_LEVEL), primary_key=("code_dep", "type_service"),
+)
+ACCESSIBILITE_EPCI = Contract(
+    "accessibilite_epci", "Indice d'accessibilité par EPCI (communes du département)",
+    (_f("code_epci", "string", "SIREN de l'EPCI", required=False),
+     _f("nom_epci", "string", "EPCI", required=False), *_ACC_LEVEL),
+)
+ACCESSIBILITE_SERVICES = Contract(
+    "accessibilite_services", "Services pris en compte par l'indice d'accessibilité",
+    (_f("service_id", "string", "Identifiant du service"), NOM,
+     _f("code_insee", "string", "Commune du service", required=False),
+     _f("capacite", "number", "Capacité",
+        "Colonne capacite des services ; 1 quand elle manque.", unit="ETP ou places"),
+     _f("demande_ponderee", "number", "Population à portée (pondérée)",
+        "Population des communes à portée du service, pondérée par bande (E2SFCA).",
+        unit="habitants"),
+     _f("ratio_pour_100k", "number", "Rapport capacité / population",
+        "Capacité du service divisée par la population à sa portée ; 0 quand elle est "
+        "nulle.", unit=_ACC_UNIT),
+     TYPE_SERVICE),
+    primary_key=("service_id",),
+)
+
+
+
+# --- Comparison of two runs (``zones-blanches comparer``) --------------------------------
+def _side(f: Field, side: str) -> Field:
+    """Return a coverage field of run A or B: ``<name>_<side>``, titled « … (A) »."""
+    return Field(f"{f.name}_{side}", f.type, False, f.unit, f"{f.title} ({side.upper()})",
+                 f.description)
+
+
+_COMPARED = ("population", "population_couverte", "taux_couverture", "communes_zone_blanche",
+             "population_zone_blanche")
+_CMP_LEVEL_TAIL = (
+    *(_side(COUVERTURE_DEPARTEMENTS.field(n), s) for s in ("a", "b") for n in _COMPARED),
+    _f("variation_taux_points", "number", "Variation du taux de couverture",
+       "Taux de B moins taux de A.", unit="points de pourcentage", required=False),
+    _f("variation_population_zone_blanche", "number",
+       "Variation de la population en zone blanche", "Population en zone blanche de B "
+       "moins celle de A.", unit="habitants", required=False),
+)
+
+
+def _cmp_level(name: str, title: str, key: Sequence[Field]) -> Contract:
+    return Contract(name, title, (*key, TYPE_SERVICE, SEUIL, *_CMP_LEVEL_TAIL),
+                    (*(f.name for f in key), "type_service", "seuil_minutes"))
+
+
+#: Tables of ``zones-blanches comparer`` by file stem (A the older run, B the newer).
+COMPARAISON_CONTRACTS: Mapping[str, Contract] = MappingProxyType({c.name: c for c in (
+    Contract("comparaison_communes", "Communes qui entrent en zone blanche ou en sortent", (
+        CODE_INSEE, NOM, CODE_DEP,
+        _f("population", "integer", "Population", "Population municipale du calcul B.",
+           unit="habitants"),
+        TYPE_SERVICE, SEUIL,
+        _f("changement", "string", "Changement",
+           "« entre en zone blanche » (zone blanche dans B, pas dans A) ou « sort de la "
+           "zone blanche »."),
+        _f("minutes_a", "number", "Temps d'accès (A)",
+           "Vide : aucun service accessible dans A.", unit="min", required=False),
+        _f("minutes_b", "number", "Temps d'accès (B)",
+           "Vide : aucun service accessible dans B.", unit="min", required=False)),
+        ("code_insee", "type_service", "seuil_minutes")),
+    _cmp_level("comparaison_departements", "Couverture par département, A et B", [CODE_DEP]),
+    _cmp_level("comparaison_epci", "Couverture par EPCI, A et B",
+               [_f("code_epci", "string", "SIREN de l'EPCI"),
+                _f("nom_epci", "string", "Nom de l'EPCI", required=False)]),
+    _cmp_level("comparaison_cours_appel", "Couverture par cour d'appel, A et B",
+               [_f("cour_appel", "string", "Cour d'appel")]),
+    Contract("comparaison_services", "Services ajoutés, retirés ou modifiés", (
+        _f("service_id", "string", "Identifiant du service"),
+        _f("changement", "string", "Changement", "ajouté, retiré ou modifié."),
+        TYPE_SERVICE, _f("nom", "string", "Nom", required=False),
+        _f("code_insee", "string", "Commune du service", required=False),
+        _f("code_dep", "string", "Code département", required=False),
+        _f("capacite_a", "number", "Capacité (A)", unit="ETP ou places", required=False),
+        _f("capacite_b", "number", "Capacité (B)", unit="ETP ou places", required=False),
+        _f("detail", "string", "Ce qui a changé",
+           "Pour un service modifié : type, nom, commune, emplacement, capacité.",
+           required=False)),
+        ("service_id",)),
+)})
+
+
 OUTPUT_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
     c.name: c
     for c in (

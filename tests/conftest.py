@@ -18,10 +18,25 @@ SHARED_DATA = Path(os.environ.get("ZB_SHARED_DATA", REPO_ROOT.parent / "shared" 
 #: fixture builds a run: marked ``slow`` here so that ``pytest -m "not slow"`` is a loop of
 #: under 2 minutes (``make test`` runs everything). Browser tests are always slow.
 SLOW_MODULES = frozenset({
-    "test_app.py", "test_browser.py", "test_dask.py", "test_network_shared.py",
+    "test_app.py", "test_app_carte.py", "test_browser.py", "test_dask.py", "test_network_shared.py",
     "test_notebook.py", "test_run_folder.py", "test_outputs_safety.py",
 })
 SLOW_TESTS = frozenset({
+    "test_french_ui.py::test_cli_outputs_on_the_demo_are_french",
+    "test_french_ui.py::test_run_log_lines_are_french",
+    "test_french_ui.py::test_bad_inputs_give_french_lines",
+    "test_french_ui.py::test_export_and_sites_find_the_demo_run_from_any_directory",
+    "test_french_ui.py::test_every_app_page_is_french",
+    "test_french_ui.py::test_refused_services_file_is_french",
+    "test_incremental.py::test_incremental_rerun_is_byte_identical_to_a_full_run",
+    "test_incremental.py::test_second_incremental_change_and_an_undo",
+    "test_incremental.py::test_national_incremental_rerun_equals_full",
+    "test_scenarios.py::test_page_scenarios_add_remove_move_side_by_side",
+    "test_siting_exact.py::test_mclp_equals_spopt_on_the_same_matrix",
+    "test_siting_exact.py::test_cli_lozere_filters_and_base",
+    "test_siting.py::test_k1_equals_brute_force_on_demo",
+    "test_siting.py::test_page_nouveau_site",
+    "test_siting.py::test_cli_sites",
     "test_isochrones.py::test_write_isochrones_layers_display_and_geojson",
     "test_isochrones.py::test_demo_service_bands_are_true_to_each_services_minutes",
     "test_whitezones.py::test_aggregates_random_frames_brute_force",
@@ -39,6 +54,21 @@ SLOW_TESTS = frozenset({
     "test_cli_export.py::test_export_all_formats_default_folder",
     "test_cli_export.py::test_console_script_prints_no_traceback",
     "test_rapport.py::test_app_exports_page_builds_the_report",
+    "test_accessibility.py::test_run_index_equals_pysal_on_the_engines_matrix",
+    "test_accessibility.py::test_cli_on_the_demo_run",
+    "test_accessibility.py::test_app_page_map_and_tables",
+    "test_accessibility.py::test_matrice_run_is_timed_by_its_table",
+    "test_compare.py::test_lists_exactly_the_communes_that_changed",
+    "test_compare.py::test_cli_writes_tables_workbook_map",
+    "test_compare.py::test_same_run_no_change_and_spreadsheet_safe",
+    "test_compare.py::test_shared_scope_and_warnings",
+    "test_compare.py::test_app_page_compares_with_the_open_run",
+    "test_compare.py::test_services_changed_removed_and_types_apart",
+    "test_exports_honest.py::test_stale_export_is_detected_removed_and_redone",
+    "test_exports_honest.py::test_default_formats_are_those_of_the_readme",
+    "test_exports_honest.py::test_massif_central_partial_flags_and_millau_everywhere",
+    "test_exports_honest.py::test_app_epci_table_equals_the_exports_demo",
+    "test_exports_honest.py::test_app_exports_page_builds_each_file_on_demand",
 })
 
 

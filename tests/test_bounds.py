@@ -153,11 +153,10 @@ def test_default_settings_are_in_range_and_library_settings_checked(tmp_path: Pa
 @pytest.mark.parametrize("workers", ["0", "-1", "deux"])
 def test_cli_workers_below_one_is_refused(tmp_path: Path, workers: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["run", "--workers", workers, "--out", str(tmp_path / "o")])
-    assert exit_.value.code == EXIT_ERROR
+    assert main(["run", "--workers", workers, "--out", str(tmp_path / "o")]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "--workers" in err and "≥ 1" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and " : erreur : " in err
     assert not (tmp_path / "o").exists()
 
 

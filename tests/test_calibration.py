@@ -158,7 +158,7 @@ def test_cli_calibrer_needs_times(tmp_path: Path, capsys: pytest.CaptureFixture[
     _grid_points(10).to_csv(points_file, index=False)
     assert main(["calibrer", "--communes", str(points_file), "--out",
                  str(tmp_path / "x.json")]) == 2
-    assert "--roads FILE or --temps FILE" in capsys.readouterr().err
+    assert "--roads FICHIER ou --temps FICHIER" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 

@@ -41,7 +41,7 @@ def test_export_all_formats_default_folder(demo_run: Path,
     folder = demo_run / "exports" / "ZA"
     listed = [Path(line.strip()) for line in out.splitlines() if line.startswith("  ")]
     assert listed and all(p.exists() and p.is_relative_to(folder) for p in listed)
-    assert "TERRITOIRE FICTIF" in out and "engine proxy" in out
+    assert "TERRITOIRE FICTIF" in out and "moteur proxy" in out
     assert {p.suffix for p in listed} == {".csv", ".json", ".parquet", ".xlsx", ".gpkg",
                                          ".png", ".txt"}
 
@@ -74,10 +74,10 @@ def test_public_and_internal_waiting_lists(demo_run: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _export(capsys, "--dept", "ZB", "--run", str(demo_run), "--formats", "csv",
                            "--out", str(tmp_path / "pub"))
-    assert code == 0 and "public export" in out
+    assert code == 0 and "export public" in out
     code, out, _ = _export(capsys, "--dept", "ZB", "--run", str(demo_run), "--formats", "csv",
                            "--out", str(tmp_path / "int"), "--internal")
-    assert code == 0 and "INTERNAL" in out
+    assert code == 0 and "export INTERNE" in out
     pub = pd.read_csv(tmp_path / "pub/tables" / f"{WAITING_TABLE}.csv", dtype=str,
                       keep_default_na=False)
     internal = pd.read_csv(tmp_path / "int/tables" / f"{WAITING_TABLE}.csv", dtype=str,
@@ -97,7 +97,8 @@ def test_bad_departement_exits_non_zero_and_writes_nothing(
     code, out, err = _export(capsys, "--dept", "99", "--run", str(demo_run), "--out",
                              str(out_dir))
     assert code == EXIT_ERROR
-    assert "'99'" in err and "ZA, ZB" in err
+    assert len(err.strip().splitlines()) == 1 and "« 99 » absent du calcul" in err
+    assert "ZA Hautes-Brumes (fictif), ZB Val-d'Ombrelle (fictif)" in err
     assert "Traceback" not in err + out
     assert not out_dir.exists()
     assert not list(tmp_path.glob(".export-*"))
@@ -108,7 +109,8 @@ def test_bad_format_and_missing_run(demo_run: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     code, _, err = _export(capsys, "--dept", "ZA", "--run", str(demo_run), "--formats",
                            "csv,pdf", "--out", str(tmp_path / "x"))
-    assert code == EXIT_ERROR and "unknown export format 'pdf'" in err
+    assert code == EXIT_ERROR and "format d'export inconnu « pdf »" in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
     code, _, err = _export(capsys, "--dept", "ZA", "--run", str(tmp_path / "nowhere"))
     assert code == EXIT_ERROR and "lancez d'abord `zones-blanches run`" in err
@@ -126,7 +128,7 @@ def test_console_script_prints_no_traceback(demo_run: Path, tmp_path: Path) -> N
                            "--out", str(tmp_path / "exp")],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == EXIT_ERROR
-    assert "ZA, ZB" in proc.stderr and "Traceback" not in proc.stderr
+    assert "ZA Hautes-Brumes (fictif), ZB" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "exp").exists()
 
 

@@ -34,16 +34,16 @@ def test_validate_demo_exits_0(tmp_path: Path) -> None:
     [
         ("service_id,type_service,nom,organisme,code_insee,source,date_source\n"
          "A,mediation_familiale,N,O,15014,s,d\nA,espace_rencontre,N,O,15187,s,d\n",
-         "row 2, column 'service_id'"),
+         "ligne 2, colonne « service_id »"),
         ("service_id,type_service,nom,organisme,code_insee,source,date_source\n"
          "A,mediation_familiale,N,O,99999,s,d\n",
-         "row 1, column 'code_insee'"),
+         "ligne 1, colonne « code_insee »"),
         ("service_id;type_service;nom;organisme;code_insee;lon;lat;source;date_source\n"
          "A;mediation_familiale;N;O;15014;-73,98;40,75;s;d\n",
-         "row 1, column 'lon'"),
+         "ligne 1, colonne « lon »"),
         ("service_id,type_service,nom,organisme,code_insee,source,date_source\n"
          "A,garderie,N,O,15014,s,d\n",
-         "row 1, column 'type_service'"),
+         "ligne 1, colonne « type_service »"),
     ],
     ids=["duplicate id", "unknown code", "outside France", "unknown type"],
 )

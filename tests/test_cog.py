@@ -82,7 +82,7 @@ def test_unknown_codes_name_the_row(code: str | None, expected: str) -> None:
 def test_fictional_codes_only_in_a_fictional_data_set() -> None:
     h = harmonise_codes(pd.Series(["ZA001", "zb002"]), file="f", fictional=True)
     assert h.codes.tolist() == ["ZA001", "ZB002"]
-    with pytest.raises(UnknownCodeError, match="row 2"):
+    with pytest.raises(UnknownCodeError, match="ligne 2"):
         harmonise_codes(pd.Series(["ZA001", "15014"]), file="f", fictional=True)
 
 

@@ -229,7 +229,7 @@ def test_cli_run_with_temps_and_settings_file(road_run, tmp_path: Path,
     assert main(["run", "--temps", str(table), "--out", str(out), "--no-isochrones",
                  "--settings", str(settings), "--workers", "1"]) == 0
     text = capsys.readouterr().out
-    assert "Engine: matrice (imported times temps.csv, SHA-256" in text
+    assert "Moteur : matrice (temps importés temps.csv, SHA-256" in text
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["engine"]["name"] == "matrice"
     assert manifest["thresholds_min"] == [15.0, 30.0]
@@ -242,6 +242,8 @@ def test_engine_of_a_matrice_run(road_run, tmp_path: Path) -> None:
     run = RunOutputs.load(res.out_dir)
     rebuilt = engine_of_run(run, dept="ZA")
     assert rebuilt.engine.name == "matrice"
+    assert run.manifest["engine"]["parameters"]["destinations"] == "services"
+    assert rebuilt.engine.destinations == "services"  # type: ignore[attr-defined]
     table.write_text("origine,destination,minutes\n", encoding="utf-8")  # changed file
     with pytest.raises(CoverageError, match=r"temps\.csv"):
         engine_of_run(run, dept="ZA")
@@ -271,3 +273,35 @@ def test_problem_line_in_french() -> None:
     line = Problem("t.csv", 3, "minutes", "un nombre ≥ 0", "-2").french()
     assert line == "t.csv, ligne 3, colonne « minutes » : attendu un nombre ≥ 0, trouvé « -2 »"
     assert Problem("t.csv", None, None, "un fichier").french() == "t.csv : attendu un fichier"
+
+
+def test_a_subset_of_services_finds_the_same_pairs(tmp_path: Path) -> None:
+    """The table's destinations are read from the table, not from the services passed."""
+    communes, services = _tiny()
+    by_service = tmp_path / "services.csv"
+    pd.DataFrame({"origine": ["01001", "01002", "01003", "01002"],
+                  "destination": ["S1", "S2", "S3", "S3"],
+                  "minutes": [5, 8, 0, 11]}).to_csv(by_service, index=False)
+    by_commune = tmp_path / "communes.csv"
+    pd.DataFrame({"origine": ["01002", "01002", "01001"],
+                  "destination": ["01001", "01003", "01003"],
+                  "minutes": [10, 15, 20]}).to_csv(by_commune, index=False)
+    one = services[services["service_id"] == "S3"]  # one of three: a third of the ids
+    for path, kind, want in ((by_service, "services", {("S3", "01003"), ("S3", "01002")}),
+                             (by_commune, "communes",
+                              {("S3", "01003"), ("S3", "01002"), ("S3", "01001")})):
+        engine = ImportedEngine.from_file(path)
+        assert engine.destinations == kind
+        mat = engine.matrix(communes, one, cutoff_min=60.0)
+        assert set(zip(mat["service_id"], mat["code_insee"], strict=True)) == want
+        full = engine.matrix(communes, services, cutoff_min=60.0)
+        assert set(zip(full["service_id"], full["code_insee"], strict=True)) >= want
+        near = engine.nearest(communes, one, service_types=("espace_rencontre",))
+        assert near.set_index("code_insee")["minutes"]["01002"] == pytest.approx(
+            11.0 if kind == "services" else 15.0)
+        assert engine.check(communes, services).destinations == kind
+    # what a run recorded wins over the table's own reading; a bad kind is refused
+    assert ImportedEngine.from_file(by_service, destinations="communes").destinations == \
+        "communes"
+    with pytest.raises(CoverageError, match="destinations"):
+        ImportedEngine.from_file(by_service, destinations="lieux")

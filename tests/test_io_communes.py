@@ -244,14 +244,14 @@ def test_invalid_communes(tmp_path: Path, label: str, change: dict[str, object],
     problems = exc.value.problems  # type: ignore[attr-defined]
     assert any(p.row == row and p.column == column for p in problems), problems
     assert all(p.file == str(f) for p in problems)
-    assert f"row {row}, column '{column}'" in str(exc.value)
+    assert f"ligne {row}, colonne « {column} »" in str(exc.value)
 
 
 def test_non_polygon_geometry_is_an_error(tmp_path: Path) -> None:
     gdf = _base()
     gdf.loc[2, "geometry"] = LineString([(3.0, 45.0), (3.1, 45.1)])
     f = _write(tmp_path, gdf)
-    with pytest.raises(InputError, match=r"row 3, column 'geometry': expected a Polygon"):
+    with pytest.raises(InputError, match=r"ligne 3, colonne « geometry » : attendu a Polygon"):
         load_communes(f)
 
 
@@ -285,7 +285,7 @@ def test_code_problems_are_collected_with_the_others(tmp_path: Path) -> None:
 
 def test_fictif_flag_contradiction(tmp_path: Path) -> None:
     f = _write(tmp_path, _base(fictif=[False, True, False]))
-    with pytest.raises(InputError, match="row 2, column 'fictif'"):
+    with pytest.raises(InputError, match="ligne 2, colonne « fictif »"):
         load_communes(f)
 
 

@@ -78,7 +78,7 @@ def test_validate_collects_errors_without_raising(tests_data: Path, tmp_path: Pa
     report = validate_inputs(communes=tests_data / "io_communes.geojson", services=bad)
     assert not report.ok
     text = report.text()
-    assert "row 2, column 'code_insee'" in text
+    assert "ligne 2, colonne « code_insee »" in text
     assert "INVALID" in text
     assert report.sections[0].ok  # the communes are fine
 

@@ -217,7 +217,7 @@ def test_territory_of_the_data_set(tmp_path: Path) -> None:
     ok = _csv(tmp_path, "R1,mediation_familiale,M,A,,97411,55.45,-20.9,,s,d")
     assert load_services(ok, communes=communes).data["lon"].item() == pytest.approx(55.45)
     bad = _csv(tmp_path, "R1,mediation_familiale,M,A,,97411,45.2,-12.8,,s,d", name="b.csv")
-    with pytest.raises(OutOfTerritoryError, match="row 1, column 'lon'"):
+    with pytest.raises(OutOfTerritoryError, match="ligne 1, colonne « lon »"):
         load_services(bad, communes=communes)
 
 

@@ -400,7 +400,7 @@ def test_bad_density_is_an_input_error(demo) -> None:  # type: ignore[no-untyped
     bad = communes.copy()
     bad["densite"] = bad["densite"].astype(object)
     bad.loc[bad.index[4], "densite"] = 9
-    with pytest.raises(InputError, match="row 5, column 'densite'"):
+    with pytest.raises(InputError, match="ligne 5, colonne « densite »"):
         iso.isochrones_types(ProxyEngine(), bad, services)
 
 

@@ -129,10 +129,10 @@ def test_read_ferry_links(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         read_ferry_links(bad)
     text = str(err.value)
-    assert "bad.csv, row 1, column 'minutes'" in text
-    assert "bad.csv, row 2, column 'port_1'" in text
-    assert "bad.csv, row 3, column 'port_2'" in text
-    assert "bad.csv, row 4, column 'port_1/port_2'" in text  # the pair given twice
+    assert "bad.csv, ligne 1, colonne « minutes »" in text
+    assert "bad.csv, ligne 2, colonne « port_1 »" in text
+    assert "bad.csv, ligne 3, colonne « port_2 »" in text
+    assert "bad.csv, ligne 4, colonne « port_1/port_2 »" in text  # the pair given twice
     nocol = tmp_path / "nocol.csv"
     nocol.write_text("a,b\n1,2\n", encoding="utf-8")
     with pytest.raises(MissingColumnError, match="port_1"):
@@ -141,7 +141,7 @@ def test_read_ferry_links(tmp_path: Path) -> None:
 
 def test_unknown_port_names_the_file_and_row() -> None:
     communes, _ = _island_case()
-    with pytest.raises(InputError, match=r"liaisons.csv, row 1, column 'port_2'"):
+    with pytest.raises(InputError, match=r"liaisons.csv, ligne 1, colonne « port_2 »"):
         ferry_network([FerryLink("29001", "99999", 10.0)], communes, land_masses(communes),
                       file="liaisons.csv")
 

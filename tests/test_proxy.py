@@ -193,7 +193,7 @@ def test_bad_settings_are_refused() -> None:
 def test_bad_density_and_missing_columns() -> None:
     communes, services = _case()
     communes.loc[1, "densite"] = 9
-    with pytest.raises(InputError, match=r"communes, row 2, column 'densite'"):
+    with pytest.raises(InputError, match=r"communes, ligne 2, colonne « densite »"):
         ProxyEngine().nearest(communes, services, service_types=("mediation_familiale",))
     with pytest.raises(MissingColumnError, match="densite"):
         ProxyEngine().nearest(communes.drop(columns="densite"), services,

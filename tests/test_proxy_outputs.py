@@ -94,7 +94,7 @@ def test_cli_bad_links_file_is_one_clear_line_and_nothing_written(
                  "--liaisons", str(links), "--out", str(out)])
     err = capsys.readouterr().err
     assert code != 0
-    assert "liaisons.csv, row 1, column 'minutes'" in err and "Traceback" not in err
+    assert "liaisons.csv, ligne 1, colonne « minutes »" in err and "Traceback" not in err
     assert not (out / "manifest.json").exists()
 
 

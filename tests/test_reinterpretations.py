@@ -72,7 +72,7 @@ def test_a_7_level_grid_is_declared_by_name_or_option(tmp_path: Path) -> None:
                    "c7.geojson")
     assert load_communes(named).data["densite7"].tolist() == [2, 5, 7]
     # declared 4 levels: a 7-level column name does not override the option
-    with pytest.raises(InputError, match="row 2, column 'densite'"):
+    with pytest.raises(InputError, match="ligne 2, colonne « densite »"):
         load_communes(named, density_levels=4)
     with pytest.raises(CoverageError, match="4 ou 7"):
         load_communes(f, density_levels=5)
@@ -150,7 +150,7 @@ def test_swapped_lat_lon_geojson_is_refused(tests_data: Path) -> None:
     with pytest.raises(OutOfTerritoryError) as exc:
         load_communes(f)
     msg = str(exc.value)
-    assert "row 1, column 'geometry'" in msg and "lon 44.93000, lat 2.44000" in msg
+    assert "ligne 1, colonne « geometry »" in msg and "lon 44.93000, lat 2.44000" in msg
     assert "inversées" in msg and "RFC 7946" in msg
     assert len(load_communes(tests_data / "io_communes.geojson").data) == 4
 

@@ -177,8 +177,8 @@ def test_bad_file_names_rows_and_columns(tests_data: Path) -> None:
     assert (6, "annee") in found                 # 1990 out of range
     assert all(p.file == str(path) for p in exc.value.problems)
     text = str(exc.value)
-    assert "waiting_bad.csv, row 5, column 'dep'" in text
-    assert "'99'" in text
+    assert "waiting_bad.csv, ligne 5, colonne « dep »" in text
+    assert "« 99 »" in text
 
 
 def test_duplicates_and_mixed_levels(tmp_path: Path) -> None:

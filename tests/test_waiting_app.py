@@ -101,7 +101,7 @@ def test_page_rank_and_tension_on_a_hand_made_run(tmp_path: Path, tests_data: Pa
     assert "Département **15** : rang **1** sur 2" in _texts(at.markdown)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Familles en attente au 31/12/2023"] == "8"
-    assert metrics["Pour 100 000 habitants"] == "4.0"
+    assert metrics["Pour 100 000 habitants"] == "4,0"
     tension = at.dataframe[0].value
     assert tension["code_dep"].tolist() == ["12", "15"]
     assert tension["quadrant"].tolist() == ["attente faible, zone blanche étendue",

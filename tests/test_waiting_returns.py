@@ -465,9 +465,9 @@ def test_bad_cell_one_line_nothing_written(returns: list[Path], tmp_path: Path,
         assert main(argv) != 0
         captured = capsys.readouterr()
         lines = [line for line in (captured.err + captured.out).splitlines()
-                 if "retours_msa.csv, row" in line]
+                 if "retours_msa.csv, ligne" in line]
         assert len(lines) == 1, lines
-        assert f"row 4, column '{column}'" in lines[0] and expected in lines[0]
+        assert f"ligne 4, colonne « {column} »" in lines[0] and expected in lines[0]
         assert value in lines[0]
         assert sorted(p.name for p in run_dir.rglob("*")) == before
 
@@ -478,7 +478,7 @@ def test_cli_run_with_bad_returns_writes_nothing(returns: list[Path], tmp_path: 
     out = tmp_path / "sortie"
     assert main(["run", "--waiting", *map(str, returns), "--out", str(out)]) != 0
     err = capsys.readouterr().err
-    assert "retours_caf.csv, row 3, column 'periode'" in err
+    assert "retours_caf.csv, ligne 3, colonne « periode »" in err
     assert not out.exists()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from coverage.app import state, views
+from coverage.labels import fr_minutes
 from coverage.results import run_thresholds, sources
 from coverage.settings import Settings
 
@@ -45,7 +46,7 @@ created = (run.manifest.get("created_utc") or run.manifest.get("created")
            or run.manifest.get("date"))
 st.caption(f"Run : {run.run_dir}" + (f", calculé le {created}" if created else "")
            + f". Moteur : {run.engine}. Seuils : "
-           + ", ".join(f"{t:g}" for t in run_thresholds(run)) + " min.")
+           + ", ".join(fr_minutes(t) for t in run_thresholds(run)) + ".")
 inputs = run.manifest.get("inputs")
 if isinstance(inputs, dict) and inputs:
     with st.expander("Fichiers d'entrée du run (chemins et empreintes SHA-256)"):

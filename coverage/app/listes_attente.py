@@ -13,6 +13,7 @@ time axis (end of each period), so periods keep their real spacing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,17 @@ from coverage.app import state
 from coverage.app.upload import UploadedFile, load_uploaded, problems_frame
 from coverage.errors import CoverageError, InputError
 from coverage.io.waiting import SOURCES, load_waiting
-from coverage.labels import FICTIONAL_WAITING, type_label
+from coverage.labels import (
+    CHART_NUMBER_LOCALE,
+    FICTIONAL_WAITING,
+    PLACEHOLDER_CHOICE,
+    PLACEHOLDER_CHOICES,
+    fr_decimal,
+    fr_int,
+    fr_minutes,
+    fr_percent,
+    type_label,
+)
 from coverage.results import RunOutputs
 from coverage.schemas import CONFLITS_LISTES_ATTENTE, LISTES_ATTENTE_DEPARTEMENTS
 from coverage.secrecy import mask_small_counts
@@ -216,7 +227,7 @@ def _partners() -> list[str] | None:
     if not present:
         return None
     chosen = st.multiselect("Partenaires (sources des retours)", present, default=present,
-                            key=PARTNER_KEY)
+                            key=PARTNER_KEY, placeholder=PLACEHOLDER_CHOICES)
     return [str(c) for c in chosen]
 
 
@@ -272,10 +283,12 @@ def _controls(sel: state.Selection, indicators: pd.DataFrame) -> tuple[str, str,
     depts = sorted(indicators["code_dep"].astype(str).unique())
     c1, c2, c3 = st.columns(3)
     typ = c1.selectbox("Type de service", types, key="waiting_type",
+                       placeholder=PLACEHOLDER_CHOICE,
                        index=types.index(sel.type_service)
                        if sel.type_service in types and sel.type_service != NO_SERVICE else 0,
                        format_func=lambda t: type_label(t, plural=True))
     dept = c2.selectbox("Département", depts, key="waiting_dept",
+                        placeholder=PLACEHOLDER_CHOICE,
                         index=depts.index(sel.dept) if sel.dept in depts else 0)
     public = c3.toggle("Secret statistique", value=True, key="waiting_public",
                        help=f"Masque les effectifs inférieurs à {Settings().secrecy_threshold} "
@@ -289,16 +302,18 @@ def _series_metrics(row: pd.Series) -> None:
     label = f"au 31/12/{row['annee']}" if row["type_periode"] == "annee" else \
         f"en fin de période ({row['periode']})"
     m1.metric(f"Familles en attente {label}",
-              _fmt(row["familles_en_attente"], "{:.0f}"),
-              delta=_fmt(row["familles_en_attente_variation"], "{:+.0f}", None),
+              _fmt(row["familles_en_attente"], fr_int),
+              delta=_fmt(row["familles_en_attente_variation"], _fr_signed, None),
               delta_color="inverse")
-    m2.metric("Pour 100 000 habitants", _fmt(row["familles_en_attente_pour_100k"], "{:.1f}"))
-    m3.metric("Délai moyen (jours)", _fmt(row["delai_moyen_jours"], "{:.0f}"))
+    m2.metric("Pour 100 000 habitants", _fmt(row["familles_en_attente_pour_100k"],
+                                              fr_decimal))
+    m3.metric("Délai moyen (jours)", _fmt(row["delai_moyen_jours"], fr_int))
     part = row["part_services_avec_liste"]
     ref = row["part_reference_nationale"]
-    m4.metric("Services avec liste d'attente", _fmt(part, "{:.0%}"),
+    m4.metric("Services avec liste d'attente", _fmt(part, _fr_percent0),
               help=None if pd.isna(ref) else
-              f"Référence nationale : {ref:.0%} des espaces de rencontre au 31/12/2018 "
+              f"Référence nationale : {fr_percent(ref, 0)} des espaces de rencontre au "
+              "31/12/2018 "
               f"({wl.REFERENCE_SOURCE_URL})")
 
 
@@ -323,7 +338,7 @@ def _series_section(shown: pd.DataFrame, dept: str, typ: str) -> None:
         if values.empty:
             col.info(f"{title} : valeurs masquées (secret statistique) ou non déclarées.")
         else:
-            col.altair_chart(_line(values, column, title), width="stretch")
+            col.altair_chart(_french(_line(values, column, title)), width="stretch")
 
 
 def _ranking_section(shown: pd.DataFrame, dept: str, typ: str) -> None:
@@ -347,14 +362,14 @@ def _ranking_section(shown: pd.DataFrame, dept: str, typ: str) -> None:
         tooltip=["rang", "code_dep",
                  alt.Tooltip("familles_en_attente_pour_100k:Q", format=".1f")],
     ).properties(height=max(120, 22 * len(rank)))
-    st.altair_chart(bars, width="stretch")
+    st.altair_chart(_french(bars), width="stretch")
 
 
 def _tension_chart(pts: pd.DataFrame, dept: str, threshold_min: float) -> alt.LayerChart:
     """Return the scatter of waiting lists against the white-zone population share."""
     scatter = alt.Chart(pts).mark_circle(size=90).encode(
         x=alt.X("part_population_zone_blanche:Q", axis=alt.Axis(format="%"),
-                title=f"Population en zone blanche à {threshold_min:g} min"),
+                title=f"Population en zone blanche à {fr_minutes(threshold_min)}"),
         y=alt.Y("familles_en_attente_pour_100k:Q",
                 title="Familles en attente / 100 000 hab."),
         color=_highlight(dept),
@@ -373,7 +388,7 @@ TENSION_COLUMNS: dict[str, Any] = {
     "periode": st.column_config.TextColumn("Période"),
     "familles_en_attente": st.column_config.NumberColumn("Familles en attente"),
     "familles_en_attente_pour_100k": st.column_config.NumberColumn(
-        "Familles / 100 000 hab.", format="%.1f"),
+        "Familles / 100 000 hab.", format="localized"),
     "delai_moyen_jours": st.column_config.NumberColumn("Délai moyen (j)", format="%.0f"),
     "population_zone_blanche": st.column_config.NumberColumn(
         "Pop. en zone blanche", format="localized"),
@@ -401,13 +416,13 @@ def _tension_section(run: RunOutputs, indicators: pd.DataFrame, *, dept: str, ty
         tension = wl.mask_public(tension)
     pts = tension.dropna(subset=["familles_en_attente_pour_100k",
                                  "part_population_zone_blanche"])
-    st.caption(f"Seuil {threshold_min:g} min ; dernière année de chaque département. "
+    st.caption(f"Seuil {fr_minutes(threshold_min)} ; dernière année de chaque département. "
                "Quadrants par rapport aux médianes des départements affichés.")
     if pts.empty:
         st.info("Aucun département avec à la fois des listes d'attente (non masquées) et une "
                 "couverture calculée.")
     else:
-        st.altair_chart(_tension_chart(pts, dept, threshold_min), width="stretch")
+        st.altair_chart(_french(_tension_chart(pts, dept, threshold_min)), width="stretch")
     order = ["code_dep", "annee", "periode", "familles_en_attente", "familles_en_attente_pour_100k",
              "delai_moyen_jours", "population_zone_blanche", "part_population_zone_blanche",
              "quadrant"]
@@ -445,14 +460,30 @@ def render() -> None:
     if view.rows is not None or view.conflicts is not None:
         _provenance_section(view, public)
     with st.expander("Tableau complet (listes_attente_departements)"):
-        st.dataframe(shown[shown["type_service"] == typ], hide_index=True)
+        st.dataframe(shown[shown["type_service"] == typ], hide_index=True,
+                     column_config={f.name: f.title for f in LISTES_ATTENTE_DEPARTEMENTS.fields})
 
 
-def _fmt(value: Any, pattern: str, missing: str | None = "—") -> str | None:
-    """Return ``value`` formatted by ``pattern``, ``missing`` when absent."""
+def _french(chart: Any) -> Any:
+    """Return the chart with French number formats (« 12,5 », « 45 % ») on axes and tooltips."""
+    return chart.configure(locale={"number": dict(CHART_NUMBER_LOCALE)})
+
+
+def _fmt(value: Any, fmt: Callable[[float], str], missing: str | None = "—") -> str | None:
+    """Return ``value`` formatted in French by ``fmt``, ``missing`` when absent."""
     if value is None or pd.isna(value):
         return missing
-    return pattern.format(float(value))
+    return fmt(float(value))
+
+
+def _fr_signed(value: float) -> str:
+    """Return a change in French with its sign: ``+8``, ``-3``, ``0``."""
+    return ("+" if round(value) > 0 else "") + fr_int(value)
+
+
+def _fr_percent0(share: float) -> str:
+    """Return a share as a whole French percentage: ``100 %``."""
+    return fr_percent(share, 0)
 
 
 if __name__ == "__main__":

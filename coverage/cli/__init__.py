@@ -24,9 +24,13 @@ from coverage.cli.arguments import (
     add_read_choice_args,
     add_settings_arg,
     csv_list,
+    non_negative_int,
+    positive_int,
+    positive_minutes,
     settings_from_args,
     thresholds,
 )
+from coverage.cli.french import FrenchArgumentParser, french_level
 from coverage.errors import CoverageError, InputError, os_error_sentence
 from coverage.settings import Settings
 
@@ -74,9 +78,17 @@ def _workers(text: str) -> int:
     return value
 
 
+def _add_parser(sub: _Subparsers, name: str, text: str) -> argparse.ArgumentParser:
+    """Add subcommand ``name``: ``text`` is its line in the list and its description."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=text, description=text[:1].upper() + text[1:] + ".")
+    return parser
+
+
 def _add_validate(sub: _Subparsers) -> None:
     """Add ``validate``."""
-    p = sub.add_parser("validate", help="validate input files (default: the embedded demo)")
+    p = _add_parser(sub, "validate",
+                    "vérifier les fichiers d'entrée (par défaut : la démo intégrée)")
     add_input_args(p)
     add_read_choice_args(p)
     add_settings_arg(p)
@@ -85,47 +97,59 @@ def _add_validate(sub: _Subparsers) -> None:
 
 def _add_run(sub: _Subparsers) -> None:
     """Add ``run``."""
-    p = sub.add_parser("run", help="compute access times, white zones and coverage tables")
+    p = _add_parser(sub, "run", "calculer les temps d'accès, les zones blanches et les tableaux "
+                    "de couverture")
     add_input_args(p)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--dept", nargs="+", metavar="CODE", help="département codes to run")
-    g.add_argument("--all", action="store_true", help="every département of the communes file")
-    p.add_argument("--types", type=csv_list, help="service types, comma-separated")
-    p.add_argument("--thresholds", type=thresholds, help="minutes, e.g. 20,30,45")
+    g.add_argument("--dept", nargs="+", metavar="CODE", help="codes des départements à calculer")
+    g.add_argument("--all", action="store_true",
+                   help="tous les départements du fichier des communes")
+    p.add_argument("--types", type=csv_list,
+                   help="types de service séparés par des virgules (mediation_familiale, "
+                        "espace_rencontre)")
+    p.add_argument("--thresholds", type=thresholds, metavar="MINUTES",
+                   help="seuils en minutes séparés par des virgules, ex. 20,30,45")
     p.add_argument("--engine", choices=("road", "proxy", "matrice"),
-                   help="road (needs --roads), proxy, or matrice (needs --temps); default: "
-                        "matrice with --temps, road when roads are given, else proxy")
-    p.add_argument("--out", type=Path, help="output folder (default: sorties/demo for the "
-                   "demo, else ./sorties/<data set>)")
-    p.add_argument("--data-dir", type=Path,
-                   help="folder filled by 'fetch' + 'prepare' (used with --dept)")
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                   help="run the partitions on an existing Dask distributed cluster")
-    p.add_argument("--workers", type=_workers,
-                   help="local worker processes, ≥ 1 (default: CPU count)")
-    p.add_argument("--no-cache", action="store_true", help="recompute every partition")
-    p.add_argument("--no-isochrones", action="store_true", help="skip the isochrone bands")
+                   help="road (graphe routier, demande --roads), proxy (estimation à vol "
+                        "d'oiseau) ou matrice (temps importés, demande --temps) ; défaut : "
+                        "matrice avec --temps, road si un réseau routier est donné, sinon "
+                        "proxy")
+    p.add_argument("--out", type=Path, metavar="DOSSIER",
+                   help="dossier de sortie (défaut : sorties/demo pour la démo, sinon "
+                        "./sorties/<jeu de données>)")
+    p.add_argument("--data-dir", type=Path, metavar="DOSSIER",
+                   help="dossier rempli par « fetch » puis « prepare » (avec --dept)")
+    p.add_argument("--scheduler", metavar="tcp://HOTE:PORT",
+                   help="calculer les partitions sur un cluster Dask distributed existant")
+    p.add_argument("--workers", type=_workers, metavar="N",
+                   help="processus de calcul locaux, ≥ 1 (défaut : nombre de processeurs)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="recalculer toutes les partitions (sans le cache)")
+    p.add_argument("--no-isochrones", action="store_true",
+                   help="ne pas calculer les bandes d'isochrones")
     p.add_argument("--isochrones-geojson", action="store_true",
-                   help="also write each isochrone layer as GeoJSON (EPSG:4326) in "
-                        "<out>/isochrones_geojson/")
+                   help="écrire aussi chaque couche d'isochrones en GeoJSON (EPSG:4326) "
+                        "dans <sortie>/isochrones_geojson/")
     add_settings_arg(p)
     _add_times_args(p)
     _add_liaisons_arg(p)
-    _add_force_arg(p, "write into a non-empty folder that is not a run folder (files the "
-                      "run did not write are never modified or removed)")
+    _add_force_arg(p, "écrire dans un dossier non vide qui n'est pas un dossier de calcul "
+                      "(les fichiers que le calcul n'a pas écrits ne sont jamais modifiés ni "
+                      "supprimés)")
     add_read_choice_args(p)
     p.add_argument("--force-reseau", dest="force_network", action="store_true",
-                   help="run the road engine even when most communes are off its network "
-                        "(by default such a run is refused)")
+                   help="utiliser le moteur road même si la plupart des communes sont hors "
+                        "de son réseau (un tel calcul est refusé par défaut)")
     p.set_defaults(handler=_cmd_run)
 
 
 def _add_liaisons_arg(p: argparse.ArgumentParser) -> None:
     """Add ``--liaisons FILE``: the ferry links of the proxy engine."""
-    p.add_argument("--liaisons", type=Path, metavar="FILE",
-                   help="ferry links of the proxy engine (CSV/XLSX: port_1, port_2 = commune "
-                        "INSEE codes, minutes = crossing time, both ways); default: none, "
-                        "islands reach only their own services")
+    p.add_argument("--liaisons", type=Path, metavar="FICHIER",
+                   help="liaisons maritimes du moteur proxy (CSV/XLSX : port_1, port_2 = codes "
+                        "INSEE des communes, minutes = durée de la traversée, dans les deux "
+                        "sens) ; défaut : aucune, les îles n'atteignent que leurs propres "
+                        "services")
 
 
 def _add_force_arg(p: argparse.ArgumentParser, what: str) -> None:
@@ -135,93 +159,146 @@ def _add_force_arg(p: argparse.ArgumentParser, what: str) -> None:
 
 def _add_times_args(p: argparse.ArgumentParser) -> None:
     """Add ``--temps FILE``, ``--temps-unite`` and ``--settings FILE`` to ``run``."""
-    p.add_argument("--temps", type=Path, metavar="FILE",
-                   help="imported travel times (CSV/XLSX/Parquet: origine, destination, "
-                        "minutes[, km]; or a matrix) used as the 'matrice' engine")
+    p.add_argument("--temps", type=Path, metavar="FICHIER",
+                   help="temps de trajet importés (CSV/XLSX/Parquet : origine, destination, "
+                        "minutes[, km] ; ou une matrice), lus par le moteur « matrice »")
     p.add_argument("--temps-unite", choices=("min", "s", "h"),
-                   help="unit of the times of --temps (default: from the column names, "
-                        "else minutes)")
-    p.add_argument("--settings", type=Path, metavar="FILE", dest="settings_file",
-                   help="JSON settings file (e.g. written by 'calibrer'); --set applies "
-                        "on top")
+                   help="unité des temps de --temps (défaut : d'après les noms de colonnes, "
+                        "sinon minutes)")
+    p.add_argument("--settings", type=Path, metavar="FICHIER", dest="settings_file",
+                   help="fichier de paramètres JSON (écrit par « calibrer », par exemple) ; "
+                        "--set s'applique par-dessus")
 
 
 def _add_export(sub: _Subparsers) -> None:
     """Add ``export``."""
-    p = sub.add_parser("export", help="export a département's tables and maps from a run")
-    p.add_argument("--dept", required=True, metavar="CODE")
-    p.add_argument("--run", type=Path, help="run output folder (default: the demo run)")
-    p.add_argument("--formats", type=csv_list, default=("csv", "xlsx", "gpkg", "png"),
-                   help="csv,csv_fr,xlsx,gpkg,parquet,png,png_attente (or all)")
-    p.add_argument("--out", type=Path, help="export folder (default: <run>/exports/<dept>)")
+    p = _add_parser(sub, "export", "exporter les tableaux et les cartes d'un département "
+                    "à partir d'un calcul")
+    p.add_argument("--dept", required=True, metavar="CODE", help="code du département")
+    p.add_argument("--run", type=Path, metavar="DOSSIER",
+                   help="dossier du calcul (défaut : le calcul de la démo)")
+    p.add_argument("--formats", type=csv_list, default=None,
+                   metavar="FORMATS",
+                   help="formats séparés par des virgules parmi csv, csv_fr, xlsx, gpkg, "
+                        "parquet, png, png_attente (ou all) ; défaut : csv, csv_fr, xlsx, "
+                        "gpkg, png")
+    p.add_argument("--out", type=Path, metavar="DOSSIER",
+                   help="dossier de l'export (défaut : <calcul>/exports/<département>)")
     p.add_argument("--internal", action="store_true",
-                   help="do not mask small counts (statistical secrecy applies by default)")
+                   help="ne pas masquer les petits effectifs (export interne, à ne pas "
+                        "publier ; le secret statistique s'applique par défaut)")
     p.set_defaults(handler=_cmd_export)
 
 
 def _add_sites(sub: _Subparsers) -> None:
     """Add ``sites``."""
-    p = sub.add_parser("sites", help="where would k new sites cover the most families "
-                       "(greedy maximal covering, from a run)")
-    p.add_argument("--dept", required=True, metavar="CODE", help="département of the sites")
+    p = _add_parser(sub, "sites", "où k nouveaux sites couvriraient le plus de familles "
+                    "(couverture maximale exacte ou gloutonne, ou p-médiane, à partir d'un "
+                    "calcul)")
+    p.add_argument("--dept", required=True, metavar="CODE", help="département des sites")
     p.add_argument("--type", required=True, metavar="TYPE",
-                   help="service type of the new sites (mediation_familiale, espace_rencontre)")
-    p.add_argument("--seuil", type=float, default=30.0, help="threshold, minutes (default 30)")
-    p.add_argument("-k", type=int, default=1, help="number of new sites (default 1)")
-    p.add_argument("--run", type=Path, help="run output folder (default: the demo run)")
-    p.add_argument("--out", type=Path, help="write the table as CSV (atomic)")
-    p.add_argument("--dept-only", action="store_true",
-                   help="count only the département's families (default: also the run's "
-                   "communes across the border)")
-    _add_force_arg(p, "replace an existing --out file not written by 'sites'")
+                   help="type de service des nouveaux sites (mediation_familiale, "
+                        "espace_rencontre)")
+    p.add_argument("--seuil", type=positive_minutes, default=30.0, metavar="MINUTES",
+                   help="seuil en minutes (défaut : 30)")
+    p.add_argument("-k", type=positive_int, default=1, metavar="K",
+                   help="nombre de nouveaux sites (défaut : 1)")
+    p.add_argument("--run", type=Path, metavar="DOSSIER",
+                   help="dossier du calcul (défaut : le calcul de la démo)")
+    p.add_argument("--out", type=Path, metavar="FICHIER",
+                   help="écrire le tableau en CSV (écriture atomique)")
+    _add_sites_choice_args(p)
+    _add_force_arg(p, "remplacer un fichier --out existant qui n'a pas été écrit par "
+                      "« sites »")
     p.set_defaults(handler=_cmd_sites)
+
+
+def _add_sites_choice_args(p: argparse.ArgumentParser) -> None:
+    """Add the objective, method, base and candidate filters of ``sites``."""
+    p.add_argument("--objectif", choices=("couverture", "p-median"), default="couverture",
+                   help="couverture : le plus d'habitants à --seuil minutes ou moins d'un "
+                        "service (défaut) ; p-median : exactement k sites minimisant les "
+                        "minutes × habitants")
+    p.add_argument("--methode", choices=("exacte", "gloutonne"), default="exacte",
+                   help="exacte : optimum d'un programme en nombres entiers (HiGHS), avec "
+                        "l'écart de la méthode gloutonne (défaut) ; gloutonne : rapide, "
+                        "sans l'écart")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--avec-voisins", action="store_true",
+                   help="compter aussi les familles des communes du calcul des autres "
+                        "départements, dans une colonne à part (défaut : le département seul)")
+    g.add_argument("--dept-only", action="store_true",
+                   help="ne compter que les familles du département (c'est le défaut)")
+    p.add_argument("--pop-min", type=non_negative_int, metavar="HABITANTS",
+                   help="ne garder que les candidats dont la commune a au moins cette "
+                        "population")
+    p.add_argument("--candidats", metavar="FICHIER",
+                   help="ne garder que les communes listées (CSV/XLSX, colonne code_insee : "
+                        "bourgs-centres, France Services, agences MSA ou CAF…) ; les codes "
+                        "d'autres départements sont ignorés")
+    p.add_argument("--exclure", metavar="FICHIER|CODES",
+                   help="écarter ces communes : un fichier comme --candidats, ou des codes "
+                        "séparés par des virgules")
 
 
 def _add_app(sub: _Subparsers) -> None:
     """Add ``app``."""
-    p = sub.add_parser("app", help="start the Streamlit app on 127.0.0.1")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--run", type=Path, help="run output folder to open")
+    p = _add_parser(sub, "app", "lancer l'application Streamlit sur 127.0.0.1")
+    p.add_argument("--port", type=int, default=8501, help="port local (défaut : 8501)")
+    p.add_argument("--run", type=Path, metavar="DOSSIER", help="dossier du calcul à ouvrir")
     p.set_defaults(handler=_cmd_app)
 
 
 def _add_official(sub: _Subparsers) -> None:
     """Add ``fetch`` and ``prepare``."""
-    p = sub.add_parser("fetch", help="download official open data for a département")
-    p.add_argument("--dept", nargs="+", required=True, metavar="CODE")
-    p.add_argument("--year", type=int)
-    p.add_argument("--data-dir", type=Path, default=Path("donnees"))
-    p.add_argument("--mirror", metavar="BASE_URL",
-                   help="internal mirror that keeps the official paths")
-    p.add_argument("--no-osm", action="store_true", help="skip the OSM road extract")
+    p = _add_parser(sub, "fetch", "télécharger les données ouvertes officielles de "
+                    "départements")
+    p.add_argument("--dept", nargs="+", required=True, metavar="CODE",
+                   help="codes des départements")
+    p.add_argument("--year", type=int, metavar="ANNEE",
+                   help="millésime des données INSEE (défaut : le plus récent connu)")
+    p.add_argument("--data-dir", type=Path, default=Path("donnees"), metavar="DOSSIER",
+                   help="dossier des données (défaut : donnees)")
+    p.add_argument("--mirror", metavar="URL_DE_BASE",
+                   help="miroir interne qui garde les chemins officiels")
+    p.add_argument("--no-osm", action="store_true",
+                   help="ne pas télécharger l'extrait routier OSM")
     p.add_argument("--generalisation", choices=("5m", "50m", "100m", "1000m"),
-                   help="Etalab contours generalisation (default: 100m)")
-    p.add_argument("--retries", type=int, help="retries per file (default: 4)")
-    p.add_argument("--timeout", type=float, help="socket timeout, seconds (default: 60)")
+                   help="généralisation des contours Etalab (défaut : 100m)")
+    p.add_argument("--retries", type=int, metavar="N",
+                   help="nouvelles tentatives par fichier (défaut : 4)")
+    p.add_argument("--timeout", type=float, metavar="SECONDES",
+                   help="délai d'attente du réseau, en secondes (défaut : 60)")
     p.add_argument("--no-neighbours", action="store_true",
-                   help="skip the OSM extracts of the neighbouring départements (roads then "
-                        "stop at the département's border)")
+                   help="ne pas télécharger les extraits OSM des départements voisins (les "
+                        "routes s'arrêtent alors à la limite du département)")
     p.set_defaults(handler=_cmd_fetch)
 
-    p = sub.add_parser("prepare", help="convert fetched official files to the input contracts")
-    p.add_argument("--dept", nargs="+", required=True, metavar="CODE")
-    p.add_argument("--data-dir", type=Path, default=Path("donnees"))
+    p = _add_parser(sub, "prepare", "convertir les fichiers officiels téléchargés au format "
+                    "des entrées")
+    p.add_argument("--dept", nargs="+", required=True, metavar="CODE",
+                   help="codes des départements")
+    p.add_argument("--data-dir", type=Path, default=Path("donnees"), metavar="DOSSIER",
+                   help="dossier des données (défaut : donnees)")
     p.set_defaults(handler=_cmd_prepare)
 
 
 def _add_suivi_parser(sub: _Subparsers) -> None:
     """Add ``suivi`` (the shared follow-up of waiting lists)."""
-    p = sub.add_parser("suivi", help="write the shared waiting-list follow-up "
-                       "(suivi_listes_attente.xlsx/.csv) of a run from return files")
-    p.add_argument("--run", type=Path, default=None,
-                   help="finished run folder (default: the demo run)")
-    p.add_argument("--waiting", nargs="+", required=True, metavar="FILE|FOLDER|SOURCE=FILE",
-                   help="waiting-list return files (CSV/XLSX) or folders of them")
+    p = _add_parser(sub, "suivi", "écrire le suivi partagé des listes d'attente "
+                    "(suivi_listes_attente.xlsx/.csv) d'un calcul à partir des fichiers de "
+                    "retour")
+    p.add_argument("--run", type=Path, default=None, metavar="DOSSIER",
+                   help="dossier d'un calcul terminé (défaut : le calcul de la démo)")
+    p.add_argument("--waiting", nargs="+", required=True,
+                   metavar="FICHIER|DOSSIER|SOURCE=FICHIER",
+                   help="fichiers de retour des listes d'attente (CSV/XLSX) ou dossiers qui "
+                        "les contiennent")
     p.add_argument("--seuil", type=float, default=None, metavar="MINUTES",
-                   help="threshold of the white-zone population (default: 30 if the run "
-                   "has it, else its smallest)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="folder of the follow-up files (default: the run folder)")
+                   help="seuil de la population en zone blanche (défaut : 30 si le calcul "
+                        "l'a, sinon son plus petit)")
+    p.add_argument("--out", type=Path, default=None, metavar="DOSSIER",
+                   help="dossier des fichiers de suivi (défaut : le dossier du calcul)")
     add_settings_arg(p)
     p.set_defaults(handler=_cmd_suivi)
 
@@ -234,25 +311,35 @@ def _cmd_suivi(args: argparse.Namespace) -> int:
 
 def _add_demo(sub: _Subparsers) -> None:
     """Add ``demo``."""
-    p = sub.add_parser("demo", help="regenerate the fictional demo territory (deterministic)")
-    p.add_argument("--out", type=Path, help="folder (default: the embedded data/demo)")
-    p.add_argument("--seed", type=int, default=None)
+    p = _add_parser(sub, "demo", "régénérer le territoire de démonstration FICTIF "
+                    "(déterministe)")
+    p.add_argument("--out", type=Path, metavar="DOSSIER",
+                   help="dossier (défaut : data/demo, la démo intégrée)")
+    p.add_argument("--seed", type=int, default=None, metavar="GRAINE",
+                   help="graine du tirage aléatoire (défaut : celle de la démo intégrée)")
     p.set_defaults(handler=_cmd_demo)
 
 
 def _add_calibrer(sub: _Subparsers) -> None:
     """Add ``calibrer``."""
-    p = sub.add_parser("calibrer", help="fit the proxy's parameters to real road times "
-                       "(road file or time table) and write a settings file")
-    p.add_argument("--communes", type=Path, required=True,
-                   help="commune points: code_insee, lon, lat, densite (1-4) or --densite")
-    p.add_argument("--densite", type=Path, help="INSEE density grid joined on the codes")
-    p.add_argument("--roads", type=Path, help="road network timing every pair of communes")
-    p.add_argument("--temps", type=Path, help="real times instead of a road file (long "
-                   "table or matrix, like run --temps)")
+    p = _add_parser(sub, "calibrer", "ajuster les paramètres du proxy sur des temps "
+                    "routiers réels (réseau routier ou tableau de temps) et écrire un fichier "
+                    "de paramètres")
+    p.add_argument("--communes", type=Path, required=True, metavar="FICHIER",
+                   help="points des communes : code_insee, lon, lat, densite (1-4) ou "
+                        "--densite")
+    p.add_argument("--densite", type=Path, metavar="FICHIER",
+                   help="grille de densité INSEE jointe sur les codes")
+    p.add_argument("--roads", type=Path, metavar="FICHIER",
+                   help="réseau routier qui donne le temps de chaque paire de communes")
+    p.add_argument("--temps", type=Path, metavar="FICHIER",
+                   help="temps réels au lieu d'un réseau routier (tableau long ou matrice, "
+                        "comme run --temps)")
     p.add_argument("--temps-unite", choices=("min", "s", "h"),
-                   help="unit of the times of --temps (default: from the columns, else min)")
-    p.add_argument("--out", type=Path, help="settings file to write (JSON, for run --settings)")
+                   help="unité des temps de --temps (défaut : d'après les colonnes, sinon "
+                        "minutes)")
+    p.add_argument("--out", type=Path, metavar="FICHIER",
+                   help="fichier de paramètres à écrire (JSON, pour run --settings)")
     add_settings_arg(p)
     p.set_defaults(handler=_cmd_calibrer)
 
@@ -265,14 +352,14 @@ def _cmd_calibrer(args: argparse.Namespace) -> int:
 
 def _add_rapport_parser(sub: _Subparsers) -> None:
     """Add ``rapport`` (the département report, DOCX and HTML)."""
-    p = sub.add_parser("rapport", help="écrire le rapport d'un département (DOCX et page "
-                       "HTML autonome) à partir d'un calcul")
+    p = _add_parser(sub, "rapport", "écrire le rapport d'un département (DOCX et page "
+                    "HTML autonome) à partir d'un calcul")
     p.add_argument("--dept", required=True, metavar="CODE", help="code du département")
-    p.add_argument("--run", type=Path,
+    p.add_argument("--run", type=Path, metavar="DOSSIER",
                    help="dossier du calcul (défaut : le calcul de la démo)")
     p.add_argument("--seuil", type=float, default=None, metavar="MINUTES",
                    help="seuil des cartes et des listes (défaut : 30 si le calcul l'a)")
-    p.add_argument("--out", type=Path,
+    p.add_argument("--out", type=Path, metavar="DOSSIER",
                    help="dossier du rapport (défaut : <calcul>/exports/<département>)")
     p.set_defaults(handler=_cmd_rapport)
 
@@ -283,18 +370,72 @@ def _cmd_rapport(args: argparse.Namespace) -> int:
     return rapport_from_cli(args)
 
 
+def _add_accessibilite_parser(sub: _Subparsers) -> None:
+    """Add ``accessibilite`` (the 2SFCA / E2SFCA index of a département)."""
+    p = _add_parser(sub, "accessibilite", "indice d'accessibilité (2SFCA ou E2SFCA) des "
+                    "communes d'un département : capacité des services à portée, pour "
+                    "100 000 habitants")
+    p.add_argument("--dept", required=True, metavar="CODE", help="code du département")
+    p.add_argument("--run", type=Path, metavar="DOSSIER",
+                   help="dossier du calcul (défaut : le calcul de la démo)")
+    p.add_argument("--type", metavar="TYPE",
+                   help="type de service (défaut : chaque type du calcul)")
+    p.add_argument("--methode", choices=("2sfca", "e2sfca"), default="e2sfca",
+                   help="2sfca (poids 1 jusqu'au seuil) ou e2sfca (poids décroissants par "
+                        "bande de temps, défaut)")
+    p.add_argument("--seuil", type=float, default=30.0, metavar="MINUTES",
+                   help="aire de chalandise, en minutes (défaut : 30)")
+    p.add_argument("--population", default="population", metavar="COLONNE",
+                   help="colonne des communes qui donne la demande (défaut : population)")
+    p.add_argument("--out", type=Path, metavar="DOSSIER",
+                   help="dossier des tableaux (défaut : <calcul>/exports/<département>)")
+    p.set_defaults(handler=_cmd_accessibilite)
+
+
+def _cmd_accessibilite(args: argparse.Namespace) -> int:
+    from coverage.cli.accessibilite import accessibilite_from_cli
+
+    return accessibilite_from_cli(args)
+
+
+def _add_comparer_parser(sub: _Subparsers) -> None:
+    """Add ``comparer`` (what changed between two runs)."""
+    p = _add_parser(sub, "comparer", "comparer deux calculs (ex. l'an dernier et cette "
+                    "année) : communes entrant en zone blanche ou en sortant, couverture, "
+                    "services ajoutés ou retirés")
+    p.add_argument("run_a", type=Path, metavar="CALCUL_A",
+                   help="dossier du premier calcul (l'ancien)")
+    p.add_argument("run_b", type=Path, metavar="CALCUL_B",
+                   help="dossier du second calcul (le nouveau)")
+    p.add_argument("--out", type=Path, metavar="DOSSIER",
+                   help="dossier de la comparaison (défaut : "
+                        "<calcul B>/exports/comparaison_<nom du calcul A>)")
+    p.set_defaults(handler=_cmd_comparer)
+
+
+def _cmd_comparer(args: argparse.Namespace) -> int:
+    from coverage.cli.comparer import comparer_from_cli
+
+    return comparer_from_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``zones-blanches``."""
-    parser = argparse.ArgumentParser(
+    parser = FrenchArgumentParser(
         prog="zones-blanches",
-        description="White zones of family mediation services and espaces de rencontre.",
+        description="Zones blanches des services de médiation familiale et des espaces de "
+                    "rencontre.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="afficher la version et quitter")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="plus de lignes de journal (répétable : -vv)")
+    parser.add_argument("--debug", action="store_true",
+                        help="afficher la trace des erreurs internes")
+    sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
     for add in (_add_validate, _add_run, _add_export, _add_sites, _add_app, _add_official,
-                _add_demo, _add_suivi_parser, _add_calibrer, _add_rapport_parser):
+                _add_demo, _add_suivi_parser, _add_calibrer, _add_rapport_parser,
+                _add_accessibilite_parser, _add_comparer_parser):
         add(sub)
     return parser
 
@@ -362,7 +503,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
     from coverage.app.launch import prepare_app, serve_app
 
     launch = prepare_app(port=args.port, run_dir=args.run)
-    sys.stderr.write(f"zones-blanches app: {launch.url}  (Ctrl-C pour arrêter)\n")
+    sys.stderr.write(f"application zones-blanches : {launch.url}  (Ctrl-C pour arrêter)\n")
     sys.stderr.flush()
     return serve_app(launch)
 
@@ -383,7 +524,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from coverage.demo import write_demo
 
     paths = write_demo(args.out, seed=args.seed)
-    print("Fictional demo territory (not a real place) written:")
+    print("Territoire de démonstration FICTIF (pas un lieu réel) écrit :")
     for p in paths:
         print(f"  {p}")
     return EXIT_OK
@@ -391,8 +532,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _configure_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_FrenchLogFormatter("%(levelname)s %(name)s : %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+class _FrenchLogFormatter(logging.Formatter):
+    """Log lines with the level in French (« avertissement », « erreur »…)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        """Return the line with the French level name."""
+        return self._style.format(logging.makeLogRecord(
+            {**record.__dict__, "levelname": french_level(record.levelname)}))
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -401,26 +552,31 @@ def _handle(args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except InputError as exc:
-        sys.stderr.write(f"zones-blanches {args.command}: invalid input\n")
-        for line in str(exc).splitlines():
-            sys.stderr.write(f"  {line}\n")
+        lines = str(exc).splitlines() or ["entrée invalide"]
+        if len(lines) == 1:
+            sys.stderr.write(f"zones-blanches {args.command} : entrée invalide : {lines[0]}\n")
+        else:
+            sys.stderr.write(f"zones-blanches {args.command} : entrée invalide "
+                             f"({len(lines)} problèmes) :\n")
+            for line in lines:
+                sys.stderr.write(f"  {line}\n")
     except CoverageError as exc:
-        sys.stderr.write(f"zones-blanches {args.command}: {exc}\n")
+        sys.stderr.write(f"zones-blanches {args.command} : {exc}\n")
     except OSError as exc:  # a full disk, a read-only folder…: the path and the cause
         if args.debug:
             raise
         where = getattr(args, "out", None)  # a failed write names no file: name the output
-        sys.stderr.write(f"zones-blanches {args.command}: {os_error_sentence(exc, where)}\n")
+        sys.stderr.write(f"zones-blanches {args.command} : {os_error_sentence(exc, where)}\n")
     except KeyboardInterrupt:
-        sys.stderr.write("zones-blanches: interrupted; finished outputs are kept, "
-                         "nothing half-written\n")
+        sys.stderr.write("zones-blanches : interrompu ; les sorties terminées sont gardées, "
+                         "aucune n'est à moitié écrite\n")
         return EXIT_INTERRUPTED
     except Exception as exc:
         if args.debug:
             raise
         sys.stderr.write(
-            f"zones-blanches {args.command}: internal error: {type(exc).__name__}: {exc}\n"
-            "  (rerun with --debug for the traceback, and please report it)\n"
+            f"zones-blanches {args.command} : erreur interne ({type(exc).__name__} : {exc}) ; "
+            "relancez avec --debug pour voir la trace, et signalez-la\n"
         )
     return EXIT_ERROR
 
@@ -435,9 +591,9 @@ def _foreign_coverage() -> str | None:
     if getattr(package, "__project__", None) == __project__:
         return None
     where = getattr(package, "__file__", "?")
-    return (f"zones-blanches: the package imported as 'coverage' ({where}) is not this "
-            "project: coverage.py shadows it; run zones-blanches in its own virtual "
-            "environment\n")
+    return (f"zones-blanches : le paquet importé sous le nom « coverage » ({where}) n'est pas "
+            "ce projet : coverage.py le masque ; lancez zones-blanches dans son propre "
+            "environnement virtuel\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -447,7 +603,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(problem)
         return EXIT_ENVIRONMENT
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # a bad command line: one French line on stderr; --help, --version: their text
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_ERROR

@@ -41,7 +41,7 @@ def _pairs(args: argparse.Namespace, frame: object, points: CalibrationPoints,
         table = read_times(args.temps, unit=args.temps_unite, settings=settings)
         return pairs_from_table(table, points)
     if args.roads is None:
-        msg = "calibrer needs real times: give --roads FILE or --temps FILE"
+        msg = "calibrer demande des temps réels : donnez --roads FICHIER ou --temps FICHIER"
         raise CoverageError(msg)
     engine = make_engine("road", args.roads, settings)
     return pairs_from_engine(engine, frame, points,  # type: ignore[arg-type]
@@ -61,7 +61,8 @@ def calibrer_from_cli(args: argparse.Namespace) -> int:
     points = CalibrationPoints.from_frame(frame)
     pairs = _pairs(args, frame, points, settings)
     if pairs.minutes.shape[0] == 0:
-        msg = "calibrer: no pair of communes was timed (points off the road network?)"
+        msg = ("calibrer : aucune paire de communes n'a pu être chronométrée (points hors du "
+               "réseau routier ?)")
         raise CoverageError(msg)
     cal = calibrate(points, pairs, settings)
     for line in report_lines(cal):

@@ -34,8 +34,9 @@ def comparer_from_cli(args: argparse.Namespace) -> int:
         ``run_a`` (the older run folder), ``run_b`` (the newer), ``out`` (default
         :func:`default_out`; checked with :func:`coverage.batch.outdir.check_export_out`
         before anything is read: never a run folder, nor inside one but in ``exports/``).
-        The files are recorded as made from run B
-        (:func:`coverage.export.provenance.record_export`): a rerun of B marks them stale.
+        The files are recorded as made from run B and run A
+        (:func:`coverage.export.provenance.record_export`): a rerun of either marks them
+        stale.
 
     Returns
     -------
@@ -52,7 +53,7 @@ def comparer_from_cli(args: argparse.Namespace) -> int:
                                                                          run_b.run_dir)
     remove_stale(out, run_digest(run_b))
     files = write_comparison(comparison, run_a, run_b, out)
-    record_export(out, run_b, files, dept="", kind="comparer")
+    record_export(out, run_b, files, dept="", kind="comparer", also=[run_a])
     if comparison.fictif:
         print(f"{FICTIONAL_TITLE} : le territoire de démonstration n'est pas un lieu réel.")
     print("\n".join(comparison.summary()))

@@ -6,28 +6,13 @@ import argparse
 from pathlib import Path
 
 from coverage.batch.outdir import check_export_out
-from coverage.errors import CoverageError
+from coverage.cli.departements import departement_of_run, departement_text
+from coverage.export.provenance import export_status, run_digest
 from coverage.export.rapport import write_report
 from coverage.labels import FICTIONAL_TITLE
-from coverage.results import (
-    RunOutputs,
-    available_departements,
-    check_departement,
-    load_finished_run,
-)
+from coverage.results import load_finished_run
 
 __all__ = ["rapport_from_cli"]
-
-
-def _departement(run: RunOutputs, code: str) -> str:
-    """Return the département code when the run has it, else raise a one-line French error."""
-    try:
-        return check_departement(run, code)
-    except CoverageError as exc:
-        available = available_departements(run)
-        msg = (f"département {code!r} absent du calcul {run.run_dir} ; "
-               f"départements disponibles : {', '.join(available) or 'aucun'}")
-        raise CoverageError(msg) from exc
 
 
 def rapport_from_cli(args: argparse.Namespace) -> int:
@@ -49,12 +34,17 @@ def rapport_from_cli(args: argparse.Namespace) -> int:
     if getattr(args, "out", None):  # never into a run folder: checked before reading it
         check_export_out(args.out, dept=args.dept)
     run = load_finished_run(getattr(args, "run", None))
-    dept = _departement(run, args.dept)
+    dept = departement_of_run(run, args.dept)
     out = Path(args.out) if getattr(args, "out", None) else run.run_dir / "exports" / dept
+    status = export_status(out, run_digest(run))
     files = write_report(run, dept, out, seuil=getattr(args, "seuil", None))
+    if status.stale:
+        print(f"Fichiers périmés retirés de {out} (faits à partir d'un autre calcul, "
+              f"empreinte {status.run_digest[:12]}) : le rapport est refait.")
     if run.fictif:
         print(f"{FICTIONAL_TITLE} : le territoire de démonstration n'est pas un lieu réel.")
-    print(f"Rapport du département {dept} (moteur {run.engine}) : {len(files)} fichiers")
+    print(f"Rapport du département {departement_text(run, dept)} (moteur {run.engine}) : "
+          f"{len(files)} fichiers")
     for f in files:
         print(f"  {f}")
     return 0

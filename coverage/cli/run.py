@@ -15,17 +15,30 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from coverage.batch import ISOCHRONES_GEOJSON_DIR, RunOptions, RunResult, run_batch
-from coverage.batch.outdir import check_run_out
+from coverage.batch.outdir import EXPORTS_DIR, check_run_out
 from coverage.batch.run import ROAD_NETWORK_NEEDED
 from coverage.cli.arguments import read_choices_from_args
 from coverage.errors import CoverageError
+from coverage.export.provenance import clean_stale_exports
 from coverage.io.inputs import Inputs, load_inputs
 from coverage.io.official.prepare import prepared_paths
 from coverage.io.waiting import waiting_paths
-from coverage.labels import FICTIONAL_LABEL, RANGE_NOTE, fr_decimal, fr_int
-from coverage.results import DEMO_RUN_DIR
+from coverage.labels import (
+    FICTIONAL_LABEL,
+    RANGE_NOTE,
+    REASON_UNREACHABLE,
+    density_label,
+    engine_label,
+    fr_decimal,
+    fr_int,
+    fr_minutes,
+    fr_percent,
+    type_label,
+)
+from coverage.results import COMMUNES_FILE, DEMO_RUN_DIR
 from coverage.schemas import ACCES_COMMUNES
 from coverage.settings import NO_SERVICE, Settings, settings_from_file, settings_with_overrides
 
@@ -41,17 +54,18 @@ def _data_dir_inputs(data_dir: Path, depts: Sequence[str]) -> dict[str, Path | N
     ``routes.osm.pbf`` (optional: without it the proxy engine runs).
     """
     if len(depts) != 1:
-        msg = "--data-dir takes exactly one --dept CODE (one prepared folder per département)"
+        msg = ("--data-dir demande exactement un --dept CODE (un dossier préparé par "
+               "département)")
         raise CoverageError(msg)
     paths = prepared_paths(data_dir, depts[0])
     if not paths["communes"].exists():
-        msg = (f"{paths['communes']} not found: run `zones-blanches fetch --dept {depts[0]} "
-               f"--data-dir {data_dir}` then `zones-blanches prepare --dept {depts[0]} "
-               f"--data-dir {data_dir}` first")
+        msg = (f"{paths['communes']} introuvable : lancez d'abord `zones-blanches fetch "
+               f"--dept {depts[0]} --data-dir {data_dir}` puis `zones-blanches prepare "
+               f"--dept {depts[0]} --data-dir {data_dir}`")
         raise CoverageError(msg)
     if not paths["services"].exists():
-        msg = (f"{paths['services']} not found: put your services list there (template: "
-               "data/services/modele_services.csv) or give --services FILE")
+        msg = (f"{paths['services']} introuvable : placez-y votre liste de services (modèle : "
+               "data/services/modele_services.csv) ou donnez --services FICHIER")
         raise CoverageError(msg)
     return {"communes": paths["communes"], "services": paths["services"],
             "roads": paths["roads"] if paths["roads"].exists() else None}
@@ -75,7 +89,7 @@ def _input_files(args: argparse.Namespace) -> dict[str, Path | None]:
     depts = list(args.dept) if args.dept else None
     if getattr(args, "data_dir", None) is not None:
         if not depts:
-            msg = "--data-dir needs --dept CODE"
+            msg = "--data-dir demande --dept CODE"
             raise CoverageError(msg)
         prepared = _data_dir_inputs(Path(args.data_dir), depts)
         files["communes"] = files["communes"] or prepared["communes"]
@@ -110,51 +124,93 @@ def run_settings(args: argparse.Namespace) -> Settings:
     return settings_with_overrides(base, dict(getattr(args, "overrides", []) or []))
 
 
+def _plural(n: int, word: str) -> str:
+    """Return « 1 commune », « 0 commune », « 14 communes » (French: plural from 2)."""
+    return f"{fr_int(n)} {word}{'s' if n >= 2 else ''}"
+
+
+def _depts_text(result: RunResult) -> str:
+    """Return « 2 départements : ZA Hautes-Brumes (fictif), ZB … » (names when known)."""
+    depts = [str(d) for d in result.manifest.get("depts", [])]
+    names = _departement_names(Path(result.out_dir) / COMMUNES_FILE)
+    listed = ", ".join(f"{d} {names[d]}" if d in names else d for d in depts[:12])
+    more = f" et {len(depts) - 12} autres" if len(depts) > 12 else ""
+    return f"{_plural(len(depts), 'département')}" + (f" : {listed}{more}" if listed else "")
+
+
+def _departement_names(communes_file: Path) -> dict[str, str]:
+    """Return département code → name from a run's communes file (empty when it has none)."""
+    if not communes_file.exists() or not {"code_dep", "nom_dep"} <= set(
+            pq.read_schema(communes_file).names):
+        return {}
+    pairs = pd.read_parquet(communes_file, columns=["code_dep", "nom_dep"]).dropna()
+    pairs = pairs.drop_duplicates("code_dep")
+    return dict(zip(pairs["code_dep"].astype(str), pairs["nom_dep"].astype(str), strict=False))
+
+
 def _engine_line(result: RunResult) -> str:
     """Return the summary line of the engine, communes and partitions."""
-    how = {"road": "OSM road graph",
-           "matrice": _times_label(result.manifest)}.get(
-        result.engine, "straight line × detour ÷ speed, an estimate")
+    how = _times_label(result.manifest) if result.engine == "matrice" else \
+        engine_label(result.engine, short=True)
     n_com = int(result.tables[ACCES_COMMUNES.name]["code_insee"].nunique())
-    return (f"Engine: {result.engine} ({how}); "
-            f"{n_com} communes in {len(result.manifest.get('depts', []))} département(s); "
-            f"{len(result.computed)} partition(s) computed, {len(result.cached)} from "
-            "the cache" + (" (outputs unchanged)" if result.reused else ""))
+    return (f"Moteur : {result.engine} ({how}) ; {_plural(n_com, 'commune')} dans "
+            f"{_depts_text(result)} ; {fr_int(len(result.computed))} partition(s) "
+            f"calculée(s), {fr_int(len(result.cached))} reprise(s) du cache"
+            + (" (sorties inchangées)" if result.reused else ""))
 
 
 def _times_label(manifest: dict[str, object]) -> str:
-    """Return « imported times <file>, SHA-256 <12 hex> (N pairs missing) » for a matrice run."""
+    """Return « temps importés <file>, SHA-256 <12 hex> (N paires absentes) » (matrice run)."""
     engine = manifest.get("engine")
     params = engine.get("parameters") if isinstance(engine, dict) else None
     params = params if isinstance(params, dict) else {}
     missing = params.get("paires_absentes")
-    text = (f"imported times {params.get('fichier', '?')}, SHA-256 "
+    text = (f"temps importés {params.get('fichier', '?')}, SHA-256 "
             f"{str(params.get('sha256', ''))[:12]}")
     if isinstance(missing, int) and missing:
-        text += f"; {missing:,} commune × service pairs missing = unreachable".replace(",", " ")
+        text += (f" ; {fr_int(missing)} paire(s) commune × service absente(s) du tableau = "
+                 f"{REASON_UNREACHABLE}")
     return text
 
 
 def _white_zone_lines(result: RunResult) -> list[str]:
-    """Return one line per shown threshold: white-zone inhabitants and communes by type."""
+    """Return one line per threshold of the run: white-zone inhabitants and communes by type."""
     france = result.tables.get("couverture_france")
     if france is None or not len(france):
         return []
-    ths = sorted(set(france["seuil_minutes"]))
-    show = sorted({max(ths)} | ({30.0} if 30.0 in ths else set()))
     lines = []
-    for t in show:
+    for t in sorted(set(france["seuil_minutes"])):
         sub = france[france["seuil_minutes"] == t]
         parts = []
         for _, r in sub.iterrows():
-            label = "none of the types" if r["type_service"] == NO_SERVICE else \
-                str(r["type_service"])
             n = int(r["communes_zone_blanche"])
-            parts.append(f"{label}: {int(r['population_zone_blanche']):,} inhabitants in "
-                         f"{n} commune{'' if n == 1 else 's'}".replace(",", " ")
-                         + _range_text(r))
-        lines.append(f"White zones beyond {t:g} min — " + "; ".join(parts))
+            parts.append(f"{type_label(str(r['type_service']))} : "
+                         f"{_plural(int(r['population_zone_blanche']), 'habitant')} dans "
+                         f"{_plural(n, 'commune')}" + _range_text(r)
+                         + f", couverture {fr_percent(float(r['taux_couverture']))}")
+        lines.append(f"Zones blanches au-delà de {fr_minutes(t)} — " + " ; ".join(parts))
     return lines
+
+
+def _density_line(result: RunResult) -> str | None:
+    """Return the white-zone population by INSEE density level, all types combined.
+
+    At 30 minutes when the run has it, else at its smallest threshold; None without the
+    table.
+    """
+    dens = result.tables.get("couverture_densite")
+    if dens is None or not len(dens):
+        return None
+    ths = sorted(set(dens["seuil_minutes"]))
+    t = 30.0 if 30.0 in ths else ths[0]
+    sub = dens[(dens["seuil_minutes"] == t) & (dens["type_service"] == NO_SERVICE)]
+    if not len(sub):
+        return None
+    parts = [f"{density_label(int(r['densite']))} : "
+             f"{_plural(int(r['population_zone_blanche']), 'habitant')}"
+             for _, r in sub.sort_values("densite").iterrows()]
+    return (f"Zones blanches au-delà de {fr_minutes(t)} par niveau de densité INSEE, vue "
+            "combinée des services — " + " ; ".join(parts))
 
 
 def _range_text(row: pd.Series) -> str:
@@ -178,7 +234,7 @@ def _warning_lines(result: RunResult, shown: int = 8) -> list[str]:
 
 
 def summary_lines(result: RunResult) -> list[str]:
-    """Return a short text summary of a run: engine, white-zone populations, outputs.
+    """Return the French summary of a run: engine, white zones at every threshold, outputs.
 
     Parameters
     ----------
@@ -188,9 +244,12 @@ def summary_lines(result: RunResult) -> list[str]:
     lines: list[str] = []
     if result.fictif:
         label = result.manifest.get("fictional_label") or FICTIONAL_LABEL
-        lines.append(f"FICTIONAL DATA — {label}")
+        lines.append(f"DONNÉES FICTIVES — {label}")
     lines.append(_engine_line(result))
     lines += _white_zone_lines(result)
+    density = _density_line(result)
+    if density is not None:
+        lines.append(density)
     if result.engine == "proxy":
         low, high = result.manifest.get("parameters", {}).get("proxy_detour_bounds",
                                                                [None, None])
@@ -198,7 +257,7 @@ def summary_lines(result: RunResult) -> list[str]:
             lines.append("Fourchettes : " + RANGE_NOTE.format(
                 low=fr_decimal(float(low), 2), high=fr_decimal(float(high), 2)))
     lines += _warning_lines(result)
-    lines.append(f"Outputs: {result.out_dir}/ (tables/, manifest.json, communes.parquet, "
+    lines.append(f"Sorties : {result.out_dir}/ (tables/, manifest.json, communes.parquet, "
                  "services.parquet" + (", isochrones.gpkg" if result.manifest.get(
                      "isochrones_file") else "")
                  + (f", {ISOCHRONES_GEOJSON_DIR}/" if result.manifest.get(
@@ -232,5 +291,9 @@ def run_from_cli(args: argparse.Namespace) -> int:
                        settings=settings)
     for line in summary_lines(result):
         print(line)
+    stale = clean_stale_exports(out_dir)  # exports of the run this one replaced
+    if stale:
+        print(f"{len(stale)} fichiers d'exports du calcul précédent retirés de "
+              f"{Path(out_dir) / EXPORTS_DIR} (périmés) : relancez `zones-blanches export`.")
     sys.stdout.flush()
     return 0

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from coverage.batch.outdir import check_file_out
+from coverage.cli.departements import departement_of_run
 from coverage.errors import CoverageError, InputError, OutputError, Problem, os_error_cause
 from coverage.files import atomic_path
 from coverage.io.tables import SUPPORTED_SUFFIXES, file_suffix
@@ -30,7 +31,7 @@ from coverage.labels import (
     fr_percent,
     type_label,
 )
-from coverage.results import check_departement, load_finished_run
+from coverage.results import load_finished_run
 from coverage.safe_text import spreadsheet_safe_frame
 from coverage.siting import (
     P_MEDIAN_COLUMNS,
@@ -287,7 +288,7 @@ def sites_from_cli(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
         run = load_finished_run(getattr(args, "run", None))
-        dept = check_departement(run, args.dept)
+        dept = departement_of_run(run, args.dept)
         result = sites_for_run(run, dept, type_service=args.type,
                                threshold_min=float(args.seuil), k=int(args.k),
                                options=options)

@@ -40,9 +40,9 @@ def suivi_from_cli(args: argparse.Namespace) -> int:
         run.tables.get(COUVERTURE_DEPARTEMENTS.name), returns.files, args.seuil),
         out, settings=settings)
     for w in returns.warnings:
-        sys.stderr.write(f"warning: {w}\n")
-    print(f"Shared follow-up of {len(returns.files)} return file(s) written "
-          f"(small counts masked):")
+        sys.stderr.write(f"avertissement : {w}\n")
+    print(f"Suivi partagé de {len(returns.files)} fichier(s) de retour écrit (petits "
+          "effectifs masqués) :")
     for path in paths:
         print(f"  {path}")
     return 0

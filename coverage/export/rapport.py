@@ -34,8 +34,11 @@ from coverage.batch.outdir import check_export_out
 from coverage.cog import court_of
 from coverage.errors import CoverageError
 from coverage.export.figures import MapOptions, render_png_map
+from coverage.export.provenance import record_export, remove_stale, run_digest
 from coverage.export.tables import (
+    EPCI_TABLE,
     WAITING_TABLE,
+    accessibility_tables,
     commune_layer,
     departement_tables,
     run_types,
@@ -89,6 +92,7 @@ SECTION_TITLES: tuple[str, ...] = (
     "Couverture par EPCI",
     "Couverture par niveau de densité",
     "Couverture par cour d'appel",
+    "Indice d'accessibilité",
     "Listes d'attente",
     "Méthode",
     "Date, sources et licences",
@@ -133,11 +137,12 @@ class ReportBlock:
 
 @dataclass
 class Report:
-    """A département report: title, FICTIONAL label (demo) and blocks."""
+    """A département report: title, FICTIONAL label (demo), blocks and the run's digest."""
 
     title: str
     fictional: str | None
     blocks: list[ReportBlock] = field(default_factory=list)
+    run_digest: str = ""
 
     def heading(self, text: str) -> None:
         """Append a section heading."""
@@ -402,7 +407,10 @@ def _rates_paragraphs(report: Report, ctx: _Context) -> None:
     france = run.tables.get("couverture_france")
     regions = run.tables.get("couverture_regions")
     reg_code, reg_name = _region_of(run, ctx.dept)
-    territory = str(france["territoire"].iloc[0]) if france is not None and len(france) else ""
+    territory = ""
+    if france is not None and len(france):  # the départements the run really covers
+        column = "perimetre" if "perimetre" in france.columns else "territoire"
+        territory = str(france[column].iloc[0])
     for stype in [*ctx.types, NO_SERVICE]:
         parts = [
             f"à {_seuil_text(t)} minutes, {_rate_of(dep, stype, t)} de la population "
@@ -434,14 +442,15 @@ def _summary(report: Report, ctx: _Context) -> None:
             text += (f", entre {_number(r['population_zone_blanche_min'])} et "
                      f"{_number(r['population_zone_blanche_max'])} selon les bornes du proxy")
         report.paragraph(text + ".")
-    epci = ctx.tables.get("couverture_epci")
+    epci = ctx.tables.get(EPCI_TABLE)
     if epci is not None and len(epci):
         worst = _at(epci[epci["type_service"] == NO_SERVICE], ctx.seuil)
         if len(worst):
             w = worst.sort_values("taux_couverture").iloc[0]
             report.paragraph(
                 f"L'EPCI le moins bien couvert à {_seuil_text(ctx.seuil)} minutes est "
-                f"{w['nom_epci']} : {_rate(w['taux_couverture'])} de sa population couverte, "
+                f"{w['nom_epci']} : {_rate(w['taux_couverture'])} de la population de ses "
+                f"communes du département couverte, "
                 f"{_number(w['population_zone_blanche'])} habitants en zone blanche.")
 
 
@@ -470,14 +479,24 @@ def _level_tables(report: Report, ctx: _Context) -> None:
         report.table(f"{type_label(stype)} — {len(sub)} communes au-delà de "
                      f"{_seuil_text(ctx.seuil)} minutes", _white_zone_table(sub))
     report.heading(SECTION_TITLES[3])
-    epci = ctx.tables.get("couverture_epci")
+    epci = ctx.tables.get(EPCI_TABLE)
     if epci is None:
         report.paragraph("Le calcul ne connaît pas les EPCI des communes.")
     else:
-        report.paragraph("Chiffres sur l'ensemble des communes de chaque EPCI présentes dans "
-                         "le calcul, y compris hors du département.")
-        report.table(f"EPCI — seuil {_seuil_text(ctx.seuil)} minutes",
-                     _coverage_text(_at(epci, ctx.seuil), "nom_epci", "EPCI"))
+        report.paragraph("Chaque ligne porte sur les communes du département de l'EPCI ; la "
+                         "dernière colonne donne la population de l'EPCI entier (toutes ses "
+                         "communes du calcul), « partiel » signalant un EPCI qui s'étend sur "
+                         "d'autres départements.")
+        rows = _at(epci, ctx.seuil)
+        table = _coverage_text(rows, "nom_epci", "EPCI")
+        table = table.rename(columns={c: f"{c} (communes du département)" for c in
+                                      ("Population", "Population en zone blanche")})
+        table["Population de l'EPCI entier (communes du calcul)"] = [
+            _number(p) + (" (s'étend aussi sur : " + str(m).replace(",", ", ") + ")"
+                          if bool(part) else "")
+            for p, part, m in zip(rows["population_epci"], rows["couverture_partielle"],
+                                  rows["departements_manquants"], strict=True)]
+        report.table(f"EPCI — seuil {_seuil_text(ctx.seuil)} minutes", table)
     report.heading(SECTION_TITLES[4])
     report.table(f"Niveaux de densité (communes du département) — seuil "
                  f"{_seuil_text(ctx.seuil)} minutes",
@@ -489,16 +508,74 @@ def _level_tables(report: Report, ctx: _Context) -> None:
     if courts is None:
         report.paragraph("Le calcul n'a pas de table par cour d'appel.")
     else:
+        mine = courts[courts["cour_appel"] == court]
+        missing = (str(mine["departements_manquants"].iloc[0])
+                   if "couverture_partielle" in mine and len(mine)
+                   and bool(mine["couverture_partielle"].iloc[0]) else "")
         report.paragraph(f"Cour d'appel du département : {court} (chiffres sur les "
-                         "départements de la cour présents dans le calcul).")
+                         "départements de la cour présents dans le calcul"
+                         + (f" ; couverture partielle : départements {missing.replace(',', ', ')}"
+                            " absents du calcul" if missing else "") + ").")
         report.table(f"Cour d'appel — seuil {_seuil_text(ctx.seuil)} minutes",
                      _coverage_text(_at(courts[courts["cour_appel"] == court], ctx.seuil),
                                     "cour_appel", "Cour d'appel"))
 
 
+def _epci_name(row: pd.Series) -> str:
+    """Return an EPCI's name, else its code, else « sans EPCI »."""
+    for col in ("nom_epci", "code_epci"):
+        value = row.get(col)
+        if value is not None and not pd.isna(value) and str(value).strip():
+            return str(value)
+    return "sans EPCI"
+
+
+def _accessibility_table(departement: pd.DataFrame, epci: pd.DataFrame) -> pd.DataFrame:
+    """Return the report's accessibility table: one row per type, French cells."""
+    rows = []
+    for _, r in departement.iterrows():
+        mine = epci[(epci["type_service"] == r["type_service"])
+                    & epci["indice_moyen_pour_100k"].notna()]
+        low = mine.sort_values("indice_moyen_pour_100k", kind="mergesort").head(1)
+        rows.append({
+            "Type de service": type_label(str(r["type_service"])),
+            "Indice moyen du département (ETP ou places pour 100 000 habitants)":
+                _number(r["indice_moyen_pour_100k"], 1),
+            "EPCI à l'indice le plus bas": "—" if low.empty else
+                f"{_epci_name(low.iloc[0])} "
+                f"({_number(low['indice_moyen_pour_100k'].iloc[0], 1)})",
+            "Communes sans service à portée": _number(r["communes_sans_service"]),
+            "Population sans service à portée": _number(r["population_sans_service"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def _accessibility(report: Report, ctx: _Context) -> None:
+    """Write the accessibility index (E2SFCA) of the département at the report's threshold."""
+    report.heading(SECTION_TITLES[6])
+    acc = accessibility_tables(ctx.run, ctx.dept, settings=ctx.settings,
+                               threshold_min=ctx.seuil)
+    if not acc.tables:
+        for note in acc.notes:
+            report.paragraph(note)
+        return
+    report.paragraph(
+        "L'indice d'accessibilité dit quelle capacité de service (ETP ou places) chaque "
+        "habitant peut atteindre, une fois cette capacité partagée entre toutes les communes "
+        f"qui l'atteignent à {_seuil_text(ctx.seuil)} minutes ou moins, y compris hors du "
+        "département (méthode E2SFCA, poids décroissants avec le temps). Il est donné pour "
+        "100 000 habitants ; la moyenne du département et des EPCI est pondérée par la "
+        "population. Les tables par commune sont dans l'export du département.")
+    for note in acc.notes:
+        report.paragraph(note)
+    report.table(f"Indice d'accessibilité — {_seuil_text(ctx.seuil)} minutes",
+                 _accessibility_table(acc.tables["accessibilite_departement"],
+                                      acc.tables["accessibilite_epci"]))
+
+
 def _waiting(report: Report, ctx: _Context) -> None:
     """Write the waiting lists, statistical secrecy applied."""
-    report.heading(SECTION_TITLES[6])
+    report.heading(SECTION_TITLES[7])
     table = _waiting_table(ctx.tables, ctx.settings)
     if table.empty:
         report.paragraph("Le calcul ne comporte pas de listes d'attente pour ce département.")
@@ -533,7 +610,7 @@ def _engine_caveats(run: RunOutputs) -> list[str]:
 
 def _method(report: Report, ctx: _Context) -> None:
     """Write the method in plain French, then the date, the sources and the licences."""
-    report.heading(SECTION_TITLES[7])
+    report.heading(SECTION_TITLES[8])
     thresholds = ", ".join(_seuil_text(t) for t in run_thresholds(ctx.run, ctx.settings))
     report.paragraph(
         "Pour chaque commune, on mesure le temps d'accès en voiture depuis son point "
@@ -546,9 +623,11 @@ def _method(report: Report, ctx: _Context) -> None:
     report.paragraph(f"Moteur de temps d'accès : {engine_label(ctx.run.engine)}.")
     for caveat in _engine_caveats(ctx.run):
         report.paragraph(caveat)
-    report.heading(SECTION_TITLES[8])
+    report.heading(SECTION_TITLES[9])
     created = ctx.run.manifest.get("created_utc") or ctx.run.manifest.get("created")
     report.paragraph(f"Date du calcul : {_french_date(created)}.")
+    report.paragraph(f"Empreinte du calcul : {run_digest(ctx.run)} (SHA-256 de son "
+                     "manifeste ; un rapport d'une autre empreinte est périmé).")
     for name, licence in sources(ctx.run):
         report.paragraph(f"Source : {name} — licence : {licence}.")
 
@@ -587,11 +666,11 @@ def build_report(run: RunOutputs, dept: str, *, seuil: float | None = None,
                    departement_tables(run, dept, settings=settings), settings)
     report = Report(
         title=f"Zones blanches des services aux familles — {label}",
-        fictional=FICTIONAL_TITLE if run.fictif else None)
+        fictional=FICTIONAL_TITLE if run.fictif else None, run_digest=run_digest(run))
     if run.fictif:
         report.paragraph(f"{FICTIONAL_TITLE} : "
                          f"{run.fictional_label or 'territoire inventé, aucune donnée réelle'}")
-    for section in (_summary, _maps, _level_tables, _waiting, _method):
+    for section in (_summary, _maps, _level_tables, _accessibility, _waiting, _method):
         section(report, ctx)
     return report
 
@@ -615,6 +694,11 @@ def report_docx(report: Report) -> bytes:
     if report.fictional:
         for section in doc.sections:
             section.header.paragraphs[0].text = report.fictional
+    doc.core_properties.title = report.title
+    doc.core_properties.language = "fr-FR"
+    if report.run_digest:
+        doc.core_properties.identifier = report.run_digest
+        doc.core_properties.keywords = f"empreinte_calcul={report.run_digest}"
     doc.add_heading(report.title, level=0)
     for block in report.blocks:
         if block.kind == "heading":
@@ -675,7 +759,9 @@ def report_html(report: Report) -> str:
     banner = (f'<div class="fictif">{html_js_safe(report.fictional)}</div>'
               if report.fictional else "")
     body = "\n".join(_html_block(b) for b in report.blocks)
-    return (f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'
+    meta = (f'<meta name="zones-blanches-empreinte-calcul" content="{report.run_digest}">'
+            if report.run_digest else "")
+    return (f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">{meta}'
             f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head>"
             f"<body>{banner}<main><h1>{html_js_safe(report.title)}</h1>\n{body}\n"
             "</main></body></html>\n")
@@ -716,9 +802,11 @@ def write_report(run: RunOutputs, dept: str, out_dir: str | Path, *,
     docx_bytes = report_docx(report)
     page = report_html(report)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale(out, report.run_digest)  # the files of an export of an earlier run
     paths = [out / f"{code}_rapport.docx", out / f"{code}_rapport.html"]
     write_bytes_atomic(paths[0], docx_bytes)
     write_text_atomic(paths[1], page)
+    record_export(out, run, paths, dept=code, kind="rapport")
     log.info("wrote the report of département %s in %s", code, out)
     return paths
 
