@@ -3,9 +3,18 @@
 Prints, in one run:
 
 (a) our nearest-service pass (``RoadEngine.nearest``) for both service types;
+(a') the routing cores side by side, each in its own forked process (one process, both
+    types, minutes + nearest service + road metres of the communes): scipy
+    ``csgraph.dijkstra`` (the core before issue 18: virtual source nodes, predecessor
+    tree walked for the metres), the compiled search in the network's node order, and the
+    compiled search on the Hilbert-renumbered graph (what ``nearest`` uses); CPU, wall and
+    peak RSS of each, and the largest gap of its minutes to scipy's;
 (b) networkx ``multi_source_dijkstra_path_length`` on the same graph (same reversed
-    arcs, same source nodes, one call per type) in a subprocess, and the ratio to (a);
-(c) the 60-minute bounded matrix, 550 services × 35,000 communes (``RoadEngine.matrix``);
+    arcs, same source nodes, one call per type) in a subprocess, and the ratio to (a)
+    and to each core of (a');
+(c) the 60-minute bounded matrix, 550 services × 35,000 communes (``RoadEngine.matrix``),
+    and the same pairs by scipy ``dijkstra(limit=...)`` in chunks of dense rows (the
+    matrix before issue 18), each in a forked process;
 (d) peak RSS of this process (``resource.getrusage``; networkx runs in a child process so
     that its memory is reported separately);
 (e) OSM parse + build throughput on the real Andorra extract (``../shared/data/osm``), and
@@ -23,7 +32,9 @@ Usage: ``python -m benchmarks engine [--quick] [--no-networkx]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -31,12 +42,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
 
+from coverage.routing.kernel import NUMBA_VERSION, SearchGraph
+from coverage.routing.matrix import Snap
 from coverage.routing.network import RoadNetwork, network_from_arcs
 from coverage.routing.road import RoadEngine
 from coverage.settings import Settings
@@ -181,6 +197,138 @@ def _networkx_pass(net: RoadNetwork, engine: RoadEngine, services: pd.DataFrame
     return result
 
 
+def _scipy_core(engine: RoadEngine, snap: Snap, targets: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The core before issue 18: scipy Dijkstra from virtual nodes, tree walked for metres."""
+    graph, _ = engine._graph()
+    n = engine.network.n_nodes
+    ok = np.flatnonzero(~snap.off_network)
+    k = ok.shape[0]
+    nnz = int(graph.indptr[-1])
+    aug = sp.csr_array((np.concatenate([graph.data, snap.minutes[ok]]),
+                        np.concatenate([graph.indices, snap.node[ok]]).astype(np.int32),
+                        np.concatenate([graph.indptr, nnz + np.arange(1, k + 1)]
+                                       ).astype(np.int32)), shape=(n + k, n + k))
+    dist, pred, src = dijkstra(aug, directed=True, indices=n + np.arange(k), min_only=True,
+                               return_predecessors=True)
+    which = np.where(src[:n] >= 0, src[:n] - n, -1)
+    place = np.where(which >= 0, ok[np.maximum(which, 0)], -1)
+    # road metres: all targets walk up the predecessor tree together, one arc per step
+    transpose = engine.network.metres
+    indptr = transpose.indptr.astype(np.int64)
+    uniq, back = np.unique(targets, return_inverse=True)
+    total = np.zeros(uniq.shape[0])
+    cur = uniq.copy()
+    active = np.arange(uniq.shape[0])
+    pred = pred.astype(np.int64)
+    walked, owners = [], []
+    while active.shape[0]:
+        v = cur[active]
+        p = pred[v]
+        at_root, lost = p >= n, p < 0
+        done = active[at_root]
+        total[done] += snap.distance_m[place[cur[done]]]
+        total[active[lost]] = np.nan
+        go = ~(at_root | lost)
+        active, v, p = active[go], v[go], p[go]
+        walked.append(v)
+        owners.append(active)
+        cur[active] = p
+    nodes = np.concatenate(walked)
+    heads = pred[nodes]
+    arc = np.full(nodes.shape[0], np.nan)
+    start, stop = indptr[nodes], indptr[nodes + 1]
+    todo = np.arange(nodes.shape[0])
+    step = 0
+    while todo.shape[0]:
+        pos = start[todo] + step
+        inside = pos < stop[todo]
+        todo, pos = todo[inside], pos[inside]
+        hit = transpose.indices[pos] == heads[todo]
+        arc[todo[hit]] = transpose.data[pos[hit]]
+        todo = todo[~hit]
+        step += 1
+    total += np.bincount(np.concatenate(owners), weights=arc, minlength=uniq.shape[0])
+    return dist[:n], place, total[back]
+
+
+def _vm_rss_gb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def _in_child(job: Any) -> dict[str, Any]:
+    """Run ``job()`` in this forked child: wall, CPU, peak RSS, RSS at start, result."""
+    rss0 = _vm_rss_gb()
+    t, c = time.perf_counter(), time.process_time()
+    result = job()
+    return {"wall": time.perf_counter() - t, "cpu": time.process_time() - c,
+            "rss_gb": _rss_gb(), "rss0_gb": rss0, "result": result}
+
+
+def _forked(job: Any) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        out: dict[str, Any] = pool.submit(_in_child, job).result()
+        return out
+
+
+_JOB: dict[str, Any] = {}
+
+
+def _core_job(name: str) -> np.ndarray:
+    """Both types' passes with the core ``name``; returns the communes' minutes."""
+    engine, snaps, targets = _JOB["engine"], _JOB["snaps"], _JOB["targets"]
+    outs = []
+    for snap in snaps:
+        if name == "scipy":
+            minutes, _, _ = _scipy_core(engine, snap, targets)
+        else:
+            search = _JOB["search_" + name]
+            ok = np.flatnonzero(~snap.off_network)
+            minutes, _, _ = search.multi_source(snap.node[ok], snap.minutes[ok])
+        outs.append(minutes[targets])
+    return np.concatenate(outs)
+
+
+def _cores(engine: RoadEngine, services: pd.DataFrame, communes: pd.DataFrame,
+           settings: Settings) -> dict[str, dict[str, Any]]:
+    """(a'): each core in a forked process, one after the other."""
+    snaps = [engine.snap(services.loc[services["type_service"] == t, "lon"].to_numpy(),
+                         services.loc[services["type_service"] == t, "lat"].to_numpy())
+             for t in settings.service_types]
+    targets = engine.snap(communes["lon"].to_numpy(), communes["lat"].to_numpy()).node
+    graph, metres = engine._graph()
+    t = time.perf_counter()
+    plain = SearchGraph(graph, metres, engine.network.x, engine.network.y, renumber=False)
+    t_plain = time.perf_counter() - t
+    _JOB.update(engine=engine, snaps=snaps, targets=targets, search_plain=plain,
+                search_hilbert=engine._compiled("to_service"))
+    out = {}
+    for name in ("scipy", "plain", "hilbert"):
+        out[name] = _forked(functools.partial(_core_job, name))
+    out["plain"]["prep_s"] = t_plain
+    _JOB.clear()
+    return out
+
+
+def _matrix_job(name: str) -> int:
+    engine, communes, services = _JOB["engine"], _JOB["communes"], _JOB["services"]
+    if name == "ours":
+        return len(engine.matrix(communes, services, cutoff_min=CUTOFF_MIN))
+    c_snap = engine.snap(communes["lon"].to_numpy(), communes["lat"].to_numpy())
+    s_snap = engine.snap(services["lon"].to_numpy(), services["lat"].to_numpy())
+    t_ok = np.flatnonzero(~c_snap.off_network)
+    t_conn = c_snap.minutes[t_ok].astype(np.float32)
+    pairs = 0
+    for _rows, block in engine._search.dense_blocks(engine._graph()[0], s_snap, CUTOFF_MIN,
+                                                    columns=c_snap.node[t_ok]):
+        pairs += int(((block + t_conn[None, :]) <= np.float32(CUTOFF_MIN)).sum())
+    return pairs
+
+
 def _osm_throughput() -> None:
     import osmium
 
@@ -219,7 +367,7 @@ def _osm_throughput() -> None:
               f"({g.number_of_nodes():,} nodes) → ratio {t_ox / t_ours_xml:.1f}×")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one report, in order
     """Run the engine benchmark; print the figures and the targets."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks engine")
     parser.add_argument("--quick", action="store_true",
@@ -246,9 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
 
     t = time.perf_counter()
+    c = _cpu_s()
     engine = RoadEngine(net, settings)
     engine._graph()
-    t_prep = time.perf_counter() - t
+    search = engine._compiled("to_service")
+    t_prep, cpu_prep = time.perf_counter() - t, _cpu_s() - c
+    t = time.perf_counter()
+    c = _cpu_s()
+    search.warm_up()
+    t_jit, cpu_jit = time.perf_counter() - t, _cpu_s() - c
     t = time.perf_counter()
     c = _cpu_s()
     table = engine.nearest(communes, services, service_types=settings.service_types)
@@ -258,10 +412,27 @@ def main(argv: list[str] | None = None) -> int:
     reached = int(table["minutes"].notna().sum())
     print(f"(a) nearest service, both types ({N_SERVICES[0]} + {N_SERVICES[1]} services, "
           f"{N_COMMUNES:,} communes): {t_a:.2f} s wall, {cpu_a:.2f} s CPU "
-          f"({engine._type_workers(2)} process(es))  [target ≤ 10 s] "
-          f"(+ {t_prep:.2f} s once per network: KD-tree, reversed graph); "
+          f"({engine._type_workers(2)} process(es))  [target ≤ 10 s]; "
           f"{reached:,}/{len(table):,} rows reached, median "
           f"{table['minutes'].median():.1f} min")
+    print(f"    once per network: KD-tree, reversed graph, Hilbert renumbering "
+          f"{t_prep:.2f} s wall, {cpu_prep:.2f} s CPU; numba compile or cache load "
+          f"(numba {NUMBA_VERSION}) {t_jit:.2f} s wall, {cpu_jit:.2f} s CPU")
+    cores = _cores(engine, services, communes, settings)
+    ref = cores["scipy"]["result"]
+    labels = {"scipy": "scipy csgraph.dijkstra + tree walk (before)",
+              "plain": "compiled Δ-stepping, network order",
+              "hilbert": "compiled Δ-stepping, Hilbert order (ours)"}
+    print(f"(a') cores, both types, one forked process each (load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}):")
+    for name, res in cores.items():
+        got = res["result"]
+        same = np.array_equal(np.isfinite(got), np.isfinite(ref))
+        gap = float(np.nanmax(np.abs(np.where(np.isfinite(ref), got - ref, 0.0))))
+        print(f"    {labels[name]}: {res['wall']:.2f} s wall, {res['cpu']:.2f} s CPU, peak "
+              f"RSS {res['rss_gb']:.2f} GB (+{res['rss_gb'] - res['rss0_gb']:.2f} GB over "
+              f"the inherited {res['rss0_gb']:.2f} GB); minutes vs scipy: max gap "
+              f"{gap:.1e}, same reach {same}")
     if not args.no_networkx:
         res = _networkx_pass(net, engine, services)
         if res is not None:
@@ -269,16 +440,20 @@ def main(argv: list[str] | None = None) -> int:
             cpu_nx = float(sum(res["cpu_s"]))
             print(f"(b) networkx multi_source_dijkstra_path_length, both types: {t_nx:.1f} s "
                   f"wall, {cpu_nx:.1f} s CPU (graph build {res['build_s']:.0f} s, child peak "
-                  f"RSS {res['rss_gb']:.1f} GB) → ratio {t_nx / t_a:.0f}× wall, "
-                  f"{cpu_nx / cpu_a:.0f}× CPU [target ≥ 20×]")
-    t = time.perf_counter()
-    c = _cpu_s()
-    matrix = engine.matrix(communes, services, cutoff_min=CUTOFF_MIN)
-    t_c = time.perf_counter() - t
-    cpu_c = _cpu_s() - c
-    print(f"(c) bounded matrix {len(services)} × {N_COMMUNES:,} within {CUTOFF_MIN:.0f} min: "
-          f"{t_c:.1f} s wall, {cpu_c:.1f} s CPU  [target ≤ 120 s], {len(matrix):,} pairs, "
-          f"{matrix.memory_usage(deep=False).sum() / 1e6:.0f} MB")
+                  f"RSS {res['rss_gb']:.1f} GB) → ratio to (a) {t_nx / t_a:.0f}× wall, "
+                  f"{cpu_nx / cpu_a:.1f}× CPU [target ≥ 25× CPU]")
+            for name, core in cores.items():
+                print(f"    ratio to {labels[name]}: {t_nx / core['wall']:.1f}× wall, "
+                      f"{cpu_nx / core['cpu']:.1f}× CPU")
+    _JOB.update(engine=engine, communes=communes, services=services)
+    for name, label in (("ours", "compiled bounded searches (ours)"),
+                        ("scipy", "scipy dijkstra(limit) in dense chunks (before)")):
+        res = _forked(functools.partial(_matrix_job, name))
+        print(f"(c) bounded matrix {len(services)} × {N_COMMUNES:,} within {CUTOFF_MIN:.0f} "
+              f"min, {label}: {res['wall']:.1f} s wall, {res['cpu']:.1f} s CPU, peak RSS "
+              f"{res['rss_gb']:.2f} GB (+{res['rss_gb'] - res['rss0_gb']:.2f} GB), "
+              f"{res['result']:,} pairs  [target ≤ 120 s]")
+    _JOB.clear()
     print(f"(d) peak RSS of this process: {_rss_gb():.2f} GB  [target ≤ 6 GB]; forked "
           f"child of (a): {child_rss:.2f} GB (its pages are mostly shared with this process)")
     _osm_throughput()

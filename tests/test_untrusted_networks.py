@@ -131,7 +131,7 @@ def no_dijkstra(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("a shortest-path search ran on an untrusted network")
 
-    monkeypatch.setattr("coverage.routing.road.dijkstra", forbidden)
+    monkeypatch.setattr("coverage.routing.kernel._delta_search_jit", forbidden)
     monkeypatch.setattr("coverage.routing.matrix.dijkstra", forbidden)
 
 

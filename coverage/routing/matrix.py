@@ -5,10 +5,12 @@ Places come snapped to the graph's nodes (:class:`Snap`, made by
 connector leg (minutes at ``settings.access_speed_kmh``). All times are minutes, distances
 metres in the network's metric CRS.
 
-* **Bounded matrix** (:meth:`BoundedSearch.dense_blocks`): one Dijkstra per service node
-  with ``limit`` = cut-off, in chunks of sources so that a chunk holds at most
-  ``CHUNK_BYTES`` of float64 rows, kept as float32; the engine's ``matrix`` returns the
-  pairs within the cut-off as a long table.
+* **Bounded matrix** (:meth:`BoundedSearch.pairs`): one compiled bounded search per
+  service node (:class:`~coverage.routing.kernel.SearchGraph`), costing the nodes it
+  reaches; the engine's ``matrix`` returns the pairs within the cut-off as a long table.
+* **Dense per-source rows** (:meth:`BoundedSearch.dense_blocks`): one Dijkstra per service
+  node with ``limit`` = cut-off, in chunks of sources so that a chunk holds at most
+  ``CHUNK_BYTES`` of float64 rows, kept as float32.
 * **Per-source minutes for the isochrones** (:meth:`BoundedSearch.sparse_rows`): one
   bounded Dijkstra per service node on the disc it can reach — the nodes within
   cut-off × the largest straight-line speed of any arc (no path of ``t`` minutes ends
@@ -32,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
+from coverage.routing.kernel import SearchGraph
 from coverage.routing.network import RoadNetwork
 
 __all__ = [
@@ -377,26 +380,58 @@ class BoundedSearch:
         out.has_sorted_indices = True
         return out
 
-    def pairs(self, graph: sp.csr_array, sources: Snap, targets: Snap, cutoff_min: float
+    def pairs(self, search: SearchGraph, sources: Snap, targets: Snap, cutoff_min: float
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return the (source, target) pairs within ``cutoff_min``, both connector legs in.
+
+        One compiled bounded search per distinct source node (:meth:`SearchGraph.bounded`,
+        limit = cut-off − the node's smallest connector leg, plus a float32 margin); a
+        search costs the nodes it reaches. Values: float64 minutes plus the source's
+        connector leg, rounded to float32, plus the target's connector leg in float32,
+        kept when ``<= float32(cutoff_min)`` (the values of :meth:`dense_blocks`).
+
+        Parameters
+        ----------
+        search
+            The compiled graph searched from the sources (its nodes are the network's).
+        sources, targets
+            Snapped places; off-network ones are left out.
+        cutoff_min
+            Cut-off, minutes.
 
         Returns
         -------
         tuple of numpy.ndarray
-            Source rows, target rows (on-network targets only) and float32 minutes.
+            Source rows, target rows (on-network targets only) and float32 minutes, sorted
+            by source row then target row.
         """
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+        src = _Sources.of(sources, cutoff_min)
         t_ok = np.flatnonzero(~targets.off_network)
+        if src.ok.shape[0] == 0 or t_ok.shape[0] == 0:
+            return empty
+        # the searches read the minutes at the targets' distinct nodes only
+        t_nodes, t_inv = np.unique(targets.node[t_ok], return_inverse=True)
         t_conn = targets.minutes[t_ok].astype(np.float32)
+        cut = np.float32(cutoff_min)
+        limits = (cutoff_min - src.min_conn) + (abs(cutoff_min) * 1e-6 + 1e-9)
+        members = src.members()
         parts_s, parts_t, parts_m = [], [], []
-        for rows, block in self.dense_blocks(graph, sources, cutoff_min,
-                                             columns=targets.node[t_ok]):
-            total = block + t_conn[None, :]
-            r, c = np.nonzero(total <= np.float32(cutoff_min))
-            parts_s.append(rows[r])
-            parts_t.append(t_ok[c])
-            parts_m.append(total[r, c])
+        for c, _, at_nodes in search.bounded(src.nodes, limits, at=t_nodes):
+            near = np.isfinite(at_nodes)
+            if not near.any():
+                continue
+            sel = np.flatnonzero(near[t_inv])  # positions in t_ok on a reached node
+            base = at_nodes[t_inv[sel]]
+            for j in members[c]:
+                total = (base + sources.minutes[src.ok[j]]).astype(np.float32) + t_conn[sel]
+                keep = total <= cut
+                parts_s.append(np.full(int(keep.sum()), src.ok[j], dtype=np.int64))
+                parts_t.append(t_ok[sel[keep]])
+                parts_m.append(total[keep])
         if not parts_s:
-            return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
-        return (np.concatenate(parts_s), np.concatenate(parts_t),
-                np.concatenate(parts_m).astype(np.float32))
+            return empty
+        rows, cols = np.concatenate(parts_s), np.concatenate(parts_t).astype(np.int64)
+        values = np.concatenate(parts_m).astype(np.float32)
+        order = np.lexsort((cols, rows))
+        return rows[order], cols[order], values[order]

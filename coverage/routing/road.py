@@ -1,9 +1,10 @@
 """Road engine: snap places to the network, nearest service per type by Dijkstra.
 
 :class:`RoadEngine` is the ``road`` engine of the :class:`~coverage.routing.base.Engine`
-contract: it routes on a :class:`~coverage.routing.network.RoadNetwork` with
-``scipy.sparse.csgraph.dijkstra``. Its bounded searches (the service × commune matrix and
-the per-source minutes of the isochrones) are those of
+contract: it routes on a :class:`~coverage.routing.network.RoadNetwork` with the compiled
+exact searches of :class:`~coverage.routing.kernel.SearchGraph` (nearest service, matrix)
+and ``scipy.sparse.csgraph.dijkstra`` (per-source rows). Its bounded searches (the
+service × commune matrix and the per-source minutes of the isochrones) are those of
 :class:`~coverage.routing.matrix.BoundedSearch`; :func:`coverage.routing.make_engine` picks
 an engine.
 
@@ -16,18 +17,19 @@ Method of :class:`RoadEngine` (all times in minutes, distances in metres inside,
   minutes: it is never silently snapped across a valley. Such services are not used.
 * **Direction**: times are those of the family's trip, commune → service, so the routing
   runs on the reversed graph from the services (this matters on one-way streets).
-* **Nearest service per type**: one multi-source Dijkstra per type, exact with the services'
-  connector legs: each service is a virtual node with one arc (its connector minutes) to
-  its snapped node, and ``dijkstra(indices=virtual nodes, min_only=True)`` gives, for every
-  node, the minutes to the nearest service and (``sources``) which service it is. Commune
-  minutes = node minutes + the commune's connector leg. The road distance (km) is summed
-  along the shortest-path tree, walking up from the communes' nodes (vectorised, one arc
-  per step), and includes both connector legs. All types share one augmented graph; on
-  graphs of ≥ ``PARALLEL_MIN_NODES`` nodes the types run in forked processes when that is
-  safe (``RoadEngine(workers=1)`` turns it off).
+* **Nearest service per type**: one exact multi-source search per type on the reversed
+  graph renumbered along a Hilbert curve (built once per engine,
+  :meth:`RoadEngine._compiled`): each service starts at its snapped node with its
+  connector minutes, and the search gives, for every node, the minutes to the nearest
+  service, which service it is, and the road metres of the path (carried along the
+  search tree). The minutes are those of ``scipy.sparse.csgraph.dijkstra`` on a graph
+  with one virtual node per service, bit for bit. Commune minutes = node minutes + the
+  commune's connector leg; the road distance (km) includes both connector legs. On graphs
+  of ≥ ``PARALLEL_MIN_NODES`` nodes the types run in forked processes when that is safe
+  (``RoadEngine(workers=1)`` turns it off).
 * **Bounded matrix** and **per-source minutes for the isochrones**: see
-  :mod:`coverage.routing.matrix` (one bounded Dijkstra per service node, on the disc it
-  can reach for the isochrones).
+  :mod:`coverage.routing.matrix` (one bounded search per service node; on the disc it can
+  reach for the isochrones).
 
 A road file that does not cover the run's communes (another country, a partial extract)
 would give a run where every commune is unreachable: :meth:`RoadEngine.snap_coverage`
@@ -50,7 +52,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from coverage._validate import require_columns
@@ -58,6 +59,7 @@ from coverage.errors import CoverageError, NetworkCoverageError
 from coverage.geo import project_lonlat
 from coverage.labels import fr_decimal, fr_int, fr_percent
 from coverage.routing.base import empty_matrix, empty_nearest, lonlat
+from coverage.routing.kernel import SearchGraph
 from coverage.routing.matrix import BoundedSearch, Snap
 from coverage.routing.network import RoadNetwork
 from coverage.settings import Settings
@@ -235,6 +237,7 @@ class RoadEngine:
         self._tree = cKDTree(np.column_stack([network.x, network.y]))
         self._reverse: tuple[sp.csr_array, sp.csr_array] | None = None
         self._search = BoundedSearch(network)
+        self._searches: dict[str, SearchGraph] = {}
 
     def _type_workers(self, n_types: int) -> int:
         """Return the processes for the per-type passes of :meth:`nearest` (1 = this one).
@@ -335,37 +338,29 @@ class RoadEngine:
             communes_bbox=_bbox(lon[ok], lat[ok]))
 
     # -- multi-source pass ---------------------------------------------------------------
-    def _augmented(self, snaps: list[Snap], direction: str
-                   ) -> tuple[sp.csr_array, list[int]]:
-        """Routed graph plus one virtual node per on-network place of every snap set.
+    def _compiled(self, direction: str) -> SearchGraph:
+        """Return the compiled search graph of ``direction`` (built once per engine).
 
-        Virtual node ``n + base_i + j`` has one arc (the connector minutes) to the node of
-        the ``j``-th on-network place of set ``i``; nothing leads to a virtual node, so a
-        search from one set's virtual nodes never sees the others'.
+        The routed graph (minutes) and its aligned metres, renumbered along a Hilbert curve
+        (:class:`~coverage.routing.kernel.SearchGraph`).
         """
-        graph = self._routed(direction)
-        n = self.network.n_nodes
-        oks = [np.flatnonzero(~sn.off_network) for sn in snaps]
-        bases = [0, *np.cumsum([o.shape[0] for o in oks])[:-1].tolist()]
-        k = sum(o.shape[0] for o in oks)
-        nnz = int(graph.indptr[-1])
-        itype = np.int32 if n + k + nnz < 2**31 - 1 else np.int64  # csgraph's native int32
-        aug = sp.csr_array(
-            (np.concatenate([graph.data, *[sn.minutes[o] for sn, o in zip(snaps, oks,
-                                                                          strict=True)]]),
-             np.concatenate([graph.indices, *[sn.node[o] for sn, o in zip(snaps, oks,
-                                                                          strict=True)]]
-                            ).astype(itype, copy=False),
-             np.concatenate([graph.indptr, nnz + np.arange(1, k + 1)]).astype(itype,
-                                                                               copy=False)),
-            shape=(n + k, n + k))
-        return aug, [int(b) for b in bases]
+        direction = _check_direction(direction)
+        if direction not in self._searches:
+            if direction == "to_service":
+                minutes, metres = self._graph()
+            else:
+                minutes, metres = self.network.minutes, self.network.metres
+            self._searches[direction] = SearchGraph(minutes, metres, self.network.x,
+                                                    self.network.y)
+        return self._searches[direction]
 
     def _multi_source(self, snap: Snap, *, targets: np.ndarray | None = None,
                       direction: str = "to_service",
-                      shared: tuple[sp.csr_array, int] | None = None,
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Minutes to the nearest snapped place for every node, which place, road metres.
+
+        One compiled search from all on-network places, each starting at its node with its
+        connector minutes (:meth:`SearchGraph.multi_source`).
 
         Parameters
         ----------
@@ -375,8 +370,6 @@ class RoadEngine:
             Node indices whose road metres are wanted (e.g. the communes' nodes).
         direction
             ``to_service`` routes on the reversed graph.
-        shared
-            ``(augmented graph, base)`` from :meth:`_augmented` when several sets share one.
 
         Returns
         -------
@@ -387,77 +380,19 @@ class RoadEngine:
         """
         n = self.network.n_nodes
         ok = np.flatnonzero(~snap.off_network)
-        k = ok.shape[0]
-        if k == 0:
+        if ok.shape[0] == 0:
             return (np.full(n, np.inf), np.full(n, -1, dtype=np.int64),
                     None if targets is None else np.full(targets.shape[0], np.nan))
-        if shared is None:
-            aug, bases = self._augmented([snap], direction)
-            base = bases[0]
-        else:
-            aug, base = shared
-        sources = n + base + np.arange(k)
-        dist, pred, src = dijkstra(aug, directed=True, indices=sources, min_only=True,
-                                   return_predecessors=True)
-        src = np.where(src[:n] >= 0, src[:n] - base, src[:n])
-        which = np.where(src >= 0, src - n, -1)
+        dist, which, length = self._compiled(direction).multi_source(snap.node[ok],
+                                                                     snap.minutes[ok])
         place = np.where(which >= 0, ok[np.maximum(which, 0)], -1)
         if targets is None:
-            return dist[:n], place, None
-        metres = self._path_metres(pred, place, snap, direction, targets)
-        return dist[:n], place, metres
-
-    def _path_metres(self, pred: np.ndarray, place: np.ndarray, snap: Snap, direction: str,
-                     targets: np.ndarray) -> np.ndarray:
-        """Metres from each target node to its root along the predecessor tree.
-
-        All targets walk up the tree together, one arc per step (as many steps as the
-        deepest path). The arc ``pred[v] → v`` of the routed graph is the arc
-        ``v → pred[v]`` of its transpose, found in row ``v`` (a few entries). The root's
-        connector leg (the place's straight-line distance) is added at the end.
-        """
-        n = self.network.n_nodes
-        transpose = self.network.metres if direction == "to_service" else self._graph()[1]
-        indptr = transpose.indptr.astype(np.int64)
-        indices, data = transpose.indices, transpose.data
-        uniq, back = np.unique(np.asarray(targets, dtype=np.int64), return_inverse=True)
-        total = np.zeros(uniq.shape[0])
-        cur = uniq.copy()
-        active = np.arange(uniq.shape[0])
-        pred = pred.astype(np.int64)
-        walked: list[np.ndarray] = []  # nodes left at each step
-        owners: list[np.ndarray] = []  # the target each of them belongs to
-        while active.shape[0]:
-            v = cur[active]
-            p = pred[v]
-            at_root = p >= n
-            lost = p < 0  # unreached node (or a source itself: never, sources are virtual)
-            done = active[at_root]
-            total[done] += snap.distance_m[place[cur[done]]]
-            total[active[lost]] = np.nan
-            go = ~(at_root | lost)
-            active, v, p = active[go], v[go], p[go]
-            walked.append(v)
-            owners.append(active)
-            cur[active] = p
-        if walked:
-            nodes = np.concatenate(walked)
-            heads = pred[nodes]
-            arc = np.full(nodes.shape[0], np.nan)
-            start, stop = indptr[nodes], indptr[nodes + 1]
-            todo = np.arange(nodes.shape[0])
-            step = 0
-            while todo.shape[0]:  # scan row v of the transpose for the column pred[v]
-                pos = start[todo] + step
-                inside = pos < stop[todo]
-                todo, pos = todo[inside], pos[inside]
-                hit = indices[pos] == heads[todo]
-                arc[todo[hit]] = data[pos[hit]]
-                todo = todo[~hit]
-                step += 1
-            total += np.bincount(np.concatenate(owners), weights=arc,
-                                 minlength=uniq.shape[0])
-        return total[back]
+            return dist, place, None
+        targets = np.asarray(targets, dtype=np.int64)
+        root = place[targets]
+        metres = length[targets] + snap.distance_m[np.maximum(root, 0)]
+        metres[root < 0] = np.nan
+        return dist, place, metres
 
     def node_minutes(self, services: pd.DataFrame, *, direction: str = "to_service"
                      ) -> np.ndarray:
@@ -649,30 +584,25 @@ class RoadEngine:
 
     def _passes(self, snaps: list[Snap], targets: np.ndarray
                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """Run one multi-source pass per snap set, in forked processes when worthwhile.
-
-        All sets share one augmented graph.
-        """
+        """Run one multi-source pass per snap set, in forked processes when worthwhile."""
         if not snaps:
             return []
-        aug, bases = self._augmented(snaps, "to_service")
+        search = self._compiled("to_service")
         workers = self._type_workers(len(snaps))
         if workers == 1:
-            return [self._multi_source(sn, targets=targets, shared=(aug, b))
-                    for sn, b in zip(snaps, bases, strict=True)]
-        _FORK_STATE.update(engine=self, aug=aug, bases=bases, snaps=snaps, targets=targets)
+            return [self._multi_source(sn, targets=targets) for sn in snaps]
+        search.warm_up()  # compiled (or read from numba's cache) once, before forking
+        _FORK_STATE.update(engine=self, snaps=snaps, targets=targets)
         try:
             ctx = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
                 # the children run all passes but the first, this process runs the first
                 futures = [pool.submit(_pass_in_child, i) for i in range(1, len(snaps))]
-                first = self._multi_source(snaps[0], targets=targets,
-                                           shared=(aug, bases[0]))
+                first = self._multi_source(snaps[0], targets=targets)
                 rest = [f.result() for f in futures]
         except (OSError, RuntimeError) as exc:  # pragma: no cover - platform dependent
             logger.warning("parallel passes failed (%s): running them in this process", exc)
-            return [self._multi_source(sn, targets=targets, shared=(aug, b))
-                    for sn, b in zip(snaps, bases, strict=True)]
+            return [self._multi_source(sn, targets=targets) for sn in snaps]
         finally:
             _FORK_STATE.clear()
         return [first, *[(m, p.astype(np.int64), d) for m, p, d in rest]]
@@ -681,14 +611,15 @@ class RoadEngine:
                cutoff_min: float) -> pd.DataFrame:
         """Service × commune road minutes within ``cutoff_min``, as a long table.
 
-        One bounded Dijkstra (``limit``) per service node, in chunks of sources so that a
-        chunk holds at most ``CHUNK_BYTES`` of float64 rows; results are float32.
+        One compiled bounded search per service node (see
+        :meth:`~coverage.routing.matrix.BoundedSearch.pairs`); results are float32.
 
         Returns
         -------
         pandas.DataFrame
             ``service_id``, ``code_insee``, ``minutes`` (float32, commune → service, both
-            connector legs included), pairs within ``cutoff_min`` only.
+            connector legs included), pairs within ``cutoff_min`` only, sorted by service
+            row then commune row.
         """
         require_columns(communes, ("code_insee", "lon", "lat"), file="communes")
         require_columns(services, ("service_id", "lon", "lat"), file="services")
@@ -698,7 +629,7 @@ class RoadEngine:
         s_snap = self.snap(s_lon, s_lat)
         codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
         ids = services["service_id"].astype(str).to_numpy(dtype=object)
-        rows, cols, minutes = self._search.pairs(self._routed("to_service"), s_snap, c_snap,
+        rows, cols, minutes = self._search.pairs(self._compiled("to_service"), s_snap, c_snap,
                                                  cutoff_min)
         if not rows.shape[0]:
             return empty_matrix()
@@ -706,15 +637,15 @@ class RoadEngine:
                              "minutes": minutes})
 
 
-#: Engine, augmented graph and inputs inherited by forked children (set while a pool runs).
+#: Engine and inputs inherited by forked children (set while a pool runs).
 _FORK_STATE: dict[str, Any] = {}
 
 
 def _pass_in_child(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Pass ``i`` in a forked child: everything comes from the parent's memory."""
     st = _FORK_STATE
-    minutes, place, metres = st["engine"]._multi_source(
-        st["snaps"][i], targets=st["targets"], shared=(st["aug"], st["bases"][i]))
+    minutes, place, metres = st["engine"]._multi_source(st["snaps"][i],
+                                                        targets=st["targets"])
     return minutes, place.astype(np.int32), metres
 
 
