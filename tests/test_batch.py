@@ -241,8 +241,11 @@ def test_cli_summary_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
     assert main(["run", "--out", str(tmp_path), "--workers", "1", "--no-isochrones"]) == 0
     text = capsys.readouterr().out
-    assert "FICTIONAL" in text and "Engine: road" in text
-    assert "beyond 30 min" in text and "beyond 45 min" in text
+    assert "DONNÉES FICTIVES" in text and "Moteur : road" in text
+    # every threshold of the run, French numbers, labels beside codes
+    assert all(f"Zones blanches au-delà de {t} min" in text for t in (20, 30, 45))
+    assert "Médiation familiale : " in text and "ZA Hautes-Brumes (fictif)" in text
+    assert "par niveau de densité INSEE" in text and "4 — très peu dense" in text
     assert str(tmp_path) in text
 
 
@@ -330,7 +333,7 @@ def test_cli_data_dir_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 0
     m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert m["depts"] == ["ZA"] and m["engine"]["name"] == "proxy"  # no routes.osm.pbf
-    assert "Engine: proxy" in capsys.readouterr().out
+    assert "Moteur : proxy" in capsys.readouterr().out
     assert main(["run", "--data-dir", str(tmp_path / "donnees"), "--dept", "ZB", "--out",
                  str(tmp_path / "none")]) != 0
     assert "prepare --dept ZB" in capsys.readouterr().err

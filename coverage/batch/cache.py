@@ -7,6 +7,12 @@ version (package version + the source of the modules that compute times,
 :func:`keyed_modules`). The thresholds are not part of it: travel times do not depend on
 them.
 
+Each entry also records its **context** (the key without the services) and the row hashes
+of its services, and ``services.parquet`` holds the run's service rows: a partition whose
+context is unchanged but whose services changed is then updated incrementally by the run
+(:func:`cache_previous`, :mod:`coverage.scenario`) instead of recomputed. The keys
+themselves are unchanged.
+
 A killed run leaves finished partitions in the cache and no half-written file
 (:func:`clean_stale_temps` removes the temporary files of interrupted writes); rerunning the
 same command resumes from there and gives the same outputs.
@@ -20,6 +26,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,7 +39,7 @@ import shapely
 import coverage.batch.executors
 import coverage.batch.partitions
 import coverage.batch.proxy_inputs
-from coverage import geo, schemas, whitezones
+from coverage import geo, scenario, schemas, whitezones
 from coverage._version import __version__
 from coverage.batch.partitions import EngineSpec, PartitionOutput
 from coverage.errors import CoverageError
@@ -42,6 +49,10 @@ from coverage.routing import base, imported, landmass, matrix, network, proxy, r
 
 __all__ = [
     "PARTITIONS_DIR",
+    "SERVICES_FILE",
+    "SERVICE_HASH_COLUMN",
+    "PreviousPartition",
+    "cache_previous",
     "cache_read",
     "cache_write",
     "clean_stale_temps",
@@ -53,12 +64,18 @@ __all__ = [
     "partition_key",
     "row_hashes",
     "rows_digest",
+    "services_read",
+    "services_write",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Folder of the partition cache inside ``<out>/.cache``.
 PARTITIONS_DIR = "partitions"
+#: The run's service rows in the partition cache (:func:`services_write`).
+SERVICES_FILE = "services.parquet"
+#: Column of the row hashes in :data:`SERVICES_FILE`.
+SERVICE_HASH_COLUMN = "_row_hash"
 _TMP_RE = re.compile(r"^\.(?P<stem>.+?)\.[^.]+\.tmp")
 #: Settings fields that do not change travel times (left out of the partition key).
 _NOT_IN_PARTITION_KEY = ("thresholds_min", "secrecy_threshold", "max_input_bytes",
@@ -111,7 +128,7 @@ def keyed_modules() -> tuple[ModuleType, ...]:
     """
     return (coverage.batch.partitions, coverage.batch.proxy_inputs, coverage.batch.executors,
             sys.modules[__name__], geo, base, network, matrix, proxy, road, imported, landmass,
-            whitezones, schemas)
+            whitezones, scenario, schemas)
 
 
 def code_version(modules: Sequence[ModuleType] | None = None) -> str:
@@ -221,21 +238,95 @@ def cache_read(cache: Path, dept: str, key: str) -> PartitionOutput | None:
                            dict(info.get("engine_parameters", {})))
 
 
-def cache_write(cache: Path, out: PartitionOutput) -> None:
+def cache_write(cache: Path, out: PartitionOutput, *, context: str | None = None,
+                service_hashes: np.ndarray | None = None) -> None:
     """Write a partition's output atomically (table first, metadata last).
 
-    Entries of older keys of the same département are removed.
+    Entries of older keys of the same département are removed. ``context`` (the key
+    without the services) and ``service_hashes`` (row hashes of the partition's services)
+    let the next run update the partition incrementally (:func:`cache_previous`).
     """
     data, meta = _cache_paths(cache, out.dept, out.key)
     with atomic_path(data) as tmp:
         out.access.to_parquet(tmp, index=False)
+    extra: dict[str, Any] = {}
+    if context and service_hashes is not None:
+        extra = {"context": context,
+                 "service_hashes": [f"{int(h):016x}" for h in service_hashes]}
     write_text_atomic(meta, json.dumps({
         "dept": out.dept, "key": out.key, "seconds": round(out.seconds, 4),
-        "engine_parameters": out.engine_parameters}, ensure_ascii=False, indent=1,
+        "engine_parameters": out.engine_parameters, **extra}, ensure_ascii=False, indent=1,
         default=str))
     for old in cache.glob(f"{out.dept}-*"):  # entries of older keys of this département
         if old.name not in (data.name, meta.name) and not old.name.startswith("."):
             old.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class PreviousPartition:
+    """A département's cache entry of an earlier key, with what it was computed from.
+
+    Attributes
+    ----------
+    output
+        Its ``acces_communes`` rows and metadata.
+    context
+        Its key without the services (:class:`coverage.batch.partitions.PartitionTask`).
+    service_hashes
+        Row hashes of its services.
+    """
+
+    output: PartitionOutput
+    context: str
+    service_hashes: np.ndarray
+
+
+def cache_previous(cache: Path, dept: str) -> PreviousPartition | None:
+    """Return the département's entry of another key (None when absent or unreadable).
+
+    Only entries that recorded their context and service hashes (:func:`cache_write`)
+    are returned.
+    """
+    metas = sorted(p for p in cache.glob(f"{dept}-*.json") if not p.name.startswith("."))
+    for meta in metas:
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if info.get("dept") != dept or "context" not in info:
+            continue
+        hit = cache_read(cache, dept, str(info.get("key", "")))
+        if hit is not None:
+            hashes = np.array([int(h, 16) for h in info.get("service_hashes", [])],
+                              dtype=np.uint64)
+            return PreviousPartition(hit, str(info["context"]), hashes)
+    return None
+
+
+def services_write(cache: Path, services: pd.DataFrame, hashes: np.ndarray) -> None:
+    """Write the run's service rows (the workers' columns) and their row hashes.
+
+    The next run finds there the services of each cached partition
+    (:func:`services_read`).
+    """
+    frame = pd.DataFrame(services).assign(**{SERVICE_HASH_COLUMN: hashes.astype(np.uint64)})
+    with atomic_path(cache / SERVICES_FILE) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def services_read(cache: Path) -> pd.DataFrame | None:
+    """Return the service rows :func:`services_write` stored (None when absent).
+
+    The row hashes are in the column ``_row_hash``.
+    """
+    path = cache / SERVICES_FILE
+    if not path.exists():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        log.warning("%s unreadable (%s): partitions recomputed in full", path.name, exc)
+        return None
 
 
 def _own_stems() -> frozenset[str]:

@@ -1,8 +1,9 @@
 """Executors: where the partitions are computed.
 
-Each partition is computed by the run's engine (``nearest`` →
-:func:`coverage.whitezones.access_table`: minutes, NaN when unreachable, ``moteur`` on every
-row), built once per process from its :class:`~coverage.batch.partitions.EngineSpec`.
+Each partition is computed by the run's engine (:func:`coverage.scenario.access_rows`:
+``nearest`` → :func:`coverage.whitezones.access_table`, minutes, NaN when unreachable,
+``moteur`` on every row), built once per process from its
+:class:`~coverage.batch.partitions.EngineSpec`.
 
 Executors: local processes (:class:`concurrent.futures.ProcessPoolExecutor`, ``workers``,
 spawn context), in this process when ``workers=1`` or when processes would cost more than they
@@ -24,9 +25,7 @@ from typing import Any
 from coverage.batch.partitions import EngineSpec, PartitionOutput, PartitionTask
 from coverage.errors import CoverageError
 from coverage.routing import Engine, make_engine
-from coverage.routing.base import empty_nearest
-from coverage.routing.proxy import ProxyEngine
-from coverage.whitezones import access_table
+from coverage.scenario import access_rows
 
 __all__ = [
     "DASK_CONNECT_TIMEOUT_S",
@@ -78,14 +77,7 @@ def run_partition(task: PartitionTask) -> PartitionOutput:
     """
     t0 = time.perf_counter()
     engine = engine_for(task.engine)
-    if len(task.services) and isinstance(engine, ProxyEngine):  # with the low–high range
-        nearest = engine.nearest_with_ranges(task.communes, task.services,
-                                             service_types=task.types)
-    elif len(task.services):
-        nearest = engine.nearest(task.communes, task.services, service_types=task.types)
-    else:
-        nearest = empty_nearest()
-    access = access_table(task.communes, nearest, service_types=task.types, moteur=engine.name)
+    access = access_rows(engine, task.communes, task.services, task.types)
     return PartitionOutput(task.dept, task.key, access, time.perf_counter() - t0,
                            engine.parameters())
 

@@ -116,7 +116,13 @@ class EngineSpec:
 
 @dataclass(frozen=True)
 class PartitionTask:
-    """One département's work: its communes, the services it may use, the engine."""
+    """One département's work: its communes, the services it may use, the engine.
+
+    ``context`` is the partition's key without its services
+    (:func:`coverage.batch.cache.partition_key` with an empty services digest) and
+    ``service_hashes`` the row hashes of its services: a cached partition of the same
+    context is updated incrementally (:mod:`coverage.scenario`) instead of recomputed.
+    """
 
     dept: str
     key: str
@@ -124,6 +130,8 @@ class PartitionTask:
     services: gpd.GeoDataFrame
     types: tuple[str, ...]
     engine: EngineSpec
+    context: str = ""
+    service_hashes: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ manifest's ``avertissements``, the CLI summary and the app).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from coverage.files import write_text_atomic
 from coverage.labels import empty_offer_warning
 from coverage.routing.landmass import (
     LAND_MASS_COLUMN,
@@ -38,9 +40,13 @@ from coverage.routing.landmass import (
 )
 from coverage.settings import Settings, metric_crs_for
 
-__all__ = ["ProxyInputs", "empty_offer_warnings", "proxy_inputs"]
+__all__ = ["MEMO_PREFIX", "ProxyInputs", "empty_offer_warnings", "proxy_inputs",
+           "save_land_masses"]
 
 log = logging.getLogger(__name__)
+
+#: Name prefix of the land-mass memo files (``<out>/.cache/land_masses-<digest>.json``).
+MEMO_PREFIX = "land_masses-"
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,9 @@ class ProxyInputs:
         What the manifest records to rebuild the engine exactly
         (:class:`coverage.routing.landmass.RunLandMasses`: land masses, densities of the
         services' communes outside the run, ferry ports).
+    masses, memo_file
+        The land masses of every commune loaded and the file that memoises them
+        (:func:`save_land_masses`), or None.
     """
 
     communes: gpd.GeoDataFrame
@@ -69,11 +78,54 @@ class ProxyInputs:
     ferries: FerryNetwork
     warnings: tuple[str, ...] = ()
     recorded: RunLandMasses = field(default_factory=RunLandMasses)
+    masses: pd.Series | None = None
+    memo_file: Path | None = None
+
+
+def _memo_land_masses(all_communes: gpd.GeoDataFrame, settings: Settings,
+                      memo_file: Path | None) -> pd.Series:
+    """Return :func:`coverage.routing.landmass.land_masses`, read from ``memo_file`` if there.
+
+    Nothing is written here (a run checks its options before writing anything):
+    :func:`save_land_masses` writes the memo once the run holds its folder.
+    """
+    if memo_file is not None and memo_file.exists():
+        try:
+            data = json.loads(memo_file.read_text(encoding="utf-8"))
+            mass = pd.Series(data["masses"], index=pd.Index(data["codes"], dtype=object),
+                             dtype=object)
+            mass.attrs["avertissements"] = list(data.get("avertissements", []))
+            return mass
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("land-mass memo %s unreadable (%s): recomputed", memo_file.name, exc)
+    return land_masses(all_communes, settings)
+
+
+def save_land_masses(inputs: ProxyInputs) -> None:
+    """Write the land masses of ``inputs`` into its memo file (when absent).
+
+    Memo files of other digests in the same folder are removed.
+
+    Parameters
+    ----------
+    inputs
+        :func:`proxy_inputs` given a ``memo_file``.
+    """
+    memo_file, mass = inputs.memo_file, inputs.masses
+    if memo_file is None or mass is None or memo_file.exists():
+        return
+    memo_file.parent.mkdir(parents=True, exist_ok=True)
+    for old in memo_file.parent.glob(f"{MEMO_PREFIX}*.json"):
+        old.unlink(missing_ok=True)
+    write_text_atomic(memo_file, json.dumps({
+        "codes": [str(c) for c in mass.index], "masses": [str(m) for m in mass],
+        "avertissements": list(inputs.warnings)}, ensure_ascii=False))
 
 
 def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
                  services: gpd.GeoDataFrame, settings: Settings,
-                 links_file: str | Path | None = None) -> ProxyInputs:
+                 links_file: str | Path | None = None, *,
+                 memo_file: Path | None = None) -> ProxyInputs:
     """Return the run's communes and services with land masses, and its ferry network.
 
     Parameters
@@ -87,6 +139,9 @@ def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
         ``land_mass_gap_m``.
     links_file
         Ferry links table (:func:`coverage.routing.landmass.read_ferry_links`), or None.
+    memo_file
+        JSON file memoising the land masses (named by a digest of the communes and
+        settings: an incremental rerun does not find them again), or None.
 
     Returns
     -------
@@ -101,7 +156,7 @@ def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
         ferries = _links(links_file, all_communes, None)
         return ProxyInputs(communes, services, ferries,
                            recorded=RunLandMasses.of_run(None, ferries))
-    mass = land_masses(all_communes, settings)
+    mass = _memo_land_masses(all_communes, settings, memo_file)
     notes = tuple(mass.attrs.get("avertissements", ()))
     mass = mass[~mass.index.duplicated()]
     communes = communes.assign(**{LAND_MASS_COLUMN: communes["code_insee"].astype(str)
@@ -118,7 +173,7 @@ def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
     log.info("land masses: %d (largest %d communes); ferry links: %d", mass.nunique(),
              int(mass.value_counts().iloc[0]) if len(mass) else 0, len(ferries.links))
     return ProxyInputs(communes, services, ferries, notes, RunLandMasses.of_run(
-        mass, ferries, _outside_densities(communes, services)))
+        mass, ferries, _outside_densities(communes, services)), mass, memo_file)
 
 
 def _outside_densities(communes: pd.DataFrame, services: pd.DataFrame) -> dict[str, int]:

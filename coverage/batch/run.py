@@ -9,6 +9,11 @@
    partition (:mod:`coverage.batch.cache`).
 3. **Compute** each partition unless the cache already holds it
    (:mod:`coverage.batch.executors`: this process, local processes or a Dask cluster).
+   A partition cached under another key whose communes, engine, settings and code are the
+   same (only its services changed) is **updated incrementally**
+   (:mod:`coverage.scenario`): only the communes whose nearest service can change are
+   recomputed, and the rows equal a full computation's. The land masses of a proxy run
+   and an unchanged ``communes.parquet`` are reused from the run folder's ``.cache``.
 4. **Aggregate** over all partitions: white zones and coverage tables
    (:mod:`coverage.whitezones`), waiting-list indicators when a waiting file is given
    (:mod:`coverage.waiting`), isochrones when asked (:mod:`coverage.isochrones`), the
@@ -27,7 +32,10 @@ fix (« relancez zones-blanches run … »), never a mix of two runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +48,8 @@ import pandas as pd
 
 from coverage.batch.cache import (
     PARTITIONS_DIR,
+    SERVICE_HASH_COLUMN,
+    cache_previous,
     cache_read,
     cache_write,
     clean_stale_temps,
@@ -50,6 +60,8 @@ from coverage.batch.cache import (
     partition_key,
     row_hashes,
     rows_digest,
+    services_read,
+    services_write,
 )
 from coverage.batch.executors import check_scheduler, engine_for, execute
 from coverage.batch.folder import RunFolder, locked_run_folder, reached, writing_into
@@ -73,9 +85,16 @@ from coverage.batch.partitions import (
     partition_services,
     task_frame,
 )
-from coverage.batch.proxy_inputs import ProxyInputs, empty_offer_warnings, proxy_inputs
+from coverage.batch.proxy_inputs import (
+    MEMO_PREFIX,
+    ProxyInputs,
+    empty_offer_warnings,
+    proxy_inputs,
+    save_land_masses,
+)
 from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
+from coverage.files import sha256_file, write_text_atomic
 from coverage.io.inputs import Inputs
 from coverage.io.writers import write_geoparquet, write_table
 from coverage.isochrones import isochrones_services, isochrones_types, write_isochrones
@@ -85,6 +104,7 @@ from coverage.routing.imported import ENGINE_NAME as MATRIX_ENGINE
 from coverage.routing.imported import ImportedCheck, ImportedEngine
 from coverage.routing.landmass import RECORD_KEY
 from coverage.routing.road import check_network_coverage
+from coverage.scenario import ServiceChange, affected_communes, update_access
 from coverage.schemas import (
     ACCES_COMMUNES,
     CONFLITS_LISTES_ATTENTE,
@@ -97,7 +117,7 @@ from coverage.schemas import (
 from coverage.settings import CRS_INPUT_OUTPUT, Settings, check_settings, metric_crs_for
 from coverage.waiting import indicators_for_run, reconcile_returns
 from coverage.waiting.followup import RunFollowup, followup_for_run
-from coverage.whitezones import coverage_tables, white_zones
+from coverage.whitezones import combined_access, coverage_tables, white_zones
 
 __all__ = [
     "ROAD_NETWORK_NEEDED",
@@ -120,6 +140,8 @@ ROAD_NETWORK_NEEDED = ("the road engine needs a road network: give --roads FILE 
 TIMES_NEEDED = ("the matrice engine needs a time table: give --temps FILE (CSV, XLSX or "
                 "Parquet: origine, destination, minutes)")
 _DEPTS_SHOWN = 12
+#: Memo of the communes file written last (:func:`_write_communes`), in ``<out>/.cache``.
+COMMUNES_MEMO = "communes_file.json"
 
 
 @dataclass(frozen=True)
@@ -215,6 +237,11 @@ class RunResult:
         left as they were.
     timings
         Seconds per stage.
+    incremental
+        Départements of ``computed`` updated incrementally: only the communes whose
+        nearest service could change were recomputed (:mod:`coverage.scenario`).
+    recomputed_communes
+        Number of communes recomputed by those updates.
     """
 
     out_dir: Path
@@ -226,6 +253,8 @@ class RunResult:
     cached: list[str] = field(default_factory=list)
     reused: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    incremental: list[str] = field(default_factory=list)
+    recomputed_communes: int = 0
 
 
 @dataclass(frozen=True)
@@ -267,11 +296,22 @@ class _Keys:
 
 @dataclass(frozen=True)
 class _Computed:
-    """The partitions' outputs, and which were computed or taken from the cache."""
+    """The partitions' outputs, and which were computed, updated or taken from the cache."""
 
     outputs: dict[str, PartitionOutput]
     computed: list[str]
     cached: list[str]
+    updated: list[str] = field(default_factory=list)
+    recomputed_communes: int = 0
+
+
+@dataclass(frozen=True)
+class _Partitioned:
+    """The partitions of a run, and its service rows with their hashes (for the cache)."""
+
+    tasks: list[PartitionTask]
+    services: pd.DataFrame
+    service_hashes: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -402,21 +442,31 @@ def _check(inputs: Inputs, out_dir: Path, options: RunOptions, settings: Setting
     communes_run = communes_run.reset_index(drop=True)
     return _Plan(inputs, out_dir, options, settings, engine, depts, communes_run,
                  services_run, times_check,
-                 _checked_proxy(engine, options, inputs, communes_run, services_run,
-                                settings))
+                 _checked_proxy(engine, options, inputs, out_dir, communes_run,
+                                services_run, settings))
 
 
-def _checked_proxy(engine: str, options: RunOptions, inputs: Inputs,
+def _checked_proxy(engine: str, options: RunOptions, inputs: Inputs, out_dir: Path,
                    communes_run: gpd.GeoDataFrame, services_run: gpd.GeoDataFrame,
                    settings: Settings) -> ProxyInputs | None:
-    """Return the proxy's land masses and ferry links (proxy runs), None otherwise."""
+    """Return the proxy's land masses and ferry links (proxy runs), None otherwise.
+
+    The land masses are memoised in the run's cache folder, named by a digest of the
+    communes' codes and polygons, the settings and the code version.
+    """
     if engine != "proxy":
         if options.liaisons is not None:
             msg = f"ferry links (--liaisons) are used by the proxy engine, not by {engine!r}"
             raise CoverageError(msg)
         return None
+    memo = None
+    if isinstance(inputs.communes, gpd.GeoDataFrame) and "geometry" in inputs.communes:
+        shape = inputs.communes[[c for c in ("code_insee", "code_dep", "geometry")
+                                 if c in inputs.communes.columns]]
+        digest = json_digest([frame_digest(shape), settings.as_dict(), code_version()])
+        memo = out_dir / CACHE_DIR / f"{MEMO_PREFIX}{digest[:24]}.json"
     return proxy_inputs(inputs.communes, communes_run, services_run, settings,
-                        options.liaisons)
+                        options.liaisons, memo_file=memo)
 
 
 
@@ -456,7 +506,7 @@ def _hash_inputs(plan: _Plan) -> _Keys:
     return _Keys(input_files, roads_sha, spec, code_version(), part_cache)
 
 
-def _partition(plan: _Plan, keys: _Keys) -> list[PartitionTask]:
+def _partition(plan: _Plan, keys: _Keys) -> _Partitioned:
     """Split the run by département; key each partition for the cache."""
     com_all = task_frame(plan.proxy.communes if plan.proxy else plan.communes,
                          COMMUNE_TASK_COLUMNS)
@@ -472,15 +522,18 @@ def _partition(plan: _Plan, keys: _Keys) -> list[PartitionTask]:
                                     ferries=keys.spec.ferries).index
         s_sel = svc_all.index.get_indexer(s_rows)
         svc = svc_all.iloc[s_sel].reset_index(drop=True)
-        key = partition_key(
-            rows_digest(com.columns, com.dtypes, com_hash[c_sel]),
-            rows_digest(svc.columns, svc.dtypes, svc_hash[s_sel]),
-            dept, keys.spec, keys.roads_sha, plan.types, keys.version)
-        tasks.append(PartitionTask(dept, key, com, svc, plan.types, keys.spec))
-    return tasks
+        c_digest = rows_digest(com.columns, com.dtypes, com_hash[c_sel])
+        key = partition_key(c_digest, rows_digest(svc.columns, svc.dtypes, svc_hash[s_sel]),
+                            dept, keys.spec, keys.roads_sha, plan.types, keys.version)
+        context = partition_key(c_digest, "", dept, keys.spec, keys.roads_sha, plan.types,
+                                keys.version)
+        tasks.append(PartitionTask(dept, key, com, svc, plan.types, keys.spec, context,
+                                   svc_hash[s_sel]))
+    return _Partitioned(tasks, svc_all, svc_hash)
 
 
-def _run_key(plan: _Plan, tasks: Sequence[PartitionTask], version: str) -> str:
+def _run_key(plan: _Plan, tasks: Sequence[PartitionTask], version: str,
+             communes_digest: str) -> str:
     """Return the key of the whole run: same key, same outputs."""
     waiting = plan.inputs.waiting
     return json_digest({
@@ -488,7 +541,7 @@ def _run_key(plan: _Plan, tasks: Sequence[PartitionTask], version: str) -> str:
         "partitions": [t.key for t in tasks], "thresholds": list(plan.thresholds),
         "types": list(plan.types), "isochrones": plan.options.isochrones,
         "fictif": bool(plan.inputs.fictif),
-        "communes": frame_digest(plan.communes),
+        "communes": communes_digest,
         "services": frame_digest(plan.inputs.services),
         "waiting": frame_digest(waiting) if waiting is not None else None,
         "settings": plan.settings.as_dict(),
@@ -499,38 +552,95 @@ def _run_key(plan: _Plan, tasks: Sequence[PartitionTask], version: str) -> str:
 
 # --- 3. Compute ------------------------------------------------------------------------------
 
-def _compute(plan: _Plan, keys: _Keys, tasks: list[PartitionTask],
+def _incremental(plan: _Plan, keys: _Keys, task: PartitionTask,
+                 old_services: pd.DataFrame | None) -> tuple[PartitionOutput, int] | None:
+    """Update a partition cached under another key when only its services changed.
+
+    Returns its output and the number of communes recomputed, or None (compute it in full):
+    no cached entry of the same context (communes, engine, settings, code version), no
+    stored services, or an engine other than ``proxy`` and ``road``.
+    """
+    if old_services is None or plan.engine not in ("proxy", "road"):
+        return None
+    prev = cache_previous(keys.part_cache, task.dept)
+    if prev is None or prev.context != task.context:
+        return None
+    t0 = time.perf_counter()
+    hashes = old_services[SERVICE_HASH_COLUMN].to_numpy(dtype=np.uint64)
+    old = old_services[np.isin(hashes, prev.service_hashes)]
+    if len(np.unique(prev.service_hashes)) != len(old):
+        return None  # the stored services are not those of the entry
+    old_hashes = old[SERVICE_HASH_COLUMN].to_numpy(dtype=np.uint64)
+    old = old.drop(columns=SERVICE_HASH_COLUMN).reset_index(drop=True)
+    new_hashes = np.asarray(task.service_hashes, dtype=np.uint64)
+    change = ServiceChange(  # rows are told apart by the hashes of the partition keys
+        removed=old[~np.isin(old_hashes, new_hashes)].reset_index(drop=True),
+        added=task.services[~np.isin(new_hashes, old_hashes)].reset_index(drop=True))
+    engine = engine_for(task.engine)
+    mask = affected_communes(engine, task.communes, prev.output.access, old, task.services,
+                             types=task.types, change=change)
+    access = update_access(engine, task.communes, prev.output.access, task.services, mask,
+                           task.types)
+    out = PartitionOutput(task.dept, task.key, access, time.perf_counter() - t0,
+                          prev.output.engine_parameters)
+    return out, int(mask.sum())
+
+
+def _compute(plan: _Plan, keys: _Keys, parts: _Partitioned,
              on_progress: ProgressCallback | None) -> _Computed:
-    """Take the cached partitions, compute the others (and cache them)."""
+    """Take the cached partitions, update or compute the others (and cache them)."""
+    tasks = parts.tasks
     use_cache = plan.options.use_cache
     outputs: dict[str, PartitionOutput] = {}
     todo: list[PartitionTask] = []
+    misses: list[PartitionTask] = []
     for task in tasks:
         hit = cache_read(keys.part_cache, task.dept, task.key) if use_cache else None
         if hit is not None:
             outputs[task.dept] = hit
         else:
-            todo.append(task)
+            misses.append(task)
     cached = [t.dept for t in tasks if t.dept in outputs]
     if cached:
         log.info("%d partition(s) unchanged, taken from the cache: %s", len(cached),
                  ", ".join(cached))
-    done = len(cached)
+    old_services = services_read(keys.part_cache) if use_cache and misses else None
+    updated: list[str] = []
+    recomputed = 0
+    for task in misses:
+        inc = _incremental(plan, keys, task, old_services)
+        if inc is None:
+            todo.append(task)
+            continue
+        outputs[task.dept], n = inc
+        cache_write(keys.part_cache, inc[0], context=task.context,
+                    service_hashes=task.service_hashes)
+        updated.append(task.dept)
+        recomputed += n
+    if updated:
+        log.info("%d partition(s) updated incrementally (%d commune(s) recomputed): %s",
+                 len(updated), recomputed, ", ".join(updated))
+    done = len(cached) + len(updated)
     scheduler = plan.options.scheduler
     if todo and plan.engine == "road":
         # build the network once here (worker processes read its cache), and refuse one that
         # misses most communes before any partition is computed (issue 17)
         check_network_coverage(engine_for(keys.spec), plan.communes,
                                force=plan.options.force_network)
+    by_dept = {t.dept: t for t in todo}
     for out in progress(execute(todo, scheduler=scheduler, workers=plan.options.workers),
                         total=len(todo), desc=f"partitions ({plan.engine})", unit="dépt"):
-        cache_write(keys.part_cache, out)
+        task = by_dept[out.dept]
+        cache_write(keys.part_cache, out, context=task.context,
+                    service_hashes=task.service_hashes)
         outputs[out.dept] = out
         done += 1
         log.info("partition %s computed in %.2f s", out.dept, out.seconds)
         if on_progress is not None:
             on_progress("partitions", done, len(tasks))
-    return _Computed(outputs, [t.dept for t in todo], cached)
+    if misses:
+        services_write(keys.part_cache, parts.services, parts.service_hashes)
+    return _Computed(outputs, [t.dept for t in misses], cached, updated, recomputed)
 
 
 # --- 4. Aggregate ----------------------------------------------------------------------------
@@ -540,11 +650,13 @@ def _aggregate(plan: _Plan, tasks: Sequence[PartitionTask], computed: _Computed
     """Return the output tables by contract name (access, white zones, coverage, waiting)."""
     access = pd.concat([computed.outputs[t.dept].access for t in tasks], ignore_index=True)
     access = access.sort_values(["code_insee"], kind="mergesort").reset_index(drop=True)
+    # the combined view once for all tables (each would add it again otherwise)
+    full = pd.concat([access, combined_access(access)], ignore_index=True)
     tables: dict[str, pd.DataFrame] = {
         ACCES_COMMUNES.name: access,
-        ZONES_BLANCHES.name: white_zones(access, plan.thresholds),
+        ZONES_BLANCHES.name: white_zones(full, plan.thresholds),
     }
-    tables.update(coverage_tables(access, plan.communes, plan.thresholds))
+    tables.update(coverage_tables(full, plan.communes, plan.thresholds))
     if plan.inputs.waiting is not None:
         rows, conflicts = reconcile_returns(plan.inputs.waiting)
         tables[LISTES_ATTENTE_DEPARTEMENTS.name] = indicators_for_run(rows, plan.communes)
@@ -605,12 +717,39 @@ def _write_isochrones(plan: _Plan, spec: EngineSpec, out_dir: Path
 
 # --- 5. Write --------------------------------------------------------------------------------
 
-def _write_tables(plan: _Plan, tables: dict[str, pd.DataFrame], out_dir: Path) -> None:
+def _write_communes(plan: _Plan, out_dir: Path, communes_digest: str) -> None:
+    """Write ``communes.parquet``, or link the previous run's when the communes are the same.
+
+    ``<out>/.cache/communes_file.json`` records the digest of the communes written and the
+    SHA-256 of the file: when both still hold, the file is linked (or copied) into the
+    staging folder instead of being written again (34,868 polygons take seconds).
+    """
+    memo = plan.out_dir / CACHE_DIR / COMMUNES_MEMO
+    previous = plan.out_dir / COMMUNES_FILE
+    target = out_dir / COMMUNES_FILE
+    try:
+        recorded = json.loads(memo.read_text(encoding="utf-8")) if memo.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        recorded = {}
+    if (recorded.get("digest") == communes_digest and previous.is_file()
+            and sha256_file(previous) == recorded.get("sha256")):
+        try:
+            os.link(previous, target)
+        except OSError:
+            shutil.copyfile(previous, target)
+        return
+    write_geoparquet(plan.communes, target)
+    write_text_atomic(memo, json.dumps({"digest": communes_digest,
+                                        "sha256": sha256_file(target)}))
+
+
+def _write_tables(plan: _Plan, tables: dict[str, pd.DataFrame], out_dir: Path,
+                  communes_digest: str) -> None:
     """Write the tables (CSV, Parquet, schema) and the communes and services (GeoParquet)."""
     tables_dir = out_dir / TABLES_DIR
     for name, df in tables.items():
         write_table(df, OUTPUT_CONTRACTS[name], tables_dir)
-    write_geoparquet(plan.communes, out_dir / COMMUNES_FILE)
+    _write_communes(plan, out_dir, communes_digest)
     write_geoparquet(plan.inputs.services, out_dir / SERVICES_FILE)
     if plan.inputs.waiting is not None:  # the shared follow-up (secrecy applied)
         followup_for_run(plan.inputs.waiting, RunFollowup(
@@ -708,21 +847,25 @@ def _run_locked(plan: _Plan, folder: RunFolder, on_progress: ProgressCallback | 
     fictif = bool(plan.inputs.fictif)
     with _timed(timings, "partitions_s"):
         keys = _hash_inputs(plan)
-        tasks = _partition(plan, keys)
-    run_key = _run_key(plan, tasks, keys.version)
+        if plan.proxy is not None:
+            save_land_masses(plan.proxy)
+        parts = _partition(plan, keys)
+        tasks = parts.tasks
+    communes_digest = frame_digest(plan.communes)
+    run_key = _run_key(plan, tasks, keys.version, communes_digest)
     if plan.options.use_cache and (kept := reusable_outputs(plan.out_dir, run_key)):
         timings["total_s"] = time.perf_counter() - t_start
         log.info("nothing changed since the previous run: outputs in %s kept", plan.out_dir)
         return RunResult(plan.out_dir, kept[0], kept[1], plan.engine, fictif, [],
                          [t.dept for t in tasks], reused=True, timings=timings)
     with _timed(timings, "compute_s"):
-        computed = _compute(plan, keys, tasks, on_progress)
+        computed = _compute(plan, keys, parts, on_progress)
     reached("computed")
     with _timed(timings, "aggregate_s"):
         tables = _aggregate(plan, tasks, computed)
     staging = folder.stage()
     with _timed(timings, "write_s"):
-        _write_tables(plan, tables, staging)
+        _write_tables(plan, tables, staging, communes_digest)
     iso_file, iso_geojson = _isochrones_step(plan, keys.spec, timings, staging)
     timings["total_s"] = time.perf_counter() - t_start
     written = _Written(list(tables), iso_file, iso_geojson)
@@ -732,4 +875,6 @@ def _run_locked(plan: _Plan, folder: RunFolder, on_progress: ProgressCallback | 
     folder.switch()
     reached("switched")
     return RunResult(plan.out_dir, manifest, tables, plan.engine, fictif, computed.computed,
-                     computed.cached, reused=False, timings=timings)
+                     computed.cached, reused=False, timings=timings,
+                     incremental=computed.updated,
+                     recomputed_communes=computed.recomputed_communes)
