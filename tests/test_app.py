@@ -172,6 +172,13 @@ def test_zones_blanches_page_tables(at: AppTest) -> None:
 def test_exports_page_offers_every_file(at: AppTest) -> None:
     at.switch_page(PAGES["exports"]).run()
     _ok(at)
+    # one « Préparer » button per file, nothing built before it is asked for
+    assert not at.get("download_button")
+    build = [b for b in at.button if b.key.startswith("build_")]
+    assert [b.key for b in build] == [f"build_{k}" for k in views.EXPORT_ITEMS]
+    for key in views.EXPORT_ITEMS:
+        at.button(key=f"build_{key}").click().run()
+        _ok(at)
     buttons = at.get("download_button")
     labels = [b.proto.label for b in buttons]
     assert len(buttons) == len(views.EXPORT_ITEMS), labels
@@ -180,16 +187,20 @@ def test_exports_page_offers_every_file(at: AppTest) -> None:
                         ("gpkg", ".gpkg"), ("png", ".png")):
         assert any(suffix in label and label.startswith(views.EXPORT_ITEMS[key][0])
                    for label in labels), (key, labels)
-    files = views.export_files(sel.run_dir, sel.stamp, sel.dept, sel.type_service,
-                               sel.threshold_min)
+    digest = views.run_digest_of(sel)
+    files = {key: views.export_file(sel.run_dir, digest, sel.dept, key, sel.type_service,
+                                    sel.threshold_min) for key in views.EXPORT_ITEMS}
     assert files["png"][1][:8] == b"\x89PNG\r\n\x1a\n"
     assert files["xlsx"][1][:2] == b"PK" and files["csv"][1][:2] == b"PK"
     assert files["gpkg"][1][:16] == b"SQLite format 3\x00"
     assert sel.dept in files["xlsx"][0]
-    # Another département gives other files.
+    # Another département: the files of the first are no longer offered, new ones are built
     run = RunOutputs.load(results.DEMO_RUN_DIR)
     other = next(d for d in available_departements(run) if d != sel.dept)
     at.selectbox(key="dept").set_value(other).run()
+    _ok(at)
+    assert not at.get("download_button")
+    at.button(key="build_xlsx").click().run()
     _ok(at)
     assert all(other in b.proto.label for b in at.get("download_button"))
 
@@ -336,6 +347,10 @@ def test_nouveau_site_page_from_the_router(at: AppTest) -> None:
     assert sel.dept in at.title[0].value
     srcdoc = at.get("iframe")[0].proto.srcdoc
     assert "nouveau-site" in srcdoc and not maps.external_references(srcdoc)
+    captions = " ".join(c.value for c in at.caption)
+    # the page describes the method it runs: exact, on the département's families only
+    assert "couverture maximale exacte" in captions and "gloutonne" in captions
+    assert "Écart de la méthode gloutonne à l'optimum" in captions
     run = RunOutputs.load(results.DEMO_RUN_DIR)
     other = next(d for d in available_departements(run) if d != sel.dept)
     at.selectbox(key="dept").set_value(other).run()

@@ -1,8 +1,9 @@
 """Page « Nouveau site »: where would 1 to 5 new sites cover the most families.
 
-Calls :func:`coverage.siting.plan_new_sites` (greedy maximal covering) for the sidebar's
-département: candidates are the chef-lieux of its communes, the population newly covered is
-counted over all the communes of the run (across the border), and the new sites are timed
+Calls :func:`coverage.siting.plan_new_sites` (exact maximal covering, an integer program
+solved by HiGHS, with the greedy's gap shown) for the sidebar's département: candidates are
+the chef-lieux of its communes, the population newly covered is counted over the
+département's communes only (the base stated in the titles), and the new sites are timed
 by the run's engine (:func:`coverage.routing.engine_of_run`: ``road`` when the run's road
 file is still readable, else ``proxy``, and the page says so). The candidate × commune
 matrix is cached per département, type, threshold and engine, so changing the number of
@@ -34,7 +35,14 @@ from coverage import maps
 from coverage.accessibility import accessibility_for_run
 from coverage.app import state, views
 from coverage.errors import CoverageError
-from coverage.labels import PLACEHOLDER_CHOICE, engine_label, fr_decimal, fr_minutes, type_label
+from coverage.labels import (
+    PLACEHOLDER_CHOICE,
+    engine_label,
+    fr_decimal,
+    fr_minutes,
+    fr_percent,
+    type_label,
+)
 from coverage.results import RunOutputs, run_service_types
 from coverage.routing import RunEngine, engine_of_run
 from coverage.routing.base import Engine
@@ -53,15 +61,16 @@ MAX_SITES = 5
 #: Column headings of the sites table.
 SITES_COLUMNS = ["rang", "nom", "code_insee", "population_nouvellement_couverte",
                  "communes_nouvellement_couvertes",
-                 "population_nouvellement_couverte_hors_departement",
-                 "population_zone_blanche_restante", "moteur", "seuil_minutes"]
+                 "population_zone_blanche_restante", "methode", "moteur", "seuil_minutes"]
 METHOD = (
-    "Méthode : couverture maximale résolue de façon gloutonne — à chaque étape, le chef-lieu "
-    "qui couvre le plus d'habitants encore au-delà du seuil (des services existants et des "
-    "sites déjà choisis). Exact pour un site ; heuristique pour plusieurs (au moins 63 % de "
-    "l'optimum garanti, souvent optimal). Une commune sans temps (inaccessible, hors "
-    "réseau) n'est jamais comptée comme couverte. Chaque commune est représentée par son "
-    "chef-lieu."
+    "Méthode : couverture maximale exacte — programme linéaire en nombres entiers résolu par "
+    "HiGHS (scipy), qui choisit ensemble les chefs-lieux couvrant le plus d'habitants du "
+    "département encore au-delà du seuil ; les services existants sont fixes. L'écart de "
+    "la méthode gloutonne (un site après l'autre) à cet optimum est indiqué. Seules les "
+    "familles du département sont comptées (la commande « zones-blanches sites "
+    "--avec-voisins » compte aussi celles des départements voisins, dans une colonne à "
+    "part). Une commune sans temps (inaccessible, hors réseau) n'est jamais comptée comme "
+    "couverte. Chaque commune est représentée par son chef-lieu."
 )
 
 
@@ -122,9 +131,14 @@ def _figures(result: SitingResult, threshold: float, k: int) -> None:
     m1.metric("Population en zone blanche (département)", views.fmt_int(first_white))
     m2.metric(f"Nouvellement couverte par {len(table)} site(s)",
               views.fmt_int(table["population_nouvellement_couverte"].sum()),
-              help="Toutes communes du run, y compris hors du département")
+              help="Communes du département seulement")
     m3.metric("Restant en zone blanche (département)",
               views.fmt_int(int(table["population_zone_blanche_restante"].iloc[-1])))
+    gap = result.parameters.get("ecart_glouton_population")
+    if gap is not None:
+        st.caption(f"Écart de la méthode gloutonne à l'optimum : {views.fmt_int(int(gap))} "
+                   f"habitant(s) ({fr_percent(float(result.parameters['ecart_glouton_part']))}"
+                   ").")
     if len(table) < k:
         st.info(f"Seulement {len(table)} site(s) : aucun autre chef-lieu du département ne "
                 "couvrirait de commune supplémentaire.")
@@ -140,13 +154,11 @@ def _sites_table(result: SitingResult, dept: str, type_service: str, threshold: 
         column_config={
             "rang": "Rang", "nom": "Chef-lieu candidat", "code_insee": "Code INSEE",
             "population_nouvellement_couverte": st.column_config.NumberColumn(
-                "Pop. nouvellement couverte", format="localized"),
+                "Pop. nouvellement couverte (dép.)", format="localized"),
             "communes_nouvellement_couvertes": "Communes nouvellement couvertes",
-            "population_nouvellement_couverte_hors_departement": st.column_config.NumberColumn(
-                "dont hors département", format="localized"),
             "population_zone_blanche_restante": st.column_config.NumberColumn(
                 "Pop. restant en zone blanche (dép.)", format="localized"),
-            "moteur": "Moteur", "seuil_minutes": "Seuil (min)",
+            "methode": "Méthode", "moteur": "Moteur", "seuil_minutes": "Seuil (min)",
         },
     )
     csv = spreadsheet_safe_frame(table).to_csv(index=False).encode("utf-8")
