@@ -20,6 +20,7 @@ import pytest
 
 from coverage.batch import RunOptions, run_batch
 from coverage.batch.cache import PARTITIONS_DIR, SERVICES_FILE
+from coverage.cli.run import _engine_line
 from coverage.io.inputs import Inputs, load_inputs
 from coverage.results import CACHE_DIR
 from coverage.routing import Engine, make_engine
@@ -100,6 +101,10 @@ def test_incremental_rerun_is_byte_identical_to_a_full_run(
     assert "updated incrementally" in caplog.text
     assert not res.reused and res.incremental == res.computed
     assert 0 < res.recomputed_communes <= len(inputs.communes)
+    # the CLI summary tells the updated partitions from those computed whole
+    line = _engine_line(res)
+    assert f"{len(res.incremental)} mise(s) à jour" in line
+    assert "0 partition(s) calculée(s) en entier" in line
     full = run_batch(changed, out_dir=tmp_path / "full",
                      options=replace(options, use_cache=False))
     assert not full.incremental

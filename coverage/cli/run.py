@@ -153,9 +153,13 @@ def _engine_line(result: RunResult) -> str:
     how = _times_label(result.manifest) if result.engine == "matrice" else \
         engine_label(result.engine, short=True)
     n_com = int(result.tables[ACCES_COMMUNES.name]["code_insee"].nunique())
+    n_full = len(result.computed) - len(result.incremental)
+    updated = (f", {fr_int(len(result.incremental))} mise(s) à jour "
+               f"({_plural(result.recomputed_communes, 'commune')} recalculée(s))"
+               if result.incremental else "")
     return (f"Moteur : {result.engine} ({how}) ; {_plural(n_com, 'commune')} dans "
-            f"{_depts_text(result)} ; {fr_int(len(result.computed))} partition(s) "
-            f"calculée(s), {fr_int(len(result.cached))} reprise(s) du cache"
+            f"{_depts_text(result)} ; {fr_int(n_full)} partition(s) calculée(s) en entier"
+            f"{updated}, {fr_int(len(result.cached))} reprise(s) du cache"
             + (" (sorties inchangées)" if result.reused else ""))
 
 
