@@ -476,19 +476,14 @@ def _communes_table(run: RunOutputs, dept: str, fca: FcaResult, q: _Question,
     return out.sort_values("code_insee", kind="mergesort").reset_index(drop=True)
 
 
-def _matrix(engine: Engine, communes: pd.DataFrame, services: pd.DataFrame,
-            every_service: pd.DataFrame, dept: str, threshold_min: float
-            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _matrix(engine: Engine, communes: pd.DataFrame, services: pd.DataFrame, dept: str,
+            threshold_min: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Return (communes, services, pairs) of the département's catchments.
 
     The services are those that may reach a commune of ``dept`` and the communes those
     that may reach one of these services (straight line within ``threshold ×``
     :data:`PREFILTER_SPEED_KMH`; every one for the ``matrice`` engine), so that each
-    service's catchment is whole, across the border. The ``matrice`` engine is asked for
-    ``every_service`` (all the run's services), then the pairs of ``services`` are kept: it
-    tells a commune × service table from a commune × commune one by the share of its
-    destinations that are the ids passed
-    (:meth:`coverage.routing.imported.ImportedEngine.destinations_kind`).
+    service's catchment is whole, across the border.
     """
     km = threshold_min / 60.0 * PREFILTER_SPEED_KMH
     in_dept = communes["code_dep"].astype(str) == dept
@@ -502,11 +497,6 @@ def _matrix(engine: Engine, communes: pd.DataFrame, services: pd.DataFrame,
     com = communes[near_c]
     if len(svc) == 0 or len(com) == 0:
         pairs = pd.DataFrame({"service_id": [], "code_insee": [], "minutes": []})
-    elif engine.name == MATRIX_ENGINE:
-        pairs = engine.matrix(com, every_service,  # type: ignore[arg-type]
-                              cutoff_min=float(threshold_min))
-        pairs = pairs[pairs["service_id"].astype(str).isin(
-            set(svc["service_id"].astype(str)))]
     else:
         pairs = engine.matrix(com, svc, cutoff_min=float(threshold_min))  # type: ignore[arg-type]
     log.info("accessibility of %s: %d services, %d communes, %d pairs within %g min", dept,
@@ -575,8 +565,7 @@ def accessibility_for_run(  # noqa: PLR0913 - the keyword-only options of one qu
     if len(services) == 0:
         warnings.append(f"Aucun service de ce type dans le calcul : l'indice est nul partout "
                         f"({q.type_service}).")
-    com, svc, pairs = _matrix(engine, run.communes, services, every_service, dept,
-                              q.threshold_min)
+    com, svc, pairs = _matrix(engine, run.communes, services, dept, q.threshold_min)
     fca = floating_catchment(pairs, _demand(com, q.population_column),
                              supply.reindex(svc["service_id"].astype(str).tolist()),
                              threshold_min=q.threshold_min, bands=q.bands)

@@ -267,3 +267,50 @@ def test_services_changed_removed_and_types_apart(demo_proxy_run: Path) -> None:
     assert cmp.types == ["mediation_familiale", "aucun_service"]
     assert "Types de service d'un seul calcul" in " ".join(cmp.warnings)
     assert set(cmp.services["type_service"]) == {"mediation_familiale"}
+
+
+def test_french_csv_schemas_and_both_runs_recorded(runs: tuple[RunOutputs, RunOutputs],
+                                                   tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from coverage.export.provenance import export_status
+    from coverage.results import MANIFEST
+    from coverage.schemas import COMPARAISON_CONTRACTS
+
+    a, b = runs
+    copy_a = tmp_path / "run_a"  # a copy of A, rerun below (its manifest rewritten)
+    shutil.copytree(a.run_dir, copy_a, ignore=shutil.ignore_patterns("exports"))
+    out = tmp_path / "cmp"
+    assert main(["comparer", str(copy_a), str(b.run_dir), "--out", str(out)]) == 0
+    for stem, contract in COMPARAISON_CONTRACTS.items():
+        plain = pd.read_csv(out / f"{stem}.csv", dtype=str, keep_default_na=False)
+        fr = pd.read_csv(out / f"{stem}_fr.csv", sep=";", dtype=str, keep_default_na=False,
+                         encoding="utf-8-sig")
+        assert list(plain.columns) == list(fr.columns) == contract.columns
+        for col in plain.columns:  # the same cells, with a decimal comma
+            assert list(fr[col]) == [v.replace(".", ",") if contract.field(col).type ==
+                                     "number" else v for v in plain[col]], (stem, col)
+        schema = json.loads((out / f"{stem}.schema.json").read_text(encoding="utf-8"))
+        assert [f["name"] for f in schema["fields"]] == contract.columns
+    schema = json.loads((out / "comparaison_departements.schema.json").read_text("utf-8"))
+    fields = {f["name"]: f for f in schema["fields"]}
+    assert fields["taux_couverture_b"]["title"] == "Taux de couverture (B)"
+    assert fields["variation_taux_points"]["unit"] == "points de pourcentage"
+    assert len(pd.read_csv(out / "comparaison_communes.csv")) == len(_expected_changes(a, b))
+    # recorded against both runs: a rerun of A makes the comparison stale
+    record = read_record(out)
+    assert record is not None
+    assert record["autres_calculs"] == [{"calcul": str(copy_a.resolve()),
+                                         "empreinte_calcul": run_digest(a)}]
+    assert {f"{s}_fr.csv" for s in COMPARAISON_CONTRACTS} <= set(record["fichiers"])
+    assert export_status(out, run_digest(b)).state == "a_jour"
+    manifest = json.loads((copy_a / MANIFEST).read_text(encoding="utf-8"))
+    manifest["created_utc"] = "2099-01-01T00:00:00Z"  # as a rerun of A would rewrite it
+    (copy_a / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    assert export_status(out, run_digest(b)).state == "perime"
+    assert main(["comparer", str(copy_a), str(b.run_dir), "--out", str(out)]) == 0
+    assert export_status(out, run_digest(b)).state == "a_jour"
+    record = read_record(out)
+    assert record is not None
+    assert record["autres_calculs"][0]["empreinte_calcul"] != run_digest(a)

@@ -340,7 +340,8 @@ def test_xlsx_sheets_headers_panes_and_method(run: RunOutputs, tmp_path: Path) -
     assert readme.name == export.README_NAME
     wb = load_workbook(path)
     assert wb.sheetnames == ["Département", "Communes", "Zones blanches", "EPCI", "Densité",
-                             "Listes d'attente", METHOD_SHEET]
+                             "Accessibilité département", "Accessibilité EPCI",
+                             "Accessibilité communes", "Listes d'attente", METHOD_SHEET]
     # the fictional run: a banner on row 1, titles with units on row 2, codes on row 3
     ws = wb["Communes"]
     assert str(ws["A1"].value).startswith(FICTIONAL_TITLE)

@@ -17,8 +17,10 @@ parameters, other populations) is left out or kept apart and said in a French wa
 * **Services** added (in B only), removed (in A only) or changed (same ``service_id``,
   another type, name, commune, place or capacity), by ``service_id``.
 
-:func:`write_comparison` writes the tables as CSV (UTF-8) and one XLSX workbook (text made
-spreadsheet-safe, :mod:`coverage.safe_text`), a summary in French (``LISEZMOI``) and a map:
+:func:`write_comparison` writes the tables as CSV (UTF-8, with a Table Schema beside each:
+:data:`coverage.schemas.COMPARAISON_CONTRACTS`), as CSV for French Excel (``*_fr.csv``) and
+as one XLSX workbook (text made spreadsheet-safe, :mod:`coverage.safe_text`), a summary in
+French (``LISEZMOI``) and a map:
 one self-contained HTML page with Leaflet inlined (no CDN, no request at all), the communes
 that change by type and threshold, and the services added or removed.
 """
@@ -26,6 +28,7 @@ that change by type and threshold, and the services added or removed.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import math
 import re
@@ -47,6 +50,7 @@ from coverage import maps
 from coverage.errors import CoverageError
 from coverage.export.csv_files import write_csv
 from coverage.files import atomic_path, write_text_atomic
+from coverage.io.writers import conform_to_contract
 from coverage.labels import (
     CHANGE_ENTERING,
     CHANGE_LEAVING,
@@ -61,6 +65,7 @@ from coverage.labels import (
 )
 from coverage.results import RunOutputs, run_service_types, run_thresholds
 from coverage.safe_text import html_js_safe, spreadsheet_safe, spreadsheet_safe_frame
+from coverage.schemas import COMPARAISON_CONTRACTS, table_schema
 from coverage.settings import NO_SERVICE, REPO_ROOT
 from coverage.whitezones import combined_access, coverage_table, is_white_zone
 
@@ -628,11 +633,24 @@ def comparison_map(cmp: RunComparison, a: RunOutputs, b: RunOutputs, *,
 
 
 def _tables(cmp: RunComparison) -> dict[str, pd.DataFrame]:
-    """Return the tables written, by file stem."""
+    """Return the tables written, by file stem, typed by their contracts."""
     out = {"comparaison_communes": cmp.changes}
     out.update({f"comparaison_{name}": t for name, t in cmp.coverage.items()})
     out["comparaison_services"] = cmp.services
-    return out
+    return {stem: conform_to_contract(t, COMPARAISON_CONTRACTS[stem])
+            for stem, t in out.items()}
+
+
+def _write_tables(tables: Mapping[str, pd.DataFrame], folder: Path) -> list[str]:
+    """Write each table as CSV, its Table Schema and its French-Excel CSV; return the names."""
+    names: list[str] = []
+    for stem, table in tables.items():
+        write_csv(table, folder / f"{stem}.csv", french=False)
+        write_csv(table, folder / f"{stem}_fr.csv", french=True)
+        write_text_atomic(folder / f"{stem}.schema.json", json.dumps(
+            table_schema(COMPARAISON_CONTRACTS[stem]), ensure_ascii=False, indent=2) + "\n")
+        names += [f"{stem}.csv", f"{stem}_fr.csv", f"{stem}.schema.json"]
+    return names
 
 
 #: Sheet names of the workbook, by file stem.
@@ -675,7 +693,7 @@ def _write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame], summary: Sequenc
 
 def write_comparison(cmp: RunComparison, a: RunOutputs, b: RunOutputs,
                      out_dir: str | Path) -> list[Path]:
-    """Write the comparison: CSV tables, the XLSX workbook, the summary and the map.
+    """Write the comparison: CSV tables (schemas, French CSV), workbook, summary and map.
 
     Everything is written in a staging folder beside ``out_dir`` and moved in place at the
     end: an error leaves ``out_dir`` as it was.
@@ -690,8 +708,7 @@ def write_comparison(cmp: RunComparison, a: RunOutputs, b: RunOutputs,
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         tables = _tables(cmp)
-        names = [write_csv(t, staging / f"{stem}.csv", french=False).name
-                 for stem, t in tables.items()]
+        names = _write_tables(tables, staging)
         summary = cmp.summary()
         _write_xlsx(staging / COMPARISON_FILES["xlsx"], tables, summary)
         page = standalone_html(comparison_map(cmp, a, b, static_url=""))

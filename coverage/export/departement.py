@@ -32,8 +32,11 @@ from coverage.export.figures import MapOptions, render_png_map, waiting_charts_p
 from coverage.export.provenance import record_export, remove_stale, run_digest
 from coverage.export.tables import (
     WAITING_TABLE,
+    AccessibilityExport,
+    accessibility_tables,
     commune_layer,
     departement_tables,
+    principal_threshold,
     run_types,
     secret_cells,
     service_layer,
@@ -121,7 +124,14 @@ _SHEET_ROWS: tuple[tuple[str, str], ...] = (
                              "portent que sur ses communes du calcul."),
     ("Feuille Densité", "Couverture par niveau de la grille communale de densité INSEE, "
                         "recalculée sur les seules communes du département."),
+    ("Feuilles Accessibilité", "Indice d'accessibilité (E2SFCA) par commune, par EPCI "
+                               "(communes du département) et pour le département : capacité "
+                               "des services à portée (ETP ou places) pour 100 000 "
+                               "habitants, une fois partagée entre toutes les communes qui "
+                               "l'atteignent, y compris hors du département."),
 )
+#: Formats that hold the tables (and so the accessibility index).
+_TABLE_FORMATS: tuple[str, ...] = ("csv", "csv_fr", "parquet", "xlsx")
 
 
 # --- Method and LISEZMOI -----------------------------------------------------------------
@@ -162,7 +172,8 @@ def _secrecy_row(public: bool, threshold: int) -> tuple[str, str]:
 
 
 def method_rows(run: RunOutputs, dept: str, *, public: bool,
-                settings: Settings = Settings()) -> list[tuple[str, str]]:
+                settings: Settings = Settings(),
+                accessibility: AccessibilityExport | None = None) -> list[tuple[str, str]]:
     """Return the rows (rubrique, valeur) of the « Sources et méthode » sheet.
 
     Parameters
@@ -175,6 +186,9 @@ def method_rows(run: RunOutputs, dept: str, *, public: bool,
         Whether small counts are masked (the secrecy row says which rule applies).
     settings
         ``secrecy_threshold`` (families) and fallback thresholds and types.
+    accessibility
+        The export's accessibility index (:func:`coverage.export.tables.accessibility_tables`):
+        its method row and notes; None when the export has none.
 
     Returns
     -------
@@ -214,6 +228,13 @@ def method_rows(run: RunOutputs, dept: str, *, public: bool,
         *_SHEET_ROWS,
         _secrecy_row(public, settings.secrecy_threshold),
     ]
+    if accessibility is not None:
+        if accessibility.tables:
+            rows.append(("Indice d'accessibilité", accessibility.describe()
+                         + " Seuil : le seuil principal du calcul (30 min quand il l'a, "
+                         "sinon son seuil du milieu) ; la commande « accessibilite » donne "
+                         "les autres seuils et méthodes."))
+        rows += [("Indice d'accessibilité : avertissement", n) for n in accessibility.notes]
     rows += [("Source", f"{name} — licence : {licence}") for name, licence in sources(run)]
     rows.append(("Contrat de sortie", f"version {OUTPUT_CONTRACT_VERSION} (schémas Table "
                                       "Schema JSON à côté des CSV)"))
@@ -224,7 +245,8 @@ def method_rows(run: RunOutputs, dept: str, *, public: bool,
 
 def readme_text(run: RunOutputs, dept: str, files: Sequence[Path],
                 titles: Mapping[str, str], *, public: bool,
-                settings: Settings = Settings()) -> str:
+                settings: Settings = Settings(),
+                accessibility: AccessibilityExport | None = None) -> str:
     """Return the text of ``LISEZMOI.txt``: what each exported file is, then the method.
 
     Parameters
@@ -241,6 +263,8 @@ def readme_text(run: RunOutputs, dept: str, files: Sequence[Path],
         Whether small counts are masked.
     settings
         ``secrecy_threshold``.
+    accessibility
+        The export's accessibility index (method row and notes), or None.
 
     Returns
     -------
@@ -259,7 +283,8 @@ def readme_text(run: RunOutputs, dept: str, files: Sequence[Path],
         desc = " — ".join(t for t in (title, kind) if t)
         lines.append(f"  {rel.as_posix()}" + (f" : {desc}" if desc else ""))
     lines += ["", "Méthode et sources :"]
-    for key, value in method_rows(run, dept, public=public, settings=settings):
+    for key, value in method_rows(run, dept, public=public, settings=settings,
+                                  accessibility=accessibility):
         if not key.startswith("Manifeste"):
             lines.append(f"  {key} : {value}")
     return "\n".join(lines) + "\n"
@@ -316,6 +341,7 @@ class _Job:
     map_type: str
     map_threshold: float
     staging: Path
+    accessibility: AccessibilityExport | None = None
 
     def wants(self, *formats: str) -> bool:
         """Return whether any of ``formats`` is asked for."""
@@ -351,8 +377,7 @@ def _map_threshold(run: RunOutputs, formats: Sequence[str], *, map_type: str,
     """Return the threshold of the PNG map; raise when the run has no such map."""
     thresholds = run_thresholds(run, settings)
     if map_threshold is None:
-        map_threshold = 30.0 if any(np.isclose(thresholds, 30.0)) \
-            else thresholds[len(thresholds) // 2]
+        map_threshold = principal_threshold(run, settings)
     types = [*run_types(run, settings), NO_SERVICE]
     if {"png", "png_attente"} & set(formats) and (
             not any(np.isclose(thresholds, map_threshold)) or map_type not in types):
@@ -411,7 +436,8 @@ def _write_workbook(job: _Job, tables: _Tables) -> list[Path]:
               if job.run.fictif else None)
     write_xlsx(job.staging / rel, {n: tables.masked(n, text=True) for n in tables.typed},
                tables.contracts,
-               method_rows(job.run, job.dept, public=job.public, settings=job.settings),
+               method_rows(job.run, job.dept, public=job.public, settings=job.settings,
+                           accessibility=job.accessibility),
                banner=banner, run_digest=run_digest(job.run),
                title=f"Zones blanches — département {job.dept}")
     return [rel]
@@ -467,7 +493,7 @@ def _write_all(job: _Job, tables: Mapping[str, pd.DataFrame]) -> list[Path]:
     readme = Path(README_NAME)
     write_text_atomic(job.staging / readme, readme_text(
         job.run, job.dept, written, {n: c.title for n, c in prepared.contracts.items()},
-        public=job.public, settings=job.settings))
+        public=job.public, settings=job.settings, accessibility=job.accessibility))
     return [*written, readme]
 
 
@@ -541,6 +567,10 @@ def export_departement(
     threshold = _map_threshold(run, fmts, map_type=map_type, map_threshold=map_threshold,
                                settings=settings)
     tables = departement_tables(run, dept, settings=settings)
+    accessibility = None
+    if set(_TABLE_FORMATS) & set(fmts):
+        accessibility = accessibility_tables(run, dept, settings=settings)
+        tables.update(accessibility.tables)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".export-{dept}-", dir=out_dir.parent))
@@ -548,7 +578,8 @@ def export_departement(
         msg = (f"impossible d'écrire l'export du département {dept} dans {out_dir} : "
                f"{os_error_cause(exc)}" + (f" ({exc.filename})" if exc.filename else ""))
         raise OutputError(msg) from exc
-    job = _Job(run, dept, fmts, public, settings, map_type, threshold, staging)
+    job = _Job(run, dept, fmts, public, settings, map_type, threshold, staging,
+               accessibility)
     try:
         written = _write_all(job, tables)
         stale = remove_stale(out_dir, run_digest(run))  # files of an earlier run: gone

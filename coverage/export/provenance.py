@@ -13,6 +13,11 @@ change makes earlier exports stale). :func:`remove_stale` deletes the files a st
 lists (only those, and only when unchanged since they were written; a file edited since is
 kept and named in ``PERIME.txt``), then the record. ``export``, ``rapport`` and ``run``
 call it, so a folder never mixes files of two runs.
+
+A file made from **two runs** (``comparer``: run A and run B) is recorded under B's digest
+and lists A in ``autres_calculs`` (its folder and digest): the folder is stale too when A's
+folder now holds another run (a rerun of A rewrote its manifest). A's folder gone or
+unreadable does not make it stale (nothing says A changed).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,8 +130,23 @@ class ExportStatus:
         return self.state == "perime"
 
 
+def _others_changed(record: Mapping[str, Any]) -> bool:
+    """Return whether a run the record also names (``autres_calculs``) has changed since."""
+    for other in record.get("autres_calculs") or []:
+        if not isinstance(other, Mapping):
+            continue
+        where = str(other.get("calcul") or "")
+        now = folder_digest(where) if where else None
+        if now is not None and now != other.get("empreinte_calcul"):
+            return True
+    return False
+
+
 def export_status(folder: str | Path, digest: str) -> ExportStatus:
     """Return whether the export in ``folder`` was made from the run of ``digest``.
+
+    Also stale when another run the files were made from (``autres_calculs``, e.g. run A
+    of a comparison) has changed since.
 
     Parameters
     ----------
@@ -145,7 +165,8 @@ def export_status(folder: str | Path, digest: str) -> ExportStatus:
         return ExportStatus("absent")
     files = tuple(str(f) for f in (record.get("fichiers") or {}))
     recorded = str(record.get("empreinte_calcul", ""))
-    return ExportStatus("a_jour" if recorded == digest else "perime", files, recorded)
+    fresh = recorded == digest and not _others_changed(record)
+    return ExportStatus("a_jour" if fresh else "perime", files, recorded)
 
 
 def _inside(folder: Path, rel: str) -> Path | None:
@@ -157,6 +178,9 @@ def _inside(folder: Path, rel: str) -> Path | None:
 
 def remove_stale(folder: str | Path, digest: str) -> list[Path]:
     """Delete the files of a stale export in ``folder`` (made from another run).
+
+    Stale: the record names another digest than ``digest``, or another run it names
+    (``autres_calculs``) has changed since.
 
     Only the files the record lists are touched, and only when their SHA-256 still matches
     the record; a file edited since is kept and named in ``PERIME.txt``. Nothing happens
@@ -176,7 +200,8 @@ def remove_stale(folder: str | Path, digest: str) -> list[Path]:
     """
     folder = Path(folder)
     record = read_record(folder)
-    if record is None or str(record.get("empreinte_calcul", "")) == digest:
+    if record is None or (str(record.get("empreinte_calcul", "")) == digest
+                          and not _others_changed(record)):
         return []
     removed: list[Path] = []
     kept: list[str] = []
@@ -206,7 +231,7 @@ def remove_stale(folder: str | Path, digest: str) -> list[Path]:
 
 
 def record_export(folder: str | Path, run: RunOutputs, files: Iterable[Path], *,
-                  dept: str, kind: str) -> Path:
+                  dept: str, kind: str, also: Sequence[RunOutputs] = ()) -> Path:
     """Add files to the record of ``folder`` (a new record when it names another run).
 
     Parameters
@@ -220,7 +245,12 @@ def record_export(folder: str | Path, run: RunOutputs, files: Iterable[Path], *,
     dept
         Département code.
     kind
-        What wrote them: ``export`` or ``rapport``.
+        What wrote them: ``export``, ``rapport``, ``accessibilite`` or ``comparer``.
+    also
+        Other runs the files were made from (run A of a comparison): recorded in
+        ``autres_calculs`` with their digest, so that a rerun of one makes the folder
+        stale (:func:`export_status`, :func:`remove_stale`). Given, they replace those
+        recorded before.
 
     Returns
     -------
@@ -230,7 +260,8 @@ def record_export(folder: str | Path, run: RunOutputs, files: Iterable[Path], *,
     folder = Path(folder)
     digest = run_digest(run)
     record = read_record(folder)
-    if record is None or record.get("empreinte_calcul") != digest:
+    if record is None or record.get("empreinte_calcul") != digest \
+            or (also and _others_changed(record)):
         record = {"format": RECORD_FORMAT, "empreinte_calcul": digest,
                   "calcul": str(run.run_dir),
                   "date_calcul": str(run.manifest.get("created_utc")
@@ -242,6 +273,9 @@ def record_export(folder: str | Path, run: RunOutputs, files: Iterable[Path], *,
         rel = Path(path).resolve().relative_to(folder.resolve()).as_posix()
         entries[rel] = {"sha256": sha256_file(Path(path)), "par": kind, "date": now}
     record["fichiers"] = dict(sorted(entries.items()))
+    if also:
+        record["autres_calculs"] = [{"calcul": str(Path(r.run_dir).resolve()),
+                                     "empreinte_calcul": run_digest(r)} for r in also]
     target = folder / EXPORT_RECORD
     write_text_atomic(target, json.dumps(record, ensure_ascii=False, indent=2) + "\n")
     (folder / STALE_NOTE).unlink(missing_ok=True)

@@ -11,15 +11,19 @@ PNG map, in EPSG:4326. :func:`secret_cells` says which cells a public export mas
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from coverage._validate import require_crs
-from coverage.errors import CoverageError
+from coverage.accessibility import DecayBands, accessibility_for_run
+from coverage.errors import CoverageError, InputError
 from coverage.io.waiting import WAITING_RETURNS
+from coverage.labels import engine_label
 from coverage.results import (
     COMMUNES_FILE,
     SERVICES_FILE,
@@ -27,7 +31,12 @@ from coverage.results import (
     check_departement,
     run_thresholds,
 )
+from coverage.routing import engine_of_run
+from coverage.routing.base import Engine
 from coverage.schemas import (
+    ACCESSIBILITE_COMMUNES,
+    ACCESSIBILITE_DEPARTEMENT,
+    ACCESSIBILITE_EPCI,
     COUVERTURE_EPCI_DEPARTEMENT,
     LISTES_ATTENTE_DEPARTEMENTS,
     OUTPUT_CONTRACTS,
@@ -46,14 +55,19 @@ from coverage.whitezones import (
 )
 
 __all__ = [
+    "ACCESSIBILITY_METHOD",
+    "ACCESSIBILITY_TABLES",
     "ALSO_SECRET",
     "EPCI_TABLE",
     "WAITING_TABLE",
+    "AccessibilityExport",
+    "accessibility_tables",
     "commune_layer",
     "contract_for",
     "departement_tables",
     "epci_departement_table",
     "flag_column",
+    "principal_threshold",
     "run_types",
     "secret_cells",
     "service_layer",
@@ -61,12 +75,22 @@ __all__ = [
     "table_contract",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Name of the waiting-list output table (written by the waiting-list stage when present).
 WAITING_TABLE = LISTES_ATTENTE_DEPARTEMENTS.name
 #: Name of the EPCI table of a département's export: its communes of each EPCI.
 EPCI_TABLE = COUVERTURE_EPCI_DEPARTEMENT.name
+#: Tables of the accessibility index in a département's export, in the order written:
+#: per commune × type, per EPCI (its communes in the département) and for the département.
+ACCESSIBILITY_TABLES: tuple[str, ...] = (ACCESSIBILITE_COMMUNES.name, ACCESSIBILITE_EPCI.name,
+                                         ACCESSIBILITE_DEPARTEMENT.name)
+#: Method of the index in an export: E2SFCA with the default decay bands.
+ACCESSIBILITY_METHOD = "e2sfca"
 #: Contracts of the tables an export makes itself (not in a run folder).
-_EXPORT_CONTRACTS = {EPCI_TABLE: COUVERTURE_EPCI_DEPARTEMENT}
+_EXPORT_CONTRACTS = {EPCI_TABLE: COUVERTURE_EPCI_DEPARTEMENT,
+                     **{c.name: c for c in (ACCESSIBILITE_COMMUNES, ACCESSIBILITE_EPCI,
+                                            ACCESSIBILITE_DEPARTEMENT)}}
 #: Whole-EPCI columns of :data:`EPCI_TABLE` ← their column in the run's ``couverture_epci``.
 _WHOLE_EPCI = {"population_epci": "population",
                "population_zone_blanche_epci": "population_zone_blanche",
@@ -204,6 +228,142 @@ def departement_tables(
         out[WAITING_TABLE] = waiting[waiting["code_dep"].astype(str) == dept] \
             .reset_index(drop=True)
     return out
+
+
+def principal_threshold(run: RunOutputs, settings: Settings = Settings()) -> float:
+    """Return the run's principal threshold, minutes: 30 when the run has it, else the middle one.
+
+    The default threshold of the export's map and of its accessibility index.
+
+    Parameters
+    ----------
+    run
+        A finished run.
+    settings
+        Fallback thresholds when the run does not record them.
+
+    Returns
+    -------
+    float
+        Minutes.
+    """
+    thresholds = run_thresholds(run, settings)
+    if any(np.isclose(thresholds, 30.0)):
+        return 30.0
+    return float(thresholds[len(thresholds) // 2])
+
+
+@dataclass(frozen=True)
+class AccessibilityExport:
+    """The accessibility index of a département's export (:func:`accessibility_tables`).
+
+    Attributes
+    ----------
+    tables
+        :data:`ACCESSIBILITY_TABLES` by name (empty when the run's engine cannot be
+        rebuilt); one row per commune × type, EPCI × type, and type.
+    threshold_min
+        Catchment, minutes (the run's principal threshold).
+    method
+        :data:`ACCESSIBILITY_METHOD`.
+    engine
+        Engine that timed the pairs (``road``, ``proxy``, ``matrice``), or None.
+    notes
+        French notes for the method sheet and ``LISEZMOI.txt``: capacities missing, no
+        service of a type, or why the index is absent.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    threshold_min: float
+    method: str
+    engine: str | None
+    notes: tuple[str, ...]
+
+    def describe(self) -> str:
+        """Return the French text of the method row (method, catchment, bands, unit)."""
+        bands = DecayBands.thirds(self.threshold_min).describe()
+        return (f"E2SFCA (aire de chalandise flottante à deux étapes, poids décroissants par "
+                f"bande de temps : {bands}), aire de chalandise de "
+                f"{seuil_label(self.threshold_min).replace('_', ',')} min ; moteur "
+                f"du calcul ({engine_label(self.engine) if self.engine else '?'}). Offre : "
+                "colonne capacite "
+                "des services (1 quand elle manque) ; demande : population des communes. "
+                "Unité : ETP ou places pour 100 000 habitants ; 0 = aucun service à portée. "
+                "EPCI (communes du département) et département : moyenne pondérée par la "
+                "population. Tables accessibilite_communes, accessibilite_epci, "
+                "accessibilite_departement (docs/accessibilite.md).")
+
+
+def accessibility_tables(run: RunOutputs, dept: str, *, settings: Settings = Settings(),
+                         engine: Engine | None = None, threshold_min: float | None = None
+                         ) -> AccessibilityExport:
+    """Return the accessibility index of a département for its export, every type at once.
+
+    E2SFCA (:data:`ACCESSIBILITY_METHOD`, default decay bands) at the run's principal
+    threshold (:func:`principal_threshold`) unless told, each type of the run
+    (:func:`run_types`), timed by the run's engine: the values are those of
+    :func:`coverage.accessibility.accessibility_for_run`.
+
+    Parameters
+    ----------
+    run
+        A finished run.
+    dept
+        Département code (checked).
+    settings
+        Fallback thresholds and types.
+    engine
+        Engine instead of the run's (:func:`coverage.routing.engine_of_run`).
+    threshold_min
+        Catchment, minutes, instead of the principal threshold (e.g. the report's).
+
+    Returns
+    -------
+    AccessibilityExport
+        The three tables (capacity per 100 000 inhabitants), or none with a French note
+        when the run's engine cannot be rebuilt (road file or time table gone or changed),
+        the communes have no representative point, or the index cannot be computed (a
+        capacity or population that is not a number ≥ 0: the French line of the error).
+    """
+    dept = check_departement(run, dept)
+    threshold = principal_threshold(run, settings) if threshold_min is None \
+        else float(threshold_min)
+
+    def left_out(why: str) -> AccessibilityExport:
+        return AccessibilityExport({}, threshold, ACCESSIBILITY_METHOD, None,
+                                   (f"Indice d'accessibilité non calculé : {why}",))
+
+    if not {"lon", "lat"} <= set(run.communes.columns):
+        return left_out("les communes du calcul n'ont pas de point représentatif (lon, lat) "
+                        "; refaire le calcul pour l'obtenir.")
+    if engine is None:
+        try:
+            engine = engine_of_run(run, dept=dept).engine
+        except CoverageError as exc:
+            log.warning("accessibility index left out of the export of %s: %s", dept, exc)
+            return left_out("le moteur du calcul ne peut pas être reconstruit (fichier "
+                            "routier ou tableau de temps absent ou modifié) ; refaire le "
+                            "calcul pour l'obtenir.")
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in ACCESSIBILITY_TABLES}
+    notes: list[str] = []
+    for t in run_types(run, settings):
+        try:
+            res = accessibility_for_run(run, dept, type_service=t, threshold_min=threshold,
+                                        method=ACCESSIBILITY_METHOD, engine=engine)
+        except CoverageError as exc:  # e.g. a capacity that is not a number ≥ 0
+            log.warning("accessibility index left out of the export of %s: %s", dept, exc)
+            lines = ([pb.french() for pb in exc.problems[:3]]
+                     if isinstance(exc, InputError) else [str(exc)])
+            return left_out(" ; ".join(lines).rstrip(".") + ".")
+        parts[ACCESSIBILITE_COMMUNES.name].append(res.communes)
+        parts[ACCESSIBILITE_EPCI.name].append(res.epci)
+        parts[ACCESSIBILITE_DEPARTEMENT.name].append(res.departements)
+        notes += [w for w in res.warnings if w not in notes]
+    tables = {name: (pd.concat(frames, ignore_index=True) if frames else
+                     pd.DataFrame(columns=_EXPORT_CONTRACTS[name].columns))
+              for name, frames in parts.items()}
+    return AccessibilityExport(tables, threshold, ACCESSIBILITY_METHOD, engine.name,
+                               tuple(notes))
 
 
 def _inferred_type(s: pd.Series) -> FieldType:

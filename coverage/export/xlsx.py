@@ -41,6 +41,9 @@ SHEETS: tuple[tuple[str, str], ...] = (
     ("zones_blanches", "Zones blanches"),
     (EPCI_TABLE, "EPCI"),
     ("couverture_densite", "Densité"),
+    ("accessibilite_departement", "Accessibilité département"),
+    ("accessibilite_epci", "Accessibilité EPCI"),
+    ("accessibilite_communes", "Accessibilité communes"),
     (WAITING_TABLE, "Listes d'attente"),
 )
 METHOD_SHEET = "Sources et méthode"
@@ -230,7 +233,8 @@ def write_xlsx(path: Path, tables: Mapping[str, pd.DataFrame],
         if name not in tables:
             continue
         ws = wb.create_sheet(sheet)
-        freeze = 2 if name in ("acces_communes", "zones_blanches") else 0
+        freeze = 2 if name in ("acces_communes", "zones_blanches",
+                               "accessibilite_communes") else 0
         _write_sheet(ws, tables[name], contracts[name], freeze_cols=freeze, banner=banner)
     _write_method_sheet(wb.create_sheet(METHOD_SHEET), method)
     wb.properties.creator = "zones-blanches"

@@ -269,8 +269,10 @@ def _times_engine_of_run(run: RunOutputs, settings: Settings, *, fallback_to_pro
     found = next((q for q in (path, run.run_dir / path) if str(path) and q.is_file()), None)
     if found is not None:
         try:
+            kind = params.get("destinations")  # what the run read the table as
             imported = ImportedEngine.from_file(
-                found, settings, unit=unit if unit in ("min", "s", "h") else None)
+                found, settings, unit=unit if unit in ("min", "s", "h") else None,
+                destinations=kind if kind in ("services", "communes") else None)
         except (CoverageError, OSError):
             imported = None
         if imported is not None and imported.table.sha256 == params.get("sha256"):

@@ -19,11 +19,16 @@ of two layouts:
   one column per destination (header = destination id), cells = times (``unit`` option;
   default minutes). An empty cell is a missing pair.
 
-Destinations are services (commune × service table) when at least half of the distinct
-destination ids are ``service_id`` values (the others are then reported as unknown);
-otherwise they are communes (commune × commune table) and each service is mapped to its
-commune (``code_insee``). In a commune × commune table a missing diagonal
-(commune to itself) is read as 0 minutes.
+What the destinations are is a property of the table, decided once from the table itself
+(:func:`table_destinations`), never from the services a caller passes (a subset of them
+must find the same pairs): communes (commune × commune table) when at least half of the
+distinct destinations are commune codes — one of the table's origins, or a code of the
+official form (``15014``, ``2A004``) —, services (commune × service table, destinations
+are ``service_id`` values) otherwise. A finished run records it (``destinations`` in the
+manifest's engine parameters) and :func:`coverage.routing.engine_of_run` passes it back.
+In a commune × commune table each service is mapped to its commune (``code_insee``) and a
+missing diagonal (commune to itself) is read as 0 minutes; a destination of the other
+kind is reported by :meth:`ImportedEngine.check` as unknown.
 
 Direction: the minutes are those of the family's trip, origin (commune) → destination
 (service). A pair of the run that the table does not hold is **unreachable (NaN)**, never
@@ -59,6 +64,7 @@ from coverage.routing.base import empty_matrix, empty_nearest
 from coverage.settings import Settings
 
 __all__ = [
+    "DESTINATION_KINDS",
     "ENGINE_NAME",
     "TIMES_ALIASES",
     "TIMES_MAX_CELLS",
@@ -69,12 +75,17 @@ __all__ = [
     "ImportedEngine",
     "TimesTable",
     "read_times",
+    "table_destinations",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Name of the engine (``moteur`` column, manifest).
 ENGINE_NAME = "matrice"
+#: What a table's destinations can be: service ids, or commune codes.
+DESTINATION_KINDS: tuple[str, ...] = ("services", "communes")
+#: Official form of a commune code (after :func:`coverage.cog.normalise_codes`).
+_COMMUNE_CODE_RE = r"\d{5}|2[AB]\d{3}"
 
 #: Contract column → accepted names (compared case- and accent-insensitively).
 TIMES_ALIASES: Mapping[str, tuple[str, ...]] = {
@@ -342,6 +353,30 @@ def read_times(path: str | Path, *, unit: str | None = None,
         rows=table["row"].to_numpy(np.int64), columns=columns, unit=unit_read, layout=layout)
 
 
+def table_destinations(table: TimesTable) -> str:
+    """Return what the table's destinations are, from the table alone.
+
+    Parameters
+    ----------
+    table
+        A checked time table (:func:`read_times`).
+
+    Returns
+    -------
+    str
+        ``communes`` when at least half of the distinct destinations are commune codes
+        (one of the table's origins, or of the official form ``15014`` / ``2A004``),
+        else ``services`` (``service_id`` values). An empty table: ``services``.
+    """
+    dests = pd.Series(pd.unique(pd.Series(table.destination, dtype=object).dropna()),
+                      dtype=object).astype(str)
+    if dests.empty:
+        return "services"
+    origins = set(pd.Series(table.origin, dtype=object).dropna().astype(str))
+    commune = dests.isin(origins) | dests.str.fullmatch(_COMMUNE_CODE_RE)
+    return "communes" if 2 * int(commune.sum()) >= len(dests) else "services"
+
+
 @dataclass(frozen=True)
 class ImportedCheck:
     """How a time table fits a run's communes and services.
@@ -390,21 +425,47 @@ class ImportedEngine:
         The checked table (:func:`read_times`).
     settings
         Run settings (kept for the contract; the table decides every minute).
+    destinations
+        ``services`` or ``communes``: what the table's destinations are, when known (a
+        finished run's record); None: decided from the table (:func:`table_destinations`).
+
+    Attributes
+    ----------
+    destinations
+        ``services`` (commune × service table) or ``communes`` (commune × commune), fixed
+        for the engine's life: the services passed to :meth:`nearest` or :meth:`matrix`
+        never change it.
+
+    Raises
+    ------
+    CoverageError
+        ``destinations`` is neither ``services`` nor ``communes``.
     """
 
     name = ENGINE_NAME
 
-    def __init__(self, table: TimesTable, settings: Settings = Settings()) -> None:
+    def __init__(self, table: TimesTable, settings: Settings = Settings(),
+                 destinations: str | None = None) -> None:
+        if destinations is not None and destinations not in DESTINATION_KINDS:
+            msg = (f"tableau de temps {table.path.name} : destinations « {destinations} » "
+                   f"inconnues, attendu {' ou '.join(DESTINATION_KINDS)}")
+            raise CoverageError(msg)
         self.table = table
         self.settings = settings
+        self.destinations = destinations or table_destinations(table)
         self._frame = pd.DataFrame({"origine": table.origin, "destination": table.destination,
                                     "minutes": table.minutes, "km": table.km})
 
     @classmethod
     def from_file(cls, path: str | Path, settings: Settings = Settings(), *,
-                  unit: str | None = None) -> ImportedEngine:
-        """Read ``path`` (:func:`read_times`) and return its engine."""
-        return cls(read_times(path, unit=unit, settings=settings), settings)
+                  unit: str | None = None, destinations: str | None = None
+                  ) -> ImportedEngine:
+        """Read ``path`` (:func:`read_times`) and return its engine.
+
+        ``destinations``: ``services`` or ``communes`` when known (a run's record), None
+        to decide from the table (:func:`table_destinations`).
+        """
+        return cls(read_times(path, unit=unit, settings=settings), settings, destinations)
 
     def parameters(self) -> dict[str, Any]:
         """Return the JSON-ready parameters: the file, its SHA-256, its layout and unit."""
@@ -420,16 +481,6 @@ class ImportedEngine:
             "unite": self.table.unit,
             "colonnes": dict(self.table.columns),
         }
-
-    # -- destinations --------------------------------------------------------------------
-    def destinations_kind(self, services: pd.DataFrame) -> str:
-        """Return ``services`` if most destination ids are ``service_id`` values, else ``communes``.
-
-        A destination of the other kind is then reported by :meth:`check` as unknown.
-        """
-        ids = set(services["service_id"].astype(str)) if "service_id" in services else set()
-        dests = set(self._frame["destination"].astype(str))
-        return "services" if dests and 2 * len(dests & ids) >= len(dests) else "communes"
 
     def _unknown(self, values: np.ndarray, known: set[str], column: str, expected: str,
                  problems: ProblemList) -> None:
@@ -469,7 +520,7 @@ class ImportedEngine:
         cols = self.table.columns
         self._unknown(self.table.origin, codes, cols["origine"],
                       "un code de commune du fichier des communes", problems)
-        kind = self.destinations_kind(services)
+        kind = self.destinations
         if kind == "communes":
             self._unknown(self.table.destination, codes, cols["destination"],
                           "un code de commune du fichier des communes (tableau commune × "
@@ -504,7 +555,7 @@ class ImportedEngine:
                                              if "type_service" in services.columns
                                              else "")})
         frame = self._frame[self._frame["origine"].isin(codes)]
-        if self.destinations_kind(services) == "services":
+        if self.destinations == "services":
             svc["destination"] = svc["service_id"]
         else:
             if "code_insee" not in services.columns:
