@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import math
 import re
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from shapely.geometry import Point, Polygon, box
 
 from coverage import maps
+from coverage.classes import UNREACHABLE_COLOUR, minute_classes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATIC = REPO_ROOT / "static"
@@ -116,7 +119,7 @@ def test_vendored_files_have_licences() -> None:
         assert (STATIC / "vendor" / "leaflet" / rel).is_file(), rel
 
 
-def test_one_commune_path_per_commune_white_zones_marked(communes, access, services) -> None:
+def test_one_commune_path_per_commune_white_zones_hatched(communes, access, services) -> None:
     for threshold in (10.0, 30.0, 60.0):
         styles = _styles(_build(communes, access, services, threshold_min=threshold))
         assert len(styles) == len(communes)
@@ -124,19 +127,71 @@ def test_one_commune_path_per_commune_white_zones_marked(communes, access, servi
         white = [s for s in styles if "zone-blanche" in s["className"]]
         expected = int((~(access["minutes"] <= threshold)).sum())  # NaN → white
         assert len(white) == expected
-        assert all(s["dashArray"] and s["weight"] > 1 for s in white)
+        # hatched fill (an SVG pattern), a thin outline: never an outline alone
+        assert all(s["fillColor"].startswith(f"url(#{maps.HATCH_ID}-") for s in white)
+        assert all(s["fillOpacity"] > 0.5 and s["weight"] < 1.5 for s in white)
+        assert not any("dashArray" in s for s in styles)
+        others = [s for s in styles if "zone-blanche" not in s["className"]]
+        assert all(s["fillColor"].startswith("#") for s in others)
 
 
-def test_fill_colour_follows_minutes(communes, access, services) -> None:
-    styles = _styles(_build(communes, access, services))
-    fills = [s["fillColor"] for s in styles]
-    assert fills[4] == maps.UNREACHABLE_COLOUR  # NaN minutes
-    assert fills[0] == maps.MINUTES_COLOURS[0]
-    assert fills[5] == maps.MINUTES_COLOURS[-1]
-    assert maps.minutes_colour(float("nan")) == maps.UNREACHABLE_COLOUR
-    ordered = [maps.minutes_colour(x) for x in (0, 10, 10.01, 45, 59, 61, 500)]
-    idx = [maps.MINUTES_COLOURS.index(c) for c in ordered]
-    assert idx == sorted(idx) and idx[0] == 0 and idx[-1] == len(maps.MINUTES_COLOURS) - 1
+def test_hatch_patterns_one_per_class_colour(communes, access, services) -> None:
+    page = maps.map_html(_build(communes, access, services, thresholds=[20, 30, 45]))
+    classes = minute_classes([20, 30, 45])
+    for i, colour in enumerate(classes.colours):
+        assert f'<pattern id="{maps.HATCH_ID}-{i}"' in page
+        assert f'fill="{colour}"' in page
+    assert f'<pattern id="{maps.HATCH_ID}-na"' in page
+    # the unreachable commune (NaN) and the 70-min one are white zones at 30 min
+    styles = _styles(_build(communes, access, services, thresholds=[20, 30, 45]))
+    assert styles[4]["fillColor"] == f"url(#{maps.HATCH_ID}-na)"
+    assert styles[5]["fillColor"] == f"url(#{maps.HATCH_ID}-3)"
+
+
+def test_fill_colour_follows_the_runs_classes(communes, access, services) -> None:
+    styles = _styles(_build(communes, access, services, thresholds=[20, 30, 45]))
+    classes = minute_classes([20, 30, 45])
+    assert [s["fillColor"] for s in styles[:3]] == [classes.colours[0]] * 2 + [
+        classes.colours[1]]
+    assert maps.minutes_colour(float("nan")) == UNREACHABLE_COLOUR
+    ordered = [maps.minutes_colour(x, classes) for x in (0, 20, 20.01, 45, 46, 500)]
+    idx = [classes.colours.index(c) for c in ordered]
+    assert idx == [0, 0, 1, 2, 3, 3]
+
+
+def test_minute_classes_from_thresholds() -> None:
+    c = minute_classes([45, 20, 30, 30])
+    assert c.edges == (20.0, 30.0, 45.0)
+    assert c.labels == ["≤ 20 min", "20 à 30 min", "30 à 45 min", "> 45 min"]
+    assert len(set(c.colours)) == 4 and UNREACHABLE_COLOUR not in c.colours
+    assert [c.index(x) for x in (0.0, 20.0, 29.9, 30.0, 45.0, 45.5)] == [0, 0, 1, 1, 2, 3]
+    assert c.index(float("nan")) == -1 and c.index(None) == -1
+    assert list(c.indices([5.0, np.nan, 60.0])) == [0, -1, 3]
+    assert c.rows()[-1] == (UNREACHABLE_COLOUR, "non accessible")
+
+    def luminance(hex_colour: str) -> float:
+        r, g, b = (int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    lum = [luminance(x) for x in c.colours]
+    assert lum == sorted(lum, reverse=True), "sequential: farther is darker"
+    # one threshold: edges added below and above, so the map keeps a gradient
+    assert minute_classes([30]).edges == (15.0, 30.0, 45.0)
+    assert minute_classes([22.5, 45]).labels[0] == "≤ 11,25 min"
+    with pytest.raises(ValueError, match="threshold"):
+        minute_classes([])
+
+
+def test_png_uses_the_same_classes_as_the_app() -> None:
+    from coverage.export import figures
+
+    minutes = pd.Series([10.0, 25.0, 50.0, np.nan])
+    labels, colours, face = figures._minute_classes(minutes, [20.0, 30.0, 45.0])
+    classes = minute_classes([20.0, 30.0, 45.0])
+    assert labels == classes.labels and colours == list(classes.colours)
+    assert face == [classes.colour(m) for m in minutes]
+    # a 50-min commune has one colour everywhere
+    assert face[2] == maps.minutes_colour(50.0, classes)
 
 
 def test_tooltip_fields_escaped_and_complete(communes, access, services) -> None:
@@ -183,20 +238,55 @@ def test_optional_tiles(communes, access, services) -> None:
     assert "\\u00a9 tuiles locales" in page
 
 
-def test_isochrone_bands_drawn_under_communes(communes, access, services) -> None:
+def test_isochrone_bands_are_dashed_lines_with_their_own_legend(communes, access,
+                                                                services) -> None:
     bands = gpd.GeoDataFrame(
         {"type_service": ["mediation_familiale"] * 2 + ["espace_rencontre"],
          "bande_min": [0.0, 20.0, 0.0], "bande_max": [20.0, 30.0, 20.0]},
         geometry=[box(2, 46, 2.05, 46.05), box(2, 46, 2.1, 46.1), box(2, 46, 2.2, 46.2)],
         crs="EPSG:4326",
     )
-    m = _build(communes, access, services, isochrones=bands)
+    m, legend = maps.access_map_and_legend(
+        communes, access, services, type_service="mediation_familiale", threshold_min=30.0,
+        engine="road", fictif=False, isochrones=bands)
     iso = _styles(m, "Isochrones")
     assert len(iso) == 2  # only the type shown
     assert all(s["className"] == "isochrone" for s in iso)
-    names = [fg.layer_name for fg in m._children.values()
-             if isinstance(fg, folium.FeatureGroup)]
-    assert names.index("Isochrones") < names.index("Communes")
+    # contour lines in their own colour, not filled with the choropleth's colours
+    assert all(s["fill"] is False and s["dashArray"] and s["color"] == maps.ISOCHRONE_COLOUR
+               for s in iso)
+    assert maps.ISOCHRONE_COLOUR not in minute_classes([20, 30, 45]).colours
+    assert legend.bands == (20.0, 30.0)
+    html = maps.legend_html(legend)
+    assert "Isochrones" in html and "≤ 20 min d’un service" in html
+    assert "Isochrones" not in maps.legend_html(_build_legend(communes, access, services))
+
+
+def _build_legend(communes, access, services) -> maps.MapLegend:
+    return maps.access_map_and_legend(communes, access, services,
+                                      type_service="mediation_familiale", threshold_min=30.0,
+                                      engine="road", fictif=False)[1]
+
+
+def test_metric_scale_only(communes, access, services) -> None:
+    page = maps.map_html(_build(communes, access, services))
+    assert "L.control.scale({metric: true, imperial: false" in page
+    assert "L.control.scale()" not in page
+
+
+def test_legend_outside_the_map_and_collapsible_inside(communes, access, services) -> None:
+    m, legend = maps.access_map_and_legend(communes, access, services,
+                                           type_service="mediation_familiale",
+                                           threshold_min=30.0, engine="proxy", fictif=True)
+    page = maps.map_html(m)
+    assert '<details id="zb-legend"' in page and "open" not in page.split(
+        '<details id="zb-legend"')[1].split(">")[0], "the in-map legend is closed by default"
+    block = maps.legend_html(legend)
+    assert block.startswith('<div id="zb-app-legend"') and "<script" not in block
+    for label in minute_classes([20, 30, 45]).labels:
+        assert html.escape(label) in block
+    assert "zone blanche" in block and "3 / 6 communes" in block
+    assert "FICTIF" in block and "Moteur : <b>proxy</b>" in block
 
 
 def test_display_geometries_simplify_in_metres() -> None:
@@ -284,3 +374,95 @@ def test_legend_sources_short_and_escaped() -> None:
     short = maps.legend_sources(run, max_chars=20)  # type: ignore[arg-type]
     assert short.endswith("… (voir « À propos »)") and len(short) < len(line)
     assert "&lt;" not in line
+
+
+@pytest.fixture
+def two_departements() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Département ZA (a 3×2 block) and its neighbour ZB to the east, plus a far ZC."""
+    rows = []
+    for dep, x0 in (("ZA", 2.0), ("ZB", 2.15), ("ZC", 5.0)):
+        for i in range(3):
+            for j in range(2):
+                rows.append({"code_insee": f"{dep}{i}{j}00"[:5], "code_dep": dep,
+                             "nom": f"{dep} commune {i}{j}", "population": 100 * (i + j + 1),
+                             "geometry": box(x0 + i * 0.05, 46 + j * 0.05,
+                                             x0 + 0.05 + i * 0.05, 46.05 + j * 0.05)})
+    rows[1]["nom"] = "<script>alert(1)</script>"
+    communes = gpd.GeoDataFrame(rows, crs="EPSG:4326")
+    services = gpd.GeoDataFrame(
+        {"service_id": ["S1", "S2", "S3"], "code_dep": ["ZA", "ZB", "ZC"],
+         "type_service": "mediation_familiale", "nom": ["Ici", "Voisin", "Loin"],
+         "organisme": "o", "capacite": 1.0},
+        geometry=[Point(2.02, 46.02), Point(2.2, 46.02), Point(5.1, 46.02)], crs="EPSG:4326")
+    return communes, services
+
+
+def test_departement_context_outline_neighbours_labels(two_departements) -> None:
+    communes, services = two_departements
+    chefs = {"ZA100": "prefecture", "ZB200": "sous-prefecture"}
+    ctx = maps.departement_context(communes, services, "ZA")
+    assert len(ctx.outline) == 1 and ctx.outline.crs.to_epsg() == 4326
+    assert ctx.outline.geometry.iloc[0].area == pytest.approx(0.15 * 0.1, rel=0.05)
+    # neighbours: ZB's six communes, not the far ZC; their service, not ZA's own
+    assert len(ctx.neighbours) == 6
+    assert list(ctx.services["service_id"]) == ["S2"]
+    # no chef-lieu known for the fictional codes: the largest commune is level 0
+    top = ctx.labels[ctx.labels["level"] == 0]
+    assert list(top["text"]) == ["ZA commune 21"] and not top["voisin"].any()
+    hostile = ctx.labels[ctx.labels["text"].str.contains("script")]
+    assert list(hostile["text"]) == ["&lt;script&gt;alert(1)&lt;/script&gt;"]
+    labels = maps.place_labels(communes[communes["code_dep"] != "ZC"], "ZA", chefs=chefs)
+    assert labels.iloc[0]["text"] == "ZA commune 10" and labels.iloc[0]["level"] == 0
+    assert set(labels["level"]) <= {0, 1, 2, 3}
+    # in ZB only its sous-préfecture is named, from the second zoom level on
+    neighbour = labels[labels["voisin"]]
+    assert list(neighbour["text"]) == ["ZB commune 20"] and list(neighbour["level"]) == [2]
+
+
+def test_map_with_context_draws_outline_neighbours_and_labels(two_departements) -> None:
+    communes, services = two_departements
+    own = communes[communes["code_dep"] == "ZA"]
+    access = pd.DataFrame({"code_insee": own["code_insee"], "type_service":
+                           "mediation_familiale", "minutes": [5.0, 10, 20, 35, 50, np.nan],
+                           "service_id": "S1"})
+    ctx = maps.departement_context(communes, services, "ZA", access)
+    page = maps.map_html(maps.access_map(
+        own, access, services[services["code_dep"] == "ZA"],
+        type_service="mediation_familiale", threshold_min=30.0, engine="proxy", fictif=False,
+        context=ctx))
+    assert '"className": "departement-contour"' in page
+    assert "L.canvas(" in page and "zb-neighbours" in page  # grey neighbours, on a canvas
+    rings = json.loads(re.search(r"var data = (\[\[.*?\]\]);", page).group(1))
+    assert len(rings) == 6  # ZB's six communes
+    x, y = rings[0][0], rings[0][1]  # thousandths of a degree, then steps
+    assert 2150 <= x <= 2300 and 46000 <= y <= 46100
+    assert page.count('"className": "service"') == 1
+    assert page.count('"className": "service-voisin"') == 1 and "Voisin (autre" in page
+    assert "zb-label" in page and "ZA commune 21" in page
+    assert "<script>alert(1)" not in page
+    assert "\\u0026lt;script\\u0026gt;alert(1)" in page  # escaped, then JSON-escaped
+    # the neighbours carry no commune code: the page's codes are the département's only
+    assert set(re.findall(r'"code_insee": "([^"]+)"', page)) == set(own["code_insee"])
+    assert maps.external_references(page) == []
+
+
+def test_view_fits_the_departement_and_its_nearest_services(communes, access,
+                                                            services) -> None:
+    near = services.copy()
+    near.loc[1, "geometry"] = Point(2.4, 46.06)  # ~14 km east of the communes: fitted
+    far = services.copy()
+    far.loc[1, "geometry"] = Point(4.5, 46.06)  # ~180 km: drawn, not fitted
+    for svc, east in ((near, 2.4), (far, 2.15)):
+        m = _build(communes, access, svc)
+        fit = next(c for c in m._children.values() if type(c).__name__ == "FitBounds")
+        (_s, w), (_n, e) = fit.bounds
+        margin = 0.03 * (east - 2.0)  # 3 % of the width on each side
+        assert e == pytest.approx(east + margin) and w == pytest.approx(2.0 - margin)
+
+
+def test_chefs_lieux_table() -> None:
+    chefs = maps.chefs_lieux()
+    assert sum(v == "prefecture" for v in chefs.values()) >= 101  # with the DROM and COM
+    assert chefs["48095"] == "prefecture"  # Mende
+    assert chefs["12145"] == "sous-prefecture"  # Millau
+    assert chefs["12202"] == "prefecture"  # Rodez

@@ -1,15 +1,65 @@
-"""Page « Carte »: minutes to the nearest service, white zones, services, isochrones."""
+"""Page « Carte »: minutes to the nearest service, white zones, services, isochrones.
+
+The map (an iframe of :func:`coverage.maps.access_map_and_legend`, cached per selection in
+:func:`coverage.app.state.carte_map`) is drawn beside its legend, which is page text outside
+the map. Above the map, « Version texte de la carte » gives the same information to a
+screen reader or keyboard user: the key figures in sentences and the table of white zones.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
-from coverage.app import state, views
-from coverage.labels import engine_label, type_label
+from coverage.app import state, upload, views
+from coverage.labels import REASON_UNREACHABLE, engine_label, fr_int, fr_minutes, type_label
 
 __all__: list[str] = []
 
-MAP_HEIGHT_PX = 700
+MAP_HEIGHT_PX = 640
+
+
+def _minutes_text(value: float) -> str:
+    return f"{value:.0f} min" if math.isfinite(value) else REASON_UNREACHABLE
+
+
+def _white_zones_table(sel: state.Selection) -> pd.DataFrame:
+    """Return the white zones of the selection as text columns (farthest first)."""
+    table = views.commune_table(sel)
+    white = table[table["zone_blanche"]]
+    return pd.DataFrame({
+        "Commune": white["nom"].astype(str),
+        "Code INSEE": white["code_insee"].astype(str),
+        "Population": [fr_int(p) for p in white["population"]],
+        "Temps d'accès": [_minutes_text(float(m)) for m in white["minutes"]],
+        "Service le plus proche": [str(s) if isinstance(s, str) else "—"
+                                   for s in white.get("service", pd.Series(index=white.index))],
+    }).reset_index(drop=True)
+
+
+def _text_version(sel: state.Selection, figures: dict[str, Any], label: str) -> None:
+    """Draw « Version texte de la carte »: key figures in sentences, white-zone table."""
+    with st.expander("Version texte de la carte", expanded=False):
+        st.markdown(f"### Version texte de la carte — {label}, département {sel.dept}")
+        if figures:
+            st.markdown(
+                f"- {fr_int(figures['population'])} habitants dans "
+                f"{figures['communes']} communes.\n"
+                f"- {figures['communes_zone_blanche']} communes en zone blanche (à plus de "
+                f"{fr_minutes(sel.threshold_min)} du service le plus proche, ou sans service "
+                f"accessible), soit {fr_int(figures['population_zone_blanche'])} habitants.\n"
+                f"- Taux de couverture : {views.fmt_rate(float(figures['taux_couverture']))}.")
+        table = _white_zones_table(sel)
+        if table.empty:
+            st.markdown("Aucune commune en zone blanche.")
+        else:
+            st.markdown(f"#### Communes en zone blanche ({len(table)}), les plus éloignées "
+                        "d'abord")
+            st.table(table)
+
 
 shown = views.open_access_page("Carte")
 sel, engine, upload_name = shown.sel, shown.engine, shown.upload_name
@@ -17,26 +67,42 @@ label = type_label(sel.type_service)
 if upload_name:
     note = (state.upload_override(sel) or {}).get("note", "")
     st.info(f"Services du fichier importé **{upload_name}** ({note}).")
+fallback = upload.fallback_note(sel)
+if fallback:
+    st.warning(fallback)
 
 for note in views.empty_offer_notes(state.run_of(sel), sel.dept):
     st.warning(note)
-views.show_key_figures(sel)
+figures = views.show_key_figures(sel)
+text_col, toggle_col = st.columns([3, 2], vertical_alignment="center")
+with text_col:
+    _text_version(sel, figures, label)
 
 iso_available = views.has_isochrones(sel)
-show_iso = st.toggle(
-    "Afficher les bandes isochrones", value=False, key="show_isochrones",
-    disabled=not iso_available or upload_name is not None,
-    help=("Bandes de temps autour des services, calculées par le run."
-          if iso_available else "Ce run n'a pas de couche d'isochrones."),
+show_iso = toggle_col.toggle(
+    "Afficher les isochrones (limites des bandes de temps)", value=False,
+    key="show_isochrones", disabled=not iso_available or upload_name is not None,
+    help=("Limites des bandes de temps autour des services, calculées par le run, "
+          "tracées en traits orange." if iso_available
+          else "Ce run n'a pas de couche d'isochrones."),
 )
 with st.spinner("Préparation de la carte…"):
-    page = views.map_page_html(sel, show_isochrones=show_iso and iso_available)
-st.iframe(page, height=MAP_HEIGHT_PX,
-          alt=f"Carte des temps d'accès, {label}, département {sel.dept}")
+    up = state.upload_override(sel)
+    page, legend = state.carte_map(
+        sel, views.ISOCHRONES_LAYER if show_iso and iso_available else None,
+        "run" if up is None else repr(up["token"]),
+        views.type_rows(shown.access, sel.type_service), shown.access,
+        state.services_for(sel), engine)
+map_col, legend_col = st.columns([4, 1], gap="small")
+with map_col:
+    st.iframe(page, height=MAP_HEIGHT_PX,
+              alt=f"Carte des temps d'accès, {label}, département {sel.dept}")
+with legend_col:
+    st.html(legend)
 st.caption(
-    f"Zone blanche : commune à plus de {sel.threshold_min:g} min du service le plus proche, "
-    f"ou sans service accessible (contour noir pointillé). Moteur : "
-    f"{engine_label(engine)}. Survolez une commune pour son temps "
-    "d'accès ; cliquez sur un service pour sa fiche. Pas de fond de carte par défaut "
+    f"Zone blanche : commune à plus de {fr_minutes(sel.threshold_min)} du service le plus proche, "
+    f"ou sans service accessible (hachurée). Moteur : {engine_label(engine)}. "
+    "Survolez une commune pour son temps d'accès ; cliquez sur un service pour sa fiche ; "
+    "les noms de lieux se densifient en zoomant. Pas de fond de carte par défaut "
     "(hors ligne) : voir « Fond de carte » dans la barre latérale."
 )

@@ -76,6 +76,8 @@ def streamlit_command(port: int, *, app_file: Path = APP_FILE) -> list[str]:
         "--server.port", str(port),
         "--server.headless", "true",
         "--server.enableStaticServing", "true",
+        # no source-file watcher: it kept a core busy while a browser was connected
+        "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
         "--browser.serverAddress", HOST,
     ]
@@ -184,7 +186,7 @@ def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) ->
     try:
         proc.wait(timeout=grace_s)
     except (subprocess.TimeoutExpired, KeyboardInterrupt, _Stopped):  # slow, or asked again
-        log.warning("Streamlit not stopped: killed")
+        log.warning("Streamlit ne s'est pas arrêté : processus tué")
         send(kill)
         proc.wait()
     send(kill)  # anything it left in its group
@@ -208,7 +210,7 @@ def serve_app(launch: AppLaunch) -> int:
         Exit code: Streamlit's when it stops by itself, 0 after Ctrl-C, 128 + the signal
         number after ``SIGTERM``/``SIGHUP``.
     """
-    log.info("starting the app at %s", launch.url)
+    log.info("démarrage de l'application sur %s", launch.url)
     with _stop_signals_raise():
         proc = subprocess.Popen(launch.command, cwd=REPO_ROOT, env=launch.env,
                                 start_new_session=sys.platform != "win32")
@@ -218,7 +220,7 @@ def serve_app(launch: AppLaunch) -> int:
             _stop_group(proc)
             return 0
         except _Stopped as stop:
-            log.info("signal %d received: stopping the app", stop.signum)
+            log.info("signal %d reçu : arrêt de l'application", stop.signum)
             _stop_group(proc)
             return 128 + stop.signum
 

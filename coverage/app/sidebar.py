@@ -15,14 +15,15 @@ import streamlit as st
 from coverage import maps, results
 from coverage.app import state, upload
 from coverage.errors import CoverageError
-from coverage.labels import DEMO_CHOICE, FICTIONAL_SIDEBAR, engine_label, type_label
-from coverage.results import (
-    RunOutputs,
-    available_departements,
-    departement_names,
-    run_service_types,
-    run_thresholds,
+from coverage.labels import (
+    DEMO_CHOICE,
+    FICTIONAL_SIDEBAR,
+    PLACEHOLDER_CHOICE,
+    engine_label,
+    fr_minutes,
+    type_label,
 )
+from coverage.results import RunOutputs
 from coverage.settings import NO_SERVICE
 
 __all__ = ["RUN_CHOICE", "render_sidebar"]
@@ -35,7 +36,7 @@ DEFAULT_THRESHOLD_MIN = 30.0
 
 
 def _fmt_threshold(t: float) -> str:
-    return f"{t:g} min"
+    return fr_minutes(t)
 
 
 def _open_run(choice: str) -> tuple[str, float] | None:
@@ -124,16 +125,18 @@ def render_sidebar() -> state.Selection | None:
     if run.fictif:
         sb.warning(FICTIONAL_SIDEBAR)
 
-    names = departement_names(run)
-    dept = sb.selectbox("Département", available_departements(run), key="dept",
+    depts, names, run_types, thresholds = state.run_choices(run_dir, stamp)  # once per run
+    dept = sb.selectbox("Département", depts, key="dept",
+                        placeholder=PLACEHOLDER_CHOICE,
                         format_func=lambda d: f"{d} — {names[d]}" if names.get(d) else d)
-    types = [*run_service_types(run), NO_SERVICE]
+    types = [*run_types, NO_SERVICE]
     type_service = sb.selectbox("Type de service", types, key="type_service",
+                                placeholder=PLACEHOLDER_CHOICE,
                                 format_func=type_label)
-    thresholds = run_thresholds(run)
     default_t = (DEFAULT_THRESHOLD_MIN if DEFAULT_THRESHOLD_MIN in thresholds
                  else thresholds[len(thresholds) // 2])
     threshold = sb.selectbox("Seuil de zone blanche", thresholds, key="threshold",
+                             placeholder=PLACEHOLDER_CHOICE,
                              index=thresholds.index(default_t), format_func=_fmt_threshold)
     sb.caption(f"Moteur du run — {engine_label(run.engine) if run.engine else '?'}")
 
@@ -143,5 +146,6 @@ def render_sidebar() -> state.Selection | None:
     )
     with sb.expander("Tester une autre liste de services"):
         upload.render_services_upload(sel, run)
+    upload.render_upload_problems()  # main area: wide enough for the table of problems
     st.session_state[state.SELECTION_KEY] = sel
     return sel

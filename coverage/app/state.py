@@ -24,7 +24,13 @@ from coverage import maps
 from coverage.app.launch import ENV_RUN_DIR
 from coverage.batch import RunOptions, run_batch
 from coverage.io.inputs import load_inputs
-from coverage.results import RunOutputs
+from coverage.results import (
+    RunOutputs,
+    available_departements,
+    departement_names,
+    run_service_types,
+    run_thresholds,
+)
 
 __all__ = [
     "ENV_RUN_DIR",
@@ -34,13 +40,16 @@ __all__ = [
     "UPLOAD_KEY",
     "Selection",
     "access_for",
+    "carte_map",
     "dept_access",
     "dept_communes",
+    "dept_context",
     "dept_display_geometries",
     "ensure_demo_run",
     "initial_run_dir",
     "load_run",
     "manifest_stamp",
+    "run_choices",
     "run_of",
     "selection",
     "services_for",
@@ -118,7 +127,7 @@ def ensure_demo_run(out_dir: str) -> float:
     """
     with _demo_lock():
         if manifest_stamp(out_dir) == 0.0:
-            log.info("no demo run in %s: running the demo batch", out_dir)
+            log.info("pas de calcul de la démo dans %s : calcul de la démo", out_dir)
             run_batch(load_inputs(), out_dir=Path(out_dir), options=RunOptions(workers=1))
     return manifest_stamp(out_dir)
 
@@ -128,6 +137,23 @@ def load_run(run_dir: str, stamp: float) -> RunOutputs:
     """Return the run read from its folder (shared, read-only: never modify it)."""
     del stamp  # cache key only
     return RunOutputs.load(run_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def run_choices(run_dir: str, stamp: float
+                ) -> tuple[list[str], dict[str, str], list[str], list[float]]:
+    """Return what the sidebar offers for a run, read once per run.
+
+    Returns
+    -------
+    tuple
+        Département codes, their names, service types, thresholds (minutes). Scanning a
+        national run's communes for its départements takes a quarter of a second: not at
+        every rerun.
+    """
+    run = load_run(run_dir, stamp)
+    return (available_departements(run), departement_names(run), run_service_types(run),
+            run_thresholds(run))
 
 
 def run_of(sel: Selection) -> RunOutputs:
@@ -175,6 +201,19 @@ def dept_display_geometries(run_dir: str, stamp: float, dept: str) -> gpd.GeoDat
     return maps.display_geometries(c[keep].reset_index(drop=True))
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def dept_context(run_dir: str, stamp: float, dept: str) -> maps.DepartementContext:
+    """Return the département's map context, built once per run and département.
+
+    Outline, neighbouring communes (light grey) and their services, place names
+    (:func:`coverage.maps.departement_context`); keyed on the run folder and its manifest
+    stamp, so a new run into the same folder rebuilds it.
+    """
+    run = load_run(run_dir, stamp)
+    return maps.departement_context(run.communes, run.services, dept,
+                                    dept_access(run_dir, stamp, dept))
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def dept_access(run_dir: str, stamp: float, dept: str) -> pd.DataFrame:
     """Return the rows of ``acces_communes`` of a département (all service types)."""
@@ -201,3 +240,46 @@ def services_for(sel: Selection) -> gpd.GeoDataFrame:
     if up is not None:
         return up["services"]
     return run_of(sel).services
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def carte_map(
+    sel: Selection, iso_layer: str | None, data_key: str, _rows: pd.DataFrame,
+    _access: pd.DataFrame, _services: gpd.GeoDataFrame, engine: str,
+) -> tuple[str, str]:
+    """Return the Carte map page and its legend (HTML), cached per selection and data.
+
+    Parameters
+    ----------
+    sel
+        The selection (département, type, threshold, basemap).
+    iso_layer
+        Layer of ``isochrones.gpkg`` to draw as contour lines, None for none.
+    data_key
+        ``run``, or the token of an uploaded services file (cache key of the data).
+    _rows
+        ``acces_communes`` rows of the type shown (not hashed: ``data_key`` stands for them).
+    _access
+        Every ``acces_communes`` row of the département (which services are drawn).
+    _services
+        The services of the selection (the run's, or the uploaded file's).
+    engine
+        ``road`` or ``proxy``.
+
+    Returns
+    -------
+    tuple of str
+        The map page (for ``st.iframe``) and the legend block drawn beside it.
+    """
+    del data_key  # cache key only
+    run = load_run(sel.run_dir, sel.stamp)
+    geoms = dept_display_geometries(sel.run_dir, sel.stamp, sel.dept)
+    iso = (maps.departement_isochrones(run.isochrones(iso_layer), geoms, sel.dept)
+           if iso_layer else None)
+    m, legend = maps.access_map_and_legend(
+        geoms, _rows, maps.shown_services(_services, _access, sel.dept),
+        type_service=sel.type_service, threshold_min=sel.threshold_min, engine=engine,
+        fictif=run.fictif, isochrones=iso, tiles=sel.tiles, sources=maps.legend_sources(run),
+        thresholds=run_thresholds(run), context=dept_context(sel.run_dir, sel.stamp, sel.dept),
+    )
+    return maps.map_html(m), maps.legend_html(legend)

@@ -2,7 +2,9 @@
 
 The file goes through :func:`coverage.io.services.load_services` (the same validation as the
 CLI) against the run's communes. Problems are shown in the page, one line per file / row /
-column, never as a traceback. A valid file replaces the run's services for the selected
+column, never as a traceback: a short message in the sidebar, and the table of problems
+(ligne, colonne, problème, in French) at the top of the main area, where it is wide enough to
+read (:func:`render_upload_problems`). A valid file replaces the run's services for the selected
 département only, in this browser session: the access times are recomputed with the run's
 engine (:func:`coverage.routing.engine_of_run`: ``road`` when its road file is still
 readable, else ``proxy``, and the page says so), then the map and the tables use them.
@@ -22,27 +24,34 @@ import pandas as pd
 import streamlit as st
 
 from coverage.app import state
-from coverage.errors import CoverageError, InputError
+from coverage.errors import CoverageError, InputError, Problem
 from coverage.io.services import load_services
 from coverage.io.tables import Loaded
+from coverage.labels import fr_decimal
 from coverage.results import RunOutputs, run_service_types, run_settings
 from coverage.routing import engine_of_run
 from coverage.whitezones import nearest_services
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
+    "PROBLEMS_KEY",
     "RecomputedAccess",
     "UploadedFile",
+    "fallback_note",
     "load_uploaded",
     "problems_frame",
+    "problems_table",
     "recompute_access",
     "render_services_upload",
+    "render_upload_problems",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Largest services file accepted by the app, bytes.
 MAX_UPLOAD_BYTES = 5_000_000
+#: Session key of the last refused services file: name, message, table of problems.
+PROBLEMS_KEY = "zb_upload_problems"
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,72 @@ def problems_frame(exc: InputError) -> pd.DataFrame:
             "trouvé": [p.found or "" for p in exc.problems],
         }
     )
+
+
+def problems_table(exc: InputError) -> pd.DataFrame:
+    """Return the problems of an :class:`InputError` as a table a planner reads.
+
+    Parameters
+    ----------
+    exc
+        The loader's error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``Ligne`` (data row, header excluded; « — » for the whole file),
+        ``Colonne`` (« — » when not about one column) and ``Problème`` (« attendu …, trouvé
+        « … » »), as text.
+    """
+    def message(p: Problem) -> str:
+        text = f"attendu {p.expected}"
+        return text + (f", trouvé « {p.found} »" if p.found is not None else "")
+
+    return pd.DataFrame({
+        "Ligne": ["—" if p.row is None else str(p.row) for p in exc.problems],
+        "Colonne": [p.column or "—" for p in exc.problems],
+        "Problème": [message(p) for p in exc.problems],
+    })
+
+
+def _refused(name: str, message: str, table: pd.DataFrame | None = None) -> None:
+    """Record a refused file for the main area and say so briefly in the sidebar."""
+    st.session_state[PROBLEMS_KEY] = {"name": name, "message": message, "table": table}
+    st.error(f"{name} : fichier refusé — {message} Détail dans la page.")
+
+
+def render_upload_problems() -> None:
+    """Draw the last refused services file in the main area: message and problem table."""
+    refused = st.session_state.get(PROBLEMS_KEY)
+    if not refused:
+        return
+    st.error(f"Fichier de services **{refused['name']}** refusé : {refused['message']} "
+             "Les pages utilisent les services du run. Corrigez le fichier puis importez-le "
+             "à nouveau (barre latérale, « Tester une autre liste de services »).")
+    table = refused.get("table")
+    if table is not None and len(table):
+        st.table(table)
+
+
+def fallback_note(sel: state.Selection) -> str | None:
+    """Return the note of a map that shows the run's services instead of an uploaded file.
+
+    Parameters
+    ----------
+    sel
+        The sidebar's selection.
+
+    Returns
+    -------
+    str or None
+        A French sentence when the last file uploaded was refused (the map then shows the
+        run's services of the département); None when the map shows what was asked for.
+    """
+    refused = st.session_state.get(PROBLEMS_KEY)
+    if refused:
+        return (f"Le fichier {refused['name']} a été refusé : pour le département "
+                f"{sel.dept}, la carte montre les services du run.")
+    return None
 
 
 def load_uploaded(upload: UploadedFile, loader: Callable[..., Loaded], **kwargs: Any
@@ -177,15 +252,14 @@ def _validated(upload: UploadedFile, run: RunOutputs, dept: str
         with st.spinner("Recalcul des temps d'accès du département…"):
             recomputed = recompute_access(run, dept, loaded.data)
     except InputError as exc:
-        st.error(f"{upload.name} n'est pas valide ({len(exc.problems)} problème(s)) :")
-        st.dataframe(problems_frame(exc), hide_index=True, width="stretch")
+        _refused(upload.name, f"{len(exc.problems)} problème(s).", problems_table(exc))
         return None
     except CoverageError as exc:
-        st.error(f"{upload.name} : {exc}")
+        _refused(upload.name, f"{exc}.")
         return None
     except Exception as exc:  # shown in the page, never as a traceback
-        log.exception("recomputation with %s failed", upload.name)
-        st.error(f"{upload.name} : le recalcul a échoué ({type(exc).__name__} : {exc}).")
+        log.exception("échec du recalcul avec %s", upload.name)
+        _refused(upload.name, f"le recalcul a échoué ({type(exc).__name__} : {exc}).")
         return None
     return loaded, recomputed
 
@@ -208,6 +282,7 @@ def render_services_upload(sel: state.Selection, run: RunOutputs) -> None:
     f = st.file_uploader("Fichier de services (CSV)", type=["csv"], key="services_upload")
     current = st.session_state.get(state.UPLOAD_KEY)
     if f is None:
+        st.session_state.pop(PROBLEMS_KEY, None)
         if current is not None:
             st.session_state.pop(state.UPLOAD_KEY, None)
         return
@@ -217,12 +292,13 @@ def render_services_upload(sel: state.Selection, run: RunOutputs) -> None:
                    f"recalculés ({current['note']}).")
         return
     if f.size > MAX_UPLOAD_BYTES:
-        st.error(f"{f.name} : {f.size / 1e6:.1f} Mo, au-delà de la limite de "
+        _refused(f.name, f"{fr_decimal(f.size / 1e6)} Mo, au-delà de la limite de "
                  f"{MAX_UPLOAD_BYTES / 1e6:.0f} Mo.")
         return
     done = _validated(UploadedFile(f.name, f.getvalue()), run, sel.dept)
     if done is None:
         return
+    st.session_state.pop(PROBLEMS_KEY, None)
     loaded, recomputed = done
     for w in loaded.warnings:
         st.warning(w)

@@ -20,7 +20,6 @@ line or in a name never breaks a PNG.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import textwrap
@@ -32,7 +31,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
@@ -42,6 +40,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.text import Text
 
+from coverage.classes import HATCH_COLOUR, UNREACHABLE_COLOUR, minute_classes
 from coverage.errors import CoverageError
 from coverage.export.tables import flag_column, seuil_label
 from coverage.files import atomic_path
@@ -49,6 +48,7 @@ from coverage.labels import (
     DISTANCE_COLUMN_TITLES,
     FICTIONAL_CHART_NOTE,
     FICTIONAL_TITLE,
+    REASON_UNREACHABLE,
     type_label,
 )
 from coverage.results import RunOutputs
@@ -78,8 +78,7 @@ log = logging.getLogger(__name__)
 #: Marker and colour of each service type on the map (other types: black markers).
 _SERVICE_MARKERS = {"mediation_familiale": ("o", "#E66101"),
                     "espace_rencontre": ("s", "#5E3C99")}
-_UNREACHABLE_GREY = (0.55, 0.55, 0.55, 1.0)
-_WHITE_ZONE_EDGE = "#3B0000"
+_WHITE_ZONE_EDGE = "#1b1b1b"
 
 
 def plain_text(fig: Figure) -> Figure:
@@ -189,19 +188,14 @@ def _minutes_of(com: gpd.GeoDataFrame, type_service: str) -> pd.Series:
 
 def _minute_classes(minutes: pd.Series, thresholds: Sequence[float]
                     ) -> tuple[list[str], list[Any], list[Any]]:
-    """Return the class labels, their colours and each commune's colour (grey: unreachable)."""
-    bounds = sorted(float(t) for t in thresholds)
-    labels = [f"≤ {seuil_label(bounds[0])} min"]
-    labels += [f"{seuil_label(a)}–{seuil_label(b)} min" for a, b in itertools.pairwise(bounds)]
-    labels.append(f"> {seuil_label(bounds[-1])} min")
-    cmap = colormaps["RdYlGn_r"]
-    colours = [cmap(0.08 + 0.84 * i / max(len(labels) - 1, 1)) for i in range(len(labels))]
-    cls = np.searchsorted(np.asarray(bounds), minutes.to_numpy(dtype=float), side="left")
-    facecolor = [colours[min(int(c), len(colours) - 1)] for c in cls]
-    unreachable = minutes.isna().to_numpy()
-    facecolor = [_UNREACHABLE_GREY if u else fc
-                 for fc, u in zip(facecolor, unreachable, strict=True)]
-    return labels, colours, facecolor
+    """Return the class labels, their colours and each commune's colour (grey: unreachable).
+
+    The classes and colours are the app's (:func:`coverage.classes.minute_classes`).
+    """
+    classes = minute_classes(thresholds)
+    cls = classes.indices(minutes.to_numpy(dtype=float))
+    facecolor: list[Any] = [UNREACHABLE_COLOUR if c < 0 else classes.colours[c] for c in cls]
+    return list(classes.labels), list(classes.colours), facecolor
 
 
 def _draw_communes(ax: Axes, com: gpd.GeoDataFrame, facecolor: list[Any], *, flag: str,
@@ -212,10 +206,13 @@ def _draw_communes(ax: Axes, com: gpd.GeoDataFrame, facecolor: list[Any], *, fla
     ax.add_collection(PathCollection(paths, facecolors=facecolor, edgecolors="white",
                                      linewidths=0.3))
     is_white = com[flag].astype(bool).to_numpy()
-    if is_white.any():
-        ax.add_collection(PathCollection([p for p, w in zip(paths, is_white, strict=True) if w],
-                                         facecolors="none", edgecolors=_WHITE_ZONE_EDGE,
-                                         linewidths=0.9, hatch="////"))
+    if is_white.any():  # white hatching over the class colour (as in the app), thin outline
+        white_paths = [p for p, w in zip(paths, is_white, strict=True) if w]
+        ax.add_collection(PathCollection(white_paths, facecolors="none",
+                                         edgecolors=HATCH_COLOUR, linewidths=0.0,
+                                         hatch="////"))
+        ax.add_collection(PathCollection(white_paths, facecolors="none",
+                                         edgecolors=_WHITE_ZONE_EDGE, linewidths=0.5))
     # outline of the département: close the slivers between neighbouring polygons
     outline = com.geometry.buffer(tolerance).union_all().buffer(-tolerance) \
         .simplify(tolerance)
@@ -319,8 +316,9 @@ def render_png_map(
     """
     flag = flag_column(options.type_service, options.seuil)
     if flag not in communes.columns:
-        msg = (f"no white-zone flag {flag} in the communes layer: the run has no type "
-               f"{options.type_service!r} or no threshold {seuil_label(options.seuil)} min")
+        msg = (f"pas d'indicateur de zone blanche {flag} dans la couche des communes : le "
+               f"calcul n'a pas le type « {options.type_service} » ou pas le seuil "
+               f"{seuil_label(options.seuil)} min")
         raise CoverageError(msg)
     crs = metric_crs_for(options.dept)
     com = communes.to_crs(crs)
@@ -337,10 +335,10 @@ def render_png_map(
     handles: list[Any] = [Patch(facecolor=c, edgecolor="white", label=lab)
                           for c, lab in zip(colours, labels, strict=True)]
     if minutes.isna().any():
-        handles.append(Patch(facecolor=_UNREACHABLE_GREY, label="inaccessible"))
-    handles.append(Patch(facecolor="none", edgecolor=_WHITE_ZONE_EDGE, hatch="////",
+        handles.append(Patch(facecolor=UNREACHABLE_COLOUR, label=REASON_UNREACHABLE))
+    handles.append(Patch(facecolor=colours[-1], edgecolor=HATCH_COLOUR, hatch="////",
                          label=f"zone blanche (> {seuil_label(options.seuil)} min ou "
-                               "inaccessible)"))
+                               f"{REASON_UNREACHABLE})"))
     handles += _draw_services(ax, services, crs)
     pad = 0.04 * max(xmax - xmin, ymax - ymin)
     ax.set_xlim(xmin - pad, xmax + pad)
