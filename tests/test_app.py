@@ -282,11 +282,12 @@ def test_bad_services_file_shows_rows_and_columns(at: AppTest) -> None:
         ("services_faux.csv", _services_csv(run, bad), "text/csv")).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("services_faux.csv" in e.value for e in at.sidebar.error)
-    problems = at.sidebar.dataframe[0].value
-    assert list(problems.columns) == ["fichier", "ligne", "colonne", "attendu", "trouvé"]
-    assert (problems["fichier"] == "services_faux.csv").all()
-    assert {"lat", "type_service"} <= set(problems["colonne"])
-    assert problems["ligne"].notna().all()
+    # the problems are a readable French table in the main area (row, column, message)
+    problems = next(t.value for t in at.main.table if "Problème" in t.value.columns)
+    assert list(problems.columns) == ["Ligne", "Colonne", "Problème"]
+    assert {"lat", "type_service"} <= set(problems["Colonne"])
+    assert problems["Ligne"].notna().all()
+    assert problems["Problème"].str.len().gt(10).all()
     assert state.UPLOAD_KEY not in at.session_state
 
 
