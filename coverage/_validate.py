@@ -62,8 +62,8 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], *, file: str,
     if missing:
         hint = hint or {}
         raise MissingColumnError([
-            Problem(file, None, c, hint.get(c, f"a column '{c}'"),
-                    "columns: " + ", ".join(map(str, df.columns))[:300])
+            Problem(file, None, c, hint.get(c, f"une colonne « {c} »"),
+                    "colonnes : " + ", ".join(map(str, df.columns))[:300])
             for c in missing
         ])
 
@@ -87,13 +87,13 @@ def require_crs(gdf: gpd.GeoDataFrame, *, file: str) -> None:
     Raises
     ------
     MissingCRSError
-        ``gdf.crs`` is None (one problem on column ``geometry``, found ``"no CRS"``).
+        ``gdf.crs`` is None (one problem on column ``geometry``, found ``"aucun SCR"``).
     """
     if gdf.crs is None:
         raise MissingCRSError(Problem(
             file, None, "geometry",
-            f"a declared coordinate reference system (e.g. EPSG:2154 or EPSG:4326): {CRS_FIX}",
-            "no CRS"))
+            f"un système de coordonnées déclaré (par exemple EPSG:2154 ou EPSG:4326) : {CRS_FIX}",
+            "aucun SCR"))
 
 
 def _check_degrees(gdf: gpd.GeoDataFrame, file: str) -> None:
@@ -104,9 +104,9 @@ def _check_degrees(gdf: gpd.GeoDataFrame, file: str) -> None:
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise MissingCRSError(Problem(
             file, None, "geometry",
-            "longitude/latitude degrees (a GeoJSON without a 'crs' member is EPSG:4326, "
-            "RFC 7946); declare the CRS of projected coordinates or reproject with to_crs()",
-            f"coordinates up to ({maxx:.0f}, {maxy:.0f})"))
+            "des degrés de longitude/latitude (un GeoJSON sans membre « crs » est en EPSG:4326, "
+            "RFC 7946) ; déclarez le SCR des coordonnées projetées ou reprojetez avec to_crs()",
+            f"des coordonnées jusqu'à ({maxx:.0f} ; {maxy:.0f})"))
 
 
 def to_input_crs(gdf: gpd.GeoDataFrame, *, file: str,
@@ -185,7 +185,7 @@ class ProblemList:
         extra = positions.size - MAX_LISTED_PROBLEMS
         if extra > 0:
             self.add(Problem(self.file, None, column, expected,
-                             f"{extra} more rows like these"), kind)
+                             f"{extra} autres lignes de ce type"), kind)
 
     def raise_if_any(self) -> None:
         """Raise the collected problems (the common subclass when they share one)."""
@@ -211,8 +211,8 @@ def duplicate_rows(values: pd.Series, *, file: str, column: str,
     problems = problems if problems is not None else ProblemList(file)
     positions = pd.Series(np.arange(len(values)), index=values.index)
     first = positions.groupby(values.to_numpy(), dropna=True).transform("min")
-    found = [f"{v} (first seen row {int(f) + 1})" if d and f != p else (str(v) if d else None)
+    found = [f"{v} (déjà vu ligne {int(f) + 1})" if d and f != p else (str(v) if d else None)
              for v, f, p, d in zip(values, first, positions, dup, strict=True)]
-    problems.add_rows(dup, column, "a unique value", found, kind=DuplicateIdError)
+    problems.add_rows(dup, column, "une valeur unique", found, kind=DuplicateIdError)
     if not collect:
         problems.raise_if_any()

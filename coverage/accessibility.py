@@ -270,8 +270,8 @@ def floating_catchment(pairs: pd.DataFrame, demand: pd.Series, supply: pd.Series
                             index=pd.Index(supply.index.astype(str), name="service_id"))
     idle = (weighted_demand == 0) & (cap > 0)
     if idle.any():
-        log.info("%d service(s) have nobody within %g min: their capacity is shared by no "
-                 "commune", int(idle.sum()), threshold_min)
+        log.info("%d service(s) sans personne à moins de %g min : leur capacité n'est "
+                 "partagée par aucune commune", int(idle.sum()), threshold_min)
     return FcaResult(communes=communes, services=services)
 
 

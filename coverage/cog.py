@@ -313,24 +313,25 @@ def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
     own = ProblemList(file)
     problems = own
     missing = norm.isna()
-    problems.add_rows(missing, column, "a commune code (5 characters)", codes,
+    problems.add_rows(missing, column, "un code commune (5 caractères)", codes,
                       kind=UnknownCodeError)
     if fictional:
         bad = ~missing & ~norm.str.fullmatch(_FICTIONAL_RE).fillna(False)
-        problems.add_rows(bad, column, "a fictional demo code (Z + 4 characters) like the "
-                          "rest of this fictional data set", codes, kind=UnknownCodeError)
+        problems.add_rows(bad, column, "un code fictif de démonstration (Z + 4 caractères) "
+                          "comme le reste de ces données fictives", codes, kind=UnknownCodeError)
         return _finish(Harmonised(norm.where(~bad)), own, collect, external)
 
     is_current = is_current_code(norm)
     is_fict = ~missing & norm.str.startswith(FICTIONAL_DEP_PREFIX).fillna(False)
     problems.add_rows(is_fict, column,
-                      "a current COG code (fictional Z… codes are accepted only in the "
-                      "fictional demo data set, not mixed with real communes)", codes,
+                      "un code COG en vigueur (les codes fictifs Z… ne sont acceptés que dans "
+                      "les données fictives de démonstration, pas mêlés à des communes "
+                      "réelles)", codes,
                       kind=UnknownCodeError)
     todo = ~missing & ~is_current & ~is_fict
     malformed = todo & ~norm.str.fullmatch(_CODE_RE).fillna(False)
     problems.add_rows(malformed, column,
-                      "a 5-character commune code (digits, or 2A/2B + 3 digits)", codes,
+                      "un code commune de 5 caractères (chiffres, ou 2A/2B + 3 chiffres)", codes,
                       kind=UnknownCodeError)
     todo &= ~malformed
     out = norm.copy()
@@ -345,15 +346,15 @@ def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
         unknown_mask = pd.Series(False, index=norm.index)
         unknown_mask[found.index[found.isna().to_numpy()]] = True
         problems.add_rows(unknown_mask, column,
-                          "a current COG 2026 commune code or an older code listed in the "
-                          "passage table", codes, kind=UnknownCodeError)
+                          "un code commune du COG 2026 ou un code ancien de la table de "
+                          "passage", codes, kind=UnknownCodeError)
         amb_mask = pd.Series(False, index=norm.index)
         amb_mask[found.index[ambiguous.to_numpy()]] = True
         amb_found = norm.astype(object).copy()
-        amb_found[amb_mask] = [f"{c} (old code split between {t})"
+        amb_found[amb_mask] = [f"{c} (code ancien partagé entre {t})"
                                for c, t in zip(norm[amb_mask], found[ambiguous], strict=True)]
         problems.add_rows(amb_mask, column,
-                          "an unambiguous commune code (give the current code)", amb_found,
+                          "un code commune sans ambiguïté (donnez le code en vigueur)", amb_found,
                           kind=UnknownCodeError)
         ok = found.notna() & ~ambiguous
         idx = found.index[ok.to_numpy()]
@@ -371,14 +372,15 @@ def harmonise_codes(codes: pd.Series, *, file: str, column: str = "code_insee",
     out = out.where(~unresolved)
     warnings = []
     if len(remapped):
-        listed = ", ".join(f"row {r} {a}→{b}" for r, a, b in
+        listed = ", ".join(f"ligne {r} {a}→{b}" for r, a, b in
                            remapped[["row", "code_ancien", "code_actuel"]]
                            .head(MAX_LISTED_REMAPS).itertuples(index=False))
         more = len(remapped) - MAX_LISTED_REMAPS
         if more > 0:
-            listed += f", … and {more} more"
-        warnings.append(f"{file}: {len(remapped)} commune code(s) of older COG vintages in "
-                        f"column '{column}' mapped to current codes: {listed}")
+            listed += f", … et {more} autre(s)"
+        warnings.append(f"{file} : {len(remapped)} code(s) commune de millésimes COG "
+                        f"antérieurs dans la colonne « {column} » remplacé(s) par les codes "
+                        f"en vigueur : {listed}")
     return _finish(Harmonised(out, remapped, warnings), own, collect, external)
 
 

@@ -270,23 +270,23 @@ class RunOutputs:
         """
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
-            msg = f"{run_dir} is not a run output folder: the folder does not exist"
+            msg = f"{run_dir} n'est pas un dossier de sortie de calcul : le dossier n'existe pas"
             raise RunFolderError(msg)
         manifest_path = run_dir / MANIFEST
         required = [manifest_path, run_dir / TABLES_DIR, run_dir / COMMUNES_FILE,
                     run_dir / SERVICES_FILE]
         for p in required:
             if not p.exists():
-                msg = (f"{run_dir} is not a finished run output folder: {p.name} is missing "
+                msg = (f"{run_dir} n'est pas le dossier d'un calcul terminé : {p.name} manque "
                        f"({rerun_hint(run_dir)})")
                 raise RunFolderError(msg)
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            msg = f"{manifest_path}: expected a JSON run manifest ({exc})"
+            msg = f"{manifest_path} : attendu un manifeste de calcul JSON ({exc})"
             raise RunFolderError(msg) from exc
         if not isinstance(manifest, dict):
-            msg = f"{manifest_path}: expected a JSON run manifest (an object)"
+            msg = f"{manifest_path} : attendu un manifeste de calcul JSON (un objet)"
             raise RunFolderError(msg)
         check_outputs(run_dir, manifest)
         names = manifest.get("tables") or sorted(
@@ -296,8 +296,8 @@ class RunOutputs:
         for name in names:
             path = run_dir / TABLES_DIR / f"{name}.parquet"
             if not path.exists():
-                msg = (f"{run_dir} is not a finished run output folder: "
-                       f"{TABLES_DIR}/{path.name} is missing ({rerun_hint(run_dir)})")
+                msg = (f"{run_dir} n'est pas le dossier d'un calcul terminé : "
+                       f"{TABLES_DIR}/{path.name} manque ({rerun_hint(run_dir)})")
                 raise RunFolderError(msg)
             tables[name] = pd.read_parquet(path)
         communes = gpd.read_parquet(run_dir / COMMUNES_FILE)
@@ -372,9 +372,10 @@ def check_departement(run: RunOutputs, dept: str) -> str:
     dept = normalise_dept(dept)
     available = available_departements(run)
     if dept not in available:
-        where = getattr(run, "run_dir", "the run")
-        msg = (f"département {dept!r} is not in the run {where}; départements available: "
-               f"{', '.join(available) if available else '(none)'}")
+        where = getattr(run, "run_dir", None)
+        of_run = f"du calcul {where}" if where is not None else "du calcul"
+        msg = (f"département « {dept} » absent {of_run} ; départements disponibles : "
+               f"{', '.join(available) if available else '(aucun)'}")
         raise CoverageError(msg)
     return dept
 

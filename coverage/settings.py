@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from coverage.errors import CoverageError
+from coverage.errors import CoverageError, os_error_cause
 
 __all__ = [
     "COMMUNES_DATA_DIR",
@@ -271,12 +271,12 @@ def _parse_bool(text: str) -> bool:
         return True
     if low in {"0", "false", "no", "non", "off"}:
         return False
-    raise ValueError("true or false")
+    raise ValueError("true ou false (oui ou non)")
 
 
 def _parse_int(text: str) -> int:
     if not text.lstrip("-").isdigit():
-        raise ValueError("a whole number")
+        raise ValueError("un nombre entier")
     return int(text)
 
 
@@ -284,18 +284,21 @@ def _parse_float(text: str) -> float:
     try:
         number = float(text)
     except ValueError:
-        raise ValueError("a number") from None
+        raise ValueError("un nombre") from None
     if math.isnan(number):
-        raise ValueError("a number")
+        raise ValueError("un nombre")
     return number
 
 
 def _parse_tuple(text: str, current: tuple[object, ...]) -> tuple[object, ...]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
-        raise ValueError("a comma-separated list")
+        raise ValueError("une liste séparée par des virgules")
     if current and isinstance(current[0], float):
-        return tuple(float(t) for t in items)
+        try:
+            return tuple(float(t) for t in items)
+        except ValueError:
+            raise ValueError("une liste de nombres séparés par des virgules") from None
     return tuple(items)
 
 
@@ -304,13 +307,13 @@ def _parse_mapping(text: str, current: Mapping[object, object]) -> Mapping[objec
     for pair in text.split(","):
         key, sep, speed = pair.partition(":")
         if not sep:
-            raise ValueError("key:value pairs separated by commas")
+            raise ValueError("des paires clé:valeur séparées par des virgules")
         try:
             k: object = (int(key) if all(isinstance(x, int) for x in current)
                          else key.strip())
             merged[k] = float(speed)
         except ValueError:
-            raise ValueError("key:value pairs separated by commas") from None
+            raise ValueError("des paires clé:valeur séparées par des virgules") from None
     return MappingProxyType(merged)
 
 
@@ -333,7 +336,7 @@ def _parse_override(name: str, current: object, text: str) -> object:
         return _parse_tuple(text, current)
     if isinstance(current, Mapping):
         return _parse_mapping(text, current)
-    raise ValueError("a supported value")
+    raise ValueError("une valeur prise en charge")
 
 
 def settings_with_overrides(base: Settings, overrides: Mapping[str, str]) -> Settings:
@@ -358,15 +361,16 @@ def settings_with_overrides(base: Settings, overrides: Mapping[str, str]) -> Set
     changes: dict[str, object] = {}
     for name, text in overrides.items():
         if name not in known:
-            msg = (f"unknown setting {name!r}; settings are: " + ", ".join(sorted(known)))
+            msg = (f"réglage inconnu « {name} » ; réglages possibles : "
+                   + ", ".join(sorted(known)))
             raise CoverageError(msg)
         try:
             value = _parse_override(name, getattr(base, name), text)
         except ValueError as exc:
-            msg = f"setting {name}={text!r}: expected {exc}"
+            msg = f"réglage {name}={text} : attendu {exc}"
             raise CoverageError(msg) from None
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            msg = f"setting {name}={text!r}: expected a value ≥ 0"
+            msg = f"réglage {name}={text} : attendu une valeur ≥ 0"
             raise CoverageError(msg)
         _check_bounds(name, value, text)
         changes[name] = value
@@ -501,19 +505,21 @@ def settings_from_file(path: str | Path, base: Settings | None = None) -> Settin
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except OSError as exc:
-        msg = f"settings file {p}: cannot be read ({exc})"
+        msg = f"fichier de réglages {p} : lecture impossible ({os_error_cause(exc)})"
         raise CoverageError(msg) from None
     except json.JSONDecodeError as exc:
-        msg = f"settings file {p}, line {exc.lineno}: expected JSON ({exc.msg})"
+        msg = (f"fichier de réglages {p}, ligne {exc.lineno}, colonne {exc.colno} : attendu "
+               "du JSON valide")
         raise CoverageError(msg) from None
     if isinstance(data, dict) and isinstance(data.get("settings"), dict):
         data = data["settings"]
     if not isinstance(data, dict):
-        msg = f"settings file {p}: expected a JSON object of setting names and values"
+        msg = (f"fichier de réglages {p} : attendu un objet JSON de noms de réglages et de "
+               "leurs valeurs")
         raise CoverageError(msg)
     try:
         return settings_with_overrides(base or Settings(),
                                        {str(k): _override_text(v) for k, v in data.items()})
     except CoverageError as exc:
-        msg = f"settings file {p}: {exc}"
+        msg = f"fichier de réglages {p} : {exc}"
         raise CoverageError(msg) from None

@@ -319,8 +319,9 @@ class MaximalCovering:
                                  self.demand_ids).solve(k)
         chosen, proven = _mclp_milp(self.covers, self.weights, self.covered, k, time_limit_s)
         if chosen is None or self.value(chosen) < sum(greedy.gains):
-            logger.warning("the integer program gave no better solution than the greedy "
-                           "(time limit %.0f s): the greedy is kept", time_limit_s)
+            logger.warning("le programme en nombres entiers n'a pas trouvé mieux que la "
+                           "méthode gloutonne (limite de temps %.0f s) : la solution gloutonne "
+                           "est gardée", time_limit_s)
             chosen, proven = greedy.picks, False
         elif self.value(chosen) == sum(greedy.gains):
             chosen = greedy.picks  # the greedy is optimal: its documented tie-break holds
@@ -398,7 +399,7 @@ def _mclp_milp(covers: sp.csr_array, weights: np.ndarray, covered: np.ndarray, k
                             LinearConstraint(budget, 0.0, float(k))],
                options=_milp_options(time_limit_s))
     if res.x is None:
-        logger.warning("maximal covering integer program: %s", res.message)
+        logger.warning("programme en nombres entiers de couverture maximale : %s", res.message)
         return None, False
     return [int(j) for j in np.flatnonzero(res.x[:n] > 0.5)], bool(res.status == 0)
 
@@ -540,8 +541,9 @@ class PMedian:
         chosen, proven = _pmedian_milp(self, int(k), time_limit_s)
         greedy_value = greedy.objective(greedy.picks)
         if chosen is None or self.objective(chosen) > greedy_value + 1e-6:
-            logger.warning("the p-median integer program gave no better solution than the "
-                           "greedy (time limit %.0f s): the greedy is kept", time_limit_s)
+            logger.warning("le programme p-médian en nombres entiers n'a pas trouvé mieux que "
+                           "la méthode gloutonne (limite de temps %.0f s) : la solution "
+                           "gloutonne est gardée", time_limit_s)
             chosen, proven = greedy.picks, False
         elif self.objective(chosen) >= greedy_value - 1e-9 * max(1.0, abs(greedy_value)):
             chosen = greedy.picks  # the greedy is optimal: its documented tie-break holds
@@ -598,7 +600,7 @@ def _pmedian_milp(model: PMedian, k: int, time_limit_s: float
     res = milp(c, integrality=np.concatenate([np.ones(n), np.zeros(p)]),
                bounds=Bounds(0.0, 1.0), constraints=cons, options=_milp_options(time_limit_s))
     if res.x is None:
-        logger.warning("p-median integer program: %s", res.message)
+        logger.warning("programme p-médian en nombres entiers : %s", res.message)
         return None, False
     chosen = [int(j) for j in np.argsort(-res.x[:n], kind="stable")[:k]]
     return chosen, bool(res.status == 0)
@@ -829,7 +831,7 @@ def _given_candidates(candidates: pd.DataFrame, depts: Sequence[str] | None) -> 
     bad = np.flatnonzero(~(np.isfinite(lon) & np.isfinite(lat)))
     if bad.shape[0]:
         raise InputError([Problem("candidates", int(r) + 1, "lon/lat",
-                                  "numeric WGS 84 coordinates",
+                                  "des coordonnées WGS 84 numériques",
                                   f"{candidates['lon'].iloc[r]}, {candidates['lat'].iloc[r]}")
                           for r in bad[:20]])
 
@@ -842,7 +844,7 @@ def _given_candidates(candidates: pd.DataFrame, depts: Sequence[str] | None) -> 
     site_id = col("site_id", [f"S{i + 1}" for i in range(n)])
     dup = pd.Series(site_id).duplicated(keep="first").to_numpy()
     if dup.any():
-        raise InputError([Problem("candidates", int(r) + 1, "site_id", "a unique identifier",
+        raise InputError([Problem("candidates", int(r) + 1, "site_id", "un identifiant unique",
                                   str(site_id[r])) for r in np.flatnonzero(dup)[:20]])
     out = pd.DataFrame({
         "site_id": site_id,
@@ -855,7 +857,8 @@ def _given_candidates(candidates: pd.DataFrame, depts: Sequence[str] | None) -> 
         if "code_dep" not in candidates.columns:
             raise MissingColumnError([Problem(
                 "candidates", None, "code_dep",
-                "a column 'code_dep' to keep the candidates of the chosen départements")])
+                "une colonne « code_dep » pour garder les candidats des départements "
+                "choisis")])
         out = out[out["code_dep"].isin([str(d) for d in depts])]
     return out.reset_index(drop=True)
 
@@ -864,7 +867,7 @@ def _population(communes: pd.DataFrame) -> np.ndarray:
     pop = pd.to_numeric(communes["population"], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(pop) | (pop < 0))
     if bad.shape[0]:
-        raise InputError([Problem("communes", int(r) + 1, "population", "an integer ≥ 0",
+        raise InputError([Problem("communes", int(r) + 1, "population", "un entier ≥ 0",
                                   str(communes["population"].iloc[r])) for r in bad[:20]])
     return np.round(pop).astype(np.int64)
 
@@ -902,7 +905,7 @@ def existing_minutes(
     codes = communes["code_insee"].astype(str)
     if access is None:
         if services is None:
-            msg = "give the access table of the run or the existing services"
+            msg = "donnez la table d'accès du calcul ou les services existants"
             raise CoverageError(msg)
         require_columns(services, ("service_id", "type_service", "lon", "lat"), file="services")
         sel = services[services["type_service"].astype(str) == type_service]
@@ -912,16 +915,16 @@ def existing_minutes(
     if "moteur" in rows.columns and len(rows):
         engines = sorted({str(m) for m in rows["moteur"].dropna().unique()})
         if engines and engines != [engine.name]:
-            msg = (f"the access times were computed by the {'/'.join(engines)} engine but the "
-                   f"new sites would be timed by the {engine.name} engine: use the run's "
-                   "engine, or pass access=None to recompute them from the services")
+            msg = (f"les temps d'accès viennent du moteur {'/'.join(engines)} mais ceux des "
+                   f"nouveaux sites viendraient du moteur {engine.name} : utilisez le moteur "
+                   "du calcul, ou passez access=None pour les recalculer depuis les services")
             raise CoverageError(msg)
     per_code = (pd.to_numeric(rows["minutes"], errors="coerce")
                 .groupby(rows["code_insee"].astype(str)).min())
     out = codes.map(per_code).to_numpy(dtype=np.float64)
     absent = int((~codes.isin(per_code.index)).sum())
     if absent:
-        logger.warning("%d commune(s) have no %s access row: counted as not covered",
+        logger.warning("%d commune(s) sans ligne d'accès %s : comptée(s) non couverte(s)",
                        absent, type_service)
     return out
 
@@ -976,7 +979,7 @@ def _unique_codes(communes: pd.DataFrame) -> pd.Series:
     codes = communes["code_insee"].astype(str)
     dup = codes.duplicated().to_numpy()
     if dup.any():
-        raise InputError([Problem("communes", int(r) + 1, "code_insee", "a unique code",
+        raise InputError([Problem("communes", int(r) + 1, "code_insee", "un code unique",
                                   str(codes.iloc[r])) for r in np.flatnonzero(dup)[:20]])
     return codes
 

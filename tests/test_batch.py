@@ -199,7 +199,7 @@ def test_manifest_and_run_outputs(tmp_path: Path) -> None:
 # --- argument errors: clear message, nothing written -----------------------------------------
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"depts": ["99"]}, "unknown département"),
+    ({"depts": ["99"]}, "code\\(s\\) de département inconnu"),
     ({"types": ["creche"]}, "unknown service type"),
     ({"engine": "road"}, "needs a road network"),
     ({"thresholds": [0]}, "positive minutes"),
@@ -220,7 +220,7 @@ def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Completed
 def test_cli_bad_dept_exits_nonzero_without_output(tmp_path: Path) -> None:
     proc = _cli("run", "--dept", "99", "--out", str(tmp_path / "o"), cwd=tmp_path)
     assert proc.returncode != 0
-    assert "unknown département" in proc.stderr and "Traceback" not in proc.stderr
+    assert "de département inconnu(s) : 99" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
 
 

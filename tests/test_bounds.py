@@ -105,7 +105,7 @@ def test_waiting_count_and_delay_bounds(tmp_path: Path, cell: str, column: str) 
     with pytest.raises(InputError) as err:  # never an OverflowError
         load_waiting(path)
     assert [(p.row, p.column) for p in err.value.problems] == [(2, column)]
-    assert "between 0 and" in err.value.problems[0].expected
+    assert "entre 0 et" in err.value.problems[0].expected
 
 
 def test_waiting_bounds_are_inclusive(tmp_path: Path) -> None:

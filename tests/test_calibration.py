@@ -119,10 +119,10 @@ def test_settings_file_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "match"), [
-    ('{"vitesse": 3}', "unknown setting 'vitesse'"),
+    ('{"vitesse": 3}', "réglage inconnu « vitesse »"),
     ('{"snap_max_m": "loin"}', "snap_max_m"),
-    ("[1, 2]", "JSON object"),
-    ("{oops", "line 1: expected JSON"),
+    ("[1, 2]", "objet JSON"),
+    ("{oops", "ligne 1, colonne 2 : attendu du JSON"),
 ])
 def test_bad_settings_file(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "bad.json"

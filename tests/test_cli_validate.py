@@ -25,7 +25,7 @@ def test_validate_demo_exits_0(tmp_path: Path) -> None:
     res = _run(cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "FICTIF" in res.stdout
-    assert "Result: valid" in res.stdout
+    assert "Résultat : valide, aucune erreur" in res.stdout
     assert not list(tmp_path.iterdir())  # nothing written in the working folder
 
 
@@ -63,8 +63,8 @@ def test_validate_bad_services_exits_non_zero(tmp_path: Path, content: str,
 
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
-    [("empty.csv", b"", "0 bytes"), ("t.docx", b"x", "extensions"),
-     ("communes.csv", b"code_insee,nom\n15014,Aurillac\n", "polygons")],
+    [("empty.csv", b"", "0 octet"), ("t.docx", b"x", "extensions"),
+     ("communes.csv", b"code_insee,nom\n15014,Aurillac\n", "polygones")],
 )
 def test_validate_bad_communes_exits_non_zero(tmp_path: Path, name: str, content: bytes,
                                               expected: str) -> None:
@@ -88,14 +88,14 @@ def test_validate_real_shared_data(shared_data: Path, tmp_path: Path) -> None:
     res = _run("--communes", shared_data / "territoires" / "massif_central_15_12_48.gpkg",
                cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "683 communes in 3 département(s)" in res.stdout
+    assert "683 communes dans 3 département(s)" in res.stdout
     communes = shared_data / "communes"
     res = _run("--communes", communes / "communes_cog2026.parquet",
                "--densite", communes / "grille_densite_4niv_cog2026.csv",
                "--services", shared_data / "services" / "services_sites_publics_partiels.csv",
                cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "34,868 communes" in res.stdout
+    assert "34 868 communes" in res.stdout
     assert "38 services" in res.stdout
     assert "69387 → 69123" in res.stdout
     assert not list(tmp_path.iterdir())

@@ -56,7 +56,7 @@ def test_old_codes_are_remapped_with_a_warning() -> None:
     assert h.remapped["row"].tolist() == [2, 3, 4]
     assert h.remapped["code_ancien"].tolist()[:2] == ["01340", "69387"]
     (warning,) = h.warnings
-    assert "row 2 01340→01015" in warning and "f.csv" in warning
+    assert "ligne 2 01340→01015" in warning and "f.csv" in warning
 
 
 def test_current_codes_untouched() -> None:
@@ -67,8 +67,8 @@ def test_current_codes_untouched() -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [("99999", "passage table"), ("55273", "unambiguous"), ("ZA001", "fictional"),
-     ("12", "5-character"), (None, "a commune code")],
+    [("99999", "table de passage"), ("55273", "sans ambiguïté"), ("ZA001", "fictifs"),
+     ("12", "5 caractères"), (None, "un code commune")],
 )
 def test_unknown_codes_name_the_row(code: str | None, expected: str) -> None:
     codes = pd.Series(["15014", code, "15187"])

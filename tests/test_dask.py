@@ -38,7 +38,7 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path,
     from coverage.errors import CoverageError
 
     monkeypatch.setattr(coverage.batch.executors, "DASK_CONNECT_TIMEOUT_S", 2.0)
-    with pytest.raises(CoverageError, match="Dask scheduler"):
+    with pytest.raises(CoverageError, match="ordonnanceur Dask injoignable"):
         run_batch(load_inputs(), out_dir=tmp_path / "o",
                   options=RunOptions(scheduler="tcp://127.0.0.1:9", isochrones=False))
     assert not (tmp_path / "o").exists()

@@ -31,9 +31,9 @@ def test_make_engine_choice(tests_data: Path, tmp_path: Path) -> None:
     # the public API's spelling: keywords only, the engine chosen from the roads
     assert isinstance(make_engine(), ProxyEngine)
     assert isinstance(make_engine(roads=tests_data / FIXTURE, cache_dir=tmp_path), RoadEngine)
-    with pytest.raises(CoverageError, match="needs a road network file"):
+    with pytest.raises(CoverageError, match="demande un fichier de réseau routier"):
         make_engine("road", None)
-    with pytest.raises(CoverageError, match="unknown engine 'bus'"):
+    with pytest.raises(CoverageError, match="moteur inconnu « bus »"):
         make_engine("bus", None)
 
 
@@ -137,7 +137,8 @@ def test_engine_of_run_road_with_its_file(tests_data: Path, tmp_path: Path,
 
 def test_engine_of_run_road_file_missing(tmp_path: Path, network_cache: Path) -> None:
     run = _run(tmp_path, _road_manifest(tmp_path / "gone" / "routes.osm"))
-    with pytest.raises(CoverageError, match=r"timed by road .*routes\.osm.* is not found"):
+    with pytest.raises(CoverageError,
+                       match=r"viennent du réseau routier .*routes\.osm.* est introuvable"):
         engine_of_run(run, dept="31")
     chosen = engine_of_run(run, dept="31", fallback_to_proxy=True)
     assert isinstance(chosen.engine, ProxyEngine)

@@ -169,13 +169,13 @@ def test_parse_formats() -> None:
     assert parse_formats("all") == export.EXPORT_FORMATS
     with pytest.raises(CoverageError, match=r"pdf.*csv, csv_fr, xlsx, gpkg, parquet, png"):
         parse_formats("csv,pdf")
-    with pytest.raises(CoverageError, match="no export format"):
+    with pytest.raises(CoverageError, match="aucun format d'export"):
         parse_formats(" , ")
 
 
 def test_unknown_departement_lists_those_of_the_run(run: RunOutputs, tmp_path: Path) -> None:
     out = tmp_path / "exp"
-    with pytest.raises(CoverageError, match=r"'15'.*ZA, ZB"):
+    with pytest.raises(CoverageError, match=r"« 15 ».*ZA, ZB"):
         export_departement(run, "15", out_dir=out)
     assert not out.exists()
     assert not list(tmp_path.glob(".export-*"))
@@ -187,7 +187,7 @@ def test_map_of_a_missing_flag_is_a_clear_error(run: RunOutputs, tmp_path: Path)
     services = export.service_layer(run, "ZA", tables)
     options = export.MapOptions(dept="ZA", thresholds=THRESHOLDS, seuil=25.0, engine="road",
                                 fictif=True, source="Source : test.")
-    with pytest.raises(CoverageError, match="no white-zone flag zb_aucun_service_25"):
+    with pytest.raises(CoverageError, match="zone blanche zb_aucun_service_25"):
         export.render_png_map(communes, services, tmp_path / "carte.png", options)
     assert not (tmp_path / "carte.png").exists()
 
@@ -460,7 +460,7 @@ def test_png_for_one_type_and_bad_choice(run: RunOutputs, tmp_path: Path) -> Non
     path, _readme = export_departement(run, "ZB", formats=["png"], out_dir=tmp_path / "exp",
                                        map_type=ER, map_threshold=20)
     assert path.name == "ZB_carte_espace_rencontre_20min.png"
-    with pytest.raises(CoverageError, match="thresholds 20, 30, 45"):
+    with pytest.raises(CoverageError, match="seuils 20, 30, 45"):
         export_departement(run, "ZB", formats=["png"], out_dir=tmp_path / "x",
                            map_threshold=25)
     assert not (tmp_path / "x").exists()

@@ -291,7 +291,7 @@ def test_retries_with_backoff_on_503(server: Server, tmp_path: Path) -> None:
 
 def test_checksum_mismatch_deletes_the_download(server: Server, tmp_path: Path) -> None:
     server.files["/f.bin"] = b"the bytes the mirror has"
-    with pytest.raises(ChecksumError, match="checksum mismatch"):
+    with pytest.raises(ChecksumError, match="empreinte incorrecte"):
         download(f"{server.base}/f.bin", tmp_path / "f.bin", expected_sha256="0" * 64,
                  options=FAST)
     assert not (tmp_path / "f.bin").exists()
@@ -307,7 +307,7 @@ def test_404_is_final_and_not_retried(server: Server, tmp_path: Path) -> None:
 def test_timeout_is_retried_then_reported(server: Server, tmp_path: Path) -> None:
     server.files["/slow.bin"] = b"late"
     server.behaviour["/slow.bin"] = Behaviour(stall_s=1.0)
-    with pytest.raises(FetchError, match="timed out"):
+    with pytest.raises(FetchError, match="délai dépassé"):
         download(f"{server.base}/slow.bin", tmp_path / "slow.bin",
                  options=FetchOptions(timeout_s=0.2, retries=1, backoff_s=0.01,
                                       progress=False))
@@ -316,7 +316,7 @@ def test_timeout_is_retried_then_reported(server: Server, tmp_path: Path) -> Non
 
 def test_connection_refused_is_offline(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}/x.csv"
-    with pytest.raises(OfflineError, match="cannot reach"):
+    with pytest.raises(OfflineError, match="hôte injoignable"):
         download(url, tmp_path / "x.csv", options=FetchOptions(retries=1, backoff_s=0.01))
 
 
@@ -387,7 +387,7 @@ def test_offline_fetch_says_where_to_put_the_files(tmp_path: Path) -> None:
     with pytest.raises(OfflineError) as info:
         fetch(["15"], tmp_path, options=FetchOptions(mirror=mirror, retries=0))
     text = str(info.value)
-    assert "put the files in" in text and "--mirror" in text
+    assert "placez les fichiers dans" in text and "--mirror" in text
     assert str(cache_path(tmp_path, sources.osm_file("15").url)) in text
 
 
@@ -404,7 +404,7 @@ def test_files_put_by_hand_are_accepted_without_network(tmp_path: Path) -> None:
 
 def test_sources_table_is_consistent() -> None:
     assert sources.normalise_dept("2a") == "2A" and sources.normalise_dept("1") == "01"
-    with pytest.raises(FetchError, match="unknown département"):
+    with pytest.raises(FetchError, match="code de département inconnu"):
         sources.normalise_dept("ZA")
     assert len(sources.DEPARTEMENTS) == 101
     for code in sources.DEPARTEMENTS:
@@ -413,7 +413,7 @@ def test_sources_table_is_consistent() -> None:
     assert sources.mirror_url("https://www.insee.fr/fr/a.csv?x=1", "http://m/") \
         == "http://m/fr/a.csv?x=1"
     old = sources.densite7_file(2030)
-    assert old.year == max(sources.DENSITE7) and "no known edition" in old.note
+    assert old.year == max(sources.DENSITE7) and "pas d'édition connue" in old.note
 
 
 # --- CLI ---------------------------------------------------------------------------------
@@ -427,14 +427,14 @@ def test_cli_fetch_offline_exits_nonzero_with_a_clear_message(tmp_path: Path) ->
     res = _cli("fetch", "--dept", "15", "--data-dir", str(tmp_path / "d"), "--mirror",
                f"http://127.0.0.1:{closed_port()}", "--retries", "0", cwd=REPO)
     assert res.returncode != 0
-    assert "put the files in" in res.stderr and "--mirror" in res.stderr
+    assert "placez les fichiers dans" in res.stderr and "--mirror" in res.stderr
     assert "Traceback" not in res.stderr + res.stdout
 
 
 def test_cli_fetch_unknown_departement(tmp_path: Path) -> None:
     res = _cli("fetch", "--dept", "99", "--data-dir", str(tmp_path), cwd=REPO)
     assert res.returncode == 2
-    assert "unknown département code '99'" in res.stderr
+    assert "code de département inconnu « 99 »" in res.stderr
     assert "Traceback" not in res.stderr
 
 
@@ -456,7 +456,7 @@ def test_cli_fetch_through_a_mirror(server: Server, tmp_path: Path) -> None:
 
 def test_an_html_page_instead_of_a_zip_is_refused(server: Server, tmp_path: Path) -> None:
     server.files["/fr/ensemble.zip"] = b"<!DOCTYPE html><html><body>Portail captif</body></html>"
-    with pytest.raises(FetchError, match="HTML page instead of the file"):
+    with pytest.raises(FetchError, match="page HTML au lieu du fichier"):
         download(f"{server.base}/fr/ensemble.zip", tmp_path / "ensemble.zip", options=FAST)
     assert not (tmp_path / "ensemble.zip").exists()
     assert not (tmp_path / "ensemble.zip.part").exists()
@@ -475,10 +475,10 @@ def test_osm_extract_is_checked_against_the_published_md5(server: Server,
     # the publisher's md5 no longer matches (extract updated mid-download): refused
     server.files[path + ".md5"] = b"0123456789abcdef0123456789abcdef  x.osm.pbf\n"
     Path(rec.path).unlink()
-    with pytest.raises(ChecksumError, match="published"):
+    with pytest.raises(ChecksumError, match="publiée"):
         fetch_file(src, tmp_path / "other", options=opts)
     assert not cache_path(tmp_path / "other", src.url).exists()
     # no sidecar at all: accepted, and said so
     del server.files[path + ".md5"]
     rec = fetch_file(src, tmp_path / "third", options=opts)
-    assert rec.checksum.startswith("no published md5")
+    assert rec.checksum.startswith("pas de md5 publié")

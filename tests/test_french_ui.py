@@ -265,28 +265,17 @@ def test_cli_outputs_on_the_demo_are_french(
     assert_french({k: v.replace(str(tmp_path), "") for k, v in texts.items()})
 
 
-@pytest.mark.xfail(strict=True, reason="the input warnings logged by run are written in "
-                   "English by coverage/io/services.py (outside the CLI)")
 def test_run_log_lines_are_french(demo_proxy_cli: subprocess.CompletedProcess[str]) -> None:
     log = demo_proxy_cli.stderr
     assert log.startswith("avertissement ")  # the level in French, by the CLI's log format
     assert_french({"journal de run": log})
 
 
-# Outputs whose English comes from modules outside the CLI (not yet translated): strict
-# xfail, so that each turns into a failure to remove here once its module speaks French.
-_LIBRARY_ENGLISH = pytest.mark.xfail(strict=True, reason="text written in English by a "
-                                     "library module (coverage/io/*, coverage/export, "
-                                     "coverage/routing) outside the CLI")
-
-
 @pytest.mark.parametrize("argv", [
-    pytest.param(["validate"], marks=_LIBRARY_ENGLISH, id="validate-demo"),
-    pytest.param(["validate", "--communes", "absent.csv"], marks=_LIBRARY_ENGLISH,
-                 id="validate-missing-file"),
+    pytest.param(["validate"], id="validate-demo"),
+    pytest.param(["validate", "--communes", "absent.csv"], id="validate-missing-file"),
     pytest.param(["run", "--communes", "absent.csv", "--out", "o"], id="run-missing-file"),
-    pytest.param(["run", "--dept", "99", "--out", "o"], marks=_LIBRARY_ENGLISH,
-                 id="run-unknown-dept"),
+    pytest.param(["run", "--dept", "99", "--out", "o"], id="run-unknown-dept"),
     pytest.param(["export", "--dept", "ZA", "--formats", "pdf", "--run", "{run}", "--out",
                   "x"], id="export-unknown-format"),
     pytest.param(["export", "--dept", "99", "--run", "{run}"], id="export-unknown-dept"),
@@ -464,8 +453,6 @@ def test_every_app_page_is_french(engine: str, demo_road_run: Path, demo_proxy_r
     assert_french({k: v.replace(str(run_dir), "") for k, v in texts.items()})
 
 
-@pytest.mark.xfail(strict=True, reason="the expected values of a refused services file are "
-                   "written in English by coverage/io/services.py (outside the app)")
 def test_refused_services_file_is_french(demo_road_run: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     at = _app(demo_road_run, monkeypatch)

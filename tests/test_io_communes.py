@@ -68,7 +68,7 @@ def test_aliases_and_national_join(tests_data: Path) -> None:
     assert d.loc["15014", "nom_epci"] == "CA du Bassin d'Aurillac"
     # rural derived from the 4-level grid (3, 4 → rural) with a warning
     assert d["rural"].tolist() == [False, True, True, True]
-    assert any("'rural' derived" in w for w in loaded.warnings)
+    assert any("« rural » déduite" in w for w in loaded.warnings)
     assert not d["fictif"].any()
 
 
@@ -92,7 +92,7 @@ def test_given_lon_lat_are_kept(tmp_path: Path) -> None:
     assert d["lat"].iloc[1] == pytest.approx(45.22)
     assert box(3.07, 45.01, 3.11, 45.05).contains(shapely.points(d["lon"].iloc[2],
                                                                  d["lat"].iloc[2]))
-    assert any("1 communes without lon/lat" in w for w in loaded.warnings)
+    assert any("1 commune(s) sans lon/lat" in w for w in loaded.warnings)
 
 
 def test_drom_point_uses_its_utm_crs(tmp_path: Path) -> None:
@@ -113,8 +113,8 @@ def test_invalid_geometry_is_repaired_with_a_warning(tmp_path: Path) -> None:
     loaded = load_communes(_write(tmp_path, gdf))
     assert loaded.data.is_valid.all()
     assert loaded.data.geom_type.iloc[1] in ("Polygon", "MultiPolygon")
-    (w,) = [w for w in loaded.warnings if "repaired" in w]
-    assert "rows 2 (15120" in w
+    (w,) = [w for w in loaded.warnings if "réparée(s)" in w]
+    assert "lignes 2 (15120" in w
 
 
 def test_density_grid_4_levels(tmp_path: Path) -> None:
@@ -169,7 +169,7 @@ def test_commune_absent_from_grid_takes_its_neighbours_level(tmp_path: Path) -> 
     grid.write_text("code_insee,dens4\n15014,2\n15187,3\n", encoding="utf-8")
     loaded = load_communes(_write(tmp_path, gdf), densite=grid)
     assert loaded.data["densite"].tolist() == [2, 2, 3]
-    assert any("row 2 (15120) → 2" in w for w in loaded.warnings)
+    assert any("ligne 2 (15120) → 2" in w for w in loaded.warnings)
 
 
 def test_old_codes_remapped(tmp_path: Path) -> None:
@@ -192,7 +192,7 @@ def test_merged_old_communes_are_dissolved(tmp_path: Path) -> None:
     assert len(d) == 2
     assert d.loc["01015", "population"] == 26214 + 3449
     assert d.loc["01015", "geometry"].area == pytest.approx(2 * 0.04 * 0.04)
-    assert any("dissolved" in w for w in loaded.warnings)
+    assert any("fusionnée(s)" in w for w in loaded.warnings)
 
 
 def test_gpkg_layer_communes_chosen(tmp_path: Path) -> None:
@@ -251,7 +251,7 @@ def test_non_polygon_geometry_is_an_error(tmp_path: Path) -> None:
     gdf = _base()
     gdf.loc[2, "geometry"] = LineString([(3.0, 45.0), (3.1, 45.1)])
     f = _write(tmp_path, gdf)
-    with pytest.raises(InputError, match=r"ligne 3, colonne « geometry » : attendu a Polygon"):
+    with pytest.raises(InputError, match=r"ligne 3, colonne « geometry » : attendu un polygone"):
         load_communes(f)
 
 
@@ -261,7 +261,7 @@ def test_missing_columns(tmp_path: Path) -> None:
         load_communes(f)
     csv = tmp_path / "c.csv"
     csv.write_text("code_insee,nom\n15014,Aurillac\n", encoding="utf-8")
-    with pytest.raises(MissingColumnError, match="polygons"):
+    with pytest.raises(MissingColumnError, match="polygones"):
         load_communes(csv)
 
 

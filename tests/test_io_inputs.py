@@ -38,7 +38,7 @@ def test_load_inputs_real_communes_need_services(tests_data: Path) -> None:
 
 
 def test_load_inputs_real_services_need_real_communes(tests_data: Path) -> None:
-    with pytest.raises(InputError, match=r"communes file \(--communes\)"):
+    with pytest.raises(InputError, match=r"fichier des communes \(--communes\)"):
         load_inputs(services=tests_data / "io_services.csv")
 
 
@@ -67,8 +67,8 @@ def test_validate_demo() -> None:
     text = report.text()
     assert report.fictif and "FICTIF" in text
     assert [s.name for s in report.sections] == ["communes", "services", "waiting", "roads"]
-    assert f"{len(load_inputs().communes)} communes in" in text
-    assert "Result: valid" in text
+    assert f"{len(load_inputs().communes)} communes dans" in text
+    assert "Résultat : valide, aucune erreur" in text
 
 
 def test_validate_collects_errors_without_raising(tests_data: Path, tmp_path: Path) -> None:
@@ -79,15 +79,15 @@ def test_validate_collects_errors_without_raising(tests_data: Path, tmp_path: Pa
     assert not report.ok
     text = report.text()
     assert "ligne 2, colonne « code_insee »" in text
-    assert "INVALID" in text
+    assert "Résultat : INVALIDE" in text
     assert report.sections[0].ok  # the communes are fine
 
 
 def test_validate_real_services_alone_uses_the_national_table(tests_data: Path) -> None:
     report = validate_inputs(services=tests_data / "io_services.csv")
     assert report.ok, report.text()
-    assert "national COG 2026" in report.text()
-    assert "without position" in report.text()
+    assert "table nationale du COG 2026" in report.text()
+    assert "sans position" in report.text()
 
 
 def test_validate_remapped_codes_are_listed(tests_data: Path, tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_validate_remapped_codes_are_listed(tests_data: Path, tmp_path: Path) ->
                  .replace(",15120,", ",01340,"), encoding="utf-8")
     report = validate_inputs(services=f)
     assert report.ok
-    assert "row 3, column 'code_insee': 01340 → 01015" in report.text()
+    assert "ligne 3, colonne « code_insee » : 01340 → 01015" in report.text()
 
 
 def test_validate_bad_roads(tmp_path: Path, tests_data: Path) -> None:
@@ -119,7 +119,7 @@ def test_validate_roads_without_a_road_check_checks_the_file_only(tmp_path: Path
     roads.write_text("<osm version='0.6'></osm>", encoding="utf-8")
     report = validate_inputs(communes=tests_data / "io_communes.geojson", roads=roads)
     assert report.ok
-    assert "road network not built" in report.text()
+    assert "réseau routier non construit" in report.text()
     bad = tmp_path / "r.shp"
     bad.write_bytes(b"x")
     report = validate_inputs(communes=tests_data / "io_communes.geojson", roads=bad)

@@ -59,7 +59,7 @@ def test_fixture_placement_and_precision(tests_data: Path, communes: Loaded) -> 
     assert d.loc["T2", "code_dep"] == "15"
     assert d.loc["T3", "geometry"].equals(Point(com.loc["15120", "lon"],
                                                  com.loc["15120", "lat"]))
-    assert any("placed at their commune" in w for w in loaded.warnings)
+    assert any("placé(s) au point représentatif de leur commune" in w for w in loaded.warnings)
 
 
 def test_shared_style_file_french_export(tmp_path: Path, communes: Loaded) -> None:
@@ -81,8 +81,8 @@ def test_shared_style_file_french_export(tmp_path: Path, communes: Loaded) -> No
     assert d["service_id"].is_unique
     assert d["service_id"].str.match(r"^S[0-9a-f]{10}(-\d+)?$").all()
     assert d["service_id"].iloc[2] == d["service_id"].iloc[0] + "-2"  # same identity
-    assert any("no 'service_id'" in w for w in loaded.warnings)
-    assert any("no 'nom'" in w for w in loaded.warnings)
+    assert any("pas de colonne « service_id »" in w for w in loaded.warnings)
+    assert any("pas de colonne « nom »" in w for w in loaded.warnings)
     # ids are stable from one load to the next
     assert load_services(f, communes=communes).data["service_id"].equals(d["service_id"])
 
@@ -143,8 +143,8 @@ def test_services_across_the_border(tmp_path: Path, communes: Loaded) -> None:
     assert list(d.index) == [GOOD.split(",")[0], "T2"]
     assert d.loc["T2", "code_dep"] == "12"
     assert d.loc["T2", "precision"] == "adresse"
-    assert any("ignored (rows 3)" in w for w in loaded.warnings)
-    assert any("across the border" in w and "kept" in w for w in loaded.warnings)
+    assert any("ignoré(s) (lignes 3)" in w for w in loaded.warnings)
+    assert any("l'autre côté de la limite" in w and "gardé" in w for w in loaded.warnings)
 
 
 def test_without_communes_checks_national_codes(tests_data: Path) -> None:
@@ -152,7 +152,7 @@ def test_without_communes_checks_national_codes(tests_data: Path) -> None:
     d = loaded.data.set_index("service_id")
     assert d.loc["T1", "lon"] == pytest.approx(2.445)
     assert pd.isna(d.loc["T2", "lon"])
-    assert any("left without position" in w for w in loaded.warnings)
+    assert any("laissé(s) sans position" in w for w in loaded.warnings)
 
 
 def _invalid() -> list[tuple[str, list[str], type[Exception], int, str, str]]:
@@ -160,28 +160,28 @@ def _invalid() -> list[tuple[str, list[str], type[Exception], int, str, str]]:
         ("unknown type", ["T1,mediation,M,A,,15014,,,,s,d"], InputError, 1, "type_service",
          "mediation_familiale"),
         ("unknown code", ["T1,mediation_familiale,M,A,,99999,,,,s,d"], UnknownCodeError, 1,
-         "code_insee", "passage table"),
+         "code_insee", "table de passage"),
         ("fictional code", ["T1,mediation_familiale,M,A,,ZA001,,,,s,d"], UnknownCodeError, 1,
-         "code_insee", "fictional"),
+         "code_insee", "fictifs"),
         # the second row in Saint-Flour (15187) with Saint-Flour's coordinates: a service
         # placed 50 km from its declared commune is an error of its own since issue 17
         ("duplicate ids", [GOOD, GOOD.replace("15014,2.44,44.93", "15187,3.09,45.03")],
          DuplicateIdError, 2,
          "service_id", "unique"),
         ("outside France", ["T1,mediation_familiale,M,A,,15014,-70.5,40.1,,s,d"],
-         OutOfTerritoryError, 1, "lon", "metropolitan France"),
+         OutOfTerritoryError, 1, "lon", "France métropolitaine"),
         ("lon lat swapped", ["T1,mediation_familiale,M,A,,15014,44.93,2.44,,s,d"],
-         OutOfTerritoryError, 1, "lon", "metropolitan France"),
+         OutOfTerritoryError, 1, "lon", "France métropolitaine"),
         ("lat not a number", ["T1,mediation_familiale,M,A,,15014,2.4,nord,,s,d"], InputError,
-         1, "lat", "degrees"),
+         1, "lat", "degrés"),
         ("lon without lat", ["T1,mediation_familiale,M,A,,15014,2.4,,,s,d"], InputError, 1,
-         "lon", "both"),
+         "lon", "lon et lat ensemble"),
         ("negative capacity", ["T1,mediation_familiale,M,A,,15014,,,-1,s,d"], InputError, 1,
          "capacite", "≥ 0"),
         ("empty source", [GOOD, "T2,mediation_familiale,M,A,,15014,,,,,d"], InputError, 2,
-         "source", "non-empty"),
+         "source", "non vide"),
         ("empty id", [GOOD, ",mediation_familiale,M,A,,15014,,,,s,d"], InputError, 2,
-         "service_id", "identifier"),
+         "service_id", "identifiant"),
     ]
 
 
@@ -202,7 +202,7 @@ def test_invalid_services(tmp_path: Path, communes: Loaded, label: str, rows: li
 
 def test_swapped_coordinates_hint(tmp_path: Path, communes: Loaded) -> None:
     f = _csv(tmp_path, "T1,mediation_familiale,M,A,,15014,44.93,2.44,,s,d")
-    with pytest.raises(OutOfTerritoryError, match="swapped"):
+    with pytest.raises(OutOfTerritoryError, match="inversées"):
         load_services(f, communes=communes)
 
 

@@ -17,6 +17,7 @@ from coverage.errors import (
     UnsupportedFormatError,
 )
 from coverage.io.tables import read_table, rename_aliases
+from coverage.labels import fr_int
 
 TEXT = "code_insee,nom,population\n01001,L'Abergement-Clémenciat,860\n2A004,Ajaccio,74000\n"
 
@@ -62,7 +63,7 @@ def test_csv_bad_row_names_the_row(tmp_path: Path) -> None:
         read_table(f)
     (p,) = exc.value.problems
     assert (p.file, p.row) == (str(f), 3)
-    assert "3 fields" in str(exc.value)
+    assert "3 champs" in str(exc.value)
 
 
 def test_xlsx(tmp_path: Path) -> None:
@@ -134,7 +135,7 @@ def test_geoparquet_and_missing_crs(tmp_path: Path) -> None:
     assert gdf.total_bounds == pytest.approx([2.4, 44.9, 3.1, 45.1], abs=1e-6)
     g = tmp_path / "nocrs.parquet"
     _gdf(crs=None).to_parquet(g)
-    with pytest.raises(MissingCRSError, match="no CRS"):
+    with pytest.raises(MissingCRSError, match="aucun SCR"):
         read_table(g)
 
 
@@ -149,9 +150,9 @@ def test_plain_parquet_keeps_types(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "error", "expected"),
     [
-        ("empty.csv", b"", EmptyInputError, "0 bytes"),
-        ("blank.csv", b"\n \n", EmptyInputError, "blank"),
-        ("header.csv", b"code_insee,nom\n", EmptyInputError, "header without rows"),
+        ("empty.csv", b"", EmptyInputError, "0 octet"),
+        ("blank.csv", b"\n \n", EmptyInputError, "blancs"),
+        ("header.csv", b"code_insee,nom\n", EmptyInputError, "en-tête sans lignes"),
         ("t.docx", b"x", UnsupportedFormatError, ".docx"),
         ("t.shp", b"x", UnsupportedFormatError, ".shp"),
     ],
@@ -171,12 +172,12 @@ def test_size_limit(tmp_path: Path) -> None:
     f.write_text(TEXT, encoding="utf-8")
     size = f.stat().st_size
     assert len(read_table(f, max_bytes=size)) == 2
-    with pytest.raises(FileTooLargeError, match=f"{size:,} bytes"):
+    with pytest.raises(FileTooLargeError, match=f"{fr_int(size)} octets"):
         read_table(f, max_bytes=size - 1)
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="fichier introuvable"):
         read_table(tmp_path / "absent.csv")
 
 
@@ -190,7 +191,7 @@ def test_rename_aliases_case_and_accents() -> None:
 
 def test_rename_aliases_two_candidates_is_an_error() -> None:
     df = pd.DataFrame(columns=["dens4", "dens7"])
-    with pytest.raises(InputError, match="single column for 'densite'"):
+    with pytest.raises(InputError, match="une seule colonne pour « densite »"):
         rename_aliases(df, {"densite": ("dens4", "dens7")}, file="f")
 
 

@@ -232,7 +232,7 @@ def test_cache_dir_from_environment(tests_data: Path, tmp_path: Path,
 
 
 def test_bad_paths(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="existing road network file"):
+    with pytest.raises(InputError, match="fichier de réseau routier existant"):
         load_network(tmp_path / "absent.osm.pbf")
     bad = tmp_path / "roads.csv"
     bad.write_text("a,b\n")

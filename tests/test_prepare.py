@@ -84,7 +84,7 @@ def test_density_4_levels_zip_of_xlsx(tmp_path: Path) -> None:
 
 def test_density_grid_without_levels_is_a_clear_error(tmp_path: Path) -> None:
     path = _write(tmp_path / "g.csv", b"CODGEO;LIBGEO\n15014;Aurillac\n")
-    with pytest.raises(InputError, match="level column"):
+    with pytest.raises(InputError, match="colonne de niveau"):
         read_density_grid(path)
 
 
@@ -234,7 +234,7 @@ def test_populations_older_than_the_cog_give_way_to_the_embedded_table(
     prepare(["15"], data_dir, osm=False)
     paths = prepared_paths(data_dir, "15")
     manifest = json.loads(paths["manifest"].read_text())
-    assert "older than the populations in force with COG 2026" in \
+    assert "plus ancien que les populations en vigueur avec le COG 2026" in \
         manifest["communes"]["population_source"]
     communes = gpd.read_file(paths["communes"], layer="communes")
     from coverage.cog import national_communes
@@ -279,7 +279,7 @@ def test_cli_prepare_exit_codes(server: Server, tmp_path: Path,  # noqa: F811
     code = main(["prepare", "--dept", "15", "--data-dir", str(data_dir)])
     err = capsys.readouterr().err
     assert code == 2
-    assert "readable XLSX" in err and str(bad) in err and "Traceback" not in err
+    assert "un XLSX, un CSV ou un zip" in err and str(bad) in err and "Traceback" not in err
 
 
 def test_fetch_prepare_run_one_path(server: Server, tmp_path: Path) -> None:  # noqa: F811
@@ -365,7 +365,7 @@ def test_density_grid_2025_layout_uses_dens7_not_dens_aav(tmp_path: Path) -> Non
     buf = io.BytesIO()
     wb.save(buf)
     grid = read_density_grid(_write(tmp_path / "fichier_diffusion_2025.xlsx", buf.getvalue()))
-    assert grid.attrs["niveaux"] == 7 and "'DENS7'" in grid.attrs["source"]
+    assert grid.attrs["niveaux"] == 7 and "« DENS7 »" in grid.attrs["source"]
     assert dict(zip(grid["code_insee"], grid["densite"], strict=True)) == {
         "15014": 2, "15187": 2, "15120": 3, "48095": 4}
 

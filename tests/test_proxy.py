@@ -40,7 +40,7 @@ def test_trip_minutes_formula() -> None:
     assert got[:2].tolist() == pytest.approx([17.0, 27.0])
     assert np.isnan(got[2])
     assert trip_minutes(0.0, 1, 1, S) == pytest.approx(6.0)  # both access times
-    with pytest.raises(ValueError, match="density level"):
+    with pytest.raises(ValueError, match="de densité"):
         trip_minutes(1.0, 7, 1, S)
     assert access_minutes(np.array([1, 4]), S).tolist() == [3.0, 1.0]
 
@@ -184,7 +184,7 @@ def test_parameters_record_values_and_sources() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(CoverageError, match="proxy_speed_far_kmh"):
         ProxyEngine(dataclasses.replace(S, proxy_speed_far_kmh=0.0))
-    with pytest.raises(CoverageError, match="grows with distance"):
+    with pytest.raises(CoverageError, match="croît avec la distance"):
         ProxyEngine(dataclasses.replace(S, proxy_speed_far_kmh=20.0))
     with pytest.raises(CoverageError, match="proxy_access_min_by_density"):
         ProxyEngine(dataclasses.replace(S, proxy_access_min_by_density={1: -1.0}))

@@ -61,7 +61,7 @@ def test_one_level_5_in_a_4_level_file_is_an_error_of_its_row(tmp_path: Path) ->
     with pytest.raises(InputError) as exc:
         load_communes(f)
     assert _problems(exc) == [(2, "densite")]
-    assert "1–4" in str(exc.value) and "--densite-niveaux 7" in str(exc.value)
+    assert "de 1 à 4" in str(exc.value) and "--densite-niveaux 7" in str(exc.value)
 
 
 def test_a_7_level_grid_is_declared_by_name_or_option(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_density_grid_file_with_a_5_in_4_levels(tmp_path: Path) -> None:
 def test_cli_densite_niveaux_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = _write(tmp_path, _communes(densite=[2, 5, 7]))
     assert main(["validate", "--communes", str(f)]) != 0
-    assert "1–4" in capsys.readouterr().out
+    assert "de 1 à 4" in capsys.readouterr().out
     assert main(["validate", "--communes", str(f), "--densite-niveaux", "7"]) == 0
 
 
@@ -150,7 +150,7 @@ def test_swapped_lat_lon_geojson_is_refused(tests_data: Path) -> None:
     with pytest.raises(OutOfTerritoryError) as exc:
         load_communes(f)
     msg = str(exc.value)
-    assert "ligne 1, colonne « geometry »" in msg and "lon 44.93000, lat 2.44000" in msg
+    assert "ligne 1, colonne « geometry »" in msg and "lon 44,93000 ; lat 2,44000" in msg
     assert "inversées" in msg and "RFC 7946" in msg
     assert len(load_communes(tests_data / "io_communes.geojson").data) == 4
 
@@ -165,7 +165,7 @@ def test_commune_point_outside_its_polygon(tmp_path: Path) -> None:
     # Mauriac's point 0.005° (≈ 400 m) east of its square: kept with a warning
     near = _write(tmp_path, _communes(lon=[2.44, 2.355, None], lat=[44.93, 45.22, None]))
     loaded = load_communes(near)
-    assert any("outside their polygon" in w and "rows 2" in w for w in loaded.warnings)
+    assert any("hors de leur polygone" in w and "lignes 2" in w for w in loaded.warnings)
     # 0.1° (≈ 8 km) away: an error naming the row and the distance
     far = _write(tmp_path, _communes(lon=[2.44, 2.45, None], lat=[44.93, 45.22, None]),
                  "far.geojson")
@@ -271,7 +271,7 @@ def test_alias_clashing_headers_are_refused(tmp_path: Path, tests_data: Path,
     with pytest.raises(InputError) as exc:
         load_services(f, communes=load_communes(tests_data / "io_communes.geojson"))
     msg = str(exc.value)
-    assert "a single column for 'lon'" in msg and f"columns lon, {other}" in msg
+    assert "une seule colonne pour « lon »" in msg and f"colonnes lon, {other}" in msg
 
 
 def test_repeated_xlsx_headers_are_refused(tmp_path: Path) -> None:
@@ -303,7 +303,7 @@ def test_infinite_capacity_is_refused(tmp_path: Path, tests_data: Path, cap: str
     f = _services_csv(tmp_path, f"T1,mediation_familiale,M,A,,15014,2.44,44.93,{cap},s,d")
     with pytest.raises(InputError) as exc:
         load_services(f, communes=load_communes(tests_data / "io_communes.geojson"))
-    assert _problems(exc) == [(1, "capacite")] and "finite" in str(exc.value)
+    assert _problems(exc) == [(1, "capacite")] and "fini" in str(exc.value)
 
 
 def test_infinite_population_and_coordinates_are_refused(tmp_path: Path) -> None:

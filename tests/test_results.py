@@ -54,15 +54,16 @@ def test_missing_file_is_named(tmp_path: Path, missing: str) -> None:
     (folder / missing).unlink()
     with pytest.raises(RunFolderError) as err:
         RunOutputs.load(folder)
-    assert Path(missing).name in str(err.value) and "not a finished run" in str(err.value)
+    assert Path(missing).name in str(err.value)
+    assert "n'est pas le dossier d'un calcul terminé" in str(err.value)
 
 
 def test_absent_folder_and_bad_manifest(tmp_path: Path) -> None:
-    with pytest.raises(RunFolderError, match="does not exist"):
+    with pytest.raises(RunFolderError, match="n'existe pas"):
         RunOutputs.load(tmp_path / "nowhere")
     folder = _fake_run(tmp_path)
     (folder / "manifest.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(RunFolderError, match="JSON run manifest"):
+    with pytest.raises(RunFolderError, match="manifeste de calcul JSON"):
         RunOutputs.load(folder)
 
 

@@ -29,13 +29,13 @@ def test_overrides_parse_each_kind_of_field() -> None:
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("snap_max", "3000", "unknown setting 'snap_max'"),
-    ("snap_max_m", "far", "expected a number"),
-    ("secrecy_threshold", "2.5", "expected a whole number"),
-    ("proxy_access_min_by_density", "x:5", "key:value pairs"),
-    ("ferries", "maybe", "expected true or false"),
+    ("snap_max", "3000", "réglage inconnu « snap_max »"),
+    ("snap_max_m", "far", "attendu un nombre"),
+    ("secrecy_threshold", "2.5", "attendu un nombre entier"),
+    ("proxy_access_min_by_density", "x:5", "paires clé:valeur"),
+    ("ferries", "maybe", "attendu true ou false"),
     ("snap_max_m", "-5", "≥ 0"),
-    ("default_speeds_kmh", "fast", "key:value pairs"),
+    ("default_speeds_kmh", "fast", "paires clé:valeur"),
 ])
 def test_bad_overrides_say_what_is_expected(key: str, value: str, message: str) -> None:
     with pytest.raises(CoverageError, match=message):
@@ -57,6 +57,6 @@ def test_cli_set_is_applied_and_checked(tmp_path: Path) -> None:
     bad = subprocess.run([str(BIN), "run", "--set", "nope=1", "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2
-    assert "unknown setting 'nope'" in bad.stderr
+    assert "réglage inconnu « nope »" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert not (tmp_path / "o").exists()

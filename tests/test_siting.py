@@ -341,7 +341,7 @@ def test_errors() -> None:
         best_new_sites(communes, None, services, eng, type_service=ER, threshold_min=float("nan"))
     road_access = pd.DataFrame({"code_insee": communes["code_insee"], "type_service": ER,
                                 "minutes": 1.0, "moteur": "road"})
-    with pytest.raises(CoverageError, match="road engine"):
+    with pytest.raises(CoverageError, match="viennent du moteur road"):
         best_new_sites(communes, road_access, services, eng, **kw)
     with pytest.raises(MissingColumnError, match="code_dep"):
         best_new_sites(communes, None, services, eng, depts=["15"],

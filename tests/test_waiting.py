@@ -187,14 +187,15 @@ def test_duplicates_and_mixed_levels(tmp_path: Path) -> None:
                     "15,ER,2023,4\n15,Espace de rencontre,2023,5\n", encoding="utf-8")
     with pytest.raises(DuplicateIdError) as exc:
         load_waiting(path)
-    assert [(p.row, "same as row 1" in p.expected) for p in exc.value.problems] == [(2, True)]
+    assert [(p.row, "comme la ligne 1" in p.expected) for p in exc.value.problems] == [(2, True)]
 
     path.write_text("code_dep,type_service,annee,service_id,familles_en_attente\n"
                     "15,ER,2023,A,4\n15,ER,2023,,5\n", encoding="utf-8")
     with pytest.raises(DuplicateIdError) as exc:
         load_waiting(path)
     assert exc.value.problems[0].row == 2
-    assert "either per-service rows or one département row" in exc.value.problems[0].expected
+    expected = exc.value.problems[0].expected
+    assert "soit des lignes par service, soit une ligne de département" in expected
 
 
 def test_missing_columns(tmp_path: Path) -> None:
@@ -433,7 +434,7 @@ def test_xlsx_title_rows_above_the_headings(tmp_path: Path) -> None:
     wb.save(path)
     loaded = load_waiting(path)
     assert loaded.data["familles_en_attente"].tolist() == [3]
-    assert any("headings read on data row 1" in w for w in loaded.warnings)
+    assert any("en-têtes lus sur la ligne de données 1" in w for w in loaded.warnings)
 
 
 def test_demo_figures_are_labelled_fictional(indicators: pd.DataFrame) -> None:

@@ -160,7 +160,7 @@ def test_source_from_file_name_and_argument(tmp_path: Path) -> None:
     assert [(f.path.name, f.source) for f in found] == [("a.csv", "MSA"), ("b.xlsx", "MSA")]
     empty = tmp_path / "vide"
     empty.mkdir()
-    with pytest.raises(InputError, match="folder holding"):
+    with pytest.raises(InputError, match="dossier contenant"):
         waiting_files([empty])
 
 
@@ -264,7 +264,7 @@ def test_duplicates_within_one_file_name_the_rows(returns: list[Path]) -> None:
         load_waiting_files(returns)
     (problem,) = exc.value.problems
     assert problem.file.endswith("retours_caf.csv") and problem.row == 4
-    assert "same as row 1" in problem.expected
+    assert "comme la ligne 1" in problem.expected
 
 
 def test_problems_of_every_file_together(returns: list[Path]) -> None:
@@ -441,10 +441,10 @@ def test_cli_suivi_writes_the_shared_table(returns: list[Path], tmp_path: Path,
 
 
 BAD_CELLS = [
-    ("periode", "2025-X9", "a period: 2025, 2025-S1"),
-    ("periode", "2099", "not a future one"),
-    ("familles_en_attente", "-3", "a count ≥ 0"),
-    ("source", "Mairie", "a source among CAF, MSA, cour d'appel, service, autre"),
+    ("periode", "2025-X9", "une période : 2025, 2025-S1"),
+    ("periode", "2099", "pas une période future"),
+    ("familles_en_attente", "-3", "un effectif ≥ 0"),
+    ("source", "Mairie", "une source parmi CAF, MSA, cour d'appel, service, autre"),
 ]
 
 

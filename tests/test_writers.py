@@ -87,6 +87,6 @@ def test_write_geoparquet_reprojects_and_needs_crs(tmp_path: Path) -> None:
     back = gpd.read_parquet(path)
     assert back.crs == "EPSG:4326"
     assert 2 < back.geometry.x[0] < 4 and 46 < back.geometry.y[0] < 47
-    with pytest.raises(CRSError, match="no CRS"):
+    with pytest.raises(CRSError, match="aucun SCR"):
         write_geoparquet(gpd.GeoDataFrame({"a": [1]}, geometry=[Point(0, 0)]),
                          tmp_path / "y.parquet")

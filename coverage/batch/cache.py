@@ -155,8 +155,8 @@ def code_version(modules: Sequence[ModuleType] | None = None) -> str:
         except OSError:
             data = None
         if data is None:
-            msg = (f"the cache key cannot read the source of module {module.__name__!r} "
-                   f"({source}); reinstall the package")
+            msg = (f"la clé du cache ne peut pas lire la source du module {module.__name__} "
+                   f"({source}) ; réinstallez le paquet")
             raise CoverageError(msg)
         h.update(module.__name__.encode() + b"\x00" + data)
     return f"{__version__}+{h.hexdigest()[:12]}"
@@ -232,7 +232,7 @@ def cache_read(cache: Path, dept: str, key: str) -> PartitionOutput | None:
             return None
         access = pd.read_parquet(data)
     except (OSError, ValueError) as exc:
-        log.warning("cache entry %s unreadable (%s): recomputing", data.name, exc)
+        log.warning("entrée de cache %s illisible (%s) : recalculée", data.name, exc)
         return None
     return PartitionOutput(dept, key, access, float(info.get("seconds", 0.0)),
                            dict(info.get("engine_parameters", {})))
@@ -325,7 +325,7 @@ def services_read(cache: Path) -> pd.DataFrame | None:
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as exc:
-        log.warning("%s unreadable (%s): partitions recomputed in full", path.name, exc)
+        log.warning("%s illisible (%s) : partitions entièrement recalculées", path.name, exc)
         return None
 
 

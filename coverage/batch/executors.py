@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from coverage.batch.partitions import EngineSpec, PartitionOutput, PartitionTask
-from coverage.errors import CoverageError
+from coverage.errors import CoverageError, os_error_cause
 from coverage.routing import Engine, make_engine
 from coverage.scenario import access_rows
 
@@ -141,7 +141,7 @@ def _dask_client(scheduler: str) -> Any:
     try:
         return Client(scheduler, timeout=f"{DASK_CONNECT_TIMEOUT_S}s", set_as_default=False)
     except OSError as exc:
-        msg = f"cannot reach the Dask scheduler at {scheduler}: {exc}"
+        msg = f"ordonnanceur Dask injoignable à {scheduler} : {os_error_cause(exc)}"
         raise CoverageError(msg) from exc
 
 

@@ -97,7 +97,8 @@ def _memo_land_masses(all_communes: gpd.GeoDataFrame, settings: Settings,
             mass.attrs["avertissements"] = list(data.get("avertissements", []))
             return mass
         except (OSError, ValueError, KeyError) as exc:
-            log.warning("land-mass memo %s unreadable (%s): recomputed", memo_file.name, exc)
+            log.warning("mémo des masses terrestres %s illisible (%s) : recalculé", memo_file.name,
+                        exc)
     return land_masses(all_communes, settings)
 
 

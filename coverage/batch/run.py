@@ -411,8 +411,8 @@ def _checked_depts(communes: gpd.GeoDataFrame | None, depts: Sequence[str] | Non
     if unknown:
         shown = ", ".join(available[:_DEPTS_SHOWN]) + (
             " …" if len(available) > _DEPTS_SHOWN else "")
-        msg = (f"unknown département code(s) {unknown}: the communes file has {shown} "
-               f"({len(available)} départements)")
+        msg = (f"code(s) de département inconnu(s) : {', '.join(unknown)} ; le fichier des "
+               f"communes contient {shown} ({len(available)} départements)")
         raise CoverageError(msg)
     return chosen
 

@@ -318,12 +318,12 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
             out.extend(EXPORT_FORMATS)
             continue
         if f not in EXPORT_FORMATS:
-            msg = (f"unknown export format {item!r}; expected a comma-separated list of "
-                   f"{', '.join(EXPORT_FORMATS)} (or all)")
+            msg = (f"format d'export inconnu « {item} » ; attendu une liste séparée par des "
+                   f"virgules parmi {', '.join(EXPORT_FORMATS)} (ou all)")
             raise CoverageError(msg)
         out.append(f)
     if not out:
-        msg = f"no export format given; expected some of {', '.join(EXPORT_FORMATS)}"
+        msg = f"aucun format d'export donné ; attendu parmi {', '.join(EXPORT_FORMATS)}"
         raise CoverageError(msg)
     return tuple(dict.fromkeys(out))
 
@@ -381,9 +381,9 @@ def _map_threshold(run: RunOutputs, formats: Sequence[str], *, map_type: str,
     types = [*run_types(run, settings), NO_SERVICE]
     if {"png", "png_attente"} & set(formats) and (
             not any(np.isclose(thresholds, map_threshold)) or map_type not in types):
-        msg = (f"no map for type {map_type!r} at {seuil_label(map_threshold)} min: the run "
-               f"has types {', '.join(types)} and "
-               f"thresholds {', '.join(seuil_label(t) for t in thresholds)}")
+        msg = (f"pas de carte pour le type « {map_type} » à {seuil_label(map_threshold)} min : "
+               f"le calcul a les types {', '.join(types)} et les "
+               f"seuils {', '.join(seuil_label(t) for t in thresholds)}")
         raise CoverageError(msg)
     return map_threshold
 

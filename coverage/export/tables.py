@@ -210,7 +210,7 @@ def departement_tables(
     for name in ("couverture_departements", "acces_communes", "zones_blanches"):
         table = run.tables.get(name)
         if table is None:
-            msg = f"the run has no table {name!r}: rerun `zones-blanches run`"
+            msg = f"le calcul n'a pas de table « {name} » : relancez `zones-blanches run`"
             raise CoverageError(msg)
         out[name] = without_empty_engine_columns(
             table[table["code_dep"].astype(str) == dept].reset_index(drop=True))
@@ -340,7 +340,7 @@ def accessibility_tables(run: RunOutputs, dept: str, *, settings: Settings = Set
         try:
             engine = engine_of_run(run, dept=dept).engine
         except CoverageError as exc:
-            log.warning("accessibility index left out of the export of %s: %s", dept, exc)
+            log.warning("indice d'accessibilité absent de l'export de %s : %s", dept, exc)
             return left_out("le moteur du calcul ne peut pas être reconstruit (fichier "
                             "routier ou tableau de temps absent ou modifié) ; refaire le "
                             "calcul pour l'obtenir.")
@@ -351,7 +351,7 @@ def accessibility_tables(run: RunOutputs, dept: str, *, settings: Settings = Set
             res = accessibility_for_run(run, dept, type_service=t, threshold_min=threshold,
                                         method=ACCESSIBILITY_METHOD, engine=engine)
         except CoverageError as exc:  # e.g. a capacity that is not a number ≥ 0
-            log.warning("accessibility index left out of the export of %s: %s", dept, exc)
+            log.warning("indice d'accessibilité absent de l'export de %s : %s", dept, exc)
             lines = ([pb.french() for pb in exc.problems[:3]]
                      if isinstance(exc, InputError) else [str(exc)])
             return left_out(" ; ".join(lines).rstrip(".") + ".")

@@ -67,6 +67,7 @@ from coverage.io.tables import (
     to_bool,
     to_number,
 )
+from coverage.labels import fr_decimal, fr_int
 from coverage.settings import (
     CRS_INPUT_OUTPUT,
     METRO_BBOX,
@@ -236,7 +237,7 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
     file = str(p)
     gdf, notes = _read_communes_file(p, settings, layer)
     dens_name = str(gdf.attrs.get("aliases", {}).get("densite", "densite"))
-    warnings = [f"{file}: {n}" for n in notes if "'densite'" in n or "'rural'" in n]
+    warnings = [f"{file} : {n}" for n in notes if "« densite »" in n or "« rural »" in n]
     require_columns(gdf, ["code_insee"], file=file)
 
     codes0 = normalise_codes(gdf["code_insee"])
@@ -255,8 +256,8 @@ def load_communes(path: str | Path | None = None, *, densite: str | Path | None 
         for col in ("nom", "population"):
             if col not in gdf.columns:
                 gdf[col] = gdf["code_insee"].map(national[col])
-                warnings.append(f"{file}: column '{col}' absent, taken from the COG 2026 "
-                                "table (Etalab – découpage administratif)")
+                warnings.append(f"{file} : colonne « {col} » absente, prise dans la table du "
+                                "COG 2026 (Etalab – découpage administratif)")
 
     _text_columns(gdf, national, harm.remapped, file, problems)
     _population(gdf, file, problems)
@@ -291,15 +292,15 @@ def _read_communes_file(p: Path, settings: Settings,
     if not isinstance(raw, gpd.GeoDataFrame):
         raise MissingColumnError(Problem(
             file, None, "geometry",
-            "commune polygons (a GeoJSON, GeoPackage or GeoParquet file with a CRS)",
-            "a table without geometry"))
+            "des polygones de communes (un fichier GeoJSON, GeoPackage ou GeoParquet avec "
+            "un SCR)", "une table sans géométrie"))
     return rename_aliases(raw.reset_index(drop=True), COMMUNE_ALIASES, file=file)
 
 
 def _text_columns(gdf: gpd.GeoDataFrame, national: pd.DataFrame | None,
                   remapped: pd.DataFrame, file: str, problems: ProblemList) -> None:
     """Check and complete ``nom``, ``code_dep`` and the region/EPCI names and codes."""
-    problems.add_rows(is_blank(gdf["nom"]), "nom", "a commune name", gdf["nom"])
+    problems.add_rows(is_blank(gdf["nom"]), "nom", "un nom de commune", gdf["nom"])
     gdf["nom"] = gdf["nom"].astype("str").str.strip()
     derived_dep = dep_of_code(gdf["code_insee"])
     if national is not None:
@@ -312,10 +313,10 @@ def _text_columns(gdf: gpd.GeoDataFrame, national: pd.DataFrame | None,
             (given.fillna("") != derived_dep.fillna("")).to_numpy() & ~remapped_rows
         if wrong.any():
             found = given.astype(object).copy()
-            found[wrong] = [f"{g} (code_insee {c} is in {d})" for g, c, d in
+            found[wrong] = [f"{g} (code_insee {c} est dans le {d})" for g, c, d in
                             zip(given[wrong], gdf["code_insee"][wrong], derived_dep[wrong],
                                 strict=True)]
-            problems.add_rows(wrong, "code_dep", "the département of the commune's code",
+            problems.add_rows(wrong, "code_dep", "le département du code de la commune",
                               found)
         gdf["code_dep"] = given.where(given.notna() & ~remapped_rows, derived_dep)
     else:
@@ -336,13 +337,13 @@ def _population(gdf: gpd.GeoDataFrame, file: str, problems: ProblemList) -> None
     """Check ``population``: a whole number of inhabitants ≥ 0 (int64)."""
     if "population" not in gdf.columns:
         raise MissingColumnError(Problem(file, None, "population",
-                                         "a column 'population' (inhabitants)"))
+                                         "une colonne « population » (habitants)"))
     pop = to_number(gdf["population"])
     # the range is checked before the integer cast: 1e20 must not wrap to a negative int64
     bad_pop = pop.isna() | (pop < 0) | (pop > MAX_POPULATION) | (np.floor(pop) != pop)
     problems.add_rows(bad_pop, "population",
-                      f"a whole number of inhabitants from 0 to {MAX_POPULATION:,}"
-                      .replace(",", " "), gdf["population"])
+                      f"un nombre entier d'habitants de 0 à {fr_int(MAX_POPULATION)}",
+                      gdf["population"])
     gdf["population"] = pop.where(~bad_pop, 0).astype("int64")
 
 
@@ -364,30 +365,30 @@ def _density_and_rural(gdf: gpd.GeoDataFrame,
     if "densite" not in gdf.columns:
         raise MissingColumnError(Problem(
             file, None, "densite",
-            "a column 'densite' (INSEE density grid level, alias dens4) or a density grid "
-            "given with --densite / densite="))
+            "une colonne « densite » (niveau de la grille de densité INSEE, alias dens4) ou "
+            "une grille de densité donnée par --densite / densite="))
     levels, dens = _parse_density(gdf["densite"], dens_name, problems, declared)
     if levels == 7:
         gdf["densite7"] = dens.astype("Int64")
         dens = dens.map(DENS7_TO_DENS4).astype("int64")
-        warnings.append(f"{file}: 7-level density grid grouped into INSEE's 4 levels "
-                        "(column 'densite'); the 7 levels are kept in 'densite7'")
+        warnings.append(f"{file} : grille de densité à 7 niveaux regroupée en 4 niveaux INSEE "
+                        "(colonne « densite ») ; les 7 niveaux sont gardés dans « densite7 »")
     else:
         gdf["densite7"] = pd.array([pd.NA] * len(gdf), dtype="Int64")
     gdf["densite"] = dens
     if "rural" in gdf.columns:
         rural, bad = to_bool(gdf["rural"])
-        problems.add_rows(bad, "rural", "a boolean (True/False, oui/non, 1/0)", gdf["rural"])
+        problems.add_rows(bad, "rural", "un booléen (True/False, oui/non, 1/0)", gdf["rural"])
         missing = rural.isna() & ~bad
         rural = rural.fillna(pd.Series(dens >= RURAL_FROM_LEVEL4, index=gdf.index))
         if missing.any():
-            warnings.append(f"{file}: {int(missing.sum())} empty 'rural' cells derived from "
-                            "the density level (rural = peu dense or très peu dense)")
+            warnings.append(f"{file} : {int(missing.sum())} cellule(s) « rural » vide(s) "
+                            "déduite(s) du niveau de densité (rural = peu dense ou très peu dense)")
         gdf["rural"] = rural.astype(bool)
     else:
         gdf["rural"] = (dens >= RURAL_FROM_LEVEL4).astype(bool)
-        warnings.append(f"{file}: column 'rural' derived from the density grid (rural = "
-                        "peu dense or très peu dense, INSEE 2020)")
+        warnings.append(f"{file} : colonne « rural » déduite de la grille de densité (rural = "
+                        "peu dense ou très peu dense, INSEE 2020)")
     return warnings
 
 
@@ -404,16 +405,16 @@ def _join_density_grid(gdf: gpd.GeoDataFrame, source: tuple[Path, str | None],
     dens_col, rural_col, warnings, grid_levels = _density_from_grid(
         source, gdf["code_insee"], settings, declared)
     if "densite" in gdf.columns:
-        warnings.append(f"{file}: column 'densite' replaced by the grid {densite}")
+        warnings.append(f"{file} : colonne « densite » remplacée par la grille {densite}")
     if rural_col is not None:
         gdf["rural"] = rural_col
     missing = dens_col.isna() & gdf["code_insee"].notna()
     if missing.any():
         dens_col, note = _density_from_neighbours(gdf, dens_col, densite)
-        warnings.append(f"{file}: {note}")
+        warnings.append(f"{file} : {note}")
         problems.add_rows(dens_col.isna() & gdf["code_insee"].notna(), "densite",
-                          f"a density level for this commune in {densite} (absent, and "
-                          "no neighbouring commune has one)", gdf["code_insee"])
+                          f"un niveau de densité pour cette commune dans {densite} (absent, et "
+                          "aucune commune voisine n'en a)", gdf["code_insee"])
     gdf["densite"] = dens_col
     return f"dens{grid_levels}", warnings
 
@@ -422,10 +423,11 @@ def _fictif(gdf: gpd.GeoDataFrame, fictional: bool, problems: ProblemList) -> No
     """Set ``fictif``; a given column must agree with the codes (True only for Z… codes)."""
     if "fictif" in gdf.columns:
         fict, bad = to_bool(gdf["fictif"])
-        problems.add_rows(bad, "fictif", "a boolean", gdf["fictif"])
+        problems.add_rows(bad, "fictif", "un booléen", gdf["fictif"])
         contradicts = fict.fillna(fictional) != fictional
         problems.add_rows(contradicts, "fictif",
-                          "True exactly for the fictional demo's Z… codes", gdf["fictif"])
+                          "True exactement pour les codes Z… de la démonstration fictive",
+                          gdf["fictif"])
     gdf["fictif"] = fictional
 
 
@@ -439,14 +441,14 @@ def _parse_density(s: pd.Series, source_name: str, problems: ProblemList,
     if declared is not None:
         levels, why = declared, f"density_levels={declared}"
     elif "7" in normalise_name(source_name):
-        levels, why = 7, f"column '{source_name}'"
+        levels, why = 7, f"colonne « {source_name} »"
     else:
-        levels, why = 4, (f"column '{source_name}'; a 7-level grid is declared by a column "
-                          "named dens7/densite7 or with --densite-niveaux 7")
+        levels, why = 4, (f"colonne « {source_name} » ; une grille à 7 niveaux se déclare par "
+                          "une colonne nommée dens7/densite7 ou par --densite-niveaux 7")
     bad = num.isna() | (np.floor(num) != num) | (num < 1) | (num > levels)
     problems.add_rows(bad, "densite",
-                      f"an INSEE density level, a whole number 1–{levels} ({levels}-level "
-                      f"grid: {why})", s)
+                      f"un niveau de densité INSEE, un nombre entier de 1 à {levels} (grille à "
+                      f"{levels} niveaux : {why})", s)
     return levels, num.where(~bad, 1).fillna(1).astype("int64")
 
 
@@ -465,7 +467,7 @@ def _density_from_grid(source: tuple[Path, str | None], codes: pd.Series, settin
     grid, _ = rename_aliases(grid, DENSITY_ALIASES, file=file)
     grid_dens_name = str(grid.attrs.get("aliases", {}).get("densite", "densite"))
     require_columns(grid, ["code_insee", "densite"], file=file, hint={
-        "densite": "a density column (dens4, dens, densite or a 7-level dens7)"})
+        "densite": "une colonne de densité (dens4, dens, densite ou dens7 à 7 niveaux)"})
     warnings: list[str] = []
     harm = harmonise_codes(grid["code_insee"], file=file,
                            fictional=bool(codes.map(is_fictional_code).all()))
@@ -478,14 +480,14 @@ def _density_from_grid(source: tuple[Path, str | None], codes: pd.Series, settin
     cols = ["densite"]
     if "rural" in grid.columns:
         rural, bad = to_bool(grid["rural"])
-        grid_problems.add_rows(bad, "rural", "a boolean", grid["rural"])
+        grid_problems.add_rows(bad, "rural", "un booléen", grid["rural"])
         grid_problems.raise_if_any()
         grid["rural"] = rural
         cols.append("rural")
     if grid["code_insee"].duplicated().any():
         n = int(grid["code_insee"].duplicated().sum())
-        warnings.append(f"{file}: {n} rows share a current code after mapping old codes; "
-                        "the densest level is kept")
+        warnings.append(f"{file} : {n} ligne(s) partagent un code en vigueur une fois les "
+                        "codes anciens remplacés ; le niveau le plus dense est gardé")
         grid = grid.sort_values("densite")
     table = grid.drop_duplicates("code_insee").set_index("code_insee")
     dens_col = codes.map(table["densite"])
@@ -514,10 +516,10 @@ def _density_from_neighbours(gdf: gpd.GeoDataFrame, dens: pd.Series,
         best = (counts.sort_values(["row", "n", "level"], ascending=[True, False, False])
                 .drop_duplicates("row"))
         dens.iloc[best["row"].to_numpy()] = best["level"].to_numpy()
-        filled = [f"row {r + 1} ({gdf['code_insee'].iat[r]}) → {int(lv)}"
+        filled = [f"ligne {r + 1} ({gdf['code_insee'].iat[r]}) → {int(lv)}"
                   for r, lv in zip(best["row"], best["level"], strict=True)][:30]
-    note = (f"{missing.size} commune(s) absent from the density grid {grid}; level taken "
-            "from the most common level of the neighbouring communes: " + ", ".join(filled))
+    note = (f"{missing.size} commune(s) absente(s) de la grille de densité {grid} ; niveau "
+            "pris au niveau le plus fréquent des communes voisines : " + ", ".join(filled))
     return dens, note
 
 
@@ -528,7 +530,7 @@ def _check_geometry(gdf: gpd.GeoDataFrame, file: str, problems: ProblemList) -> 
     warnings: list[str] = []
     geoms = gdf.geometry.to_numpy()
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    problems.add_rows(missing, "geometry", "a commune polygon", ["empty"] * len(gdf))
+    problems.add_rows(missing, "geometry", "un polygone de commune", ["vide"] * len(gdf))
     valid = shapely.is_valid(geoms) | missing
     if not valid.all():
         bad = np.flatnonzero(~valid)
@@ -538,15 +540,15 @@ def _check_geometry(gdf: gpd.GeoDataFrame, file: str, problems: ProblemList) -> 
         geoms[bad] = repaired
         rows = ", ".join(f"{r + 1} ({gdf['code_insee'].iat[r]}: {why})"
                          for r, why in list(zip(bad, reasons, strict=True))[:30])
-        more = f", … and {bad.size - 30} more" if bad.size > 30 else ""
-        warnings.append(f"{file}: {bad.size} invalid geometr{'y' if bad.size == 1 else 'ies'} "
-                        f"repaired (shapely make_valid), rows {rows}{more}")
+        more = f", … et {bad.size - 30} autres" if bad.size > 30 else ""
+        warnings.append(f"{file} : {bad.size} géométrie(s) invalide(s) réparée(s) (shapely "
+                        f"make_valid), lignes {rows}{more}")
         gdf["geometry"] = geoms
     types = shapely.get_type_id(geoms)
     polygonal = np.isin(types, (3, 6)) | missing  # Polygon, MultiPolygon
     if not polygonal.all():
         names = gpd.GeoSeries(geoms).geom_type.to_numpy()
-        problems.add_rows(~polygonal, "geometry", "a Polygon or MultiPolygon", names)
+        problems.add_rows(~polygonal, "geometry", "un polygone (Polygon ou MultiPolygon)", names)
     return warnings
 
 
@@ -561,10 +563,11 @@ def _representative_points(gdf: gpd.GeoDataFrame, file: str,
         for col, lo, hi in (("lon", -180, 180), ("lat", -90, 90)):
             if col not in gdf.columns:
                 raise MissingColumnError(Problem(
-                    file, None, col, "both 'lon' and 'lat' (EPSG:4326 degrees) or neither"))
+                    file, None, col, "« lon » et « lat » ensemble (degrés EPSG:4326) ou aucune des "
+                    "deux"))
             v = to_number(gdf[col])
             bad = (v.isna() & ~is_blank(gdf[col])) | (v < lo) | (v > hi)
-            problems.add_rows(bad, col, f"degrees between {lo} and {hi} (EPSG:4326)",
+            problems.add_rows(bad, col, f"des degrés entre {lo} et {hi} (EPSG:4326)",
                               gdf[col])
             if col == "lon":
                 lon = v.where(~bad)
@@ -582,8 +585,8 @@ def _representative_points(gdf: gpd.GeoDataFrame, file: str,
             lon[sel] = pts.x.to_numpy()
             lat[sel] = pts.y.to_numpy()
         if todo.sum() < n:
-            warnings.append(f"{file}: {int(todo.sum())} communes without lon/lat placed at a "
-                            "point inside their polygon")
+            warnings.append(f"{file} : {int(todo.sum())} commune(s) sans lon/lat placée(s) en un "
+                            "point intérieur à leur polygone")
     gdf["lon"] = lon.astype("float64")
     gdf["lat"] = lat.astype("float64")
     warnings += _given_points_in_polygons(gdf, ~todo, file, problems)
@@ -618,15 +621,16 @@ def _given_points_in_polygons(gdf: gpd.GeoDataFrame, given: np.ndarray, file: st
         dist[rows] = shapely.distance(polys.to_numpy(), pts.to_numpy())
     far = np.zeros(len(gdf), dtype=bool)
     far[outside] = dist[outside] > POINT_TOLERANCE_M
-    found = [f"lon {x:.5f}, lat {y:.5f} : à {d / 1000:.1f} km du polygone de la commune"
+    found = [f"lon {fr_decimal(x, 5)} ; lat {fr_decimal(y, 5)} : à {fr_decimal(d / 1000)} km "
+             "du polygone de la commune"
              for x, y, d in zip(lon, lat, dist, strict=True)]
     problems.add_rows(far, "lon", "un point (lon, lat) dans le polygone de la commune, à "
                       f"{POINT_TOLERANCE_M:g} m près", found, kind=OutOfTerritoryError)
     near = outside[dist[outside] <= POINT_TOLERANCE_M]
     if not near.size:
         return []
-    return [f"{file}: {near.size} commune point(s) (lon/lat) outside their polygon by less "
-            f"than {POINT_TOLERANCE_M:g} m, kept: rows "
+    return [f"{file} : {near.size} point(s) de commune (lon/lat) hors de leur polygone de "
+            f"moins de {POINT_TOLERANCE_M:g} m, gardé(s) : lignes "
             + ", ".join(str(r + 1) for r in near[:30]) + (" …" if near.size > 30 else "")]
 
 
@@ -646,8 +650,8 @@ def _check_in_france(gdf: gpd.GeoDataFrame, where: tuple[str, str],
     if not out.any():
         return
     swapped = in_france(lat, lon)
-    found = [f"lon {x:.5f}, lat {y:.5f}" + (" (longitude et latitude inversées ?)" if sw
-                                             else "")
+    found = [f"lon {fr_decimal(x, 5)} ; lat {fr_decimal(y, 5)}"
+             + (" (longitude et latitude inversées ?)" if sw else "")
              for x, y, sw in zip(lon, lat, swapped, strict=True)]
     problems.add_rows(out, column, "une commune en France métropolitaine ou d'outre-mer "
                       "(EPSG:4326 : longitude puis latitude)", found, kind=OutOfTerritoryError)
@@ -678,7 +682,7 @@ def _merge_remapped_duplicates(gdf: gpd.GeoDataFrame, remapped: pd.DataFrame, fi
              if not any(gdf.index.get_loc(i) in remapped_rows for i in idx)]
     if plain:
         raise DuplicateIdError([
-            Problem(file, int(gdf.index.get_loc(i)) + 1, "code_insee", "a unique value", code)
+            Problem(file, int(gdf.index.get_loc(i)) + 1, "code_insee", "une valeur unique", code)
             for code in plain for i in groups[code]])
     order = gdf.sort_values("population", ascending=False, kind="stable")
     merged = order.groupby("code_insee", sort=False).agg(
@@ -692,14 +696,14 @@ def _merge_remapped_duplicates(gdf: gpd.GeoDataFrame, remapped: pd.DataFrame, fi
     merged["geometry"] = geom[~geom.index.duplicated()].reindex(merged.index)
     merged.loc[unions.index, "geometry"] = unions.to_numpy()
     merged = merged.reset_index()
-    warnings.append(f"{file}: {len(unions)} current commune(s) formed from several communes "
-                    "of the file (older COG vintage) were dissolved: "
+    warnings.append(f"{file} : {len(unions)} commune(s) en vigueur formée(s) de plusieurs "
+                    "communes du fichier (millésime COG antérieur) fusionnée(s) : "
                     + ", ".join(map(str, unions.index[:30]))
-                    + "; population summed, density level and representative point taken "
-                    "from the most populous part")
+                    + " ; population additionnée, niveau de densité et point représentatif pris "
+                    "dans la partie la plus peuplée")
     try:
         return gpd.GeoDataFrame(merged.sort_values("code_insee"), geometry="geometry",
                                 crs=CRS_INPUT_OUTPUT)
     except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
-        raise InputError(Problem(file, None, "geometry", "polygons that can be dissolved",
+        raise InputError(Problem(file, None, "geometry", "des polygones fusionnables",
                                  str(exc))) from None

@@ -40,12 +40,13 @@ from coverage.io.communes import load_communes
 from coverage.io.services import load_services
 from coverage.io.tables import Loaded, check_file, file_suffix, read_table
 from coverage.io.waiting import WaitingReturns, WaitingSpecs, load_waiting_files, waiting_paths
-from coverage.labels import FICTIONAL_LABEL
+from coverage.labels import FICTIONAL_LABEL, fr_int
 from coverage.schemas import ROAD_FORMATS
 from coverage.settings import Settings, is_fictional_code
 
 __all__ = [
     "LAYER_INPUTS",
+    "SECTION_TITLES",
     "Inputs",
     "ReadChoices",
     "RoadCheck",
@@ -68,6 +69,11 @@ _LoadedT = TypeVar("_LoadedT", Loaded, WaitingReturns)
 
 #: Inputs that may be GeoPackages read by layer (keys of :attr:`ReadChoices.layers`).
 LAYER_INPUTS = ("communes", "services", "densite")
+#: French title of each section of the ``validate`` report (by :attr:`Section.name`).
+SECTION_TITLES: Mapping[str, str] = MappingProxyType({
+    "communes": "communes", "services": "services", "waiting": "listes d'attente",
+    "roads": "réseau routier", "densite": "grille de densité", "inputs": "entrées",
+})
 
 
 @dataclass(frozen=True)
@@ -151,8 +157,8 @@ def check_roads(path: str | Path) -> Path:
     p = check_file(path)
     if file_suffix(p) not in ROAD_FORMATS:
         raise UnsupportedFormatError(Problem(
-            str(p), None, None, "a road network file: " + ", ".join(ROAD_FORMATS),
-            file_suffix(p) or "no extension"))
+            str(p), None, None, "un fichier de réseau routier : " + ", ".join(ROAD_FORMATS),
+            file_suffix(p) or "aucune extension"))
     return p
 
 
@@ -205,8 +211,8 @@ def load_inputs(communes: str | Path | None = None, densite: str | Path | None =
             not _services_look_fictional(Path(services), settings):
         raise MissingColumnError(Problem(
             str(services), None, None,
-            "a communes file (--communes) with a real services file: without it the "
-            "communes are the FICTIONAL demo territory"))
+            "un fichier des communes (--communes) avec un fichier de services réels : sans "
+            "lui, les communes sont celles du territoire de démonstration FICTIF"))
     if demo is not None:
         log.info("no communes file given: using the FICTIONAL demo territory")
     c = _load_communes(communes if demo is None else demo.communes, densite, settings,
@@ -216,7 +222,8 @@ def load_inputs(communes: str | Path | None = None, densite: str | Path | None =
         if demo is None:
             raise MissingColumnError(Problem(
                 "--services", None, None,
-                "a services file with real communes (the demo services are fictional)"))
+                "un fichier de services avec des communes réelles (les services de la "
+                "démonstration sont fictifs)"))
         services = demo.services
     s = load_services(services, communes=c, settings=settings,
                       layer=choices.layers.get("services"))
@@ -294,25 +301,27 @@ class ValidationReport:
 
     def text(self) -> str:
         """Plain-text report: counts, remapped codes, warnings, errors, verdict."""
-        lines = ["zones-blanches validate"]
+        lines = ["zones-blanches validate : contrôle des fichiers d'entrée"]
         if self.fictif:
             lines.append(f"  {FICTIONAL_LABEL}")
         for s in self.sections:
-            status = "OK" if s.ok else "ERRORS"
-            lines.append(f"\n[{s.name}] {s.path}  — {status}")
+            status = "OK" if s.ok else "ERREURS"
+            title = SECTION_TITLES.get(s.name, s.name)
+            lines.append(f"\n[{title}] {s.path}  — {status}")
             lines += [f"  {line}" for line in s.summary.splitlines()]
-            lines += [f"  note: {n}" for n in s.notes]
+            lines += [f"  note : {n}" for n in s.notes]
             if s.remapped is not None and len(s.remapped):
-                lines.append(f"  remapped codes ({len(s.remapped)}):")
-                lines += [f"    row {r.row}, column '{r.column}': {r.code_ancien} → "
+                lines.append(f"  codes remplacés ({fr_int(len(s.remapped))}) :")
+                lines += [f"    ligne {r.row}, colonne « {r.column} » : {r.code_ancien} → "
                           f"{r.code_actuel}" for r in s.remapped.head(100).itertuples()]
                 if len(s.remapped) > 100:
-                    lines.append(f"    … and {len(s.remapped) - 100} more")
-            lines += [f"  warning: {w}" for w in s.warnings]
-            lines += [f"  error: {e}" for e in s.errors]
-        verdict = ("valid: no error" if self.ok else
-                   f"INVALID: {self.n_errors} error line(s); nothing was written")
-        lines.append(f"\nResult: {verdict}")
+                    lines.append(f"    … et {fr_int(len(s.remapped) - 100)} autres")
+            lines += [f"  avertissement : {w}" for w in s.warnings]
+            lines += [f"  erreur : {e}" for e in s.errors]
+        verdict = ("valide, aucune erreur" if self.ok else
+                   f"INVALIDE : {fr_int(self.n_errors)} ligne(s) d'erreur ; rien n'a été "
+                   "écrit")
+        lines.append(f"\nRésultat : {verdict}")
         return "\n".join(lines)
 
 
@@ -332,7 +341,7 @@ def _attempt(section: Section, fn: Callable[[], _LoadedT]) -> _LoadedT | None:
         section.errors += [str(p) for p in exc.problems] or [str(exc)]
         return None
     except CoverageError as exc:
-        section.errors.append(f"{section.path}: {exc}")
+        section.errors.append(f"{section.path} : {exc}")
         return None
     section.warnings += loaded.warnings
     section.remapped = loaded.remapped
@@ -390,7 +399,8 @@ def validate_inputs(communes: str | Path | None = None, densite: str | Path | No
         report.sections.append(sec)
     elif densite is not None:
         sec = Section("densite", str(densite),
-                      errors=[f"{densite}: a density grid needs a communes file (--communes)"])
+                      errors=[f"{densite} : une grille de densité demande un fichier des "
+                              "communes (--communes)"])
         report.sections.append(sec)
     if services is not None:
         report.sections.append(_validate_services(Path(services), com_data, settings,
@@ -401,13 +411,13 @@ def validate_inputs(communes: str | Path | None = None, densite: str | Path | No
         loaded = _attempt(sec, lambda: load_waiting_files(wpath, communes=com_data,
                                                           settings=settings))
         if loaded is not None:
-            sec.summary = f"{len(loaded.data)} rows" + (
-                f" in {len(loaded.files)} files" if len(loaded.files) > 1 else "")
+            sec.summary = f"{fr_int(len(loaded.data))} ligne(s)" + (
+                f" dans {len(loaded.files)} fichiers" if len(loaded.files) > 1 else "")
         report.sections.append(sec)
     if roads is not None:
         report.sections.append(_validate_roads(Path(roads), settings, road_check))
     if not report.sections:
-        report.sections.append(Section("inputs", "", errors=["no input file given"]))
+        report.sections.append(Section("inputs", "", errors=["aucun fichier d'entrée donné"]))
     return report
 
 
@@ -417,15 +427,15 @@ def _validate_communes(path: Path, densite: str | Path | None, settings: Setting
     sec = Section("communes", str(path))
     loaded = _attempt(sec, lambda: _load_communes(path, densite, settings, choices))
     if densite is not None:
-        sec.notes.append(f"density grid joined: {densite}")
+        sec.notes.append(f"grille de densité jointe : {densite}")
     if loaded is None:
         return sec, None
     data = loaded.data
     fictif = bool(data["fictif"].all())
-    sec.summary = (f"{len(data):,} communes in {data['code_dep'].nunique()} département(s), "
-                   f"population {int(data['population'].sum()):,}, "
-                   f"{int(data['rural'].sum()):,} rural"
-                   + (" — FICTIONAL demo territory" if fictif else ""))
+    sec.summary = (f"{fr_int(len(data))} communes dans {data['code_dep'].nunique()} "
+                   f"département(s), population {fr_int(int(data['population'].sum()))}, "
+                   f"{fr_int(int(data['rural'].sum()))} rurale(s)"
+                   + (" — territoire de démonstration FICTIF" if fictif else ""))
     return sec, data
 
 
@@ -434,8 +444,8 @@ def _validate_services(path: Path, communes: gpd.GeoDataFrame | None,
     """Load a services file for ``validate`` against ``communes`` (else the national table)."""
     sec = Section("services", str(path))
     if communes is None:
-        sec.notes.append("checked against the national COG 2026 table (no valid "
-                         "communes file): codes only, no placement")
+        sec.notes.append("contrôlé avec la table nationale du COG 2026 (pas de fichier des "
+                         "communes valide) : codes seulement, sans placement")
     loaded = _attempt(sec, lambda: load_services(path, communes=communes, settings=settings,
                                                  layer=layer))
     if loaded is not None:
@@ -443,9 +453,9 @@ def _validate_services(path: Path, communes: gpd.GeoDataFrame | None,
         by_type = ", ".join(f"{t} {n}" for t, n in
                             d["type_service"].value_counts().sort_index().items())
         at_commune = d["precision"] == "commune"
-        sec.summary = (f"{len(d)} services ({by_type}); "
-                       f"{int((at_commune & d['lon'].notna()).sum())} placed at their "
-                       f"commune's point, {int(d['lon'].isna().sum())} without position")
+        sec.summary = (f"{len(d)} services ({by_type}) ; "
+                       f"{int((at_commune & d['lon'].notna()).sum())} placé(s) au point "
+                       f"de leur commune, {int(d['lon'].isna().sum())} sans position")
     return sec
 
 
@@ -458,15 +468,15 @@ def _validate_roads(path: Path, settings: Settings, road_check: RoadCheck | None
         sec.errors += [str(p) for p in exc.problems]
         return sec
     if road_check is None:
-        sec.notes.append("road network not built: extension and size checked")
+        sec.notes.append("réseau routier non construit : extension et taille contrôlées")
         return sec
     try:
         sec.summary = road_check(path, settings)
     except InputError as exc:
         sec.errors += [str(p) for p in exc.problems]
     except CoverageError as exc:
-        sec.errors.append(f"{path}: {exc}")
+        sec.errors.append(f"{path} : {exc}")
     except (OSError, RuntimeError, ValueError) as exc:  # osmium/osmnx read errors
-        sec.errors.append(f"{path}: expected a readable road network file, found "
-                          f"{type(exc).__name__}: {exc}")
+        sec.errors.append(f"{path} : attendu un fichier de réseau routier lisible, trouvé "
+                          f"{type(exc).__name__} : {exc}")
     return sec

@@ -166,7 +166,7 @@ def read_capped_bytes(path: str | Path, limits: TableLimits, *, gzipped: bool = 
     except (OSError, EOFError, zlib.error) as exc:
         if not gzipped:
             raise
-        raise InputError(Problem(str(p), None, None, "a gzip-compressed CSV file",
+        raise InputError(Problem(str(p), None, None, "un fichier CSV compressé par gzip",
                                  str(exc))) from None
     columns = _header_columns(p, buf, final=True) if columns is None else columns
     rows = lines - 1 + (1 if buf and not buf.endswith(b"\n") else 0)
@@ -252,5 +252,5 @@ def check_xlsx(path: str | Path, limits: TableLimits) -> None:
             for part in _first_sheet(zf, names):
                 _scan_sheet(p, zf, part, limits)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise InputError(Problem(str(p), None, None, "a readable XLSX workbook",
+        raise InputError(Problem(str(p), None, None, "un classeur XLSX lisible",
                                  f"{type(exc).__name__}: {exc}")) from None

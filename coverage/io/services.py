@@ -29,6 +29,7 @@ from coverage.cog import Harmonised, harmonise_codes, national_communes, normali
 from coverage.demo import demo_paths
 from coverage.errors import OutOfTerritoryError, UnknownCodeError
 from coverage.io.tables import Loaded, gpkg_layers, is_blank, read_table, rename_aliases, to_number
+from coverage.labels import fr_decimal, fr_int
 from coverage.settings import (
     CRS_INPUT_OUTPUT,
     METRO_BBOX,
@@ -166,7 +167,7 @@ def load_services(path: str | Path | None = None, *,
     problems = ProblemList(file)
     com = communes.data if isinstance(communes, Loaded) else communes
     require_columns(df, ["type_service", "organisme", "code_insee", "source", "date_source"],
-                    file=file, hint={"source": "a column 'source' (alias source_url)"})
+                    file=file, hint={"source": "une colonne « source » (alias source_url)"})
 
     harm, ref, ref_codes, elsewhere = _service_codes(df, com, file, problems)
     warnings += harm.warnings
@@ -230,7 +231,7 @@ def _service_codes(df: pd.DataFrame, com: pd.DataFrame | None, file: str,
     # its coordinates are given (families may cross the border), and ignored with a
     # warning otherwise (it cannot be placed).
     elsewhere = absent & df["code_insee"].isin(national.index) & (not fictional)
-    where = f"a commune of the communes data set ({len(known)} communes)"
+    where = f"une commune du fichier des communes ({fr_int(len(known))} communes)"
     problems.add_rows(absent & ~elsewhere, "code_insee", where, df["code_insee"],
                       kind=UnknownCodeError)
     ref = com.set_index("code_insee")
@@ -242,14 +243,15 @@ def _types_and_ids(df: pd.DataFrame, settings: Settings, file: str,
     """Check ``type_service`` and ``service_id`` (generated when absent); return warnings."""
     types = normalise_service_types(df["type_service"], settings.service_types)
     problems.add_rows(types.isna(), "type_service",
-                      "one of " + ", ".join(settings.service_types), df["type_service"])
+                      "l'une des valeurs " + ", ".join(settings.service_types), df["type_service"])
     df["type_service"] = types.where(types.notna(), df["type_service"])
     if "service_id" not in df.columns:
         df["service_id"] = _generated_ids(df)
-        return [f"{file}: no 'service_id' column; stable ids generated from type, "
-                "commune code, organisme, name and address (S + 10 hex digits)"]
+        return [f"{file} : pas de colonne « service_id » ; identifiants stables générés à partir "
+                "du type, du code commune, de l'organisme, du nom et de l'adresse "
+                "(S + 10 chiffres hexadécimaux)"]
     blank = is_blank(df["service_id"])
-    problems.add_rows(blank, "service_id", "a service identifier", df["service_id"])
+    problems.add_rows(blank, "service_id", "un identifiant de service", df["service_id"])
     df["service_id"] = df["service_id"].astype("str").str.strip()
     duplicate_rows(df["service_id"].where(~blank), file=file, column="service_id",
                    problems=problems)
@@ -260,23 +262,24 @@ def _text_and_capacity(df: pd.DataFrame, file: str, problems: ProblemList) -> li
     """Check the text columns and ``capacite`` (ETP or places); return warnings."""
     warnings: list[str] = []
     for col in ("organisme", "source", "date_source"):
-        problems.add_rows(is_blank(df[col]), col, f"a non-empty '{col}'", df[col])
+        problems.add_rows(is_blank(df[col]), col, f"une valeur « {col} » non vide", df[col])
     if "nom" not in df.columns:
         df["nom"] = df["organisme"]
-        warnings.append(f"{file}: no 'nom' column; the service name is its 'organisme'")
+        warnings.append(f"{file} : pas de colonne « nom » ; le nom du service est son "
+                        "« organisme »")
     else:
         blank = is_blank(df["nom"])
         if blank.any():
-            warnings.append(f"{file}: {int(blank.sum())} empty 'nom' cells filled with the "
-                            "'organisme'")
+            warnings.append(f"{file} : {int(blank.sum())} cellule(s) « nom » vide(s) remplie(s) "
+                            "par l'« organisme »")
         df["nom"] = df["nom"].where(~blank, df["organisme"])
     if "adresse" not in df.columns:
         df["adresse"] = pd.Series(pd.NA, index=df.index, dtype="str")
     if "capacite" in df.columns:
         cap = to_number(df["capacite"])
         bad = (cap.isna() & ~is_blank(df["capacite"])) | (cap < 0) | (cap > MAX_CAPACITY)
-        problems.add_rows(bad, "capacite", "a finite number ≥ 0 (ETP or places) up to "
-                          f"{MAX_CAPACITY:,}, or empty".replace(",", " "), df["capacite"])
+        problems.add_rows(bad, "capacite", "un nombre fini ≥ 0 (ETP ou places) jusqu'à "
+                          f"{fr_int(MAX_CAPACITY)}, ou vide", df["capacite"])
         df["capacite"] = cap.where(~bad)
     else:
         df["capacite"] = np.nan
@@ -291,13 +294,13 @@ def _across_the_border(elsewhere: pd.Series, has_xy: pd.Series, file: str) -> li
         rows = ", ".join(str(i + 1) for i in np.flatnonzero(unplaced.to_numpy())[:20])
         more = "…" if int(unplaced.sum()) > 20 else ""
         warnings.append(
-            f"{file}: {int(unplaced.sum())} service(s) in communes outside the communes data "
-            f"set and without coordinates ignored (rows {rows}{more}); give their lon/lat to "
-            "count them as services across the border")
+            f"{file} : {int(unplaced.sum())} service(s) de communes hors du fichier des communes "
+            f"et sans coordonnées ignoré(s) (lignes {rows}{more}) ; donnez leurs lon/lat "
+            "pour les compter comme services de l'autre côté de la limite")
     if (elsewhere & has_xy).any():
         warnings.append(
-            f"{file}: {int((elsewhere & has_xy).sum())} service(s) outside the communes data "
-            "set kept at their coordinates (services across the border)")
+            f"{file} : {int((elsewhere & has_xy).sum())} service(s) hors du fichier des "
+            "communes gardé(s) à leurs coordonnées (services de l'autre côté de la limite)")
     return warnings
 
 
@@ -314,12 +317,12 @@ def _place(df: pd.DataFrame, lon: pd.Series, lat: pd.Series, has_xy: pd.Series,
         if "lon" in ref.columns and "lat" in ref.columns:
             lon = lon.where(has_xy, df["code_insee"].map(ref["lon"]))
             lat = lat.where(has_xy, df["code_insee"].map(ref["lat"]))
-            warnings.append(f"{file}: {int((~has_xy).sum())} service(s) without coordinates "
-                            "placed at their commune's representative point "
+            warnings.append(f"{file} : {int((~has_xy).sum())} service(s) sans coordonnées "
+                            "placé(s) au point représentatif de leur commune "
                             "(precision=commune)")
         else:
-            warnings.append(f"{file}: {int((~has_xy).sum())} service(s) without coordinates "
-                            "and no commune polygons given: left without position")
+            warnings.append(f"{file} : {int((~has_xy).sum())} service(s) sans coordonnées et "
+                            "sans polygones des communes : laissé(s) sans position")
     df["lon"] = lon.astype("float64")
     df["lat"] = lat.astype("float64")
     df["precision"] = precision
@@ -346,7 +349,7 @@ def _given_coordinates(df: pd.DataFrame, raw: pd.DataFrame, file: str,
         geoms = raw.geometry.reset_index(drop=True)
         present = ~(geoms.isna() | geoms.is_empty)
         not_point = present & (geoms.geom_type != "Point")
-        problems.add_rows(not_point, "geometry", "a Point", geoms.geom_type)
+        problems.add_rows(not_point, "geometry", "un point (Point)", geoms.geom_type)
         pts = present & ~not_point
         lon[pts] = geoms[pts].x
         lat[pts] = geoms[pts].y
@@ -355,13 +358,13 @@ def _given_coordinates(df: pd.DataFrame, raw: pd.DataFrame, file: str,
             continue
         v = to_number(df[col])
         bad = (v.isna() & ~is_blank(df[col])) | (v < lo) | (v > hi)
-        problems.add_rows(bad, col, f"degrees between {lo:g} and {hi:g} (EPSG:4326), or empty",
+        problems.add_rows(bad, col, f"des degrés entre {lo:g} et {hi:g} (EPSG:4326), ou vide",
                           df[col])
         target = lon if col == "lon" else lat
         target[:] = target.where(target.notna(), v.where(~bad))
     one_only = lon.notna() ^ lat.notna()
     problems.add_rows(one_only, "lon" if "lon" in df.columns else "lat",
-                      "both lon and lat, or neither", df.get("lon"))
+                      "lon et lat ensemble, ou aucune des deux", df.get("lon"))
     return lon.where(~one_only), lat.where(~one_only)
 
 
@@ -380,10 +383,10 @@ def _check_territory(lon: pd.Series, lat: pd.Series, has_xy: pd.Series,
         m = TERRITORY_MARGIN_DEG
         boxes += [(r.minx - m, r.miny - m, r.maxx + m, r.maxy + m)
                   for r in dep_boxes.itertuples()]
-        where = "metropolitan France or the communes data set's territory"
+        where = "la France métropolitaine ou le territoire du fichier des communes"
     else:
         boxes += list(DROM_BBOXES.values())
-        where = "metropolitan France or an overseas département"
+        where = "la France métropolitaine ou un département d'outre-mer"
     arr = np.array(boxes)
 
     def inside(px: np.ndarray, py: np.ndarray) -> np.ndarray:
@@ -396,9 +399,10 @@ def _check_territory(lon: pd.Series, lat: pd.Series, has_xy: pd.Series,
     if not out.any():
         return
     swapped = inside(np.nan_to_num(y), np.nan_to_num(x))
-    found = [f"lon {a:.5f}, lat {b:.5f}" + (" (lon and lat swapped?)" if s else "")
+    found = [f"lon {fr_decimal(a, 5)} ; lat {fr_decimal(b, 5)}"
+             + (" (lon et lat inversées ?)" if s else "")
              for a, b, s in zip(x, y, swapped, strict=True)]
-    problems.add_rows(out, "lon", f"coordinates (EPSG:4326) in {where}", found,
+    problems.add_rows(out, "lon", f"des coordonnées (EPSG:4326) dans {where}", found,
                       kind=OutOfTerritoryError)
 
 
@@ -433,7 +437,8 @@ def _check_near_commune(codes: pd.Series, xy: tuple[pd.Series, pd.Series], has_x
         dist[sel] = shapely.distance(polys.to_numpy(), pts.to_numpy()) / 1000.0
     far = np.zeros(len(codes), dtype=bool)
     far[rows] = dist[rows] > SERVICE_MAX_KM_FROM_COMMUNE
-    found = [f"lon {x:.5f}, lat {y:.5f} : à {d:.0f} km du polygone de la commune {c}"
+    found = [f"lon {fr_decimal(x, 5)} ; lat {fr_decimal(y, 5)} : à {d:.0f} km du polygone "
+             f"de la commune {c}"
              for x, y, d, c in zip(lon, lat, dist, code, strict=True)]
     problems.add_rows(far, "lon", "des coordonnées à moins de "
                       f"{SERVICE_MAX_KM_FROM_COMMUNE:g} km de la commune du service "

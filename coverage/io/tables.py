@@ -35,12 +35,14 @@ from coverage.errors import (
     UnsupportedFormatError,
 )
 from coverage.io.limits import TableLimits, check_xlsx, read_capped_bytes
+from coverage.labels import fr_int
 
 __all__ = [
     "CSV_ENCODINGS",
     "CSV_SUFFIXES",
     "GEOJSON_SUFFIXES",
     "GPKG_SUFFIXES",
+    "HEADER_WITHOUT_ROWS",
     "PARQUET_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "XLSX_SUFFIXES",
@@ -73,6 +75,8 @@ SUPPORTED_SUFFIXES = (*CSV_SUFFIXES, *XLSX_SUFFIXES, *GEOJSON_SUFFIXES, *GPKG_SU
 #: Encodings tried in order for CSV files. ``utf-8-sig`` also reads UTF-8 without a BOM;
 #: CP1252 is what French Excel writes; Latin-1 decodes any byte and closes the list.
 CSV_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+#: What an empty table with a header was found to be (``found`` of its problem).
+HEADER_WITHOUT_ROWS = "un en-tête sans lignes"
 
 @dataclass
 class Loaded:
@@ -118,17 +122,17 @@ def check_file(path: str | Path, *, max_bytes: int | None = None) -> Path:
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError(Problem(str(p), None, None, "an existing file",
-                                 "a folder" if p.is_dir() else "no such file"))
+        raise InputError(Problem(str(p), None, None, "un fichier existant",
+                                 "un dossier" if p.is_dir() else "fichier introuvable"))
     size = p.stat().st_size
     if size == 0:
-        raise EmptyInputError(Problem(str(p), None, None, "a file with data rows",
-                                      "an empty file (0 bytes)"))
+        raise EmptyInputError(Problem(str(p), None, None, "un fichier avec des lignes de données",
+                                      "un fichier vide (0 octet)"))
     if max_bytes is not None and size > max_bytes:
         raise FileTooLargeError(Problem(
             str(p), None, None,
-            f"a file of at most {max_bytes:,} bytes (settings.max_input_bytes)",
-            f"{size:,} bytes"))
+            f"un fichier d'au plus {fr_int(max_bytes)} octets (settings.max_input_bytes)",
+            f"{fr_int(size)} octets"))
     return p
 
 
@@ -173,7 +177,7 @@ def read_table(path: str | Path, *, max_bytes: int | None = None,
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnsupportedFormatError(Problem(
             str(p), None, None,
-            "one of the extensions " + ", ".join(SUPPORTED_SUFFIXES), suffix or "none"))
+            "une des extensions " + ", ".join(SUPPORTED_SUFFIXES), suffix or "aucune"))
     limits = replace(limits or TableLimits(),
                      max_bytes=max_bytes if max_bytes is not None else
                      (limits.max_bytes if limits else None))
@@ -184,9 +188,9 @@ def read_table(path: str | Path, *, max_bytes: int | None = None,
     else:
         df = _read_geo(p, suffix, layer)
     if len(df) == 0:
-        raise EmptyInputError(Problem(str(p), None, None, "at least one data row",
-                                      "a header without rows" if len(df.columns) else
-                                      "no rows"))
+        raise EmptyInputError(Problem(str(p), None, None, "au moins une ligne de données",
+                                      HEADER_WITHOUT_ROWS if len(df.columns) else
+                                      "aucune ligne"))
     return df
 
 
@@ -213,8 +217,8 @@ def _read_csv(p: Path, limits: TableLimits) -> pd.DataFrame:
     raw = read_capped_bytes(p, limits, gzipped=file_suffix(p) == ".csv.gz")
     text, encoding = _decode(p, raw)
     if not text.strip():
-        raise EmptyInputError(Problem(str(p), None, None, "a header and data rows",
-                                      "only blank characters"))
+        raise EmptyInputError(Problem(str(p), None, None, "un en-tête et des lignes de données",
+                                      "seulement des blancs"))
     sep = _sniff_separator(text)
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
@@ -225,12 +229,12 @@ def _read_csv(p: Path, limits: TableLimits) -> pd.DataFrame:
         if m:
             raise InputError(Problem(
                 str(p), int(m.group(2)) - 1, None,
-                f"{m.group(1)} fields separated by {sep!r} as in the header",
-                f"{m.group(3)} fields")) from None
-        raise InputError(Problem(str(p), None, None, "a well-formed CSV file", msg)) from None
+                f"{m.group(1)} champs séparés par « {sep} » comme dans l'en-tête",
+                f"{m.group(3)} champs")) from None
+        raise InputError(Problem(str(p), None, None, "un fichier CSV bien formé", msg)) from None
     except pd.errors.EmptyDataError:
-        raise EmptyInputError(Problem(str(p), None, None, "a header and data rows",
-                                      "no header")) from None
+        raise EmptyInputError(Problem(str(p), None, None, "un en-tête et des lignes de données",
+                                      "aucun en-tête")) from None
     df.columns = [str(c).strip() for c in df.columns]
     df.attrs["encoding"] = encoding
     df.attrs["separator"] = sep
@@ -244,7 +248,7 @@ def _read_xlsx(p: Path, limits: TableLimits) -> pd.DataFrame:
     try:
         df = pd.read_excel(p, sheet_name=0, dtype=object, engine="openpyxl")
     except (zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
-        raise InputError(Problem(str(p), None, None, "a readable XLSX workbook",
+        raise InputError(Problem(str(p), None, None, "un classeur XLSX lisible",
                                  f"{type(exc).__name__}: {exc}")) from None
     df.columns = [str(c).strip() for c in df.columns]
     check_headers(df.columns, file=str(p))
@@ -365,7 +369,7 @@ def _list_layers(p: Path) -> list[str]:
     try:
         return [str(name) for name, _ in pyogrio.list_layers(p)]
     except Exception as exc:  # pyogrio raises several DataSourceError flavours
-        raise InputError(Problem(str(p), None, None, "a readable GeoPackage",
+        raise InputError(Problem(str(p), None, None, "un GeoPackage lisible",
                                  f"{type(exc).__name__}: {exc}")) from None
 
 
@@ -382,8 +386,8 @@ def _read_geo(p: Path, suffix: str, layer: str | None) -> pd.DataFrame:
         layers = _list_layers(p)
         if layer is None:
             if not layers:
-                raise EmptyInputError(Problem(str(p), None, None, "at least one layer",
-                                              "no layer"))
+                raise EmptyInputError(Problem(str(p), None, None, "au moins une couche",
+                                              "aucune couche"))
             if len(layers) > 1:
                 raise InputError(Problem(
                     str(p), None, "layer",
@@ -392,12 +396,12 @@ def _read_geo(p: Path, suffix: str, layer: str | None) -> pd.DataFrame:
             layer = layers[0]
         elif layer not in layers:
             raise InputError(Problem(str(p), None, "layer",
-                                     "one of the layers " + ", ".join(layers), layer))
+                                     "une des couches " + ", ".join(layers), layer))
         kwargs["layer"] = layer
     try:
         gdf = gpd.read_file(p, engine="pyogrio", **kwargs)
     except Exception as exc:  # pyogrio/GDAL errors have no common base class
-        raise InputError(Problem(str(p), None, None, f"a readable {suffix} file",
+        raise InputError(Problem(str(p), None, None, f"un fichier {suffix} lisible",
                                  f"{type(exc).__name__}: {exc}")) from None
     if not isinstance(gdf, gpd.GeoDataFrame) or "geometry" not in gdf.columns:
         return pd.DataFrame(gdf)
@@ -409,14 +413,14 @@ def _read_parquet(p: Path) -> pd.DataFrame:
     try:
         meta = pq.read_schema(p).metadata or {}
     except Exception as exc:  # pyarrow.ArrowInvalid and OSError
-        raise InputError(Problem(str(p), None, None, "a readable Parquet file",
+        raise InputError(Problem(str(p), None, None, "un fichier Parquet lisible",
                                  f"{type(exc).__name__}: {exc}")) from None
     if b"geo" not in meta:
         return pd.read_parquet(p)
     try:
         gdf = gpd.read_parquet(p)
     except Exception as exc:  # invalid GeoParquet metadata
-        raise InputError(Problem(str(p), None, None, "a readable GeoParquet file",
+        raise InputError(Problem(str(p), None, None, "un fichier GeoParquet lisible",
                                  f"{type(exc).__name__}: {exc}")) from None
     geo: pd.DataFrame = to_input_crs(gdf, file=str(p))
     return geo
@@ -512,14 +516,14 @@ def rename_aliases(df: pd.DataFrame, aliases: Mapping[str, Sequence[str]], *,
             continue
         if len(found) > 1:
             problems.append(Problem(file, None, found[0],
-                                    f"a single column for '{target}'",
-                                    "columns " + ", ".join(map(str, found))))
+                                    f"une seule colonne pour « {target} »",
+                                    "colonnes " + ", ".join(map(str, found))))
             continue
         chosen = found[0]
         claimed.add(chosen)
         if chosen != target:
             rename[chosen] = target
-            notes.append(f"column '{chosen}' read as '{target}'")
+            notes.append(f"colonne « {chosen} » lue comme « {target} »")
     if problems:
         raise InputError(problems)
     out = df.rename(columns=rename)

@@ -72,6 +72,7 @@ from coverage.errors import (
 )
 from coverage.files import sha256_file
 from coverage.io.tables import Loaded, read_table
+from coverage.labels import fr_int
 from coverage.schemas import PERIODE, TYPE_PERIODE, WAITING, Contract, Field
 from coverage.settings import Settings, is_fictional_code
 
@@ -618,8 +619,8 @@ def load_waiting(
     data["ligne"] = range(1, len(data) + 1)
     if data["service_id"].isna().all() and data["nom_service"].notna().any():
         data["service_id"] = data["nom_service"]
-        warnings.append(f"{name}: no service identifier column; services are identified "
-                        "by their name")
+        warnings.append(f"{name} : pas de colonne d'identifiant de service ; les services sont "
+                        "identifiés par leur nom")
     duplicates: list[Problem] = []
     _check_duplicates(data, name, seen, duplicates)
     if problems:
@@ -645,7 +646,7 @@ def _file_source(name: str, source: str | None) -> str:
     if source is not None:
         given = normalise_source(source)
         if given is None:
-            raise InputError(Problem(name, None, "source", "a source among "
+            raise InputError(Problem(name, None, "source", "une source parmi "
                                      + ", ".join(SOURCES), str(source)))
         return given
     from_name = source_from_name(name)
@@ -678,26 +679,26 @@ def _map_headings(raw: pd.DataFrame, name: str,
             continue
         if target in seen:
             problems.append(Problem(name, None, str(col),
-                                    f"one column for {target} (already given by "
-                                    f"{seen[target]!r})"))
+                                    f"une seule colonne pour {target} (déjà donnée par "
+                                    f"« {seen[target]} »)"))
             continue
         seen[target] = str(col)
         mapping[str(col)] = target
     if ignored:
-        warnings.append(f"{name}: columns ignored (no matching contract column, see "
-                        f"docs/listes_attente.md): {', '.join(ignored)}")
-    problems += [Problem(name, None, req, f"a column {req} (e.g. one of "
+        warnings.append(f"{name} : colonnes ignorées (aucune colonne du contrat ne "
+                        f"correspond, voir docs/listes_attente.md) : {', '.join(ignored)}")
+    problems += [Problem(name, None, req, f"une colonne {req} (par exemple l'une de "
                          f"{', '.join(COLUMN_ALIASES[req][:3])})")
                  for req in ("code_dep", "type_service") if req not in seen]
     if "annee" not in seen and "periode" not in seen:
-        problems.append(Problem(name, None, "annee", "a column annee or periode (e.g. one "
-                                "of annee, Année, Période)"))
+        problems.append(Problem(name, None, "annee", "une colonne annee ou periode (par "
+                                "exemple l'une de annee, Année, Période)"))
     if "familles_en_attente" not in seen and "delai_moyen_jours" not in seen:
         problems.append(Problem(name, None, "familles_en_attente",
-                                "a column familles_en_attente or delai_moyen_jours"))
+                                "une colonne familles_en_attente ou delai_moyen_jours"))
     if problems:
         raise MissingColumnError(problems)
-    warnings += [f"{name}: no column {col}; values are missing (not reported)"
+    warnings += [f"{name} : pas de colonne {col} ; valeurs manquantes (non déclarées)"
                  for col in ("familles_en_attente", "delai_moyen_jours") if col not in seen]
     return mapping, seen
 
@@ -745,30 +746,30 @@ class _Cells:
         dep = normalise_dep(txt)
         if dep is None:
             problems.append(self._problem(row, "code_dep",
-                                          "a département code (01…95, 2A, 2B, 971…976)", txt))
+                                          "un code de département (01…95, 2A, 2B, 971…976)", txt))
         elif dep not in self.valid_deps and not (self.fictional_alone
                                                  and is_fictional_code(dep)):
             problems.append(self._problem(row, "code_dep",
-                                          "a current département code (COG) or a département "
-                                          "of the communes file", txt))
+                                          "un code de département en vigueur (COG) ou un "
+                                          "département du fichier des communes", txt))
         return dep
 
     def _type(self, txt: str, row: int, problems: list[Problem]) -> str | None:
         typ = normalise_type_service(txt, self.service_types)
         if typ is None:
             problems.append(self._problem(row, "type_service",
-                                          "a service type (" + ", ".join(self.service_types)
-                                          + ", or « Espace de rencontre », « Médiation "
+                                          "un type de service (" + ", ".join(self.service_types)
+                                          + ", ou « Espace de rencontre », « Médiation "
                                           "familiale », « ER », « MF »)", txt))
         return typ
 
     def _year(self, cell: object, row: int, problems: list[Problem]) -> int | None:
         v = _parse_year(cell)
         if v is None or np.isnan(v) or v != int(v):
-            problems.append(self._problem(row, "annee", "a year (e.g. 2023)", cell))
+            problems.append(self._problem(row, "annee", "une année (par exemple 2023)", cell))
         elif not MIN_YEAR <= v <= self.today.year:
             problems.append(self._problem(row, "annee",
-                                          f"a year between {MIN_YEAR} and {self.today.year}",
+                                          f"une année entre {MIN_YEAR} et {self.today.year}",
                                           cell))
         else:
             return int(v)
@@ -784,18 +785,18 @@ class _Cells:
         p = parse_period(cell)
         if p is None:
             problems.append(self._problem(
-                row, "periode", "a period: 2025, 2025-S1, 2025-T3, 2025-03 or a date of "
-                "observation 2025-03-31", cell))
+                row, "periode", "une période : 2025, 2025-S1, 2025-T3, 2025-03 ou une date "
+                "d'observation 2025-03-31", cell))
         elif p.year < MIN_YEAR:
-            problems.append(self._problem(row, "periode", f"a period from {MIN_YEAR} on",
+            problems.append(self._problem(row, "periode", f"une période à partir de {MIN_YEAR}",
                                           cell))
         elif p.start > self.today:
             problems.append(self._problem(
-                row, "periode", f"a period begun by today ({self.today.isoformat()}), not a "
-                "future one", cell))
+                row, "periode", f"une période commencée au plus tard aujourd'hui "
+                f"({self.today.isoformat()}), pas une période future", cell))
         elif "annee" in self.seen and _text(cells.get("annee")) and \
                 _parse_year(cells.get("annee")) != p.year:
-            problems.append(self._problem(row, "annee", f"the year of the period ({p.year})",
+            problems.append(self._problem(row, "annee", f"l'année de la période ({p.year})",
                                           cells.get("annee")))
         else:
             return p
@@ -808,7 +809,7 @@ class _Cells:
         src = normalise_source(txt)
         if src is None:
             problems.append(self._problem(row, "source",
-                                          "a source among " + ", ".join(SOURCES), txt))
+                                          "une source parmi " + ", ".join(SOURCES), txt))
         return src
 
     def _date(self, cell: object, row: int, problems: list[Problem]) -> _dt.date | None:
@@ -817,11 +818,12 @@ class _Cells:
         p = parse_period(cell)
         if p is None or p.kind != "date":
             problems.append(self._problem(row, "date_retour",
-                                          "a date (2025-04-15 or 15/04/2025) or an empty cell",
+                                          "une date (2025-04-15 ou 15/04/2025) ou une cellule vide",
                                           cell))
         elif p.end > self.today:
             problems.append(self._problem(row, "date_retour",
-                                          f"a date by today ({self.today.isoformat()})", cell))
+                                          "une date au plus tard aujourd'hui "
+                                          f"({self.today.isoformat()})", cell))
         else:
             return p.end
         return None
@@ -832,10 +834,10 @@ class _Cells:
             return None
         if np.isnan(v) or not -MAX_COUNT <= v <= MAX_COUNT or v != int(v):
             problems.append(self._problem(
-                row, col, f"a whole number between 0 and {MAX_COUNT:,} or an empty cell"
-                .replace(",", " "), cell))
+                row, col, f"un nombre entier entre 0 et {fr_int(MAX_COUNT)} ou une cellule "
+                "vide", cell))
         elif v < 0:
-            problems.append(self._problem(row, col, "a count ≥ 0", cell))
+            problems.append(self._problem(row, col, "un effectif ≥ 0", cell))
         else:
             return int(v)
         return None
@@ -846,10 +848,10 @@ class _Cells:
             return None
         if np.isnan(v):
             problems.append(self._problem(row, "delai_moyen_jours",
-                                          "a number of days or an empty cell", cell))
+                                          "un nombre de jours ou une cellule vide", cell))
         elif not 0 <= v <= MAX_DELAY_DAYS:
             problems.append(self._problem(row, "delai_moyen_jours",
-                                          f"a number of days between 0 and {MAX_DELAY_DAYS}",
+                                          f"un nombre de jours entre 0 et {MAX_DELAY_DAYS}",
                                           cell))
         else:
             return v
@@ -897,8 +899,9 @@ def _skip_title_rows(raw: pd.DataFrame, name: str, warnings: list[str]) -> pd.Da
         if keys(list(labels)) == len(_KEY_COLUMNS):
             out = raw.iloc[r + 1:].reset_index(drop=True)
             out.columns = [lab or f"Unnamed: {j}" for j, lab in enumerate(labels)]
-            warnings.append(f"{name}: headings read on data row {r + 1} (title rows above "
-                            f"skipped); row numbers count from the row after the headings")
+            warnings.append(f"{name} : en-têtes lus sur la ligne de données {r + 1} (lignes de "
+                            "titre au-dessus ignorées) ; les numéros de ligne comptent à partir "
+                            "de la ligne qui suit les en-têtes")
             return out
     return raw
 
@@ -923,9 +926,9 @@ def _check_duplicates(data: pd.DataFrame, name: str, seen: Mapping[str, str],
         if full in first:
             problems.append(Problem(
                 name, i + 1, column,
-                f"one row per département, type and period"
-                f"{'' if sid is None else ' and service'}"
-                f" (same as row {first[full]}: {what})"))
+                f"une ligne par département, type et période"
+                f"{'' if sid is None else ' et service'}"
+                f" (comme la ligne {first[full]} : {what})"))
             continue
         first[full] = i + 1
         (dep_rows if sid is None else service_rows).setdefault(key, i + 1)
@@ -934,8 +937,9 @@ def _check_duplicates(data: pd.DataFrame, name: str, seen: Mapping[str, str],
             other = service_rows[key] if sid is None else dep_rows[key]
             problems.append(Problem(
                 name, i + 1, column,
-                f"either per-service rows or one département row for {dep}, {typ}, {period} "
-                f"(row {other} is the other kind: counts would be added twice)"))
+                f"soit des lignes par service, soit une ligne de département pour {dep}, {typ}, "
+                f"{period} (la ligne {other} est de l'autre sorte : les effectifs seraient "
+                "comptés deux fois)"))
 
 
 # --- Several returns ----------------------------------------------------------------------
@@ -1021,7 +1025,8 @@ def waiting_files(specs: WaitingSpecs) -> list[WaitingFile]:
                        and f.name.lower().endswith(RETURN_SUFFIXES))
         if not found:
             raise InputError(Problem(str(wf.path), None, None,
-                                     "a folder holding .csv or .xlsx return files", "none"))
+                                     "un dossier contenant des fichiers de retour .csv ou .xlsx",
+                                     "aucun"))
         out += [WaitingFile(f, wf.source) for f in found]
     return out
 
@@ -1118,7 +1123,7 @@ def load_waiting_files(
     """
     files = waiting_files(specs)
     if not files:
-        raise InputError(Problem("--waiting", None, None, "at least one return file", ""))
+        raise InputError(Problem("--waiting", None, None, "au moins un fichier de retour", ""))
     errors: list[InputError] = []
     loaded: list[pd.DataFrame] = []
     sources: list[dict[str, Any]] = []
@@ -1133,8 +1138,9 @@ def load_waiting_files(
         warnings += one.warnings
         if len(files) > 1 and wf.source is None and set(one.data["source"]) == {
                 DEFAULT_SOURCE} and source_from_name(wf.path) is None:
-            warnings.append(f"{wf.path}: no source column, none given (SOURCE=FILE) and "
-                            f"none in the file name; rows marked '{DEFAULT_SOURCE}'")
+            warnings.append(f"{wf.path} : pas de colonne source, aucune donnée (SOURCE=FICHIER) "
+                            "ni dans le nom du fichier ; lignes marquées "
+                            f"« {DEFAULT_SOURCE} »")
         loaded.append(one.data.assign(ordre_fichier=order))
         sources.append({"ordre_fichier": order, "fichier": wf.path.name,
                         "chemin": str(wf.path), "sha256": sha256_file(wf.path),

@@ -82,7 +82,7 @@ def bands_from_thresholds(thresholds_min: Sequence[float]) -> list[tuple[float, 
     values = sorted({float(t) for t in thresholds_min})
     if not values or not all(math.isfinite(t) and t > 0 for t in values):
         raise InputError(Problem("settings", None, "thresholds_min",
-                                 "one or more positive finite minutes",
+                                 "une ou plusieurs durées en minutes, finies et positives",
                                  str(list(thresholds_min))))
     lows = [0.0, *values[:-1]]
     return list(zip(lows, values, strict=True))

@@ -89,8 +89,8 @@ class _Grid:
         n = (width / cell + 1) * (height / cell + 1)
         if n > MAX_CELLS:
             new_cell = cell * math.sqrt(n / MAX_CELLS) * 1.01
-            log.warning("isochrone grid of %.0f cells: cell enlarged from %.0f m to %.0f m",
-                        n, cell, new_cell)
+            log.warning("grille d'isochrones de %.0f cellules : cellule agrandie de %.0f m à "
+                        "%.0f m", n, cell, new_cell)
             cell = new_cell
         nx = math.ceil(width / cell) + 1
         ny = math.ceil(height / cell) + 1

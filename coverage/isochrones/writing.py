@@ -17,7 +17,7 @@ import geopandas as gpd
 import shapely
 
 from coverage._validate import require_columns
-from coverage.errors import CRSError, OutputError
+from coverage.errors import CRSError, OutputError, os_error_sentence
 from coverage.files import atomic_path
 from coverage.isochrones.bands import SERVICES_COLUMNS, TYPES_COLUMNS
 from coverage.isochrones.raster import _as_valid_multipolygon
@@ -150,7 +150,7 @@ def write_isochrones(
                     _write_layer(gdf, tmp, name, driver="GeoJSON")
                 written.append(target)
     except OSError as exc:
-        msg = f"could not write the isochrones to {path}: {exc}"
+        msg = f"isochrones non écrites dans {path} : {os_error_sentence(exc, path)}"
         raise OutputError(msg) from exc
     return written
 

@@ -99,18 +99,19 @@ def make_engine(engine: str | None = None, roads: Path | str | None = None,
             else "proxy"
     if engine == MATRIX_ENGINE:
         if times is None:
-            msg = "the matrice engine needs a time table: give --temps FILE"
+            msg = "le moteur matrice demande un tableau de temps : donnez --temps FICHIER"
             raise CoverageError(msg)
         return ImportedEngine.from_file(times, settings, unit=times_unit)
     if engine == "proxy":
         return ProxyEngine(settings, ferries)
     if engine == "road":
         if roads is None:
-            msg = "the road engine needs a road network file (OSM .pbf/.osm/.osm.gz or .graphml)"
+            msg = ("le moteur road demande un fichier de réseau routier (OSM .pbf/.osm/.osm.gz ou "
+                   ".graphml)")
             raise CoverageError(msg)
         network = load_network(roads, settings=settings, crs=crs, cache_dir=cache_dir)
         return RoadEngine(network, settings)
-    msg = f"unknown engine {engine!r}: expected 'road', 'proxy' or 'matrice'"
+    msg = f"moteur inconnu « {engine} » : attendu road, proxy ou matrice"
     raise CoverageError(msg)
 
 
@@ -180,9 +181,10 @@ def _missing_roads_error(run: RunOutputs) -> CoverageError:
     inputs = run.manifest.get("inputs") or {}
     roads = inputs.get("roads") if isinstance(inputs, dict) else None
     name = roads.get("path") if isinstance(roads, dict) else roads
-    msg = (f"the run {run.run_dir} was timed by road but its road file "
-           f"{name or '(unnamed)'} is not found: new sites must be timed by the same "
-           "engine; restore the file or rerun with the proxy engine")
+    msg = (f"les temps du calcul {run.run_dir} viennent du réseau routier mais son fichier "
+           f"routier {name or '(sans nom)'} est introuvable : les temps des nouveaux sites "
+           "doivent venir du même moteur ; remettez le fichier ou relancez le calcul "
+           "avec le moteur proxy")
     return CoverageError(msg)
 
 
@@ -278,8 +280,8 @@ def _times_engine_of_run(run: RunOutputs, settings: Settings, *, fallback_to_pro
         if imported is not None and imported.table.sha256 == params.get("sha256"):
             return RunEngine(imported, NOTE_TIMES.format(name=name))
     if not fallback_to_proxy:
-        msg = (f"the run {run.run_dir} was timed from the table {name}, which is not found "
-               "or has changed: new sites must be timed by the same engine; restore the file "
-               "or rerun")
+        msg = (f"les temps du calcul {run.run_dir} viennent du tableau {name}, "
+               "introuvable ou modifié depuis : les temps des nouveaux sites doivent venir "
+               "du même moteur ; remettez le fichier ou relancez le calcul")
         raise CoverageError(msg)
     return RunEngine(ProxyEngine(settings), NOTE_TIMES_MISSING.format(name=name))

@@ -164,7 +164,7 @@ class CalibrationPoints:
         dens = pd.to_numeric(frame["densite"], errors="coerce")
         if not dens.isin(_DENSITY_LEVELS).all():
             bad = frame.loc[~dens.isin(_DENSITY_LEVELS), "code_insee"].astype(str).tolist()
-            msg = f"communes: density level 1–4 expected for {bad[:10]}"
+            msg = f"communes : niveau de densité de 1 à 4 attendu pour {bad[:10]}"
             raise CoverageError(msg)
         crs = metric_crs_for_lonlat(float(np.median(lon)), float(np.median(lat)))
         xy = lonlat_to_xy(lon, lat, crs) / 1000.0
@@ -276,7 +276,8 @@ def fit_proxy(points: CalibrationPoints, pairs: PairTimes, mask: np.ndarray,
     """
     o, d = pairs.origin[mask], pairs.destination[mask]
     if o.shape[0] < 10:
-        msg = f"calibration: {o.shape[0]} pairs in the fit half, at least 10 needed"
+        msg = (f"calibration : {o.shape[0]} paires dans la moitié d'ajustement, au moins 10 "
+               "nécessaires")
         raise CoverageError(msg)
     x = _design(points.straight_km(o, d), points.densite[o], points.densite[d],
                 settings.proxy_detour_factor, BREAK_KM)

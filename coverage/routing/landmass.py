@@ -55,7 +55,7 @@ from scipy.sparse.csgraph import connected_components
 from coverage._validate import require_columns
 from coverage.cog import dep_of_code
 from coverage.errors import EmptyInputError, InputError, Problem
-from coverage.io.tables import read_table
+from coverage.io.tables import HEADER_WITHOUT_ROWS, read_table
 from coverage.settings import Settings, metric_crs_for
 
 __all__ = [
@@ -359,17 +359,18 @@ def _cell_problems(raw: pd.DataFrame, name: str) -> list[Problem]:
                  for c in ("port_1", "port_2")]
         for col, code in zip(("port_1", "port_2"), ports, strict=True):
             if len(code) != 5:
-                problems.append(Problem(name, i, col, "a commune INSEE code (5 characters)",
+                problems.append(Problem(name, i, col, "un code commune INSEE (5 caractères)",
                                         code))
         minutes = pd.to_numeric(pd.Series([row.minutes]), errors="coerce").iloc[0]
         if not (np.isfinite(minutes) and minutes >= 0):
-            problems.append(Problem(name, i, "minutes", "crossing minutes ≥ 0",
+            problems.append(Problem(name, i, "minutes", "une durée de traversée en minutes ≥ 0",
                                     str(row.minutes)))
         if ports[0] == ports[1] and ports[0]:
-            problems.append(Problem(name, i, "port_2", "a port other than port_1", ports[1]))
+            problems.append(Problem(name, i, "port_2", "un port autre que port_1", ports[1]))
         pair = (min(ports), max(ports))
         if pair in seen:
-            problems.append(Problem(name, i, "port_1/port_2", "each pair of ports once",
+            problems.append(Problem(name, i, "port_1/port_2",
+                                    "chaque paire de ports une seule fois",
                                     " – ".join(ports)))
         seen.add(pair)
     return problems
@@ -399,7 +400,8 @@ def read_ferry_links(path: str | Path) -> tuple[FerryLink, ...]:
     try:
         raw = read_table(p)
     except EmptyInputError as exc:  # a header without rows: no link
-        if p.is_file() and p.stat().st_size > 0 and "header" in str(exc):
+        if p.is_file() and p.stat().st_size > 0 and any(
+                pb.found == HEADER_WITHOUT_ROWS for pb in exc.problems):
             return ()
         raise
     raw.columns = [str(c).strip().lower() for c in raw.columns]
@@ -441,7 +443,7 @@ def ferry_network(links: Sequence[FerryLink], communes: pd.DataFrame,
     require_columns(communes, ("code_insee", "lon", "lat"), file="communes")
     ref = pd.DataFrame(communes[["code_insee", "lon", "lat"]]).astype({"code_insee": str})
     ref = ref.drop_duplicates("code_insee").set_index("code_insee")
-    problems = [Problem(file, i, col, "a commune of the communes table", code)
+    problems = [Problem(file, i, col, "une commune de la table des communes", code)
                 for i, link in enumerate(links, start=1)
                 for col, code in (("port_1", link.port_1), ("port_2", link.port_2))
                 if code not in ref.index or code not in land_mass.index]
@@ -588,7 +590,7 @@ class RunLandMasses:
         known = {p.code_insee for p in self.ports}
         kept = tuple(link for link in links if {link.port_1, link.port_2} <= known)
         if len(kept) < len(links):
-            log.warning("%d ferry link(s) without recorded ports ignored",
+            log.warning("%d liaison(s) maritime(s) sans ports enregistrés ignorée(s)",
                         len(links) - len(kept))
         if not kept:
             return None

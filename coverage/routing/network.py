@@ -435,7 +435,7 @@ def _osm_ways(path: Path) -> Iterator[Any]:
             if isinstance(obj, osmium.osm.Way):
                 yield obj
     except RuntimeError as exc:
-        msg = f"{path}: not a readable OSM file ({exc})"
+        msg = f"{path} : fichier OSM illisible ({exc})"
         raise NetworkError(msg) from exc
 
 
@@ -1295,13 +1295,13 @@ def load_network(path: str | Path, *, settings: Settings = Settings(), crs: str 
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(Problem(str(path), None, None, "an existing road network file"))
+        raise InputError(Problem(str(path), None, None, "un fichier de réseau routier existant"))
     name = path.name.lower()
     is_graphml = name.endswith(".graphml")
     if not is_graphml and not name.endswith(_OSM_SUFFIXES):
         raise UnsupportedFormatError(Problem(
             str(path), None, None,
-            "an OSM file (.osm, .osm.gz, .osm.bz2, .osm.pbf) or an osmnx .graphml",
+            "un fichier OSM (.osm, .osm.gz, .osm.bz2, .osm.pbf) ou un .graphml d'osmnx",
             path.suffix))
     target: Path | None = None
     file_hash = ""
@@ -1313,7 +1313,7 @@ def load_network(path: str | Path, *, settings: Settings = Settings(), crs: str 
             try:
                 network = _load(target)
             except (OSError, ValueError, KeyError, NetworkError) as exc:
-                logger.warning("ignoring unreadable network cache %s: %s", target, exc)
+                logger.warning("cache du réseau illisible ignoré %s : %s", target, exc)
             else:
                 logger.info("road network read from the cache %s", target)
                 return network
@@ -1327,5 +1327,5 @@ def load_network(path: str | Path, *, settings: Settings = Settings(), crs: str 
         try:
             _save(network, target)
         except OSError as exc:
-            logger.warning("could not write the network cache %s: %s", target, exc)
+            logger.warning("cache du réseau non écrit %s : %s", target, exc)
     return network

@@ -87,17 +87,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Where the default detour factor comes from (recorded in the manifest).
-DETOUR_SOURCE = ("coverage.settings.PROXY_DETOUR_FACTOR: usual order of magnitude of the "
-                 "road / straight-line detour index between French communes (1.2 to 1.4 "
-                 "reported for rural France); kept fixed when the speeds are fitted, since "
-                 "only detour ÷ speed is identifiable from times")
+DETOUR_SOURCE = ("coverage.settings.PROXY_DETOUR_FACTOR : ordre de grandeur habituel de "
+                 "l'indice de détour route / vol d'oiseau entre communes françaises (1,2 à "
+                 "1,4 relevés en France rurale) ; gardé fixe quand les vitesses sont ajustées, "
+                 "car seul le rapport détour ÷ vitesse se déduit des temps")
 #: Where the default speeds come from (recorded in the manifest).
 SPEED_SOURCE = ("coverage.settings.PROXY_SPEED_NEAR_KMH / PROXY_SPEED_FAR_KMH / "
-                "PROXY_SPEED_BREAK_KM: fitted on real OSRM car times between the communes of "
-                "Isère (docs/proxy.md); override when a local calibration exists")
+                "PROXY_SPEED_BREAK_KM : ajustées sur des temps réels en voiture (OSRM) entre "
+                "les communes de l'Isère (docs/proxy.md) ; à remplacer par une calibration "
+                "locale quand elle existe")
 #: Where the default access times come from (recorded in the manifest).
-ACCESS_SOURCE = ("coverage.settings.PROXY_ACCESS_MIN_BY_DENSITY: access time of each trip "
-                 "end by INSEE density level, fitted with the speeds (docs/proxy.md)")
+ACCESS_SOURCE = ("coverage.settings.PROXY_ACCESS_MIN_BY_DENSITY : temps d'accès à chaque "
+                 "bout du trajet selon le niveau de densité INSEE, ajusté avec les vitesses "
+                 "(docs/proxy.md)")
 
 # --- The model -------------------------------------------------------------------------------
 
@@ -116,20 +118,21 @@ def check_proxy_settings(settings: Settings) -> None:
     for name in ("proxy_speed_near_kmh", "proxy_speed_far_kmh", "proxy_detour_factor"):
         value = float(getattr(settings, name))
         if not (np.isfinite(value) and value > 0):
-            msg = f"setting {name}={value!r}: expected a number > 0"
+            msg = f"réglage {name}={value!r} : attendu un nombre > 0"
             raise CoverageError(msg)
     if settings.proxy_speed_far_kmh < settings.proxy_speed_near_kmh:
-        msg = (f"setting proxy_speed_far_kmh={settings.proxy_speed_far_kmh!r}: expected at "
-               f"least proxy_speed_near_kmh ({settings.proxy_speed_near_kmh!r}), the speed "
-               "grows with distance")
+        msg = (f"réglage proxy_speed_far_kmh={settings.proxy_speed_far_kmh!r} : attendu au "
+               f"moins proxy_speed_near_kmh ({settings.proxy_speed_near_kmh!r}), la vitesse "
+               "croît avec la distance")
         raise CoverageError(msg)
     if not (np.isfinite(settings.proxy_speed_break_km) and settings.proxy_speed_break_km >= 0):
-        msg = f"setting proxy_speed_break_km={settings.proxy_speed_break_km!r}: expected ≥ 0"
+        msg = f"réglage proxy_speed_break_km={settings.proxy_speed_break_km!r} : attendu ≥ 0"
         raise CoverageError(msg)
     bad = {k: v for k, v in settings.proxy_access_min_by_density.items()
            if not (np.isfinite(v) and v >= 0)}
     if bad or not settings.proxy_access_min_by_density:
-        msg = f"setting proxy_access_min_by_density={bad}: expected minutes ≥ 0 per level"
+        msg = (f"réglage proxy_access_min_by_density={bad} : attendu des minutes ≥ 0 par "
+               "niveau")
         raise CoverageError(msg)
 
 
@@ -153,7 +156,8 @@ def access_minutes(densite: np.ndarray | int, settings: Settings = Settings()) -
     levels = np.unique(dens) if dens.size else np.zeros(0)
     unknown = sorted({int(d) for d in levels if int(d) not in table})
     if unknown:
-        msg = f"no proxy access time for density level(s) {unknown}: known {sorted(table)}"
+        msg = (f"pas de temps d'accès du proxy pour le(s) niveau(x) de densité {unknown} : "
+               f"niveaux connus {sorted(table)}")
         raise ValueError(msg)
     keys = np.array(sorted(table), dtype=np.int64)
     values = np.array([float(table[int(k)]) for k in keys], dtype=np.float64)
@@ -256,7 +260,7 @@ def _densities(communes: pd.DataFrame, settings: Settings) -> np.ndarray:
     if bad.any():
         known = ", ".join(str(k) for k in known_levels)
         raise InputError([Problem("communes", int(r) + 1, "densite",
-                                  f"an INSEE density level ({known})",
+                                  f"un niveau de densité INSEE ({known})",
                                   str(communes["densite"].iloc[r]))
                           for r in np.flatnonzero(bad)[:20]])
     return dens.astype(np.int64)
@@ -647,10 +651,11 @@ class ProxyEngine:
         s = self.settings
         return {
             "moteur": self.name,
-            "methode": "trip-level: access time of each end by its INSEE density level + "
-                       "straight-line distance in the territory's metric CRS × detour at a "
-                       "speed that changes past proxy_speed_break_km road km; trips stay "
-                       "on their land mass except through the ferry links",
+            "methode": "par trajet : temps d'accès à chaque bout selon son niveau de "
+                       "densité INSEE + distance à vol d'oiseau dans le SCR métrique du "
+                       "territoire × détour, à une vitesse qui change au-delà de "
+                       "proxy_speed_break_km km de route ; les trajets restent sur leur masse "
+                       "terrestre sauf par les liaisons maritimes",
             "detour_factor": s.proxy_detour_factor,
             "detour_source": DETOUR_SOURCE,
             "access_min_by_density": {str(k): v for k, v in

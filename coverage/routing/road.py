@@ -482,8 +482,8 @@ class RoadEngine:
         rep = self.network.report
         return {
             "moteur": self.name,
-            "methode": "Dijkstra (scipy.sparse.csgraph) on the OSM car graph, commune → "
-                       "service, connector legs at the access speed",
+            "methode": "Dijkstra (scipy.sparse.csgraph) sur le graphe voiture OSM, commune "
+                       "→ service, raccords au réseau à la vitesse d'accès",
             "reseau": rep.source,
             "reseau_sha256": rep.details.get("file_sha256"),
             "noeuds": rep.nodes,
@@ -494,8 +494,9 @@ class RoadEngine:
             "include_service_roads": self.settings.include_service_roads,
             "ferries": self.settings.ferries,
             "default_speeds_kmh": dict(self.settings.default_speeds_kmh),
-            "default_speeds_source": "coverage.settings.DEFAULT_SPEEDS_KMH (Code de la "
-                                     "route R413-2 limits, reduced for minor classes)",
+            "default_speeds_source": "coverage.settings.DEFAULT_SPEEDS_KMH (limites du "
+                                     "Code de la route R413-2, réduites pour les petites "
+                                     "classes)",
         }
 
     def nearest(self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
@@ -547,8 +548,8 @@ class RoadEngine:
             s_lon, s_lat = lonlat(sel, "services")
             s_snap = self.snap(s_lon, s_lat)
             if s_snap.off_network.any():
-                logger.warning("%d service(s) of type %s are more than %.0f m from the road "
-                               "network and are not used", int(s_snap.off_network.sum()),
+                logger.warning("%d service(s) de type %s à plus de %.0f m du réseau routier, "
+                               "non utilisé(s)", int(s_snap.off_network.sum()),
                                stype, self.settings.snap_max_m)
             selections.append(sel)
             snaps.append(s_snap)
@@ -601,7 +602,7 @@ class RoadEngine:
                 first = self._multi_source(snaps[0], targets=targets)
                 rest = [f.result() for f in futures]
         except (OSError, RuntimeError) as exc:  # pragma: no cover - platform dependent
-            logger.warning("parallel passes failed (%s): running them in this process", exc)
+            logger.warning("passes parallèles en échec (%s) : calcul dans ce processus", exc)
             return [self._multi_source(sn, targets=targets) for sn in snaps]
         finally:
             _FORK_STATE.clear()

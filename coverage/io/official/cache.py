@@ -96,7 +96,7 @@ def cache_path(data_dir: str | Path, url: str) -> Path:
     parts = urlsplit(url)
     rel = unquote(parts.path).lstrip("/")
     if not rel or rel.endswith("/") or ".." in Path(rel).parts:
-        msg = f"cannot derive a file name from URL {url!r}"
+        msg = f"impossible de tirer un nom de fichier de l'URL {url}"
         raise FetchError(msg)
     return cache_dir(data_dir) / parts.netloc / rel
 
@@ -115,7 +115,8 @@ def read_index(data_dir: str | Path) -> dict[str, dict[str, object]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        msg = f"{path}: the cache index is unreadable ({exc}); delete it to rebuild it"
+        msg = (f"{path} : l'index du cache est illisible ({exc}) ; supprimez-le pour le "
+               "reconstruire")
         raise FetchError(msg) from None
     files = data.get("files", {}) if isinstance(data, dict) else {}
     return dict(files)

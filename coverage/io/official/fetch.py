@@ -156,8 +156,9 @@ def download(url: str, dest: str | Path, *, expected_sha256: str | None = None,
     digest = sha256_file(part)
     if expected_sha256 is not None and digest != expected_sha256.lower():
         part.unlink(missing_ok=True)
-        msg = (f"{url}: checksum mismatch: expected sha256 {expected_sha256}, got {digest}; "
-               "the download was deleted (a mirror out of date, or a corrupted transfer)")
+        msg = (f"{url} : empreinte incorrecte : attendu sha256 {expected_sha256}, obtenu "
+               f"{digest} ; le téléchargement a été supprimé (miroir pas à jour, ou transfert "
+               "corrompu)")
         raise ChecksumError(msg)
     size = part.stat().st_size
     os.replace(part, dest)
@@ -191,22 +192,22 @@ def _download_with_retries(url: str, part: Path, options: FetchOptions,
             last = _http_failure(url, part, exc)
         except urllib.error.URLError as exc:
             offline = _is_offline(exc.reason)
-            last = f"cannot reach the host ({exc.reason})"
+            last = f"hôte injoignable ({exc.reason})"
         except TimeoutError as exc:
             offline = False
-            last = f"timed out after {options.timeout_s:g} s ({exc or 'no answer'})"
+            last = f"délai dépassé après {options.timeout_s:g} s ({exc or 'pas de réponse'})"
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
             offline = _is_offline(exc)
-            last = f"connection lost ({type(exc).__name__}: {exc})"
+            last = f"connexion perdue ({type(exc).__name__} : {exc})"
         else:
             return
     tries = options.retries + 1
     if offline:
-        msg = f"{url}: {last} after {tries} attempt(s)"
+        msg = f"{url} : {last} après {tries} tentative(s)"
         raise OfflineError(msg)
-    kept = f"; {part.stat().st_size} bytes kept in {part} for resuming" \
+    kept = f" ; {part.stat().st_size} octets gardés dans {part} pour reprendre" \
         if part.exists() else ""
-    msg = f"{url}: download failed after {tries} attempt(s): {last}{kept}"
+    msg = f"{url} : téléchargement échoué après {tries} tentative(s) : {last}{kept}"
     raise FetchError(msg)
 
 
@@ -214,14 +215,14 @@ def _http_failure(url: str, part: Path, exc: urllib.error.HTTPError) -> str:
     """Return why an HTTP error answer is worth retrying; raise when it is not."""
     exc.close()  # release the socket of the error response
     if exc.code in (404, 410):
-        msg = f"{url}: not found (HTTP {exc.code})"
+        msg = f"{url} : introuvable (HTTP {exc.code})"
         raise NotFoundError(msg) from None
     if exc.code == 416:  # the .part is stale or already complete: restart clean
         part.unlink(missing_ok=True)
-        return "HTTP 416 (range not satisfiable), restarting from zero"
+        return "HTTP 416 (plage non satisfaisable), reprise depuis zéro"
     last = f"HTTP {exc.code} {exc.reason}"
     if exc.code not in RETRY_STATUSES:
-        msg = f"{url}: the server refused the download ({last})"
+        msg = f"{url} : le serveur a refusé le téléchargement ({last})"
         raise FetchError(msg) from None
     return last
 
@@ -238,8 +239,8 @@ def _check_not_html(part: Path, url: str) -> None:
         head = fh.read(512).lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html", b"<?xml version")) and b"<osm" not in head:
         part.unlink(missing_ok=True)
-        msg = (f"{url}: the server sent an HTML page instead of the file (a proxy or login "
-               "portal?); check the URL or the --mirror")
+        msg = (f"{url} : le serveur a envoyé une page HTML au lieu du fichier (proxy ou "
+               "portail de connexion ?) ; vérifiez l'URL ou le --mirror")
         raise FetchError(msg)
 
 
@@ -257,7 +258,7 @@ def _download_once(url: str, part: Path, options: FetchOptions) -> None:
             start = content_range.split()[1].split("-")[0] if " " in content_range else ""
             if start and int(start) != offset:
                 part.unlink(missing_ok=True)
-                msg = f"server resumed at byte {start}, expected {offset}"
+                msg = f"le serveur a repris à l'octet {start}, attendu {offset}"
                 raise ConnectionError(msg)
             mode = "ab"
             log.info("resuming %s at byte %d", url, offset)
@@ -315,8 +316,8 @@ def fetch_file(source: SourceFile, data_dir: str | Path, *,
                     source.note)
                 record(data_dir, entry)
                 return entry
-            log.warning("%s: cached file does not match its recorded checksum; "
-                        "downloading it again", dest)
+            log.warning("%s : le fichier en cache ne correspond pas à son empreinte enregistrée ; "
+                        "nouveau téléchargement", dest)
         fetched_from = sources.mirror_url(url, options.mirror)
         try:
             size, digest = download(fetched_from, dest, expected_sha256=expected_sha256,
@@ -334,7 +335,7 @@ def fetch_file(source: SourceFile, data_dir: str | Path, *,
         return entry
     assert last_error is not None
     tried = ", ".join((source.url, *source.fallbacks))
-    msg = f"{source.title}: not found at any official URL ({tried})"
+    msg = f"{source.title} : introuvable à toutes les adresses officielles ({tried})"
     raise NotFoundError(msg) from last_error
 
 
@@ -354,21 +355,21 @@ def _check_md5_sidecar(url: str, dest: Path, options: FetchOptions) -> str:
             text = resp.read(4096).decode("ascii", "replace")
     except urllib.error.HTTPError as exc:
         exc.close()
-        return f"no published md5 ({md5_url}: HTTP {exc.code})"
+        return f"pas de md5 publié ({md5_url} : HTTP {exc.code})"
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        return f"published md5 not read ({type(exc).__name__})"
+        return f"md5 publié non lu ({type(exc).__name__})"
     token = text.split()[0].lower() if text.split() else ""
     if len(token) != 32 or any(c not in "0123456789abcdef" for c in token):
-        return f"no usable md5 in {md5_url}"
+        return f"pas de md5 utilisable dans {md5_url}"
     h = hashlib.md5(usedforsecurity=False)
     with open(dest, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     if h.hexdigest() != token:
         dest.unlink(missing_ok=True)
-        msg = (f"{url}: checksum mismatch with the published {md5_url} (md5 {token}, got "
-               f"{h.hexdigest()}); the file was deleted: the extract may have been updated "
-               "during the download, run fetch again")
+        msg = (f"{url} : empreinte différente de celle publiée dans {md5_url} (md5 {token}, "
+               f"obtenu {h.hexdigest()}) ; le fichier a été supprimé : l'extrait a pu être mis "
+               "à jour pendant le téléchargement, relancez fetch")
         raise ChecksumError(msg)
     return f"md5 verified against {md5_url}"
 
@@ -440,13 +441,14 @@ def fetch(depts: Iterable[str], data_dir: str | Path, *, year: int = sources.DEF
                 try:
                     records.append(fetch_file(source, data_dir, options=options, sleep=sleep))
                 except NotFoundError as exc:  # the roads will stop at the border
-                    log.warning("neighbouring extract not fetched: %s", exc)
+                    log.warning("extrait voisin non téléchargé : %s", exc)
                 done.add(source.url)
     except OfflineError as exc:
         missing = [f for f in files if f.url not in done]
-        lines = [f"no network access: {exc}",
-                 f"put the files in {cache_dir(data_dir)} (one path per file below), "
-                 "or pass --mirror BASE_URL (an internal mirror keeping the official paths):"]
+        lines = [f"pas d'accès au réseau : {exc}",
+                 f"placez les fichiers dans {cache_dir(data_dir)} (un chemin par fichier "
+                 "ci-dessous), ou donnez --mirror URL_DE_BASE (un miroir interne qui garde les "
+                 "chemins officiels) :"]
         lines += [f"  {f.url}\n    -> {cache_path(data_dir, f.url)}" for f in missing]
         raise OfflineError("\n".join(lines)) from None
     return records

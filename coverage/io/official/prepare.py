@@ -133,15 +133,16 @@ def _read_sources(found: Mapping[str, list[Path]], data_dir: str | Path,
         No contours or no density grid in the cache.
     """
     if not found["contours"]:
-        msg = (f"no commune contours in {cache_dir(data_dir)}: run 'zones-blanches fetch "
-               f"--dept {' '.join(depts)} --data-dir {data_dir}' or put an Etalab "
-               "communes-*.geojson.gz or an ADMIN EXPRESS COMMUNE layer there")
+        msg = (f"pas de contours des communes dans {cache_dir(data_dir)} : lancez "
+               f"« zones-blanches fetch --dept {' '.join(depts)} --data-dir {data_dir} » ou "
+               "placez-y un fichier Etalab communes-*.geojson.gz ou une couche ADMIN EXPRESS "
+               "COMMUNE")
         raise FetchError(msg)
     grids = list(dict.fromkeys(found["densite7"] + found["densite4"]))
     if not grids:
-        msg = (f"no INSEE density grid in {cache_dir(data_dir)}: run 'zones-blanches "
-               "fetch' or put the INSEE file there (grille_densite_*.xlsx/.zip/.csv or "
-               "fichier_diffusion_YYYY.xlsx)")
+        msg = (f"pas de grille de densité INSEE dans {cache_dir(data_dir)} : lancez "
+               "« zones-blanches fetch » ou placez-y le fichier de l'INSEE "
+               "(grille_densite_*.xlsx/.zip/.csv ou fichier_diffusion_AAAA.xlsx)")
         raise FetchError(msg)
     index = {str(r.get("path")): r for r in read_index(data_dir).values()}
     contours_path = _newest(found["contours"])
@@ -167,9 +168,9 @@ def _read_population_if_current(
     pop_path = _newest(paths)
     pop_year, cog_year = _year(pop_path, index), _year(contours_path, index)
     if pop_year and cog_year and pop_year < cog_year - POPULATION_LAG_YEARS:
-        note = (f"{pop_path.name} (reference year {pop_year}) is older than the "
-                f"populations in force with COG {cog_year}; the embedded COG "
-                "2026 table is used instead")
+        note = (f"{pop_path.name} (année de référence {pop_year}) est plus ancien que les "
+                f"populations en vigueur avec le COG {cog_year} ; la table COG 2026 "
+                "intégrée est utilisée à la place")
         log.warning(note)
         return None, None, note
     return read_population(pop_path), pop_path, str(pop_path)
@@ -210,7 +211,7 @@ def prepare(depts: Sequence[str], data_dir: str | Path, *, settings: Settings = 
     for dept in depts:
         code = normalise_dept(dept)
         if code not in DEPARTEMENTS:
-            msg = f"unknown département code {dept!r}"
+            msg = f"code de département inconnu « {dept} »"
             raise FetchError(msg)
         results[code] = _prepare_one(code, src, found["osm"], data_dir,
                                      settings=settings, osm=osm)
@@ -274,14 +275,15 @@ def _clip_roads(code: str, extracts: Sequence[Path], neighbours: Sequence[str],
                 area: BaseGeometry, out: Path, settings: Settings) -> dict[str, Any] | None:
     """Clip the OSM extracts to the département plus its buffer; None when none was fetched."""
     if not extracts:
-        log.warning("no OSM extract in the cache: %s has no road network; run "
-                    "'zones-blanches fetch' without --no-osm", code)
+        log.warning("pas d'extrait OSM dans le cache : %s n'a pas de réseau routier ; "
+                    "lancez « zones-blanches fetch » sans --no-osm", code)
         return None
     chosen = _osm_for(extracts, [d for d in [code, *neighbours] if d in DEPARTEMENTS])
     own = {Path(u).name for u in (osm_file(code).url, *osm_file(code).fallbacks)}
     if not any(p.name in own for p in chosen):
-        log.warning("the OSM extract of département %s itself is not in the "
-                    "cache; its roads come from: %s", code, ", ".join(p.name for p in chosen))
+        log.warning("l'extrait OSM du département %s lui-même n'est pas dans le "
+                    "cache ; ses routes viennent de : %s", code,
+                    ", ".join(p.name for p in chosen))
     stats = clip_osm(chosen, area, out)
     log.info("%s: %d road ways, %d nodes", out, stats["ways"], stats["nodes"])
     return {"path": str(out), **stats, "buffer_m": buffer_m(settings),

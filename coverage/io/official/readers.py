@@ -85,8 +85,8 @@ def read_contours(path: str | Path) -> gpd.GeoDataFrame:
         out[target] = frame[source] if source is not None else None
     if out["code_insee"] is None:
         raise MissingColumnError(Problem(
-            str(path), None, "code", "a commune-code column (Etalab 'code', ADMIN EXPRESS "
-            "'INSEE_COM')", ", ".join(map(str, frame.columns))))
+            str(path), None, "code", "une colonne de code commune (« code » d'Etalab, "
+            "« INSEE_COM » d'ADMIN EXPRESS)", ", ".join(map(str, frame.columns))))
     result = pd.DataFrame(index=frame.index)
     result["code_insee"] = valid_commune_codes(out["code_insee"]).to_numpy()
     for col in ("nom", "code_dep", "code_reg", "code_epci"):
@@ -100,7 +100,7 @@ def read_contours(path: str | Path) -> gpd.GeoDataFrame:
     bad = result["code_insee"].isna()
     if bad.any():
         rows = np.flatnonzero(bad.to_numpy())[:5]
-        log.warning("%s: %d features without a valid commune code dropped (rows %s…)", path,
+        log.warning("%s : %d entité(s) sans code commune valide écartée(s) (lignes %s…)", path,
                     int(bad.sum()), ", ".join(str(r + 1) for r in rows))
     gdf = gpd.GeoDataFrame(result, geometry=frame.geometry.to_numpy(), crs=frame.crs)
     gdf = gdf.loc[~bad]
@@ -126,8 +126,8 @@ def _read_contour_frame(path: Path) -> gpd.GeoDataFrame:
         else:
             frame = gpd.read_file(path)
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise InputError(Problem(str(path), None, None, "commune contours (Etalab GeoJSON, "
-                                 "ADMIN EXPRESS shapefile or GeoPackage)",
+        raise InputError(Problem(str(path), None, None, "des contours de communes (GeoJSON "
+                                 "Etalab, shapefile ou GeoPackage ADMIN EXPRESS)",
                                  f"{type(exc).__name__}: {exc}")) from None
     geojson = name.endswith((".geojson", ".geojson.gz", ".json"))
     return to_input_crs(frame, file=str(path), rfc7946=geojson)
@@ -145,9 +145,9 @@ def _raw_frames(path: Path) -> list[tuple[str, pd.DataFrame]]:
     try:
         return _raw_frames_unchecked(path)
     except (zipfile.BadZipFile, ValueError, OSError, KeyError, pd.errors.ParserError) as exc:
-        raise InputError(Problem(str(path), None, None, "a readable XLSX, CSV or zip of them "
-                                 "(as published by INSEE)", f"{type(exc).__name__}: {exc}")
-                         ) from None
+        raise InputError(Problem(str(path), None, None, "un XLSX, un CSV ou un zip de ceux-ci, "
+                                 "lisible (tel que publié par l'INSEE)",
+                                 f"{type(exc).__name__}: {exc}")) from None
 
 
 def _raw_frames_unchecked(path: Path) -> list[tuple[str, pd.DataFrame]]:
@@ -280,8 +280,8 @@ def read_density_grid(path: str | Path) -> pd.DataFrame:
                 best = (score, frame, code_col, str(col), name, 7 if seven else 4)
     if best is None:
         raise InputError(Problem(str(path), None, None,
-                                 "an INSEE density grid: a commune-code column (CODGEO) and "
-                                 "a level column with values 1…4 or 1…7"))
+                                 "une grille de densité INSEE : une colonne de code commune "
+                                 "(CODGEO) et une colonne de niveau de valeurs 1…4 ou 1…7"))
     _, frame, code_col, level_col, where, niveaux = best
     levels = _levels(frame[level_col])
     out = pd.DataFrame({"code_insee": valid_commune_codes(frame[code_col]),
@@ -296,7 +296,7 @@ def read_density_grid(path: str | Path) -> pd.DataFrame:
         out["densite"] = out["level"]
     out = out.drop(columns="level").drop_duplicates("code_insee").reset_index(drop=True)
     out.attrs["niveaux"] = niveaux
-    out.attrs["source"] = f"{where}, column {level_col!r}"
+    out.attrs["source"] = f"{where}, colonne « {level_col} »"
     log.info("%s: %d communes, %d levels (column %r)", where, len(out), niveaux, level_col)
     return out
 
@@ -342,8 +342,8 @@ def read_population(path: str | Path) -> pd.DataFrame:
         out["population"] = out["population"].round().astype(int)
         log.info("%s: %d populations (column %r)", name, len(out), pop_col)
         return out.drop_duplicates("code_insee").reset_index(drop=True)
-    raise InputError(Problem(str(path), None, None, "INSEE populations légales: a commune "
-                             "code (COM/CODGEO, or DEP + CODCOM) and PMUN"))
+    raise InputError(Problem(str(path), None, None, "populations légales INSEE : un code "
+                             "commune (COM/CODGEO, ou DEP + CODCOM) et PMUN"))
 
 
 def read_passage(path: str | Path) -> pd.DataFrame:
@@ -374,6 +374,6 @@ def read_passage(path: str | Path) -> pd.DataFrame:
         out["code_actuel"] = valid_commune_codes(out["code_actuel"])
         out = out.dropna().drop_duplicates()
         return out.loc[out["code_ancien"] != out["code_actuel"]].reset_index(drop=True)
-    raise InputError(Problem(str(path), None, None, "INSEE table de passage: a sheet with "
-                             "CODGEO_YYYY columns (sheet COM)"))
+    raise InputError(Problem(str(path), None, None, "table de passage INSEE : une feuille "
+                             "avec des colonnes CODGEO_AAAA (feuille COM)"))
 

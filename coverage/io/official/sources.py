@@ -257,8 +257,8 @@ def normalise_dept(code: str) -> str:
     """
     text = cog_normalise_dept(code)
     if text not in _METRO_OSM and text not in _DROM_OSM:
-        msg = (f"unknown département code {code!r}: expected 01…95, 2A, 2B or 971…976 "
-               "(the fictional demo codes ZA/ZB have no official data)")
+        msg = (f"code de département inconnu « {code} » : attendu 01…95, 2A, 2B ou 971…976 "
+               "(les codes fictifs de démonstration ZA/ZB n'ont pas de données officielles)")
         raise FetchError(msg)
     return text
 
@@ -269,14 +269,15 @@ def _edition(table: Mapping[int, str], year: int) -> tuple[int, str]:
         return year, ""
     earlier = [y for y in table if y < year]
     chosen = max(earlier) if earlier else min(table)
-    return chosen, f"no known edition for {year}; using {chosen}"
+    return chosen, f"pas d'édition connue pour {year} ; édition {chosen} utilisée"
 
 
 def contours_file(year: int = DEFAULT_YEAR,
                   generalisation: str = DEFAULT_GENERALISATION) -> SourceFile:
     """Etalab commune contours of a COG year and a generalisation (GeoJSON gzip, EPSG:4326)."""
     if generalisation not in GENERALISATIONS:
-        msg = f"generalisation must be one of {', '.join(GENERALISATIONS)}, got {generalisation!r}"
+        msg = (f"généralisation attendue parmi {', '.join(GENERALISATIONS)}, trouvé "
+               f"« {generalisation} »")
         raise FetchError(msg)
     return SourceFile(
         "contours", ETALAB_CONTOURS.format(year=year, generalisation=generalisation), year,

@@ -142,7 +142,7 @@ def prepare_communes(contours: gpd.GeoDataFrame, depts: Sequence[str], grid: pd.
     """
     depts = [normalise_dept(d) for d in depts]
     gdf = contours.loc[contours["code_dep"].isin(depts)].copy()
-    problems = [Problem(source, None, "code_dep", f"communes of département {d}", "none")
+    problems = [Problem(source, None, "code_dep", f"des communes du département {d}", "aucune")
                 for d in depts if not (gdf["code_dep"] == d).any()]
     if problems:
         raise InputError(problems)
@@ -157,7 +157,7 @@ def prepare_communes(contours: gpd.GeoDataFrame, depts: Sequence[str], grid: pd.
             gdf.loc[fill, "code_insee"].map(embedded["population"]), errors="coerce")
     no_pop = gdf["population"].isna()
     if no_pop.any():
-        log.warning("%d communes without a legal population (set to 0): %s", int(no_pop.sum()),
+        log.warning("%d commune(s) sans population légale (mise à 0) : %s", int(no_pop.sum()),
                     ", ".join(gdf.loc[no_pop, "code_insee"].head(10)))
     gdf["population"] = gdf["population"].fillna(0).round().astype(int)
     for col in ("nom", "code_reg", "code_epci"):
@@ -175,13 +175,14 @@ def prepare_communes(contours: gpd.GeoDataFrame, depts: Sequence[str], grid: pd.
     gdf["densite"] = gdf["code_insee"].map(dens["densite"])
     lacking = gdf["densite"].isna()
     if lacking.any() and missing_density == "drop":
-        log.warning("%d communes without a density level left out: %s", int(lacking.sum()),
+        log.warning("%d commune(s) sans niveau de densité écartée(s) : %s", int(lacking.sum()),
                     ", ".join(gdf.loc[lacking, "code_insee"].head(10)))
         gdf = gdf.loc[~lacking].copy()
         lacking = gdf["densite"].isna()
     if lacking.any():
-        raise InputError([Problem(source, None, "densite", "a level in the INSEE density grid "
-                                  "(or an older code of it in the table de passage)", code)
+        raise InputError([Problem(source, None, "densite", "un niveau dans la grille de densité "
+                                  "INSEE (ou l'un de ses codes anciens dans la table de "
+                                  "passage)", code)
                           for code in gdf.loc[lacking, "code_insee"]])
     carried = int(dens["densite_report"].reindex(gdf["code_insee"]).fillna(False).sum())
     if carried:
