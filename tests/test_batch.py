@@ -200,9 +200,9 @@ def test_manifest_and_run_outputs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"depts": ["99"]}, "code\\(s\\) de département inconnu"),
-    ({"types": ["creche"]}, "unknown service type"),
-    ({"engine": "road"}, "needs a road network"),
-    ({"thresholds": [0]}, "positive minutes"),
+    ({"types": ["creche"]}, "type\\(s\\) de service inconnu\\(s\\)"),
+    ({"engine": "road"}, "a besoin d.un réseau routier"),
+    ({"thresholds": [0]}, "minutes positives"),
 ])
 def test_bad_arguments_write_nothing(tmp_path: Path, kwargs: dict, match: str) -> None:
     out = tmp_path / "out"

@@ -54,7 +54,7 @@ def test_threshold_argument_is_checked() -> None:
 
 def test_geojson_without_isochrones_is_refused_before_writing(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with pytest.raises(CoverageError, match="GeoJSON isochrones need the isochrones"):
+    with pytest.raises(CoverageError, match="les isochrones GeoJSON demandent les isochrones"):
         run_batch(load_inputs(), out_dir=out,
                   options=RunOptions(isochrones=False, isochrones_geojson=True))
     assert not out.exists()

@@ -134,11 +134,11 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
 
 #: Error of the road engine without a road file (also raised by the CLI before loading).
-ROAD_NETWORK_NEEDED = ("the road engine needs a road network: give --roads FILE (.osm, .osm.pbf, "
-                       ".osm.gz/.bz2, .graphml) or use --engine proxy")
+ROAD_NETWORK_NEEDED = ("le moteur road a besoin d'un réseau routier : donnez --roads FICHIER "
+                       "(.osm, .osm.pbf, .osm.gz/.bz2, .graphml) ou utilisez --engine proxy")
 #: Error of the matrice engine without a time table.
-TIMES_NEEDED = ("the matrice engine needs a time table: give --temps FILE (CSV, XLSX or "
-                "Parquet: origine, destination, minutes)")
+TIMES_NEEDED = ("le moteur matrice a besoin d'une table de temps : donnez --temps FICHIER "
+                "(CSV, XLSX ou Parquet : origine, destination, minutes)")
 _DEPTS_SHOWN = 12
 #: Memo of the communes file written last (:func:`_write_communes`), in ``<out>/.cache``.
 COMMUNES_MEMO = "communes_file.json"
@@ -339,14 +339,16 @@ def _checked_settings(options: RunOptions, settings: Settings) -> Settings:
         types = options.types
         unknown = [t for t in types if t not in settings.service_types]
         if unknown or not types:
-            msg = (f"unknown service type(s) {unknown}: expected a comma-separated list of "
+            msg = (f"type(s) de service inconnu(s) : {', '.join(unknown) or 'aucun'} ; "
+                   f"attendu : une liste séparée par des virgules parmi "
                    f"{', '.join(settings.service_types)}")
             raise CoverageError(msg)
         settings = replace(settings, service_types=tuple(dict.fromkeys(types)))
     if options.thresholds is not None:
         values = [float(t) for t in options.thresholds]
         if not values or any(not np.isfinite(v) or v <= 0 for v in values):
-            msg = f"thresholds must be positive minutes, got {list(options.thresholds)}"
+            shown = ", ".join(str(t) for t in options.thresholds) or "aucun"
+            msg = f"seuils refusés ({shown}) : des minutes positives sont attendues"
             raise CoverageError(msg)
         settings = replace(settings, thresholds_min=tuple(sorted(set(values))))
     return check_settings(settings)
@@ -358,14 +360,15 @@ def _checked_engine(engine: str | None, roads: Path | None, times: str | Path | 
     default = MATRIX_ENGINE if times is not None else "road" if roads is not None else "proxy"
     name = engine if engine is not None else default
     if name not in ("road", "proxy", MATRIX_ENGINE):
-        msg = f"unknown engine {name!r}: expected 'road', 'proxy' or 'matrice'"
+        msg = f"moteur inconnu « {name} » : road, proxy ou matrice attendu"
         raise CoverageError(msg)
     if name == "road" and roads is None:
         raise CoverageError(ROAD_NETWORK_NEEDED)
     if name == MATRIX_ENGINE and times is None:
         raise CoverageError(TIMES_NEEDED)
     if name != MATRIX_ENGINE and times is not None:
-        msg = f"a time table (--temps) is used by the matrice engine, not by {name!r}"
+        msg = (f"une table de temps (--temps) sert au moteur matrice, pas au moteur "
+               f"« {name} »")
         raise CoverageError(msg)
     return name
 
@@ -401,7 +404,7 @@ def _checked_depts(communes: gpd.GeoDataFrame | None, depts: Sequence[str] | Non
                    ) -> list[str]:
     """Return the départements to run (codes normalised, each once, all known)."""
     if communes is None or len(communes) == 0:
-        msg = "the communes table is empty: nothing to run"
+        msg = "la table des communes est vide : rien à calculer"
         raise CoverageError(msg)
     available = sorted(set(communes["code_dep"].astype(str)))
     if depts is None:
@@ -420,8 +423,8 @@ def _checked_depts(communes: gpd.GeoDataFrame | None, depts: Sequence[str] | Non
 def _check(inputs: Inputs, out_dir: Path, options: RunOptions, settings: Settings) -> _Plan:
     """Check every option before anything is written; return the run's plan."""
     if options.isochrones_geojson and not options.isochrones:
-        msg = ("GeoJSON isochrones need the isochrones: drop --no-isochrones or "
-               "--isochrones-geojson")
+        msg = ("les isochrones GeoJSON demandent les isochrones : retirez --no-isochrones "
+               "ou --isochrones-geojson")
         raise CoverageError(msg)
     if options.workers is not None and options.workers < 1:
         msg = (f"workers={options.workers} refusé : un nombre entier de processus ≥ 1 est "
@@ -456,7 +459,8 @@ def _checked_proxy(engine: str, options: RunOptions, inputs: Inputs, out_dir: Pa
     """
     if engine != "proxy":
         if options.liaisons is not None:
-            msg = f"ferry links (--liaisons) are used by the proxy engine, not by {engine!r}"
+            msg = (f"les liaisons maritimes (--liaisons) servent au moteur proxy, pas au "
+                   f"moteur « {engine} »")
             raise CoverageError(msg)
         return None
     memo = None
@@ -690,7 +694,7 @@ def _write_isochrones(plan: _Plan, spec: EngineSpec, out_dir: Path
         files' paths relative to the run folder.
     """
     if plan.services_run.empty:
-        log.warning("no service: isochrones.gpkg skipped")
+        log.warning("aucun service : isochrones.gpkg n'est pas écrit")
         return None, []
     engine = engine_for(spec)
     groups = _isochrone_groups(spec, plan.communes.to_crs(CRS_INPUT_OUTPUT),
