@@ -39,11 +39,13 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import overload
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray, ExtensionDtype
 
 from coverage.cog import courts_for, courts_table, national_communes
 from coverage.errors import CoverageError
@@ -123,6 +125,9 @@ _COMMUNE_COLS = ["code_insee", "nom", "code_dep", "population", "densite", "rura
 _NEAREST_COLS = ["code_insee", "type_service", "minutes", "service_id", "distance_km", "moteur"]
 #: Columns an engine may add to its nearest table (the proxy's ``nearest_with_ranges``).
 _ENGINE_EXTRA_COLS = ("minutes_min", "minutes_max", "raison")
+#: Columns of the access rows that the coverage tables read.
+_AGGREGATED_COLS = ["code_insee", "code_dep", "population", "densite", "rural", "type_service",
+                    "minutes", "minutes_min", "minutes_max"]
 
 
 @overload
@@ -202,64 +207,167 @@ def access_table(
     Raises
     ------
     CoverageError
-        A column is missing, or ``nearest`` names a commune absent from ``communes``.
+        A column is missing, a commune appears twice in ``communes`` or a commune × type
+        twice in ``nearest``, or ``nearest`` names a commune absent from ``communes``.
     """
     miss = [c for c in _COMMUNE_COLS if c not in communes.columns]
     miss += [c for c in _NEAREST_COLS if c not in nearest.columns]
     if miss:
         msg = f"access_table: missing column(s) {miss} in the communes or nearest frames"
         raise CoverageError(msg)
-    com = pd.DataFrame(communes[_COMMUNE_COLS]).copy()
-    com["code_insee"] = com["code_insee"].astype(str)
-    extra = [c for c in _ENGINE_EXTRA_COLS if c in nearest.columns]
-    near = pd.DataFrame(nearest[[*_NEAREST_COLS, *extra]]).copy()
-    near["code_insee"] = near["code_insee"].astype(str)
-    unknown = set(near["code_insee"]) - set(com["code_insee"])
-    if unknown:
+    code = communes["code_insee"].astype(str)
+    codes = code.to_numpy(dtype=object)
+    near_codes = nearest["code_insee"].astype(str).to_numpy(dtype=object)
+    index = pd.Index(codes, dtype=object)
+    if not index.is_unique:
+        dup = sorted(set(index[index.duplicated()]))
+        msg = (f"access_table: {len(dup)} commune code(s) appear twice in the communes "
+               f"table, e.g. {dup[:3]}")
+        raise CoverageError(msg)
+    at = index.get_indexer(pd.Index(near_codes, dtype=object))
+    if (at < 0).any():
+        unknown = sorted(set(near_codes[at < 0]))
         msg = (f"access_table: {len(unknown)} commune(s) of the travel times are not in the "
-               f"communes table, e.g. {sorted(unknown)[:3]}")
+               f"communes table, e.g. {unknown[:3]}")
         raise CoverageError(msg)
     types = _type_order(list(service_types) if service_types is not None
-                        else list(pd.unique(near["type_service"])))
-    moteurs = [moteur] if moteur is not None else list(pd.unique(near["moteur"].dropna()))
-    grid = com.merge(pd.DataFrame({"type_service": types}), how="cross")
-    out = grid.merge(near, on=["code_insee", "type_service"], how="left", validate="1:1")
-    if out["moteur"].isna().any():
+                        else list(pd.unique(nearest["type_service"])))
+    grid = _Grid.of(codes, nearest["type_service"], types, at)
+    cols: dict[str, pd.Series] = {"code_insee": grid.communes(code)}
+    cols.update({c: grid.communes(communes[c]) for c in _COMMUNE_COLS[1:]})
+    cols["type_service"] = grid.type_column(types, nearest["type_service"])
+    extra = [c for c in _ENGINE_EXTRA_COLS if c in nearest.columns]
+    cols.update({c: grid.nearest(nearest[c]) for c in [*_NEAREST_COLS[2:], *extra]})
+    if cols["moteur"].isna().any():
+        moteurs = ([moteur] if moteur is not None
+                   else list(pd.unique(nearest["moteur"].dropna())))
         if len(moteurs) != 1:
             msg = "access_table: cannot tell the engine of communes without travel times"
             raise CoverageError(msg)
-        out["moteur"] = out["moteur"].fillna(moteurs[0])
-    out["minutes"] = pd.to_numeric(out["minutes"]).astype("float64")
-    out = _labelled_distances(_ranges_and_reasons(out))
-    out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
-    out = out.sort_values(["code_insee", "_t"], kind="mergesort").drop(columns="_t")
-    return out[ACCES_COMMUNES.columns].reset_index(drop=True)
+        cols["moteur"] = cols["moteur"].fillna(moteurs[0])
+    cols["minutes"] = _as_float(cols["minutes"])
+    _ranges_and_reasons(cols)
+    _labelled_distances(cols)
+    return pd.DataFrame({c: cols[c] for c in ACCES_COMMUNES.columns})
 
 
-def _labelled_distances(out: pd.DataFrame) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Grid:
+    """Positions of the communes × types grid of :func:`access_table`.
+
+    One row per commune × type, sorted by commune code then type (the types' order):
+    ``com_rows`` gives the commune (row of the communes table) of each grid row and
+    ``near_rows`` the row of the nearest table (-1 where absent).
+    """
+
+    com_rows: np.ndarray
+    near_rows: np.ndarray
+
+    @classmethod
+    def of(cls, codes: np.ndarray, near_types: pd.Series, types: list[str],
+           at: np.ndarray) -> _Grid:
+        """Return the grid of the communes ``codes`` and ``types``.
+
+        ``at`` holds the commune (row of ``codes``) of each nearest row. Nearest rows of
+        another type are left out.
+
+        Raises
+        ------
+        CoverageError
+            A commune × type appears twice in the nearest table.
+        """
+        n, k = len(codes), len(types)
+        order = np.argsort(codes, kind="stable")
+        rank = np.empty(n, dtype=np.intp)
+        rank[order] = np.arange(n)
+        near_index = pd.Index(near_types.to_numpy(dtype=object), dtype=object)
+        if len(near_index):  # one row per commune × type (among all the types of nearest)
+            t_all = pd.factorize(near_index, use_na_sentinel=False)[0]
+            pair = at.astype(np.int64) * (int(t_all.max()) + 1) + t_all
+            if len(np.unique(pair)) != len(pair):
+                first = codes[at[pd.Series(pair).duplicated().to_numpy()][0]]
+                msg = f"access_table: the travel times give commune {first} × type twice"
+                raise CoverageError(msg)
+        t_of = pd.Index(types, dtype=object).get_indexer(near_index)
+        keep = np.flatnonzero(t_of >= 0)
+        near_rows = np.full(n * k, -1, dtype=np.intp)
+        near_rows[rank[at[keep]] * k + t_of[keep]] = keep
+        return cls(np.repeat(order, k), near_rows)
+
+    def communes(self, column: pd.Series) -> pd.Series:
+        """Return a communes column on the grid rows (same dtype)."""
+        return _series(_values(column).take(self.com_rows))
+
+    def nearest(self, column: pd.Series) -> pd.Series:
+        """Return a nearest column on the grid rows, missing where absent (as a join)."""
+        values = _values(column)
+        if isinstance(values, np.ndarray):
+            return _series(pd.api.extensions.take(values, self.near_rows, allow_fill=True))
+        return _series(values.take(self.near_rows, allow_fill=True))
+
+    def type_column(self, types: list[str], near_types: pd.Series) -> pd.Series:
+        """Return the type of each grid row, of the dtype a join would give it."""
+        k = len(types)
+        n_rows = len(self.com_rows)
+        values = np.asarray(types, dtype=object)[np.tile(np.arange(k), n_rows // k)
+                                                 if k else np.arange(0)]
+        return pd.Series(values, dtype=_joined_key_dtype(n_rows, near_types))
+
+
+def _values(column: pd.Series) -> np.ndarray | ExtensionArray:
+    """Return the numpy array or extension array of ``column``."""
+    if isinstance(column.dtype, ExtensionDtype):
+        return column.array
+    return column.to_numpy()
+
+
+def _series(values: np.ndarray | ExtensionArray) -> pd.Series:
+    """Wrap ``values`` in a Series of their own dtype (no inference of ``str``)."""
+    return pd.Series(values, dtype=values.dtype, copy=False)
+
+
+def _as_float(column: pd.Series) -> pd.Series:
+    """Return ``column`` as float64 (``pd.to_numeric``; as is when already float64)."""
+    if column.dtype == np.float64:
+        return column
+    return pd.to_numeric(column).astype("float64")
+
+
+def _joined_key_dtype(n_grid: int, key: pd.Series) -> np.dtype | ExtensionDtype:
+    """Return the dtype pandas' join gives to the ``str`` type column of the grid.
+
+    The grid's ``str`` when exactly one side is empty or both share it; otherwise
+    ``object``, as ``DataFrame.merge`` does.
+    """
+    grid = pd.Series(["x"]).dtype
+    if bool(n_grid) != bool(len(key)) or key.dtype == grid:
+        return grid
+    return np.dtype(object)
+
+
+def _labelled_distances(cols: dict[str, pd.Series]) -> None:
     """Move the proxy's km into ``distance_estimee_km`` (an estimate, not a road distance)."""
-    km = pd.to_numeric(out["distance_km"]).astype("float64")
-    estimated = (out["moteur"] == ESTIMATED_DISTANCE_ENGINE).to_numpy()
-    out["distance_estimee_km"] = km.where(estimated)
-    out["distance_km"] = km.where(~estimated)
-    return out
+    km = _as_float(cols["distance_km"]).to_numpy()
+    estimated = (cols["moteur"] == ESTIMATED_DISTANCE_ENGINE).to_numpy()
+    cols["distance_estimee_km"] = pd.Series(np.where(estimated, km, np.nan))
+    cols["distance_km"] = pd.Series(np.where(estimated, np.nan, km))
 
 
-def _ranges_and_reasons(out: pd.DataFrame) -> pd.DataFrame:
+def _ranges_and_reasons(cols: dict[str, pd.Series]) -> None:
     """Complete ``minutes_min``/``minutes_max`` (NaN unless the engine gave them) and ``raison``.
 
     ``raison`` is empty where the minutes are known; else the engine's reason (the proxy's
     « pas de service sur l'île »), else « non accessible ».
     """
+    n = len(cols["minutes"])
     for col in ("minutes_min", "minutes_max"):
-        out[col] = (pd.to_numeric(out[col]).astype("float64") if col in out.columns
-                    else np.nan)
-    reason = (out["raison"] if "raison" in out.columns
-              else pd.Series(None, index=out.index, dtype=object))
-    reason = reason.where(reason.notna(), REASON_UNREACHABLE).astype(object)
+        cols[col] = _as_float(cols[col]) if col in cols else pd.Series(np.full(n, np.nan))
+    reason = (cols["raison"].to_numpy(dtype=object) if "raison" in cols
+              else np.full(n, None, dtype=object))
+    reason = np.where(pd.isna(reason), REASON_UNREACHABLE, reason)
     # text with missing values, as the table reads back from its files
-    out["raison"] = reason.where(out["minutes"].isna(), None).astype("str")
-    return out
+    reason[~np.isnan(cols["minutes"].to_numpy())] = None
+    cols["raison"] = _series(reason).astype("str")
 
 
 #: Columns that only one kind of engine fills (left out of exports and pages when empty).
@@ -534,21 +642,72 @@ def _add_partial_columns(out: pd.DataFrame, level: str, run_deps: frozenset[str]
     out["departements_manquants"] = units.map(lambda u: ",".join(missing_of[u]))
 
 
-def _weighted_percentiles(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Return the population-weighted lower quantiles (median, p90) of minutes per group."""
-    g = frame[[*keys, "population", "minutes"]].copy()
-    g["_m"] = g["minutes"].fillna(np.inf)
-    g["_w"] = g["population"].astype("int64")
-    g = g.sort_values([*keys, "_m"], kind="mergesort")
-    grouped = g.groupby(keys, sort=False, dropna=False)
-    g["_cum"] = grouped["_w"].cumsum()
-    g["_tot"] = grouped["_w"].transform("sum")
-    result = grouped["_w"].sum().rename("_tot").reset_index()
-    for name, num, den in (("minutes_mediane", 1, 2), ("minutes_p90", 9, 10)):
-        reached = g[(g["_cum"] * den >= g["_tot"] * num) & (g["_tot"] > 0)]
-        first = reached.groupby(keys, sort=False, dropna=False).head(1)[[*keys, "_m"]]
-        result = result.merge(first.rename(columns={"_m": name}), on=keys, how="left")
-    return result.drop(columns="_tot")
+#: Population-weighted lower quantiles of the coverage tables: column → (numerator, denominator).
+_QUANTILES = {"minutes_mediane": (1, 2), "minutes_p90": (9, 10)}
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """Rows grouped by key, as ``groupby(sort=False, dropna=False)`` numbers them.
+
+    Attributes
+    ----------
+    ids
+        Group of each row (0 … n-1, in order of first appearance; missing keys form groups).
+    first
+        First row of each group.
+    order
+        Rows sorted by group, then by ``minutes`` (unreachable last), stable.
+    starts
+        Position in ``order`` where each group begins.
+    """
+
+    ids: np.ndarray
+    first: np.ndarray
+    order: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def of(cls, columns: Sequence[pd.Series], minutes: np.ndarray) -> _Groups:
+        """Group the rows by ``columns`` (equal length) and sort them by ``minutes``."""
+        combined = np.zeros(len(minutes), dtype=np.int64)
+        for col in columns:
+            codes, uniques = pd.factorize(col, use_na_sentinel=False)
+            combined = combined * max(len(uniques), 1) + codes
+        ids = pd.factorize(combined)[0].astype(np.intp)
+        first = np.unique(ids, return_index=True)[1]
+        order = np.lexsort((np.where(np.isnan(minutes), np.inf, minutes), ids))
+        starts = np.searchsorted(ids[order], np.arange(len(first)))
+        return cls(ids, first, order, starts)
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Return the sum of ``values`` (int64) in each group."""
+        if not len(self.first):
+            return np.zeros(0, dtype=np.int64)
+        return np.add.reduceat(values.astype(np.int64)[self.order], self.starts)
+
+    def weighted_quantile(self, minutes: np.ndarray, weights: np.ndarray, num: int,
+                          den: int) -> np.ndarray:
+        """Return the population-weighted lower ``num/den`` quantile of minutes per group.
+
+        Rows sorted by minutes (NaN counted as ``+inf``); the quantile is the minutes of
+        the first row at which the group's cumulative weight reaches ``num/den`` of its
+        total (no interpolation); NaN when the group's total weight is not positive.
+        """
+        out = np.full(len(self.first), np.nan)
+        if not len(out):
+            return out
+        w = weights.astype(np.int64)[self.order]
+        group = self.ids[self.order]
+        cum = np.cumsum(w)
+        before = np.concatenate([[0], cum])[self.starts]  # weight of the earlier groups
+        local = cum - before[group]
+        total = np.add.reduceat(w, self.starts)
+        reached = np.flatnonzero((local * den >= total[group] * num) & (total[group] > 0))
+        hit_groups, at = np.unique(group[reached], return_index=True)
+        m = minutes[self.order][reached[at]]
+        out[hit_groups] = np.where(np.isnan(m), np.inf, m)
+        return out
 
 
 def _has_ranges(full: pd.DataFrame) -> bool:
@@ -557,12 +716,26 @@ def _has_ranges(full: pd.DataFrame) -> bool:
         full["minutes_min"].notna().any() or full["minutes"].isna().all())
 
 
-def _add_range_counts(f: pd.DataFrame, full: pd.DataFrame, pop: np.ndarray, t: float) -> None:
-    """Add the white-zone counts under the optimistic and pessimistic minutes (in place)."""
-    for bound, col in (("min", "minutes_min"), ("max", "minutes_max")):
-        white = is_white_zone(full[col].to_numpy(dtype=float), t)
-        f[f"communes_zone_blanche_{bound}"] = white.astype("int64")
-        f[f"population_zone_blanche_{bound}"] = np.where(white, pop, 0)
+def _threshold_sums(full: pd.DataFrame, groups: _Groups, t: float, *, ranged: bool
+                    ) -> dict[str, np.ndarray]:
+    """Return the white-zone counts and populations of each group at threshold ``t``."""
+    minutes = full["minutes"].to_numpy(dtype=float)
+    pop = full["population"].to_numpy(dtype=np.int64)
+    rural = full["rural"].to_numpy(dtype=bool)
+    white = is_white_zone(minutes, t)
+    sums: dict[str, np.ndarray] = {}
+    if ranged:  # the counts under the optimistic and pessimistic minutes
+        for bound, col in (("min", "minutes_min"), ("max", "minutes_max")):
+            w = is_white_zone(full[col].to_numpy(dtype=float), t)
+            sums[f"communes_zone_blanche_{bound}"] = groups.sums(w)
+            sums[f"population_zone_blanche_{bound}"] = groups.sums(np.where(w, pop, 0))
+    sums["population"] = groups.sums(pop)
+    sums["population_couverte"] = groups.sums(np.where(white, 0, pop))
+    sums["communes_zone_blanche"] = groups.sums(white)
+    sums["population_zone_blanche"] = groups.sums(np.where(white, pop, 0))
+    sums["population_rurale"] = groups.sums(np.where(rural, pop, 0))
+    sums["population_rurale_zone_blanche"] = groups.sums(np.where(rural & white, pop, 0))
+    return sums
 
 
 def coverage_table(
@@ -604,41 +777,36 @@ def coverage_table(
         raise CoverageError(msg)
     contract, key_cols = LEVELS[level]
     keys = list(key_cols)
-    full = _level_keys(_with_combined(access), communes, level)
+    steps = sorted(float(x) for x in thresholds)
+    if not steps:
+        return pd.DataFrame({c: [] for c in contract.columns})
+    combined = _with_combined(access)
+    used = [c for c in _AGGREGATED_COLS if c in combined.columns]
+    full = _level_keys(combined[used], communes, level)
     full["population"] = full["population"].astype("int64")
     full["rural"] = full["rural"].astype(bool)
     types = _type_order(list(pd.unique(full["type_service"])))
     gkeys = [*keys, "type_service"]
     minutes = full["minutes"].to_numpy(dtype=float)
-    pop = full["population"].to_numpy(dtype="int64")
-    rural = full["rural"].to_numpy(dtype=bool)
-    pct = _weighted_percentiles(full, gkeys)
+    groups = _Groups.of([full[k] for k in gkeys], minutes)
+    n_groups = len(groups.first)
     ranged = _has_ranges(full)
-    parts = []
-    for t in sorted(float(x) for x in thresholds):
-        white = is_white_zone(minutes, t)
-        f = full[gkeys].copy()
-        if ranged:
-            _add_range_counts(f, full, pop, t)
-        f["population"] = pop
-        f["population_couverte"] = np.where(white, 0, pop)
-        f["communes_zone_blanche"] = white.astype("int64")
-        f["population_zone_blanche"] = np.where(white, pop, 0)
-        f["population_rurale"] = np.where(rural, pop, 0)
-        f["population_rurale_zone_blanche"] = np.where(rural & white, pop, 0)
-        agg = f.groupby(gkeys, sort=False, dropna=False).sum().reset_index()
-        agg["seuil_minutes"] = t
-        parts.append(agg)
-    if not parts:
-        return pd.DataFrame({c: [] for c in contract.columns})
-    out = pd.concat(parts, ignore_index=True).merge(pct, on=gkeys, how="left")
+    per_step = [_threshold_sums(full, groups, t, ranged=ranged) for t in steps]
+    rows = np.tile(np.arange(n_groups), len(steps))
+    out = full[gkeys].iloc[groups.first[rows]].reset_index(drop=True)
+    for col in per_step[0]:
+        out[col] = np.concatenate([s[col] for s in per_step])
+    out["seuil_minutes"] = np.repeat(np.asarray(steps, dtype=np.float64), n_groups)
+    pop = full["population"].to_numpy(dtype=np.int64)
+    for name, (num, den) in _QUANTILES.items():
+        out[name] = groups.weighted_quantile(minutes, pop, num, den)[rows]
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = out["population_couverte"] / out["population"].where(out["population"] > 0)
     out["taux_couverture"] = rate.astype("float64")
     for col in RANGE_COLUMNS:  # engines without ranges: empty columns (Int64)
         out[col] = out[col].astype("Int64") if col in out.columns else pd.array(
             [pd.NA] * len(out), dtype="Int64")
-    _add_partial_columns(out, level, frozenset(full["code_dep"].astype(str)))
+    _add_partial_columns(out, level, frozenset(pd.unique(full["code_dep"].astype(str))))
     out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
     out = out.sort_values([*keys, "_t", "seuil_minutes"], kind="mergesort")
     return out[contract.columns].reset_index(drop=True)
@@ -659,8 +827,8 @@ def coverage_tables(
         if level in ("regions", "epci") and (
             communes is None or keys[0] not in communes.columns
         ):
-            log.warning("coverage by %s skipped: the communes table has no %s column",
-                        level, keys[0])
+            log.warning("couverture par %s omise : la table des communes n'a pas de colonne "
+                        "%s", level, keys[0])
             continue
         out[contract.name] = coverage_table(access, communes, thresholds, level)
     return out

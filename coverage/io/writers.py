@@ -26,6 +26,7 @@ from coverage.settings import CRS_INPUT_OUTPUT
 
 __all__ = [
     "conform_to_contract",
+    "csv_text",
     "write_geoparquet",
     "write_table",
 ]
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 
 
 def _as_str(s: pd.Series) -> pd.Series:
+    if isinstance(s.dtype, pd.StringDtype) or (
+        s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty")
+    ):  # text already (missing values aside): the same values, without a Python loop
+        return s.astype("str")
     out = s.astype(object)
     out = out.where(s.notna(), None)
     return pd.Series(
@@ -48,10 +53,10 @@ def _as_integer(s: pd.Series, name: str, contract: str) -> pd.Series:
     finite = num.dropna()
     if bad.any() or (len(finite) and not np.all(np.isfinite(finite.to_numpy(dtype=float)))):
         found = s[bad].head(3).tolist()
-        msg = f"table {contract!r}, column {name!r}: expected integers, found {found}"
+        msg = f"table « {contract} », colonne « {name} » : attendu des entiers, trouvé {found}"
         raise OutputError(msg)
     if len(finite) and not np.all(np.mod(finite.to_numpy(dtype=float), 1) == 0):
-        msg = f"table {contract!r}, column {name!r}: expected whole numbers"
+        msg = f"table « {contract} », colonne « {name} » : attendu des nombres entiers"
         raise OutputError(msg)
     if num.isna().any():
         return num.astype("Int64")
@@ -89,7 +94,8 @@ def conform_to_contract(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """
     missing = [c for c in contract.required if c not in df.columns]
     if missing:
-        msg = f"table {contract.name!r} lacks the contract column(s) {missing}"
+        msg = (f"table « {contract.name} » : colonne(s) du contrat absente(s) : "
+               f"{', '.join(missing)}")
         raise OutputError(msg)
     out = {}
     for f in contract.fields:
@@ -139,8 +145,13 @@ def write_table(df: pd.DataFrame, contract: Contract, folder: str | Path) -> lis
     csv_path = folder / f"{contract.name}.csv"
     parquet_path = folder / f"{contract.name}.parquet"
     schema_path = folder / f"{contract.name}.schema.json"
+    text = csv_text(table)
     with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+        if text is None:  # a column of another kind, or a carriage return in a text
+            table.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
     with atomic_path(parquet_path) as tmp:
         table.to_parquet(tmp, index=False)
     write_text_atomic(
@@ -148,6 +159,78 @@ def write_table(df: pd.DataFrame, contract: Contract, folder: str | Path) -> lis
     )
     log.debug("wrote %s (%d rows)", contract.name, len(table))
     return [csv_path, parquet_path, schema_path]
+
+
+#: pandas' nullable integer and boolean dtypes (NA written as an empty field).
+_NULLABLE_DTYPES = (pd.Int8Dtype, pd.Int16Dtype, pd.Int32Dtype, pd.Int64Dtype, pd.UInt8Dtype,
+                    pd.UInt16Dtype, pd.UInt32Dtype, pd.UInt64Dtype, pd.BooleanDtype)
+
+
+def _csv_field(text: str) -> str:
+    """Return ``text`` as a CSV field: quoted (quotes doubled) when it holds a special char."""
+    if "," in text or '"' in text or "\n" in text:  # what QUOTE_MINIMAL quotes
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_fields(column: pd.Series) -> np.ndarray | None:
+    """Return the CSV fields of a column as ``DataFrame.to_csv`` writes them, or None.
+
+    Each distinct value is formatted once: float64 as numpy's ``astype(str)`` (pandas'
+    formatting), integers and booleans (numpy or nullable) by ``str``, text quoted as the
+    csv module does (``QUOTE_MINIMAL``); missing values are empty. None for any other
+    dtype and for text holding a carriage return (left to pandas).
+    """
+    dtype = column.dtype
+    if isinstance(dtype, pd.StringDtype):
+        codes, uniques = pd.factorize(column)
+        values = uniques.to_numpy(dtype=object)
+        if any("\r" in v for v in values):
+            return None
+        text = [_csv_field(v) for v in values]
+    elif dtype == np.float64:  # by bit pattern: -0.0 is written apart from 0.0
+        values = np.ascontiguousarray(column.to_numpy())
+        codes, bits = pd.factorize(values.view(np.int64))
+        codes[np.isnan(values)] = -1
+        text = bits.view(np.float64).astype(str).tolist()
+    elif dtype.kind in "iub" and isinstance(dtype, (np.dtype, *_NULLABLE_DTYPES)):
+        codes, uniques = pd.factorize(column)
+        text = [str(v) for v in uniques.tolist()]
+    else:
+        return None
+    # code -1 (a missing value) takes the last entry: the empty field
+    return np.array([*text, ""], dtype=object)[codes]
+
+
+def csv_text(table: pd.DataFrame) -> str | None:
+    r"""Return the CSV text of ``table`` byte for byte as ``to_csv`` writes it, or None.
+
+    ``table.to_csv(index=False, lineterminator="\n")`` (``,``, ``.`` decimal, missing
+    values empty, quotes only where needed), without its per-cell Python calls. None when
+    a column is not text, float64, integer or boolean, when text holds a carriage return,
+    or when the table has fewer than two columns: the caller then uses ``to_csv``.
+
+    Parameters
+    ----------
+    table
+        A table conformed to its contract (:func:`conform_to_contract`).
+
+    Returns
+    -------
+    str or None
+        The CSV text (header, then one line per row, each ended by ``\n``), or None.
+    """
+    if table.shape[1] < 2:  # a lone empty field would be written '""'
+        return None
+    columns = []
+    for name in table.columns:
+        fields = _csv_fields(table[name])
+        if fields is None or "\r" in str(name):
+            return None
+        columns.append(fields)
+    lines = [",".join(_csv_field(str(name)) for name in table.columns)]
+    lines.extend(map(",".join, zip(*columns, strict=True)))
+    return "\n".join(lines) + "\n"
 
 
 def write_geoparquet(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
@@ -172,7 +255,7 @@ def write_geoparquet(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
         :func:`coverage._validate.require_crs`).
     """
     path = Path(path)
-    require_crs(gdf, file=f"{path.name} (not written)")
+    require_crs(gdf, file=f"{path.name} (non écrit)")
     if gdf.crs != CRS_INPUT_OUTPUT:
         gdf = gdf.to_crs(CRS_INPUT_OUTPUT)
     with atomic_path(path) as tmp:
