@@ -105,6 +105,14 @@ def test_no_cache_recomputes(tmp_path: Path) -> None:
     res = run_batch(_tiny_inputs(), out_dir=tmp_path,
                     options=RunOptions(workers=1, isochrones=False, use_cache=False))
     assert sorted(res.computed) == ["15", "2A"] and not res.reused
+    # a run without the cache writes no partition cache
+    fresh = tmp_path / "sans_cache"
+    run_batch(_tiny_inputs(), out_dir=fresh,
+              options=RunOptions(workers=1, isochrones=False, use_cache=False))
+    assert (fresh / "manifest.json").is_file()
+    assert not list((fresh / ".cache").rglob("*.parquet"))
+    again = run_batch(_tiny_inputs(), out_dir=fresh, options=LOCAL)
+    assert again.reused and not again.cached  # same run: the outputs are kept as they are
 
 
 def test_partition_services_keep_cross_border_and_drop_far() -> None:

@@ -635,14 +635,15 @@ def _compute(plan: _Plan, keys: _Keys, parts: _Partitioned,
     for out in progress(execute(todo, scheduler=scheduler, workers=plan.options.workers),
                         total=len(todo), desc=f"partitions ({plan.engine})", unit="dépt"):
         task = by_dept[out.dept]
-        cache_write(keys.part_cache, out, context=task.context,
-                    service_hashes=task.service_hashes)
+        if use_cache:  # a run without the cache leaves no partition cache behind
+            cache_write(keys.part_cache, out, context=task.context,
+                        service_hashes=task.service_hashes)
         outputs[out.dept] = out
         done += 1
         log.info("partition %s computed in %.2f s", out.dept, out.seconds)
         if on_progress is not None:
             on_progress("partitions", done, len(tasks))
-    if misses:
+    if misses and use_cache:
         services_write(keys.part_cache, parts.services, parts.service_hashes)
     return _Computed(outputs, [t.dept for t in misses], cached, updated, recomputed)
 
