@@ -409,7 +409,8 @@ def national_run_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory
     from coverage.io.inputs import Inputs
 
     communes_file = shared_data / "communes" / "communes_cog2026.parquet"
-    communes = load_communes(communes_file).data
+    grid = shared_data / "communes" / "grille_densite_4niv_cog2026.csv"
+    communes = load_communes(communes_file, densite=grid).data
     inputs = Inputs(communes=communes, services=_synthetic_sites(communes), waiting=None,
                     roads=None, fictif=False)
     out = tmp_path_factory.mktemp("browser_national") / "run"
