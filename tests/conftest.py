@@ -12,6 +12,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS_DATA = Path(__file__).resolve().parent / "data"
 SHARED_DATA = Path(os.environ.get("ZB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+#: The app's background warming of other départements (coverage.app.state) is off in the
+#: tests' own process (AppTest): a daemon thread outliving a test would load the next ones.
+#: The browser tests start the real app with it on (tests/test_browser.py).
+os.environ.setdefault("ZONES_BLANCHES_NO_WARM", "1")
 
 
 #: Tests measured above ~1.3 s on a 2-core development machine, or modules whose shared

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 
 import geopandas as gpd
@@ -150,7 +151,14 @@ def test_zones_blanches_page_tables(at: AppTest) -> None:
     sel = at.session_state[state.SELECTION_KEY]
     exp = _expected(run, sel.dept, sel.type_service, sel.threshold_min)
     assert _metrics(at)["Population"] == _int_text(exp["population"])
-    communes, epci, dens = (d.value for d in at.dataframe)
+    tables = [d.value for d in at.dataframe]
+    communes, epci, dens = (next(t for t in tables if set(cols) <= set(t.columns))
+                            for cols in (("nom", "zone_blanche"),
+                                         ("nom_epci", "population_couverte"),
+                                         ("densite", "population_zone_blanche")))
+    # the main tables fit a 1440 px screen: the other columns are under « Autres colonnes »
+    assert len(communes.columns) <= 7 and "nom_epci" not in communes
+    assert any("nom_epci" in t and "zone_blanche" not in t for t in tables)
     n = int((run.communes["code_dep"] == sel.dept).sum())
     assert len(communes) == n
     assert int(communes["zone_blanche"].sum()) == int(exp["communes_zone_blanche"])
@@ -357,3 +365,59 @@ def test_nouveau_site_page_from_the_router(at: AppTest) -> None:
     at.selectbox(key="dept").set_value(other).run()
     _ok(at)
     assert other in at.title[0].value
+
+
+def test_commune_table_names_services_without_a_nom_column(
+        demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stamp = state.ensure_demo_run(str(demo_dir))
+    run = RunOutputs.load(demo_dir)
+    sel = state.Selection(str(demo_dir), stamp, run.depts[0], run_service_types(run)[0],
+                          run_thresholds(run)[0])
+    no_name = run.services.drop(columns="nom")
+    monkeypatch.setattr(state, "services_for", lambda _sel: no_name)
+    table = views.commune_table(sel)
+    shown = set(table["service"].dropna().astype(str))
+    assert shown, "no commune has a nearest service in the demo"
+    assert shown <= set(run.services["service_id"].astype(str))  # the identifier, no KeyError
+    names = views.service_names(pd.DataFrame({"service_id": ["a", "b", "c"],
+                                              "nom": ["Maison A", " ", None]}))
+    assert names == {"a": "Maison A", "b": "b", "c": "c"}
+
+
+def test_warming_builds_the_nearest_departements_map(
+        demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stamp = state.ensure_demo_run(str(demo_dir))
+    run = RunOutputs.load(demo_dir)
+    assert len(run.depts) >= 2  # the demo has ZA and ZB: one to show, one to warm
+    monkeypatch.setenv(state.ENV_NO_WARM, "1")  # no thread: the steps are run here
+    monkeypatch.setattr(state, "WARM_IDLE_S", 0.0)
+    stype, thresholds = run_service_types(run)[0], run_thresholds(run)
+    sel = state.Selection(str(demo_dir), stamp, run.depts[0], stype, thresholds[-1])
+    warmer = state._Warmer(str(demo_dir), stamp)
+    warmer.focus = (sel, run.engine)
+    step = warmer._next()
+    assert step is not None
+    kind, other, engine = step
+    assert kind == "map" and other.dept != sel.dept and other.type_service == stype
+    state._carte_map.clear()
+    warmer._step(kind, other, engine)
+    assert ("map", other.dept, stype, str(thresholds[-1]), "None", engine) in warmer.done
+    built: list[str] = []
+    real = maps.access_map_and_legend
+
+    def counted(*args: object, **kwargs: object) -> object:
+        if threading.current_thread() is threading.main_thread():  # not a warming thread
+            built.append(str(kwargs.get("threshold_min")))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(maps, "access_map_and_legend", counted)
+    access = state.dept_access(str(demo_dir), stamp, other.dept)
+    page, legend = state.carte_map(other, None, "run", views.type_rows(access, stype), access,
+                                   run.services, engine)
+    assert built == []  # the page found the warmed map in the cache
+    assert f"{maps.HATCH_ID}-" in page
+    assert "zb-app-legend" in legend
+    cold = state.Selection(str(demo_dir), stamp, other.dept, stype, thresholds[0])
+    state.carte_map(cold, None, "run", views.type_rows(access, stype), access, run.services,
+                    engine)
+    assert built == [str(thresholds[0])]  # a map not warmed is built on the page's call

@@ -67,6 +67,7 @@ def _serve(run_dir: Path, name: str) -> Iterator[str]:
     """Start ``streamlit run app.py`` on ``run_dir``; yield its URL; stop it."""
     port = _free_port()
     env = dict(os.environ, ZONES_BLANCHES_RUN_DIR=str(run_dir))
+    env.pop("ZONES_BLANCHES_NO_WARM", None)  # the real app: warming on
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
         "--server.port", str(port), "--server.address", "127.0.0.1",

@@ -335,7 +335,13 @@ def _app_epci_equals_exports(run_dir: Path, dept: str, out: Path, *, monkeypatch
         at.switch_page("coverage/app/zones_blanches.py").run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         sel = at.session_state[state.SELECTION_KEY]
-        app = at.dataframe[1].value.set_index("code_epci")
+        # the EPCI tab: its main table, then the « Autres colonnes » tables (same rows,
+        # same order, each starting with the EPCI's name and code)
+        parts = [d.value.reset_index(drop=True) for d in at.dataframe
+                 if "nom_epci" in d.value.columns and "code_insee" not in d.value.columns]
+        assert len(parts) >= 2 and all(len(t) == len(parts[0]) for t in parts)
+        app = pd.concat(parts, axis=1)
+        app = app.loc[:, ~app.columns.duplicated()].set_index("code_epci")
     run = RunOutputs.load(run_dir)
     files = export_departement(run, dept, formats=["csv", "xlsx"], out_dir=out,
                                map_type=sel.type_service, map_threshold=sel.threshold_min)

@@ -43,7 +43,7 @@ from coverage.labels import (
     fr_percent,
     type_label,
 )
-from coverage.results import RunOutputs, run_service_types
+from coverage.results import RunOutputs, run_service_types, run_thresholds
 from coverage.routing import RunEngine, engine_of_run
 from coverage.routing.base import Engine
 from coverage.safe_text import spreadsheet_safe_frame
@@ -180,13 +180,14 @@ def _map(sel: state.Selection, run: RunOutputs, result: SitingResult, chosen: Ru
     m = maps.access_map(geoms, views.type_rows(shown_access, type_service), services,
                         type_service=type_service, threshold_min=threshold,
                         engine=engine.name, fictif=run.fictif, tiles=sel.tiles,
-                        sources=maps.legend_sources(run))
+                        sources=maps.legend_sources(run), thresholds=run_thresholds(run),
+                        context=state.dept_context(sel.run_dir, sel.stamp, sel.dept))
     maps.add_new_sites(m, result, geoms)
     st.iframe(maps.map_html(m), height=MAP_HEIGHT_PX,
               alt=f"Carte des nouveaux sites suggérés, département {sel.dept}")
     n_dept = len(state.dept_communes(sel.run_dir, sel.stamp, sel.dept))
     st.caption(f"Contour vert : communes que les sites suggérés (pastilles numérotées) "
-               f"couvriraient à {fr_minutes(threshold)} ou moins. Contour noir pointillé : zone "
+               f"couvriraient à {fr_minutes(threshold)} ou moins. Communes hachurées : zone "
                f"blanche actuelle. Communes représentées : {n_dept} du département"
                + (f", plus celles couvertes dans {', '.join(outside)}." if outside else "."))
 
@@ -368,7 +369,8 @@ def _scenario_map(sel: state.Selection, run: RunOutputs, scn: Scenario, name: st
     m = maps.access_map(geoms, views.type_rows(scn.access, type_service), points,
                         type_service=type_service, threshold_min=threshold,
                         engine=scn.engine.name, fictif=run.fictif, tiles=sel.tiles,
-                        sources=maps.legend_sources(run))
+                        sources=maps.legend_sources(run), thresholds=run_thresholds(run),
+                        context=state.dept_context(sel.run_dir, sel.stamp, sel.dept))
     st.iframe(maps.map_html(m), height=SCENARIO_MAP_HEIGHT_PX,
               alt=f"Carte du scénario {name}, département {sel.dept}")
 

@@ -5,18 +5,26 @@ Pages only read :func:`selection` and call the cached helpers here, which call t
 functions take hashable arguments: the run folder as a string and the manifest's
 modification time (``stamp``), so a rerun of the batch into the same folder invalidates
 them.
+
+Once a Carte map is drawn, :func:`warm_departements` prepares the other départements of the
+run in a background thread while the app is idle, nearest first (their Carte maps for the
+12 nearest, the display geometries and context of all), so that a first visit finds them
+in the caches; ``ZONES_BLANCHES_NO_WARM=1`` turns it off.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -33,11 +41,16 @@ from coverage.results import (
 )
 
 __all__ = [
+    "DEPT_ENTRIES",
+    "ENV_NO_WARM",
     "ENV_RUN_DIR",
     "ENV_TILES_ATTRIBUTION",
     "ENV_TILES_URL",
     "SELECTION_KEY",
     "UPLOAD_KEY",
+    "WARM_IDLE_S",
+    "WARM_MAPS",
+    "WARM_NICE",
     "Selection",
     "access_for",
     "carte_map",
@@ -54,6 +67,7 @@ __all__ = [
     "selection",
     "services_for",
     "upload_override",
+    "warm_departements",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,8 +77,23 @@ ENV_TILES_URL = "ZONES_BLANCHES_TILES_URL"
 #: Environment variable of the basemap attribution.
 ENV_TILES_ATTRIBUTION = "ZONES_BLANCHES_TILES_ATTRIBUTION"
 
+#: Environment variable that turns the background warming of départements off (``1``).
+ENV_NO_WARM = "ZONES_BLANCHES_NO_WARM"
+
 SELECTION_KEY = "zb_selection"
 UPLOAD_KEY = "zb_upload"
+#: Cache entries kept per département-keyed function: every département of a national run
+#: (101) and a few runs' worth of the small ones.
+DEPT_ENTRIES = 256
+#: Maps built ahead of a visit: the Carte maps of this many départements nearest to the one
+#: shown, for the current type, threshold and basemap (every département gets its display
+#: geometries and context).
+WARM_MAPS = 12
+#: Seconds without a page run before the background warming does its next step: it works
+#: between the user's clicks, once the browser has drawn the page, not during them.
+WARM_IDLE_S = 2.0
+#: Nice value of the warming thread (Linux): the pages and the browser come first.
+WARM_NICE = 10
 
 
 @dataclass(frozen=True)
@@ -163,6 +192,7 @@ def run_of(sel: Selection) -> RunOutputs:
 
 def selection() -> Selection:
     """Return the sidebar's current selection (set by ``app.py`` before the page runs)."""
+    _WARM_CLOCK["last"] = time.monotonic()
     sel = st.session_state.get(SELECTION_KEY)
     if sel is None:
         st.error("Aucune donnée chargée : choisissez un jeu de données dans la barre latérale.")
@@ -182,7 +212,7 @@ def upload_override(sel: Selection) -> dict[str, Any] | None:
 # --- Cached data of a département -------------------------------------------------------
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=DEPT_ENTRIES)
 def dept_communes(run_dir: str, stamp: float, dept: str) -> pd.DataFrame:
     """Return the communes of a département without geometry (code_insee, nom, EPCI…)."""
     run = load_run(run_dir, stamp)
@@ -191,7 +221,7 @@ def dept_communes(run_dir: str, stamp: float, dept: str) -> pd.DataFrame:
     return pd.DataFrame(out).reset_index(drop=True)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=DEPT_ENTRIES)
 def dept_display_geometries(run_dir: str, stamp: float, dept: str) -> gpd.GeoDataFrame:
     """Return simplified commune polygons of a département for the map (EPSG:4326)."""
     run = load_run(run_dir, stamp)
@@ -201,7 +231,7 @@ def dept_display_geometries(run_dir: str, stamp: float, dept: str) -> gpd.GeoDat
     return maps.display_geometries(c[keep].reset_index(drop=True))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=DEPT_ENTRIES)
 def dept_context(run_dir: str, stamp: float, dept: str) -> maps.DepartementContext:
     """Return the département's map context, built once per run and département.
 
@@ -214,7 +244,7 @@ def dept_context(run_dir: str, stamp: float, dept: str) -> maps.DepartementConte
                                     dept_access(run_dir, stamp, dept))
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_data(show_spinner=False, max_entries=DEPT_ENTRIES)
 def dept_access(run_dir: str, stamp: float, dept: str) -> pd.DataFrame:
     """Return the rows of ``acces_communes`` of a département (all service types)."""
     run = load_run(run_dir, stamp)
@@ -242,12 +272,15 @@ def services_for(sel: Selection) -> gpd.GeoDataFrame:
     return run_of(sel).services
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def carte_map(
     sel: Selection, iso_layer: str | None, data_key: str, _rows: pd.DataFrame,
     _access: pd.DataFrame, _services: gpd.GeoDataFrame, engine: str,
 ) -> tuple[str, str]:
     """Return the Carte map page and its legend (HTML), cached per selection and data.
+
+    Then starts (once per run) or refocuses the background warming of the other
+    départements (:func:`warm_departements`), so that their first visit finds its data
+    ready.
 
     Parameters
     ----------
@@ -271,6 +304,25 @@ def carte_map(
     tuple of str
         The map page (for ``st.iframe``) and the legend block drawn beside it.
     """
+    with _WARM_LOCK:
+        _WARM_CLOCK["busy"] += 1
+    try:
+        out = _carte_map(sel, iso_layer, data_key, _rows, _access, _services, engine)
+    finally:
+        with _WARM_LOCK:
+            _WARM_CLOCK["busy"] -= 1
+            _WARM_CLOCK["last"] = time.monotonic()
+    if data_key == "run" and iso_layer is None:
+        warm_departements(sel, engine)
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=48)
+def _carte_map(
+    sel: Selection, iso_layer: str | None, data_key: str, _rows: pd.DataFrame,
+    _access: pd.DataFrame, _services: gpd.GeoDataFrame, engine: str,
+) -> tuple[str, str]:
+    """Build the Carte map page and its legend (:func:`carte_map`, cached)."""
     del data_key  # cache key only
     run = load_run(sel.run_dir, sel.stamp)
     geoms = dept_display_geometries(sel.run_dir, sel.stamp, sel.dept)
@@ -283,3 +335,150 @@ def carte_map(
         thresholds=run_thresholds(run), context=dept_context(sel.run_dir, sel.stamp, sel.dept),
     )
     return maps.map_html(m), maps.legend_html(legend)
+
+
+# --- Warming the other départements in the background -----------------------------------
+
+#: When a page last ran (``time.monotonic()``) and how many Carte maps are being built now:
+#: the warming thread waits for the user's page to be done.
+_WARM_CLOCK: dict[str, float] = {"last": 0.0, "busy": 0}
+_WARM_LOCK = threading.Lock()
+
+
+class _Warmer:
+    """Builds the per-département display data of one run in a daemon thread.
+
+    The départements nearest to the one shown come first: for the :data:`WARM_MAPS`
+    nearest, the Carte map of the current type, threshold and basemap; for every other
+    one, its display geometries, context, communes and access rows. Each step goes through
+    the same Streamlit caches as a page (:func:`dept_context`…), so a page finds it done;
+    a step runs only after :data:`WARM_IDLE_S` seconds without a page run.
+    """
+
+    def __init__(self, run_dir: str, stamp: float) -> None:
+        self.run_dir, self.stamp = run_dir, stamp
+        self.lock = threading.Lock()
+        self.focus: tuple[Selection, str] | None = None
+        self.done: set[tuple[str, ...]] = set()
+        self.centres = _dept_centres(load_run(run_dir, stamp))
+        self.thread: threading.Thread | None = None
+
+    def refocus(self, sel: Selection, engine: str) -> None:
+        """Put the départements nearest to ``sel.dept`` first; start the thread once."""
+        with self.lock:
+            self.focus = (sel, engine)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, daemon=True,
+                                               name=f"zb-warm-{Path(self.run_dir).name}")
+                self.thread.start()
+
+    def _next(self) -> tuple[str, Selection, str] | None:
+        """Return the next step: (``map`` or ``data``, selection of its département, engine)."""
+        with self.lock:
+            if self.focus is None:
+                return None
+            sel, engine = self.focus
+        x0, y0 = self.centres.get(sel.dept, (0.0, 0.0))
+        order = sorted(self.centres, key=lambda d: (self.centres[d][0] - x0) ** 2
+                       + (self.centres[d][1] - y0) ** 2)
+        maps_key = (sel.type_service, str(sel.threshold_min), repr(sel.tiles), engine)
+        for dept in order[1:WARM_MAPS + 1]:
+            if ("map", dept, *maps_key) not in self.done:
+                return "map", dataclasses.replace(sel, dept=dept), engine
+        for dept in order:
+            if ("data", dept) not in self.done:
+                return "data", dataclasses.replace(sel, dept=dept), engine
+        return None
+
+    def _step(self, kind: str, sel: Selection, engine: str) -> None:
+        """Build one département's data (``data``) or Carte map (``map``) into the caches.
+
+        Stops between its parts when a page starts running (the part is then redone from
+        the caches at the next step).
+        """
+        rd, st_, dept = self.run_dir, self.stamp, sel.dept
+        parts: list[Any] = [lambda: dept_communes(rd, st_, dept),
+                            lambda: dept_access(rd, st_, dept),
+                            lambda: dept_display_geometries(rd, st_, dept),
+                            lambda: dept_context(rd, st_, dept)]
+        if kind == "map":
+            parts.append(lambda: self._map(sel, engine))
+        for part in parts:
+            if not _idle():
+                return
+            part()
+        self.done.add(("data", dept))
+        if kind == "map":
+            self.done.add(("map", dept, sel.type_service, str(sel.threshold_min),
+                           repr(sel.tiles), engine))
+
+    def _map(self, sel: Selection, engine: str) -> None:
+        """Build the Carte map of ``sel`` (no isochrones, the run's services)."""
+        access = dept_access(self.run_dir, self.stamp, sel.dept)
+        rows = access[access["type_service"] == sel.type_service].reset_index(drop=True)
+        if len(rows) or not len(access):
+            _carte_map(sel, None, "run", rows, access,
+                       load_run(self.run_dir, self.stamp).services, engine)
+
+    def _loop(self) -> None:
+        """Warm step by step while the app is idle; stop when everything is warm."""
+        try:  # Linux: a nicer thread leaves the cores to the pages and the browser
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
+        except (AttributeError, OSError):
+            log.debug("priorité du fil de préparation inchangée")
+        while True:
+            if not _idle():
+                time.sleep(0.1)
+                continue
+            step = self._next()
+            if step is None or manifest_stamp(self.run_dir) != self.stamp:
+                return  # all warm, or the run was rewritten: its caches are obsolete
+            try:
+                self._step(*step)
+            except Exception:  # a warming failure must never reach a page: it rebuilds
+                log.exception("préparation en arrière-plan du département %s échouée",
+                              step[1].dept)
+                self.done.add(("data", step[1].dept))
+                self.done.add(("map", step[1].dept, step[1].type_service,
+                               str(step[1].threshold_min), repr(step[1].tiles), step[2]))
+
+
+def _idle() -> bool:
+    """Return True when no page is running nor has run for :data:`WARM_IDLE_S` seconds."""
+    return (_WARM_CLOCK["busy"] <= 0
+            and time.monotonic() - _WARM_CLOCK["last"] >= WARM_IDLE_S)
+
+
+def _dept_centres(run: RunOutputs) -> dict[str, tuple[float, float]]:
+    """Return the centre of each département's communes (x scaled by cos(latitude))."""
+    c = run.communes
+    b = c.geometry.bounds
+    frame = pd.DataFrame({"dep": c["code_dep"].astype(str).to_numpy(),
+                          "x": ((b["minx"] + b["maxx"]) / 2).to_numpy(),
+                          "y": ((b["miny"] + b["maxy"]) / 2).to_numpy()}).dropna()
+    mean = frame.groupby("dep")[["x", "y"]].mean()
+    scale = np.cos(np.radians(mean["y"].clip(-89, 89)))
+    return {str(d): (float(x * k), float(y))
+            for d, x, y, k in zip(mean.index, mean["x"], mean["y"], scale, strict=True)}
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _warmer(run_dir: str, stamp: float) -> _Warmer:
+    """Return the warmer of a run (one per run folder and manifest stamp)."""
+    return _Warmer(run_dir, stamp)
+
+
+def warm_departements(sel: Selection, engine: str) -> None:
+    """Prepare the other départements of the run in the background, nearest first.
+
+    Parameters
+    ----------
+    sel
+        The selection just shown: its département is the centre of the order, its type,
+        threshold and basemap those of the maps built ahead.
+    engine
+        ``road`` or ``proxy``: the engine of the run's access rows.
+    """
+    if os.environ.get(ENV_NO_WARM, "").strip() in ("1", "true", "oui"):
+        return
+    _warmer(sel.run_dir, sel.stamp).refocus(sel, engine)

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from coverage import maps
 from coverage.app import state
 from coverage.export import epci_departement_table, export_departement, run_digest
 from coverage.labels import FICTIONAL_DEFAULT_LABEL, FICTIONAL_SHORT, fr_minutes, type_label
@@ -45,9 +44,9 @@ __all__ = [
     "has_isochrones",
     "key_figures",
     "level_table",
-    "map_page_html",
     "open_access_page",
     "run_digest_of",
+    "service_names",
     "show_key_figures",
     "siting_data",
     "siting_geometries",
@@ -220,14 +219,34 @@ def fmt_decimal(value: object) -> str:
     return str(value).replace(".", ",")
 
 
+def service_names(services: pd.DataFrame) -> dict[str, str]:
+    """Return each service's name by ``service_id``: its ``nom``, else its identifier.
+
+    Parameters
+    ----------
+    services
+        Services with ``service_id`` and, when the file has one, ``nom`` (a blank or
+        missing name falls back to the identifier).
+
+    Returns
+    -------
+    dict
+        ``service_id`` → name.
+    """
+    ids = services["service_id"].astype(str)
+    if "nom" not in services:
+        return dict(zip(ids, ids, strict=True))
+    nom = services["nom"]
+    blank = nom.isna() | (nom.astype(str).str.strip() == "")
+    return dict(zip(ids, nom.astype(str).where(~blank, ids), strict=True))
+
+
 def commune_table(sel: state.Selection) -> pd.DataFrame:
     """Return one row per commune of the département: minutes, nearest service, white zone."""
     access, _engine, _up = state.access_for(sel)
     rows = type_rows(access, sel.type_service)
     communes = state.dept_communes(sel.run_dir, sel.stamp, sel.dept)
-    services = state.services_for(sel)
-    names = dict(zip(services["service_id"].astype(str), services["nom"].astype(str),
-                     strict=False))
+    names = service_names(state.services_for(sel))
     keep = [c for c in ("code_insee", "nom", "population", "densite", "rural", "nom_epci")
             if c in communes]
     out = communes[keep].merge(
@@ -284,33 +303,6 @@ def level_table(sel: state.Selection, level: str) -> pd.DataFrame:
         if col in table:
             table[col] = table[col].replace([np.inf], np.nan)
     return table.reset_index(drop=True)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _map_page(
-    sel: state.Selection, show_isochrones: bool, data_key: str,
-    _access: pd.DataFrame, _services: gpd.GeoDataFrame, engine: str,
-) -> str:
-    """Return the HTML of the Carte map (cached per selection and ``data_key``)."""
-    run = state.load_run(sel.run_dir, sel.stamp)
-    geoms = state.dept_display_geometries(sel.run_dir, sel.stamp, sel.dept)
-    iso = (maps.departement_isochrones(run.isochrones(ISOCHRONES_LAYER), geoms, sel.dept)
-           if show_isochrones else None)
-    m = maps.access_map(
-        geoms, type_rows(_access, sel.type_service),
-        maps.shown_services(_services, _access, sel.dept), type_service=sel.type_service,
-        threshold_min=sel.threshold_min, engine=engine, fictif=run.fictif, isochrones=iso,
-        tiles=sel.tiles, sources=maps.legend_sources(run),
-    )
-    return maps.map_html(m)
-
-
-def map_page_html(sel: state.Selection, *, show_isochrones: bool) -> str:
-    """Return the HTML page of the Carte map for the selection (cached per selection, data)."""
-    access, engine, _up_name = state.access_for(sel)
-    up = state.upload_override(sel)
-    data_key = "run" if up is None else repr(up["token"])
-    return _map_page(sel, show_isochrones, data_key, access, state.services_for(sel), engine)
 
 
 def has_isochrones(sel: state.Selection) -> bool:
