@@ -22,7 +22,9 @@ The national sites are SYNTHETIC, the demo territory FICTIONAL. Real data are re
 
 from __future__ import annotations
 
+import cProfile
 import os
+import pstats
 import shutil
 import sys
 import tempfile
@@ -39,6 +41,8 @@ import pandas as pd
 from benchmarks.bench_batch import SHARED, synthetic_sites
 
 TARGET_RERUN_S = 5.0
+#: ``--profile`` (or ZB_BENCH_PROFILE=1): print a cProfile of the national rerun.
+PROFILE = "--profile" in sys.argv or os.environ.get("ZB_BENCH_PROFILE") == "1"
 TARGET_CHANGE_S = 1.0
 NATIONAL_DEPT = "48"  # Lozère
 #: (label, ours wall, ours CPU, peer wall, peer CPU, target or None)
@@ -97,6 +101,14 @@ def bench_national(workdir: Path) -> tuple[list[Row], Path | None]:
     _, w_first, c_first = _timed(lambda: run_batch(inputs, out_dir=out, options=options))
     print(f"  first national run (not compared): {w_first:.1f} s wall, {c_first:.1f} s CPU")
     changed = replace(inputs, services=_two_changes(sites, communes))
+    if PROFILE:  # a copy of the folder, rerun under cProfile (not the figure timed)
+        prof_dir = workdir / "national_profiled"
+        shutil.copytree(out, prof_dir)
+        profiler = cProfile.Profile()
+        profiler.runcall(run_batch, changed, out_dir=prof_dir, options=options)
+        print("  cProfile of the incremental rerun (cumulative, top 25; profiling slows it):")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+        shutil.rmtree(prof_dir, ignore_errors=True)
     res, w_inc, c_inc = _timed(lambda: run_batch(changed, out_dir=out, options=options))
     print(f"  incremental rerun: {len(res.incremental)} partition(s) updated, "
           f"{res.recomputed_communes} commune(s) recomputed; stages (s): "

@@ -198,25 +198,35 @@ def _stored_minutes(access: pd.DataFrame, codes: np.ndarray, stype: str
     Keys ``minutes``, ``minutes_min``, ``minutes_max``; a range column absent or empty
     repeats ``minutes``.
     """
-    rows = access[access["type_service"].astype(str) == stype]
-    index = rows["code_insee"].astype(str).to_numpy()
-    first = ~pd.Index(index).duplicated()
+    rows, at = _rows_of_type(access, codes, stype)
     out: dict[str, np.ndarray] = {}
     for col in ("minutes", "minutes_min", "minutes_max"):
         source = col if col in rows.columns and rows[col].notna().any() else "minutes"
         values = pd.to_numeric(rows[source], errors="coerce").to_numpy(dtype=np.float64)
-        by_code = pd.Series(values[first], index=index[first])
-        out[col] = by_code.reindex(codes).fillna(np.inf).to_numpy(dtype=np.float64)
+        found = values[np.maximum(at, 0)] if len(values) else np.full(len(at), np.nan)
+        out[col] = np.where((at >= 0) & ~np.isnan(found), found, np.inf)
     return out
+
+
+def _rows_of_type(access: pd.DataFrame, codes: np.ndarray, stype: str
+                  ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Return the access rows of ``stype`` and the row of each of ``codes`` (-1: none).
+
+    A commune's first row is taken when it has several.
+    """
+    rows = access[access["type_service"].astype(str) == stype]
+    index = pd.Index(rows["code_insee"].astype(str).to_numpy(dtype=object), dtype=object)
+    first = np.flatnonzero(~index.duplicated())
+    at = index[first].get_indexer(pd.Index(codes, dtype=object))
+    return rows, np.where(at >= 0, first[np.maximum(at, 0)], -1)
 
 
 def _stored_ids(access: pd.DataFrame, codes: np.ndarray, stype: str) -> np.ndarray:
     """Return each commune's stored nearest ``service_id`` for ``stype`` ('' when none)."""
-    rows = access[access["type_service"].astype(str) == stype]
-    ids = pd.Series(rows["service_id"].to_numpy(dtype=object),
-                    index=rows["code_insee"].astype(str).to_numpy())
-    ids = ids[~ids.index.duplicated()]
-    ids = ids.reindex(codes)
+    rows, at = _rows_of_type(access, codes, stype)
+    ids = pd.Series(rows["service_id"].to_numpy(dtype=object)[np.maximum(at, 0)]
+                    if len(rows) else np.full(len(at), None, dtype=object))
+    ids = ids.where(pd.Series(at >= 0), None)
     return ids.astype(str).where(ids.notna(), "").to_numpy(dtype=object)
 
 

@@ -467,9 +467,13 @@ def combined_access(access: pd.DataFrame) -> pd.DataFrame:
         ``service_id`` / ``distance_km`` of that nearest service.
     """
     base = access[access["type_service"] != NO_SERVICE]
-    key = base["minutes"].fillna(np.inf)
-    order = base.assign(_k=key).sort_values(["code_insee", "_k"], kind="mergesort")
-    best = order.drop_duplicates("code_insee", keep="first").drop(columns="_k").copy()
+    blocks = _commune_blocks(base)
+    if blocks is not None:  # rows already by commune: the best of each block, vectorised
+        best = _best_of_blocks(base, blocks)
+    else:
+        key = base["minutes"].fillna(np.inf)
+        order = base.assign(_k=key).sort_values(["code_insee", "_k"], kind="mergesort")
+        best = order.drop_duplicates("code_insee", keep="first").drop(columns="_k").copy()
     best["type_service"] = NO_SERVICE
     unreachable = best["minutes"].isna()
     best.loc[unreachable, ["service_id"]] = np.nan
@@ -477,10 +481,42 @@ def combined_access(access: pd.DataFrame) -> pd.DataFrame:
         if col in best.columns:
             best.loc[unreachable, [col]] = np.nan
     for col in ("minutes_min", "minutes_max"):  # the bounds of the best over the types
-        if col in base.columns:
+        if col in base.columns and blocks is not None:
+            values = base[col].to_numpy(dtype=np.float64)
+            best[col] = (np.fmin.reduceat(values, blocks) if len(values)
+                         else values)
+        elif col in base.columns:
             bound = base.groupby("code_insee", sort=False)[col].min()
             best[col] = best["code_insee"].map(bound).to_numpy(dtype=np.float64)
     return best.reset_index(drop=True)
+
+
+def _commune_blocks(base: pd.DataFrame) -> np.ndarray | None:
+    """Return where each commune's rows begin when ``base`` is sorted by ``code_insee``.
+
+    None when the codes are not sorted (or some is missing): the general path sorts them.
+    """
+    codes = base["code_insee"]
+    if not len(codes) or codes.isna().any():
+        return None
+    values = codes.astype(str).to_numpy(dtype=object)
+    if not bool(np.all(values[1:] >= values[:-1])):
+        return None
+    return np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+
+
+def _best_of_blocks(base: pd.DataFrame, blocks: np.ndarray) -> pd.DataFrame:
+    """Return the first row of smallest minutes (unreachable last) of each commune block.
+
+    The rows a stable sort by code and minutes then ``drop_duplicates`` would keep.
+    """
+    key = base["minutes"].to_numpy(dtype=np.float64)
+    key = np.where(np.isnan(key), np.inf, key)
+    group = np.repeat(np.arange(len(blocks)), np.diff(np.r_[blocks, len(key)]))
+    low = np.minimum.reduceat(key, blocks)
+    hits = np.flatnonzero(key == low[group])
+    first = hits[np.unique(group[hits], return_index=True)[1]]
+    return base.iloc[first].copy()
 
 
 def _with_combined(access: pd.DataFrame) -> pd.DataFrame:
@@ -511,21 +547,27 @@ def white_zones(access: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFra
     """
     full = _with_combined(access)
     types = _type_order(list(pd.unique(full["type_service"])))
-    parts = []
     minutes = full["minutes"].to_numpy(dtype=float)
     reason = (full["raison"].where(full["raison"].notna(), REASON_UNREACHABLE)
               if "raison" in full.columns else pd.Series(REASON_UNREACHABLE, index=full.index))
-    reason = reason.where(full["minutes"].isna(), REASON_TOO_FAR).astype(object)
-    for t in sorted(float(x) for x in thresholds):
-        white = is_white_zone(minutes, t)
-        part = full.loc[white, ["code_insee", "nom", "code_dep", "population", "type_service"]]
-        parts.append(part.assign(seuil_minutes=t, raison=reason[white].to_numpy()))
+    reasons = reason.where(full["minutes"].isna(), REASON_TOO_FAR).to_numpy(dtype=object)
+    steps = sorted(float(x) for x in thresholds)
     cols = ZONES_BLANCHES.columns
-    if not parts:
+    if not steps:
         return pd.DataFrame({c: [] for c in cols})
-    out = pd.concat(parts, ignore_index=True)
-    out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
-    out = out.sort_values(["_t", "seuil_minutes", "code_insee"], kind="mergesort")
+    # the white rows of each threshold, then sorted by type, threshold and code (stable)
+    whites = [np.flatnonzero(is_white_zone(minutes, t)) for t in steps]
+    rows = np.concatenate(whites)
+    step = np.repeat(np.arange(len(steps)), [len(w) for w in whites])
+    t_rank = full["type_service"].map({t: i for i, t in enumerate(types)}).to_numpy(
+        dtype=np.float64)
+    code_rank = pd.factorize(full["code_insee"].astype(str).to_numpy(dtype=object),
+                             sort=True, use_na_sentinel=False)[0]
+    order = np.lexsort((code_rank[rows], step, t_rank[rows]))
+    picked = rows[order]
+    out = full[["code_insee", "nom", "code_dep", "population", "type_service"]].iloc[picked]
+    out = out.assign(seuil_minutes=np.asarray(steps, dtype=np.float64)[step[order]],
+                     raison=reasons[picked])
     return out[cols].reset_index(drop=True)
 
 
@@ -594,7 +636,8 @@ def _unit_departements(level: str) -> dict[str, frozenset[str]]:
     else:
         column = "code_reg" if level == "regions" else "code_epci"
         nat = national_communes()
-        groups = nat[nat[column].notna()].groupby(column)["code_dep"]
+        pairs = nat.loc[nat[column].notna(), [column, "code_dep"]].drop_duplicates()
+        groups = pairs.groupby(column)["code_dep"]
     return {str(unit): frozenset(str(d) for d in deps) for unit, deps in groups}
 
 

@@ -8,6 +8,7 @@ absent, slow) with SYNTHETIC sites (benchmarks.bench_batch.synthetic_sites).
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import replace
@@ -236,3 +237,44 @@ def test_national_incremental_rerun_equals_full(shared_data: Path, tmp_path: Pat
     assert res.recomputed_communes < len(communes) // 10
     run_batch(changed, out_dir=tmp_path / "full", options=replace(options, use_cache=False))
     _assert_same_outputs(tmp_path / "inc", tmp_path / "full")
+
+
+def test_rerun_reuses_the_previous_tables_only_when_intact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The previous run's tables replace the cached partitions' files, unless changed since.
+
+    A rerun reads the unchanged partitions' rows from the previous ``acces_communes`` and
+    copies its CSV lines; a table edited since that run is not used (its SHA-256 differs):
+    the partitions are read one by one. Either way every file equals a full rerun's.
+    """
+    import coverage.batch.run as run_module
+
+    reads: list[str] = []
+    real = run_module.cache_table
+
+    def counting(cache: Path, dept: str, key: str) -> pd.DataFrame:
+        reads.append(dept)
+        return real(cache, dept, key)
+
+    monkeypatch.setattr(run_module, "cache_table", counting)
+    inputs = load_inputs()
+    options = RunOptions(engine="proxy", isochrones=False, workers=1)
+    out = tmp_path / "inc"
+    run_batch(inputs, out_dir=out, options=options)
+    memo = json.loads((out / CACHE_DIR / "tables_file.json").read_text(encoding="utf-8"))
+    assert set(memo["partitions"]) == set(inputs.communes["code_dep"].astype(str))
+    csv = out / "tables" / "acces_communes.csv"
+    csv.write_bytes(csv.read_bytes().replace(b"\n", b"\r\n", 1))  # edited by hand
+    # new thresholds (the largest kept: same partitions): every partition is cached
+    for thresholds, tampered in (((25.0, 45.0), True), ((10.0, 20.0, 45.0), False)):
+        reads.clear()
+        opts = replace(options, thresholds=thresholds)
+        res = run_batch(inputs, out_dir=out, options=opts)
+        assert not res.reused and set(res.cached) == set(memo["partitions"])
+        if tampered:
+            assert set(res.cached) <= set(reads)  # read one by one
+        else:
+            assert not reads  # taken from the previous run's table
+        full = tmp_path / f"full{len(thresholds)}"
+        run_batch(inputs, out_dir=full, options=replace(opts, use_cache=False))
+        _assert_same_outputs(out, full)

@@ -249,3 +249,155 @@ def test_text_columns_conform_as_before(values: list[object]) -> None:
     out = s.where(s.notna(), None)
     want = pd.Series([None if v is None else str(v) for v in out], dtype="str", name="raison")
     assert_frame_equal(got.to_frame(), want.to_frame(), check_exact=True)
+
+
+# --- CSV lines copied from the previous run (issue 18) ------------------------------------
+
+def _edited(frame: pd.DataFrame, data: st.DataObject) -> pd.DataFrame:
+    """Change some cells of ``frame``: other values, missing ones, -0.0 for 0.0."""
+    out = frame.copy()
+    for i in data.draw(st.lists(st.integers(0, max(len(frame) - 1, 0)), max_size=4)):
+        if not len(frame):
+            break
+        col = data.draw(st.sampled_from(list(frame.columns)))
+        if out[col].dtype == np.float64:
+            out.loc[i, col] = data.draw(_floats)
+        elif out[col].dtype == "str":
+            out.loc[i, col] = data.draw(st.one_of(st.none(), _text))
+        elif str(out[col].dtype) == "Int64":
+            out.loc[i, col] = data.draw(st.one_of(st.none(), st.integers(0, 9)))
+        elif out[col].dtype == bool:
+            out.loc[i, col] = not out.loc[i, col]
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_spliced_csv_equals_a_whole_write(tmp_path_factory: pytest.TempPathFactory,
+                                          data: st.DataObject) -> None:
+    """Lines copied from the previous table: the bytes of a whole write, always."""
+    from coverage.io.writers import PreviousTable
+
+    n = data.draw(st.integers(0, 12))
+    nullable = data.draw(st.lists(st.one_of(st.none(), st.integers(0, 9)), min_size=n,
+                                  max_size=n))
+    old = pd.DataFrame({
+        "texte": pd.Series(data.draw(st.lists(_text, min_size=n, max_size=n)), dtype="str"),
+        "nombre": pd.Series(data.draw(st.lists(_floats, min_size=n, max_size=n)),
+                            dtype="float64"),
+        "entier_vide": pd.Series(nullable, dtype="Int64"),
+        "oui": pd.Series(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)),
+                         dtype=bool),
+    })
+    new = _edited(old, data)
+    if data.draw(st.booleans()) and n:  # one row less: the table is written whole
+        new = new.iloc[1:].reset_index(drop=True)
+    contract = Contract("t", "T", (Field("texte", "string", True, "", "t", ""),
+                                   Field("nombre", "number", True, "", "n", ""),
+                                   Field("entier_vide", "integer", True, "", "e", ""),
+                                   Field("oui", "boolean", True, "", "o", "")))
+    folder = tmp_path_factory.mktemp("splice")
+    write_table(old, contract, folder / "old")
+    previous = PreviousTable(pd.read_parquet(folder / "old" / "t.parquet"),
+                             (folder / "old" / "t.csv").read_bytes())
+    write_table(new, contract, folder / "spliced", previous=previous)
+    write_table(new, contract, folder / "whole")
+    for ext in (".csv", ".parquet"):
+        assert (folder / "spliced" / f"t{ext}").read_bytes() == \
+            (folder / "whole" / f"t{ext}").read_bytes()
+
+
+def test_spliced_csv_copies_the_unchanged_lines(tmp_path: Path) -> None:
+    """The copied lines are those of the previous file (seen by marking one of them)."""
+    from coverage.io.writers import PreviousTable
+
+    frame = pd.DataFrame({"texte": pd.Series(["a", "b", "c"], dtype="str"),
+                          "nombre": [1.5, 2.5, 3.5]})
+    contract = Contract("t", "T", (Field("texte", "string", True, "", "t", ""),
+                                   Field("nombre", "number", True, "", "n", "")))
+    marked = b"texte,nombre\na,1.5\nb,MARK\nc,3.5\n"  # as if line 2 came from the old file
+    new = frame.copy()
+    new.loc[2, "nombre"] = -0.0
+    write_table(new, contract, tmp_path, previous=PreviousTable(frame, marked))
+    assert (tmp_path / "t.csv").read_bytes() == b"texte,nombre\na,1.5\nb,MARK\nc,-0.0\n"
+    # a previous CSV whose lines do not map to its rows is not used
+    write_table(new, contract, tmp_path, previous=PreviousTable(frame, b"texte,nombre\n"))
+    assert (tmp_path / "t.csv").read_bytes() == b"texte,nombre\na,1.5\nb,2.5\nc,-0.0\n"
+
+
+# --- combined view and white zones, vectorised (issue 18) --------------------------------
+
+def _random_access(seed: int, n: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    codes = sorted(rng.choice(100_000, n, replace=False))
+    types = [MF, ER]
+    rows = []
+    for c in codes:
+        for t in types:
+            m = rng.choice([np.nan, 10.0, 25.0, 25.0, 45.0]) + rng.integers(0, 2)
+            rows.append({"code_insee": f"{c:05d}", "nom": f"C{c}", "code_dep": f"{c % 7:02d}",
+                         "population": int(rng.integers(0, 900)), "densite": 3, "rural": True,
+                         "type_service": t, "minutes": m,
+                         "service_id": None if np.isnan(m) else f"S{rng.integers(9)}",
+                         "distance_km": np.nan, "moteur": "proxy",
+                         "distance_estimee_km": m / 2, "minutes_min": m - 1 if m > 20 else np.nan,
+                         "minutes_max": m + 1,
+                         "raison": "non accessible" if np.isnan(m) else None})
+    frame = pd.DataFrame(rows)
+    for col in ("code_insee", "nom", "code_dep", "type_service", "service_id", "moteur",
+                "raison"):
+        frame[col] = frame[col].astype("str")
+    return frame
+
+
+def _previous_white_zones(full: pd.DataFrame, thresholds: list[float]) -> pd.DataFrame:
+    """The white zones before issue 18: a selection per threshold, then a sort."""
+    from coverage.labels import REASON_TOO_FAR, REASON_UNREACHABLE
+    from coverage.schemas import ZONES_BLANCHES
+    from coverage.whitezones import _type_order, is_white_zone
+
+    types = _type_order(list(pd.unique(full["type_service"])))
+    minutes = full["minutes"].to_numpy(dtype=float)
+    reason = full["raison"].where(full["raison"].notna(), REASON_UNREACHABLE)
+    reason = reason.where(full["minutes"].isna(), REASON_TOO_FAR).astype(object)
+    parts = []
+    for t in sorted(thresholds):
+        white = is_white_zone(minutes, t)
+        part = full.loc[white, ["code_insee", "nom", "code_dep", "population", "type_service"]]
+        parts.append(part.assign(seuil_minutes=t, raison=reason[white].to_numpy()))
+    out = pd.concat(parts, ignore_index=True)
+    out["_t"] = out["type_service"].map({t: i for i, t in enumerate(types)})
+    out = out.sort_values(["_t", "seuil_minutes", "code_insee"], kind="mergesort")
+    return out[ZONES_BLANCHES.columns].reset_index(drop=True)
+
+
+def _previous_combined(access: pd.DataFrame) -> pd.DataFrame:
+    """The combined view before issue 18: a stable sort by code and minutes."""
+    base = access[access["type_service"] != "aucun_service"]
+    order = base.assign(_k=base["minutes"].fillna(np.inf)).sort_values(
+        ["code_insee", "_k"], kind="mergesort")
+    best = order.drop_duplicates("code_insee", keep="first").drop(columns="_k").copy()
+    best["type_service"] = "aucun_service"
+    unreachable = best["minutes"].isna()
+    for col in ("service_id", "distance_km", "distance_estimee_km"):
+        best.loc[unreachable, [col]] = np.nan
+    for col in ("minutes_min", "minutes_max"):
+        bound = base.groupby("code_insee", sort=False)[col].min()
+        best[col] = best["code_insee"].map(bound).to_numpy(dtype=np.float64)
+    return best.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_combined_view_and_white_zones_as_before(seed: int) -> None:
+    from coverage.whitezones import combined_access, white_zones
+
+    access = _random_access(seed)
+    fast = combined_access(access)  # rows by commune: the vectorised path
+    assert_frame_equal(fast, _previous_combined(access), check_exact=True)
+    shuffled = access.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    general = combined_access(shuffled)  # codes out of order: the sorting path
+    assert_frame_equal(general, _previous_combined(shuffled), check_exact=True)
+    full = pd.concat([access, fast], ignore_index=True)
+    got = white_zones(full, [20.0, 30.0, 45.0])
+    assert_frame_equal(got, _previous_white_zones(full, [20.0, 30.0, 45.0]), check_exact=True)
+    assert len(got) and (got["type_service"] == "aucun_service").any()

@@ -54,11 +54,13 @@ __all__ = [
     "PreviousPartition",
     "cache_previous",
     "cache_read",
+    "cache_table",
     "cache_write",
     "clean_stale_temps",
     "code_version",
     "file_sha256",
     "frame_digest",
+    "geometry_digests",
     "json_digest",
     "keyed_modules",
     "partition_key",
@@ -89,18 +91,40 @@ def json_digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def frame_digest(df: pd.DataFrame) -> str:
+#: Digest of a missing geometry in :func:`geometry_digests` (no WKB is empty).
+_NO_GEOMETRY = hashlib.blake2b(b"", digest_size=16).digest()
+
+
+def geometry_digests(geometry: Any) -> list[bytes]:
+    """Return a 16-byte BLAKE2b digest of each geometry's WKB (a fixed one when missing).
+
+    Parameters
+    ----------
+    geometry
+        A GeoSeries, GeometryArray or array of shapely geometries (any CRS).
+    """
+    wkbs = shapely.to_wkb(np.asarray(geometry), hex=False)
+    return [_NO_GEOMETRY if w is None else hashlib.blake2b(w, digest_size=16).digest()
+            for w in wkbs]
+
+
+def frame_digest(df: pd.DataFrame, *, geometry: Sequence[bytes] | None = None) -> str:
     """Return the SHA-256 of a frame's content: column names, dtypes, values (geometry as WKB).
 
-    Row order matters; the index does not.
+    Row order matters; the index does not. ``geometry`` gives the
+    :func:`geometry_digests` of the geometry column when already known (the same digest
+    results, without making the WKB again).
     """
     h = hashlib.sha256()
     for col in df.columns:
         s = df[col]
         h.update(f"{col}:{s.dtype}".encode())
         if isinstance(s, gpd.GeoSeries) or str(s.dtype) == "geometry":
-            for wkb in shapely.to_wkb(np.asarray(s.values), hex=False):
-                h.update(b"\x00" if wkb is None else wkb)
+            rows = geometry if geometry is not None else geometry_digests(s.values)
+            if len(rows) != len(s):
+                msg = "internal: frame_digest got geometry digests of another length"
+                raise CoverageError(msg)
+            h.update(b"".join(rows))
         else:
             h.update(pd.util.hash_pandas_object(s, index=False).to_numpy().tobytes())
     return h.hexdigest()
@@ -221,8 +245,13 @@ def _cache_paths(cache: Path, dept: str, key: str) -> tuple[Path, Path]:
     return cache / f"{stem}.parquet", cache / f"{stem}.json"
 
 
-def cache_read(cache: Path, dept: str, key: str) -> PartitionOutput | None:
-    """Return the cached output of a partition, or None when absent, stale or unreadable."""
+def cache_read(cache: Path, dept: str, key: str, *, table: bool = True
+               ) -> PartitionOutput | None:
+    """Return the cached output of a partition, or None when absent, stale or unreadable.
+
+    With ``table=False`` its table is not read: ``access`` is an empty frame (the run
+    reads it only when it needs it, :func:`cache_table`).
+    """
     data, meta = _cache_paths(cache, dept, key)
     if not (data.exists() and meta.exists()):
         return None
@@ -230,12 +259,29 @@ def cache_read(cache: Path, dept: str, key: str) -> PartitionOutput | None:
         info = json.loads(meta.read_text(encoding="utf-8"))
         if info.get("key") != key:
             return None
-        access = pd.read_parquet(data)
+        access = pd.read_parquet(data) if table else pd.DataFrame()
     except (OSError, ValueError) as exc:
         log.warning("entrée de cache %s illisible (%s) : recalculée", data.name, exc)
         return None
     return PartitionOutput(dept, key, access, float(info.get("seconds", 0.0)),
                            dict(info.get("engine_parameters", {})))
+
+
+def cache_table(cache: Path, dept: str, key: str) -> pd.DataFrame:
+    """Return the table of a cache entry found by :func:`cache_read` (``table=False``).
+
+    Raises
+    ------
+    CoverageError
+        The entry vanished or cannot be read since (the run holds the folder's lock).
+    """
+    data, _ = _cache_paths(cache, dept, key)
+    try:
+        return pd.read_parquet(data)
+    except (OSError, ValueError) as exc:
+        msg = (f"entrée de cache {data.name} illisible ({exc}) : relancez le calcul avec "
+               "--no-cache")
+        raise CoverageError(msg) from exc
 
 
 def cache_write(cache: Path, out: PartitionOutput, *, context: str | None = None,

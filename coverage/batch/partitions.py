@@ -48,7 +48,10 @@ __all__ = [
     "EngineSpec",
     "PartitionOutput",
     "PartitionTask",
+    "ServicePoints",
     "buffer_km",
+    "land_masses_of",
+    "partition_service_rows",
     "partition_services",
     "task_frame",
 ]
@@ -170,7 +173,7 @@ def buffer_km(engine: str, settings: Settings) -> float:
     return settings.max_threshold_min / 60.0 * _max_speed_kmh(settings)
 
 
-def _exact_radius_m(c_xy: np.ndarray, s_xy: np.ndarray, settings: Settings) -> float:
+def _exact_radius_m(c_xy: np.ndarray, s_tree: cKDTree, settings: Settings) -> float:
     """Return the straight radius (m) beyond which no service beats a commune's nearest.
 
     For a commune whose nearest service in straight line is ``d1`` away, a service farther
@@ -178,11 +181,16 @@ def _exact_radius_m(c_xy: np.ndarray, s_xy: np.ndarray, settings: Settings) -> f
     nearest plus the largest difference of access times, so it is never faster. The
     largest such radius over the communes is returned.
     """
-    d1_km = cKDTree(s_xy).query(c_xy, k=1)[0] / 1000.0
+    d1_km = s_tree.query(c_xy, k=1)[0] / 1000.0
     access = settings.proxy_access_min_by_density.values()
     spread = float(max(access) - min(access))
     drive = drive_minutes(d1_km.max() * settings.proxy_detour_factor, settings)
     return float(straight_km_within(drive + spread, settings)) * 1000.0
+
+
+def land_masses_of(frame: pd.DataFrame) -> np.ndarray:
+    """Return the land mass of each row of ``frame`` (``''`` when unknown), as objects."""
+    return _masses(frame)
 
 
 def _masses(frame: pd.DataFrame) -> np.ndarray:
@@ -192,9 +200,48 @@ def _masses(frame: pd.DataFrame) -> np.ndarray:
     return frame[LAND_MASS_COLUMN].fillna("").astype(str).to_numpy(dtype=object)
 
 
+class ServicePoints:
+    """The run's services prepared once for every partition's selection.
+
+    Their types, land masses and projected points per metric CRS, and a KD-tree per CRS,
+    type and land mass, made on first use and shared by the partitions
+    (:func:`partition_services`): the selection is the same as without them.
+
+    Parameters
+    ----------
+    services
+        All services of the run's types (``lon``, ``lat`` EPSG:4326, ``type_service``;
+        ``masse_terrestre`` when known).
+    """
+
+    def __init__(self, services: pd.DataFrame) -> None:
+        """Keep the services and their types and land masses."""
+        self.services = services
+        self.types = services["type_service"].astype(str).to_numpy()
+        self.masses = _masses(services)
+        self._lon = services["lon"].to_numpy(float)
+        self._lat = services["lat"].to_numpy(float)
+        self._xy: dict[str, np.ndarray] = {}
+        self._trees: dict[tuple[str, str, str], cKDTree] = {}
+
+    def xy(self, crs: str) -> np.ndarray:
+        """Return the services' points in ``crs`` (metres), ``(n, 2)``."""
+        if crs not in self._xy:
+            self._xy[crs] = lonlat_to_xy(self._lon, self._lat, crs)
+        return self._xy[crs]
+
+    def tree(self, crs: str, stype: str, mass: str, sel: np.ndarray) -> cKDTree:
+        """Return the KD-tree of the selected services (``sel``: of ``stype`` on ``mass``)."""
+        key = (crs, stype, mass)
+        if key not in self._trees:
+            self._trees[key] = cKDTree(self.xy(crs)[sel])
+        return self._trees[key]
+
+
 def partition_services(
     communes: pd.DataFrame, services: pd.DataFrame, dept: str, engine: str,
     settings: Settings, *, ferries: FerryNetwork | None = None,
+    points: ServicePoints | None = None,
 ) -> pd.DataFrame:
     """Select the services a partition needs (see the module docstring for the rule).
 
@@ -214,6 +261,8 @@ def partition_services(
         Thresholds and speeds.
     ferries
         Ferry links of the proxy: with any link, every service is kept.
+    points
+        ``services`` prepared once for all partitions (:class:`ServicePoints`), or None.
 
     Returns
     -------
@@ -223,24 +272,45 @@ def partition_services(
     if (engine != "proxy" or services.empty or communes.empty
             or (ferries is not None and ferries.links)):
         return services
+    if points is None or points.services is not services:
+        points = ServicePoints(services)
+    keep = partition_service_rows(communes["lon"].to_numpy(float),
+                                  communes["lat"].to_numpy(float), _masses(communes), dept,
+                                  engine, settings, points)
+    return services[keep]
+
+
+def partition_service_rows(lon: np.ndarray, lat: np.ndarray, masses: np.ndarray, dept: str,
+                           engine: str, settings: Settings, points: ServicePoints
+                           ) -> np.ndarray:
+    """Return which of ``points.services`` a proxy partition needs (boolean mask).
+
+    The rule of :func:`partition_services` (which checks the engine and the ferry links
+    first), on arrays: the département's communes at ``lon``, ``lat`` (EPSG:4326 degrees)
+    on their land masses ``masses`` (``''``: unknown).
+    """
     crs = metric_crs_for(dept)
-    c_xy = lonlat_to_xy(communes["lon"].to_numpy(float), communes["lat"].to_numpy(float), crs)
-    s_xy = lonlat_to_xy(services["lon"].to_numpy(float), services["lat"].to_numpy(float), crs)
+    c_xy = lonlat_to_xy(lon, lat, crs)
+    s_xy = points.xy(crs)
     d_to_dept, _ = cKDTree(c_xy).query(s_xy, k=1)
     base_m = buffer_km(engine, settings) * 1000.0
     keep = d_to_dept <= base_m * (1 + 1e-9) + 1.0
-    types = services["type_service"].astype(str).to_numpy()
-    c_mass, s_mass = _masses(communes), _masses(services)
+    types, s_mass = points.types, points.masses
+    c_mass = masses
+    masses_here = np.unique(c_mass)
     for t in np.unique(types):
-        for mass in np.unique(c_mass):
+        for mass in masses_here:
             c_sel = c_mass == mass
             sel = (types == t) & ((s_mass == mass) | (s_mass == "") | (mass == ""))
             if not sel.any():
                 continue
-            radius = _exact_radius_m(c_xy[c_sel], s_xy[sel], settings) * (1 + 1e-9) + 1.0
-            d_mass, _ = cKDTree(c_xy[c_sel]).query(s_xy, k=1)
+            tree = points.tree(crs, t, mass, sel)
+            radius = _exact_radius_m(c_xy[c_sel], tree, settings) * (1 + 1e-9) + 1.0
+            # one land mass: the distances to the département's communes, found above
+            d_mass = (d_to_dept if len(masses_here) == 1
+                      else cKDTree(c_xy[c_sel]).query(s_xy, k=1)[0])
             keep |= sel & (d_mass <= radius)
-    return services[keep]
+    return keep
 
 
 def task_frame(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from coverage.files import write_text_atomic
@@ -95,6 +96,8 @@ def _memo_land_masses(all_communes: gpd.GeoDataFrame, settings: Settings,
             mass = pd.Series(data["masses"], index=pd.Index(data["codes"], dtype=object),
                              dtype=object)
             mass.attrs["avertissements"] = list(data.get("avertissements", []))
+            if isinstance(data.get("main"), dict) and isinstance(data.get("islands"), dict):
+                mass.attrs["record"] = (dict(data["main"]), dict(data["islands"]))
             return mass
         except (OSError, ValueError, KeyError) as exc:
             log.warning("mémo des masses terrestres %s illisible (%s) : recalculé", memo_file.name,
@@ -120,7 +123,10 @@ def save_land_masses(inputs: ProxyInputs) -> None:
         old.unlink(missing_ok=True)
     write_text_atomic(memo_file, json.dumps({
         "codes": [str(c) for c in mass.index], "masses": [str(m) for m in mass],
-        "avertissements": list(inputs.warnings)}, ensure_ascii=False))
+        "avertissements": list(inputs.warnings),
+        # the compact record of the manifest (RunLandMasses.of_run), found once
+        "main": dict(inputs.recorded.main), "islands": dict(inputs.recorded.islands)},
+        ensure_ascii=False))
 
 
 def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
@@ -159,6 +165,7 @@ def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
                            recorded=RunLandMasses.of_run(None, ferries))
     mass = _memo_land_masses(all_communes, settings, memo_file)
     notes = tuple(mass.attrs.get("avertissements", ()))
+    memo_record = mass.attrs.get("record")
     mass = mass[~mass.index.duplicated()]
     communes = communes.assign(**{LAND_MASS_COLUMN: communes["code_insee"].astype(str)
                                   .map(mass).to_numpy()})
@@ -173,18 +180,25 @@ def proxy_inputs(all_communes: gpd.GeoDataFrame, communes: gpd.GeoDataFrame,
     ferries = _links(links_file, all_communes, mass)
     log.info("land masses: %d (largest %d communes); ferry links: %d", mass.nunique(),
              int(mass.value_counts().iloc[0]) if len(mass) else 0, len(ferries.links))
-    return ProxyInputs(communes, services, ferries, notes, RunLandMasses.of_run(
-        mass, ferries, _outside_densities(communes, services)), mass, memo_file)
+    densities = _outside_densities(communes, services)
+    if memo_record is not None:  # RunLandMasses.of_run's main land masses and islands, memoised
+        recorded = RunLandMasses(memo_record[0], memo_record[1], densities,
+                                 tuple(ferries.ports))
+    else:
+        recorded = RunLandMasses.of_run(mass, ferries, densities)
+    return ProxyInputs(communes, services, ferries, notes, recorded, mass, memo_file)
 
 
 def _outside_densities(communes: pd.DataFrame, services: pd.DataFrame) -> dict[str, int]:
     """Return the density level of the services' communes outside the run's communes."""
     if "densite" not in services.columns or "code_insee" not in services.columns:
         return {}
-    codes = services["code_insee"].astype(str)
-    dens = pd.to_numeric(services["densite"], errors="coerce")
-    keep = ~codes.isin(communes["code_insee"].astype(str)) & dens.notna() & \
-        services["code_insee"].notna()
+    codes = services["code_insee"].astype(str).to_numpy(dtype=object)
+    dens = pd.to_numeric(services["densite"], errors="coerce").to_numpy(dtype=float)
+    # a hash lookup on object arrays (Series.isin on Arrow strings converts every value)
+    inside = pd.Index(codes, dtype=object).isin(
+        communes["code_insee"].astype(str).to_numpy(dtype=object))
+    keep = ~inside & ~np.isnan(dens) & services["code_insee"].notna().to_numpy()
     return {str(c): int(d) for c, d in zip(codes[keep], dens[keep], strict=True)}
 
 

@@ -14,14 +14,19 @@
    (:mod:`coverage.scenario`): only the communes whose nearest service can change are
    recomputed, and the rows equal a full computation's. The land masses of a proxy run
    and an unchanged ``communes.parquet`` are reused from the run folder's ``.cache``.
+   The tables of cached partitions are not read: their rows come from the previous run's
+   ``acces_communes`` when that run recorded the same partition keys
+   (``.cache/tables_file.json``, checked by SHA-256), else from the cache.
 4. **Aggregate** over all partitions: white zones and coverage tables
    (:mod:`coverage.whitezones`), waiting-list indicators when a waiting file is given
    (:mod:`coverage.waiting`), isochrones when asked (:mod:`coverage.isochrones`), the
    communes and services as GeoParquet (EPSG:4326).
 5. **Write** every file into a staging folder, ``manifest.json`` last with the SHA-256 of
    every output (:mod:`coverage.batch.manifest`), then switch it into place
-   (:mod:`coverage.batch.folder`). When nothing changed since the previous run in the same
-   folder (same run key), the outputs are left as they are.
+   (:mod:`coverage.batch.folder`). The CSV lines of the rows a table shares with the
+   previous run's are copied instead of formatted again (the same bytes). When nothing
+   changed since the previous run in the same folder (same run key), the outputs are left
+   as they are.
 
 The whole run holds the folder's lock (:func:`coverage.batch.folder.locked_run_folder`): a
 second run into the same folder waits a few seconds, then is refused. A run killed or failing
@@ -32,6 +37,8 @@ fix (« relancez zones-blanches run … »), never a mix of two runs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import logging
 import os
@@ -45,17 +52,20 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from coverage.batch.cache import (
     PARTITIONS_DIR,
     SERVICE_HASH_COLUMN,
     cache_previous,
     cache_read,
+    cache_table,
     cache_write,
     clean_stale_temps,
     code_version,
     file_sha256,
     frame_digest,
+    geometry_digests,
     json_digest,
     partition_key,
     row_hashes,
@@ -81,8 +91,10 @@ from coverage.batch.partitions import (
     EngineSpec,
     PartitionOutput,
     PartitionTask,
+    ServicePoints,
     buffer_km,
-    partition_services,
+    land_masses_of,
+    partition_service_rows,
     task_frame,
 )
 from coverage.batch.proxy_inputs import (
@@ -96,10 +108,17 @@ from coverage.cog import normalise_dept
 from coverage.errors import CoverageError
 from coverage.files import sha256_file, write_text_atomic
 from coverage.io.inputs import Inputs
-from coverage.io.writers import write_geoparquet, write_table
+from coverage.io.writers import PreviousTable, write_geoparquet, write_table, writer_version
 from coverage.isochrones import isochrones_services, isochrones_types, write_isochrones
 from coverage.progress import progress
-from coverage.results import CACHE_DIR, COMMUNES_FILE, ISOCHRONES_FILE, SERVICES_FILE, TABLES_DIR
+from coverage.results import (
+    CACHE_DIR,
+    COMMUNES_FILE,
+    ISOCHRONES_FILE,
+    OUTPUTS_KEY,
+    SERVICES_FILE,
+    TABLES_DIR,
+)
 from coverage.routing.imported import ENGINE_NAME as MATRIX_ENGINE
 from coverage.routing.imported import ImportedCheck, ImportedEngine
 from coverage.routing.landmass import RECORD_KEY
@@ -142,6 +161,8 @@ TIMES_NEEDED = ("le moteur matrice a besoin d'une table de temps : donnez --temp
 _DEPTS_SHOWN = 12
 #: Memo of the communes file written last (:func:`_write_communes`), in ``<out>/.cache``.
 COMMUNES_MEMO = "communes_file.json"
+#: Memo of the tables written last (:func:`_previous_table`), in ``<out>/.cache``.
+TABLES_MEMO = "tables_file.json"
 
 
 @dataclass(frozen=True)
@@ -271,6 +292,8 @@ class _Plan:
     services_run: gpd.GeoDataFrame
     times_check: ImportedCheck | None = None
     proxy: ProxyInputs | None = None
+    #: :func:`~coverage.batch.cache.geometry_digests` of ``communes`` (None: no polygons).
+    communes_geometry: list[bytes] | None = None
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -303,6 +326,8 @@ class _Computed:
     cached: list[str]
     updated: list[str] = field(default_factory=list)
     recomputed_communes: int = 0
+    #: Cached partitions whose table was not read (:func:`_partition_access` reads it).
+    unread: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -436,7 +461,9 @@ def _check(inputs: Inputs, out_dir: Path, options: RunOptions, settings: Setting
     if options.scheduler:  # fail before writing anything when the cluster is not there
         check_scheduler(options.scheduler)
     communes = inputs.communes
-    communes_run = communes[communes["code_dep"].astype(str).isin(depts)]
+    in_run = communes["code_dep"].astype(str).isin(depts).to_numpy()
+    communes_run = communes[in_run]
+    geometry = _geometry_rows(communes)  # hashed once: the land-mass memo and the run key
     services = inputs.services
     services_run = services[services["type_service"].astype(str).isin(
         settings.service_types)].reset_index(drop=True)
@@ -446,16 +473,30 @@ def _check(inputs: Inputs, out_dir: Path, options: RunOptions, settings: Setting
     return _Plan(inputs, out_dir, options, settings, engine, depts, communes_run,
                  services_run, times_check,
                  _checked_proxy(engine, options, inputs, out_dir, communes_run,
-                                services_run, settings))
+                                services_run, settings, geometry),
+                 None if geometry is None else [geometry[i] for i in np.flatnonzero(in_run)])
+
+
+def _geometry_rows(communes: pd.DataFrame) -> list[bytes] | None:
+    """Return the geometry digests of the communes' ``geometry`` column (None: none).
+
+    Only for a frame whose one geometry column is ``geometry``.
+    """
+    geo_cols = [c for c in communes.columns if str(communes[c].dtype) == "geometry"]
+    if geo_cols != ["geometry"]:
+        return None
+    return geometry_digests(communes["geometry"].values)
 
 
 def _checked_proxy(engine: str, options: RunOptions, inputs: Inputs, out_dir: Path,
                    communes_run: gpd.GeoDataFrame, services_run: gpd.GeoDataFrame,
-                   settings: Settings) -> ProxyInputs | None:
+                   settings: Settings, geometry: list[bytes] | None = None
+                   ) -> ProxyInputs | None:
     """Return the proxy's land masses and ferry links (proxy runs), None otherwise.
 
     The land masses are memoised in the run's cache folder, named by a digest of the
-    communes' codes and polygons, the settings and the code version.
+    communes' codes and polygons (``geometry``: their digests, when known), the settings
+    and the code version.
     """
     if engine != "proxy":
         if options.liaisons is not None:
@@ -467,7 +508,8 @@ def _checked_proxy(engine: str, options: RunOptions, inputs: Inputs, out_dir: Pa
     if isinstance(inputs.communes, gpd.GeoDataFrame) and "geometry" in inputs.communes:
         shape = inputs.communes[[c for c in ("code_insee", "code_dep", "geometry")
                                  if c in inputs.communes.columns]]
-        digest = json_digest([frame_digest(shape), settings.as_dict(), code_version()])
+        digest = json_digest([frame_digest(shape, geometry=geometry), settings.as_dict(),
+                              code_version()])
         memo = out_dir / CACHE_DIR / f"{MEMO_PREFIX}{digest[:24]}.json"
     return proxy_inputs(inputs.communes, communes_run, services_run, settings,
                         options.liaisons, memo_file=memo)
@@ -518,22 +560,40 @@ def _partition(plan: _Plan, keys: _Keys) -> _Partitioned:
                          SERVICE_TASK_COLUMNS)
     com_hash, svc_hash = row_hashes(com_all), row_hashes(svc_all)
     com_dep = com_all["code_dep"].astype(str).to_numpy()
+    # partition_services' rule, on arrays prepared once for all partitions
+    ferries = keys.spec.ferries
+    select = plan.engine == "proxy" and len(svc_all) > 0 and not (ferries and ferries.links)
+    points = ServicePoints(svc_all) if select else None
+    c_lon, c_lat = com_all["lon"].to_numpy(float), com_all["lat"].to_numpy(float)
+    c_mass = land_masses_of(com_all) if select else None
+    com_cols, com_dtypes = list(com_all.columns), list(com_all.dtypes)
+    svc_cols, svc_dtypes = list(svc_all.columns), list(svc_all.dtypes)
     tasks: list[PartitionTask] = []
     for dept in plan.depts:
         c_sel = np.flatnonzero(com_dep == dept)
-        com = com_all.iloc[c_sel].reset_index(drop=True)
-        s_rows = partition_services(com, svc_all, dept, plan.engine, plan.settings,
-                                    ferries=keys.spec.ferries).index
-        s_sel = svc_all.index.get_indexer(s_rows)
-        svc = svc_all.iloc[s_sel].reset_index(drop=True)
-        c_digest = rows_digest(com.columns, com.dtypes, com_hash[c_sel])
-        key = partition_key(c_digest, rows_digest(svc.columns, svc.dtypes, svc_hash[s_sel]),
+        com = _rows_of(com_all, c_sel)
+        if points is not None and c_mass is not None and len(c_sel):
+            s_sel = np.flatnonzero(partition_service_rows(
+                c_lon[c_sel], c_lat[c_sel], c_mass[c_sel], dept, plan.engine, plan.settings,
+                points))
+        else:
+            s_sel = np.arange(len(svc_all))
+        svc = _rows_of(svc_all, s_sel)
+        c_digest = rows_digest(com_cols, com_dtypes, com_hash[c_sel])
+        key = partition_key(c_digest, rows_digest(svc_cols, svc_dtypes, svc_hash[s_sel]),
                             dept, keys.spec, keys.roads_sha, plan.types, keys.version)
         context = partition_key(c_digest, "", dept, keys.spec, keys.roads_sha, plan.types,
                                 keys.version)
         tasks.append(PartitionTask(dept, key, com, svc, plan.types, keys.spec, context,
                                    svc_hash[s_sel]))
     return _Partitioned(tasks, svc_all, svc_hash)
+
+
+def _rows_of(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """Return the rows ``rows`` of ``frame``, index reset (a slice when they follow)."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows) and bool(np.all(np.diff(rows) == 1)):
+        return frame.iloc[int(rows[0]):int(rows[-1]) + 1].reset_index(drop=True)
+    return frame.iloc[rows].reset_index(drop=True)
 
 
 def _run_key(plan: _Plan, tasks: Sequence[PartitionTask], version: str,
@@ -598,8 +658,9 @@ def _compute(plan: _Plan, keys: _Keys, parts: _Partitioned,
     outputs: dict[str, PartitionOutput] = {}
     todo: list[PartitionTask] = []
     misses: list[PartitionTask] = []
-    for task in tasks:
-        hit = cache_read(keys.part_cache, task.dept, task.key) if use_cache else None
+    for task in tasks:  # the tables of cached partitions are read only when needed
+        hit = (cache_read(keys.part_cache, task.dept, task.key, table=False) if use_cache
+               else None)
         if hit is not None:
             outputs[task.dept] = hit
         else:
@@ -645,16 +706,51 @@ def _compute(plan: _Plan, keys: _Keys, parts: _Partitioned,
             on_progress("partitions", done, len(tasks))
     if misses and use_cache:
         services_write(keys.part_cache, parts.services, parts.service_hashes)
-    return _Computed(outputs, [t.dept for t in misses], cached, updated, recomputed)
+    return _Computed(outputs, [t.dept for t in misses], cached, updated, recomputed,
+                     frozenset(cached))
 
 
 # --- 4. Aggregate ----------------------------------------------------------------------------
 
-def _aggregate(plan: _Plan, tasks: Sequence[PartitionTask], computed: _Computed
-               ) -> dict[str, pd.DataFrame]:
+def _partition_access(keys: _Keys, computed: _Computed, task: PartitionTask) -> pd.DataFrame:
+    """Return a partition's ``acces_communes`` rows (read from the cache if not yet read)."""
+    if task.dept in computed.unread:
+        return cache_table(keys.part_cache, task.dept, task.key)
+    return computed.outputs[task.dept].access
+
+
+def _spliced_access(plan: _Plan, keys: _Keys, tasks: Sequence[PartitionTask],
+                    computed: _Computed, previous: _PreviousRun) -> pd.DataFrame | None:
+    """Return the run's access rows from the previous run's table and the changed partitions.
+
+    The rows of a partition whose key is the one the previous run in the folder recorded
+    are taken from that run's ``acces_communes`` (one file instead of one per partition);
+    the others from the partitions. None when there is no such previous table or its rows
+    do not match the partitions.
+    """
+    kept = [t for t in tasks if previous.partitions.get(t.dept) == t.key]
+    if not kept or (prev := previous.table(ACCES_COMMUNES.name)) is None:
+        return None
+    codes = pd.Index(prev.table["code_insee"].astype(str).to_numpy(dtype=object), dtype=object)
+    kept_codes = np.concatenate([t.communes["code_insee"].astype(str).to_numpy(dtype=object)
+                                 for t in kept])
+    rows = np.flatnonzero(codes.isin(kept_codes))
+    if len(rows) != len(kept_codes) * len(plan.types):
+        return None  # not the rows of those partitions
+    fresh = [_partition_access(keys, computed, t) for t in tasks
+             if previous.partitions.get(t.dept) != t.key]
+    access = pd.concat([prev.table.iloc[rows], *fresh], ignore_index=True)
+    return access.sort_values(["code_insee"], kind="mergesort").reset_index(drop=True)
+
+
+def _aggregate(plan: _Plan, keys: _Keys, tasks: Sequence[PartitionTask], computed: _Computed,
+               previous: _PreviousRun) -> dict[str, pd.DataFrame]:
     """Return the output tables by contract name (access, white zones, coverage, waiting)."""
-    access = pd.concat([computed.outputs[t.dept].access for t in tasks], ignore_index=True)
-    access = access.sort_values(["code_insee"], kind="mergesort").reset_index(drop=True)
+    access = _spliced_access(plan, keys, tasks, computed, previous)
+    if access is None:
+        access = pd.concat([_partition_access(keys, computed, t) for t in tasks],
+                           ignore_index=True)
+        access = access.sort_values(["code_insee"], kind="mergesort").reset_index(drop=True)
     # the combined view once for all tables (each would add it again otherwise)
     full = pd.concat([access, combined_access(access)], ignore_index=True)
     tables: dict[str, pd.DataFrame] = {
@@ -748,12 +844,95 @@ def _write_communes(plan: _Plan, out_dir: Path, communes_digest: str) -> None:
                                         "sha256": sha256_file(target)}))
 
 
+class _PreviousRun:
+    """The tables of the previous run in the folder, as ``.cache/tables_file.json`` records.
+
+    ``partitions`` are the partition keys that run recorded (département → key); each
+    table is read at most once (:func:`_previous_table`).
+    """
+
+    def __init__(self, plan: _Plan) -> None:
+        """Read the memo of the previous run's tables (nothing without the cache)."""
+        self.plan = plan
+        self.memo = (_read_memo(plan.out_dir / CACHE_DIR / TABLES_MEMO)
+                     if plan.options.use_cache else {})
+        parts = self.memo.get("partitions")
+        self.partitions: dict[str, str] = dict(parts) if isinstance(parts, dict) else {}
+        self._tables: dict[str, PreviousTable | None] = {}
+
+    def table(self, name: str, rows: int | None = None) -> PreviousTable | None:
+        """Return the previous table ``name`` (None: absent, changed, or not ``rows`` rows)."""
+        if name not in self._tables:
+            self._tables[name] = _previous_table(self.plan, name, rows, self.memo)
+        return self._tables[name]
+
+
+def _previous_table(plan: _Plan, name: str, rows: int | None, memo: dict[str, Any]
+                    ) -> PreviousTable | None:
+    """Return the table ``name`` as the previous run in the folder wrote it, or None.
+
+    Only when ``<out>/.cache/tables_file.json`` recorded it under the same writer
+    (:func:`coverage.io.writers.writer_version`), its CSV and Parquet files still have the
+    SHA-256 recorded, and it has ``rows`` rows when given (the writer copies the lines of
+    the rows left unchanged, :class:`coverage.io.writers.PreviousTable`).
+    """
+    if not plan.options.use_cache or memo.get("writer") != writer_version():
+        return None
+    folder = plan.out_dir / TABLES_DIR
+    csv_path, parquet_path = folder / f"{name}.csv", folder / f"{name}.parquet"
+    files = memo.get("files", {})
+    try:
+        if (not csv_path.is_file() or not parquet_path.is_file()
+                or (rows is not None
+                    and pq.ParquetFile(parquet_path).metadata.num_rows != rows)):
+            return None
+        parquet = parquet_path.read_bytes()
+        csv = csv_path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if (hashlib.sha256(csv).hexdigest() != files.get(f"{TABLES_DIR}/{name}.csv")
+            or hashlib.sha256(parquet).hexdigest() != files.get(f"{TABLES_DIR}/{name}.parquet")):
+        return None
+    return PreviousTable(pd.read_parquet(io.BytesIO(parquet)), csv)
+
+
+def _read_memo(path: Path) -> dict[str, Any]:
+    """Return a JSON memo of ``.cache`` ({} when absent or unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_tables_memo(plan: _Plan, tasks: Sequence[PartitionTask], manifest: dict[str, Any]
+                      ) -> None:
+    """Record the tables just switched into place and their partitions' keys.
+
+    (:class:`_PreviousRun`). Written after the switch: a run killed before leaves the
+    memo of the run before, whose SHA-256 no longer match (nothing is reused).
+    """
+    if not plan.options.use_cache:
+        return
+    outputs = manifest.get(OUTPUTS_KEY, {})
+    files = {rel: entry["sha256"] for rel, entry in outputs.items()
+             if rel.startswith(f"{TABLES_DIR}/") and rel.endswith((".csv", ".parquet"))}
+    write_text_atomic(plan.out_dir / CACHE_DIR / TABLES_MEMO, json.dumps({
+        "writer": writer_version(), "files": files,
+        "partitions": {t.dept: t.key for t in tasks}}))
+
+
 def _write_tables(plan: _Plan, tables: dict[str, pd.DataFrame], out_dir: Path,
-                  communes_digest: str) -> None:
-    """Write the tables (CSV, Parquet, schema) and the communes and services (GeoParquet)."""
+                  communes_digest: str, previous: _PreviousRun) -> None:
+    """Write the tables (CSV, Parquet, schema) and the communes and services (GeoParquet).
+
+    The CSV lines of the rows a table shares with the previous run's are copied
+    (:func:`_previous_table`): the files are those a whole write gives.
+    """
     tables_dir = out_dir / TABLES_DIR
     for name, df in tables.items():
-        write_table(df, OUTPUT_CONTRACTS[name], tables_dir)
+        write_table(df, OUTPUT_CONTRACTS[name], tables_dir,
+                    previous=previous.table(name, len(df)))
     _write_communes(plan, out_dir, communes_digest)
     write_geoparquet(plan.inputs.services, out_dir / SERVICES_FILE)
     if plan.inputs.waiting is not None:  # the shared follow-up (secrecy applied)
@@ -856,7 +1035,7 @@ def _run_locked(plan: _Plan, folder: RunFolder, on_progress: ProgressCallback | 
             save_land_masses(plan.proxy)
         parts = _partition(plan, keys)
         tasks = parts.tasks
-    communes_digest = frame_digest(plan.communes)
+    communes_digest = frame_digest(plan.communes, geometry=plan.communes_geometry)
     run_key = _run_key(plan, tasks, keys.version, communes_digest)
     if plan.options.use_cache and (kept := reusable_outputs(plan.out_dir, run_key)):
         timings["total_s"] = time.perf_counter() - t_start
@@ -867,10 +1046,11 @@ def _run_locked(plan: _Plan, folder: RunFolder, on_progress: ProgressCallback | 
         computed = _compute(plan, keys, parts, on_progress)
     reached("computed")
     with _timed(timings, "aggregate_s"):
-        tables = _aggregate(plan, tasks, computed)
+        previous = _PreviousRun(plan)
+        tables = _aggregate(plan, keys, tasks, computed, previous)
     staging = folder.stage()
     with _timed(timings, "write_s"):
-        _write_tables(plan, tables, staging, communes_digest)
+        _write_tables(plan, tables, staging, communes_digest, previous)
     iso_file, iso_geojson = _isochrones_step(plan, keys.spec, timings, staging)
     timings["total_s"] = time.perf_counter() - t_start
     written = _Written(list(tables), iso_file, iso_geojson)
@@ -879,6 +1059,7 @@ def _run_locked(plan: _Plan, folder: RunFolder, on_progress: ProgressCallback | 
     reached("staged")
     folder.switch()
     reached("switched")
+    _save_tables_memo(plan, tasks, manifest)
     return RunResult(plan.out_dir, manifest, tables, plan.engine, fictif, computed.computed,
                      computed.cached, reused=False, timings=timings,
                      incremental=computed.updated,

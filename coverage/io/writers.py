@@ -10,14 +10,20 @@ empty cells (the Table Schema's ``missingValues`` is ``[""]``). The French-Excel
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.metadata
 import json
 import logging
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from coverage import schemas as schemas_module
 from coverage._validate import require_crs
 from coverage.errors import OutputError
 from coverage.files import atomic_path, write_text_atomic
@@ -25,10 +31,12 @@ from coverage.schemas import Contract, table_schema
 from coverage.settings import CRS_INPUT_OUTPUT
 
 __all__ = [
+    "PreviousTable",
     "conform_to_contract",
     "csv_text",
     "write_geoparquet",
     "write_table",
+    "writer_version",
 ]
 
 
@@ -115,7 +123,44 @@ def conform_to_contract(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     return pd.DataFrame(out, columns=contract.columns)
 
 
-def write_table(df: pd.DataFrame, contract: Contract, folder: str | Path) -> list[Path]:
+@dataclass(frozen=True)
+class PreviousTable:
+    """The same table as an earlier writer wrote it: its rows and the bytes of its CSV.
+
+    :func:`write_table` copies the CSV line of every row equal to the row at the same
+    place in ``table`` (same values, floats compared bit for bit) instead of formatting it
+    again: the CSV is the same, byte for byte, as one written whole. The caller guarantees
+    that ``csv`` was written from ``table`` by this writer (:func:`writer_version`).
+
+    Attributes
+    ----------
+    table
+        The earlier table, conformed to its contract (as read back from its Parquet file).
+    csv
+        The bytes of its CSV file.
+    """
+
+    table: pd.DataFrame
+    csv: bytes
+
+
+@functools.cache
+def writer_version() -> str:
+    """Return a digest of what shapes the bytes this module writes.
+
+    The source of this module and of :mod:`coverage.schemas`, and the versions of numpy,
+    pandas and pyarrow: a :class:`PreviousTable` is only valid under the same digest.
+    """
+    h = hashlib.sha256()
+    for module in (sys.modules[__name__], schemas_module):
+        h.update(Path(str(module.__file__)).read_bytes())
+    for pkg in ("numpy", "pandas", "pyarrow"):
+        h.update(f"{pkg}={importlib.metadata.version(pkg)}".encode())
+    return h.hexdigest()
+
+
+def write_table(df: pd.DataFrame, contract: Contract, folder: str | Path, *,
+                previous: PreviousTable | None = None) -> list[Path]:
     """Write one output table as CSV, Parquet and a Frictionless Table Schema JSON.
 
     Parameters
@@ -128,6 +173,10 @@ def write_table(df: pd.DataFrame, contract: Contract, folder: str | Path) -> lis
         Output contract; its ``name`` gives the file names.
     folder
         Destination folder (created if needed).
+    previous
+        The table as written earlier (:class:`PreviousTable`), or None: the CSV lines of
+        the rows it shares with ``df`` are copied from it instead of formatted again (the
+        bytes are those of a whole write).
 
     Returns
     -------
@@ -145,9 +194,12 @@ def write_table(df: pd.DataFrame, contract: Contract, folder: str | Path) -> lis
     csv_path = folder / f"{contract.name}.csv"
     parquet_path = folder / f"{contract.name}.parquet"
     schema_path = folder / f"{contract.name}.schema.json"
-    text = csv_text(table)
+    spliced = _spliced_csv(table, previous) if previous is not None else None
+    text = csv_text(table) if spliced is None else None
     with atomic_path(csv_path) as tmp:
-        if text is None:  # a column of another kind, or a carriage return in a text
+        if spliced is not None:
+            Path(tmp).write_bytes(spliced)
+        elif text is None:  # a column of another kind, or a carriage return in a text
             table.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
         else:
             with open(tmp, "w", encoding="utf-8", newline="") as f:
@@ -231,6 +283,79 @@ def csv_text(table: pd.DataFrame) -> str | None:
     lines = [",".join(_csv_field(str(name)) for name in table.columns)]
     lines.extend(map(",".join, zip(*columns, strict=True)))
     return "\n".join(lines) + "\n"
+
+
+def _kind(dtype: object) -> str:
+    """Return the family of a column's dtype whose values format alike in CSV."""
+    if isinstance(dtype, pd.StringDtype):
+        return "text"
+    if dtype == np.float64:
+        return "float"
+    if isinstance(dtype, pd.BooleanDtype) or dtype == np.bool_:
+        return "bool"
+    kind = getattr(dtype, "kind", "")
+    if isinstance(dtype, (np.dtype, *_NULLABLE_DTYPES)) and kind in ("i", "u"):
+        return "int"
+    return "other"
+
+
+def _equal_rows(new: pd.DataFrame, old: pd.DataFrame) -> np.ndarray:
+    """Return, per row, True when every value of ``new`` equals ``old``'s (same length).
+
+    Floats are compared bit for bit (``-0.0`` is written apart from ``0.0``), missing
+    values equal missing values.
+    """
+    same = np.ones(len(new), dtype=bool)
+    for col in new.columns:
+        a, b = new[col], old[col]
+        if _kind(a.dtype) == "float":
+            x = np.ascontiguousarray(a.to_numpy(dtype=np.float64))
+            y = np.ascontiguousarray(b.to_numpy(dtype=np.float64))
+            nan_x, nan_y = np.isnan(x), np.isnan(y)
+            same &= (nan_x & nan_y) | (~nan_x & ~nan_y & (x.view(np.int64) == y.view(np.int64)))
+        else:
+            na_a, na_b = a.isna().to_numpy(), b.isna().to_numpy()
+            eq = (a.reset_index(drop=True) == b.reset_index(drop=True))
+            same &= (na_a & na_b) | (~na_a & ~na_b & eq.fillna(False).to_numpy(dtype=bool))
+    return same
+
+
+def _spliced_csv(table: pd.DataFrame, previous: PreviousTable) -> bytes | None:
+    r"""Return the CSV bytes of ``table``, reusing the lines of ``previous``, or None.
+
+    The rows are compared place by place: None (the caller writes the table whole) when
+    the two tables differ in length, columns or dtype families, when a line of the
+    previous CSV does not map to one row (a line break inside a field), or when
+    :func:`csv_text` cannot write the table (a column of another kind, a carriage return
+    in a text).
+    """
+    old = previous.table
+    if len(old) != len(table) or list(old.columns) != list(table.columns) \
+            or table.shape[1] < 2 or any(
+            _kind(table[c].dtype) != _kind(old[c].dtype) or _kind(table[c].dtype) == "other"
+            for c in table.columns):
+        return None
+    for col in table.columns:  # what csv_text leaves to to_csv: a carriage return
+        if "\r" in str(col) or (_kind(table[col].dtype) == "text"
+                                 and table[col].str.contains("\r", regex=False).any()):
+            return None
+    lines = previous.csv.split(b"\n")
+    header = ",".join(_csv_field(str(name)) for name in table.columns).encode("utf-8")
+    if len(lines) != len(old) + 2 or lines[-1] != b"" or lines[0] != header:
+        return None
+    todo = np.flatnonzero(~_equal_rows(table, old))
+    out = lines[:-1]
+    if len(todo):
+        text = csv_text(table.iloc[todo].reset_index(drop=True))
+        if text is None:
+            return None
+        fresh = text.encode("utf-8").split(b"\n")
+        if len(fresh) != len(todo) + 2:  # a line break inside a field
+            return None
+        for i, line in zip(todo.tolist(), fresh[1:-1], strict=True):
+            out[i + 1] = line
+    out.append(b"")
+    return b"\n".join(out)
 
 
 def write_geoparquet(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
