@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,15 +74,110 @@ SLOW_TESTS = frozenset({
     "test_exports_honest.py::test_massif_central_partial_flags_and_millau_everywhere",
     "test_exports_honest.py::test_app_epci_table_equals_the_exports_demo",
     "test_exports_honest.py::test_app_exports_page_builds_each_file_on_demand",
+    # measured 2026-12-02 (``--durations``, loaded machine, ≳ 0.5 s on a quiet one); each
+    # area keeps a quick test in the fast loop (named after the arrow)
+    "test_cli_validate.py::test_console_script_exit_codes_without_traceback",
+    "test_cli_validate.py::test_validate_demo_exits_0",  # → validate_bad_services_exits…
+    "test_rapport.py::test_rapport_demo",  # → test_rapport_proxy_gives_the_range
+    "test_rapport.py::test_rapport_demo_road_names_the_engine",
+    "test_rapport.py::test_html_escapes_user_text",
+    "test_rapport.py::test_waiting_lists_are_masked",
+    "test_export.py::test_png_map_is_a_valid_image",  # → test_png_for_one_type_and_bad_choice
+    "test_export.py::test_all_formats_default",
+    "test_cli_export.py::test_public_and_internal_waiting_lists",
+    "test_io_inputs.py::test_validate_demo",  # → test_validate_collects_errors_without_raising
+    "test_io_inputs.py::test_load_inputs_fictional_services_use_the_demo_communes",
+    "test_io_inputs.py::test_load_inputs_bad_road_extension",
+    "test_io_inputs.py::test_load_inputs_real_files",
+    "test_io_services.py::test_invalid_services[outside France]",
+    "test_io_services.py::test_invalid_services[lon lat swapped]",
+    "test_io_services.py::test_invalid_services[duplicate ids]",
+    "test_io_services.py::test_invalid_services[unknown code]",
+    "test_io_communes.py::test_merged_old_communes_are_dissolved",
+    "test_io_communes.py::test_old_codes_remapped",
+    "test_io_communes.py::test_invalid_communes[unknown code]",
+    "test_io_communes.py::test_code_problems_are_collected_with_the_others",
+    "test_demo.py::test_same_seed_same_bytes",  # → test_committed_files_match_the_generator
+    "test_demo.py::test_write_demo_to_another_folder",
+    "test_waiting.py::test_aggregation_properties",
+    "test_waiting.py::test_charts_png",
+    "test_waiting_app.py::test_charts_of_a_run_for_exports",  # → test_page_rank_and_tension…
+    "test_waiting_app.py::test_two_uploaded_files_provenance_conflicts_and_partners",
+    "test_waiting_app.py::test_page_in_the_app_on_the_demo",
+    "test_waiting_app.py::test_valid_upload_replaces_the_run_data",
+    "test_waiting_app.py::test_upload_errors_are_listed_without_traceback",
+    "test_waiting_returns.py::test_cli_suivi_writes_the_shared_table",
+    "test_waiting_returns.py::test_same_data_same_bytes",
+    "test_waiting_returns.py::test_cli_run_with_bad_returns_writes_nothing",
+    "test_waiting_returns.py::test_followup_xlsx_and_csv",
+    "test_waiting_returns.py::test_bad_cell_one_line_nothing_written",
+    "test_scenarios.py::test_random_changes_equal_a_full_computation[0-demo_road_run]",
+    "test_scenarios.py::test_random_changes_equal_a_full_computation[1-demo_road_run]",
+    "test_scenarios.py::test_random_changes_equal_a_full_computation[2-demo_road_run]",
+    "test_scenarios.py::test_random_changes_equal_a_full_computation[0-demo_proxy_run]",
+    "test_scenarios.py::test_random_changes_equal_a_full_computation[2-demo_proxy_run]",
+    "test_siting.py::test_greedy_k2_on_demo_no_double_count",
+    "test_siting.py::test_greedy_against_enumeration",
+    "test_siting.py::test_massif_central_proxy_k1_brute_force",
+    "test_siting_exact.py::test_cli_on_demo",
+    "test_fetch.py::test_cli_fetch_unknown_departement",  # own process; → …offline… in-process
+    "test_prepare.py::test_clip_real_extract_keeps_the_road_graph",
+    "test_prepare.py::test_neighbour_departements_of_cantal_on_real_contours",
+    "test_compare.py::test_french_csv_schemas_and_both_runs_recorded",
+    "test_exports_honest.py::test_a_stale_file_edited_since_is_kept_and_named",
+    "test_batch.py::test_cli_passes_the_geojson_flag_and_refuses_it_without_isochrones",
+    "test_batch.py::test_cli_data_dir_layout",  # → test_cli_summary_text
+    "test_batch.py::test_no_cache_recomputes",  # → test_threshold_change_recomputes_no…
+    "test_batch.py::test_changed_service_reruns_only_its_partition",
+    "test_batch.py::test_result_type",
+    "test_batch_options.py::test_demo_default_folder_is_the_one_demo_run_folder",
+    "test_io_services.py::test_territory_of_the_data_set",
+    "test_io_services.py::test_old_code_remapped",
+    "test_io_inputs.py::test_validate_collects_errors_without_raising",  # → …remapped_codes…
+    "test_waiting.py::test_waiting_is_pure_pandas_and_its_contract_is_declared",
+    "test_export.py::test_parquet_layers_and_masked_table",
+    "test_export.py::test_xlsx_internal_and_without_waiting_lists",
+    # modules of other owners, ≳ 1 s on a quiet machine
+    "test_bounds.py::test_default_settings_are_in_range_and_library_settings_checked",
+    "test_export_accessibility.py::test_xlsx_sheets_with_units",
+    "test_layers.py::test_no_import_circle",  # → test_no_guarded_import_of_the_package
+    "test_incremental.py::test_rerun_reuses_the_previous_tables_only_when_intact",
+    "test_vectorised_outputs.py::test_csv_text_is_byte_identical_to_to_csv",
+    "test_vectorised_outputs.py::test_weighted_percentiles_equal_previous_definition",
+    "test_vectorised_outputs.py::test_access_grid_equals_previous_joins",
+    "test_vectorised_outputs.py::test_spliced_csv_equals_a_whole_write",
+    "test_layers.py::test_imports_point_down_and_never_to_the_faces",
+    "test_layers.py::test_no_package_import_inside_a_function_outside_the_cli",
+    "test_public_api.py::test_the_api_runs_the_demo_end_to_end",
+    "test_imported_times.py::test_engine_of_a_matrice_run",
+    "test_imported_times.py::test_matrice_without_table_is_refused",
+    "test_imported_times.py::test_cli_run_with_temps_and_settings_file",
+    "test_imported_times.py::test_full_road_matrix_gives_the_road_minutes",
+    "test_imported_times.py::test_temps_reproduces_the_road_run_exactly",
+    "test_imported_times.py::test_cli_bad_table_exits_2_and_writes_nothing",
+    "test_imported_times.py::test_a_subset_of_services_finds_the_same_pairs",
+    "test_reinterpretations.py::test_infinite_capacity_is_refused",
+    "test_reinterpretations.py::test_service_far_from_its_commune",
+    "test_reinterpretations.py::test_formula_cells_with_a_computed_value_are_read_and_said",
+    "test_reinterpretations.py::test_layer_choices_reach_the_loaders",
+    "test_export_accessibility.py::test_export_holds_the_runs_index",
+    "test_export_accessibility.py::test_report_section_gives_the_departements_index",
+    "test_untrusted_networks.py::test_run_refuses_a_network_of_another_territory",
+    "test_ferry_rebuild.py::test_corsica_run_rebuilt_with_its_ferries",
 })
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests of :data:`SLOW_MODULES`, :data:`SLOW_TESTS` and every browser test slow."""
+    """Mark the tests of :data:`SLOW_MODULES`, :data:`SLOW_TESTS` and every browser test slow.
+
+    A name of :data:`SLOW_TESTS` is ``module::function`` (every parameter set) or
+    ``module::function[id]`` (that parameter set only).
+    """
     for item in items:
         module = item.path.name
         name = f"{module}::{item.originalname}" if hasattr(item, "originalname") else item.nodeid
         if (module in SLOW_MODULES or name in SLOW_TESTS
+                or f"{module}::{item.name}" in SLOW_TESTS
                 or item.get_closest_marker("browser") is not None):
             item.add_marker(pytest.mark.slow)
 
@@ -113,6 +209,20 @@ def demo_road_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("session_road") / "demo"
     run_batch(load_inputs(), out_dir=out, options=RunOptions(workers=1, isochrones=False))
     return out
+
+
+def copy_run(run_dir: Path, dest: Path) -> Path:
+    """Copy a finished run folder (its ``.cache`` too, not the exports other tests wrote there)
+    to ``dest``; return ``dest``. Far cheaper than computing the run again."""
+    shutil.copytree(run_dir, dest, ignore=lambda folder, _names: (
+        ["exports"] if Path(folder) == run_dir else []))
+    return dest
+
+
+@pytest.fixture
+def demo_road_copy(demo_road_run: Path, tmp_path: Path) -> Path:
+    """A copy of :func:`demo_road_run` in this test's folder, for tests that alter a run."""
+    return copy_run(demo_road_run, tmp_path / "demo")
 
 
 @pytest.fixture(scope="session")

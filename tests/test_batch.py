@@ -15,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import copy_run
 from shapely.geometry import box
 
 from coverage.batch import RunOptions, RunResult, frame_digest, partition_services, run_batch
@@ -65,9 +66,24 @@ def _outputs(out: Path) -> dict[str, bytes]:
             if p.is_file() and ".cache" not in p.parts and p.name != "manifest.json"}
 
 
-def test_rerun_is_cached_and_identical(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
+    """A first run of :func:`_tiny_inputs` (LOCAL options) and its folder: never altered,
+    the tests that run again in it take a copy (:func:`tiny_copy`)."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    return run_batch(_tiny_inputs(), out_dir=out, options=LOCAL), out
+
+
+@pytest.fixture
+def tiny_copy(tiny_run: tuple[RunResult, Path], tmp_path: Path) -> Path:
+    """A copy, in this test's folder, of the finished run of :func:`tiny_run`."""
+    return copy_run(tiny_run[1], tmp_path / "run")
+
+
+def test_rerun_is_cached_and_identical(tiny_run: tuple[RunResult, Path], tiny_copy: Path
+                                       ) -> None:
     inputs = _tiny_inputs()
-    first = run_batch(inputs, out_dir=tmp_path, options=LOCAL)
+    first, tmp_path = tiny_run[0], tiny_copy
     assert sorted(first.computed) == ["15", "2A"] and first.cached == []
     before = _outputs(tmp_path)
     manifest = (tmp_path / "manifest.json").read_bytes()
@@ -81,9 +97,8 @@ def test_rerun_is_cached_and_identical(tmp_path: Path) -> None:
                                       check_dtype=False)
 
 
-def test_changed_service_reruns_only_its_partition(tmp_path: Path) -> None:
-    run_batch(_tiny_inputs(), out_dir=tmp_path, options=LOCAL)
-    moved = run_batch(_tiny_inputs(er_lon=9.2), out_dir=tmp_path, options=LOCAL)
+def test_changed_service_reruns_only_its_partition(tiny_copy: Path, tmp_path: Path) -> None:
+    moved = run_batch(_tiny_inputs(er_lon=9.2), out_dir=tiny_copy, options=LOCAL)
     assert moved.computed == ["2A"] and moved.cached == ["15"] and not moved.reused
     acc = moved.tables["acces_communes"].set_index(["code_insee", "type_service"])
     fresh = run_batch(_tiny_inputs(er_lon=9.2), out_dir=tmp_path / "fresh", options=LOCAL)
@@ -91,8 +106,8 @@ def test_changed_service_reruns_only_its_partition(tmp_path: Path) -> None:
         acc, fresh.tables["acces_communes"].set_index(["code_insee", "type_service"]))
 
 
-def test_threshold_change_recomputes_no_partition(tmp_path: Path) -> None:
-    run_batch(_tiny_inputs(), out_dir=tmp_path, options=LOCAL)
+def test_threshold_change_recomputes_no_partition(tiny_copy: Path) -> None:
+    tmp_path = tiny_copy  # a finished run of the tiny inputs
     res = run_batch(_tiny_inputs(), out_dir=tmp_path,
                     options=RunOptions(workers=1, isochrones=False, thresholds=[15, 60]))
     assert res.computed == [] and not res.reused
@@ -100,9 +115,8 @@ def test_threshold_change_recomputes_no_partition(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "manifest.json").read_text())["thresholds_min"] == [15, 60]
 
 
-def test_no_cache_recomputes(tmp_path: Path) -> None:
-    run_batch(_tiny_inputs(), out_dir=tmp_path, options=LOCAL)
-    res = run_batch(_tiny_inputs(), out_dir=tmp_path,
+def test_no_cache_recomputes(tiny_copy: Path, tmp_path: Path) -> None:
+    res = run_batch(_tiny_inputs(), out_dir=tiny_copy,
                     options=RunOptions(workers=1, isochrones=False, use_cache=False))
     assert sorted(res.computed) == ["15", "2A"] and not res.reused
     # a run without the cache writes no partition cache
@@ -172,17 +186,17 @@ def _validate(folder: Path, name: str) -> int:
     return cells
 
 
-def test_every_table_validates_against_its_schema(tmp_path: Path) -> None:
-    res = run_batch(load_inputs(), out_dir=tmp_path, options=LOCAL)  # FICTIONAL demo
-    names = res.manifest["tables"]
+def test_every_table_validates_against_its_schema(demo_road_run: Path) -> None:
+    # the session's run of the FICTIONAL demo (road engine, LOCAL options), read only
+    names = json.loads((demo_road_run / "manifest.json").read_text(encoding="utf-8"))["tables"]
     assert {"acces_communes", "zones_blanches", "couverture_departements",
             "couverture_regions", "couverture_epci", "couverture_cours_appel",
             "couverture_densite", "couverture_france"} <= set(names)
-    assert sum(_validate(tmp_path / "tables", n) for n in names) > 1000
+    assert sum(_validate(demo_road_run / "tables", n) for n in names) > 1000
 
 
-def test_manifest_and_run_outputs(tmp_path: Path) -> None:
-    res = run_batch(load_inputs(), out_dir=tmp_path, options=LOCAL)
+def test_manifest_and_run_outputs(demo_road_copy: Path) -> None:
+    tmp_path = demo_road_copy  # a copy of the session's demo run (LOCAL options): altered below
     m = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
     assert m["fictif"] is True and "FICTIF" in m["fictional_label"]
     assert m["engine"]["name"] == "road" and m["engine"]["parameters"]["reseau_sha256"]
@@ -194,7 +208,7 @@ def test_manifest_and_run_outputs(tmp_path: Path) -> None:
     loaded = RunOutputs.load(tmp_path)
     assert loaded.engine == "road" and loaded.fictif and loaded.depts == ["ZA", "ZB"]
     assert loaded.isochrones("isochrones_types") is None  # not asked
-    assert len(loaded.communes) == len(res.tables["acces_communes"]) // 2
+    assert len(loaded.communes) == len(loaded.tables["acces_communes"]) // 2
     assert loaded.communes.crs == "EPSG:4326" and loaded.services.crs == "EPSG:4326"
     assert "listes_attente_departements" in loaded.tables  # the demo has waiting lists
     (tmp_path / "services.parquet").unlink()
@@ -232,10 +246,10 @@ def test_cli_bad_dept_exits_nonzero_without_output(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_demo_run_prints_fictional_label_and_summary(tmp_path: Path) -> None:
+def test_cli_demo_run_prints_fictional_label_and_summary(demo_road_copy: Path) -> None:
     from coverage.cli import main
 
-    out = tmp_path / "demo"
+    out = demo_road_copy  # a finished demo run: other thresholds reuse its partitions
     code = main(["run", "--out", str(out), "--workers", "1", "--no-isochrones",
                  "--thresholds", "20,30"])
     assert code == 0
@@ -244,9 +258,10 @@ def test_cli_demo_run_prints_fictional_label_and_summary(tmp_path: Path) -> None
     assert m["thresholds_min"] == [20.0, 30.0] and m["fictif"]
 
 
-def test_cli_summary_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_summary_text(demo_road_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from coverage.cli import main
 
+    tmp_path = demo_road_copy  # a finished demo run with the same options: reused as it is
     assert main(["run", "--out", str(tmp_path), "--workers", "1", "--no-isochrones"]) == 0
     text = capsys.readouterr().out
     assert "DONNÉES FICTIVES" in text and "Moteur : road" in text

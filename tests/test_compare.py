@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import copy_run
 from openpyxl import load_workbook
 
 from coverage import maps
@@ -64,7 +65,9 @@ def runs(demo_proxy_run: Path, tmp_path_factory: pytest.TempPathFactory
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows([*rows, new])
-    out = folder / "run_b"
+    # run B starts from a copy of run A: the changed partition is updated from A's cache
+    # (equal to a full computation, tests/test_incremental.py)
+    out = copy_run(demo_proxy_run, folder / "run_b")
     run_batch(load_inputs(services=services), out_dir=out,
               options=RunOptions(engine="proxy", isochrones=False, workers=1))
     return a, RunOutputs.load(out)

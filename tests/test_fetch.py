@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from coverage.cli import main
 from coverage.errors import ChecksumError, FetchError, NotFoundError, OfflineError
 from coverage.io.official import sources
 from coverage.io.official.cache import cache_path, read_index
@@ -423,15 +424,19 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_fetch_offline_exits_nonzero_with_a_clear_message(tmp_path: Path) -> None:
-    res = _cli("fetch", "--dept", "15", "--data-dir", str(tmp_path / "d"), "--mirror",
-               f"http://127.0.0.1:{closed_port()}", "--retries", "0", cwd=REPO)
-    assert res.returncode != 0
-    assert "placez les fichiers dans" in res.stderr and "--mirror" in res.stderr
-    assert "Traceback" not in res.stderr + res.stdout
+def test_cli_fetch_offline_exits_nonzero_with_a_clear_message(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the CLI's main in this process (test_cli_fetch_unknown_departement runs its own)
+    code = main(["fetch", "--dept", "15", "--data-dir", str(tmp_path / "d"), "--mirror",
+                 f"http://127.0.0.1:{closed_port()}", "--retries", "0"])
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert "placez les fichiers dans" in err and "--mirror" in err
+    assert "Traceback" not in err + out
 
 
 def test_cli_fetch_unknown_departement(tmp_path: Path) -> None:
+    """Own process, as a user runs it: exit 2, one line, no traceback."""
     res = _cli("fetch", "--dept", "99", "--data-dir", str(tmp_path), cwd=REPO)
     assert res.returncode == 2
     assert "code de département inconnu « 99 »" in res.stderr

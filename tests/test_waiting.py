@@ -39,14 +39,25 @@ from coverage.waiting import (
 POP = pd.Series({"15": 200_000, "12": 500_000, "48": 80_000})
 
 
-@pytest.fixture
-def services_rows(tests_data: Path) -> pd.DataFrame:
+@pytest.fixture(scope="module")
+def _loaded_rows(tests_data: Path) -> pd.DataFrame:
+    """The fixture file read once per module (the tests get copies)."""
     return load_waiting(tests_data / "waiting_services.csv").data
 
 
+@pytest.fixture(scope="module")
+def _computed_indicators(_loaded_rows: pd.DataFrame) -> pd.DataFrame:
+    return waiting_indicators(_loaded_rows.copy(), POP)
+
+
 @pytest.fixture
-def indicators(services_rows: pd.DataFrame) -> pd.DataFrame:
-    return waiting_indicators(services_rows, POP)
+def services_rows(_loaded_rows: pd.DataFrame) -> pd.DataFrame:
+    return _loaded_rows.copy()
+
+
+@pytest.fixture
+def indicators(_computed_indicators: pd.DataFrame) -> pd.DataFrame:
+    return _computed_indicators.copy()
 
 
 def _row(df: pd.DataFrame, dep: str, typ: str, year: int) -> pd.Series:
