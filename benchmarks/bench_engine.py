@@ -6,9 +6,10 @@ Prints, in one run:
 (a') the routing cores side by side, each in its own forked process (one process, both
     types, minutes + nearest service + road metres of the communes): scipy
     ``csgraph.dijkstra`` (the core before issue 18: virtual source nodes, predecessor
-    tree walked for the metres), the compiled search in the network's node order, and the
-    compiled search on the Hilbert-renumbered graph (what ``nearest`` uses); CPU, wall and
-    peak RSS of each, and the largest gap of its minutes to scipy's;
+    tree walked for the metres), the compiled search in the network's node order, the
+    compiled search on the Hilbert-renumbered graph without prefetching, and the compiled
+    search on the Hilbert-renumbered graph (what ``nearest`` uses); CPU, wall and peak RSS
+    of each, and the largest gap of its minutes to scipy's;
 (b) networkx ``multi_source_dijkstra_path_length`` on the same graph (same reversed
     arcs, same source nodes, one call per type) in a subprocess, and the ratio to (a)
     and to each core of (a');
@@ -32,6 +33,7 @@ Usage: ``python -m benchmarks engine [--quick] [--no-networkx]``.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import multiprocessing
@@ -304,10 +306,13 @@ def _cores(engine: RoadEngine, services: pd.DataFrame, communes: pd.DataFrame,
     t = time.perf_counter()
     plain = SearchGraph(graph, metres, engine.network.x, engine.network.y, renumber=False)
     t_plain = time.perf_counter() - t
+    hilbert = engine._compiled("to_service")
+    no_prefetch = copy.copy(hilbert)  # the same arrays, prefetching off
+    no_prefetch.ahead = (0, 0)
     _JOB.update(engine=engine, snaps=snaps, targets=targets, search_plain=plain,
-                search_hilbert=engine._compiled("to_service"))
+                search_hilbert=hilbert, search_noprefetch=no_prefetch)
     out = {}
-    for name in ("scipy", "plain", "hilbert"):
+    for name in ("scipy", "plain", "noprefetch", "hilbert"):
         out[name] = _forked(functools.partial(_core_job, name))
     out["plain"]["prep_s"] = t_plain
     _JOB.clear()
@@ -422,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one report, i
     ref = cores["scipy"]["result"]
     labels = {"scipy": "scipy csgraph.dijkstra + tree walk (before)",
               "plain": "compiled Δ-stepping, network order",
-              "hilbert": "compiled Δ-stepping, Hilbert order (ours)"}
+              "noprefetch": "compiled Δ-stepping, Hilbert order, no prefetch",
+              "hilbert": "compiled Δ-stepping, Hilbert order, prefetch (ours)"}
     print(f"(a') cores, both types, one forked process each (load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}):")
     for name, res in cores.items():

@@ -134,3 +134,37 @@ def test_metres_must_share_the_sparsity() -> None:
     graph = sp.csr_array(np.array([[0.0, 1.0], [1.0, 0.0]]))
     with pytest.raises(ValueError, match="sparsity"):
         SearchGraph(graph, sp.csr_array(np.ones((2, 2))), np.zeros(2), np.zeros(2))
+
+
+def test_layout_and_prefetch_change_no_result() -> None:
+    """int32 offsets, interleaved arcs, power-of-two buckets; prefetching off = on."""
+    graph, metres, x, y = _graph(7, 1500, 6000, long_arcs=False)
+    core = SearchGraph(graph, metres, x, y)
+    plain = SearchGraph(graph, metres, x, y, prefetch=False)
+    assert core.indptr.dtype == np.int32 and core.indices.dtype == np.int32
+    assert core.buckets & (core.buckets - 1) == 0
+    assert core.ahead != (0, 0) and plain.ahead == (0, 0)
+    # the arcs of renumbered row k are those of row order[k], minutes and metres side by side
+    for k in (0, 1, 700, 1499):
+        row = slice(int(core.indptr[k]), int(core.indptr[k + 1]))
+        u = int(core.order[k])
+        got = sorted(zip(core.order[core.indices[row]].tolist(), core.minutes[row].tolist(),
+                         core.metres[row].tolist(), strict=True))
+        lo, hi = int(graph.indptr[u]), int(graph.indptr[u + 1])
+        assert got == sorted(zip(graph.indices[lo:hi].tolist(), graph.data[lo:hi].tolist(),
+                                 metres.data[lo:hi].tolist(), strict=True))
+    # 100 places: buckets hold far more entries than the prefetch distances
+    rng = np.random.default_rng(8)
+    nodes = rng.integers(0, 1500, 100)
+    start = rng.uniform(0.0, 3.0, 100)
+    expected = _scipy_multi(graph, nodes, start)
+    for a, b in zip(core.multi_source(nodes, start), plain.multi_source(nodes, start),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(core.multi_source(nodes, start)[0], expected)
+    limits = np.full(5, 4.0)
+    for (i, reached, minutes), (j, reached2, minutes2) in zip(
+            core.bounded(nodes[:5], limits), plain.bounded(nodes[:5], limits), strict=True):
+        assert i == j
+        np.testing.assert_array_equal(np.sort(reached), np.sort(reached2))
+        np.testing.assert_array_equal(np.sort(minutes), np.sort(minutes2))
