@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import shapely
 from scipy import ndimage
 from scipy.sparse import coo_matrix
@@ -203,3 +204,124 @@ def test_touching_components_are_those_of_the_intersects_pass(
     got = landmass._touching_components(native, tree, bridges)
     assert np.array_equal(got, expected)
     assert np.unique(got).size == 2  # the mainland with its bridged island, and 20–22
+
+
+@pytest.mark.parametrize("radius", [math.sqrt(2.0), 1.5, 1.99])
+def test_the_3x3_cone_erosion_is_ndimage_grey_erosion(radius: float) -> None:
+    """The 3 × 3 path (discs of radius √2 to 2 cells, the per-service raster) gives
+    ndimage's values, edges included."""
+    rng = np.random.default_rng(13)
+    field = _random_field(rng, (64, 71), unreached=0.7)
+    footprint, dist = _disc(radius)
+    assert footprint.shape == (3, 3) and footprint.all()
+    cone = (-dist * 100.0 / (20_000.0 / 60.0)).astype(np.float32)
+    expected = ndimage.grey_erosion(field, footprint=footprint, structure=cone,
+                                    mode="constant", cval=np.inf)
+    got = _erode_cone(field, footprint, cone)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, expected)
+
+
+def test_index_inside_is_the_clipped_index() -> None:
+    rng = np.random.default_rng(17)
+    x = rng.uniform(650_000, 760_000, 20_000)
+    y = rng.uniform(6_500_000, 6_590_000, 20_000)
+    x[:4], y[:4] = x.min(), y.min()  # the box's corners
+    x[4:8], y[4:8] = x.max(), y.max()
+    for cell, pad in ((100.0, 350.0), (75.0, 300.0), (500.0, 500.0)):
+        grid = _Grid.around(float(x.min()), float(y.min()), float(x.max()), float(y.max()),
+                            cell, pad)
+        got = grid.index_inside(x, y)
+        assert got.dtype == np.int64
+        assert np.array_equal(got, grid.index(x, y))
+
+
+def test_the_direct_generator_gives_contour_generators_polygons() -> None:
+    """An unmasked field goes to contourpy's serial generator without the masked-array
+    pass: the same vertices, in the same order, as through ``contour_generator``."""
+    import contourpy
+
+    from coverage.isochrones.raster import _polygons_from_contour
+
+    rng = np.random.default_rng(19)
+    field = rng.uniform(0.0, 50.0, (90, 110)).astype(np.float32)
+    field[rng.random(field.shape) < 0.3] = np.inf
+    grid = _Grid(700_000.0, 6_500_000.0, 100.0, 110, 90)
+    bands = [(0.0, 20.0), (20.0, 30.0), (30.0, 45.0)]
+    got = _contour_bands(grid, field, bands)
+    xc, yc = grid.centres()
+    z = np.where(np.isfinite(field), field, 46.0).astype(np.float64)
+    _lift_levels(z, field, [0.0, 20.0, 30.0, 45.0])
+    gen = contourpy.contour_generator(
+        xc, yc, z, name="serial", fill_type=contourpy.FillType.ChunkCombinedOffsetOffset)
+    for (low, high), g in zip(bands, got, strict=True):
+        points, offsets, outer = gen.filled(low if low > 0 else -1.0, high)
+        expected = _polygons_from_contour(points[0], offsets[0], outer[0])
+        assert not g.is_empty and g.is_valid
+        assert np.array_equal(shapely.get_coordinates(g), shapely.get_coordinates(expected))
+
+
+def test_the_one_pass_lifting_is_where_then_lift_levels() -> None:
+    from coverage.isochrones.raster import _lifted_z
+
+    levels = [0.0, 20.0, 30.0, 45.0]
+    rng = np.random.default_rng(23)
+    field = rng.uniform(0.0, 50.0, (40, 60)).astype(np.float32)
+    field[rng.random(field.shape) < 0.3] = np.inf
+    field[0, :12] = [0.0, 5e-7, 1e-6, 2e-6, 20.0, np.nextafter(np.float32(20), 0),
+                     np.nextafter(np.float32(20), 99), 30.0, 29.999998, 45.0, 44.0, np.nan]
+    expected = np.where(np.isfinite(field), field, 46.0).astype(np.float64)
+    _lift_levels(expected, field, levels)
+    got = _lifted_z(field, 46.0, levels)
+    assert got.dtype == np.float64
+    assert np.array_equal(got, expected)
+
+
+def test_the_compiled_sampler_drops_the_samples_of_arc_samples() -> None:
+    """The box and the float32 minima of the compiled sampler are those of the sample
+    arrays of ``_arc_samples`` (kept up to the top bound + 1 minute) on the same grid."""
+    from coverage.isochrones import road
+
+    rng = np.random.default_rng(29)
+    side = 60
+    jj, ii = np.divmod(np.arange(side * side), side)
+    x = 700_000 + ii * 430.0 + rng.normal(0, 40, ii.size)
+    y = 6_500_000 + jj * 430.0 + rng.normal(0, 40, ii.size)
+    node = np.arange(side * side).reshape(side, side)
+    tail = np.concatenate([node[:, :-1].ravel(), node[:-1, :].ravel(), node[5, 5:6]])
+    head = np.concatenate([node[:, 1:].ravel(), node[1:, :].ravel(), node[50, 50:51]])
+    keep = rng.random(tail.size) > 0.2
+    keep[-1] = True  # a long diagonal arc (28 km)
+    tail, head = tail[keep], head[keep]
+    minutes = np.hypot(x[tail] - x[head], y[tail] - y[head]) / 1000.0 / 50.0 * 60.0
+    graph = sp.csr_array((np.concatenate([minutes, minutes]),
+                          (np.concatenate([tail, head]), np.concatenate([head, tail]))),
+                         shape=(side * side,) * 2)
+    reached = np.flatnonzero(rng.random(side * side) < 0.5)
+    t_nodes = rng.uniform(0.0, 45.0, reached.size)
+    for step, t_max in ((100.0, 46.0), (75.0, 21.0)):
+        xs, ys, ts = road._arc_samples(graph, x, y, reached, t_nodes, step_m=step)
+        kept = ts <= t_max
+        xs, ys, ts = xs[kept], ys[kept], ts[kept]
+        args = (graph.indptr, graph.indices, graph.data, x, y, reached, t_nodes, step, t_max)
+        box = road._samples_box_jit(*args)
+        assert box == (xs.min(), ys.min(), xs.max(), ys.max())
+        grid = _Grid.around(*box, step, 150.0 + 2 * step)
+        expected = np.full(grid.nx * grid.ny, np.inf, dtype=np.float32)
+        np.minimum.at(expected, grid.index(xs, ys), ts.astype(np.float32))
+        got = np.full(grid.nx * grid.ny, np.inf, dtype=np.float32)
+        road._samples_drop_jit(*args, grid.x0, grid.y0, grid.cell, grid.nx, got)
+        assert np.isfinite(got).sum() > 1000
+        assert np.array_equal(got, expected)
+
+
+def test_the_small_hole_cells_and_their_minima_are_ndimages() -> None:
+    from coverage.isochrones.raster import _square_min_at
+
+    rng = np.random.default_rng(31)
+    field = _random_field(rng, (70, 90), unreached=0.5)
+    cells = np.flatnonzero(rng.random(field.size) < 0.2)
+    for r in (1, 3, 8):
+        expected = ndimage.minimum_filter(field, size=2 * r + 1, mode="constant",
+                                          cval=np.inf).reshape(-1)[cells]
+        assert np.array_equal(_square_min_at(field, r, cells), expected)

@@ -27,16 +27,19 @@ Shared by the road bands (:mod:`coverage.isochrones.road`) and the proxy bands
   only when it agrees with pyproj within 1e-10 degrees (0.01 mm) on check points; else,
   and for small polygons, every vertex goes through pyproj.
 
-The erosion, the minimum filters and the lifting off the levels are written as whole-array
-passes giving the same values as the ``scipy.ndimage`` calls they replace (issue 18, tested
-against them).
+The erosion, the minimum filters and the lifting off the levels give the same values as
+the ``scipy.ndimage`` calls and float64 passes they replace (issue 18, tested against
+them): whole-array passes, or, for the per-service raster (a 3 × 3 cone, float32), loops
+compiled by numba (:mod:`coverage.routing.kernel` imports it) — the erosion, the minima
+around the holes' cells only, the label sizes, and one pass building the float64 field to
+contour. An unmasked field goes to contourpy's serial generator directly.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +50,7 @@ from pyproj import Transformer
 from scipy import ndimage
 
 from coverage.geo import transformer
+from coverage.routing import kernel as _kernel
 from coverage.settings import CRS_INPUT_OUTPUT
 
 __all__ = ["MAX_CELLS"]
@@ -102,6 +106,23 @@ class _Grid:
         iy = np.clip(np.rint((y - self.y0) / self.cell).astype(np.int64), 0, self.ny - 1)
         return iy * self.nx + ix
 
+    def index_inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return :meth:`index` for points of the box the grid was built :meth:`around`.
+
+        Such points are at least ``pad`` from the grid's edge, so the nearest centre is
+        never clipped: the same indices, by in-place passes in float64 (exact for whole
+        numbers below 2**53) instead of two clipped integer arrays.
+        """
+        fx = np.subtract(x, self.x0, dtype=np.float64)
+        fx /= self.cell
+        np.rint(fx, out=fx)
+        fy = np.subtract(y, self.y0, dtype=np.float64)
+        fy /= self.cell
+        np.rint(fy, out=fy)
+        fy *= self.nx
+        fy += fx
+        return np.asarray(fy.astype(np.int64))
+
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Return 1-D arrays of the column and row centre coordinates, metres."""
         return (self.x0 + self.cell * np.arange(self.nx),
@@ -148,6 +169,62 @@ def _square_min(field: np.ndarray, r: int) -> np.ndarray:
     return _running_min(_running_min(padded, 2 * r + 1, 0), 2 * r + 1, 1)
 
 
+def _square_min_at(field: np.ndarray, r: int, cells: np.ndarray) -> np.ndarray:
+    """Return :func:`_square_min` of ``field`` at some cells only (flat indices).
+
+    The same values, read from the (2r + 1)² square around each cell by a compiled
+    loop: the holes to fill are a few percent of the grid.
+    """
+    out = np.empty(cells.size, dtype=field.dtype)
+    _square_min_pass_jit(np.ascontiguousarray(field), r, np.asarray(cells, dtype=np.int64), out)
+    return out
+
+
+def _square_min_pass(field: np.ndarray, r: int, cells: np.ndarray,
+                     out: np.ndarray) -> None:  # pragma: no cover
+    """Fill ``out`` for :func:`_square_min_at` (+inf beyond the grid's edge)."""
+    ny, nx = field.shape
+    for k in range(cells.size):
+        i, j = cells[k] // nx, cells[k] % nx
+        best = np.inf
+        for a in range(max(i - r, 0), min(i + r + 1, ny)):
+            for b in range(max(j - r, 0), min(j + r + 1, nx)):
+                best = min(best, field[a, b])
+        out[k] = best
+
+
+_square_min_pass_jit: Callable[..., Any] = _kernel.compiled(_square_min_pass)
+
+
+def _label_sizes(labels: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover
+    """Return the number of cells of each label 0…n (``np.bincount``, compiled)."""
+    sizes = np.zeros(n + 1, dtype=np.int64)
+    for i in range(labels.size):
+        sizes[labels[i]] += 1
+    return sizes
+
+
+_label_sizes_jit: Callable[..., Any] = _kernel.compiled(_label_sizes)
+
+
+def _cells_of(labels: np.ndarray, chosen: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Return the flat indices of the cells whose label is ``chosen`` (increasing)."""
+    count = 0
+    for i in range(labels.size):
+        if chosen[labels[i]]:
+            count += 1
+    out = np.empty(count, dtype=np.int64)
+    k = 0
+    for i in range(labels.size):
+        if chosen[labels[i]]:
+            out[k] = i
+            k += 1
+    return out
+
+
+_cells_of_jit: Callable[..., Any] = _kernel.compiled(_cells_of)
+
+
 def _fill_small_holes(field: np.ndarray, max_cells: float,
                       access_min_per_cell: float) -> np.ndarray:
     """Fill the small enclosed unreached patches of a field of minutes.
@@ -162,28 +239,30 @@ def _fill_small_holes(field: np.ndarray, max_cells: float,
     labels, n = ndimage.label(unreached)
     if n == 0:
         return field
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    flat_labels = labels.reshape(-1)
+    sizes = _label_sizes_jit(flat_labels, n)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     small = sizes <= max_cells
     small[0] = False
     small[edge] = False
     if not small.any():
         return field
-    todo = np.flatnonzero(small[labels])
+    todo = _cells_of_jit(flat_labels, small)
     out = np.array(field, copy=True, order="C")
     flat = out.reshape(-1)  # a view: writing it fills out
     # a patch of at most max_cells cells has no cell farther than r from its edge: one
     # (2r + 1)² minimum filter reaches every cell (a wider pass finishes odd shapes)
     r = max(math.ceil(math.sqrt(max_cells) / 2), 1)
-    while todo.size:
-        grown = _square_min(field, r)
-        values = grown.reshape(-1)[todo] + np.asarray(r * access_min_per_cell,
-                                                      dtype=field.dtype)
+    grown = _square_min_at(field, r, todo)
+    while True:
+        values = grown + np.asarray(r * access_min_per_cell, dtype=field.dtype)
         ready = np.isfinite(values)
         flat[todo[ready]] = values[ready]
         todo = todo[~ready]
+        if not todo.size:
+            return out
         r *= 2
-    return out
+        grown = _square_min(field, r).reshape(-1)[todo]
 
 
 def _erode_cone(field: np.ndarray, footprint: np.ndarray, cone: np.ndarray) -> np.ndarray:
@@ -199,6 +278,10 @@ def _erode_cone(field: np.ndarray, footprint: np.ndarray, cone: np.ndarray) -> n
     ny, nx = field.shape
     padded = np.full((ny + 2 * r, nx + 2 * r), np.inf, dtype=field.dtype)
     padded[r:r + ny, r:r + nx] = field
+    if r == 1 and bool(footprint.all()) and field.dtype == np.float32:
+        eroded = np.empty_like(field)
+        _erode_3x3_pass_jit(padded, np.float32(cone[0, 1]), np.float32(cone[0, 0]), eroded)
+        return eroded
     out: np.ndarray | None = None
     for value in np.unique(cone[footprint]):
         ring: np.ndarray | None = None
@@ -210,6 +293,48 @@ def _erode_cone(field: np.ndarray, footprint: np.ndarray, cone: np.ndarray) -> n
         out = ring if out is None else np.minimum(out, ring, out=out)
     assert out is not None  # the footprint holds its centre
     return out
+
+
+def _erode_3x3_pass(padded: np.ndarray, side_value: np.float32, corner_value: np.float32,
+                    out: np.ndarray) -> None:  # pragma: no cover
+    """:func:`_erode_cone` over the full 3 × 3 square, compiled (float32).
+
+    ``padded`` is the field with one row and column of +inf on each side; the side and
+    corner cells are reduced by ``min`` first, then their cone value is subtracted once:
+    the same operations, hence the same float32 values, as the whole-array passes.
+    """
+    ny, nx = out.shape
+    for i in range(ny):
+        for j in range(nx):
+            side = min(min(padded[i + 1, j], padded[i + 1, j + 2]),
+                       min(padded[i, j + 1], padded[i + 2, j + 1]))
+            corner = min(min(padded[i, j], padded[i, j + 2]),
+                         min(padded[i + 2, j], padded[i + 2, j + 2]))
+            out[i, j] = min(min(side - side_value, corner - corner_value),
+                            padded[i + 1, j + 1])
+
+
+_erode_3x3_pass_jit: Callable[..., Any] = _kernel.compiled(_erode_3x3_pass)
+
+
+def _erode_cone_3x3(padded: np.ndarray, cone: np.ndarray) -> np.ndarray:
+    """:func:`_erode_cone` over the full 3 × 3 square (a disc of radius √2 to 2 cells).
+
+    ``padded`` is the field with one row and column of +inf on each side. The minimum of
+    each pair of horizontal neighbours is computed once and serves the side cells of its
+    row and the diagonal cells of the rows above and below: 6 whole-array ``min`` passes
+    instead of 10, the same values (``min`` is exact, one subtraction per distance).
+    """
+    ny, nx = padded.shape[0] - 2, padded.shape[1] - 2
+    pair = np.minimum(padded[:, :nx], padded[:, 2:])  # left/right neighbours, every row
+    side: np.ndarray = np.minimum(padded[:ny, 1:nx + 1], padded[2:, 1:nx + 1])  # up/down
+    np.minimum(side, pair[1:ny + 1], out=side)
+    diagonal = np.minimum(pair[:ny], pair[2:])
+    side -= cone[0, 1]
+    diagonal -= cone[0, 0]
+    np.minimum(side, diagonal, out=side)
+    np.minimum(side, padded[1:ny + 1, 1:nx + 1], out=side)
+    return side
 
 
 def _field_from_samples(
@@ -227,8 +352,20 @@ def _field_from_samples(
     grid = _Grid.around(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()),
                         cell_m, pad)
     field = np.full(grid.nx * grid.ny, np.inf, dtype=np.float32)
-    np.minimum.at(field, grid.index(xs, ys), ts.astype(np.float32))
-    field2d = field.reshape(grid.ny, grid.nx)
+    np.minimum.at(field, grid.index_inside(xs, ys), ts.astype(np.float32))
+    return grid, _land_field(grid, field, buffer_m=buffer_m,
+                             access_m_per_min=access_m_per_min, min_hole_m2=min_hole_m2)
+
+
+def _land_field(grid: _Grid, raw: np.ndarray, *, buffer_m: float,
+                access_m_per_min: float | None = None,
+                min_hole_m2: float = 0.0) -> np.ndarray:
+    """Spread the minima of the samples dropped on a grid over the land around them.
+
+    ``raw`` is the flat float32 grid of the samples' minutes (+inf: no sample); returns
+    the 2-D field of :func:`_field_from_samples` (erosion, then hole filling).
+    """
+    field2d = raw.reshape(grid.ny, grid.nx)
     radius = buffer_m / grid.cell
     if radius >= 1.0:
         footprint, dist = _disc(radius)
@@ -239,8 +376,7 @@ def _field_from_samples(
             cone = (-dist * grid.cell / access_m_per_min).astype(np.float32)
             field2d = _erode_cone(field2d, footprint, cone)
     access_per_cell = 0.0 if access_m_per_min is None else grid.cell / access_m_per_min
-    field2d = _fill_small_holes(field2d, min_hole_m2 / grid.cell**2, access_per_cell)
-    return grid, field2d
+    return _fill_small_holes(field2d, min_hole_m2 / grid.cell**2, access_per_cell)
 
 
 def _lift_levels(z: np.ndarray, field: np.ndarray, levels: Sequence[float]) -> None:
@@ -263,28 +399,70 @@ def _lift_levels(z: np.ndarray, field: np.ndarray, levels: Sequence[float]) -> N
         flat[cand] = level + 2 * _LEVEL_EPS_MIN
 
 
+def _lifted_z(field: np.ndarray, unreached: float, levels: Sequence[float]) -> np.ndarray:
+    """Return the float64 field to contour: unreached cells set, values lifted off levels.
+
+    The same array as ``np.where(np.isfinite(field), field, unreached)`` in float64 then
+    :func:`_lift_levels`, in one compiled pass over a float32 ``field``.
+    """
+    z = np.empty(field.shape, dtype=np.float64)
+    _lift_pass_jit(np.ascontiguousarray(field).reshape(-1), float(unreached),
+               np.asarray(levels, dtype=np.float64), _LEVEL_EPS_MIN, z.reshape(-1))
+    return z
+
+
+def _lift_pass(field: np.ndarray, unreached: float, levels: np.ndarray, eps: float,
+               z: np.ndarray) -> None:  # pragma: no cover
+    """Fill ``z`` for :func:`_lifted_z` (levels in increasing order)."""
+    for i in range(field.size):
+        v = float(field[i])
+        if not np.isfinite(v):
+            v = unreached
+        for level in levels:
+            if abs(v - level) <= eps:
+                v = level + 2 * eps
+        z[i] = v
+
+
+_lift_pass_jit: Callable[..., Any] = _kernel.compiled(_lift_pass)
+
+
 def _contour_bands(
     grid: _Grid, field: np.ndarray, bands: Sequence[tuple[float, float]],
 ) -> list[shapely.Geometry]:
     """Return one (Multi)Polygon per band from the filled contours of ``field`` (metric CRS).
 
     Unreached cells (non-finite) take the top bound plus one minute rather than a mask
-    (see the module docstring).
+    (see the module docstring). A plain array (the road bands: no mask) goes to
+    contourpy's serial generator directly, without the masked-array pass of
+    ``contour_generator`` over the grid; a masked field (the proxy bands) through it.
     """
     xc, yc = grid.centres()
     top = max(high for _, high in bands)
-    z = np.where(np.isfinite(field), field, top + 1.0).astype(np.float64)
     # a value within rounding of a level puts the contour through the grid point itself,
     # where two quads' rings then touch (invalid): lift such values clear of the level
-    _lift_levels(z, field, sorted({float(v) for band in bands for v in band}))
-    gen = contourpy.contour_generator(
-        xc, yc, z, name="serial", fill_type=contourpy.FillType.ChunkCombinedOffsetOffset,
-    )
+    levels = sorted({float(v) for band in bands for v in band})
+    if isinstance(field, np.ma.MaskedArray) or field.dtype != np.float32:
+        z = np.where(np.isfinite(field), field, top + 1.0).astype(np.float64)
+        _lift_levels(z, field, levels)
+    else:
+        z = _lifted_z(field, top + 1.0, levels)
+    fill_type = contourpy.FillType.ChunkCombinedOffsetOffset
+    gen: Any
+    if isinstance(field, np.ma.MaskedArray):
+        gen = contourpy.contour_generator(xc, yc, z, name="serial", fill_type=fill_type)
+    else:
+        x2d, y2d = np.meshgrid(xc, yc)
+        gen = contourpy.SerialContourGenerator(
+            x2d, y2d, z, None, corner_mask=True,  # type: ignore[arg-type]  # no mask
+            line_type=contourpy.LineType.SeparateCode, fill_type=fill_type,
+            quad_as_tri=False, z_interp=contourpy.ZInterp.Linear, x_chunk_size=0,
+            y_chunk_size=0)
     out: list[shapely.Geometry] = []
     for low, high in bands:
         # contourpy fills low < z <= high: start the first band below zero to keep z == 0
         lower = low if low > 0 else -1.0
-        points, offsets, outer = gen.filled(lower, high)  # type: ignore[misc]
+        points, offsets, outer = gen.filled(lower, high)
         out.append(_polygons_from_contour(points[0], offsets[0], outer[0]))
     return out
 

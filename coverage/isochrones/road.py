@@ -32,14 +32,17 @@ This is the set ``union(buffer(reached part of each arc, buffer_m))`` of the vec
 method, rasterised at ``cell_m`` (a test checks the two agree): it runs in a fraction of a
 second where the vector union of hundreds of thousands of buffers takes minutes. The
 per-service bands use a 100 m raster (:data:`SERVICE_CELL_M`, :data:`SERVICE_RASTER`):
-there can be hundreds of them.
+there can be hundreds of them. The samples are never stored: two loops compiled by numba
+walk them, for their box (the grid), then onto the grid (:func:`_samples_box`,
+:func:`_samples_drop`: the same arithmetic, hence the same grid and minutes, as
+:func:`_arc_samples` then ``_field_from_samples``, tested).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import geopandas as gpd
 import numpy as np
@@ -47,8 +50,9 @@ import pandas as pd
 import scipy.sparse as sp
 import shapely
 
-from coverage.isochrones.raster import _contour_bands, _field_from_samples
+from coverage.isochrones.raster import _contour_bands, _Grid, _land_field
 from coverage.progress import progress
+from coverage.routing import kernel as _kernel
 from coverage.routing.network import RoadNetwork
 from coverage.settings import Settings
 
@@ -227,6 +231,71 @@ def _arc_samples(
     return xs, ys, ts
 
 
+def _samples_box(  # noqa: PLR0913, PLR0917  (positional arrays: numba compiles them)
+        indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray,
+        y: np.ndarray, reached: np.ndarray, t_nodes: np.ndarray, step_m: float,
+        t_max: float) -> tuple[float, float, float, float]:  # pragma: no cover
+    """Return the box of the samples of :func:`_arc_samples` reached by ``t_max``.
+
+    The reached nodes, then the interior points of each arc leaving them (compiled: the
+    same arithmetic as :func:`_arc_samples`, without its arrays).
+    """
+    xmin, ymin, xmax, ymax = np.inf, np.inf, -np.inf, -np.inf
+    for i in range(reached.size):
+        u = reached[i]
+        xu, yu, tu = x[u], y[u], t_nodes[i]
+        if tu <= t_max:
+            xmin, xmax = min(xmin, xu), max(xmax, xu)
+            ymin, ymax = min(ymin, yu), max(ymax, yu)
+        for a in range(indptr[u], indptr[u + 1]):
+            v = indices[a]
+            dx, dy, w = x[v] - xu, y[v] - yu, np.float64(data[a])
+            n_seg = max(int(np.ceil(np.hypot(dx, dy) / step_m)), 1)
+            for k in range(1, n_seg):
+                f = k / n_seg
+                t = tu + f * w
+                if t <= t_max:
+                    xs, ys = xu + f * dx, yu + f * dy
+                    xmin, xmax = min(xmin, xs), max(xmax, xs)
+                    ymin, ymax = min(ymin, ys), max(ymax, ys)
+    return xmin, ymin, xmax, ymax
+
+
+_samples_box_jit: Callable[..., Any] = _kernel.compiled(_samples_box)
+
+
+def _samples_drop(  # noqa: PLR0913, PLR0917  (positional arrays: numba compiles them)
+        indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray,
+        y: np.ndarray, reached: np.ndarray, t_nodes: np.ndarray, step_m: float,
+        t_max: float, x0: float, y0: float, cell: float, nx: int,
+        field: np.ndarray) -> None:  # pragma: no cover
+    """Drop the samples of :func:`_samples_box` onto a flat float32 grid, keeping minima.
+
+    The cell of a point is ``_Grid.index_inside``'s; its minutes are rounded to float32,
+    as ``np.minimum.at`` over the sample arrays would.
+    """
+    for i in range(reached.size):
+        u = reached[i]
+        xu, yu, tu = x[u], y[u], t_nodes[i]
+        if tu <= t_max:
+            c = np.int64(np.rint((yu - y0) / cell) * nx + np.rint((xu - x0) / cell))
+            field[c] = min(field[c], np.float32(tu))
+        for a in range(indptr[u], indptr[u + 1]):
+            v = indices[a]
+            dx, dy, w = x[v] - xu, y[v] - yu, np.float64(data[a])
+            n_seg = max(int(np.ceil(np.hypot(dx, dy) / step_m)), 1)
+            for k in range(1, n_seg):
+                f = k / n_seg
+                t = tu + f * w
+                if t <= t_max:
+                    xs, ys = xu + f * dx, yu + f * dy
+                    c = np.int64(np.rint((ys - y0) / cell) * nx + np.rint((xs - x0) / cell))
+                    field[c] = min(field[c], np.float32(t))
+
+
+_samples_drop_jit: Callable[..., Any] = _kernel.compiled(_samples_drop)
+
+
 def road_band_geometries(
     network: RoadNetwork, minutes: np.ndarray, bands: Sequence[tuple[float, float]], *,
     direction: str = "to_service", buffer_m: float = BUFFER_M, cell_m: float = CELL_M,
@@ -325,18 +394,25 @@ def road_band_geometries_sparse(
     # nodes of a crossing (on the water) are not land: their minutes still reached the far
     # shore through the routing, whose roads are drawn from their own minutes
     keep = (minutes < limit) & ~network.ferry_only_nodes[nodes]
-    # one sample per cell crossed is enough: the erosion spreads it over buffer_m
-    xs, ys, ts = _arc_samples(graph, network.x, network.y, nodes[keep], minutes[keep],
-                              step_m=raster.cell_m)
-    # points a minute beyond the top bound let the contour interpolate there instead of
-    # stopping at the mask; farther ones (the rest of a long arc) only enlarge the grid
-    keep = ts <= limit + 1.0
-    if not (ts < limit).any():
+    reached = np.ascontiguousarray(nodes[keep])
+    if reached.size == 0:  # no sample before the top bound
         return [shapely.MultiPolygon() for _ in bands]
+    # one sample per cell crossed is enough: the erosion spreads it over buffer_m; points
+    # a minute beyond the top bound let the contour interpolate there instead of stopping
+    # at the mask, farther ones (the rest of a long arc) only enlarge the grid. The
+    # samples of _arc_samples are walked twice by compiled loops (their box, then the
+    # grid), never stored: the same grid and minutes as _field_from_samples on them.
+    args = (np.asarray(graph.indptr), np.asarray(graph.indices), np.asarray(graph.data),
+            network.x, network.y, reached, np.ascontiguousarray(minutes[keep]),
+            float(raster.cell_m), limit + 1.0)
+    xmin, ymin, xmax, ymax = _samples_box_jit(*args)
+    grid = _Grid.around(xmin, ymin, xmax, ymax, raster.cell_m,
+                        raster.buffer_m + 2 * raster.cell_m)
+    raw = np.full(grid.nx * grid.ny, np.inf, dtype=np.float32)
+    _samples_drop_jit(*args, grid.x0, grid.y0, grid.cell, grid.nx, raw)
     access = None if access_speed_kmh is None else access_speed_kmh * 1000.0 / 60.0
-    grid, field = _field_from_samples(xs[keep], ys[keep], ts[keep], cell_m=raster.cell_m,
-                                      buffer_m=raster.buffer_m, access_m_per_min=access,
-                                      min_hole_m2=raster.min_hole_m2)
+    field = _land_field(grid, raw, buffer_m=raster.buffer_m, access_m_per_min=access,
+                        min_hole_m2=raster.min_hole_m2)
     return _contour_bands(grid, field, bands)
 
 
