@@ -10,18 +10,23 @@ read in place, 550 SYNTHETIC sites, seed 2026: not the real offer). ``ZB_BENCH_A
 names a finished run folder to reuse instead. Without ``../shared/data`` and without that
 variable, the benchmark is skipped with the reason.
 
-Timed, in one browser session:
+Timed, in one browser:
 
 - Carte, cold: first page load of a fresh server (the run is read, the département's display
   data built), until the map of the first département is drawn;
 - Carte, usable on Lozère (48): choose it in the sidebar from the first département, until
-  its map is drawn (first time: display data built), then a fresh page load on it (cached);
+  its map is drawn (first time: display data built);
+- Carte, fresh page load on 48: a new tab opens the app's URL with ``?dep=48`` (the sidebar
+  keeps the département shown in the URL), from the request until its map is drawn;
 - département switch 48 → 12 (first visit), 12 → 48 and 48 → 12 (visited), until the map is
-  drawn.
+  drawn; then a reload of the page (the URL keeps 12).
 
 Before each switch the benchmark waits :data:`READ_S` seconds (a planner reading the map),
-during which the app prepares the other départements in the background
+during which the app prepares the nearest départements' maps in a worker process
 (:func:`coverage.app.state.warm_departements`); ``ZB_BENCH_APP_READ_S=0`` clicks at once.
+Each step prints the server's CPU (from ``/proc``) and the browser renderer's (CDP
+``Performance.getMetrics``: main thread, whole renderer process) from the click or the
+request: on a shared machine they say what a step costs whatever the wall-clock wait.
 
 Peer, same input, same run, same browser: a naive folium rendering of the same layer — one
 ``folium.GeoJson`` of the département's full-resolution outlines coloured by a style
@@ -57,6 +62,9 @@ DEPT, OTHER = "48", "12"
 TARGET_CARTE_S = 3.0
 TARGET_SWITCH_S = 1.5
 TIMEOUT_S = 120.0
+#: Milliseconds between two looks for the drawn map (each look queries every frame of the
+#: page: the renderer's CPU figures include them, as for the peer).
+POLL_MS = 50
 #: Seconds a planner reads a map before choosing another département (the app warms the
 #: other départements' display data in the background meanwhile); ``ZB_BENCH_APP_READ_S``.
 READ_S = float(os.environ.get("ZB_BENCH_APP_READ_S", "8"))
@@ -86,17 +94,46 @@ def _free_port() -> int:
 
 
 #: Process id of the running Streamlit server (its CPU time is read from /proc).
-_SERVER: dict[str, int] = {}
+_SERVER: dict[str, Any] = {}
 
 
-def _server_cpu() -> float:
-    """Return the CPU seconds (user + system) used so far by the Streamlit server."""
-    pid = _SERVER.get("pid")
+def _proc_cpu(pid: int | None) -> float:
+    """Return the CPU seconds (user + system) of one process, NaN when it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int | None) -> list[int]:
+    """Return the live child processes of ``pid`` (Linux: their ``/proc/*/stat`` ppid)."""
+    out: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _server_cpu() -> float:
+    """Return the CPU seconds used so far by the Streamlit server and its live children.
+
+    The children are the warming's worker process (:mod:`coverage.app.prebuild`): its
+    work is counted too, in the step during which it happens.
+    """
+    pid = _SERVER.get("pid")
+    total = _proc_cpu(pid)
+    for child in _children(pid):
+        seen = _SERVER.setdefault("children", {})
+        cpu = _proc_cpu(child)
+        if math.isfinite(cpu):
+            seen[child] = cpu
+    if isinstance(_SERVER.get("children"), dict):
+        total += sum(_SERVER["children"].values())
+    return total
 
 
 @contextmanager
@@ -151,18 +188,50 @@ def _wait_drawn(page: Any, n: int, t0: float, legend: bool = True) -> float:
     while time.perf_counter() - t0 < TIMEOUT_S:
         if _drawn(page, n, legend):
             return time.perf_counter() - t0
-        page.wait_for_timeout(25)
+        page.wait_for_timeout(POLL_MS)
     msg = f"map of {n} communes not drawn after {TIMEOUT_S:.0f} s"
     raise TimeoutError(msg)
 
 
-def _choose_dept(page: Any, dept: str) -> float:
+class _Renderer:
+    """CPU seconds of a page's renderer (main thread and whole process), read over CDP.
+
+    ``Performance.getMetrics`` gives ``ThreadTime`` (the renderer's main thread: the
+    Streamlit front end and the map's same-origin frame) and ``ProcessTime``; on a shared
+    machine they say what a step cost the browser whatever the wall-clock wait.
+    """
+
+    def __init__(self, page: Any) -> None:
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
+        self.mark = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        try:
+            m = {x["name"]: x["value"] for x in self.cdp.send("Performance.getMetrics")["metrics"]}
+        except Exception:
+            return float("nan"), float("nan")
+        return float(m.get("ThreadTime", "nan")), float(m.get("ProcessTime", "nan"))
+
+    def since_mark(self) -> str:
+        """Return the browser CPU since the last call, as text."""
+        now = self._read()
+        main, proc = now[0] - self.mark[0], now[1] - self.mark[1]
+        if main < 0 or proc < 0:  # a new renderer process since the mark: all of it is ours
+            main, proc = now
+        self.mark = now
+        return f"   browser CPU {main:4.2f} s main thread, {proc:4.2f} s renderer"
+
+
+def _choose_dept(page: Any, dept: str, browser: _Renderer | None = None) -> float:
     """Read the map for :data:`READ_S`, choose ``dept`` in the sidebar; return the click time.
 
     The server's CPU is counted from the click: what the background warming did while the
     user was reading is not charged to the step.
     """
     page.wait_for_timeout(READ_S * 1000)
+    if browser is not None:
+        browser.since_mark()
     cpu = _server_cpu()
     if math.isfinite(cpu):
         _SERVER["cpu_mark"] = int(cpu * 1000)
@@ -182,14 +251,16 @@ def _line(what: str, seconds: float, target: float | None) -> str:
     return f"  {what:<66} {seconds:6.2f} s{flag}"
 
 
-def _row(what: str, seconds: float, target: float | None) -> tuple[str, float, float | None]:
-    """Print a timing (and the server's CPU since the last row) as soon as it is measured."""
+def _row(what: str, seconds: float, target: float | None, browser: Any = None
+         ) -> tuple[str, float, float | None]:
+    """Print a timing (and the server's and browser's CPU since the last row) when measured."""
     cpu = _server_cpu()
     used = cpu - _SERVER.get("cpu_mark", 0) / 1000 if math.isfinite(cpu) else float("nan")
     if math.isfinite(cpu):
         _SERVER["cpu_mark"] = int(cpu * 1000)
     server = f"   server CPU {used:5.2f} s" if math.isfinite(used) and "pid" in _SERVER else ""
-    print(_line(what, seconds, target) + server, flush=True)
+    extra = browser.since_mark() if browser is not None else ""
+    print(_line(what, seconds, target) + server + extra, flush=True)
     return what, seconds, target
 
 
@@ -210,31 +281,41 @@ def _browser_pages(run_dir: Path, counts: dict[str, int], work: Path) -> list[tu
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
+            cpu = _Renderer(page)
             t0 = time.perf_counter()
             page.goto(url, wait_until="commit")
             rows.append(_row(f"Carte, cold server: département {first} drawn",
-                             _wait_drawn(page, counts[first], t0), None))
-            t0 = _choose_dept(page, DEPT)
+                             _wait_drawn(page, counts[first], t0), None, cpu))
+            t0 = _choose_dept(page, DEPT, cpu)
             rows.append(_row(f"Carte, usable on {DEPT} (first visit, display data built)",
-                             _wait_drawn(page, counts[DEPT], t0), TARGET_CARTE_S))
+                             _wait_drawn(page, counts[DEPT], t0), TARGET_CARTE_S, cpu))
+            page.wait_for_timeout(READ_S * 1000)
+            page.close()
+            _SERVER["cpu_mark"] = int(_server_cpu() * 1000)
+            # a planner opens the app again on Lozère (the URL keeps ``?dep=48``)
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            cpu = _Renderer(page)
+            t0 = time.perf_counter()
+            page.goto(f"{url}/?dep={DEPT}", wait_until="commit")
+            rows.append(_row(f"Carte, fresh page load on {DEPT} (new tab, ?dep={DEPT})",
+                             _wait_drawn(page, counts[DEPT], t0), TARGET_CARTE_S, cpu))
+            t0 = _choose_dept(page, OTHER, cpu)
+            rows.append(_row(f"département switch {DEPT} → {OTHER} (first visit)",
+                             _wait_drawn(page, counts[OTHER], t0), TARGET_SWITCH_S, cpu))
+            t0 = _choose_dept(page, DEPT, cpu)
+            rows.append(_row(f"département switch {OTHER} → {DEPT} (visited)",
+                             _wait_drawn(page, counts[DEPT], t0), TARGET_SWITCH_S, cpu))
+            t0 = _choose_dept(page, OTHER, cpu)
+            rows.append(_row(f"département switch {DEPT} → {OTHER} (visited)",
+                             _wait_drawn(page, counts[OTHER], t0), TARGET_SWITCH_S, cpu))
+            page.wait_for_timeout(READ_S * 1000)
+            cpu.since_mark()
+            _SERVER["cpu_mark"] = int(_server_cpu() * 1000)
             t0 = time.perf_counter()
             page.reload(wait_until="commit")
-            # a new session starts again from the run's first département
-            t_load = _wait_drawn(page, counts[first], t0)
-            t1 = _choose_dept(page, DEPT)
-            t_switch = _wait_drawn(page, counts[DEPT], t1)
-            rows.append(_row(f"Carte, fresh page load then {DEPT} (cached), without reading",
-                             t_load + t_switch, TARGET_CARTE_S))
-            rows.append(_row(f"  of which the switch to {DEPT}", t_switch, None))
-            t0 = _choose_dept(page, OTHER)
-            rows.append(_row(f"département switch {DEPT} → {OTHER} (first visit)",
-                             _wait_drawn(page, counts[OTHER], t0), TARGET_SWITCH_S))
-            t0 = _choose_dept(page, DEPT)
-            rows.append(_row(f"département switch {OTHER} → {DEPT} (visited)",
-                             _wait_drawn(page, counts[DEPT], t0), TARGET_SWITCH_S))
-            t0 = _choose_dept(page, OTHER)
-            rows.append(_row(f"département switch {DEPT} → {OTHER} (visited)",
-                             _wait_drawn(page, counts[OTHER], t0), TARGET_SWITCH_S))
+            cpu = _Renderer(page)  # the reloaded page may get a new renderer process
+            rows.append(_row(f"Carte, page reload on {OTHER} (the URL keeps the département)",
+                             _wait_drawn(page, counts[OTHER], t0), TARGET_CARTE_S, cpu))
             _SERVER.pop("pid", None)  # the peer is built here, not in the server
             rows += _peer(browser, run_dir, work)
         finally:
@@ -290,12 +371,15 @@ def _peer(browser: Any, run_dir: Path, work: Path) -> list[tuple[str, float, flo
         path = work / f"{name.split(':')[0]}.html"
         path.write_text(html, encoding="utf-8")
         page = browser.new_page(viewport={"width": 1200, "height": 800})
+        cpu = _Renderer(page)
         t0 = time.perf_counter()
         page.goto(path.as_uri(), wait_until="commit")
         t_draw = _wait_drawn(page, n, t0, legend=False)
-        page.close()
+        page.wait_for_timeout(1000)  # what the page still does once every commune is drawn
         rows.append(_row(f"{name}: build", t_build, None))
-        rows.append(_row(f"{name}: browser draw ({len(html) / 1e6:.2f} MB)", t_draw, None))
+        rows.append(_row(f"{name}: browser draw ({len(html) / 1e6:.2f} MB)", t_draw, None,
+                         cpu))
+        page.close()
     return rows
 
 

@@ -15,7 +15,7 @@ What a planner reads on a département's map (:func:`access_map`):
 - with a :class:`DepartementContext` (:func:`departement_context`): the département's
   outline, the neighbouring départements' communes in light grey with their services, and
   place names (préfectures, sous-préfectures, largest communes) whose density follows the
-  zoom (permanent Leaflet tooltips, shown or hidden on ``zoomend``);
+  zoom (Leaflet markers centred by CSS, shown or hidden on ``zoomend``);
 - a metric-only scale bar, isochrone bands as dashed contour lines (not fills) with their
   own legend, and the view fitted to the département plus its nearest services.
 
@@ -414,7 +414,11 @@ def offline_map(
     # a margin in degrees, not Leaflet's pixel padding: a map drawn in a frame that has no
     # size yet would get a negative size, then a NaN centre, with pixel padding
     dx, dy = (maxx - minx) * 0.03, (maxy - miny) * 0.03
-    m.fit_bounds([[miny - dy, minx - dx], [maxy + dy, maxx + dx]])
+    # fitted at once, before any layer is added: an animated zoom from folium's default
+    # view would draw every layer twice (at zoom 10, then at the fitted zoom)
+    fit = folium.FitBounds([[miny - dy, minx - dx], [maxy + dy, maxx + dx]])
+    fit.options["animate"] = False
+    m.add_child(fit)
     return m
 
 
@@ -569,8 +573,9 @@ class DepartementContext:
     labels
         Place names (:func:`place_labels`).
     neighbour_rings
-        The neighbours' outer rings as the map script reads them (JSON, delta-coded
-        thousandths of a degree), encoded once with the context.
+        The neighbours' outlines as the map script reads them, encoded once with the
+        context (:func:`_neighbour_svg`): JSON ``{"bounds", "box", "d"}``, one SVG path in
+        Web Mercator units, ``"[]"`` when there are none.
     """
 
     dept: str
@@ -679,7 +684,7 @@ def departement_context(
     labelled = pd.concat([own[keep], around[keep]], ignore_index=True)
     labels = place_labels(gpd.GeoDataFrame(labelled, geometry="geometry",
                                            crs=communes.crs), dept)
-    rings = _json(_delta_rings(neighbours.geometry.to_numpy()))
+    rings = _neighbour_svg(neighbours.geometry.to_numpy())
     return DepartementContext(dept, outline_gdf, neighbours, other, labels, rings)
 
 
@@ -827,13 +832,13 @@ def _hatch_defs(classes: MinuteClasses) -> str:
 
 _LABEL_CSS = """<style>
 html .leaflet-container{background:#fff}
-.leaflet-tooltip.zb-label{background:rgba(255,255,255,.8);border:0;box-shadow:none;
- padding:0 3px;border-radius:2px;color:#111;font:600 11px/1.25 sans-serif;white-space:nowrap}
-.leaflet-tooltip.zb-label:before{display:none}
-.leaflet-tooltip.zb-label-0{font-size:14px;font-weight:700}
-.leaflet-tooltip.zb-label-1{font-size:12px}
-.leaflet-tooltip.zb-voisin{color:#555;font-style:italic;font-weight:400;
- background:rgba(255,255,255,.55)}
+.leaflet-marker-icon.zb-label{width:0;height:0;background:none;border:0;pointer-events:none}
+.zb-label span{position:absolute;left:0;top:0;transform:translate(-50%,-50%);
+ background:rgba(255,255,255,.8);padding:0 3px;border-radius:2px;color:#111;
+ font:600 11px/1.25 sans-serif;white-space:nowrap;pointer-events:none}
+.zb-label-0 span{font-size:14px;font-weight:700}
+.zb-label-1 span{font-size:12px}
+.zb-voisin span{color:#555;font-style:italic;font-weight:400;background:rgba(255,255,255,.55)}
 </style>"""
 
 _LABELS_JS = """(function () {
@@ -841,9 +846,11 @@ _LABELS_JS = """(function () {
   var data = __DATA__;
   var steps = [-99, -0.3, 0.75, 1.5];
   var labels = data.labels.map(function (d) {
+    /* a marker centred by CSS: unlike a permanent tooltip, Leaflet never measures it
+       (one forced layout per label and per zoom) */
     var css = 'zb-label zb-label-' + d[3] + (d[4] ? ' zb-voisin' : '');
-    var t = L.tooltip({permanent: true, direction: 'center', interactive: false,
-                       className: css}).setLatLng([d[0], d[1]]).setContent(d[2]);
+    var t = L.marker([d[0], d[1]], {interactive: false, keyboard: false,
+      icon: L.divIcon({className: css, html: '<span>' + d[2] + '</span>', iconSize: null})});
     return [t, d[3]];
   });
   function overlaps(a, b) {
@@ -860,7 +867,9 @@ _LABELS_JS = """(function () {
       return show;
     });
     /* one layout for all the boxes, then keep the labels of higher rank first */
-    var boxes = shown.map(function (l) { return l[0].getElement().getBoundingClientRect(); });
+    var boxes = shown.map(function (l) {
+      return l[0].getElement().firstChild.getBoundingClientRect();
+    });
     var placed = [];
     shown.forEach(function (l, i) {
       if (l[1] > 0 && placed.some(function (p) { return overlaps(p, boxes[i]); })) {
@@ -875,40 +884,86 @@ _LABELS_JS = """(function () {
 })();"""
 
 _NEIGHBOURS_JS = """(function () {
-  /* zb-neighbours: outer rings in thousandths of a degree, delta-coded (x0, y0, dx, dy…) */
-  var data = __DATA__;
-  var rings = data.map(function (r) {
-    var x = r[0], y = r[1], out = [[y / 1000, x / 1000]];
-    for (var i = 2; i < r.length; i += 2) {
-      x += r[i]; y += r[i + 1]; out.push([y / 1000, x / 1000]);
-    }
-    return [out];
-  });
-  L.polygon(rings, {renderer: L.canvas({padding: 0.5}), interactive: false,
-    fillColor: '""" + NEIGHBOUR_FILL + """', fillOpacity: 1, color: '#ffffff', weight: 0.7})
-    .addTo(__MAP__);
+  /* zb-neighbours: one SVG path in Web Mercator units (the map's own projection), laid on
+     the map as an image of vectors: the browser draws it natively, Leaflet never
+     projects, clips or simplifies its thousands of rings */
+  var map = __MAP__, data = __DATA__, ns = 'http://www.w3.org/2000/svg';
+  var pane = map.createPane('zbVoisins');
+  pane.style.zIndex = 350;
+  pane.style.pointerEvents = 'none';
+  var svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', data.box.join(' '));
+  svg.setAttribute('preserveAspectRatio', 'none');
+  var path = document.createElementNS(ns, 'path');
+  path.setAttribute('class', 'zb-neighbours');
+  path.setAttribute('d', data.d);
+  path.setAttribute('fill', '""" + NEIGHBOUR_FILL + """');
+  path.setAttribute('stroke', '#ffffff');
+  path.setAttribute('stroke-width', '0.7');
+  path.setAttribute('vector-effect', 'non-scaling-stroke');
+  svg.appendChild(path);
+  L.svgOverlay(svg, data.bounds, {pane: 'zbVoisins', interactive: false}).addTo(map);
 })();"""
 
+#: Earth radius of Leaflet's spherical Web Mercator (``L.CRS.EPSG3857``), metres.
+_MERCATOR_R = 6378137.0
+#: Unit of the neighbours' SVG path, Web Mercator metres (their outlines are simplified at
+#: about 500 m).
+_NEIGHBOUR_UNIT_M = 80.0
 
-def _delta_rings(geoms: np.ndarray) -> list[list[int]]:
-    """Return the outer rings of polygons in thousandths of a degree, delta-coded.
 
-    Each ring is ``[x0, y0, dx1, dy1, …]`` (integers, EPSG:4326 × 1000), repeated points
-    dropped: about a third of the size of GeoJSON for the grey context of a map.
+def _neighbour_svg(geoms: np.ndarray) -> str:
+    """Return the neighbours' outer rings as one SVG path for the map script (JSON).
+
+    Coordinates are projected to spherical Web Mercator (Leaflet's CRS), so that the path,
+    stretched linearly over its box, lies exactly where Leaflet would draw each polygon;
+    units of :data:`_NEIGHBOUR_UNIT_M`, y downwards, relative moves (``M x y l dx dy … z``
+    per ring), repeated points dropped.
+
+    Returns
+    -------
+    str
+        JSON ``{"bounds": [[south, west], [north, east]] (degrees), "box": [0, 0, width,
+        height] (the path's viewBox), "d": path}``, or ``"[]"`` without any ring.
     """
     if not len(geoms):
-        return []
+        return "[]"
     rings = shapely.get_exterior_ring(shapely.get_parts(geoms))
-    xy, ring = shapely.get_coordinates(rings, return_index=True)
-    xy = np.rint(xy * 1000).astype(np.int64)
-    step = np.diff(xy, axis=0, prepend=xy[:1])
+    lonlat, ring = shapely.get_coordinates(rings, return_index=True)
+    if not len(lonlat):
+        return "[]"
+    x = _MERCATOR_R * np.radians(lonlat[:, 0])
+    lat = np.radians(np.clip(lonlat[:, 1], -85.0, 85.0))
+    y = _MERCATOR_R * np.log(np.tan(np.pi / 4 + lat / 2))
+    x0, y1 = x.min(), y.max()
+    u = _NEIGHBOUR_UNIT_M
+    xy = np.column_stack([np.rint((x - x0) / u), np.rint((y1 - y) / u)]).astype(np.int64)
     start = np.r_[True, ring[1:] != ring[:-1]]
+    step = np.diff(xy, axis=0, prepend=xy[:1])
     keep = start | (step != 0).any(axis=1)
-    values = np.where(start[:, None], xy, step)[keep]
-    ring = ring[keep]
-    bounds = np.flatnonzero(np.r_[True, ring[1:] != ring[:-1]])
-    parts = np.split(values.ravel(), bounds[1:] * 2)
-    return [p.tolist() for p in parts if len(p) >= 6]
+    xy, step, start, ring = xy[keep], step[keep], start[keep], ring[keep]
+    sizes = np.bincount(np.cumsum(start) - 1)  # points kept per ring
+    whole = np.repeat(sizes >= 3, sizes)  # a ring of fewer points draws nothing
+    xy, step, start = xy[whole], step[whole], start[whole]
+    if not len(xy):
+        return "[]"
+    parts: list[str] = []
+    for i, (a, b) in enumerate(step.tolist()):
+        if start[i]:
+            if parts:
+                parts.append("z")
+            parts.append(f"M{xy[i, 0]} {xy[i, 1]}l")
+        else:
+            parts.append(f"{a} {b} ")
+    parts.append("z")
+    width, height = int(xy[:, 0].max()) or 1, int(xy[:, 1].max()) or 1
+    west, east = float(np.degrees(x0 / _MERCATOR_R)), float(
+        np.degrees((x0 + width * u) / _MERCATOR_R))
+    y0 = y1 - height * u
+    north = float(np.degrees(2 * np.arctan(np.exp(y1 / _MERCATOR_R)) - np.pi / 2))
+    south = float(np.degrees(2 * np.arctan(np.exp(y0 / _MERCATOR_R)) - np.pi / 2))
+    return _json({"bounds": [[round(south, 6), round(west, 6)], [round(north, 6), round(east, 6)]],
+                  "box": [0, 0, width, height], "d": "".join(parts).replace(" z", "z")})
 
 
 def _json(data: Any) -> str:
@@ -919,7 +974,7 @@ def _json(data: Any) -> str:
 
 def _add_context(m: folium.Map, context: DepartementContext, *, type_service: str,
                  shown_ids: set[str]) -> None:
-    """Draw the neighbours (canvas, under everything) and their services on ``m``."""
+    """Draw the neighbours (one SVG path, in a pane under the communes) and their services."""
     if context.neighbour_rings != "[]":
         _Script(_NEIGHBOURS_JS, context.neighbour_rings).add_to(m)
     svc = context.services

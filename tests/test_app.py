@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from coverage import maps, results
@@ -421,3 +422,19 @@ def test_warming_builds_the_nearest_departements_map(
     state.carte_map(cold, None, "run", views.type_rows(access, stype), access, run.services,
                     engine)
     assert built == [str(thresholds[0])]  # a map not warmed is built on the page's call
+
+
+def test_tables_show_french_numbers_whatever_the_browser() -> None:
+    frame = pd.DataFrame({"nom": ["A", "B"], "population": [12345, 678],
+                          "indice": [1234.56, float("nan")], "taux": [0.8125, 0.5],
+                          "zone_blanche": [True, False]})
+    config = {"population": st.column_config.NumberColumn("Population", format="localized"),
+              "nom": "Commune"}
+    shown, conf = views.french_numbers(frame, config)
+    assert shown["population"].tolist() == ["12\u202f345", "678"]
+    assert shown["indice"].tolist() == ["1\u202f234,6", ""]  # missing: empty
+    assert shown["taux"].tolist() == ["0,812", "0,5"]
+    assert shown["zone_blanche"].tolist() == [True, False] and shown["nom"].tolist() == ["A", "B"]
+    assert conf["population"]["type_config"]["type"] == "text"
+    assert conf["population"]["label"] == "Population" and conf["nom"] == "Commune"
+    assert frame["population"].tolist() == [12345, 678]  # the caller's table is untouched

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -57,6 +58,34 @@ def test_legend_beside_the_map_with_the_runs_classes(at: AppTest, demo_road_run:
     assert "imperial: false" in srcdoc
 
 
+def _table_cells(block: str) -> tuple[list[str], list[list[str]]]:
+    """Return the header cells and the body rows of the first HTML table of ``block``."""
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("td", "th") and self.cell is not None:
+                self.rows[-1].append("".join(self.cell).strip())
+                self.cell = None
+
+        def handle_data(self, data: str) -> None:
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Cells()
+    parser.feed(block)
+    return parser.rows[0], parser.rows[1:]
+
+
 def test_text_version_of_the_map(at: AppTest, demo_road_run: Path) -> None:
     exp = at.expander
     text = next(e for e in exp if e.label == "Version texte de la carte")
@@ -68,10 +97,12 @@ def test_text_version_of_the_map(at: AppTest, demo_road_run: Path) -> None:
     rows = acc[(acc["code_dep"] == sel.dept) & (acc["type_service"] == sel.type_service)]
     white = rows[~(rows["minutes"] <= sel.threshold_min)]
     if len(white):
-        table = text.table[0].value
-        assert list(table.columns) == ["Commune", "Code INSEE", "Population",
-                                       "Temps d'accès", "Service le plus proche"]
-        assert set(table["Code INSEE"]) == set(white["code_insee"])
+        block = next(h.proto.body for h in text.get("html") if "<table" in h.proto.body)
+        head, rows = _table_cells(block)
+        assert head == ["Commune", "Code INSEE", "Population", "Temps d'accès",
+                        "Service le plus proche"]
+        assert {r[1] for r in rows} == set(white["code_insee"])
+        assert len(rows) == len(white)
     else:
         assert any("Aucune commune en zone blanche" in h for h in heads)
 
@@ -114,3 +145,18 @@ def test_problems_table_in_french() -> None:
         {"Ligne": "3", "Colonne": "lat", "Problème": "attendu un nombre, trouvé « abc »"},
         {"Ligne": "—", "Colonne": "—", "Problème": "attendu une ligne d'en-tête"},
     ]
+
+
+def test_the_url_names_the_departement_shown(demo_road_run: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(results, "DEMO_RUN_DIR", demo_road_run)
+    monkeypatch.delenv(state.ENV_RUN_DIR, raising=False)
+    monkeypatch.delenv(state.ENV_TILES_URL, raising=False)
+    depts = sorted(RunOutputs.load(demo_road_run).depts)
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    app.query_params["dep"] = depts[-1]  # a link to the second département
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.session_state[state.SELECTION_KEY].dept == depts[-1]
+    app.selectbox(key="dept").set_value(depts[0]).run()
+    assert app.query_params["dep"] in (depts[0], [depts[0]])  # the URL follows the sidebar

@@ -216,10 +216,10 @@ def _choose_dept(page: Page, dept: str) -> None:
 def _check_what_a_planner_reads(page: Page, label: str) -> dict[str, Any]:
     """The préfecture's label, white zones hatched, the legend outside the map, no miles."""
     frame = _map_frame(page)
-    top = frame.locator(".leaflet-tooltip.zb-label-0")
+    top = frame.locator(".leaflet-marker-icon.zb-label-0 span")  # the box is a 0×0 anchor
     top.first.wait_for(timeout=10_000)
     assert top.first.inner_text().strip() == label
-    assert frame.locator(".leaflet-tooltip.zb-label").count() > 1, "only one place name"
+    assert frame.locator(".leaflet-marker-icon.zb-label").count() > 1, "only one place name"
     # white zones: filled with a hatch pattern that exists in the page
     assert frame.locator("pattern[id^='zb-hatch-']").count() >= 2
     white = frame.locator("path.commune.zone-blanche")

@@ -431,11 +431,14 @@ def test_map_with_context_draws_outline_neighbours_and_labels(two_departements) 
         type_service="mediation_familiale", threshold_min=30.0, engine="proxy", fictif=False,
         context=ctx))
     assert '"className": "departement-contour"' in page
-    assert "L.canvas(" in page and "zb-neighbours" in page  # grey neighbours, on a canvas
-    rings = json.loads(re.search(r"var data = (\[\[.*?\]\]);", page).group(1))
-    assert len(rings) == 6  # ZB's six communes
-    x, y = rings[0][0], rings[0][1]  # thousandths of a degree, then steps
-    assert 2150 <= x <= 2300 and 46000 <= y <= 46100
+    # grey neighbours: one SVG path laid over their box (Web Mercator units)
+    assert "zb-neighbours" in page and "L.svgOverlay(" in page
+    grey = json.loads(ctx.neighbour_rings)
+    assert grey["d"].count("M") == 6 and grey["d"].count("z") == 6  # ZB's six communes
+    (south, west), (north, east) = grey["bounds"]
+    assert west == pytest.approx(2.15, abs=0.002) and east == pytest.approx(2.30, abs=0.002)
+    assert south == pytest.approx(46.0, abs=0.002) and north == pytest.approx(46.1, abs=0.002)
+    assert grey["box"][2] > 0 and grey["box"][3] > 0
     assert page.count('"className": "service"') == 1
     assert page.count('"className": "service-voisin"') == 1 and "Voisin (autre" in page
     assert "zb-label" in page and "ZA commune 21" in page
@@ -466,3 +469,26 @@ def test_chefs_lieux_table() -> None:
     assert chefs["48095"] == "prefecture"  # Mende
     assert chefs["12145"] == "sous-prefecture"  # Millau
     assert chefs["12202"] == "prefecture"  # Rodez
+
+
+def test_neighbour_path_lies_where_leaflet_draws_the_polygons() -> None:
+    # two squares; their corners, read back from the path through its box, are in place
+    squares = np.array([box(2.0, 46.0, 2.2, 46.2), box(3.0, 45.0, 3.1, 45.1)])
+    grey = json.loads(maps._neighbour_svg(squares))
+    (south, west), (north, east) = grey["bounds"]
+    width, height = grey["box"][2], grey["box"][3]
+
+    def merc_y(lat: float) -> float:
+        return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+    starts = [tuple(int(v) for v in m.split("l")[0].split()) for m in grey["d"].split("M")[1:]]
+    assert len(starts) == 2 and grey["d"].count("z") == 2
+    firsts = [tuple(sq.exterior.coords[0]) for sq in squares]
+    for (x, y), (lon, lat) in zip(starts, firsts, strict=True):
+        lon_back = west + (east - west) * x / width
+        y_frac = y / height  # downwards from the north edge, linear in Mercator
+        lat_back = math.degrees(2 * math.atan(math.exp(
+            merc_y(north) - y_frac * (merc_y(north) - merc_y(south)))) - math.pi / 2)
+        assert lon_back == pytest.approx(lon, abs=0.002)
+        assert lat_back == pytest.approx(lat, abs=0.002)
+    assert maps._neighbour_svg(np.array([], dtype=object)) == "[]"

@@ -23,7 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from coverage import waiting as wl
-from coverage.app import state
+from coverage.app import state, views
 from coverage.app.upload import UploadedFile, load_uploaded, problems_frame
 from coverage.errors import CoverageError, InputError
 from coverage.io.waiting import SOURCES, load_waiting
@@ -257,6 +257,7 @@ def _provenance_section(view: WaitingView, public: bool) -> None:
             rows = mask_small_counts(rows, ["familles_en_attente"],
                                      Settings().secrecy_threshold, None,
                                      derived={"familles_en_attente": ("delai_moyen_jours",)})
+        # whole numbers only, without thousands (counts, days as « %.0f », row numbers)
         st.dataframe(rows, hide_index=True, column_order=list(PROVENANCE_COLUMNS),
                      column_config=PROVENANCE_COLUMNS)
     if n and conflicts is not None:
@@ -264,7 +265,7 @@ def _provenance_section(view: WaitingView, public: bool) -> None:
                    "type et période, le retour du service l'emporte, puis la date de retour "
                    "la plus récente, puis le fichier importé en dernier.")
         shown = mask_conflicts(conflicts, Settings()) if public else conflicts
-        st.dataframe(shown, hide_index=True)
+        st.dataframe(views.french_numbers(shown)[0], hide_index=True)
     else:
         st.caption("Aucun conflit entre sources.")
 

@@ -26,11 +26,13 @@ from coverage.labels import (
 from coverage.results import RunOutputs
 from coverage.settings import NO_SERVICE
 
-__all__ = ["RUN_CHOICE", "render_sidebar"]
+__all__ = ["DEPT_PARAM", "RUN_CHOICE", "render_sidebar"]
 
 log = logging.getLogger(__name__)
 
 RUN_CHOICE = "Dossier de sortie d'un run"
+#: Query parameter of the URL that names the département shown (``?dep=48``).
+DEPT_PARAM = "dep"
 #: Threshold selected first when the run has it, minutes.
 DEFAULT_THRESHOLD_MIN = 30.0
 
@@ -107,6 +109,17 @@ def _tiles() -> maps.Tiles | None:
             return None
 
 
+def _dept_from_url(depts: list[str]) -> None:
+    """Select the URL's département (``?dep=48``) when a session opens, if the run has it.
+
+    The sidebar writes the département shown back into the URL: a reload, a bookmark or a
+    link opens the app on that département instead of the run's first one.
+    """
+    wanted = st.query_params.get(DEPT_PARAM)
+    if "dept" not in st.session_state and wanted in depts:
+        st.session_state["dept"] = wanted
+
+
 def render_sidebar() -> state.Selection | None:
     """Draw the shared sidebar and store the selection.
 
@@ -126,6 +139,7 @@ def render_sidebar() -> state.Selection | None:
         sb.warning(FICTIONAL_SIDEBAR)
 
     depts, names, run_types, thresholds = state.run_choices(run_dir, stamp)  # once per run
+    _dept_from_url(depts)
     dept = sb.selectbox("Département", depts, key="dept",
                         placeholder=PLACEHOLDER_CHOICE,
                         format_func=lambda d: f"{d} — {names[d]}" if names.get(d) else d)
@@ -140,6 +154,8 @@ def render_sidebar() -> state.Selection | None:
                              index=thresholds.index(default_t), format_func=_fmt_threshold)
     sb.caption(f"Moteur du run — {engine_label(run.engine) if run.engine else '?'}")
 
+    if st.query_params.get(DEPT_PARAM) != str(dept):
+        st.query_params[DEPT_PARAM] = str(dept)
     sel = state.Selection(
         run_dir=run_dir, stamp=stamp, dept=str(dept), type_service=str(type_service),
         threshold_min=float(threshold), tiles=_tiles(),

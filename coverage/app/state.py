@@ -7,9 +7,10 @@ modification time (``stamp``), so a rerun of the batch into the same folder inva
 them.
 
 Once a Carte map is drawn, :func:`warm_departements` prepares the other départements of the
-run in a background thread while the app is idle, nearest first (their Carte maps for the
-12 nearest, the display geometries and context of all), so that a first visit finds them
-in the caches; ``ZONES_BLANCHES_NO_WARM=1`` turns it off.
+run from a background thread while the app is idle, nearest first: the Carte maps of the
+12 nearest, built by a worker process (:mod:`coverage.app.prebuild`, which holds no lock of
+the server), and the communes and access rows of all, so that a first visit finds them
+ready; ``ZONES_BLANCHES_NO_WARM=1`` turns it off.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pandas as pd
 import streamlit as st
 
 from coverage import maps
+from coverage.app import prebuild
 from coverage.app.launch import ENV_RUN_DIR
 from coverage.batch import RunOptions, run_batch
 from coverage.io.inputs import load_inputs
@@ -46,11 +48,11 @@ __all__ = [
     "ENV_RUN_DIR",
     "ENV_TILES_ATTRIBUTION",
     "ENV_TILES_URL",
+    "PREBUILT_ENTRIES",
     "SELECTION_KEY",
     "UPLOAD_KEY",
     "WARM_IDLE_S",
     "WARM_MAPS",
-    "WARM_NICE",
     "Selection",
     "access_for",
     "carte_map",
@@ -92,8 +94,6 @@ WARM_MAPS = 12
 #: Seconds without a page run before the background warming does its next step: it works
 #: between the user's clicks, once the browser has drawn the page, not during them.
 WARM_IDLE_S = 2.0
-#: Nice value of the warming thread (Linux): the pages and the browser come first.
-WARM_NICE = 10
 
 
 @dataclass(frozen=True)
@@ -323,18 +323,30 @@ def _carte_map(
     _access: pd.DataFrame, _services: gpd.GeoDataFrame, engine: str,
 ) -> tuple[str, str]:
     """Build the Carte map page and its legend (:func:`carte_map`, cached)."""
-    del data_key  # cache key only
+    if data_key == "run" and iso_layer is None:
+        ready = _PREBUILT.get(_prebuilt_key(sel, engine))
+        if ready is not None:  # built ahead by the warming's worker process
+            return ready
     run = load_run(sel.run_dir, sel.stamp)
     geoms = dept_display_geometries(sel.run_dir, sel.stamp, sel.dept)
     iso = (maps.departement_isochrones(run.isochrones(iso_layer), geoms, sel.dept)
            if iso_layer else None)
-    m, legend = maps.access_map_and_legend(
-        geoms, _rows, maps.shown_services(_services, _access, sel.dept),
-        type_service=sel.type_service, threshold_min=sel.threshold_min, engine=engine,
-        fictif=run.fictif, isochrones=iso, tiles=sel.tiles, sources=maps.legend_sources(run),
-        thresholds=run_thresholds(run), context=dept_context(sel.run_dir, sel.stamp, sel.dept),
-    )
-    return maps.map_html(m), maps.legend_html(legend)
+    return prebuild.carte_page(
+        run, prebuild.CarteView(sel.dept, sel.type_service, sel.threshold_min, engine,
+                                sel.tiles),
+        rows=_rows, access=_access, services=_services, geoms=geoms,
+        context=dept_context(sel.run_dir, sel.stamp, sel.dept), isochrones=iso)
+
+
+#: Carte maps (page, legend) built ahead by the worker process, by :func:`_prebuilt_key`.
+_PREBUILT: dict[tuple[str, ...], tuple[str, str]] = {}
+#: Most maps kept in :data:`_PREBUILT` (the oldest go first), about 0.5 MB each.
+PREBUILT_ENTRIES = 64
+
+
+def _prebuilt_key(sel: Selection, engine: str) -> tuple[str, ...]:
+    return (sel.run_dir, repr(sel.stamp), sel.dept, sel.type_service,
+            repr(float(sel.threshold_min)), repr(sel.tiles), engine)
 
 
 # --- Warming the other départements in the background -----------------------------------
@@ -346,13 +358,14 @@ _WARM_LOCK = threading.Lock()
 
 
 class _Warmer:
-    """Builds the per-département display data of one run in a daemon thread.
+    """Prepares the other départements of one run from a daemon thread.
 
     The départements nearest to the one shown come first: for the :data:`WARM_MAPS`
-    nearest, the Carte map of the current type, threshold and basemap; for every other
-    one, its display geometries, context, communes and access rows. Each step goes through
-    the same Streamlit caches as a page (:func:`dept_context`…), so a page finds it done;
-    a step runs only after :data:`WARM_IDLE_S` seconds without a page run.
+    nearest, the Carte map of the current type, threshold and basemap, built by the worker
+    process of :mod:`coverage.app.prebuild` (the thread only waits for it, holding no GIL)
+    and kept for :func:`carte_map`; for every département, its communes and access rows,
+    through the same Streamlit caches as a page. A step starts only after
+    :data:`WARM_IDLE_S` seconds without a page run.
     """
 
     def __init__(self, run_dir: str, stamp: float) -> None:
@@ -398,9 +411,7 @@ class _Warmer:
         """
         rd, st_, dept = self.run_dir, self.stamp, sel.dept
         parts: list[Any] = [lambda: dept_communes(rd, st_, dept),
-                            lambda: dept_access(rd, st_, dept),
-                            lambda: dept_display_geometries(rd, st_, dept),
-                            lambda: dept_context(rd, st_, dept)]
+                            lambda: dept_access(rd, st_, dept)]
         if kind == "map":
             parts.append(lambda: self._map(sel, engine))
         for part in parts:
@@ -413,19 +424,24 @@ class _Warmer:
                            repr(sel.tiles), engine))
 
     def _map(self, sel: Selection, engine: str) -> None:
-        """Build the Carte map of ``sel`` (no isochrones, the run's services)."""
-        access = dept_access(self.run_dir, self.stamp, sel.dept)
-        rows = access[access["type_service"] == sel.type_service].reset_index(drop=True)
-        if len(rows) or not len(access):
-            _carte_map(sel, None, "run", rows, access,
-                       load_run(self.run_dir, self.stamp).services, engine)
+        """Have the Carte map of ``sel`` built by the worker process (the run's services)."""
+        key = _prebuilt_key(sel, engine)
+        if key in _PREBUILT:
+            return
+        built = prebuild.carte_page_in_worker(
+            self.run_dir, self.stamp, sel.dept, sel.type_service, sel.threshold_min, engine,
+            sel.tiles).result()
+        if built is not None:
+            while len(_PREBUILT) >= PREBUILT_ENTRIES:
+                _PREBUILT.pop(next(iter(_PREBUILT)))
+            _PREBUILT[key] = built
 
     def _loop(self) -> None:
-        """Warm step by step while the app is idle; stop when everything is warm."""
-        try:  # Linux: a nicer thread leaves the cores to the pages and the browser
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
-        except (AttributeError, OSError):
-            log.debug("priorité du fil de préparation inchangée")
+        """Warm step by step while the app is idle; stop when everything is warm.
+
+        The thread keeps the process's priority: a niced thread holding the GIL, preempted
+        by the browser, held up the server's event loop (the page's messages) for seconds.
+        """
         while True:
             if not _idle():
                 time.sleep(0.1)

@@ -41,6 +41,7 @@ __all__ = [
     "fmt_decimal",
     "fmt_int",
     "fmt_rate",
+    "french_numbers",
     "has_isochrones",
     "key_figures",
     "level_table",
@@ -212,6 +213,61 @@ def show_key_figures(sel: state.Selection) -> dict[str, Any]:
             f"{fmt_int(fig['population_zone_blanche_min'])} à "
             f"{fmt_int(fig['population_zone_blanche_max'])}.")
     return fig
+
+
+def _column_digits(values: pd.Series) -> int:
+    """Return the decimals shown for a numeric column: 0 whole, 1 from 10 up, else 3."""
+    finite = values[np.isfinite(values)]
+    if not len(finite) or bool((finite == np.round(finite)).all()):
+        return 0
+    return 1 if float(np.abs(finite).max()) >= 10 else 3
+
+
+def _fr_number(value: float, digits: int) -> str:
+    """Return a number in French (narrow space for thousands, decimal comma); "" if none."""
+    if not math.isfinite(value):
+        return ""
+    text = f"{value:,.{digits}f}".replace(",", "\u202f").replace(".", ",")
+    if digits > 1 and "," in text:
+        text = text.rstrip("0").rstrip(",")
+    return text
+
+
+def french_numbers(frame: pd.DataFrame, config: dict[str, Any] | None = None
+                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Return a table whose numbers are French text, and its column configuration.
+
+    ``st.dataframe`` formats numbers in the browser's language (« 1,234.5 » in an English
+    browser); the app shows French formats whatever the browser: numeric columns become
+    text (« 1 234,5 », empty when missing) and their ``NumberColumn`` configuration a
+    ``TextColumn`` of the same title.
+
+    Parameters
+    ----------
+    frame
+        The table shown.
+    config
+        ``column_config`` of ``st.dataframe`` (titles or column configurations).
+
+    Returns
+    -------
+    tuple
+        The table with text numbers (a copy) and the configuration to pass with it.
+    """
+    out = frame.copy()
+    conf = dict(config or {})
+    for col in out.columns:
+        series = out[col]
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            continue
+        values = pd.to_numeric(series, errors="coerce").astype(float)
+        digits = _column_digits(values)
+        out[col] = [_fr_number(v, digits) for v in values]
+        current = conf.get(str(col))
+        if isinstance(current, dict) and current.get("type_config", {}).get("type") == "number":
+            conf[str(col)] = st.column_config.TextColumn(current.get("label"),
+                                                         help=current.get("help"))
+    return out, conf
 
 
 def fmt_decimal(value: object) -> str:
