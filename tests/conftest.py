@@ -27,6 +27,50 @@ SLOW_MODULES = frozenset({
     "test_notebook.py", "test_run_folder.py", "test_outputs_safety.py",
 })
 SLOW_TESTS = frozenset({
+    # measured at 0.7 s or more on a quiet 2-core machine (2026-12-02 afternoon):
+    "test_cog.py::test_spreadsheet_forms_of_a_code_come_back",
+    "test_batch.py::test_cli_demo_run_prints_fictional_label_and_summary",
+    "test_rapport.py::test_rapport_proxy_gives_the_range",
+    "test_limits.py::test_xlsx_xml_bomb_refused_on_its_uncompressed_size",
+    "test_isochrones.py::test_demo_type_bands_are_true_to_node_minutes",
+    "test_prepare.py::test_prepare_communes_on_real_france_matches_the_massif_central_reference",
+    "test_io_services.py::test_shared_style_file_french_export",
+    "test_waiting_app.py::test_page_rank_and_tension_on_a_hand_made_run",
+    "test_layers.py::test_no_guarded_import_of_the_package",
+    "test_export.py::test_public_csv_masks_small_waiting_counts_internal_does_not",
+    "test_export.py::test_failure_leaves_no_partial_output",
+    "test_io_services.py::test_invalid_services[fictional code]",
+    "test_calibration.py::test_andorra_calibration",
+    "test_batch_options.py::test_geojson_without_isochrones_is_refused_before_writing",
+    "test_batch.py::test_cli_summary_text",
+    "test_bounds.py::test_library_workers_below_one_is_refused",
+    "test_io_services.py::test_invalid_services[unknown type]",
+    "test_proxy_outputs.py::test_cli_links_with_the_road_engine_are_refused",
+    "test_export.py::test_xlsx_sheets_headers_panes_and_method",
+    "test_proxy_outputs.py::test_cli_bad_links_file_is_one_clear_line_and_nothing_written",
+    "test_scenarios.py::test_random_changes_equal_a_full_computation[1-demo_proxy_run]",
+    "test_isochrones.py::test_bands_of_a_sparse_jittered_network_are_valid",
+    "test_io_services.py::test_swapped_coordinates_hint",
+    "test_app_launch.py::test_router_stops_with_the_fix_when_coverage_py_shadows_us",
+    "test_waiting.py::test_demo_figures_are_labelled_fictional",
+    "test_bounds.py::test_coordinates_out_of_degrees_name_the_cell[200-44.9-lon]",
+    "test_export.py::test_png_for_one_type_and_bad_choice",
+    "test_bounds.py::test_capacity_out_of_range_names_the_cell[inf]",
+    "test_bounds.py::test_capacity_out_of_range_names_the_cell[-2]",
+    "test_bounds.py::test_capacity_out_of_range_names_the_cell[1e30]",
+    "test_io_services.py::test_invalid_services[empty id]",
+    "test_prepare.py::test_fetch_then_prepare_end_to_end",
+    "test_bounds.py::test_coordinates_out_of_degrees_name_the_cell[2.44-95-lat]",
+    "test_io_services.py::test_fixture_placement_and_precision",
+    "test_waiting_returns.py::test_mixed_series_png_says_so",
+    "test_io_services.py::test_services_across_the_border",
+    "test_bounds.py::test_capacity_out_of_range_names_the_cell[10001]",
+    "test_calibration.py::test_cli_calibrer_on_the_demo_road_graph",
+    "test_bounds.py::test_coordinates_out_of_degrees_name_the_cell[2.44--1e300-lat]",
+    "test_io_services.py::test_xlsx_services",
+    "test_traveltime_exact.py::test_node_minutes_per_source_equal_networkx",
+    "test_io_services.py::test_geojson_points",
+    "test_io_services.py::test_invalid_services[empty source]",
     "test_french_ui.py::test_cli_outputs_on_the_demo_are_french",
     "test_french_ui.py::test_run_log_lines_are_french",
     "test_french_ui.py::test_bad_inputs_give_french_lines",
@@ -175,11 +219,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """
     for item in items:
         module = item.path.name
+        COLLECTED_MODULES.add(module)
+        COLLECTED_IDS.add(f"{module}::{item.name}")
         name = f"{module}::{item.originalname}" if hasattr(item, "originalname") else item.nodeid
         if (module in SLOW_MODULES or name in SLOW_TESTS
                 or f"{module}::{item.name}" in SLOW_TESTS
                 or item.get_closest_marker("browser") is not None):
             item.add_marker(pytest.mark.slow)
+
+
+#: Test modules and ``module::name[id]`` collected in this session, before any deselection
+#: (``tests/test_suite_marks.py`` checks that every parameter id of :data:`SLOW_TESTS` names
+#: a collected test).
+COLLECTED_MODULES: set[str] = set()
+COLLECTED_IDS: set[str] = set()
 
 
 @pytest.fixture(scope="session")

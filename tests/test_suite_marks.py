@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from conftest import SLOW_MODULES, SLOW_TESTS
+from conftest import COLLECTED_IDS, COLLECTED_MODULES, SLOW_MODULES, SLOW_TESTS
 
 TESTS = Path(__file__).resolve().parent
 
@@ -27,3 +27,11 @@ def test_every_slow_test_exists() -> None:
         if function not in functions[module]:
             missing.append(name)
     assert not missing, missing
+
+
+def test_every_slow_parameter_id_was_collected() -> None:
+    # a wrong parameter id would match no test: checked for every module of this session
+    with_ids = [n for n in SLOW_TESTS if "[" in n and n.partition("::")[0] in COLLECTED_MODULES]
+    assert COLLECTED_MODULES, "no module recorded: the collection hook did not run"
+    stale = [n for n in with_ids if n not in COLLECTED_IDS]
+    assert not stale, f"parameter ids of SLOW_TESTS that name no test: {stale}"
