@@ -2,7 +2,9 @@
 
 Prints, in one run:
 
-(a) our nearest-service pass (``RoadEngine.nearest``) for both service types;
+(a) our nearest-service pass (``RoadEngine.nearest``) for both service types (``workers``
+    automatic: the two searches in two threads when a CPU is idle), and the same call
+    with ``workers=1`` (one search after the other) and ``workers=2`` (two threads);
 (a') the routing cores side by side, each in its own forked process (one process, both
     types, minutes + nearest service + road metres of the communes): scipy
     ``csgraph.dijkstra`` (the core before issue 18: virtual source nodes, predecessor
@@ -153,7 +155,7 @@ def _places(net: RoadNetwork, count: int, rng: np.random.Generator) -> tuple[np.
 
 
 _NX_CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 import numpy as np, networkx as nx
 data = np.load(sys.argv[1])
 t0 = time.perf_counter()
@@ -172,7 +174,8 @@ for key in ("sources_0", "sources_1"):
     reached = len(lengths)
     del lengths
 print(json.dumps({"build_s": build, "pass_s": times, "cpu_s": cpu, "reached": reached,
-                  "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+                  "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                  "load": os.getloadavg()[0]}))
 """
 
 
@@ -408,18 +411,34 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one report, i
     c = _cpu_s()
     search.warm_up()
     t_jit, cpu_jit = time.perf_counter() - t, _cpu_s() - c
+    load_a = os.getloadavg()[0]
+    threads_a = engine._type_workers(2)  # auto: two threads only when a CPU is idle
     t = time.perf_counter()
     c = _cpu_s()
     table = engine.nearest(communes, services, service_types=settings.service_types)
     t_a = time.perf_counter() - t
     cpu_a = _cpu_s() - c
-    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     reached = int(table["minutes"].notna().sum())
     print(f"(a) nearest service, both types ({N_SERVICES[0]} + {N_SERVICES[1]} services, "
           f"{N_COMMUNES:,} communes): {t_a:.2f} s wall, {cpu_a:.2f} s CPU "
-          f"({engine._type_workers(2)} process(es))  [target ≤ 10 s]; "
+          f"(auto: {threads_a} thread(s), load {load_a:.1f})  [target ≤ 10 s]; "
           f"{reached:,}/{len(table):,} rows reached, median "
           f"{table['minutes'].median():.1f} min")
+    # the same call with the two searches one after the other, then in two threads
+    wanted = engine.workers
+    others: dict[int, tuple[float, float]] = {}
+    for workers in (1, 2):
+        engine.workers = workers
+        load_w = os.getloadavg()[0]
+        t = time.perf_counter()
+        c = _cpu_s()
+        again = engine.nearest(communes, services, service_types=settings.service_types)
+        others[workers] = (time.perf_counter() - t, _cpu_s() - c)
+        how = "one search after the other" if workers == 1 else "two threads"
+        wall_w, cpu_w = others[workers]
+        print(f"    same, workers={workers} ({how}): {wall_w:.2f} s wall, {cpu_w:.2f} s CPU "
+              f"(load {load_w:.1f}); same table as (a): {again.equals(table)}")
+    engine.workers = wanted
     print(f"    once per network: KD-tree, reversed graph, Hilbert renumbering "
           f"{t_prep:.2f} s wall, {cpu_prep:.2f} s CPU; numba compile or cache load "
           f"(numba {NUMBA_VERSION}) {t_jit:.2f} s wall, {cpu_jit:.2f} s CPU")
@@ -446,8 +465,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one report, i
             cpu_nx = float(sum(res["cpu_s"]))
             print(f"(b) networkx multi_source_dijkstra_path_length, both types: {t_nx:.1f} s "
                   f"wall, {cpu_nx:.1f} s CPU (graph build {res['build_s']:.0f} s, child peak "
-                  f"RSS {res['rss_gb']:.1f} GB) → ratio to (a) {t_nx / t_a:.0f}× wall, "
-                  f"{cpu_nx / cpu_a:.1f}× CPU [target ≥ 25× CPU]")
+                  f"RSS {res['rss_gb']:.1f} GB, load {res['load']:.1f}) → ratio to (a) "
+                  f"{t_nx / t_a:.0f}× wall, {cpu_nx / cpu_a:.1f}× CPU [target ≥ 25× CPU]; "
+                  + "; ".join(f"to workers={w} {t_nx / tw:.0f}× wall, {cpu_nx / cw:.1f}× "
+                              "CPU" for w, (tw, cw) in others.items()))
             for name, core in cores.items():
                 print(f"    ratio to {labels[name]}: {t_nx / core['wall']:.1f}× wall, "
                       f"{cpu_nx / core['cpu']:.1f}× CPU")
@@ -460,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one report, i
               f"{res['rss_gb']:.2f} GB (+{res['rss_gb'] - res['rss0_gb']:.2f} GB), "
               f"{res['result']:,} pairs  [target ≤ 120 s]")
     _JOB.clear()
-    print(f"(d) peak RSS of this process: {_rss_gb():.2f} GB  [target ≤ 6 GB]; forked "
-          f"child of (a): {child_rss:.2f} GB (its pages are mostly shared with this process)")
+    print(f"(d) peak RSS of this process (the threads of (a) included): {_rss_gb():.2f} GB  "
+          "[target ≤ 6 GB]")
     _osm_throughput()
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
           "(2 cores shared with other work: wall times include waiting for a core)")

@@ -74,6 +74,12 @@ def test_multi_source_equals_scipy_bit_for_bit(seed: int, n: int, density: float
         j = int(which[v])
         assert start[j] + own[j][int(v)] == pytest.approx(dist[v], abs=1e-9)
     assert (length[reached] >= 0).all()
+    # read at some nodes only: the same values as the full result at these nodes
+    at = rng.integers(0, n, 7)
+    for got, full in zip(core.multi_source_at(nodes, start, at), (dist, which, length),
+                         strict=True):
+        assert got.dtype == full.dtype
+        np.testing.assert_array_equal(got, full[at])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

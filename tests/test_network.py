@@ -252,6 +252,16 @@ def test_csr_min_keeps_minimum_and_aligned_values() -> None:
     assert o[1, 2] == 10.0
 
 
+def test_snap_tree_is_built_once_per_network(small: RoadNetwork) -> None:
+    tree = small.snap_tree
+    assert tree is small.snap_tree  # cached on the network, shared by its engines
+    assert tree.n == small.n_nodes
+    dist, node = tree.query([[float(small.x[3]), float(small.y[3])]])
+    assert float(dist[0]) == 0.0 and int(node[0]) == 3
+    # never written to the network's disk cache: a copy of the fields has no tree
+    assert "snap_tree" not in {f.name for f in dataclasses.fields(small)}
+
+
 def test_haversine_and_crs_choice() -> None:
     one_degree = haversine_m(np.array(0.0), np.array(0.0), np.array(1.0), np.array(0.0))
     assert float(one_degree) == pytest.approx(EARTH_RADIUS_M * math.pi / 180)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import multiprocessing
-import threading
 
 import networkx as nx
 import numpy as np
@@ -13,7 +11,9 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.spatial import cKDTree
 
+from coverage.geo import project_lonlat
 from coverage.routing.matrix import BoundedSearch
 from coverage.routing.network import RoadNetwork, network_from_arcs
 from coverage.routing.road import RoadEngine
@@ -232,6 +232,26 @@ def test_snapping_connector_and_off_network_flag() -> None:
     assert engine.matrix(communes, svc, cutoff_min=60.0)["code_insee"].tolist() == ["near"]
 
 
+def test_snapping_in_curve_order_equals_the_plain_query() -> None:
+    """Many points are queried along a Hilbert curve: the same node and distance each."""
+    net, _ = _random_network(21, 300, 900)
+    engine = RoadEngine(net, Settings(snap_max_m=1e6))
+    assert engine._tree is net.snap_tree
+    assert RoadEngine(net, Settings())._tree is engine._tree  # one tree per network
+    rng = np.random.default_rng(5)
+    lon = LON0 + rng.uniform(-0.05, 0.25, 3000)
+    lat = LAT0 + rng.uniform(-0.05, 0.25, 3000)
+    lon[:200] = net.lon[rng.integers(0, 300, 200)]  # points on nodes: distance 0
+    lat[:200] = net.lat[rng.integers(0, 300, 200)]
+    snap = engine.snap(lon, lat)
+    x, y = project_lonlat(lon, lat, net.crs)
+    dist, node = cKDTree(np.column_stack([net.x, net.y])).query(np.column_stack([x, y]))
+    np.testing.assert_array_equal(snap.node, node)
+    np.testing.assert_array_equal(snap.distance_m, dist)
+    few = engine.snap(lon[:10], lat[:10])  # below the sorting threshold
+    np.testing.assert_array_equal(few.node, node[:10])
+
+
 def test_nearest_columns_and_types() -> None:
     net = _line([1.0], [1.0])
     engine = RoadEngine(net)
@@ -271,17 +291,44 @@ def test_parallel_type_passes_equal_serial() -> None:
     communes = _places(net, np.arange(0, 60, 3), 2, "c")
     serial = RoadEngine(net, Settings(snap_max_m=1e6), workers=1)
     parallel = RoadEngine(net, Settings(snap_max_m=1e6), workers=2)
+    auto = RoadEngine(net, Settings(snap_max_m=1e6))
     assert serial._type_workers(3) == 1
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-        assert parallel._type_workers(3) == 2  # one child process + this one
-    else:  # forking is unsafe here: the engine falls back to one process
-        assert parallel._type_workers(3) == 1
+    assert parallel._type_workers(3) == 2 and parallel._type_workers(1) == 1
+    assert auto._type_workers(3) == 1  # a small graph: no thread
     types = ("a", "b", "c")
     t1, m1 = serial.nearest_with_node_minutes(communes, services, service_types=types)
     t2, m2 = parallel.nearest_with_node_minutes(communes, services, service_types=types)
     pd.testing.assert_frame_equal(t1, t2)
+    pd.testing.assert_frame_equal(parallel.nearest(communes, services, service_types=types),
+                                  t1)
     for t in types:
         np.testing.assert_array_equal(m1[t], m2[t])
+
+
+def test_nearest_reads_the_communes_nodes_as_the_node_minutes() -> None:
+    """The table read at the communes' nodes only equals the one read from every node."""
+    net, _ = _random_network(11, 80, 260)
+    engine = RoadEngine(net, Settings(snap_max_m=1e6))
+    rng = np.random.default_rng(3)
+    services = _places(net, rng.choice(80, 6, replace=False), 4, "s")
+    services["type_service"] = ["a", "b", "a", "b", "a", "b"]
+    communes = _places(net, rng.choice(80, 30, replace=True), 5, "c")
+    types = ("b", "a", "absent")
+    table, per_type = engine.nearest_with_node_minutes(communes, services,
+                                                       service_types=types)
+    pd.testing.assert_frame_equal(engine.nearest(communes, services, service_types=types),
+                                  table, check_exact=True)
+    assert table["code_insee"].tolist() == communes["code_insee"].tolist() * 3
+    assert table["type_service"].tolist() == [t for t in types for _ in range(30)]
+    assert [str(table[c].dtype) for c in ("type_service", "service_id", "moteur")] == \
+        ["object"] * 3
+    snap = engine.snap(communes["lon"].to_numpy(), communes["lat"].to_numpy())
+    for t in ("a", "b"):
+        rows = table[table["type_service"] == t]
+        np.testing.assert_array_equal(rows["minutes"].to_numpy(),
+                                      per_type[t][snap.node] + snap.minutes)
+    assert table[table["type_service"] == "absent"]["minutes"].isna().all()
+    assert table[table["type_service"] == "absent"]["service_id"].isna().all()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -403,6 +403,47 @@ class SearchGraph:
                           label, touched, self.delta, bk, bn, bc, *self.ahead)
         return dist[self.rank], label[self.rank].astype(np.int64), length[self.rank]
 
+    def multi_source_at(self, nodes: np.ndarray, start_min: np.ndarray, at: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`multi_source` read at some nodes only (the same search, the same values).
+
+        For a caller that needs the result at a few nodes (the communes' nodes), not at
+        every node: nothing of the size of the graph is renumbered back, and the place and
+        metres of the nodes never read are not initialised. Releases the GIL during the
+        search, so two calls may run in two threads.
+
+        Parameters
+        ----------
+        nodes
+            Node of each place (network numbering).
+        start_min
+            Minutes already spent at that node (the connector leg), ≥ 0.
+        at
+            Nodes to read (network numbering).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            At each node of ``at``: minutes (float64, inf unreachable), index of the place
+            in ``nodes`` (int64, −1 unreachable) and metres along the path found from that
+            place's node (float64, NaN unreachable); equal to ``multi_source(...)[i][at]``.
+        """
+        n = self.n
+        dist = np.full(n, np.inf)
+        length = np.empty(n)  # written with the label wherever dist becomes finite
+        label = np.empty(n, dtype=np.int32)
+        touched = np.empty(n, dtype=np.int32)
+        bk, bn, bc = self._workspace()
+        seeds = self.rank[np.asarray(nodes, dtype=np.int64)]
+        _delta_search_jit(self.indptr, self.indices, self.arcs, seeds,
+                          np.asarray(start_min, dtype=np.float64), np.inf, dist, length,
+                          label, touched, self.delta, bk, bn, bc, *self.ahead)
+        read = self.rank[np.asarray(at, dtype=np.int64)]
+        minutes = dist[read]
+        reached = minutes < np.inf
+        return (minutes, np.where(reached, label[read], -1).astype(np.int64),
+                np.where(reached, length[read], np.nan))
+
     def bounded(self, nodes: np.ndarray, limits: np.ndarray, at: np.ndarray | None = None
                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Yield, for each node, the nodes reached within its limit and their minutes.

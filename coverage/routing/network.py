@@ -60,6 +60,7 @@ from xml.etree import ElementTree
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from coverage.errors import InputError, NetworkError, Problem, UnsupportedFormatError
 from coverage.files import atomic_path, sha256_file
@@ -195,6 +196,15 @@ class RoadNetwork:
     def n_arcs(self) -> int:
         """Number of arcs (after the minimum over parallel arcs)."""
         return int(self.minutes.nnz)
+
+    @functools.cached_property
+    def snap_tree(self) -> cKDTree:
+        """KD-tree of the nodes' ``x``, ``y`` (metres, ``crs``), built once per network.
+
+        Every engine on this network snaps places with it (nearest node); it is kept in
+        memory only (never written to the network's disk cache).
+        """
+        return cKDTree(np.column_stack([self.x, self.y]))
 
     @functools.cached_property
     def ferry_only_nodes(self) -> np.ndarray:

@@ -11,7 +11,9 @@ an engine.
 Method of :class:`RoadEngine` (all times in minutes, distances in metres inside, km out):
 
 * **Snapping**: each commune's representative point and each service go to the nearest
-  graph node (KD-tree on the nodes' coordinates in the network's metric CRS). The
+  graph node (KD-tree on the nodes' coordinates in the network's metric CRS, built once
+  per network: ``RoadNetwork.snap_tree``; many places are queried along a Hilbert curve,
+  the same answers with fewer cache misses). The
   straight connector leg is timed at ``settings.access_speed_kmh``. A place farther than
   ``settings.snap_max_m`` from every node is flagged ``acces_hors_reseau`` and gets NaN
   minutes: it is never silently snapped across a valley. Such services are not used.
@@ -25,8 +27,11 @@ Method of :class:`RoadEngine` (all times in minutes, distances in metres inside,
   search tree). The minutes are those of ``scipy.sparse.csgraph.dijkstra`` on a graph
   with one virtual node per service, bit for bit. Commune minutes = node minutes + the
   commune's connector leg; the road distance (km) includes both connector legs. On graphs
-  of ≥ ``PARALLEL_MIN_NODES`` nodes the types run in forked processes when that is safe
-  (``RoadEngine(workers=1)`` turns it off).
+  of ≥ ``PARALLEL_MIN_NODES`` nodes the types run in threads when a CPU is idle (the
+  compiled search releases the GIL; ``RoadEngine(workers=1)`` turns it off,
+  ``workers=2`` forces two). :meth:`RoadEngine.nearest` reads the
+  searches at the communes' nodes only; :meth:`RoadEngine.nearest_with_node_minutes` also
+  returns every node's minutes.
 * **Bounded matrix** and **per-source minutes for the isochrones**: see
   :mod:`coverage.routing.matrix` (one bounded search per service node; on the disc it can
   reach for the isochrones).
@@ -43,8 +48,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +59,11 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from coverage._validate import require_columns
-from coverage.errors import CoverageError, NetworkCoverageError
+from coverage.errors import NetworkCoverageError
 from coverage.geo import project_lonlat
 from coverage.labels import fr_decimal, fr_int, fr_percent
 from coverage.routing.base import empty_matrix, empty_nearest, lonlat
-from coverage.routing.kernel import SearchGraph
+from coverage.routing.kernel import SearchGraph, hilbert_order
 from coverage.routing.matrix import BoundedSearch, Snap
 from coverage.routing.network import RoadNetwork
 from coverage.settings import Settings
@@ -77,7 +81,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Graphs with at least this many nodes run the per-type passes of ``nearest`` in parallel
-#: processes (see :meth:`RoadEngine._type_workers`).
+#: threads (see :meth:`RoadEngine._type_workers`).
 PARALLEL_MIN_NODES = 1_000_000
 #: Largest share of a run's communes that may fall off the road network (farther than
 #: ``settings.snap_max_m`` from every node) before the run is refused (unless forced).
@@ -225,6 +229,9 @@ class RoadEngine:
         The road network (see :func:`coverage.routing.network.load_network`).
     settings
         ``snap_max_m`` (metres) and ``access_speed_kmh`` (km/h) are used here.
+    workers
+        Threads for the per-type searches of :meth:`nearest` (None: automatic, see
+        :meth:`_type_workers`; 1: one search after the other in the calling thread).
     """
 
     name = "road"
@@ -234,31 +241,33 @@ class RoadEngine:
         self.network = network
         self.settings = settings
         self.workers = workers
-        self._tree = cKDTree(np.column_stack([network.x, network.y]))
+        self._tree = network.snap_tree  # built once per network, shared by its engines
         self._reverse: tuple[sp.csr_array, sp.csr_array] | None = None
         self._search = BoundedSearch(network)
         self._searches: dict[str, SearchGraph] = {}
 
     def _type_workers(self, n_types: int) -> int:
-        """Return the processes for the per-type passes of :meth:`nearest` (1 = this one).
+        """Return the threads for the per-type searches of :meth:`nearest` (1 = this one).
 
-        ``workers=None`` (auto) uses up to one process per CPU only on large graphs
-        (≥ ``PARALLEL_MIN_NODES``) and when forking is safe: a ``fork`` start method, this
-        process single-threaded (no lock can be held by another thread) and not a daemon.
+        The compiled search releases the GIL, so threads search at the same time in this
+        process's memory (no fork, nothing copied). Two searches at once cost about 10 %
+        more CPU than one after the other (they share the memory bus and the L3 cache:
+        measured on the France-sized benchmark graph), so ``workers=None`` (auto) uses
+        them only where they save wall time: on large graphs (≥ ``PARALLEL_MIN_NODES``),
+        in a main process (a batch's worker processes already share the CPUs), and when
+        a CPU is idle (1-minute load average ≤ CPUs − 1), one thread per idle CPU plus
+        this one.
         """
         wanted = self.workers
         if wanted is None:
-            if self.network.n_nodes < PARALLEL_MIN_NODES:
+            if (self.network.n_nodes < PARALLEL_MIN_NODES
+                    or multiprocessing.parent_process() is not None):
                 return 1
-            wanted = os.cpu_count() or 1
-        wanted = max(1, min(wanted, n_types))
-        if wanted == 1:
-            return 1
-        if ("fork" not in multiprocessing.get_all_start_methods()
-                or threading.active_count() > 1
-                or multiprocessing.current_process().daemon):
-            return 1
-        return wanted
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else (os.cpu_count() or 1)
+            idle = cpus - os.getloadavg()[0] if hasattr(os, "getloadavg") else cpus - 1
+            wanted = 1 + max(0, min(cpus - 1, int(idle)))
+        return max(1, min(wanted, n_types))
 
     # -- graph views ---------------------------------------------------------------------
     def _graph(self) -> tuple[sp.csr_array, sp.csr_array]:
@@ -306,8 +315,7 @@ class RoadEngine:
             empty = np.zeros(0)
             return Snap(np.zeros(0, dtype=np.int64), empty, empty, np.zeros(0, dtype=bool))
         x, y = project_lonlat(lon, lat, self.network.crs)
-        dist, node = self._tree.query(np.column_stack([x, y]))
-        dist = np.asarray(dist, dtype=np.float64)
+        dist, node = _query_in_curve_order(self._tree, x, y)
         off = ~np.isfinite(dist) | (dist > self.settings.snap_max_m)
         minutes = dist / 1000.0 / self.settings.access_speed_kmh * 60.0
         minutes[off] = np.nan
@@ -482,8 +490,10 @@ class RoadEngine:
         rep = self.network.report
         return {
             "moteur": self.name,
-            "methode": "Dijkstra (scipy.sparse.csgraph) sur le graphe voiture OSM, commune "
-                       "→ service, raccords au réseau à la vitesse d'accès",
+            "methode": "plus court chemin exact (recherche multi-source compilée, mêmes "
+                       "minutes que le Dijkstra de scipy.sparse.csgraph) sur le graphe "
+                       "voiture OSM, commune → service, raccords au réseau à la vitesse "
+                       "d'accès",
             "reseau": rep.source,
             "reseau_sha256": rep.details.get("file_sha256"),
             "noeuds": rep.nodes,
@@ -510,7 +520,7 @@ class RoadEngine:
         services
             ``service_id``, ``type_service``, ``lon``, ``lat``.
         service_types
-            Types to compute (one multi-source Dijkstra each).
+            Types to compute (one multi-source search each).
 
         Returns
         -------
@@ -518,14 +528,13 @@ class RoadEngine:
             One row per commune × type (see :class:`Engine`); ``distance_km`` is the road
             length of the fastest path plus both straight connector legs, km.
         """
-        return self.nearest_with_node_minutes(communes, services,
-                                              service_types=service_types)[0]
+        return self._nearest(communes, services, service_types, node_minutes=False)[0]
 
     def nearest_with_node_minutes(
         self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
         service_types: tuple[str, ...],
     ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-        """:meth:`nearest`, plus the node minutes of each type from the same Dijkstra.
+        """:meth:`nearest`, plus the node minutes of each type from the same search.
 
         Returns
         -------
@@ -534,79 +543,106 @@ class RoadEngine:
             :meth:`node_minutes` (float64, NaN unreachable), ready for the isochrones
             without a second search.
         """
+        return self._nearest(communes, services, service_types, node_minutes=True)
+
+    def _nearest(self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame,
+                 service_types: tuple[str, ...], *, node_minutes: bool
+                 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """Nearest table (and every node's minutes when ``node_minutes``), one search a type.
+
+        The table is built from the values read at the communes' nodes only; with
+        ``node_minutes`` the searches also renumber their minutes back for every node.
+        """
         require_columns(communes, ("code_insee", "lon", "lat"), file="communes")
         require_columns(services, ("service_id", "type_service", "lon", "lat"), file="services")
         c_lon, c_lat = lonlat(communes, "communes")
         c_snap = self.snap(c_lon, c_lat)
         codes = communes["code_insee"].astype(str).to_numpy(dtype=object)
-        frames = []
-        per_type: dict[str, np.ndarray] = {}
-        selections = []
-        snaps = []
+        kinds = services["type_service"].astype(str).to_numpy(dtype=object)
+        all_ids = services["service_id"].astype(str).to_numpy(dtype=object)
+        ids, snaps = [], []
         for stype in service_types:
-            sel = services[services["type_service"].astype(str) == stype]
-            s_lon, s_lat = lonlat(sel, "services")
-            s_snap = self.snap(s_lon, s_lat)
+            rows = np.flatnonzero(kinds == stype)
+            s_snap = self.snap(*lonlat(services.iloc[rows], "services"))
             if s_snap.off_network.any():
                 logger.warning("%d service(s) de type %s à plus de %.0f m du réseau routier, "
                                "non utilisé(s)", int(s_snap.off_network.sum()),
                                stype, self.settings.snap_max_m)
-            selections.append(sel)
+            ids.append(all_ids[rows])
             snaps.append(s_snap)
-        results = self._passes(snaps, c_snap.node)
-        for stype, sel, (node_min, place, metres) in zip(service_types, selections, results,
-                                                         strict=True):
-            if metres is None:  # pragma: no cover - targets given: metres are computed
-                msg = "internal error: no path distances"
-                raise CoverageError(msg)
-            node_min = node_min.copy()
-            node_min[~np.isfinite(node_min)] = np.nan
-            per_type[stype] = node_min
-            minutes = node_min[c_snap.node] + c_snap.minutes
-            which = place[c_snap.node]
-            reach = np.isfinite(minutes) & (which >= 0)
-            ids = sel["service_id"].astype(str).to_numpy(dtype=object)
-            service_id = np.full(codes.shape[0], None, dtype=object)
-            service_id[reach] = ids[which[reach]]
-            dist_km = (metres + c_snap.distance_m) / 1000.0
-            dist_km[~reach] = np.nan
-            minutes[~reach] = np.nan
-            frames.append(pd.DataFrame({
-                "code_insee": codes, "type_service": stype, "minutes": minutes,
-                "service_id": pd.Series(service_id, dtype=object), "distance_km": dist_km,
-                "moteur": self.name,
-                "acces_hors_reseau": c_snap.off_network.copy()}))
-        if not frames:
-            return empty_nearest(), per_type
-        out = pd.concat(frames, ignore_index=True)
-        out["type_service"] = out["type_service"].astype(object)
-        out["moteur"] = out["moteur"].astype(object)
+        if not snaps:
+            return empty_nearest(), {}
+        results = self._passes(snaps, c_snap.node, node_minutes=node_minutes)
+        n_c = codes.shape[0]
+        k = len(snaps)
+        minutes = np.empty(k * n_c)
+        dist_km = np.empty(k * n_c)
+        service_id = np.full(k * n_c, None, dtype=object)
+        per_type: dict[str, np.ndarray] = {}
+        for i, (stype, type_ids, (at_min, place, metres, node_min)) in enumerate(
+                zip(service_types, ids, results, strict=True)):
+            if node_min is not None:
+                node_min[~np.isfinite(node_min)] = np.nan
+                per_type[stype] = node_min
+            part = slice(i * n_c, (i + 1) * n_c)
+            got = at_min + c_snap.minutes
+            reach = np.isfinite(got) & (place >= 0)
+            got[~reach] = np.nan
+            minutes[part] = got
+            km = (metres + c_snap.distance_m) / 1000.0
+            km[~reach] = np.nan
+            dist_km[part] = km
+            service_id[part][reach] = type_ids[place[reach]]
+        out = pd.DataFrame({  # the dtypes of the Engine contract (see base.empty_nearest)
+            "code_insee": np.tile(codes, k),
+            "type_service": pd.Series(np.repeat(np.array(service_types, dtype=object), n_c),
+                                      dtype=object),
+            "minutes": minutes, "service_id": pd.Series(service_id, dtype=object),
+            "distance_km": dist_km,
+            "moteur": pd.Series(np.full(k * n_c, self.name, dtype=object), dtype=object),
+            "acces_hors_reseau": np.tile(c_snap.off_network, k)})
         return out, per_type
 
-    def _passes(self, snaps: list[Snap], targets: np.ndarray
-                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """Run one multi-source pass per snap set, in forked processes when worthwhile."""
-        if not snaps:
-            return []
+    def _pass(self, snap: Snap, targets: np.ndarray, node_minutes: bool
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """One multi-source search from the on-network places of ``snap``.
+
+        Returns
+        -------
+        tuple
+            At each target node: minutes (inf unreachable), index of the place in ``snap``
+            (−1 unreachable), road metres from the target to it with the place's connector
+            (NaN unreachable); and every node's minutes (inf unreachable) when
+            ``node_minutes``, else None.
+        """
+        ok = np.flatnonzero(~snap.off_network)
+        if ok.shape[0] == 0:
+            m = targets.shape[0]
+            return (np.full(m, np.inf), np.full(m, -1, dtype=np.int64), np.full(m, np.nan),
+                    np.full(self.network.n_nodes, np.inf) if node_minutes else None)
         search = self._compiled("to_service")
+        dist = None
+        if node_minutes:
+            dist, which_all, length_all = search.multi_source(snap.node[ok], snap.minutes[ok])
+            at_min, which, length = dist[targets], which_all[targets], length_all[targets]
+        else:
+            at_min, which, length = search.multi_source_at(snap.node[ok], snap.minutes[ok],
+                                                           targets)
+        place = np.where(which >= 0, ok[np.maximum(which, 0)], -1)
+        metres = length + snap.distance_m[np.maximum(place, 0)]
+        metres[place < 0] = np.nan
+        return at_min, place, metres, dist
+
+    def _passes(self, snaps: list[Snap], targets: np.ndarray, *, node_minutes: bool
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Run :meth:`_pass` per snap set, in threads when worthwhile (see _type_workers)."""
+        targets = np.asarray(targets, dtype=np.int64)
         workers = self._type_workers(len(snaps))
         if workers == 1:
-            return [self._multi_source(sn, targets=targets) for sn in snaps]
-        search.warm_up()  # compiled (or read from numba's cache) once, before forking
-        _FORK_STATE.update(engine=self, snaps=snaps, targets=targets)
-        try:
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
-                # the children run all passes but the first, this process runs the first
-                futures = [pool.submit(_pass_in_child, i) for i in range(1, len(snaps))]
-                first = self._multi_source(snaps[0], targets=targets)
-                rest = [f.result() for f in futures]
-        except (OSError, RuntimeError) as exc:  # pragma: no cover - platform dependent
-            logger.warning("passes parallèles en échec (%s) : calcul dans ce processus", exc)
-            return [self._multi_source(sn, targets=targets) for sn in snaps]
-        finally:
-            _FORK_STATE.clear()
-        return [first, *[(m, p.astype(np.int64), d) for m, p, d in rest]]
+            return [self._pass(sn, targets, node_minutes) for sn in snaps]
+        self._compiled("to_service").warm_up()  # compiled (or loaded) once, not per thread
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda sn: self._pass(sn, targets, node_minutes), snaps))
 
     def matrix(self, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
                cutoff_min: float) -> pd.DataFrame:
@@ -638,16 +674,34 @@ class RoadEngine:
                              "minutes": minutes})
 
 
-#: Engine and inputs inherited by forked children (set while a pool runs).
-_FORK_STATE: dict[str, Any] = {}
+#: From this many points on, :func:`_query_in_curve_order` sorts them along a Hilbert curve.
+_SORTED_QUERY_MIN = 512
 
 
-def _pass_in_child(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Pass ``i`` in a forked child: everything comes from the parent's memory."""
-    st = _FORK_STATE
-    minutes, place, metres = st["engine"]._multi_source(st["snaps"][i],
-                                                        targets=st["targets"])
-    return minutes, place.astype(np.int32), metres
+def _query_in_curve_order(tree: cKDTree, x: np.ndarray, y: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest node of each point ``(x, y)`` (metres): ``tree.query``, the same answers.
+
+    Many points are queried in the order of a Hilbert curve over them, so that successive
+    queries walk the same branches of the tree (fewer cache misses); each answer depends
+    on its point only, so the order changes no result.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Distance (float64, metres) and node index (int64) of each point, in input order.
+    """
+    points = np.column_stack([x, y])
+    if points.shape[0] < _SORTED_QUERY_MIN or not np.isfinite(points).all():
+        dist, node = tree.query(points)
+        return np.asarray(dist, dtype=np.float64), np.asarray(node, dtype=np.int64)
+    order = hilbert_order(x, y)
+    dist_sorted, node_sorted = tree.query(points[order])
+    dist = np.empty(points.shape[0])
+    node = np.empty(points.shape[0], dtype=np.int64)
+    dist[order] = dist_sorted
+    node[order] = node_sorted
+    return dist, node
 
 
 def _check_direction(direction: str) -> str:
