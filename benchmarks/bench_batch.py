@@ -227,7 +227,7 @@ def bench_demo(workdir: Path) -> list[Row]:
     peer_m = np.concatenate([peer[t] for t in types])
     ok = np.isfinite(ours_m)
     gap = float(np.max(np.abs(ours_m[ok] - peer_m[ok]))) if ok.any() else float("nan")
-    rows.append(("nearest, ours (RoadEngine, scipy csgraph)", c_ours.wall, c_ours.cpu, None))
+    rows.append(("nearest, ours (RoadEngine, compiled core)", c_ours.wall, c_ours.cpu, None))
     rows.append(("nearest, peer (networkx Dijkstra, same graph)", c_peer.wall, c_peer.cpu,
                  None))
     print(f"  demo graph {net.n_nodes:,} nodes; peer check: largest gap {gap:.2e} min; "

@@ -638,14 +638,15 @@ def _unit_departements(level: str) -> dict[str, frozenset[str]]:
         nat = national_communes()
         pairs = nat.loc[nat[column].notna(), [column, "code_dep"]].drop_duplicates()
         groups = pairs.groupby(column)["code_dep"]
-    return {str(unit): frozenset(str(d) for d in deps) for unit, deps in groups}
+    return {str(unit): frozenset(str(d) for d in deps.unique()) for unit, deps in groups}
 
 
 @functools.cache
 def _france_departements() -> frozenset[str]:
     """Return the départements of metropolitan France and the DROM (COG 2026)."""
     nat = national_communes()
-    return frozenset(nat.loc[nat["zone"].isin(["metro", "drom"]), "code_dep"].astype(str))
+    return frozenset(nat.loc[nat["zone"].isin(["metro", "drom"]), "code_dep"].astype(str)
+                     .unique())
 
 
 def _add_partial_columns(out: pd.DataFrame, level: str, run_deps: frozenset[str]) -> None:

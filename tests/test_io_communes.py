@@ -18,8 +18,8 @@ from coverage.errors import (
     MissingColumnError,
     UnknownCodeError,
 )
-from coverage.io.communes import COMMUNE_COLUMNS, load_communes
-from coverage.settings import Settings
+from coverage.io.communes import COMMUNE_COLUMNS, interior_points, load_communes
+from coverage.settings import Settings, metric_crs_for
 
 
 def _write(tmp_path: Path, gdf: gpd.GeoDataFrame, name: str = "c.geojson") -> Path:
@@ -328,3 +328,71 @@ def test_real_national_with_density_grid(shared_data: Path) -> None:
     assert (joined["densite"].astype(str) == joined["dens4"]).all()
     drom = d[d["code_dep"] == "974"]
     assert drom["lat"].between(-21.5, -20.8).all()
+
+
+def _geos_interior_points(geoms: np.ndarray, crs: str) -> np.ndarray:
+    """The reference: GeoSeries.to_crs, representative_point, back to EPSG:4326."""
+    pts = gpd.GeoSeries(geoms, crs="EPSG:4326").to_crs(crs).representative_point()
+    return shapely.get_coordinates(pts.to_crs("EPSG:4326").to_numpy())
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(np.ascontiguousarray(a).view(np.int64),
+                                                      np.ascontiguousarray(b).view(np.int64)))
+
+
+def test_interior_points_are_geos_bit_for_bit_on_real_communes(shared_data: Path) -> None:
+    # two départements, Corse-du-Sud, the DROM, and every commune with holes or several parts
+    g = gpd.read_parquet(shared_data / "communes" / "communes_cog2026.parquet")
+    geoms = g.geometry.to_numpy()
+    odd = (shapely.get_type_id(geoms) == 6) | (shapely.get_num_interior_rings(geoms) > 0)
+    deps = g["code_dep"].astype(str).to_numpy(dtype=object)
+    pick = np.isin(deps, ["05", "29", "2A", "971", "972", "973", "974", "976"])
+    sel = pick | odd
+    assert odd.sum() > 100 and sel.sum() > 800
+    crs_of = np.array([metric_crs_for(d) for d in deps], dtype=object)
+    for crs in sorted(set(crs_of[sel])):
+        rows = np.flatnonzero(sel & (crs_of == crs))
+        lon, lat = interior_points(geoms[rows], crs)
+        assert _same_bits(np.column_stack([lon, lat]), _geos_interior_points(geoms[rows], crs))
+
+
+def _random_polygons(rng: np.random.Generator, n: int) -> list[shapely.Geometry]:
+    """Valid polygons and multipolygons, some on a grid (horizontal edges, vertices on the
+    scan line), some with holes, a few degenerate (zero width)."""
+    out: list[shapely.Geometry] = []
+    for _ in range(n):
+        kind = rng.integers(0, 6)
+        x0, y0 = rng.uniform(-2, 7), rng.uniform(42, 50)
+        s = rng.uniform(0.001, 0.3)
+        if kind == 0:  # star-shaped, random vertices
+            k = int(rng.integers(3, 40))
+            ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+            r = s * rng.uniform(0.2, 1.0, k)
+            out.append(Polygon(np.column_stack([x0 + r * np.cos(ang), y0 + r * np.sin(ang)])))
+        elif kind == 1:  # union of grid cells: horizontal edges, shared ordinates
+            cells = [box(x0 + i * s, y0 + j * s, x0 + (i + 1) * s, y0 + (j + 1) * s)
+                     for i in range(4) for j in range(4) if rng.random() < 0.6]
+            u = shapely.union_all(cells) if cells else box(x0, y0, x0 + s, y0 + s)
+            out.append(u)
+        elif kind == 2:  # a square with a hole
+            out.append(box(x0, y0, x0 + s, y0 + s).difference(
+                box(x0 + s / 4, y0 + s / 4, x0 + s * rng.uniform(0.3, 0.9), y0 + s / 2)))
+        elif kind == 3:  # several parts, one of equal width to test ties
+            out.append(shapely.MultiPolygon([box(x0, y0, x0 + s, y0 + s),
+                                             box(x0 + 2 * s, y0, x0 + 3 * s, y0 + s)]))
+        elif kind == 4:  # a buffer (many vertices)
+            out.append(shapely.Point(x0, y0).buffer(s, quad_segs=int(rng.integers(2, 16))))
+        else:  # a zero-area sliver: left to GEOS
+            out.append(Polygon([(x0, y0), (x0 + s, y0), (x0 + 2 * s, y0), (x0, y0)]))
+    return out
+
+
+@pytest.mark.parametrize("crs", ["EPSG:2154", "EPSG:4326"])
+def test_interior_points_are_geos_bit_for_bit_on_random_polygons(crs: str) -> None:
+    rng = np.random.default_rng(18)
+    geoms = np.array(_random_polygons(rng, 400), dtype=object)
+    geoms = geoms[~shapely.is_empty(geoms)]
+    lon, lat = interior_points(geoms, crs)
+    assert _same_bits(np.column_stack([lon, lat]), _geos_interior_points(geoms, crs))
+    assert np.isfinite(lon).all()

@@ -12,7 +12,7 @@ import pytest
 from shapely.geometry import Point
 
 from coverage.errors import CRSError, OutputError
-from coverage.io.writers import conform_to_contract, write_geoparquet, write_table
+from coverage.io.writers import conform_to_contract, csv_text, write_geoparquet, write_table
 from coverage.schemas import ACCES_COMMUNES, ZONES_BLANCHES, table_schema
 
 
@@ -90,3 +90,17 @@ def test_write_geoparquet_reprojects_and_needs_crs(tmp_path: Path) -> None:
     with pytest.raises(CRSError, match="aucun SCR"):
         write_geoparquet(gpd.GeoDataFrame({"a": [1]}, geometry=[Point(0, 0)]),
                          tmp_path / "y.parquet")
+
+
+def test_float_fields_are_those_of_to_csv(tmp_path: Path) -> None:
+    # the fast CSV path formats floats by Python's repr: the strings of pandas' to_csv on
+    # a wide sample (random, rounded, tiny, huge, the exponent thresholds, -0.0, ±inf)
+    rng = np.random.default_rng(18)
+    values = np.concatenate([
+        rng.uniform(0, 300, 3000), np.round(rng.uniform(0, 300, 2000), 1),
+        rng.standard_normal(3000) * 10.0 ** rng.integers(-30, 30, 3000),
+        [0.0, -0.0, np.inf, -np.inf, np.nan, 1e16, 1e15, 9999999999999998.0, 1e-4, 1e-5,
+         5e-324, 1.7976931348623157e308, 0.1, 1 / 3, 100.0, 1e22, 1e-7]])
+    frame = pd.DataFrame({"x": values, "n": np.arange(values.size)})
+    expected = frame.to_csv(index=False, lineterminator="\n")
+    assert csv_text(frame) == expected

@@ -28,6 +28,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from coverage.files import write_text_atomic
 from coverage.labels import empty_offer_warning
@@ -206,8 +207,9 @@ def _has_polygons(frame: gpd.GeoDataFrame) -> bool:
     """Return True when ``frame`` has (multi)polygon geometries."""
     if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame.columns:
         return False
-    kinds = set(frame.geometry.geom_type.dropna())
-    return bool(kinds) and kinds <= {"Polygon", "MultiPolygon"}
+    kinds = shapely.get_type_id(frame.geometry.to_numpy())  # -1: missing
+    kinds = kinds[kinds >= 0]
+    return bool(kinds.size) and bool(np.isin(kinds, (3, 6)).all())  # Polygon, MultiPolygon
 
 
 def _links(links_file: str | Path | None, all_communes: gpd.GeoDataFrame,

@@ -56,6 +56,7 @@ from coverage.errors import (
     OutOfTerritoryError,
     Problem,
 )
+from coverage.geo import transformer
 from coverage.io.services import DROM_BBOXES, TERRITORY_MARGIN_DEG
 from coverage.io.tables import (
     Loaded,
@@ -87,6 +88,7 @@ __all__ = [
     "POINT_TOLERANCE_M",
     "RURAL_FROM_LEVEL4",
     "in_france",
+    "interior_points",
     "load_communes",
 ]
 
@@ -578,12 +580,10 @@ def _representative_points(gdf: gpd.GeoDataFrame, file: str,
     usable = todo & ~(geoms.isna() | geoms.is_empty).to_numpy()
     if usable.any():
         crs_of = gdf["code_dep"].astype("str").map(metric_crs_for).to_numpy()
+        arr = geoms.to_numpy()
         for crs in np.unique(crs_of[usable]):
             sel = usable & (crs_of == crs)
-            part = gpd.GeoSeries(geoms[sel].to_numpy(), crs=CRS_INPUT_OUTPUT).to_crs(crs)
-            pts = part.representative_point().to_crs(CRS_INPUT_OUTPUT)
-            lon[sel] = pts.x.to_numpy()
-            lat[sel] = pts.y.to_numpy()
+            lon[sel], lat[sel] = interior_points(arr[sel], str(crs))
         if todo.sum() < n:
             warnings.append(f"{file} : {int(todo.sum())} commune(s) sans lon/lat placée(s) en un "
                             "point intérieur à leur polygone")
@@ -591,6 +591,180 @@ def _representative_points(gdf: gpd.GeoDataFrame, file: str,
     gdf["lat"] = lat.astype("float64")
     warnings += _given_points_in_polygons(gdf, ~todo, file, problems)
     return warnings
+
+
+def interior_points(geoms: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return a point inside each polygon, found in a metric CRS, as EPSG:4326 degrees.
+
+    GEOS's point on surface (``representative_point``) of each polygon projected to
+    ``crs``, projected back: the values of
+    ``GeoSeries(geoms, crs=4326).to_crs(crs).representative_point().to_crs(4326)``, bit
+    for bit. Only the coordinates are projected (one pyproj call, as ``to_crs`` does), and
+    GEOS's scan line (:func:`_scan_line_points`) runs on them as arrays, without making the
+    projected polygons; a polygon the arrays cannot settle (no crossing of positive width,
+    an odd number of crossings, an empty part, Z coordinates) goes through GEOS itself.
+
+    Parameters
+    ----------
+    geoms
+        Polygons or multipolygons (shapely, EPSG:4326, not missing nor empty).
+    crs
+        The metric CRS (e.g. ``"EPSG:2154"``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Longitudes and latitudes, degrees (EPSG:4326).
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    n = geoms.shape[0]
+    px, py = np.full(n, np.nan), np.full(n, np.nan)
+    todo = np.ones(n, dtype=bool)  # left to GEOS
+    forward = transformer(CRS_INPUT_OUTPUT, crs)
+    kind = shapely.get_type_id(geoms)
+    flat = ~shapely.has_z(geoms) & ~shapely.is_empty(geoms)
+    simple = np.flatnonzero(flat & (kind == 3) & (shapely.get_num_interior_rings(geoms) == 0))
+    if simple.size:  # one ring per polygon: its coordinates are the polygon's
+        sizes = shapely.get_num_coordinates(geoms[simple])
+        xy = shapely.get_coordinates(geoms[simple])
+        x, y = forward.transform(xy[:, 0], xy[:, 1])
+        ids = np.arange(simple.size)
+        sx, sy, bad = _scan_line_points(np.asarray(x), np.asarray(y), sizes, ids, ids,
+                                        simple.size)
+        px[simple], py[simple] = sx, sy
+        todo[simple] = bad
+    other = np.flatnonzero(flat & np.isin(kind, (3, 6)))
+    other = other[todo[other]]
+    if other.size:  # holes or several parts
+        parts, part_geom = shapely.get_parts(geoms[other], return_index=True)
+        empty_part = np.zeros(other.size, dtype=bool)
+        empty_part[part_geom[shapely.is_empty(parts)]] = True
+        keep = ~empty_part[part_geom]
+        parts, part_geom = parts[keep], part_geom[keep]
+        rings, ring_part = shapely.get_rings(parts, return_index=True)
+        if rings.size:
+            xy = shapely.get_coordinates(rings)
+            x, y = forward.transform(xy[:, 0], xy[:, 1])
+            sx, sy, bad = _scan_line_points(np.asarray(x), np.asarray(y),
+                                            shapely.get_num_coordinates(rings), ring_part,
+                                            part_geom, other.size)
+            done = ~bad & ~empty_part
+            px[other[done]], py[other[done]] = sx[done], sy[done]
+            todo[other[done]] = False
+    rest = np.flatnonzero(todo)
+    if rest.size:  # GEOS on the projected polygons
+        projected = gpd.GeoSeries(geoms[rest], crs=CRS_INPUT_OUTPUT).to_crs(crs)
+        pts = shapely.get_coordinates(projected.representative_point().to_numpy())
+        px[rest], py[rest] = pts[:, 0], pts[:, 1]
+    lon, lat = transformer(crs, CRS_INPUT_OUTPUT).transform(px, py)
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
+def _scan_line_points(x: np.ndarray, y: np.ndarray, ring_sizes: np.ndarray,
+                      ring_part: np.ndarray, part_geom: np.ndarray, n_geoms: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return GEOS's interior point (``InteriorPointArea``) of polygons given as arrays.
+
+    Per polygon: the horizontal scan line halfway between the vertex ordinates nearest
+    above and below the middle of the shell's envelope; its crossings with the rings'
+    edges (horizontal edges skipped, a vertex on the line counted once), sorted; the
+    middle of the widest section (the first one on a tie). Per geometry: the polygon of
+    the widest section (the first one on a tie). The same floating-point operations as
+    GEOS, in the same order.
+
+    Parameters
+    ----------
+    x, y
+        Coordinates of every ring, rings one after the other, a polygon's shell first.
+    ring_sizes
+        Coordinates of each ring.
+    ring_part
+        Polygon of each ring (0, 1, …; a polygon's rings follow each other).
+    part_geom
+        Geometry of each polygon (0, 1, …, ``n_geoms`` - 1; in order).
+    n_geoms
+        Number of geometries.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        x and y of each geometry's point, and True where the arrays cannot settle it (a
+        polygon with no section of positive width or an odd number of crossings).
+    """
+    n_parts = part_geom.shape[0]
+    ring_end = np.cumsum(ring_sizes)
+    part_start, scan = _scan_lines(y, ring_end - ring_sizes, ring_end, ring_part)
+    part_x, part_width, unsettled = _widest_sections(x, y, ring_end, part_start, scan)
+    best = np.lexsort((-part_width, part_geom))  # stable: the first polygon on a tie
+    first = np.ones(n_parts, dtype=bool)
+    first[1:] = part_geom[best][1:] != part_geom[best][:-1]
+    best = best[first]
+    out_x, out_y = np.full(n_geoms, np.nan), np.full(n_geoms, np.nan)
+    out_x[part_geom[best]], out_y[part_geom[best]] = part_x[best], scan[best]
+    bad = np.ones(n_geoms, dtype=bool)
+    bad[part_geom[best]] = False
+    bad[part_geom[unsettled]] = True
+    return out_x, out_y, bad
+
+
+def _scan_lines(y: np.ndarray, ring_start: np.ndarray, ring_end: np.ndarray,
+                ring_part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return each polygon's first coordinate and the ordinate of its scan line (GEOS's)."""
+    shell = np.ones(ring_part.shape[0], dtype=bool)
+    shell[1:] = ring_part[1:] != ring_part[:-1]
+    part_start = ring_start[shell]
+    part_len = np.diff(np.append(part_start, y.shape[0]))
+    bounds = np.empty(2 * part_start.shape[0], dtype=np.intp)
+    bounds[0::2], bounds[1::2] = part_start, ring_end[shell]
+    y_pad = np.append(y, 0.0)  # reduceat reads one past the last shell
+    min_y = np.minimum.reduceat(y_pad, bounds)[0::2]
+    max_y = np.maximum.reduceat(y_pad, bounds)[0::2]
+    centre = (min_y + max_y) / 2.0
+    below = y <= np.repeat(centre, part_len)
+    low = np.maximum(min_y, np.maximum.reduceat(np.where(below, y, -np.inf), part_start))
+    high = np.minimum(max_y, np.minimum.reduceat(np.where(below, np.inf, y), part_start))
+    return part_start, (high + low) / 2.0
+
+
+def _widest_sections(x: np.ndarray, y: np.ndarray, ring_end: np.ndarray,
+                     part_start: np.ndarray, scan: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the middle and width of each polygon's widest section of its scan line.
+
+    Also True for the polygons the arrays cannot settle (an odd number of crossings, no
+    section of positive width, no finite scan line).
+    """
+    n_parts = part_start.shape[0]
+    part_len = np.diff(np.append(part_start, y.shape[0]))
+    line = np.repeat(scan, part_len)[:-1]
+    y0, y1 = y[:-1], y[1:]
+    above0, above1, under0, under1 = y0 > line, y1 > line, y0 < line, y1 < line
+    hit = (~((above0 & above1) | (under0 & under1)) & (y0 != y1)
+           & ~((y0 == line) & under1) & ~((y1 == line) & under0))
+    hit[ring_end[:-1] - 1] = False  # no edge from one ring to the next
+    i0 = np.flatnonzero(hit)
+    x0, x1, y0, line = x[i0], x[i0 + 1], y[i0], line[i0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (y[i0 + 1] - y0) / (x1 - x0)
+        cross = np.where(x0 == x1, x0, x0 + ((line - y0) / slope))
+    part = np.searchsorted(part_start, i0, side="right") - 1
+    order = np.lexsort((cross, part))
+    part, cross = part[order], cross[order]
+    count = np.bincount(part, minlength=n_parts)
+    rank = np.arange(part.shape[0]) - (np.cumsum(count) - count)[part]
+    left = np.flatnonzero((rank % 2 == 0) & (rank + 1 < count[part]))
+    width = cross[left + 1] - cross[left]
+    owner = part[left]
+    widest = np.lexsort((-width, owner))  # stable: the first section on a tie
+    first = np.ones(widest.shape[0], dtype=bool)
+    first[1:] = owner[widest][1:] != owner[widest][:-1]
+    widest = widest[first]
+    part_width = np.zeros(n_parts)
+    part_x = np.full(n_parts, np.nan)
+    part_width[owner[widest]] = width[widest]
+    part_x[owner[widest]] = (cross[left[widest]] + cross[left[widest] + 1]) / 2.0
+    unsettled = (count % 2 == 1) | ~(part_width > 0) | ~np.isfinite(scan)
+    return part_x, part_width, unsettled
 
 
 def _given_points_in_polygons(gdf: gpd.GeoDataFrame, given: np.ndarray, file: str,

@@ -473,6 +473,31 @@ def _port_of(raw: object) -> Port | None:
         return None
 
 
+def _modes(labels: pd.Series, deps: pd.Series) -> pd.Series:
+    """Return the most frequent label of each département (index: sorted départements).
+
+    The values of ``labels.groupby(deps).agg(lambda s: s.value_counts().index[0])``
+    (départements NA left out): counted at once for the départements whose most frequent
+    label is alone at the top, by that very lambda for those with a tie (its order of
+    ties is pandas').
+    """
+    d = deps.to_numpy(dtype=object)
+    lab = labels.to_numpy(dtype=object)
+    ok = pd.notna(d)
+    counts = pd.DataFrame({"d": d[ok], "l": lab[ok]}).value_counts(sort=False)
+    if counts.empty:
+        return labels.groupby(deps).agg(lambda s: s.value_counts().index[0])
+    top = counts[counts.to_numpy() == counts.groupby(level=0).transform("max").to_numpy()]
+    top_deps = top.index.get_level_values(0).to_numpy(dtype=object)
+    tied = pd.Index(top_deps, dtype=object).duplicated(keep=False)
+    mode = dict(zip(top_deps[~tied], top.index.get_level_values(1).to_numpy(dtype=object)[~tied],
+                    strict=True))
+    for dep in set(top_deps[tied]):
+        mode[dep] = labels[d == dep].value_counts().index[0]
+    keys = sorted(mode)
+    return pd.Series([mode[k] for k in keys], index=pd.Index(keys, dtype=object), dtype=object)
+
+
 @dataclass(frozen=True)
 class RunLandMasses:
     """The land masses, service densities and ferry ports of a proxy run, as it recorded them.
@@ -526,7 +551,7 @@ class RunLandMasses:
             labels = pd.Series(mass.astype(str).to_numpy(), index=mass.index.astype(str))
             labels = labels[~labels.index.duplicated()]
             deps = dep_of_code(pd.Series(labels.index, index=labels.index))
-            mode = labels.groupby(deps).agg(lambda s: s.value_counts().index[0])
+            mode = _modes(labels, deps)
             main = {str(d): str(m) for d, m in mode.items()}
             off = labels[labels.to_numpy() != deps.map(mode).to_numpy()]
             islands = {str(c): str(m) for c, m in off.items()}

@@ -56,6 +56,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from scipy.spatial import cKDTree
 
 from coverage._validate import require_columns
@@ -243,10 +244,16 @@ def _territory_crs(frame: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> np.
     """Metric CRS of each row: from ``code_dep`` when present, else from its location."""
     deps = (frame["code_dep"].to_numpy(dtype=object) if "code_dep" in frame.columns
             else np.full(len(frame), None, dtype=object))
-    known = np.array([isinstance(d, str) and bool(d) for d in deps], dtype=bool)
+    # each distinct code once (missing values: code -1, unknown)
+    codes, uniques = pd.factorize(pd.Index(deps, dtype=object), use_na_sentinel=True)
+    good = np.array([isinstance(d, str) and bool(d) for d in uniques], dtype=bool)
+    crs = np.array([metric_crs_for(d) if g else None for d, g in zip(uniques, good,
+                                                                      strict=True)],
+                   dtype=object)
+    known = np.zeros(len(frame), dtype=bool)
+    known[codes >= 0] = good[codes[codes >= 0]]
     out = np.empty(len(frame), dtype=object)
-    by_dep = {d: metric_crs_for(d) for d in set(deps[known])}
-    out[known] = [by_dep[d] for d in deps[known]]
+    out[known] = crs[codes[known]]
     for i in np.flatnonzero(~known):
         out[i] = metric_crs_for_lonlat(float(lon[i]), float(lat[i]))
     return out
@@ -270,8 +277,9 @@ def _has_polygons(frame: pd.DataFrame) -> bool:
     """Return True when ``frame`` is a GeoDataFrame of (multi)polygons."""
     if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame.columns:
         return False
-    kinds = set(frame.geometry.geom_type.dropna())
-    return bool(kinds) and kinds <= {"Polygon", "MultiPolygon"}
+    kinds = shapely.get_type_id(frame.geometry.to_numpy())  # -1: missing
+    kinds = kinds[kinds >= 0]
+    return bool(kinds.size) and bool(np.isin(kinds, (3, 6)).all())  # Polygon, MultiPolygon
 
 
 @dataclass(frozen=True)
@@ -382,10 +390,10 @@ def _places(communes: pd.DataFrame, services: pd.DataFrame, settings: Settings,
         c_sel = np.flatnonzero(c_crs.astype(str) == crs)
         pool = c_sel if c_sel.size else np.arange(len(codes))
         near[s_sel] = pool[cKDTree(c_xy[pool]).query(s_xy0[s_sel], k=1)[1]]
-    by_code = pd.Series(dens, index=codes)
-    by_code = by_code[~by_code.index.duplicated()]
-    mass_by_code = pd.Series(c_mass, index=codes)
-    mass_by_code = mass_by_code[~mass_by_code.index.duplicated()]
+    index = pd.Index(codes, dtype=object)
+    first = ~index.duplicated() if not index.is_unique else slice(None)
+    by_code = pd.Series(dens, index=index)[first]
+    mass_by_code = pd.Series(c_mass, index=index)[first]
     by_code, mass_by_code = _with_known(by_code, mass_by_code, services, known)
     town = best_connected_level(settings)
     # no commune code (e.g. a candidate site): the commune nearest its point; a code
