@@ -15,6 +15,9 @@ Prints, in one run:
     isochrone recipe), its time, the ratio, and its accuracy (hulls claim unreachable land);
 (d) per-service bands (``isochrones_services``) for 550 sites on the France-sized graph of
     ``benchmarks/bench_engine.py`` (4.2 M nodes), target ≤ 120 s;
+(d'') issue 18: the same bands drawn by ``--workers`` forked processes (default 2), target
+    ≤ 45 s wall, with the CPU seconds of this process and of the children, against (d) and
+    checked byte-identical to it;
 (d') issue 18: the same per-service bands on every ``PEER_STEP``-th site, drawn by our code
     and by the drawing before issue 18 (kept verbatim below as the peer), alternated, with
     the CPU ratio and the largest gap between the two drawings' vertices;
@@ -23,8 +26,8 @@ Prints, in one run:
     costs minutes and GBs to build: it runs in a child process), per site and projected to
     550 sites, with the ratio.
 
-Usage: ``python -m benchmarks isochrones [--quick] [--no-networkx]``; ``--quick`` uses a
-600² France graph and 60 sites.
+Usage: ``python -m benchmarks isochrones [--quick] [--no-networkx] [--workers N]``;
+``--quick`` uses a 600² France graph and 60 sites.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -282,10 +286,17 @@ def _previous_to_wgs84(geoms, crs):  # type: ignore[no-untyped-def]
     return list(moved)
 
 
-def _previous_band_geometries(network, nodes, minutes, bands, *, raster,  # type: ignore[no-untyped-def]
-                              access_speed_kmh, direction="to_service", graph=None):
+def _previous_band_geometries(network, nodes, minutes, bands, *, raster,  # type: ignore[no-untyped-def]  # noqa: PLR0913
+                              access_speed_kmh, direction="to_service", graph=None,
+                              wgs84=False):
     """``road_band_geometries_sparse`` before issue 18: the samples of ``_arc_samples``
-    stored as arrays, then ``_field_from_samples`` (the previous one, patched) on them."""
+    stored as arrays, then ``_field_from_samples`` (the previous one, patched) on them;
+    with ``wgs84`` (the per-service path now asks for it), every vertex then projected by
+    pyproj as before (``_previous_to_wgs84``)."""
+    if wgs84:
+        return _previous_to_wgs84(_previous_band_geometries(
+            network, nodes, minutes, bands, raster=raster, access_speed_kmh=access_speed_kmh,
+            direction=direction, graph=graph), network.crs)
     import shapely
 
     import coverage.isochrones.road as road_mod
@@ -448,6 +459,39 @@ def _france_previous(engine: RoadEngine, services: gpd.GeoDataFrame,
           f"average {os.getloadavg()[0]:.1f}")
 
 
+def _children_cpu() -> float:
+    """CPU seconds of the finished (waited-for) child processes of this one, so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _france_workers(engine: RoadEngine, services: gpd.GeoDataFrame, settings: Settings,
+                    serial: gpd.GeoDataFrame, serial_times: tuple[float, float],
+                    workers: int) -> None:
+    """(d'') The bands of (d) drawn by ``workers`` forked processes: wall, CPU of this
+    process and of the children, against (d) in one process; the frames compared."""
+    import shapely
+
+    empty = gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+    t, c, cc = time.perf_counter(), time.process_time(), _children_cpu()
+    par = iso.isochrones_services(engine, empty, services, settings=settings,  # type: ignore[arg-type]
+                                  workers=workers)
+    wall, cpu, child = (time.perf_counter() - t, time.process_time() - c,
+                        _children_cpu() - cc)
+    same = (serial.drop(columns="geometry").equals(par.drop(columns="geometry"))
+            and list(shapely.to_wkb(serial.geometry.to_numpy()))
+            == list(shapely.to_wkb(par.geometry.to_numpy())))
+    t_d, c_d = serial_times
+    met = ("✔" if wall <= 45.0 else "✘") if len(services) == 550 else (
+        f"— {len(services)} sites here, not 550")
+    print(f"(d'') the same {len(services)} sites, {workers} forked processes: {wall:.1f} s "
+          f"wall  [issue 18: ≤ 45 s for 550 {met}], CPU {cpu + child:.1f} s (this process "
+          f"{cpu:.1f} s + children {child:.1f} s); one process (d): {t_d:.1f} s wall, "
+          f"{c_d:.1f} s CPU → {t_d / wall:.2f}× wall, {(cpu + child) / c_d:.2f}× the CPU; "
+          f"byte-identical to (d), same row order: {same}; load average "
+          f"{os.getloadavg()[0]:.1f}")
+
+
 @contextmanager
 def _no_patch() -> Iterator[None]:
     yield
@@ -479,8 +523,8 @@ def _france(args: argparse.Namespace) -> None:
     per = iso.isochrones_services(routing, empty, services, settings=settings)  # type: ignore[arg-type]
     t_d, c_d = time.perf_counter() - t, time.process_time() - c
     print(f"(d) per-service bands, {n_sites} sites, bounded at "
-          f"{settings.max_threshold_min:g} min (routing included): {t_d:.1f} s  "
-          f"[target ≤ 120 s for 550; issue 18: ≤ 45 s], {len(per)} bands, "
+          f"{settings.max_threshold_min:g} min (routing included), one process: {t_d:.1f} s  "
+          f"[target ≤ 120 s for 550], {len(per)} bands, "
           f"{t_d / n_sites * 1000:.0f} ms per site; CPU {c_d:.1f} s, load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"    of which routing (RoadEngine.node_minutes_per_source_sparse, reached nodes "
@@ -489,6 +533,7 @@ def _france(args: argparse.Namespace) -> None:
           f"{c_d - routing.cpu:.1f} s)")
     sample = per.iloc[:: max(len(per) // 30, 1)]
     print(f"    valid (30-band sample): {bool(sample.is_valid.all())}")
+    _france_workers(engine, services, settings, per, (t_d, c_d), args.workers)
     _france_previous(engine, services, settings)
     if args.no_networkx:
         return
@@ -511,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("ZB_BENCH_QUICK") == "1")
     parser.add_argument("--no-networkx", action="store_true")
     parser.add_argument("--only", choices=["territory", "france"], default=None)
+    parser.add_argument("--workers", type=int,
+                        default=int(os.environ.get("ZB_BENCH_ISO_WORKERS", "2")),
+                        help="processes of (d'') (default 2, ZB_BENCH_ISO_WORKERS)")
     args = parser.parse_args(argv or [])
     print(f"machine: {os.cpu_count()} CPU(s), {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}")

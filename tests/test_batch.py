@@ -125,6 +125,7 @@ def test_no_cache_recomputes(tiny_copy: Path, tmp_path: Path) -> None:
               options=RunOptions(workers=1, isochrones=False, use_cache=False))
     assert (fresh / "manifest.json").is_file()
     assert not list((fresh / ".cache").rglob("*.parquet"))
+    assert not list((fresh / ".cache").rglob("*.arrow"))
     again = run_batch(_tiny_inputs(), out_dir=fresh, options=LOCAL)
     assert again.reused  # same run: the outputs are kept as they are
 
@@ -436,3 +437,14 @@ def test_cli_passes_the_geojson_flag_and_refuses_it_without_isochrones(
     assert main(["run", "--out", str(out), "--isochrones-geojson"]) != 0
     assert main(["run", "--out", str(out)]) != 0
     assert [k["options"].isochrones_geojson for k in seen] == [True, False]
+
+
+def test_isochrone_workers_follow_the_option_then_the_service_count() -> None:
+    """Per-service bands use the run's ``workers`` when given, else forks for many services."""
+    from coverage.batch import run as batch_run
+
+    many = batch_run.MIN_SERVICES_FOR_PROCESSES
+    assert batch_run._isochrone_workers(3, 1) == 3
+    assert batch_run._isochrone_workers(1, 10 * many) == 1
+    assert batch_run._isochrone_workers(None, many - 1) == 1
+    assert batch_run._isochrone_workers(None, many) == (os.cpu_count() or 1)

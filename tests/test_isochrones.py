@@ -363,6 +363,30 @@ def test_demo_service_bands_are_true_to_each_services_minutes(demo) -> None:  # 
         assert own.difference(merged.geometry.iloc[0]).area <= 0.005 * own.area
 
 
+def test_service_bands_drawn_by_two_processes_are_byte_identical(demo) -> None:  # type: ignore[no-untyped-def]
+    """Chunks drawn by forked processes give the serial frame: the same rows in the same
+    order and the same WKB, vertex for vertex; the children did the work."""
+    import resource
+
+    from coverage.isochrones.road import _fork_workers
+
+    if _fork_workers(2, 2) == 1:
+        pytest.skip("forking is not safe in this process (no fork, another thread or a "
+                    "daemon): the parallel path falls back to the serial one")
+    communes, services, engine = demo
+    some = services.iloc[:5]
+    serial = iso.isochrones_services(engine, communes, some, chunk=2)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    forked = iso.isochrones_services(engine, communes, some, chunk=2, workers=2)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert after.ru_utime + after.ru_stime > before.ru_utime + before.ru_stime
+    assert len(serial) == len(forked) >= 10
+    pd.testing.assert_frame_equal(serial.drop(columns="geometry"),
+                                  forked.drop(columns="geometry"))
+    assert list(shapely.to_wkb(serial.geometry.to_numpy())) == list(
+        shapely.to_wkb(forked.geometry.to_numpy()))
+
+
 def test_demo_proxy_bands_are_clipped_to_the_territory(demo) -> None:  # type: ignore[no-untyped-def]
     communes, services, _ = demo
     engine = ProxyEngine()

@@ -1,7 +1,7 @@
 """The fast raster and projection steps of the isochrones (issue 18) give the same results as
-the library calls they replace: ndimage erosion and minimum filter, the float64 lifting of
-values off the band levels, pyproj for every vertex (to 1e-10 degrees), the intersects pass
-of the land masses."""
+the library calls they replace: ndimage erosion, minimum filter and labels, the float64
+lifting of values off the band levels, pyproj for every vertex (to 1e-10 degrees), the
+intersects pass of the land masses."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import shapely
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -26,7 +29,11 @@ from coverage.isochrones.raster import (
     _fill_small_holes,
     _Grid,
     _lift_levels,
+    _poly_eval,
+    _poly_eval_pass_jit,
+    _poly_terms,
     _project_xy,
+    _small_holes_jit,
     _square_min,
     _to_wgs84,
 )
@@ -325,3 +332,81 @@ def test_the_small_hole_cells_and_their_minima_are_ndimages() -> None:
         expected = ndimage.minimum_filter(field, size=2 * r + 1, mode="constant",
                                           cval=np.inf).reshape(-1)[cells]
         assert np.array_equal(_square_min_at(field, r, cells), expected)
+
+
+def _small_hole_cells_reference(field: np.ndarray, max_cells: float) -> np.ndarray:
+    """The cells of the small enclosed patches by ndimage.label, sizes and edge labels."""
+    labels, n = ndimage.label(~np.isfinite(field))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    small = sizes <= max_cells
+    small[0] = False
+    small[edge] = False
+    return np.flatnonzero(small[labels])
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(ny=st.integers(1, 40), nx=st.integers(1, 40), unreached=st.floats(0.0, 0.9),
+       max_cells=st.sampled_from([1.0, 4.0, 9.0, 25.0, 2.5, 400.0]),
+       seed=st.integers(0, 2**32 - 1))
+def test_the_one_pass_small_holes_are_ndimage_labels(
+        ny: int, nx: int, unreached: float, max_cells: float, seed: int) -> None:
+    """The compiled walk of the patches lists the same cells, in the same order, as
+    ndimage.label with the sizes and edge labels, whatever the grid (a row, a column,
+    mostly unreached, mostly reached)."""
+    field = _random_field(np.random.default_rng(seed), (ny, nx), unreached=unreached)
+    got = _small_holes_jit(field, max_cells)
+    assert got.dtype == np.int64
+    assert np.array_equal(got, _small_hole_cells_reference(field, max_cells))
+
+
+def test_the_small_holes_of_a_drawn_raster_are_ndimage_labels() -> None:
+    """On a real per-service field (holes of every size, one huge outer patch)."""
+    rng = np.random.default_rng(2)
+    n = 12_000
+    ang, rad = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 12_000, n)
+    xs, ys = 700_000 + rad * np.cos(ang), 6_500_000 + rad * np.sin(ang)
+    ts = rad / 12_000 * 46
+    _, field = _field_from_samples(xs, ys, ts, cell_m=100.0, buffer_m=150.0,
+                                   access_m_per_min=4000 / 60, min_hole_m2=0.0)
+    for max_cells in (25.0, 9.0):
+        expected = _small_hole_cells_reference(field, max_cells)
+        assert expected.size > 50  # there are small holes to find
+        assert np.array_equal(_small_holes_jit(field, max_cells), expected)
+
+
+@pytest.mark.parametrize("degree", [5, 7])
+def test_the_compiled_horner_is_poly_eval(degree: int) -> None:
+    """The compiled evaluation of the projection's polynomials gives _poly_eval's values
+    exactly (the same steps in the same order, no fused multiply-add)."""
+    rng = np.random.default_rng(degree)
+    coef = rng.normal(size=((degree + 1) * (degree + 2) // 2, 2))
+    xy = np.column_stack([rng.uniform(600_000, 760_000, 5000),
+                          rng.uniform(6_400_000, 6_600_000, 5000)])
+    centre, half = np.array([680_000.0, 6_500_000.0]), np.array([80_000.0, 100_000.0])
+    expected = _poly_eval(coef, (xy[:, 0] - centre[0]) / half[0],
+                          (xy[:, 1] - centre[1]) / half[1], degree).T
+    got = np.empty_like(xy)
+    _poly_eval_pass_jit(xy, centre, half, coef[_poly_terms(degree)], degree, got)
+    assert np.array_equal(got, expected)
+
+
+def test_contours_projected_before_building_are_the_projected_polygons() -> None:
+    """Building the polygons from projected contour vertices gives, WKB for WKB, the
+    metric polygons projected afterwards (the same vertices, in the same order, through
+    the polynomial or pyproj)."""
+    rng = np.random.default_rng(4)
+    n = 12_000
+    ang, rad = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 12_000, n)
+    xs, ys = 700_000 + rad * np.cos(ang), 6_500_000 + rad * np.sin(ang)
+    ts = rad / 12_000 * 46 + rng.uniform(0, 3, n)
+    bands = [(0.0, 20.0), (20.0, 30.0), (30.0, 45.0)]
+    grid, field = _field_from_samples(xs, ys, ts, cell_m=100.0, buffer_m=150.0,
+                                      access_m_per_min=4000 / 60, min_hole_m2=250_000.0)
+    after = _to_wgs84(_contour_bands(grid, field, bands), "EPSG:2154")
+    before = _contour_bands(grid, field, bands, transformer("EPSG:2154", "EPSG:4326"))
+    counts = shapely.get_num_coordinates(np.array(before, dtype=object))
+    # pyproj for the small band, the polynomial for the large ones
+    assert counts[0] < _POLY_MIN_VERTICES <= counts.max()
+    assert list(shapely.to_wkb(np.array(before, dtype=object))) == list(
+        shapely.to_wkb(np.array(after, dtype=object)))

@@ -780,6 +780,23 @@ def _isochrone_groups(spec: EngineSpec, communes: gpd.GeoDataFrame,
     return groups
 
 
+#: Services of one group from which the per-service bands are drawn by forked processes
+#: when ``workers`` is not given (forking costs a fraction of a second; a road service's
+#: bands about a tenth: ``benchmarks/bench_isochrones.py``).
+MIN_SERVICES_FOR_PROCESSES = 64
+
+
+def _isochrone_workers(workers: int | None, n_services: int) -> int:
+    """Return the processes drawing per-service bands.
+
+    ``workers`` when given, else the CPU count for at least
+    :data:`MIN_SERVICES_FOR_PROCESSES` services, else 1.
+    """
+    if workers is not None:
+        return workers
+    return (os.cpu_count() or 1) if n_services >= MIN_SERVICES_FOR_PROCESSES else 1
+
+
 def _write_isochrones(plan: _Plan, spec: EngineSpec, out_dir: Path
                       ) -> tuple[str | None, list[str]]:
     """Write the run's isochrone bands into ``<out_dir>/isochrones.gpkg`` (and GeoJSON).
@@ -801,8 +818,9 @@ def _write_isochrones(plan: _Plan, spec: EngineSpec, out_dir: Path
         if s.empty or c.empty:
             continue
         types_parts.append(isochrones_types(engine, c, s, settings=plan.settings, crs=crs))
-        service_parts.append(isochrones_services(engine, c, s, settings=plan.settings,
-                                                 crs=crs))
+        service_parts.append(isochrones_services(
+            engine, c, s, settings=plan.settings, crs=crs,
+            workers=_isochrone_workers(plan.options.workers, len(s))))
     if not types_parts:
         return None, []
     types_gdf = gpd.GeoDataFrame(pd.concat(types_parts, ignore_index=True),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -185,11 +185,19 @@ def isochrones_types(
     return _frame(rows, TYPES_COLUMNS, out)
 
 
-def isochrones_services(
+def _projected(drawn: Iterable[_Drawn]
+               ) -> Iterator[tuple[list[str], list[list[shapely.Geometry]]]]:
+    """Project the metric geometries of each chunk to EPSG:4326, one list per service."""
+    for metric_crs, sids, metric in drawn:
+        flat = iter(_to_wgs84([g for gs in metric for g in gs], metric_crs))
+        yield sids, [[next(flat) for _ in gs] for gs in metric]
+
+
+def isochrones_services(  # noqa: PLR0913 - the options of one call, keywords only
     engine: Engine, communes: gpd.GeoDataFrame, services: gpd.GeoDataFrame, *,
     settings: Settings = Settings(), raster: RoadRaster = SERVICE_RASTER,
     proxy_cell_m: float = PROXY_CELL_M, crs: str | None = None,
-    chunk: int = _SOURCE_CHUNK,
+    chunk: int = _SOURCE_CHUNK, workers: int = 1,
 ) -> gpd.GeoDataFrame:
     """Draw the bands of each service from a search bounded at the largest threshold.
 
@@ -207,6 +215,11 @@ def isochrones_services(
     chunk
         Services per bounded call (the progress bar's step; memory follows the nodes
         each service reaches).
+    workers
+        Road engine: processes drawing the chunks (forked, reading the engine from this
+        process's memory; 1: this process). The result is the same, row for row and
+        vertex for vertex, whatever the number; more than one is used only where forking
+        is safe (POSIX ``fork``, a single-threaded process, not a daemon).
 
     Returns
     -------
@@ -218,24 +231,24 @@ def isochrones_services(
     require_columns(services, ["service_id", "type_service"], file="services")
     bands = bands_from_thresholds(settings.thresholds_min)
     wanted = services[services["type_service"].astype(str).isin(settings.service_types)]
-    drawn: Iterable[_Drawn]
+    projected: Iterable[tuple[list[str], list[list[shapely.Geometry]]]]
     if engine.name == "road":
-        drawn = _road_service_geometries(engine, wanted, bands, raster=raster, chunk=chunk,
-                                         access_speed_kmh=settings.access_speed_kmh)
+        projected = _road_service_geometries(
+            engine, wanted, bands, raster=raster, chunk=chunk, workers=workers,
+            access_speed_kmh=settings.access_speed_kmh)
     else:
-        drawn = _proxy_service_geometries(communes, wanted, bands, settings=settings,
-                                          cell_m=proxy_cell_m, crs=crs)
+        projected = _projected(_proxy_service_geometries(
+            communes, wanted, bands, settings=settings, cell_m=proxy_cell_m, crs=crs))
     type_of = dict(zip(wanted["service_id"].astype(str), wanted["type_service"].astype(str),
                        strict=True))
     rows: list[dict[str, Any]] = []
     out: list[shapely.Geometry] = []
-    for metric_crs, sids, metric in drawn:
-        flat = _to_wgs84([g for gs in metric for g in gs], metric_crs)
-        for i, sid in enumerate(sids):
-            for k, (low, high) in enumerate(bands):
+    for sids, geoms in projected:
+        for sid, per_band in zip(sids, geoms, strict=True):
+            for (low, high), geom in zip(bands, per_band, strict=True):
                 rows.append({"service_id": sid, "type_service": type_of[sid],
                              "bande_min": low, "bande_max": high, "moteur": engine.name})
-                out.append(flat[i * len(bands) + k])
+                out.append(geom)
     result = _frame(rows, SERVICES_COLUMNS, out)
     log.info("isochrones per service: %d bands for %d services (%s engine)", len(result),
              len(wanted), engine.name)

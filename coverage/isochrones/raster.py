@@ -31,8 +31,11 @@ The erosion, the minimum filters and the lifting off the levels give the same va
 the ``scipy.ndimage`` calls and float64 passes they replace (issue 18, tested against
 them): whole-array passes, or, for the per-service raster (a 3 × 3 cone, float32), loops
 compiled by numba (:mod:`coverage.routing.kernel` imports it) — the erosion, the minima
-around the holes' cells only, the label sizes, and one pass building the float64 field to
-contour. An unmasked field goes to contourpy's serial generator directly.
+around the holes' cells only, and one pass building the float64 field to contour. The
+small enclosed patches are found by one compiled walk of the unreached patches (the cells
+of ``ndimage.label`` with its sizes and edge labels, tested), and the projection's
+polynomials are evaluated by one compiled Horner pass (the same values as the numpy
+steps). An unmasked field goes to contourpy's serial generator directly.
 """
 
 from __future__ import annotations
@@ -196,33 +199,75 @@ def _square_min_pass(field: np.ndarray, r: int, cells: np.ndarray,
 _square_min_pass_jit: Callable[..., Any] = _kernel.compiled(_square_min_pass)
 
 
-def _label_sizes(labels: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover
-    """Return the number of cells of each label 0…n (``np.bincount``, compiled)."""
-    sizes = np.zeros(n + 1, dtype=np.int64)
-    for i in range(labels.size):
-        sizes[labels[i]] += 1
-    return sizes
+def _small_holes(  # noqa: C901, PLR0912 - one compiled loop over the grid
+        field: np.ndarray, max_cells: float) -> np.ndarray:  # pragma: no cover
+    """Return the flat indices (increasing) of the cells of the small enclosed patches.
 
+    ``field`` is the 2-D grid of minutes, non-finite where unreached. A patch is a
+    4-connected component of unreached cells (``ndimage.label``'s default structure); it
+    is small when it has at most ``max_cells`` cells and no cell on the grid's edge.
 
-_label_sizes_jit: Callable[..., Any] = _kernel.compiled(_label_sizes)
-
-
-def _cells_of(labels: np.ndarray, chosen: np.ndarray) -> np.ndarray:  # pragma: no cover
-    """Return the flat indices of the cells whose label is ``chosen`` (increasing)."""
+    One compiled pass in grid order. An unreached cell next to a cell known to be in a
+    large patch (above or to the left) is in that patch. Otherwise its patch is walked
+    breadth first, stopping as soon as it is known to be large (more than ``max_cells``
+    cells, a cell on the edge, or a cell known to be in a large patch): the cells walked
+    are then marked large, and the rest of the patch follows from them, so the large
+    patches (most of the unreached land) cost one look at each cell. The cells of the
+    small patches are listed at the end, in grid order.
+    """
+    ny, nx = field.shape
+    values = field.reshape(-1)
+    n = ny * nx
+    # 0 unreached, not seen; 1 in a large patch; 2 in a small patch; 3 reached; 4 queued
+    state = np.empty(n, dtype=np.uint8)
+    for c in range(n):
+        state[c] = 3 if np.isfinite(values[c]) else 0
+    queue = np.empty(min(n, int(max_cells) + 5), dtype=np.int64)
     count = 0
-    for i in range(labels.size):
-        if chosen[labels[i]]:
-            count += 1
+    for start in range(n):
+        if state[start] != 0:
+            continue
+        i = start // nx
+        j = start - i * nx
+        if (i > 0 and state[start - nx] == 1) or (j > 0 and state[start - 1] == 1):
+            state[start] = 1
+            continue
+        state[start] = 4
+        queue[0] = start
+        head, tail, large = 0, 1, False
+        while head < tail and not large:
+            c = queue[head]
+            head += 1
+            i = c // nx
+            j = c - i * nx
+            if i == 0 or i == ny - 1 or j == 0 or j == nx - 1:
+                large = True
+                break
+            for nb in (c - nx, c + nx, c - 1, c + 1):  # inside: not on the edge
+                if state[nb] == 1:
+                    large = True
+                    break
+                if state[nb] == 0:
+                    state[nb] = 4
+                    queue[tail] = nb
+                    tail += 1
+            if tail > max_cells:
+                large = True
+        mark = 1 if large else 2
+        for k in range(tail):
+            state[queue[k]] = mark
+        if not large:
+            count += tail
     out = np.empty(count, dtype=np.int64)
     k = 0
-    for i in range(labels.size):
-        if chosen[labels[i]]:
-            out[k] = i
+    for c in range(n):
+        if state[c] == 2:
+            out[k] = c
             k += 1
     return out
 
 
-_cells_of_jit: Callable[..., Any] = _kernel.compiled(_cells_of)
+_small_holes_jit: Callable[..., Any] = _kernel.compiled(_small_holes)
 
 
 def _fill_small_holes(field: np.ndarray, max_cells: float,
@@ -231,23 +276,15 @@ def _fill_small_holes(field: np.ndarray, max_cells: float,
 
     A patch of at most ``max_cells`` cells that does not touch the grid edge takes the
     earliest minutes of the reached cells within ``r`` cells, plus ``r`` cells at the
-    access speed (``access_min_per_cell`` minutes per cell; 0: flat fill).
+    access speed (``access_min_per_cell`` minutes per cell; 0: flat fill). The patches
+    are found by one compiled pass (:func:`_small_holes`: the same cells as
+    ``ndimage.label`` then the sizes and edge labels, tested).
     """
-    unreached = ~np.isfinite(field)
-    if max_cells <= 0 or not unreached.any():
+    if max_cells <= 0:
         return field
-    labels, n = ndimage.label(unreached)
-    if n == 0:
+    todo = _small_holes_jit(np.ascontiguousarray(field), float(max_cells))
+    if not todo.size:
         return field
-    flat_labels = labels.reshape(-1)
-    sizes = _label_sizes_jit(flat_labels, n)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    small = sizes <= max_cells
-    small[0] = False
-    small[edge] = False
-    if not small.any():
-        return field
-    todo = _cells_of_jit(flat_labels, small)
     out = np.array(field, copy=True, order="C")
     flat = out.reshape(-1)  # a view: writing it fills out
     # a patch of at most max_cells cells has no cell farther than r from its edge: one
@@ -429,6 +466,7 @@ _lift_pass_jit: Callable[..., Any] = _kernel.compiled(_lift_pass)
 
 def _contour_bands(
     grid: _Grid, field: np.ndarray, bands: Sequence[tuple[float, float]],
+    to_wgs84: Transformer | None = None,
 ) -> list[shapely.Geometry]:
     """Return one (Multi)Polygon per band from the filled contours of ``field`` (metric CRS).
 
@@ -436,6 +474,10 @@ def _contour_bands(
     (see the module docstring). A plain array (the road bands: no mask) goes to
     contourpy's serial generator directly, without the masked-array pass of
     ``contour_generator`` over the grid; a masked field (the proxy bands) through it.
+    With ``to_wgs84`` (the grid's CRS → EPSG:4326) the polygons are built from the
+    projected vertices: the same geometries as :func:`_to_wgs84` of the metric ones
+    (the same vertices in the same order go through :func:`_project_xy`), without
+    building and copying the metric ones.
     """
     xc, yc = grid.centres()
     top = max(high for _, high in bands)
@@ -463,16 +505,23 @@ def _contour_bands(
         # contourpy fills low < z <= high: start the first band below zero to keep z == 0
         lower = low if low > 0 else -1.0
         points, offsets, outer = gen.filled(lower, high)
-        out.append(_polygons_from_contour(points[0], offsets[0], outer[0]))
+        out.append(_polygons_from_contour(points[0], offsets[0], outer[0], to_wgs84))
     return out
 
 
-def _polygons_from_contour(points: Any, offsets: Any, outer: Any) -> shapely.Geometry:
-    """Build the MultiPolygon of one filled contour (contourpy's offset arrays)."""
+def _polygons_from_contour(points: Any, offsets: Any, outer: Any,
+                           to_wgs84: Transformer | None = None) -> shapely.Geometry:
+    """Build the MultiPolygon of one filled contour (contourpy's offset arrays).
+
+    With ``to_wgs84``, its vertices are projected first (:func:`_project_xy`).
+    """
     if points is None or len(points) == 0:
         return shapely.MultiPolygon()
+    xy = np.asarray(points, dtype=np.float64)
+    if to_wgs84 is not None:
+        xy = _project_xy(xy, to_wgs84)
     polys = shapely.from_ragged_array(
-        shapely.GeometryType.POLYGON, np.asarray(points, dtype=np.float64),
+        shapely.GeometryType.POLYGON, xy,
         (np.asarray(offsets, dtype=np.int64), np.asarray(outer, dtype=np.int64)),
     )
     # filled contours of one band are valid and disjoint (tested): no costly re-validation
@@ -532,6 +581,55 @@ def _poly_eval(coef: np.ndarray, u: np.ndarray, v: np.ndarray, degree: int) -> n
     return total
 
 
+def _poly_terms(degree: int) -> np.ndarray:
+    """Return the rows of :func:`_poly_basis` in the order :func:`_poly_eval` reads them.
+
+    For ``j`` from ``degree`` down to 0, the rows of ``u**i * v**j`` for ``i`` from
+    ``degree − j`` down to 0: the coefficients of each Horner step, in sequence.
+    """
+    rows = {term: k for k, term in enumerate(
+        (i, j) for j in range(degree + 1) for i in range(degree + 1 - j))}
+    return np.array([rows[(i, j)] for j in range(degree, -1, -1)
+                     for i in range(degree - j, -1, -1)], dtype=np.int64)
+
+
+def _poly_eval_pass(xy: np.ndarray, centre: np.ndarray, half: np.ndarray,
+                    coef: np.ndarray, degree: int, out: np.ndarray) -> None:  # pragma: no cover
+    """:func:`_poly_eval` at metric points ``xy`` (n × 2), compiled, into ``out`` (n × 2).
+
+    ``coef`` holds the coefficients of both outputs in the order of the Horner steps
+    (``coef[k] = (lon, lat)`` of row ``_poly_terms(degree)[k]``). Each point is scaled
+    to the box (``(x − centre) / half``) and both polynomials are evaluated by the same
+    Horner steps, in the same order, as :func:`_poly_eval` (no fused multiply-add): the
+    same float64 values.
+    """
+    for p in range(xy.shape[0]):
+        u = (xy[p, 0] - centre[0]) / half[0]
+        v = (xy[p, 1] - centre[1]) / half[1]
+        k = 0
+        total0 = 0.0
+        total1 = 0.0
+        for j in range(degree, -1, -1):
+            acc0 = coef[k, 0]
+            acc1 = coef[k, 1]
+            k += 1
+            for _ in range(degree - j):
+                acc0 = acc0 * u + coef[k, 0]
+                acc1 = acc1 * u + coef[k, 1]
+                k += 1
+            if j == degree:
+                total0 = acc0
+                total1 = acc1
+            else:
+                total0 = total0 * v + acc0
+                total1 = total1 * v + acc1
+        out[p, 0] = total0
+        out[p, 1] = total1
+
+
+_poly_eval_pass_jit: Callable[..., Any] = _kernel.compiled(_poly_eval_pass)
+
+
 def _project_xy(xy: np.ndarray, to_wgs84: Transformer) -> np.ndarray:
     """Project metric vertices to EPSG:4326 degrees, by a checked polynomial when many.
 
@@ -562,9 +660,10 @@ def _project_xy(xy: np.ndarray, to_wgs84: Transformer) -> np.ndarray:
         coef = np.linalg.lstsq(basis[:k], exact[:k], rcond=None)[0]
         error = float(np.abs(basis[k:] @ coef - exact[k:]).max())
         if np.isfinite(error) and error <= _POLY_TOL_DEG:
-            out = _poly_eval(coef, (cols[0] - centre[0]) / half[0],
-                             (cols[1] - centre[1]) / half[1], degree)
-            return np.ascontiguousarray(out.T)
+            out = np.empty((n, 2), dtype=np.float64)
+            _poly_eval_pass_jit(np.ascontiguousarray(xy, dtype=np.float64), centre, half,
+                                np.ascontiguousarray(coef[_poly_terms(degree)]), degree, out)
+            return out
     log.debug("polynomial projection off by %.1e degrees: pyproj for %d vertices", error, n)
     lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
     return np.column_stack([lon, lat])
@@ -577,3 +676,15 @@ def _to_wgs84(geoms: list[shapely.Geometry], crs: str) -> list[shapely.Geometry]
     to_wgs84 = transformer(crs, CRS_INPUT_OUTPUT)
     return [shapely.transform(_as_multipolygon(g), lambda xy: _project_xy(xy, to_wgs84))
             for g in geoms]
+
+
+def _warm_up_raster() -> None:
+    """Compile (or load) this module's numba loops on tiny inputs of the real types."""
+    field = np.zeros((3, 3), dtype=np.float32)
+    _small_holes_jit(field, 1.0)
+    _square_min_pass_jit(field, 1, np.zeros(1, dtype=np.int64), np.empty(1, dtype=np.float32))
+    _erode_3x3_pass_jit(np.zeros((5, 5), dtype=np.float32), np.float32(1.0), np.float32(1.0),
+                        field.copy())
+    _lift_pass_jit(field.reshape(-1), 1.0, np.zeros(1), _LEVEL_EPS_MIN, np.empty(9))
+    _poly_eval_pass_jit(np.zeros((1, 2)), np.zeros(2), np.ones(2), np.zeros((21, 2)), 5,
+                        np.empty((1, 2)))

@@ -35,12 +35,19 @@ per-service bands use a 100 m raster (:data:`SERVICE_CELL_M`, :data:`SERVICE_RAS
 there can be hundreds of them. The samples are never stored: two loops compiled by numba
 walk them, for their box (the grid), then onto the grid (:func:`_samples_box`,
 :func:`_samples_drop`: the same arithmetic, hence the same grid and minutes, as
-:func:`_arc_samples` then ``_field_from_samples``, tested).
+:func:`_arc_samples` then ``_field_from_samples``, tested). The per-service bands are
+drawn and projected chunk by chunk, in this process or, when asked (``workers``), in
+forked processes reading the engine from this one's memory: the same geometries in the
+same order either way (tested byte for byte).
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -49,12 +56,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import shapely
+from tqdm import TMonitor
 
-from coverage.isochrones.raster import _contour_bands, _Grid, _land_field
+from coverage.geo import transformer
+from coverage.isochrones.raster import (
+    _contour_bands,
+    _Grid,
+    _land_field,
+    _warm_up_raster,
+)
 from coverage.progress import progress
 from coverage.routing import kernel as _kernel
 from coverage.routing.network import RoadNetwork
-from coverage.settings import Settings
+from coverage.settings import CRS_INPUT_OUTPUT, Settings
 
 __all__ = [
     "BUFFER_M",
@@ -87,6 +101,8 @@ SERVICE_MIN_HOLE_M2 = 250_000.0
 #: filled, m²: a 300 m square (9 ha), whose centre is at most about 300 m from a road. They
 #: are the inside of street blocks, not lakes or mountains, and would multiply the vertices.
 MIN_HOLE_M2 = (2 * BUFFER_M) ** 2
+
+log = logging.getLogger(__name__)
 
 #: Services processed per bounded per-source call (one step of the progress bar).
 _SOURCE_CHUNK = 16
@@ -352,11 +368,12 @@ def _reached_nodes(network: RoadNetwork, minutes: np.ndarray,
     return reached, minutes[reached]
 
 
-def road_band_geometries_sparse(
+def road_band_geometries_sparse(  # noqa: PLR0913 - the options of one call, keywords only
     network: RoadNetwork, nodes: np.ndarray, minutes: np.ndarray,
     bands: Sequence[tuple[float, float]], *, raster: RoadRaster = RoadRaster(),
     access_speed_kmh: float | None = Settings().access_speed_kmh,
     direction: str = "to_service", graph: sp.csr_array | None = None,
+    wgs84: bool = False,
 ) -> list[shapely.Geometry]:
     """Draw :func:`road_band_geometries` from the reached nodes only (sparse minutes).
 
@@ -377,11 +394,16 @@ def road_band_geometries_sparse(
         As in :func:`road_band_geometries`.
     graph
         ``sampling_graph(network, direction)`` when the caller reuses it across calls.
+    wgs84
+        Return the polygons in EPSG:4326 (degrees): the contours' vertices are projected
+        before the polygons are built, the same geometries as the metric ones projected
+        afterwards (``raster._to_wgs84``).
 
     Returns
     -------
     list of shapely geometries
-        One valid MultiPolygon per band (possibly empty), in ``network.crs`` (metres).
+        One valid MultiPolygon per band (possibly empty), in ``network.crs`` (metres), or
+        EPSG:4326 with ``wgs84``.
     """
     nodes = np.asarray(nodes, dtype=np.int64)
     minutes = np.asarray(minutes, dtype=np.float64)
@@ -413,7 +435,8 @@ def road_band_geometries_sparse(
     access = None if access_speed_kmh is None else access_speed_kmh * 1000.0 / 60.0
     field = _land_field(grid, raw, buffer_m=raster.buffer_m, access_m_per_min=access,
                         min_hole_m2=raster.min_hole_m2)
-    return _contour_bands(grid, field, bands)
+    return _contour_bands(grid, field, bands,
+                          transformer(network.crs, CRS_INPUT_OUTPUT) if wgs84 else None)
 
 
 def _road_type_geometries(
@@ -446,23 +469,102 @@ def _road_type_geometries(
 def _road_service_geometries(
     engine: object, services: gpd.GeoDataFrame, bands: Sequence[tuple[float, float]], *,
     access_speed_kmh: float | None, raster: RoadRaster, chunk: int = _SOURCE_CHUNK,
-) -> Iterator[tuple[str, list[str], list[list[shapely.Geometry]]]]:
+    workers: int = 1,
+) -> Iterator[tuple[list[str], list[list[shapely.Geometry]]]]:
     """Draw each service's bands from bounded per-source searches, in chunks of services.
 
-    Yields ``(network CRS, service ids, one list of metric geometries per band per
-    service)`` for each chunk of ``chunk`` services (the progress bar's step).
+    Yields ``(service ids, one list of EPSG:4326 geometries per band per service)`` for
+    each chunk of ``chunk`` services (the progress bar's step), in the order of the
+    services. With ``workers`` > 1 the chunks are drawn by that many forked processes
+    (when forking is safe, see :func:`_fork_workers`), which read the engine from this
+    process's memory and send back the projected geometries: the same geometries, in the
+    same order, as in this process (shapely pickles them as WKB, every double exact).
     """
     road = _road_source(engine)
-    network = road.network
-    graph = sampling_graph(network)
-    cutoff = bands[-1][1]
+    graph = sampling_graph(road.network)
     step = max(int(chunk), 1)
-    starts = range(0, len(services), step)
-    for s in progress(starts, total=len(starts), desc="isochrones per service", unit="chunk"):
-        ids, mat = road.node_minutes_per_source_sparse(services.iloc[s:s + step], cutoff)
-        ptr = np.asarray(mat.indptr)
-        yield network.crs, [str(i) for i in ids], [
-            road_band_geometries_sparse(
-                network, mat.indices[ptr[i]:ptr[i + 1]], mat.data[ptr[i]:ptr[i + 1]], bands,
-                raster=raster, access_speed_kmh=access_speed_kmh, graph=graph)
-            for i in range(len(ids))]
+    starts = list(range(0, len(services), step))
+    state = {"road": road, "graph": graph, "services": services, "bands": list(bands),
+             "access": access_speed_kmh, "raster": raster, "step": step}
+    n_proc = _fork_workers(workers, len(starts))
+    if n_proc == 1:
+        for s in progress(starts, total=len(starts), desc="isochrones per service",
+                          unit="chunk"):
+            yield _service_chunk(state, s)
+        return
+    # the loops compiled (or read from numba's cache) and the engine's lazy search state
+    # built once, here, before forking: the children inherit them
+    _warm_up(road.network, graph)
+    road.node_minutes_per_source_sparse(services.iloc[:1], bands[-1][1])
+    _FORK_STATE.update(state)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx) as pool:
+            futures = [pool.submit(_service_chunk_in_child, s) for s in starts]
+            try:
+                for future in progress(futures, total=len(futures),
+                                       desc="isochrones per service", unit="chunk"):
+                    yield future.result()
+            finally:  # an error, or the caller stopping early: chunks not started are dropped
+                for future in futures:
+                    future.cancel()
+    finally:
+        _FORK_STATE.clear()
+
+
+#: What the forked processes of :func:`_road_service_geometries` read (set before forking).
+_FORK_STATE: dict[str, Any] = {}
+
+
+def _fork_workers(workers: int, n_chunks: int) -> int:
+    """Return the processes drawing the chunks (1: this process alone).
+
+    More than one only when asked, with more than one chunk, and when forking is safe: a
+    ``fork`` start method, this process single-threaded (no lock can be held by another
+    thread) and not a daemon. tqdm's monitor thread (started by any progress bar, even a
+    hidden one) is let through: it only sleeps and takes tqdm's own lock, which the
+    children never use (their progress bar is this process's).
+    """
+    wanted = max(1, min(int(workers), n_chunks))
+    if wanted == 1:
+        return 1
+    others = [t for t in threading.enumerate()
+              if t is not threading.current_thread() and not isinstance(t, TMonitor)]
+    if ("fork" not in multiprocessing.get_all_start_methods() or others
+            or multiprocessing.current_process().daemon):
+        log.info("isochrones per service drawn in this process: forking is not safe here")
+        return 1
+    return wanted
+
+
+def _warm_up(network: RoadNetwork, graph: sp.csr_array) -> None:
+    """Compile (or load) the drawing's numba loops in this process, on empty inputs.
+
+    The arrays of the sampling loops are the real ones (their types are the types of the
+    calls to come); the raster's loops are warmed up by :func:`_warm_up_raster`.
+    """
+    args = (np.asarray(graph.indptr), np.asarray(graph.indices), np.asarray(graph.data),
+            network.x, network.y, np.zeros(0, dtype=np.int64), np.zeros(0), 1.0, 1.0)
+    _samples_box_jit(*args)
+    _samples_drop_jit(*args, 0.0, 0.0, 1.0, 1, np.full(1, np.inf, dtype=np.float32))
+    _warm_up_raster()
+
+
+def _service_chunk(state: Mapping[str, Any], start: int
+                   ) -> tuple[list[str], list[list[shapely.Geometry]]]:
+    """Route and draw the chunk of services starting at row ``start``, in EPSG:4326."""
+    road: _RoadSource = state["road"]
+    network = road.network
+    bands = state["bands"]
+    ids, mat = road.node_minutes_per_source_sparse(
+        state["services"].iloc[start:start + state["step"]], bands[-1][1])
+    ptr = np.asarray(mat.indptr)
+    return [str(i) for i in ids], [road_band_geometries_sparse(
+        network, mat.indices[ptr[i]:ptr[i + 1]], mat.data[ptr[i]:ptr[i + 1]], bands,
+        raster=state["raster"], access_speed_kmh=state["access"], graph=state["graph"],
+        wgs84=True) for i in range(len(ids))]
+
+
+def _service_chunk_in_child(start: int) -> tuple[list[str], list[list[shapely.Geometry]]]:
+    """:func:`_service_chunk` in a forked process: everything comes from the parent."""
+    return _service_chunk(_FORK_STATE, start)
