@@ -16,8 +16,10 @@ Timed, in one browser:
   data built), until the map of the first département is drawn;
 - Carte, usable on Lozère (48): choose it in the sidebar from the first département, until
   its map is drawn (first time: display data built);
-- Carte, fresh page load on 48: a new tab opens the app's URL with ``?dep=48`` (the sidebar
-  keeps the département shown in the URL), from the request until its map is drawn;
+- Carte, fresh page load on 48: the app's URL with ``?dep=48`` (the sidebar keeps the
+  département shown in the URL) opened in a new tab of the same browser (Streamlit's front
+  end in its HTTP cache), then from a new browser profile (empty cache: every script of the
+  front end fetched and compiled again), from the request until its map is drawn;
 - département switch 48 → 12 (first visit), 12 → 48 and 48 → 12 (visited), until the map is
   drawn; then a reload of the page (the URL keeps 12).
 
@@ -59,6 +61,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 DEPT, OTHER = "48", "12"
+VIEWPORT = {"width": 1440, "height": 900}
 TARGET_CARTE_S = 3.0
 TARGET_SWITCH_S = 1.5
 TIMEOUT_S = 120.0
@@ -280,7 +283,8 @@ def _browser_pages(run_dir: Path, counts: dict[str, int], work: Path) -> list[tu
     with _server(run_dir, work / "streamlit.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            context = browser.new_context(viewport=VIEWPORT)
+            page = context.new_page()
             cpu = _Renderer(page)
             t0 = time.perf_counter()
             page.goto(url, wait_until="commit")
@@ -291,14 +295,22 @@ def _browser_pages(run_dir: Path, counts: dict[str, int], work: Path) -> list[tu
                              _wait_drawn(page, counts[DEPT], t0), TARGET_CARTE_S, cpu))
             page.wait_for_timeout(READ_S * 1000)
             page.close()
-            _SERVER["cpu_mark"] = int(_server_cpu() * 1000)
-            # a planner opens the app again on Lozère (the URL keeps ``?dep=48``)
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            cpu = _Renderer(page)
-            t0 = time.perf_counter()
-            page.goto(f"{url}/?dep={DEPT}", wait_until="commit")
-            rows.append(_row(f"Carte, fresh page load on {DEPT} (new tab, ?dep={DEPT})",
-                             _wait_drawn(page, counts[DEPT], t0), TARGET_CARTE_S, cpu))
+            # a planner opens the app again on Lozère (the URL keeps ``?dep=48``): in a new
+            # tab of the same browser (its HTTP cache holds Streamlit's front end), then
+            # from a new browser profile (nothing cached: every script fetched again)
+            for what, opener in (("new tab, same browser", context.new_page),
+                                 ("new browser profile, empty HTTP cache",
+                                  lambda: browser.new_page(viewport=VIEWPORT))):
+                _SERVER["cpu_mark"] = int(_server_cpu() * 1000)
+                page = opener()
+                cpu = _Renderer(page)
+                t0 = time.perf_counter()
+                page.goto(f"{url}/?dep={DEPT}", wait_until="commit")
+                rows.append(_row(f"Carte, fresh page load on {DEPT} ({what})",
+                                 _wait_drawn(page, counts[DEPT], t0), TARGET_CARTE_S, cpu))
+                if opener is context.new_page:
+                    page.wait_for_timeout(READ_S * 1000)
+                    page.close()
             t0 = _choose_dept(page, OTHER, cpu)
             rows.append(_row(f"département switch {DEPT} → {OTHER} (first visit)",
                              _wait_drawn(page, counts[OTHER], t0), TARGET_SWITCH_S, cpu))

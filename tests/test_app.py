@@ -427,14 +427,41 @@ def test_warming_builds_the_nearest_departements_map(
 def test_tables_show_french_numbers_whatever_the_browser() -> None:
     frame = pd.DataFrame({"nom": ["A", "B"], "population": [12345, 678],
                           "indice": [1234.56, float("nan")], "taux": [0.8125, 0.5],
-                          "zone_blanche": [True, False]})
-    config = {"population": st.column_config.NumberColumn("Population", format="localized"),
+                          "part": [0.125, None], "annee": [2025, 2024],
+                          "ecart": [-1500.25, 3.0], "zone_blanche": [True, False]})
+    number = st.column_config.NumberColumn
+    config = {"population": number("Population", format="localized", width=90),
+              "part": number("Part", format="percent"), "annee": number("Année", format="%d"),
               "nom": "Commune"}
-    shown, conf = views.french_numbers(frame, config)
-    assert shown["population"].tolist() == ["12\u202f345", "678"]
-    assert shown["indice"].tolist() == ["1\u202f234,6", ""]  # missing: empty
-    assert shown["taux"].tolist() == ["0,812", "0,5"]
-    assert shown["zone_blanche"].tolist() == [True, False] and shown["nom"].tolist() == ["A", "B"]
+    styled, conf = views.french_table(frame, config)
+    shown = styled.data if hasattr(styled, "data") else styled
+    assert shown is frame  # the cells keep their numbers: a click on a heading sorts them
+    text = styled.to_string(delimiter="|").splitlines()
+    rows = [line.split("|")[1:] for line in text[1:]]
+    header = text[0].split("|")[1:]
+    cell = {(r, header[i]): v for r, row in enumerate(rows) for i, v in enumerate(row)}
+    assert [cell[(0, "population")], cell[(1, "population")]] == ["12\u202f345", "678"]
+    assert [cell[(0, "indice")], cell[(1, "indice")]] == ["1\u202f234,6", ""]  # missing: empty
+    assert [cell[(0, "taux")], cell[(1, "taux")]] == ["0,812", "0,5"]
+    assert [cell[(0, "part")], cell[(1, "part")]] == ["12,5\u202f%", ""]
+    assert [cell[(0, "annee")], cell[(1, "annee")]] == ["2025", "2024"]  # a year: no space
+    assert [cell[(0, "ecart")], cell[(1, "ecart")]] == ["\u22121\u202f500,2", "3,0"]
+    assert cell[(0, "zone_blanche")] == "True" and cell[(0, "nom")] == "A"
+    # the number columns keep their type and title, without a format of the browser's own
+    for col in ("population", "part", "annee"):
+        assert conf[col]["type_config"]["type"] == "number"
+        assert "format" not in conf[col]["type_config"]
+    assert conf["population"]["label"] == "Population" and conf["population"]["width"] == 90
+    assert conf["nom"] == "Commune"
+    assert config["population"]["type_config"]["format"] == "localized"  # caller's untouched
+
+
+def test_very_large_tables_show_french_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(views, "STYLED_CELLS", 100)
+    rows = 51
+    frame = pd.DataFrame({"code": ["x"] * rows, "population": [1234] * rows})
+    shown, conf = views.french_table(frame, {"population": st.column_config.NumberColumn(
+        "Population", format="localized")})
+    assert isinstance(shown, pd.DataFrame)  # beyond pandas' Styler: text, sorted as text
+    assert shown["population"].iloc[0] == "1\u202f234"
     assert conf["population"]["type_config"]["type"] == "text"
-    assert conf["population"]["label"] == "Population" and conf["nom"] == "Commune"
-    assert frame["population"].tolist() == [12345, 678]  # the caller's table is untouched

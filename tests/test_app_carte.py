@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from coverage import results
-from coverage.app import state, upload
+from coverage.app import state, upload, views
 from coverage.classes import minute_classes
 from coverage.results import RunOutputs, run_thresholds
 
@@ -87,8 +87,12 @@ def _table_cells(block: str) -> tuple[list[str], list[list[str]]]:
 
 
 def test_text_version_of_the_map(at: AppTest, demo_road_run: Path) -> None:
-    exp = at.expander
-    text = next(e for e in exp if e.label == "Version texte de la carte")
+    text = next(e for e in at.expander if e.label == "Version texte de la carte")
+    assert not text.markdown and not text.get("html")  # written only once opened
+    at.session_state[views.TEXT_VERSION_KEY] = True  # the reader opens it
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = next(e for e in at.expander if e.label == "Version texte de la carte")
     heads = [m.value for m in text.markdown]
     assert any(h.startswith("### Version texte de la carte") for h in heads)
     sel = at.session_state[state.SELECTION_KEY]

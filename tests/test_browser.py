@@ -391,6 +391,57 @@ def test_map_in_chromium_offline(app_url: str, demo_run_dir: Path) -> None:
     )
 
 
+def _grid_column(table: Any, column: int) -> list[float]:
+    """Return the numbers of one column of a table's visible rows, top to bottom.
+
+    The table (``st.dataframe``) draws on a canvas; its accessible grid lists the cells of
+    the visible rows with their numbers (the canvas shows their French texts). ``column``
+    counts from 1.
+    """
+    cells = table.locator(f"td[aria-colindex='{column}']")
+    return [float(t) for t in cells.all_inner_texts() if t.strip()]
+
+
+def test_table_sorts_french_numbers_as_numbers(app_url: str, demo_run_dir: Path) -> None:
+    """Zones blanches, table by commune: a click on « Population » sorts by the numbers."""
+    import pandas as pd
+    from playwright.sync_api import sync_playwright
+
+    dept = sorted(_communes_per_dept(demo_run_dir))[0]
+    communes = pd.read_parquet(demo_run_dir / "communes.parquet", columns=["code_dep",
+                                                                         "population"])
+    population = sorted(communes.loc[communes["code_dep"].astype(str) == dept, "population"]
+                        .astype(float))
+    # the check can fail: sorted as text, the populations would come in another order
+    assert population != sorted(population, key=lambda v: str(int(v)))
+    with sync_playwright() as pw:
+        browser = _launch(pw)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{app_url}/zones_blanches?dep={dept}", wait_until="domcontentloaded")
+            table = page.get_by_test_id("stDataFrame").first  # « Par commune », shown first
+            grid = table.locator("canvas").first
+            grid.wait_for(timeout=120_000)
+            _wait_idle(page)
+            box = grid.bounding_box()
+            assert box is not None
+            # « Population » is the third column: Commune 180 px, Code INSEE 80 px, then 90 px
+            heading = (box["x"] + 180 + 80 + 45, box["y"] + 18)
+            page.mouse.click(*heading)
+            page.wait_for_timeout(1000)
+            rising = _grid_column(table, 3)
+            assert len(rising) >= 5, "too few rows visible to judge the order"
+            assert rising == population[:len(rising)]  # the smallest first, as numbers
+            page.mouse.click(*heading)
+            page.wait_for_timeout(1000)
+            falling = _grid_column(table, 3)
+            assert falling == population[::-1][:len(falling)]
+            table.screenshot(
+                path=str(ARTIFACTS / "zones_blanches_tri_population.png"))
+        finally:
+            browser.close()
+
+
 def _synthetic_sites(communes: Any) -> Any:
     """550 SYNTHETIC sites (the national benchmark's: not the real offer)."""
     sys.path.insert(0, str(REPO_ROOT))

@@ -379,7 +379,48 @@ def _dataframe_texts(node: Any, config: str) -> list[str]:
     cells = [str(v) for c in frame.columns
              if c in order and not pd.api.types.is_numeric_dtype(frame[c])
              for v in frame[c].dropna().unique()[:200]]
-    return headers + cells
+    return headers + cells + _french_number_cells(node, [c for c, _ in shown])
+
+
+#: A number as the app's tables write it: « 12 345 », « 1 234,5 », « −3 », « 12,5 % »
+#: (narrow no-break spaces), or a year or row number without separator (« 2025 »).
+FRENCH_CELL = re.compile(r"^\u2212?(?:\d{1,3}(?:\u202f\d{3})*|\d{1,4})(?:,\d+)?(?:\u202f%)?$")
+
+
+def _french_number_cells(node: Any, shown: list[str]) -> list[str]:
+    """Check the display text of every number shown in a table; return those texts.
+
+    The app gives each number of a table its French text (a pandas Styler: the browser
+    shows it whatever its language, and sorts by the number kept in the cell). Each text
+    must be French and stand for the cell's number.
+    """
+    import pyarrow as pa
+
+    frame: pd.DataFrame = node.value
+    numeric = [c for c in shown if c in frame and pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    if not numeric:
+        return []
+    display_bytes = node.proto.arrow_data.styler.display_values
+    assert display_bytes, f"numbers {numeric} shown without French display texts"
+    display = pa.ipc.open_stream(display_bytes).read_all().to_pandas()
+    texts: list[str] = []
+    for col in numeric:
+        for raw, text in zip(frame[col], display[col], strict=True):
+            text = "" if text is None or (isinstance(text, float) and np.isnan(text)) \
+                else str(text)
+            if pd.isna(raw):
+                assert text == "", f"{col}: missing number shown as « {text} »"
+                continue
+            assert FRENCH_CELL.match(text), f"{col}: « {text} » is not a French number"
+            value = float(text.replace("\u202f%", "").replace("\u202f", "")
+                          .replace(",", ".").replace("\u2212", "-"))
+            expected = float(raw) * (100 if text.endswith("%") else 1)
+            decimals = len(text.split(",")[1].split("\u202f")[0]) if "," in text else 0
+            assert abs(value - expected) <= 0.5 * 10 ** -decimals + 1e-9, \
+                f"{col}: « {text} » does not show {raw}"
+            texts.append(text)
+    return texts[:200]
 
 
 def _page_texts(at: Any, page: str) -> dict[str, str]:
@@ -450,6 +491,8 @@ def test_every_app_page_is_french(engine: str, demo_road_run: Path, demo_proxy_r
     run_dir = demo_road_run if engine == "road" else demo_proxy_run
     texts = _walk_app(run_dir, monkeypatch)
     assert len(texts) > 100  # the walk did see the pages
+    tables = [v for k, v in texts.items() if k.endswith(" tableau")]
+    assert any("\u202f" in v and "," in v for v in tables)  # French numbers were checked
     assert_french({k: v.replace(str(run_dir), "") for k, v in texts.items()})
 
 

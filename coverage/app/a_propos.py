@@ -50,7 +50,7 @@ st.caption(f"Run : {run.run_dir}" + (f", calculé le {created}" if created else 
 inputs = run.manifest.get("inputs")
 if isinstance(inputs, dict) and inputs:
     with st.expander("Fichiers d'entrée du run (chemins et empreintes SHA-256)"):
-        st.dataframe(
+        views.show_table(
             {
                 "entrée": list(inputs),
                 "fichier": [str(v.get("path", "")) if isinstance(v, dict) else str(v)
@@ -58,7 +58,6 @@ if isinstance(inputs, dict) and inputs:
                 "sha256": [str(v.get("sha256", ""))[:16] if isinstance(v, dict) else ""
                            for v in inputs.values()],
             },
-            hide_index=True, width="stretch",
         )
 
 st.header("Méthode")

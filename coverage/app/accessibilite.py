@@ -103,17 +103,15 @@ def _tables(result: AccessibilityResult, dept: str) -> None:
               "population_sans_service": number("Pop. sans service", format="localized")}
     tab_c, tab_e = st.tabs(["Par commune", "Par EPCI"])
     with tab_c:
-        shown, conf = views.french_numbers(result.communes, config)
-        st.dataframe(shown, hide_index=True, width="stretch", key="acc_communes",
-                     column_order=["code_insee", "nom", "population", "services_accessibles",
-                                   "capacite_accessible", "indice_pour_100k", "nom_epci"],
-                     column_config=conf)
+        views.show_table(result.communes, config, key="acc_communes",
+                         column_order=["code_insee", "nom", "population",
+                                       "services_accessibles", "capacite_accessible",
+                                       "indice_pour_100k", "nom_epci"])
     with tab_e:
-        shown, conf = views.french_numbers(result.epci, config)
-        st.dataframe(shown, hide_index=True, width="stretch", key="acc_epci",
-                     column_order=["nom_epci", "communes", "population",
-                                   "indice_moyen_pour_100k", "communes_sans_service",
-                                   "population_sans_service"], column_config=conf)
+        views.show_table(result.epci, config, key="acc_epci",
+                         column_order=["nom_epci", "communes", "population",
+                                       "indice_moyen_pour_100k", "communes_sans_service",
+                                       "population_sans_service"])
     csv = spreadsheet_safe_frame(result.communes).to_csv(index=False).encode("utf-8")
     st.download_button("Télécharger l'indice par commune (CSV)", csv, key="acc_csv",
                        file_name=f"{dept}_accessibilite_communes.csv", mime="text/csv")

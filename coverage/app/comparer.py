@@ -70,14 +70,13 @@ def _changes(cmp: RunComparison) -> None:
     rows = cmp.changes[(cmp.changes["type_service"] == type_service)
                        & (cmp.changes["seuil_minutes"] == threshold)]
     number = st.column_config.NumberColumn
-    shown, conf = views.french_numbers(rows, {
+    views.show_table(rows, {
         "code_insee": "Code INSEE", "nom": "Commune", "code_dep": "Département",
         "changement": "Changement", "population": number("Population"),
-        "minutes_a": number("Temps A (min)"), "minutes_b": number("Temps B (min)")})
-    st.dataframe(shown, hide_index=True, width="stretch", key="compare_communes",
-                 column_order=["code_insee", "nom", "code_dep", "population", "changement",
-                               "minutes_a", "minutes_b"],
-                 column_config=conf)
+        "minutes_a": number("Temps A (min)"), "minutes_b": number("Temps B (min)")},
+        key="compare_communes",
+        column_order=["code_insee", "nom", "code_dep", "population", "changement",
+                      "minutes_a", "minutes_b"])
     st.caption("Temps vide : aucun service accessible.")
 
 
@@ -129,17 +128,13 @@ def render() -> None:
     tabs = st.tabs([LEVEL_TITLES[k] for k in cmp.coverage] + ["Services"])
     for tab, (name, table) in zip(tabs, cmp.coverage.items(), strict=False):
         with tab:
-            shown, conf = views.french_numbers(
+            views.show_table(
                 table.assign(type_service=table["type_service"].map(type_label)),
-                _titles(table.columns))
-            st.dataframe(shown, hide_index=True, width="stretch", key=f"compare_{name}",
-                         column_config=conf)
+                _titles(table.columns), key=f"compare_{name}")
     with tabs[-1]:
-        shown, conf = views.french_numbers(cmp.services.assign(
+        views.show_table(cmp.services.assign(
             type_service=cmp.services["type_service"].map(type_label)),
-            _titles(cmp.services.columns))
-        st.dataframe(shown, hide_index=True, width="stretch", key="compare_services",
-                     column_config=conf)
+            _titles(cmp.services.columns), key="compare_services")
     run_a = state.load_run(dir_a, state.manifest_stamp(dir_a))
     m = comparison_map(cmp, run_a, run_b)
     st.iframe(maps.map_html(m), height=MAP_HEIGHT_PX, alt="Carte des communes qui changent")

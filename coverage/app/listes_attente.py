@@ -209,7 +209,7 @@ def render_upload(run: RunOutputs) -> None:
             if "problems" in up:
                 st.error(f"Fichier « {up['name']} » refusé : {len(up['problems'])} "
                          "problème(s). Corrigez-les et importez-le à nouveau.")
-                st.dataframe(up["problems"], hide_index=True)
+                views.show_table(up["problems"])
             else:
                 st.success(f"Fichier « {up['name']} » chargé : {len(up['data'])} lignes.")
                 for w in up.get("warnings", []):
@@ -257,15 +257,14 @@ def _provenance_section(view: WaitingView, public: bool) -> None:
             rows = mask_small_counts(rows, ["familles_en_attente"],
                                      Settings().secrecy_threshold, None,
                                      derived={"familles_en_attente": ("delai_moyen_jours",)})
-        # whole numbers only, without thousands (counts, days as « %.0f », row numbers)
-        st.dataframe(rows, hide_index=True, column_order=list(PROVENANCE_COLUMNS),
-                     column_config=PROVENANCE_COLUMNS)
+        # counts, days (« %.0f ») and row numbers (« %d »): whole, row numbers ungrouped
+        views.show_table(rows, PROVENANCE_COLUMNS, column_order=list(PROVENANCE_COLUMNS))
     if n and conflicts is not None:
         st.warning(f"{n} conflit(s) entre sources : pour un même service (ou département), "
                    "type et période, le retour du service l'emporte, puis la date de retour "
                    "la plus récente, puis le fichier importé en dernier.")
         shown = mask_conflicts(conflicts, Settings()) if public else conflicts
-        st.dataframe(views.french_numbers(shown)[0], hide_index=True)
+        views.show_table(shown)
     else:
         st.caption("Aucun conflit entre sources.")
 
@@ -427,7 +426,7 @@ def _tension_section(run: RunOutputs, indicators: pd.DataFrame, *, dept: str, ty
     order = ["code_dep", "annee", "periode", "familles_en_attente", "familles_en_attente_pour_100k",
              "delai_moyen_jours", "population_zone_blanche", "part_population_zone_blanche",
              "quadrant"]
-    st.dataframe(tension, hide_index=True, column_order=order, column_config=TENSION_COLUMNS)
+    views.show_table(tension, TENSION_COLUMNS, column_order=order)
     st.caption("Cellules vides : valeur masquée (secret statistique) ou non déclarée.")
 
 
@@ -461,8 +460,8 @@ def render() -> None:
     if view.rows is not None or view.conflicts is not None:
         _provenance_section(view, public)
     with st.expander("Tableau complet (listes_attente_departements)"):
-        st.dataframe(shown[shown["type_service"] == typ], hide_index=True,
-                     column_config={f.name: f.title for f in LISTES_ATTENTE_DEPARTEMENTS.fields})
+        views.show_table(shown[shown["type_service"] == typ],
+                         {f.name: f.title for f in LISTES_ATTENTE_DEPARTEMENTS.fields})
 
 
 def _french(chart: Any) -> Any:

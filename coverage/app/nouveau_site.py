@@ -148,10 +148,9 @@ def _sites_table(result: SitingResult, dept: str, type_service: str, threshold: 
                  ) -> None:
     """Draw the sites table, its CSV download and the method."""
     table = result.table
-    st.dataframe(
-        table, hide_index=True, width="stretch", key="table_sites",
-        column_order=SITES_COLUMNS,
-        column_config={
+    views.show_table(
+        table, key="table_sites", column_order=SITES_COLUMNS,
+        config={
             "rang": "Rang", "nom": "Chef-lieu candidat", "code_insee": "Code INSEE",
             "population_nouvellement_couverte": st.column_config.NumberColumn(
                 "Pop. nouvellement couverte (dép.)", format="localized"),
@@ -312,15 +311,14 @@ def _scenario_figures(view: _ScenarioView, base: Scenario, type_service: str,
     changed = pd.concat([fig.gained.assign(effet="sort de la zone blanche"),
                          fig.lost.assign(effet="entre en zone blanche")], ignore_index=True)
     if len(changed):
-        shown = changed.assign(minutes_avant=changed["minutes_avant"].map(fr_minutes),
-                               minutes_apres=changed["minutes_apres"].map(fr_minutes))
-        st.dataframe(shown[["nom", "code_insee", "population", "minutes_avant",
-                            "minutes_apres", "effet"]], hide_index=True, width="stretch",
-                     column_config={"nom": "Commune", "code_insee": "Code INSEE",
-                                    "population": st.column_config.NumberColumn(
-                                        "Population", format="localized"),
-                                    "minutes_avant": "Minutes (run)",
-                                    "minutes_apres": "Minutes (scénario)", "effet": "Effet"})
+        shown = changed.round({"minutes_avant": 1, "minutes_apres": 1})
+        views.show_table(shown[["nom", "code_insee", "population", "minutes_avant",
+                                "minutes_apres", "effet"]],
+                         {"nom": "Commune", "code_insee": "Code INSEE",
+                          "population": st.column_config.NumberColumn("Population"),
+                          "minutes_avant": "Temps, run (min)",
+                          "minutes_apres": "Temps, scénario (min)", "effet": "Effet"})
+        st.caption("Temps vide : aucun service accessible.")
     if scn.changes:
         st.caption("Changements : " + " ; ".join(scn.changes) + f". Dernier recalcul : "
                    f"{fr_decimal(view.last_change_s, 2)} s, "

@@ -56,6 +56,7 @@ __all__ = [
     "Selection",
     "access_for",
     "carte_map",
+    "data_key",
     "dept_access",
     "dept_communes",
     "dept_context",
@@ -250,6 +251,12 @@ def dept_access(run_dir: str, stamp: float, dept: str) -> pd.DataFrame:
     run = load_run(run_dir, stamp)
     acc = run.tables["acces_communes"]
     return acc[acc["code_dep"].astype(str) == dept].reset_index(drop=True)
+
+
+def data_key(sel: Selection) -> str:
+    """Return the cache key of the selection's data: ``run``, or the uploaded file's token."""
+    up = upload_override(sel)
+    return "run" if up is None else repr(up["token"])
 
 
 def access_for(sel: Selection) -> tuple[pd.DataFrame, str, str | None]:

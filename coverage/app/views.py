@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import tempfile
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 from coverage.app import state
 from coverage.export import epci_departement_table, export_departement, run_digest
@@ -31,6 +34,8 @@ from coverage.whitezones import combined_access, coverage_table, is_white_zone
 __all__ = [
     "EXPORT_ITEMS",
     "ISOCHRONES_LAYER",
+    "STYLED_CELLS",
+    "TEXT_VERSION_KEY",
     "AccessPage",
     "SitingData",
     "commune_table",
@@ -41,7 +46,7 @@ __all__ = [
     "fmt_decimal",
     "fmt_int",
     "fmt_rate",
-    "french_numbers",
+    "french_table",
     "has_isochrones",
     "key_figures",
     "level_table",
@@ -49,6 +54,7 @@ __all__ = [
     "run_digest_of",
     "service_names",
     "show_key_figures",
+    "show_table",
     "siting_data",
     "siting_geometries",
     "type_rows",
@@ -58,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: Layer of ``isochrones.gpkg`` drawn on the map (bands per service type).
 ISOCHRONES_LAYER = "isochrones_types_affichage"
+#: Session key of the Carte page's « Version texte de la carte » (True while open).
+TEXT_VERSION_KEY = "carte_text_version"
 
 
 def fictional_banner(run: RunOutputs, extra: str = "") -> None:
@@ -145,6 +153,17 @@ def key_figures(sel: state.Selection) -> dict[str, Any]:
         ``communes``, ``communes_zone_blanche``, ``population_zone_blanche``,
         ``minutes_mediane`` (population-weighted, minutes; inf when unreachable).
     """
+    return dict(_key_figures(sel, state.data_key(sel)))
+
+
+@st.cache_data(show_spinner=False, max_entries=state.DEPT_ENTRIES)
+def _key_figures(sel: state.Selection, data_key: str) -> dict[str, Any]:
+    """Return :func:`key_figures`, cached per selection and data.
+
+    ``data_key`` (``run`` or an uploaded file's token) stands for the access rows: a new
+    session or a rerun reads the figures without hashing those rows again.
+    """
+    del data_key  # cache key only
     access, _engine, _up = state.access_for(sel)
     communes = state.dept_communes(sel.run_dir, sel.stamp, sel.dept)
     table = coverage_level(access, communes, sel.threshold_min, "departements")
@@ -223,51 +242,147 @@ def _column_digits(values: pd.Series) -> int:
     return 1 if float(np.abs(finite).max()) >= 10 else 3
 
 
-def _fr_number(value: float, digits: int) -> str:
+def _fr_number(value: float, digits: int, *, grouping: bool = True) -> str:
     """Return a number in French (narrow space for thousands, decimal comma); "" if none."""
     if not math.isfinite(value):
         return ""
-    text = f"{value:,.{digits}f}".replace(",", "\u202f").replace(".", ",")
+    text = f"{value:{',' if grouping else ''}.{digits}f}"
+    text = text.replace(",", "\u202f").replace(".", ",").replace("-", "\u2212")
     if digits > 1 and "," in text:
         text = text.rstrip("0").rstrip(",")
     return text
 
 
-def french_numbers(frame: pd.DataFrame, config: dict[str, Any] | None = None
-                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Return a table whose numbers are French text, and its column configuration.
+#: ``NumberColumn`` printf formats of whole numbers written without thousands separators
+#: (years, row numbers, days).
+_PLAIN_FORMATS = re.compile(r"^%(?:d|i|u|\.0f)$")
+#: Most cells given French display texts (pandas' Styler limit, ``styler.render.max_elements``,
+#: is 262,144): a larger table (a national comparison) shows its numbers as French text.
+STYLED_CELLS = 250_000
+
+
+def _formatter(values: pd.Series, fmt: str | None) -> Callable[[object], str]:
+    """Return the French display text of a numeric column's cells, by its format.
+
+    ``percent``: a share 0–1 as « 12,5 % »; a printf format of a whole number (``%d``,
+    ``%.0f``): the number without thousands separator (a year, a row number); any other
+    (``localized``, none): thousands by a narrow no-break space, decimal comma, the
+    column's decimals (0 for whole numbers, 1 from 10 up, else up to 3).
+    """
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    if fmt == "percent":
+        return lambda v: _fr_percent(_as_float(v))
+    if fmt is not None and _PLAIN_FORMATS.match(fmt):
+        return lambda v: _fr_number(_as_float(v), 0, grouping=False)
+    digits = _column_digits(numbers)
+    return lambda v: _fr_number(_as_float(v), digits)
+
+
+def _as_float(value: object) -> float:
+    """Return a cell as a float, NaN when missing (``None``, ``pd.NA``) or not a number."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _fr_percent(share: float) -> str:
+    """Return a share 0–1 as a French percentage with one decimal (« 12,5 % »); "" if none."""
+    return _fr_number(100.0 * share, 1) + "\u202f%" if math.isfinite(share) else ""
+
+
+def _number_format(entry: Any) -> tuple[bool, str | None]:
+    """Return whether a ``column_config`` entry is a number column, and its format."""
+    if not isinstance(entry, dict):
+        return False, None
+    type_config = entry.get("type_config") or {}
+    if type_config.get("type") != "number":
+        return False, None
+    fmt = type_config.get("format")
+    return True, None if fmt is None else str(fmt)
+
+
+def french_table(frame: pd.DataFrame, config: Mapping[str, Any] | None = None
+                 ) -> tuple[pd.DataFrame | Styler, dict[str, Any]]:
+    """Return a table whose numbers are shown in French, and its column configuration.
 
     ``st.dataframe`` formats numbers in the browser's language (« 1,234.5 » in an English
-    browser); the app shows French formats whatever the browser: numeric columns become
-    text (« 1 234,5 », empty when missing) and their ``NumberColumn`` configuration a
-    ``TextColumn`` of the same title.
+    browser). The app shows French formats whatever the browser: a pandas ``Styler`` gives
+    each numeric cell its French text (narrow no-break space for thousands, decimal comma,
+    « 12,5 % »), which the browser shows, while the cells keep their numbers, by which a
+    click on a column heading sorts. The ``NumberColumn`` configurations lose their
+    ``format`` (a format of the column would replace the French text); ``percent`` and
+    printf formats of whole numbers (``%d``, ``%.0f``: years, row numbers) choose the
+    French text instead (:func:`_formatter`).
 
     Parameters
     ----------
     frame
-        The table shown.
+        The table shown (not modified).
     config
         ``column_config`` of ``st.dataframe`` (titles or column configurations).
 
     Returns
     -------
     tuple
-        The table with text numbers (a copy) and the configuration to pass with it.
+        The styled table (the table itself when it has no number or more than
+        :data:`STYLED_CELLS` cells: its numbers are then French text) and the configuration
+        to pass with it.
     """
-    out = frame.copy()
     conf = dict(config or {})
-    for col in out.columns:
-        series = out[col]
-        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
-            continue
-        values = pd.to_numeric(series, errors="coerce").astype(float)
-        digits = _column_digits(values)
-        out[col] = [_fr_number(v, digits) for v in values]
-        current = conf.get(str(col))
-        if isinstance(current, dict) and current.get("type_config", {}).get("type") == "number":
-            conf[str(col)] = st.column_config.TextColumn(current.get("label"),
-                                                         help=current.get("help"))
-    return out, conf
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    if not numeric:
+        return frame, conf
+    formats: dict[Any, str | Callable[[object], str] | None] = {}
+    for col in numeric:
+        is_number, fmt = _number_format(conf.get(str(col)))
+        formats[col] = _formatter(frame[col], fmt)
+        if is_number:
+            entry = dict(conf[str(col)])
+            entry["type_config"] = {k: v for k, v in entry["type_config"].items()
+                                    if k != "format"}
+            conf[str(col)] = entry
+    if frame.size > STYLED_CELLS:  # beyond pandas' Styler: French text, sorted as text
+        out = frame.copy()
+        for col in numeric:
+            fmt_fn = _formatter(frame[col], _number_format(config.get(str(col)) if config
+                                                           else None)[1])
+            out[col] = [fmt_fn(v) for v in out[col]]
+            if _number_format(conf.get(str(col)))[0]:
+                conf[str(col)] = st.column_config.TextColumn(
+                    conf[str(col)].get("label"), help=conf[str(col)].get("help"))
+        return out, conf
+    return frame.style.format(formats), conf
+
+
+def show_table(frame: pd.DataFrame | Mapping[str, Any], config: Mapping[str, Any] | None = None,
+               **kwargs: Any) -> Any:
+    """Draw a table with ``st.dataframe``, its numbers in French and sortable as numbers.
+
+    The one way the app's pages draw a table (:func:`french_table`): index hidden, missing
+    values as empty cells, width of the page unless ``width`` is given.
+
+    Parameters
+    ----------
+    frame
+        The table (a mapping of columns is turned into a table).
+    config
+        ``column_config`` (titles or column configurations).
+    **kwargs
+        Other arguments of ``st.dataframe`` (``key``, ``column_order``, ``width``…).
+
+    Returns
+    -------
+    Any
+        What ``st.dataframe`` returns.
+    """
+    table = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(dict(frame))
+    shown, conf = french_table(table, config)
+    kwargs.setdefault("hide_index", True)
+    kwargs.setdefault("width", "stretch")
+    kwargs.setdefault("placeholder", "")
+    return st.dataframe(shown, column_config=conf, **kwargs)
 
 
 def fmt_decimal(value: object) -> str:

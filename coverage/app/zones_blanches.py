@@ -42,8 +42,7 @@ def _fitted_table(table: pd.DataFrame, main: Sequence[str], name: str,
         Widget key of the main table (the expander's tables get ``key_autres_i``).
     """
     shown = [c for c in main if c in table]
-    st.dataframe(table[shown], hide_index=True, width="stretch", key=key,
-                 column_config=dict(config))
+    views.show_table(table[shown], config, key=key)
     ids = [c for c in dict.fromkeys((shown[0], name)) if c in table]
     rest = [c for c in table.columns if c not in shown and c not in ids]
     if not rest:
@@ -51,8 +50,7 @@ def _fitted_table(table: pd.DataFrame, main: Sequence[str], name: str,
     with st.expander(f"Autres colonnes ({len(rest)})", expanded=False):
         for i in range(0, len(rest), OTHER_COLUMNS_PER_TABLE):
             cols = [*ids, *rest[i:i + OTHER_COLUMNS_PER_TABLE]]
-            st.dataframe(table[cols], hide_index=True, width="stretch",
-                         key=f"{key}_autres_{i}", column_config=dict(config))
+            views.show_table(table[cols], config, key=f"{key}_autres_{i}")
 
 
 shown = views.open_access_page("Zones blanches")
@@ -64,7 +62,8 @@ st.caption(f"Seuil : {fr_minutes(sel.threshold_min)}. Moteur : "
 views.show_key_figures(sel)
 
 pct = st.column_config.NumberColumn("Taux de couverture", format="percent")
-#: Decimals in the browser's locale (« 12,3 » in French); printf formats write « 12.3 ».
+#: Numbers written in French by :func:`views.show_table` (« 1 234,5 », « 12,3 % »), whatever
+#: the browser's language; the columns still sort as numbers.
 DECIMAL = "localized"
 common = {
     "population": st.column_config.NumberColumn("Population", format="localized"),
