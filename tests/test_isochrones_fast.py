@@ -410,3 +410,30 @@ def test_contours_projected_before_building_are_the_projected_polygons() -> None
     assert counts[0] < _POLY_MIN_VERTICES <= counts.max()
     assert list(shapely.to_wkb(np.array(before, dtype=object))) == list(
         shapely.to_wkb(np.array(after, dtype=object)))
+
+
+def test_chunks_sent_back_by_forked_processes_rebuild_the_same_geometries(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk packed as ragged arrays (or as geometries when one is not a MultiPolygon)
+    comes back with the same WKB, grouped per service as it left."""
+    import shapely
+
+    from coverage.isochrones import road as iso_road
+
+    holed = shapely.box(2, 2, 3, 3).difference(shapely.box(2.2, 2.2, 2.5, 2.5))
+    multi = [[shapely.MultiPolygon(), shapely.MultiPolygon([shapely.box(0, 0, 1, 1), holed])],
+             [shapely.MultiPolygon([holed]), shapely.MultiPolygon()]]
+    mixed = [[shapely.box(0, 0, 1, 1)], [shapely.MultiPolygon([holed])]]
+    for geoms in (multi, mixed):
+        flat = [g for per in geoms for g in per]
+        counts = [len(per) for per in geoms]
+        is_multi = all(g.geom_type == "MultiPolygon" for g in flat)
+        packed = shapely.to_ragged_array(flat) if is_multi else flat
+        ids, back = iso_road._unpack_chunk(["a", "b"], counts, packed)
+        assert ids == ["a", "b"]
+        assert [[g.wkb for g in per] for per in back] == [[g.wkb for g in per] for per in geoms]
+    # the child's packing: ragged arrays for MultiPolygons only
+    chunks = iter([(["a", "b"], mixed), (["a", "b"], multi)])
+    monkeypatch.setattr(iso_road, "_service_chunk", lambda state, start: next(chunks))
+    assert isinstance(iso_road._service_chunk_in_child(0)[2], list)
+    assert isinstance(iso_road._service_chunk_in_child(0)[2], tuple)

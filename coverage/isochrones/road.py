@@ -504,7 +504,7 @@ def _road_service_geometries(
             try:
                 for future in progress(futures, total=len(futures),
                                        desc="isochrones per service", unit="chunk"):
-                    yield future.result()
+                    yield _unpack_chunk(*future.result())
             finally:  # an error, or the caller stopping early: chunks not started are dropped
                 for future in futures:
                     future.cancel()
@@ -565,6 +565,36 @@ def _service_chunk(state: Mapping[str, Any], start: int
         wgs84=True) for i in range(len(ids))]
 
 
-def _service_chunk_in_child(start: int) -> tuple[list[str], list[list[shapely.Geometry]]]:
-    """:func:`_service_chunk` in a forked process: everything comes from the parent."""
-    return _service_chunk(_FORK_STATE, start)
+#: A chunk as a forked process sends it back: service ids, bands per service and the
+#: flat geometries as shapely ragged arrays (geometry type, coordinates, offsets).
+_PackedChunk = tuple[list[str], list[int],
+                     tuple[Any, np.ndarray, tuple[np.ndarray, ...]] | list[Any]]
+
+
+def _service_chunk_in_child(start: int) -> _PackedChunk:
+    """:func:`_service_chunk` in a forked process: everything comes from the parent.
+
+    The geometries go back as coordinate and offset arrays (:func:`shapely.to_ragged_array`,
+    pickled as raw buffers) rather than one WKB per geometry: the per-service bands hold
+    tens of thousands of vertices each, and the arrays cost a copy where WKB costs an
+    encoding here and a decoding in the parent. The same doubles come back, in order.
+    """
+    ids, geoms = _service_chunk(_FORK_STATE, start)
+    flat = [g for per_service in geoms for g in per_service]
+    counts = [len(per_service) for per_service in geoms]
+    if not flat or not (shapely.get_type_id(flat) == _MULTIPOLYGON).all():
+        return ids, counts, flat  # ragged arrays would turn a Polygon into a MultiPolygon
+    return ids, counts, shapely.to_ragged_array(flat)
+
+
+#: shapely's type id of MultiPolygon.
+_MULTIPOLYGON = 6
+
+
+def _unpack_chunk(ids: list[str], counts: list[int],
+                  packed: tuple[Any, np.ndarray, tuple[np.ndarray, ...]] | list[Any]
+                  ) -> tuple[list[str], list[list[shapely.Geometry]]]:
+    """Rebuild a chunk of :func:`_service_chunk_in_child` (the same geometries)."""
+    flat = packed if isinstance(packed, list) else list(shapely.from_ragged_array(*packed))
+    ends = np.cumsum(counts)
+    return ids, [flat[end - n:end] for n, end in zip(counts, ends, strict=True)]
