@@ -15,6 +15,7 @@ __all__ = [
     "CHANGE_ENTERING",
     "CHANGE_LEAVING",
     "CHART_NUMBER_LOCALE",
+    "CHART_TIME_LOCALE",
     "DEMO_CHOICE",
     "DENSITY_LABELS",
     "DISTANCE_COLUMN_TITLES",
@@ -216,6 +217,20 @@ def fr_decimal(value: float, digits: int = 1) -> str:
 CHART_NUMBER_LOCALE: Mapping[str, object] = {
     "decimal": ",", "thousands": "\u202f", "grouping": [3], "currency": ["", "\u00a0€"],
     "percent": "\u202f%", "minus": "−",
+}
+
+
+#: French dates of the app's charts (Vega ``config.locale``, d3-time-format): month and day
+#: names on time axes (« avril 2025 », not « April »).
+CHART_TIME_LOCALE: Mapping[str, object] = {
+    "dateTime": "%A %e %B %Y à %X", "date": "%d/%m/%Y", "time": "%H:%M:%S",
+    "periods": ["", ""],
+    "days": ["dimanche", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi"],
+    "shortDays": ["dim.", "lun.", "mar.", "mer.", "jeu.", "ven.", "sam."],
+    "months": ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+               "septembre", "octobre", "novembre", "décembre"],
+    "shortMonths": ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août",
+                    "sept.", "oct.", "nov.", "déc."],
 }
 
 

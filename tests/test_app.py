@@ -442,7 +442,7 @@ def test_tables_show_french_numbers_whatever_the_browser() -> None:
     cell = {(r, header[i]): v for r, row in enumerate(rows) for i, v in enumerate(row)}
     assert [cell[(0, "population")], cell[(1, "population")]] == ["12\u202f345", "678"]
     assert [cell[(0, "indice")], cell[(1, "indice")]] == ["1\u202f234,6", ""]  # missing: empty
-    assert [cell[(0, "taux")], cell[(1, "taux")]] == ["0,812", "0,5"]
+    assert [cell[(0, "taux")], cell[(1, "taux")]] == ["0,812", "0,500"]  # same decimals
     assert [cell[(0, "part")], cell[(1, "part")]] == ["12,5\u202f%", ""]
     assert [cell[(0, "annee")], cell[(1, "annee")]] == ["2025", "2024"]  # a year: no space
     assert [cell[(0, "ecart")], cell[(1, "ecart")]] == ["\u22121\u202f500,2", "3,0"]
@@ -465,3 +465,21 @@ def test_very_large_tables_show_french_text(monkeypatch: pytest.MonkeyPatch) -> 
     assert isinstance(shown, pd.DataFrame)  # beyond pandas' Styler: text, sorted as text
     assert shown["population"].iloc[0] == "1\u202f234"
     assert conf["population"]["type_config"]["type"] == "text"
+
+
+def test_a_table_column_shows_the_same_decimals_in_every_cell() -> None:
+    """« 2,0 » beside « 2,5 », never « 2 »: one number of decimals per column."""
+    import pandas as pd
+
+    from coverage.app import views
+
+    def texts(values: list[float]) -> list[str]:
+        fmt = views._formatter(pd.Series(values), None)
+        return [fmt(v) for v in values]
+
+    assert texts([2.0, 2.5]) == ["2,0", "2,5"]
+    assert texts([0.25, 0.5]) == ["0,25", "0,50"]
+    assert texts([0.125, 1.0]) == ["0,125", "1,000"]
+    assert texts([12.34, 1.0, 1234.5]) == ["12,3", "1,0", "1\u202f234,5"]
+    assert texts([3.0, 1200.0, float("nan")]) == ["3", "1\u202f200", ""]
+    assert texts([-0.5, 1.0]) == ["\u22120,5", "1,0"]

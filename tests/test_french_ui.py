@@ -442,9 +442,12 @@ def _page_texts(at: Any, page: str) -> dict[str, str]:
             texts[f"{where} {key} {n}"] = text
         if "spec" in fields:
             texts[f"{where} graphique"] = " | ".join(_chart_texts(fields["spec"]))
-            number = json.loads(fields["spec"]).get("config", {}).get("locale", {}).get(
-                "number", {})
-            assert number.get("decimal") == ",", f"{where}: chart numbers not in French"
+            locale = json.loads(fields["spec"]).get("config", {}).get("locale", {})
+            assert locale.get("number", {}).get("decimal") == ",", \
+                f"{where}: chart numbers not in French"
+            if '"temporal"' in fields["spec"]:  # Vega's default month names are English
+                months = locale.get("time", {}).get("months", [])
+                assert months[3:4] == ["avril"], f"{where}: chart dates not in French"
         if kind in ("Dataframe", "Table"):
             texts[f"{where} tableau"] = " | ".join(_dataframe_texts(node,
                                                                   fields.get("columns", "")))

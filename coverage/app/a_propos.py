@@ -90,6 +90,7 @@ st.markdown(
   ignore les obstacles (relief, cours d'eau, lacs).
 - La capacité des services et les listes d'attente ne changent pas les temps d'accès.
 - Les bandes isochrones sont un affichage ; les chiffres viennent des temps par commune.
-- Les contours sont simplifiés pour l'affichage (environ 75 m).
+- Les contours sont simplifiés pour l'affichage : environ 75 m pour les communes du département,
+  250 m pour les communes voisines, 50 m pour les bandes isochrones.
 """
 )

@@ -29,6 +29,7 @@ from coverage.errors import CoverageError, InputError
 from coverage.io.waiting import SOURCES, load_waiting
 from coverage.labels import (
     CHART_NUMBER_LOCALE,
+    CHART_TIME_LOCALE,
     FICTIONAL_WAITING,
     PLACEHOLDER_CHOICE,
     PLACEHOLDER_CHOICES,
@@ -465,8 +466,9 @@ def render() -> None:
 
 
 def _french(chart: Any) -> Any:
-    """Return the chart with French number formats (« 12,5 », « 45 % ») on axes and tooltips."""
-    return chart.configure(locale={"number": dict(CHART_NUMBER_LOCALE)})
+    """Return the chart in French: numbers (« 12,5 », « 45 % ») and month names (« avril »)."""
+    return chart.configure(locale={"number": dict(CHART_NUMBER_LOCALE),
+                                   "time": dict(CHART_TIME_LOCALE)})
 
 
 def _fmt(value: Any, fmt: Callable[[float], str], missing: str | None = "—") -> str | None:

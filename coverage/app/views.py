@@ -235,11 +235,18 @@ def show_key_figures(sel: state.Selection) -> dict[str, Any]:
 
 
 def _column_digits(values: pd.Series) -> int:
-    """Return the decimals shown for a numeric column: 0 whole, 1 from 10 up, else 3."""
-    finite = values[np.isfinite(values)]
+    """Return the decimals shown for a numeric column, the same for all its cells.
+
+    0 for whole numbers, 1 from 10 up, else the fewest decimals (1 to 3) that show every
+    cell as it is to 3 decimals (« 2,0 » beside « 2,5 », not « 2 »).
+    """
+    finite = values[np.isfinite(values)].to_numpy(dtype=float)
     if not len(finite) or bool((finite == np.round(finite)).all()):
         return 0
-    return 1 if float(np.abs(finite).max()) >= 10 else 3
+    if float(np.abs(finite).max()) >= 10:
+        return 1
+    exact = np.round(finite, 3)
+    return next((d for d in (1, 2) if bool((np.round(finite, d) == exact).all())), 3)
 
 
 def _fr_number(value: float, digits: int, *, grouping: bool = True) -> str:
@@ -247,10 +254,7 @@ def _fr_number(value: float, digits: int, *, grouping: bool = True) -> str:
     if not math.isfinite(value):
         return ""
     text = f"{value:{',' if grouping else ''}.{digits}f}"
-    text = text.replace(",", "\u202f").replace(".", ",").replace("-", "\u2212")
-    if digits > 1 and "," in text:
-        text = text.rstrip("0").rstrip(",")
-    return text
+    return text.replace(",", "\u202f").replace(".", ",").replace("-", "\u2212")
 
 
 #: ``NumberColumn`` printf formats of whole numbers written without thousands separators
