@@ -373,6 +373,22 @@ class SearchGraph:
                           np.full(2, -1, np.int32), np.zeros(2, np.int32), 1.0, bk, bn, bc,
                           *self.ahead)
 
+    def _search(self, nodes: np.ndarray, start_min: np.ndarray, length: np.ndarray,
+                label: np.ndarray) -> np.ndarray:
+        """Run the unbounded multi-source search; return the minutes per renumbered node.
+
+        ``length`` (metres) and ``label`` (place index) are filled in the renumbered order
+        wherever the minutes become finite; elsewhere they keep what the caller put there.
+        """
+        dist = np.full(self.n, np.inf)
+        touched = np.empty(self.n, dtype=np.int32)
+        bk, bn, bc = self._workspace()
+        seeds = self.rank[np.asarray(nodes, dtype=np.int64)]
+        _delta_search_jit(self.indptr, self.indices, self.arcs, seeds,
+                          np.asarray(start_min, dtype=np.float64), np.inf, dist, length,
+                          label, touched, self.delta, bk, bn, bc, *self.ahead)
+        return dist
+
     def multi_source(self, nodes: np.ndarray, start_min: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Minutes from the nearest of several places to every node, which place, metres.
@@ -391,16 +407,9 @@ class SearchGraph:
             place in ``nodes`` (int64, −1 unreachable) and metres along the path found from
             that place's node (float64, NaN unreachable).
         """
-        n = self.n
-        dist = np.full(n, np.inf)
-        length = np.full(n, np.nan)
-        label = np.full(n, -1, dtype=np.int32)
-        touched = np.empty(n, dtype=np.int32)
-        bk, bn, bc = self._workspace()
-        seeds = self.rank[np.asarray(nodes, dtype=np.int64)]
-        _delta_search_jit(self.indptr, self.indices, self.arcs, seeds,
-                          np.asarray(start_min, dtype=np.float64), np.inf, dist, length,
-                          label, touched, self.delta, bk, bn, bc, *self.ahead)
+        length = np.full(self.n, np.nan)
+        label = np.full(self.n, -1, dtype=np.int32)
+        dist = self._search(nodes, start_min, length, label)
         return dist[self.rank], label[self.rank].astype(np.int64), length[self.rank]
 
     def multi_source_at(self, nodes: np.ndarray, start_min: np.ndarray, at: np.ndarray
@@ -428,16 +437,9 @@ class SearchGraph:
             in ``nodes`` (int64, −1 unreachable) and metres along the path found from that
             place's node (float64, NaN unreachable); equal to ``multi_source(...)[i][at]``.
         """
-        n = self.n
-        dist = np.full(n, np.inf)
-        length = np.empty(n)  # written with the label wherever dist becomes finite
-        label = np.empty(n, dtype=np.int32)
-        touched = np.empty(n, dtype=np.int32)
-        bk, bn, bc = self._workspace()
-        seeds = self.rank[np.asarray(nodes, dtype=np.int64)]
-        _delta_search_jit(self.indptr, self.indices, self.arcs, seeds,
-                          np.asarray(start_min, dtype=np.float64), np.inf, dist, length,
-                          label, touched, self.delta, bk, bn, bc, *self.ahead)
+        length = np.empty(self.n)  # written with the label wherever dist becomes finite
+        label = np.empty(self.n, dtype=np.int32)
+        dist = self._search(nodes, start_min, length, label)
         read = self.rank[np.asarray(at, dtype=np.int64)]
         minutes = dist[read]
         reached = minutes < np.inf
