@@ -114,10 +114,17 @@ def test_bad_format_and_missing_run(demo_run: Path, tmp_path: Path,
     assert not (tmp_path / "x").exists()
     code, _, err = _export(capsys, "--dept", "ZA", "--run", str(tmp_path / "nowhere"))
     assert code == EXIT_ERROR and "lancez d'abord `zones-blanches run`" in err
-    monkeypatch.chdir(tmp_path)  # no sorties/demo here: the default run folder is absent
+    # the default run folder (the checkout's sorties/demo, whatever the working directory)
+    # is absent: pointed to a folder of this test, so that a `make run` done before the
+    # tests does not change what they check
+    from coverage import results
+
+    absent = tmp_path / "depot" / "sorties" / "demo"
+    monkeypatch.setattr(results, "DEMO_RUN_DIR", absent)
+    monkeypatch.chdir(tmp_path)
     code, _, err = _export(capsys, "--dept", "ZA")
-    assert code == EXIT_ERROR and "sorties/demo" in err and "zones-blanches run" in err
-    assert not (tmp_path / "sorties").exists()
+    assert code == EXIT_ERROR and str(absent) in err and "zones-blanches run" in err
+    assert not (tmp_path / "sorties").exists() and not (tmp_path / "depot").exists()
 
 
 def test_console_script_prints_no_traceback(demo_run: Path, tmp_path: Path) -> None:
