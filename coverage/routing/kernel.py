@@ -423,10 +423,8 @@ class SearchGraph:
 
         Parameters
         ----------
-        nodes
-            Node of each place (network numbering).
-        start_min
-            Minutes already spent at that node (the connector leg), ≥ 0.
+        nodes, start_min
+            As in :meth:`multi_source`.
         at
             Nodes to read (network numbering).
 
